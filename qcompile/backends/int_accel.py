@@ -1,0 +1,32 @@
+"""Integer-only accelerator target: TVM's C backend (portable C, compiled by the system C
+compiler into ``model.so``; the C source is written as ``model.c``), guarded by the
+integer-only verifier: a module with any floating-point value left is refused, and the
+error lists each offending kernel and the Relax binding it came from."""
+from __future__ import annotations
+
+import tvm
+
+from ..errors import QCompileError
+from .common import Artifact, legalize_stage
+from .verify import find_floats
+
+
+def make_target(**_):
+    return tvm.target.Target({"kind": "c"})
+
+
+def build(mod, **_) -> Artifact:
+    tgt = make_target()
+    offences = find_floats(legalize_stage(mod, tgt), tgt)
+    if offences:
+        listing = "; ".join(str(o) for o in offences[:3])
+        more = f" (+{len(offences) - 3} more)" if len(offences) > 3 else ""
+        err = QCompileError(f"int-accel refuses the build: {len(offences)} kernel(s) compute in floating point: "
+                            f"{listing}{more}", hint="run an integer pipeline (--pipeline int-only --int-io)")
+        err.offences = offences
+        raise err
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline  # relax has none for "c"
+
+    ex = tvm.compile(mod, target=tgt, relax_pipeline=cpu_pipeline.get_default_pipeline(tgt))
+    src = ex.mod.imports[0].inspect_source("c") if ex.mod.imports else ""
+    return Artifact("int-accel", tgt, ex, sources={"model.c": src}, info={"verified_integer_only": True})

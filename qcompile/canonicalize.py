@@ -1,0 +1,398 @@
+"""Canonicalization: one fixed pipeline that every model goes through after import.
+
+Whatever frontend produced the graph (ONNX or torch.export), after this pipeline
+
+* weights are bound constants and constant subgraphs are folded;
+* frontend noise is gone: identity ``broadcast_to`` / ``astype`` / ``reshape``, the
+  ``reshape -> matmul -> reshape`` that torch.export wraps around linears and batched
+  matmuls, duplicated subexpressions; constants are the *second* operand of add/multiply;
+* idioms are single ops a pass can match with one pattern:
+
+  ==================  ====================================================================
+  idiom               canonical form
+  ==================  ====================================================================
+  GELU (erf)          ``R.nn.gelu(x)``       from ``x*0.5*(1+erf(x/sqrt 2))`` (any order)
+  GELU (tanh)         ``R.nn.gelu_tanh(x)``  from ``0.5*x*(1+tanh(sqrt(2/pi)(x+0.044715x^3)))``
+  LayerNorm           ``R.nn.layer_norm``    from ``(x-mean)/sqrt(var+eps)*g+b``
+  RMSNorm             ``R.nn.rms_norm``      from ``x*rsqrt(mean(x^2)+eps)*g``
+  softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``
+  attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``
+  RoPE                composite ``qcompile.rope``: ``x*cos + rot(x)*sin``, ``rot`` rotate-half
+                      or interleaved; partial rotary keeps its slice/concat around the call
+  ==================  ====================================================================
+
+A composite is a private Relax function with attribute ``Composite`` (as
+``FuseOpsByPattern`` makes them), so ``qcompile.ir.composites(mod)`` finds every call.
+The pipeline is idempotent: canonicalizing a canonical module changes nothing.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax import op as O
+from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
+from tvm.relax.transform import FusionPattern
+
+from .ir import const_value, shape_of
+from .rewrite import rewrite
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _op(name):
+    return lambda *args: is_op(f"relax.{name}")(*args)
+
+
+add, sub, mul, div = _op("add"), _op("subtract"), _op("multiply"), _op("divide")
+
+
+def comm(f, a, b):
+    """Both operand orders of a commutative op."""
+    return f(a, b) | f(b, a)
+
+
+def _is(c, value, rtol=1e-3) -> bool:
+    v = const_value(c)
+    return v is not None and v.size == 1 and math.isclose(float(v.reshape(())), value, rel_tol=rtol)
+
+
+def _positive_scalar(c) -> bool:
+    v = const_value(c)
+    return v is not None and v.size == 1 and float(v.reshape(())) > 0
+
+
+def _same(*exprs) -> bool:
+    return all(e.same_as(exprs[0]) for e in exprs[1:])
+
+
+def _last_axis(call) -> bool:
+    axis = call.attrs.axis
+    ndim = len(call.args[0].ty.shape)
+    axes = [int(a) for a in axis] if axis is not None else []
+    return len(axes) == 1 and axes[0] in (-1, ndim - 1) and bool(call.attrs.keepdims)
+
+
+# ----------------------------------------------------------------------------- cleanups
+
+
+def _identity_rewrites(func):
+    """broadcast_to / reshape / astype that do nothing, reshape(reshape(x))."""
+    x = wildcard()
+    bcast = is_op("relax.broadcast_to")(x, wildcard())
+    resh = is_op("relax.reshape")(x, wildcard())
+    cast = is_op("relax.astype")(x)
+
+    def drop_same_shape(call, m):
+        a = m[x]
+        return a if shape_of(a) is not None and shape_of(a) == shape_of(call) else call
+
+    def drop_cast(call, m):
+        return m[x] if str(m[x].ty.dtype) == str(call.attrs.dtype) else call
+
+    func = rewrite(bcast, drop_same_shape, func)
+    func = rewrite(resh, drop_same_shape, func)
+    func = rewrite(cast, drop_cast, func)
+    inner = is_op("relax.reshape")(x, wildcard())
+    outer = is_op("relax.reshape")(inner, wildcard())
+
+    def merge_reshape(call, m):
+        return O.reshape(m[x], call.ty.shape) if shape_of(call) is not None else call
+
+    func = rewrite(outer, merge_reshape, func)
+    one, y = is_const(), wildcard()
+
+    def recip_sqrt(call, m):
+        return O.rsqrt(m[y]) if _is(m[one], 1.0, 1e-7) else call
+
+    return rewrite(div(one, is_op("relax.sqrt")(y)), recip_sqrt, func)
+
+
+def _materialize_full(func):
+    """``full(static shape, const)`` -> a constant. (TVM 0.27's legalizer for ``full`` crashes
+    inside FoldConstant: ``TypeError: argument of type 'PrimType' is not iterable``.)"""
+    fill = is_const()
+    pat = is_op("relax.full")(wildcard(), fill)
+
+    def fn(call, m):
+        shape = shape_of(call)
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            return call
+        return relax.const(np.full(shape, const_value(m[fill]), dtype=str(call.ty.dtype)))
+
+    return rewrite(pat, fn, func)
+
+
+def _const_second(func):
+    """add(c, x) -> add(x, c), multiply(c, x) -> multiply(x, c)."""
+    c, x = is_const(), wildcard()
+    for name, f in (("add", O.add), ("multiply", O.multiply)):
+        pat = is_op(f"relax.{name}")(c, x)
+
+        def swap(call, m, f=f):  # broadcasting is symmetric, so the result type is unchanged
+            return call if isinstance(m[x], tvm.ir.GenericConst) else f(m[x], m[c])
+
+        func = rewrite(pat, swap, func)
+    return func
+
+
+def _unwrap_matmul(func):
+    """reshape(matmul(reshape(a, [P,(M,)K]), reshape?(b)), [*B,(M,)N]) -> matmul(a, b)."""
+    a, b = wildcard(), wildcard()
+    ra = is_op("relax.reshape")(a, wildcard())
+    mm_lin = is_op("relax.matmul")(ra, b)
+    rb = is_op("relax.reshape")(b, wildcard())
+    mm_bmm = is_op("relax.matmul")(ra, rb)
+    out_lin = is_op("relax.reshape")(mm_lin, wildcard())
+    out_bmm = is_op("relax.reshape")(mm_bmm, wildcard())
+
+    def lin(call, m):
+        sa, sb, so = shape_of(m[a]), shape_of(m[b]), shape_of(call)
+        if None in (sa, sb, so) or len(sb) != 2 or len(sa) < 2:
+            return call
+        if sa[-1] == sb[0] and so == sa[:-1] + (sb[1],):
+            return O.matmul(m[a], m[b])
+        return call
+
+    def bmm(call, m):
+        # a: [*B, M, K] flattened to [P, M, K]; b (any shape) reshaped to [P, K, N]
+        sa, so, sbr = shape_of(m[a]), shape_of(call), shape_of(m[rb])
+        if None in (sa, so, sbr) or len(sa) < 3 or len(sbr) != 3:
+            return call
+        if sa[-1] != sbr[1] or so != sa[:-1] + (sbr[2],):
+            return call
+        bb = m[b] if shape_of(m[b]) == sa[:-2] + sbr[1:] else O.reshape(m[b], list(sa[:-2] + sbr[1:]))
+        return O.matmul(m[a], bb)
+
+    func = rewrite(out_bmm, bmm, func)
+    return rewrite(out_lin, lin, func)
+
+
+# ----------------------------------------------------------------------------- idioms
+
+
+def _gelu(func):
+    x1, x2, c_half, c_one, c_div, c_mul = (wildcard(), wildcard(), is_const(), is_const(), is_const(),
+                                           is_const())
+    erf_arg = div(x2, c_div) | mul(x2, c_mul)
+    inner_erf = comm(add, is_op("relax.erf")(erf_arg), c_one)
+
+    # tanh form: tanh(c_s * (x + 0.044715 * x^3))
+    x3, x4, c_cube, c_k, c_s, c_three = wildcard(), wildcard(), is_const(), is_const(), is_const(), is_const()
+    cube = is_op("relax.power")(x4, c_three) | mul(mul(x4, x4), x4)
+    poly = comm(add, x3, mul(cube, c_k))
+    inner_tanh = comm(add, is_op("relax.tanh")(mul(poly, c_s)), c_one)
+
+    def forms(inner):
+        return (comm(mul, mul(x1, c_half), inner) | mul(comm(mul, x1, inner), c_half)
+                | comm(mul, x1, mul(inner, c_half)))
+
+    def rw_erf(call, m):
+        scale_ok = _is(m[c_div], math.sqrt(2)) if c_div in m else _is(m[c_mul], 1 / math.sqrt(2))
+        ok = _same(m[x1], m[x2]) and _is(m[c_half], 0.5) and _is(m[c_one], 1.0) and scale_ok
+        return O.nn.gelu(m[x1]) if ok else call
+
+    def rw_tanh(call, m):
+        ok = (_same(m[x1], m[x3], m[x4]) and _is(m[c_half], 0.5) and _is(m[c_one], 1.0)
+              and _is(m[c_k], 0.044715) and _is(m[c_s], math.sqrt(2 / math.pi))
+              and (c_three not in m or _is(m[c_three], 3.0)))
+        return O.nn.gelu_tanh(m[x1]) if ok else call
+
+    func = rewrite(forms(inner_erf), rw_erf, func)
+    return rewrite(forms(inner_tanh), rw_tanh, func)
+
+
+def _norms(func):
+    x, xr, xs, xv, c_eps, g, b, c_two = (wildcard(), wildcard(), wildcard(), wildcard(), is_const(),
+                                        is_const(), is_const(), is_const())
+    mean = is_op("relax.mean")
+    # LayerNorm: d = x - mean(x); var = mean(d^2); y = d / sqrt(var + eps)
+    mu = mean(x)
+    d = sub(xr, mu)
+    d2 = is_op("relax.power")(d, c_two) | mul(d, d)
+    var = mean(d2)
+    veps = comm(add, var, c_eps)
+    y_ln = div(d, is_op("relax.sqrt")(veps)) | comm(mul, d, is_op("relax.rsqrt")(veps))
+    ln_full, ln_g, ln_bare = add(comm(mul, y_ln, g), b), comm(mul, y_ln, g), y_ln
+
+    def rw_ln(kind):
+        def fn(call, m):
+            if not _same(m[x], m[xr]) or not _positive_scalar(m[c_eps]):
+                return call
+            if c_two in m and not _is(m[c_two], 2.0):
+                return call
+            means = [e for e in m.values() if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.mean"]
+            if not all(_last_axis(e) for e in means):
+                return call
+            dim = shape_of(m[x])[-1]
+            dt = str(m[x].ty.dtype)
+            gamma = m[g] if kind != "bare" else relax.const(np.ones(dim, dt))
+            beta = m[b] if kind == "full" else relax.const(np.zeros(dim, dt))
+            if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[x])) - 1) + (dim,)):
+                return call
+            eps = float(const_value(m[c_eps]))
+            return O.nn.layer_norm(m[x], O.reshape(gamma, [dim]), O.reshape(beta, [dim]), axes=[-1], epsilon=eps)
+        return fn
+
+    for pat, kind in ((ln_full, "full"), (ln_g, "gamma"), (ln_bare, "bare")):
+        func = rewrite(pat, rw_ln(kind), func)
+
+    # RMSNorm: x * rsqrt(mean(x^2) + eps) * g
+    sq = is_op("relax.power")(xs, c_two) | mul(xs, xs)
+    veps = comm(add, mean(sq), c_eps)
+    y_rms = comm(mul, xv, is_op("relax.rsqrt")(veps)) | div(xv, is_op("relax.sqrt")(veps))
+
+    def rw_rms(with_gamma):
+        def fn(call, m):
+            if not _same(m[xs], m[xv]) or not _positive_scalar(m[c_eps]) or (c_two in m and not _is(m[c_two], 2.0)):
+                return call
+            means = [e for e in m.values() if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.mean"]
+            if not all(_last_axis(e) for e in means):
+                return call
+            dim, dt = shape_of(m[xv])[-1], str(m[xv].ty.dtype)
+            gamma = m[g] if with_gamma else relax.const(np.ones(dim, dt))
+            if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[xv])) - 1) + (dim,)):
+                return call
+            return O.nn.rms_norm(m[xv], O.reshape(gamma, [dim]), axes=[-1], epsilon=float(const_value(m[c_eps])))
+        return fn
+
+    func = rewrite(comm(mul, y_rms, g), rw_rms(True), func)
+    return rewrite(y_rms, rw_rms(False), func)
+
+
+def _softmax(func):
+    x, xm = wildcard(), wildcard()
+    e = is_op("relax.exp")(sub(x, is_op("relax.max")(xm)))
+    pat = div(e, is_op("relax.sum")(e))
+
+    def fn(call, m):
+        red = [v for v in m.values() if isinstance(v, relax.Call) and getattr(v.op, "name", "") in ("relax.max", "relax.sum")]
+        if not _same(m[x], m[xm]) or not all(_last_axis(r) for r in red):
+            return call
+        return O.nn.softmax(m[x], axis=-1)
+
+    return rewrite(pat, fn, func)
+
+
+# ----------------------------------------------------------------------------- composites
+
+
+def attention_patterns() -> list[FusionPattern]:
+    """``matmul(softmax(scale(matmul(q, kT)) [+ mask]), v)``; the scale is optional."""
+    q, kt, v, mask, s = wildcard(), wildcard(), wildcard(), wildcard(), is_const()
+    scores = is_op("relax.matmul")(q, kt)
+    scaled = div(scores, s) | mul(scores, s)
+    out = []
+    for sc in (scaled, scores):
+        for masked in (add(sc, mask), sc):
+            out.append(FusionPattern("qcompile.attention",
+                                     is_op("relax.matmul")(is_op("relax.nn.softmax")(masked), v)))
+    return out
+
+
+def rope_patterns() -> list[FusionPattern]:
+    """``x*cos + rot(x)*sin`` with rot rotate-half or interleaved (pairs (2i, 2i+1))."""
+    pats = []
+    for form in ("half", "interleaved"):
+        x, xa, xb, cos, sin = wildcard(), wildcard(), wildcard(), wildcard(), wildcard()
+        sa = is_op("relax.strided_slice")(xa, varg_default_wildcard=True)
+        sb = is_op("relax.strided_slice")(xb, varg_default_wildcard=True)
+        if form == "half":
+            rot = is_op("relax.concat")(is_tuple([is_op("relax.negative")(sa), sb]))
+        else:
+            ed = is_op("relax.expand_dims")
+            rot = is_op("relax.reshape")(is_op("relax.concat")(is_tuple([ed(is_op("relax.negative")(sa)), ed(sb)])), wildcard())
+        pat = comm(add, comm(mul, x, cos), comm(mul, rot, sin))
+        annotations = {"x": x, "xa": xa, "xb": xb, "sa": sa, "sb": sb}
+
+        def check(ctx, form=form):
+            e = ctx.annotated_expr
+            if not _same(e["x"], e["xa"], e["xb"]):
+                return False
+            hd = shape_of(e["x"])
+            if hd is None:
+                return False
+            return _slices_are_rope(e["sa"], e["sb"], hd[-1], form)
+
+        pats.append(FusionPattern("qcompile.rope", pat, annotations, check))
+    return pats
+
+
+def _slice_params(call):
+    """(axes, begin, end, strides) of a strided_slice; in 0.27 they are Tuple arguments."""
+    def ints(t):
+        return [int(getattr(v, "value", v)) for v in t.fields]
+    axes, begin, end = (ints(call.args[i]) for i in (1, 2, 3))
+    strides = ints(call.args[4]) if len(call.args) > 4 else [1] * len(axes)
+    return axes, begin, end, strides
+
+
+def _slices_are_rope(sa, sb, d, form) -> bool:
+    """rotate-half: -x[d/2:], x[:d/2]; interleaved: -x[1::2], x[0::2]; both on the last axis."""
+    ndim = len(sa.args[0].ty.shape)
+    pa, pb = _slice_params(sa), _slice_params(sb)
+    for axes, *_ in (pa, pb):
+        if len(axes) != 1 or axes[0] not in (-1, ndim - 1):
+            return False
+    (_, ba, ea, ta), (_, bb, eb, tb) = pa, pb
+    clamp = lambda v: min(v[0], d)  # noqa: E731
+    if form == "half":
+        return ta == tb == [1] and ba[0] == d // 2 and clamp(ea) == d and bb[0] == 0 and clamp(eb) == d // 2
+    return ta == tb == [2] and ba[0] == 1 and bb[0] == 0 and clamp(ea) >= d - 1 and clamp(eb) >= d - 1
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def _func_rewrites(*steps):
+    @tvm.ir.transform.module_pass(opt_level=0, name="qcompile.CanonicalIdioms")
+    def run(mod, ctx):
+        mod = mod.clone() if hasattr(mod, "clone") else mod
+        for gv, f in list(mod.functions.items()):
+            if isinstance(f, relax.Function) and "Composite" not in (f.attrs or {}):
+                for step in steps:
+                    f = step(f)
+                mod[gv] = f
+        return mod
+
+    return run
+
+
+def canonicalize_passes() -> list:
+    """The canonicalization pipeline as TVM passes (run in order, idempotent)."""
+    T = relax.transform
+    return [
+        _func_rewrites(_materialize_full),
+        T.FoldConstant(),
+        T.EliminateCommonSubexpr(),
+        _func_rewrites(_identity_rewrites, _const_second, _unwrap_matmul),
+        T.FoldConstant(),
+        T.EliminateCommonSubexpr(),
+        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites),
+        T.FuseOpsByPattern(rope_patterns(), bind_constants=True, annotate_codegen=False),
+        T.FuseOpsByPattern(attention_patterns(), bind_constants=True, annotate_codegen=False),
+        T.DeadCodeElimination(),
+        T.CanonicalizeBindings(),
+    ]
+
+
+def bind_params(mod):
+    """Turn weights kept as function parameters (``attrs['params']``) into constants."""
+    from tvm.relax.frontend import detach_params
+
+    func = mod["main"]
+    if "params" not in (func.attrs or {}):
+        return mod
+    mod, params = detach_params(mod)
+    num_input = int(mod["main"].attrs["num_input"])
+    names = [p.name for p in mod["main"].params]
+    return relax.transform.BindParams("main", dict(zip(names[num_input:], params["main"])))(mod)
+
+
+def canonicalize(mod):
+    """Run the canonicalization pipeline on a module (weights bound as constants)."""
+    mod = bind_params(mod)
+    with tvm.transform.PassContext(opt_level=0):
+        return tvm.transform.Sequential(canonicalize_passes(), name="qcompile.canonicalize")(mod)

@@ -1,0 +1,188 @@
+"""Loading models into Relax with TVM's own frontends.
+
+* ONNX (a path, opsets 13-21, external-data files next to the model) through
+  ``tvm.relax.frontend.onnx.from_onnx``;
+* a ``torch.nn.Module`` with example inputs through ``torch.export`` and
+  ``from_exported_program``.
+
+Input dimensions that the ONNX file leaves symbolic stay symbolic unless the user fixes
+them (``input_shapes={"input_ids": (1, 128)}``, CLI ``--input-shape input_ids=1x128``).
+Everything is checked before conversion, so bad input fails early with one line.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import QCompileError, UnsupportedOpError
+
+MIN_OPSET, MAX_OPSET = 13, 21
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: tuple  # ints, or strings for symbolic dims
+    dtype: str
+
+
+@dataclass
+class Model:
+    """A loaded model: the Relax module plus where it came from (for the float oracle)."""
+
+    mod: Any  # tvm.IRModule
+    inputs: list[InputSpec]
+    outputs: list[str]
+    source: str  # "onnx" | "torch"
+    path: Path | None = None  # the ONNX file, when loaded from one
+    meta: dict = field(default_factory=dict)
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """Parse CLI ``name=1x128`` strings."""
+    out: dict[str, tuple[int, ...]] = {}
+    for s in specs or []:
+        name, sep, dims = s.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = tuple(int(d) for d in dims.lower().split("x"))
+            if any(d <= 0 for d in out[name]):
+                raise ValueError
+        except ValueError:
+            raise QCompileError(f"bad --input-shape '{s}'", hint="expected NAME=D0xD1x..., e.g. input_ids=1x128") from None
+    return out
+
+
+def load(model, input_shapes: dict | None = None, example_inputs: tuple | None = None) -> Model:
+    """Load an ONNX path or a ``torch.nn.Module`` (with ``example_inputs``) into Relax."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_onnx(Path(model), input_shapes or {})
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        if example_inputs is None:
+            raise QCompileError("a torch.nn.Module needs example_inputs", hint="qc.load(module, example_inputs=(x,))")
+        return load_torch(model, tuple(example_inputs))
+    raise QCompileError(f"cannot load a {type(model).__name__}", hint="give an ONNX path or a torch.nn.Module")
+
+
+# --------------------------------------------------------------------------------- ONNX
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+                10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def _read_onnx(path: Path):
+    import onnx
+
+    if not path.exists():
+        raise QCompileError(f"model file not found: {path}")
+    if path.is_dir():
+        raise QCompileError(f"model path is a folder, not an ONNX file: {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=True)
+    except Exception as e:  # protobuf DecodeError, missing external data, ...
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QCompileError(f"cannot read ONNX file {path}: {msg}") from None
+    if not proto.graph.node:
+        raise QCompileError(f"{path} is not a valid ONNX model (no graph nodes)")
+    try:
+        onnx.checker.check_model(proto, full_check=False)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0]
+        raise QCompileError(f"malformed ONNX model {path}: {msg}") from None
+    return proto
+
+
+def _check_onnx(proto, path: Path) -> int:
+    from onnx import numpy_helper
+    from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
+
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise QCompileError(f"{path}: ONNX opset {opset} is not supported",
+                            hint=f"re-export with an opset between {MIN_OPSET} and {MAX_OPSET}")
+    known = _get_convert_map()
+    for i, node in enumerate(proto.graph.node):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in known:
+            name = node.name or f"#{i}"
+            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+            raise UnsupportedOpError(name, op, "TVM's ONNX frontend has no converter for it; "
+                                     "re-export without it or decompose it into standard ONNX ops")
+    for init in proto.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and np.isnan(arr).any():  # +-inf is legitimate (attention masks)
+            bad = int(np.isnan(arr).sum())
+            raise QCompileError(f"weight '{init.name}' has {bad} NaN value(s)",
+                                hint="the model file is corrupt or was exported from a diverged checkpoint")
+    return opset
+
+
+def _onnx_inputs(proto) -> list[InputSpec]:
+    inits = {i.name for i in proto.graph.initializer}
+    specs = []
+    for vi in proto.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim)
+        specs.append(InputSpec(vi.name, dims, _ONNX_DTYPES.get(tt.elem_type, str(tt.elem_type))))
+    return specs
+
+
+def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
+    from tvm.relax.frontend.onnx import from_onnx
+
+    proto = _read_onnx(path)
+    opset = _check_onnx(proto, path)
+    inputs = _onnx_inputs(proto)
+    names = [s.name for s in inputs]
+    for name, shape in input_shapes.items():
+        if name not in names:
+            raise QCompileError(f"--input-shape names '{name}', which is not a model input",
+                                hint=f"inputs are: {', '.join(names)}")
+        spec = next(s for s in inputs if s.name == name)
+        if len(shape) != len(spec.shape):
+            raise QCompileError(f"input '{name}' has rank {len(spec.shape)} {spec.shape}, "
+                                f"--input-shape gives rank {len(shape)}")
+        for d, (want, have) in enumerate(zip(spec.shape, shape)):
+            if isinstance(want, int) and want > 0 and want != have:
+                raise QCompileError(f"input '{name}' dim {d} is fixed to {want} in the model, --input-shape gives {have}")
+        spec.shape = tuple(shape)
+    shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
+    dtype_dict = {s.name: s.dtype for s in inputs}
+    try:
+        mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
+                        keep_params_in_input=False)
+    except QCompileError:
+        raise
+    except Exception as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}") from None
+    return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, {"opset": opset})
+
+
+# --------------------------------------------------------------------------------- torch
+def load_torch(module, example_inputs: tuple) -> Model:
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    for name, p in list(module.named_parameters()) + list(module.named_buffers()):
+        if p.is_floating_point() and torch.isnan(p).any():
+            raise QCompileError(f"weight '{name}' has {int(torch.isnan(p).sum())} NaN value(s)")
+    module = module.eval()
+    try:
+        ep = torch.export.export(module, example_inputs)
+        mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QCompileError(f"torch.export/import failed: {type(e).__name__}: {msg}") from None
+    params = mod["main"].params
+    inputs = [InputSpec(p.name, tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in params]
+    return Model(mod, inputs, ["output"], "torch", None, {"example_inputs": example_inputs})
