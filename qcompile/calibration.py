@@ -176,13 +176,14 @@ def tap(mod, vars_: list) -> tvm.IRModule:
     func = mod["main"]
     where = []
     for v in vars_:
+        params = [k for k, p in enumerate(func.params) if p.same_as(v)]
         pos = [(i, j) for i, blk in enumerate(func.body.blocks) for j, b in enumerate(blk.bindings) if b.var.same_as(v)]
-        if not pos:
+        if not params and not pos:
             raise QCompileError(f"calibration request names '{getattr(v, 'name', v)}', which is not bound in main")
-        where.append(pos[0])
+        where.append(("param", params[0]) if params else pos[0])
     plain = relax.transform.ToNonDataflow()(mod)
     f = plain["main"]
-    outs = [f.body.blocks[i].bindings[j].var for i, j in where]
+    outs = [f.params[j] if i == "param" else f.body.blocks[i].bindings[j].var for i, j in where]
     body = relax.SeqExpr(f.body.blocks, relax.Tuple([f.body.body, *outs]))
     ret = relax.TupleType([f.body.body.ty, *[o.ty for o in outs]])
     new = relax.Function(f.params, body, ret, attrs=f.attrs)

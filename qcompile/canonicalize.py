@@ -371,8 +371,8 @@ def canonicalize_passes() -> list:
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites),
-        T.FuseOpsByPattern(rope_patterns(), bind_constants=True, annotate_codegen=False),
-        T.FuseOpsByPattern(attention_patterns(), bind_constants=True, annotate_codegen=False),
+        T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
+        T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),
         T.DeadCodeElimination(),
         T.CanonicalizeBindings(),
     ]

@@ -164,7 +164,13 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
         raise
     except Exception as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}") from None
+        symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
+        hint = None
+        if symbolic:
+            hint = "the model has symbolic input dims; fix them with " + " ".join(
+                f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else '1' for d in s.shape)}"
+                for s in symbolic)
+        raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}", hint=hint) from None
     return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, {"opset": opset})
 
 

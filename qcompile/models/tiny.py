@@ -8,6 +8,7 @@ RoPE (rotate-half or interleaved, full or partial), MHA and GQA.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
@@ -130,3 +131,16 @@ def encoder_inputs(b=1, t=8, d=32, seed=0):
 def decoder_inputs(b=1, t=8, d=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, t, d, generator=g), torch.arange(t)[None].repeat(b, 1)
+
+
+def export_onnx(module, inputs, path, names, dynamic_batch=False):
+    """ONNX export (dynamo, opset 18) with named inputs, output ``y``, optionally symbolic batch."""
+    kw = {}
+    if dynamic_batch:
+        n = torch.export.Dim("N", max=64)
+        kw["dynamic_shapes"] = {k: {0: n} for k in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, inputs, str(path), input_names=names, output_names=["y"], dynamo=True,
+                          opset_version=18, verbose=False, **kw)
+    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=0, help="random +-N pixel shift augmentation (0: off)")
+    ap.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     ap.add_argument("--out", type=Path, default=ASSETS)
     a = ap.parse_args(argv)
     torch.manual_seed(a.seed)
@@ -56,10 +59,11 @@ def main(argv=None):
         for i in bar:
             idx = perm[i:i + a.batch]
             xb = torch.from_numpy(xtr[idx])
-            if True:  # augmentation: random horizontal flip and +-2 pixel shift
+            if not a.no_flip:
                 flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
                 xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-                dx, dy = (int(v) for v in rng.integers(-2, 3, size=2))
+            if a.shift:
+                dx, dy = (int(v) for v in rng.integers(-a.shift, a.shift + 1, size=2))
                 xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
             loss = F.cross_entropy(model(xb), torch.from_numpy(ytr[idx]), label_smoothing=0.1)
             opt.zero_grad()
@@ -71,7 +75,7 @@ def main(argv=None):
         print(f"epoch {ep + 1}: test top-1 {acc * 100:.2f}%  ({time.time() - t0:.0f} s)", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     meta = {"test_top1": acc, "epochs": a.epochs, "seed": a.seed, "train_seconds": round(time.time() - t0),
-            "command": "python -m qcompile.models.train_vit " + " ".join(argv or [])}
+            "command": " ".join(["python -m qcompile.models.train_vit", *(sys.argv[1:] if argv is None else argv)])}
     save_checkpoint(model, a.out / "vit_fmnist.pt", **meta)
     export_onnx(model, a.out / "vit_fmnist.onnx")
     (a.out / "vit_fmnist.json").write_text(json.dumps(meta, indent=2) + "\n")

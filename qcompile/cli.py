@@ -1,0 +1,144 @@
+"""Command line.
+
+    qcompile MODEL.onnx --pipeline none --target llvm -o OUT [--calib-data F.npz] [--eval-data F.npz]
+             [--input-shape NAME=1x128 ...] [--arch sm_80] [--mcpu znver3] [--batch 16]
+    qcompile --list-pipelines
+    qcompile run OUT --inputs F.npz --output G.npz
+    qcompile assets fetch [NAME ...]
+
+Errors caused by the input print one line and exit 2, leaving no OUT behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import QCompileError
+
+
+def _compile_parser() -> argparse.ArgumentParser:
+    from .backends import TARGETS
+
+    ap = argparse.ArgumentParser(prog="qcompile", description="Quantization compiler for transformer models (TVM Relax).",
+                                 epilog="Other commands: `qcompile run OUT --inputs F.npz --output G.npz`, "
+                                        "`qcompile assets fetch [NAME ...]`.")
+    ap.add_argument("model", nargs="?", help="ONNX file")
+    ap.add_argument("--pipeline", "-p", default="none", help="pipeline name, a+b composition, or a .toml recipe")
+    ap.add_argument("--target", "-t", default="llvm", choices=sorted(TARGETS))
+    ap.add_argument("-o", "--out", default="build", help="output folder (replaced atomically on success)")
+    ap.add_argument("--calib-data", help=".npz of calibration inputs (leading axis = samples)")
+    ap.add_argument("--eval-data", help=".npz of held-out inputs; the report compares against onnxruntime")
+    ap.add_argument("--eval-limit", type=int, help="evaluate on the first N samples only")
+    ap.add_argument("--input-shape", action="append", metavar="NAME=D0xD1...", help="fix a symbolic input shape")
+    ap.add_argument("--arch", help="CUDA arch (default sm_80)")
+    ap.add_argument("--mcpu", help="LLVM CPU (default: this machine's)")
+    ap.add_argument("--batch", type=int, default=16, help="batch size for calibration/evaluation (symbolic batch dims)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    ap.add_argument("--list-pipelines", action="store_true", help="list pipelines and exit")
+    return ap
+
+
+def _main_compile(argv) -> int:
+    from .driver import compile_model
+    from .loader import parse_input_shapes
+    from .pipelines import describe
+    from .report import summary
+
+    a = _compile_parser().parse_args(argv)
+    if a.list_pipelines:
+        print("\n".join(describe()))
+        return 0
+    if not a.model:
+        raise QCompileError("no model given", hint="qcompile MODEL.onnx --pipeline none --target llvm -o OUT")
+    if a.batch < 1:
+        raise QCompileError("--batch must be at least 1")
+    rep = compile_model(a.model, a.pipeline, a.target, a.out, calib_data=a.calib_data, eval_data=a.eval_data,
+                        input_shapes=parse_input_shapes(a.input_shape), arch=a.arch, mcpu=a.mcpu,
+                        batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet)
+    print(summary(rep, a.out))
+    return 0
+
+
+def _main_run(argv) -> int:
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from .backends.common import flatten_outputs
+    from .calibration import batches, read_npz
+
+    ap = argparse.ArgumentParser(prog="qcompile run", description="Execute a compiled llvm/int-accel artifact.")
+    ap.add_argument("artifact", help="output folder of `qcompile MODEL ... -o OUT`")
+    ap.add_argument("--inputs", required=True, help=".npz with one array per model input (leading axis = samples)")
+    ap.add_argument("--output", required=True, help=".npz to write, one array per model output")
+    ap.add_argument("--batch", type=int, default=16)
+    a = ap.parse_args(argv)
+    folder = Path(a.artifact)
+    rep_path, lib = folder / "report.json", folder / "model.so"
+    if not rep_path.exists() or not lib.exists():
+        raise QCompileError(f"{folder} is not a qcompile artifact folder (needs report.json and model.so)")
+    rep = json.loads(rep_path.read_text())
+    if rep["build"]["target"] not in ("llvm", "int-accel"):
+        raise QCompileError(f"a {rep['build']['target']} artifact cannot run on this machine")
+    data = read_npz(a.inputs)
+    specs = rep["model"]["inputs"]
+    missing = [s["name"] for s in specs if s["name"] not in data]
+    if missing:
+        raise QCompileError(f"{a.inputs} lacks input(s) {', '.join(missing)}")
+    first = {s["shape"][0] for s in specs if s["shape"]}
+    fixed = [d for d in first if isinstance(d, int) and d > 0]
+    bs = fixed[0] if fixed else a.batch
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), tvm.cpu())
+    outs: list[list] = []
+    for feed in batches({s["name"]: data[s["name"]] for s in specs}, bs):
+        res = flatten_outputs(vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[s["name"]])) for s in specs]))
+        outs = outs or [[] for _ in res]
+        for acc, r in zip(outs, res):
+            acc.append(r)
+    names = rep["model"]["outputs"]
+    names = names if len(names) == len(outs) else [f"output{i}" for i in range(len(outs))]
+    tmp = Path(a.output).with_suffix(".tmp.npz")
+    np.savez(tmp, **{n: np.concatenate(o) for n, o in zip(names, outs)})
+    tmp.replace(a.output)
+    print(f"wrote {a.output}: " + ", ".join(f"{n} {np.concatenate(o).shape}" for n, o in zip(names, outs)))
+    return 0
+
+
+def _main_assets(argv) -> int:
+    from . import assets
+
+    ap = argparse.ArgumentParser(prog="qcompile assets", description="Fetch and cache models and data sets.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fetch", help="install/cache assets (all by default)")
+    f.add_argument("names", nargs="*",
+                   help=f"any of: {', '.join(sorted(assets.ASSETS))}")
+    sub.add_parser("list", help="what is available and whether it is cached")
+    a = ap.parse_args(argv)
+    if a.cmd == "list":
+        for name, asset in sorted(assets.ASSETS.items()):
+            print(f"{name:<16} {'ok     ' if asset.present() else 'missing'}  {asset.description}")
+        return 0
+    assets.fetch(a.names or sorted(assets.ASSETS))
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["run"]:
+            return _main_run(argv[1:])
+        if argv[:1] == ["assets"]:
+            return _main_assets(argv[1:])
+        return _main_compile(argv)
+    except QCompileError as e:
+        print(f"qcompile: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("qcompile: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The compile job behind the CLI: load -> passes -> build -> export -> evaluate -> report,
+written atomically (a temporary folder renamed into place on success)."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import tvm
+
+from . import report as rep_mod
+from .build import build
+from .calibration import Calibration, read_npz
+from .errors import QCompileError
+from .evaluate import Reference, compare
+from .loader import load
+from .passmanager import PassManager
+from .pipelines import pipeline
+
+
+def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
+                  calib_data=None, eval_data=None, input_shapes=None, arch=None, mcpu=None,
+                  batch: int = 16, eval_limit: int | None = None, progress: bool = True) -> dict:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise QCompileError(f"output path {out} exists and is not a folder")
+    passes = pipeline(pipeline_spec)  # validate everything cheap before any work
+    calib = Calibration(calib_data, batch=batch, progress=progress) if calib_data else None
+    evald = read_npz(eval_data) if eval_data else None
+    if evald is not None and eval_limit:
+        evald = {k: v[:eval_limit] for k, v in evald.items()}
+    seconds = {}
+    t = time.perf_counter()
+    model = load(model_path, input_shapes=input_shapes or {})
+    seconds["load"] = time.perf_counter() - t
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        pm = PassManager(passes, calibration=calib, ir_dir=tmp / "ir")
+        t = time.perf_counter()
+        weights_before = rep_mod.weight_bytes(model.mod)
+        mod = pm.run(model.mod)
+        seconds["passes"] = time.perf_counter() - t
+        t = time.perf_counter()
+        art = build(mod, target, arch=arch, mcpu=mcpu)
+        files = art.export(tmp)
+        seconds["build"] = time.perf_counter() - t
+        report = {
+            "qcompile_version": __import__("qcompile").__version__,
+            "tvm_version": tvm.__version__,
+            "model": {"name": Path(model_path).name, "path": str(model_path), "source": model.source,
+                      **model.meta,
+                      "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in model.inputs],
+                      "outputs": model.outputs},
+            "pipeline": pipeline_spec,
+            "passes": [{"index": r.index, "name": r.name, "seconds": round(r.seconds, 4),
+                        "op_changes": r.changed_ops(), "ir_file": r.ir_file, "notes": r.notes} for r in pm.records],
+            "ops_after": pm.records[-1].ops_after if pm.records else {},
+            "memory": {"weight_bytes_before": weights_before, "weight_bytes_after": rep_mod.weight_bytes(mod)},
+            "build": {"target": target, "info": art.info, "files": files, "seconds": round(seconds["build"], 3),
+                      "artifact_bytes": sum((tmp / f).stat().st_size for f in files)},
+        }
+        if evald is not None:
+            if not art.runnable:
+                report["evaluation"] = None
+                report["evaluation_skipped"] = f"a {target} artifact cannot run on this machine"
+            else:
+                t = time.perf_counter()
+                ref = Reference(model)
+                ev = compare(art, model, evald, ref, batch=batch, progress=progress)
+                report["evaluation"] = {"reference": "onnxruntime" if model.source == "onnx" else "torch", **ev}
+                seconds["evaluate"] = time.perf_counter() - t
+        report["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+        rep_mod.write(tmp, report)
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; an existing ``out`` is removed only after the move succeeds."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""Compare a compiled artifact against the float reference on held-out data.
+
+The reference is onnxruntime on the original ONNX file (or torch for a module). Metrics
+per output: max |err|, cosine similarity (flattened), and for logits-shaped outputs the
+top-1 agreement (argmax over the last axis).
+"""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from .calibration import batches
+from .errors import QCompileError
+from .loader import Model
+
+
+def batch_size_for(model: Model, requested: int) -> int:
+    """Symbolic leading dim: the requested batch; fixed leading dim: that size."""
+    dims = {s.shape[0] for s in model.inputs if s.shape}
+    fixed = [d for d in dims if isinstance(d, int) and d > 0]
+    return fixed[0] if fixed else requested
+
+
+class Reference:
+    """The float oracle: onnxruntime (ONNX models) or torch (modules)."""
+
+    def __init__(self, model: Model, module=None):
+        self.model = model
+        if model.source == "onnx":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            self.sess = ort.InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+            self.names = [i.name for i in self.sess.get_inputs()]
+        elif module is None:
+            raise QCompileError("a torch model needs its module as the reference")
+        else:
+            self.module = module
+
+    def __call__(self, feed: dict) -> list[np.ndarray]:
+        if self.model.source == "onnx":
+            return self.sess.run(None, {n: feed[n] for n in self.names})
+        import torch
+
+        with torch.no_grad():
+            out = self.module(*[torch.from_numpy(feed[s.name]) for s in self.model.inputs])
+        out = out if isinstance(out, (tuple, list)) else [out]
+        return [o.numpy() for o in out]
+
+
+def check_inputs(model: Model, data: dict) -> None:
+    names = [s.name for s in model.inputs]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise QCompileError(f"data lacks model input(s) {', '.join(missing)}", hint=f"it has: {', '.join(data)}")
+    for s in model.inputs:
+        arr = data[s.name]
+        if arr.ndim != len(s.shape):
+            raise QCompileError(f"input '{s.name}' needs rank {len(s.shape)} {s.shape}, data has shape {arr.shape}")
+        for d, (want, have) in enumerate(zip(s.shape[1:], arr.shape[1:]), start=1):
+            if isinstance(want, int) and want > 0 and want != have:
+                raise QCompileError(f"input '{s.name}' dim {d} must be {want}, data has {have} (shape {arr.shape})")
+
+
+def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
+            progress: bool = True) -> dict:
+    """Run artifact and reference on ``data`` in batches; return metrics per output."""
+    check_inputs(model, data)
+    bs = batch_size_for(model, batch)
+    n = len(next(iter(data.values())))
+    usable = n - n % bs if bs != batch else n
+    if usable == 0:
+        raise QCompileError(f"evaluation data has {n} samples, the model's fixed batch is {bs}")
+    data = {k: v[:usable] for k, v in data.items()}
+    acc: dict[int, dict] = {}
+    order = [s.name for s in model.inputs]
+    for feed in tqdm(batches(data, bs), total=-(-usable // bs), desc="evaluating", unit="batch", disable=not progress):
+        got = artifact.run(*[feed[k] for k in order])
+        ref = reference(feed)
+        for i, (g, r) in enumerate(zip(got, ref)):
+            g64, r64 = g.astype(np.float64).ravel(), np.asarray(r, np.float64).ravel()
+            a = acc.setdefault(i, {"max_abs_err": 0.0, "dot": 0.0, "gg": 0.0, "rr": 0.0, "agree": 0, "rows": 0})
+            a["max_abs_err"] = max(a["max_abs_err"], float(np.abs(g64 - r64).max()) if g64.size else 0.0)
+            a["dot"] += float(g64 @ r64)
+            a["gg"] += float(g64 @ g64)
+            a["rr"] += float(r64 @ r64)
+            if g.ndim == 2 and g.shape[-1] > 1 and np.issubdtype(g.dtype, np.floating):  # logits [N, C]
+                a["agree"] += int((g.argmax(-1) == np.asarray(r).argmax(-1)).sum())
+                a["rows"] += int(np.prod(g.shape[:-1]))
+    out = {}
+    names = model.outputs if len(model.outputs) == len(acc) else [f"output{i}" for i in acc]
+    for i, a in acc.items():
+        m = {"max_abs_err": a["max_abs_err"],
+             "cosine": a["dot"] / max(np.sqrt(a["gg"] * a["rr"]), 1e-30)}
+        if a["rows"]:
+            m["top1_agreement"] = a["agree"] / a["rows"]
+        out[names[i]] = m
+    return {"samples": usable, "batch": bs, "outputs": out}

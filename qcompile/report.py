@@ -1,0 +1,69 @@
+"""report.json (machine-readable) and report.md (for people), plus the console summary."""
+from __future__ import annotations
+
+import json
+
+import tvm
+from tvm import relax
+
+
+def weight_bytes(mod) -> int:
+    """Bytes of distinct tensor constants in the module's Relax functions."""
+    seen = {}
+
+    def visit(e):
+        if isinstance(e, tvm.ir.GenericConst):
+            seen.setdefault(e, e.value.numpy().nbytes)  # objects hash by identity
+
+    for _, f in mod.functions.items():
+        if isinstance(f, relax.Function):
+            relax.analysis.post_order_visit(f.body, visit)
+    return int(sum(seen.values()))
+
+
+def _fmt_ops(delta: dict) -> str:
+    return ", ".join(f"{k} {v:+d}" for k, v in delta.items()) or "no op-count change"
+
+
+def write(out_dir, rep: dict) -> None:
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=2, sort_keys=False) + "\n")
+    (out_dir / "report.md").write_text(markdown(rep))
+
+
+def markdown(rep: dict) -> str:
+    m, b = rep["model"], rep["build"]
+    lines = [f"# qcompile report: {m['name']}", "",
+             f"* pipeline `{rep['pipeline']}`, target `{b['target']}` ({', '.join(f'{k} {v}' for k, v in b['info'].items())})",
+             f"* inputs: " + ", ".join(f"`{i['name']}` {i['dtype']}{list(i['shape'])}" for i in m["inputs"]),
+             f"* weights: {rep['memory']['weight_bytes_before']:,} B before, {rep['memory']['weight_bytes_after']:,} B after",
+             f"* artifact: {', '.join(b['files'])} ({b['artifact_bytes']:,} B), built in {b['seconds']:.1f} s",
+             "", "## Passes", "", "| # | pass | time (s) | op changes | IR |", "|---|---|---|---|---|"]
+    for p in rep["passes"]:
+        lines.append(f"| {p['index']} | {p['name']} | {p['seconds']:.2f} | {_fmt_ops(p['op_changes'])} | `ir/{p['ir_file']}` |")
+    if rep["passes"]:
+        lines += ["", "Ops after the last pass: " + ", ".join(f"{k} {v}" for k, v in rep["ops_after"].items())]
+    ev = rep.get("evaluation")
+    if ev:
+        lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
+                  "", "| output | max abs err | cosine | top-1 agreement |", "|---|---|---|---|"]
+        for name, o in ev["outputs"].items():
+            t1 = f"{o['top1_agreement'] * 100:.2f} %" if "top1_agreement" in o else "-"
+            lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} |")
+    lines += ["", f"Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items()), ""]
+    return "\n".join(lines)
+
+
+def summary(rep: dict, out_dir) -> str:
+    b = rep["build"]
+    rows = [f"qcompile: {rep['model']['name']}  pipeline={rep['pipeline']}  target={b['target']}"]
+    for p in rep["passes"]:
+        rows.append(f"  {p['index']:>2} {p['name']:<16} {p['seconds']:7.2f} s  {_fmt_ops(p['op_changes'])}")
+    rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
+    ev = rep.get("evaluation")
+    if ev:
+        for name, o in ev["outputs"].items():
+            t1 = f", top-1 agreement {o['top1_agreement'] * 100:.2f} %" if "top1_agreement" in o else ""
+            rows.append(f"  vs {ev['reference']} on {ev['samples']} samples: {name} cosine {o['cosine']:.7f}, "
+                        f"max |err| {o['max_abs_err']:.3g}{t1}")
+    rows.append(f"  report: {out_dir}/report.md")
+    return "\n".join(rows)
