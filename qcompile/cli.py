@@ -69,7 +69,8 @@ def _main_run(argv) -> int:
     from .backends.common import flatten_outputs
     from .calibration import batches, read_npz
 
-    ap = argparse.ArgumentParser(prog="qcompile run", description="Execute a compiled llvm/int-accel artifact.")
+    ap = argparse.ArgumentParser(prog="qcompile run",
+                                 description="Execute a compiled artifact (llvm, int-accel; cuda where a GPU is present).")
     ap.add_argument("artifact", help="output folder of `qcompile MODEL ... -o OUT`")
     ap.add_argument("--inputs", required=True, help=".npz with one array per model input (leading axis = samples)")
     ap.add_argument("--output", required=True, help=".npz to write, one array per model output")
@@ -80,8 +81,13 @@ def _main_run(argv) -> int:
     if not rep_path.exists() or not lib.exists():
         raise QCompileError(f"{folder} is not a qcompile artifact folder (needs report.json and model.so)")
     rep = json.loads(rep_path.read_text())
-    if rep["build"]["target"] not in ("llvm", "int-accel"):
-        raise QCompileError(f"a {rep['build']['target']} artifact cannot run on this machine")
+    device = "cpu"
+    if rep["build"]["target"] == "cuda":
+        from .backends.cuda import gpu_present
+
+        if not gpu_present():
+            raise QCompileError("a cuda artifact cannot run on this machine (no CUDA GPU found)")
+        device = "cuda"
     data = read_npz(a.inputs)
     specs = rep["model"]["inputs"]
     missing = [s["name"] for s in specs if s["name"] not in data]
@@ -90,10 +96,12 @@ def _main_run(argv) -> int:
     first = {s["shape"][0] for s in specs if s["shape"]}
     fixed = [d for d in first if isinstance(d, int) and d > 0]
     bs = fixed[0] if fixed else a.batch
-    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), tvm.cpu())
+    dev = tvm.device(device, 0)
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
     outs: list[list] = []
     for feed in batches({s["name"]: data[s["name"]] for s in specs}, bs):
-        res = flatten_outputs(vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[s["name"]])) for s in specs]))
+        res = flatten_outputs(vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[s["name"]]), device=dev)
+                                               for s in specs]))
         outs = outs or [[] for _ in res]
         for acc, r in zip(outs, res):
             acc.append(r)
@@ -114,13 +122,17 @@ def _main_assets(argv) -> int:
     f = sub.add_parser("fetch", help="install/cache assets (all by default)")
     f.add_argument("names", nargs="*",
                    help=f"any of: {', '.join(sorted(assets.ASSETS))}")
+    f.add_argument("--for-tests", action="store_true", help="only what the test suite uses")
     sub.add_parser("list", help="what is available and whether it is cached")
     a = ap.parse_args(argv)
     if a.cmd == "list":
         for name, asset in sorted(assets.ASSETS.items()):
             print(f"{name:<16} {'ok     ' if asset.present() else 'missing'}  {asset.description}")
         return 0
-    assets.fetch(a.names or sorted(assets.ASSETS))
+    if a.for_tests:
+        assets.fetch(sorted(n for n, x in assets.ASSETS.items() if x.for_tests))
+    else:
+        assets.fetch(a.names or sorted(assets.ASSETS))
     return 0
 
 

@@ -2,7 +2,9 @@
 
 The reference is onnxruntime on the original ONNX file (or torch for a module). Metrics
 per output: max |err|, cosine similarity (flattened), and for logits-shaped outputs the
-top-1 agreement (argmax over the last axis).
+top-1 agreement (argmax over the last axis). When the data file also holds an integer
+``labels`` array (one per sample), logits outputs get top-1 accuracy for the artifact and
+for the reference.
 """
 from __future__ import annotations
 
@@ -67,6 +69,12 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
             progress: bool = True) -> dict:
     """Run artifact and reference on ``data`` in batches; return metrics per output."""
     check_inputs(model, data)
+    data = dict(data)
+    labels = data.pop("labels", None)
+    if labels is not None:
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        data["labels"] = labels
     bs = batch_size_for(model, batch)
     n = len(next(iter(data.values())))
     usable = n - n % bs if bs != batch else n
@@ -77,10 +85,12 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
     order = [s.name for s in model.inputs]
     for feed in tqdm(batches(data, bs), total=-(-usable // bs), desc="evaluating", unit="batch", disable=not progress):
         got = artifact.run(*[feed[k] for k in order])
+        lab = feed.get("labels")
         ref = reference(feed)
         for i, (g, r) in enumerate(zip(got, ref)):
             g64, r64 = g.astype(np.float64).ravel(), np.asarray(r, np.float64).ravel()
-            a = acc.setdefault(i, {"max_abs_err": 0.0, "dot": 0.0, "gg": 0.0, "rr": 0.0, "agree": 0, "rows": 0})
+            a = acc.setdefault(i, {"max_abs_err": 0.0, "dot": 0.0, "gg": 0.0, "rr": 0.0, "agree": 0, "rows": 0,
+                                   "correct": 0, "ref_correct": 0})
             a["max_abs_err"] = max(a["max_abs_err"], float(np.abs(g64 - r64).max()) if g64.size else 0.0)
             a["dot"] += float(g64 @ r64)
             a["gg"] += float(g64 @ g64)
@@ -88,6 +98,9 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
             if g.ndim == 2 and g.shape[-1] > 1 and np.issubdtype(g.dtype, np.floating):  # logits [N, C]
                 a["agree"] += int((g.argmax(-1) == np.asarray(r).argmax(-1)).sum())
                 a["rows"] += int(np.prod(g.shape[:-1]))
+                if lab is not None:
+                    a["correct"] += int((g.argmax(-1) == lab).sum())
+                    a["ref_correct"] += int((np.asarray(r).argmax(-1) == lab).sum())
     out = {}
     names = model.outputs if len(model.outputs) == len(acc) else [f"output{i}" for i in acc]
     for i, a in acc.items():
@@ -95,5 +108,8 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
              "cosine": a["dot"] / max(np.sqrt(a["gg"] * a["rr"]), 1e-30)}
         if a["rows"]:
             m["top1_agreement"] = a["agree"] / a["rows"]
+            if labels is not None:
+                m["top1_accuracy"] = a["correct"] / a["rows"]
+                m["reference_top1_accuracy"] = a["ref_correct"] / a["rows"]
         out[names[i]] = m
     return {"samples": usable, "batch": bs, "outputs": out}

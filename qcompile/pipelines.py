@@ -22,18 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .canonicalize import canonicalize
 from .errors import QCompileError
-from .passmanager import Pass, PassContext
-
-
-class Canonicalize(Pass):
-    """Bind weights, fold constants, recognize idioms (see :mod:`qcompile.canonicalize`)."""
-
-    name = "canonicalize"
-
-    def transform(self, mod, ctx: PassContext):
-        return canonicalize(mod)
+from .passes.canonicalize import Canonicalize
+from .passmanager import Pass
 
 
 PASSES: dict[str, type[Pass]] = {"canonicalize": Canonicalize}

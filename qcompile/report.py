@@ -45,10 +45,13 @@ def markdown(rep: dict) -> str:
     ev = rep.get("evaluation")
     if ev:
         lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
-                  "", "| output | max abs err | cosine | top-1 agreement |", "|---|---|---|---|"]
+                  "", "| output | max abs err | cosine | top-1 agreement | top-1 accuracy (artifact / reference) |",
+                  "|---|---|---|---|---|"]
         for name, o in ev["outputs"].items():
             t1 = f"{o['top1_agreement'] * 100:.2f} %" if "top1_agreement" in o else "-"
-            lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} |")
+            acc = (f"{o['top1_accuracy'] * 100:.2f} % / {o['reference_top1_accuracy'] * 100:.2f} %"
+                   if "top1_accuracy" in o else "-")
+            lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} | {acc} |")
     lines += ["", f"Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items()), ""]
     return "\n".join(lines)
 
@@ -63,6 +66,9 @@ def summary(rep: dict, out_dir) -> str:
     if ev:
         for name, o in ev["outputs"].items():
             t1 = f", top-1 agreement {o['top1_agreement'] * 100:.2f} %" if "top1_agreement" in o else ""
+            if "top1_accuracy" in o:
+                t1 += (f", top-1 accuracy {o['top1_accuracy'] * 100:.2f} % "
+                       f"(reference {o['reference_top1_accuracy'] * 100:.2f} %)")
             rows.append(f"  vs {ev['reference']} on {ev['samples']} samples: {name} cosine {o['cosine']:.7f}, "
                         f"max |err| {o['max_abs_err']:.3g}{t1}")
     rows.append(f"  report: {out_dir}/report.md")

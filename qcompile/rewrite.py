@@ -6,6 +6,7 @@ rewriter raises, the error names the Relax binding being rewritten, so a failing
 """
 from __future__ import annotations
 
+import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import rewrite_call
 
@@ -27,18 +28,42 @@ def binding_names(func) -> dict:
     return names
 
 
-def rewrite(pattern, rewriter, func):
-    """``rewrite_call(pattern, rewriter, func)`` that reports the failing binding."""
-    names = binding_names(func)
+def rewrite(pattern, rewriter, func, budget: int | None = None):
+    """``rewrite_call(pattern, rewriter, func)`` that reports the failing binding.
 
+    ``rewrite_call`` repeats until nothing matches, so a rewriter whose output matches its
+    own pattern loops forever; after ``budget`` rewriter calls (default: 16 per binding,
+    at least 4096) it stops with an error naming the binding rewritten most often."""
+    names = binding_names(func)
+    budget = budget or max(4096, 16 * len(names))
+    calls = [0]
     failure: list = []
+    counts: dict[str, int] = {}
+
+    def name_of(call):
+        if call in names:
+            return names[call]
+        for value, name in names.items():  # re-matches come back as new but equal objects
+            if isinstance(value, type(call)) and tvm_ffi.structural_equal(call, value):
+                return name
+        return None
 
     def guarded(call, matches):
         try:
+            calls[0] += 1
+            if calls[0] > budget:
+                worst = max(counts, key=counts.get) if counts else None
+                raise RewriteError(worst, RuntimeError(
+                    f"rewrite does not terminate ({budget} rewrites without reaching a fixed point; "
+                    "does the replacement match the pattern again?)"))
+            if calls[0] > len(names):  # only count once a loop is possible
+                name = name_of(call)
+                if name is not None:
+                    counts[name] = counts.get(name, 0) + 1
             return rewriter(call, matches)
         except Exception as e:  # noqa: BLE001 - re-raised below with context
             # Exceptions lose their type crossing the FFI boundary: keep the original here.
-            failure.append(e if isinstance(e, RewriteError) else RewriteError(names.get(call), e))
+            failure.append(e if isinstance(e, RewriteError) else RewriteError(name_of(call), e))
             raise
 
     try:

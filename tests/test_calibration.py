@@ -21,7 +21,8 @@ def test_streaming_equals_full(sizes, seed, scale):
     np.testing.assert_array_equal(ch.value, np.abs(full).max(axis=(0, 1)))
     assert h.counts.sum() == full.size
     for p in (50.0, 99.0, 100.0):
-        exact = np.percentile(np.abs(full), p)
+        # the histogram answers the nearest-rank percentile (inverted CDF), to within one bin
+        exact = np.percentile(np.abs(full), p, method="inverted_cdf")
         assert exact <= h.percentile(p) + 1e-12 and h.percentile(p) - exact <= h.hi / h.bins + 1e-12
 
 

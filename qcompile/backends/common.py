@@ -20,6 +20,7 @@ class Artifact:
     sources: dict = dataclasses.field(default_factory=dict)
     info: dict = dataclasses.field(default_factory=dict)
     runnable: bool = True
+    device: str = "cpu"
     _vm: object = None
 
     def export(self, out_dir: str | Path) -> list[str]:
@@ -36,11 +37,12 @@ class Artifact:
         if not self.runnable:
             raise RuntimeError(f"a {self.target} artifact cannot run on this machine")
         if self._vm is None:
-            self._vm = relax.VirtualMachine(self.executable, tvm.cpu())
+            self._vm = relax.VirtualMachine(self.executable, tvm.device(self.device, 0))
         return self._vm
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        out = self.vm()["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x)) for x in inputs])
+        dev = tvm.device(self.device, 0)
+        out = self.vm()["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x), device=dev) for x in inputs])
         return flatten_outputs(out)
 
 

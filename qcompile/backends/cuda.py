@@ -1,6 +1,7 @@
 """NVIDIA GPUs through CUDA. Builds without a GPU: the artifact keeps CUDA source
 (compiled by NVRTC or nvcc when loaded on the GPU machine) and ``model.cu`` is written
-next to ``model.so``. ``validate_with_nvcc`` compiles that source offline.
+next to ``model.so``. ``validate_with_nvcc`` compiles that source offline. Where a GPU is
+present the artifact is runnable (and ``--eval-data`` evaluates it on the GPU).
 
 Pipeline: TVM's CUDA default (legalize, fuse, dlight schedules), plus one fix: int8
 matmuls are marked ``dlight.do_not_tensorize`` because dlight's int8 tensor-core path
@@ -76,7 +77,15 @@ def build(mod, arch: str | None = None, **_) -> Artifact:
     ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt))
     src = cuda_source(ex)
     return Artifact("cuda", tgt, ex, sources={"model.cu": src},
-                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__")}, runnable=False)
+                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__")},
+                    runnable=gpu_present(), device="cuda")
+
+
+def gpu_present() -> bool:
+    try:
+        return bool(tvm.cuda(0).exist)
+    except Exception:  # noqa: BLE001 - no CUDA runtime at all
+        return False
 
 
 def validate_with_nvcc(art: Artifact) -> int:
