@@ -91,3 +91,17 @@ def text(split: str) -> str:
     if split not in SPLITS:
         raise QCompileError(f"unknown text split '{split}'", hint="use eval or calib")
     return austen(SPLITS[split])
+
+
+def sentences(split: str, n: int, min_words: int = 6, max_words: int = 40) -> list[str]:
+    """The first ``n`` sentences of a split with ``min_words``..``max_words`` words
+    (split at ``.``, ``!`` or ``?`` followed by a space; chapter headings skipped)."""
+    out = []
+    for para in text(split).split("\n\n"):
+        for s in re.split(r"(?<=[.!?])\s+", para):
+            words = s.split()
+            if min_words <= len(words) <= max_words and not s.isupper():
+                out.append(s)
+                if len(out) == n:
+                    return out
+    raise QCompileError(f"the {split} text has only {len(out)} sentences of {min_words}-{max_words} words")

@@ -213,7 +213,7 @@ def export_onnx(model: LlamaDecoder, path, chunk: int, batch: int = 1) -> Path:
         torch.onnx.export(model, (ids, mask, pos, *past), str(tmp), input_names=names,
                           output_names=model.output_names(), dynamo=True, opset_version=18,
                           dynamic_shapes=(dyn["input_ids"], dyn["attention_mask"], dyn["position_ids"],
-                                          *[dyn[n] for n in names[3:]]),
+                                          tuple(dyn[n] for n in names[3:])),
                           external_data=True, verbose=False)
     data = Path(str(tmp) + ".data")
     if data.exists():  # keep the external-data file name the graph refers to
