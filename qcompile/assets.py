@@ -66,7 +66,11 @@ def _fetch_deb(package: str, dest) -> None:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        _run([_APT, "download", package], cwd=tmp)
+        try:
+            _run([_APT, "download", package], cwd=tmp)
+        except QCompileError:  # empty package lists on a fresh machine: refresh once (needs root)
+            _run([_APT, "update", "-qq"])
+            _run([_APT, "download", package], cwd=tmp)
         debs = list(Path(tmp).glob("*.deb"))
         if not debs:
             raise QCompileError(f"apt-get download {package} produced no .deb")
