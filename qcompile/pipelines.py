@@ -101,3 +101,8 @@ def describe() -> list[str]:
     defs = sorted(PIPELINES.values(), key=lambda d: (d.order, d.name))
     width = max(len(d.name) for d in defs)
     return [f"{d.name:<{width}}  {d.description}" for d in defs]
+
+
+from .passes import load_builtin as _load_builtin  # noqa: E402 - after the registry exists
+
+_load_builtin()

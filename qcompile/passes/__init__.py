@@ -1,10 +1,16 @@
 """Rewrite passes, one module per technique.
 
-Each module defines :class:`qcompile.Pass` subclasses and registers them (and the named
-pipeline that uses them) with :func:`qcompile.pipelines.register_pass` /
-:func:`qcompile.pipelines.register` when imported. Importing this package registers
-every built-in pass.
+A technique module defines :class:`qcompile.Pass` subclasses and registers them, and the
+named pipeline that uses them, with :func:`qcompile.pipelines.register_pass` and
+:func:`qcompile.pipelines.register` at import time. :data:`BUILTIN` lists those modules;
+:mod:`qcompile.pipelines` imports them once it is itself fully defined, so a technique
+module may import from it freely.
 """
-from .canonicalize import Canonicalize  # noqa: F401
+import importlib
 
-__all__ = ["Canonicalize"]
+BUILTIN: list[str] = []  # e.g. "int_only", "kv_prerope", "rotate", "bfp" as they land
+
+
+def load_builtin() -> None:
+    for name in BUILTIN:
+        importlib.import_module(f"{__name__}.{name}")
