@@ -125,6 +125,21 @@ def _materialize_full(func):
     return rewrite(pat, fn, func)
 
 
+def _take_clip(func):
+    """``take(mode="fast")`` -> ``mode="clip"``: the same result for every valid index, no
+    out-of-bounds read for an invalid one, and no "Fast mode segfaults" warning each time
+    the op is legalized (FoldConstant, build)."""
+    x, idx = wildcard(), wildcard()
+
+    def fn(call, m):
+        if str(call.attrs.mode) != "fast":
+            return call
+        axis = call.attrs.axis
+        return relax.op.take(m[x], m[idx], axis=None if axis is None else int(axis), mode="clip")
+
+    return rewrite(is_op("relax.take")(x, idx), fn, func)
+
+
 def _const_second(func):
     """add(c, x) -> add(x, c), multiply(c, x) -> multiply(x, c)."""
     c, x = is_const(), wildcard()
@@ -364,7 +379,7 @@ def canonicalize_passes() -> list:
     """The canonicalization pipeline as TVM passes (run in order, idempotent)."""
     T = relax.transform
     return [
-        _func_rewrites(_materialize_full),
+        _func_rewrites(_materialize_full, _take_clip),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_identity_rewrites, _const_second, _unwrap_matmul),

@@ -84,3 +84,21 @@ def test_not_an_idiom_is_left_alone():
 
     x = torch.randn(2, 6)
     _check(qc.load(M(), example_inputs=(x,)).mod, M(), (x,), {"nn.gelu": 0, "erf": 1})
+
+
+def test_take_becomes_clip_mode_and_keeps_values():
+    import tvm
+
+    emb = torch.nn.Embedding(11, 4)
+    ids = torch.tensor([[0, 3, 10, 5]])
+    mod = qc.canonicalize(qc.load(emb.eval(), example_inputs=(ids,)).mod)
+    modes = []
+
+    def cb(obj):
+        if isinstance(obj, tvm.ir.Call) and isinstance(obj.op, tvm.ir.Op) and obj.op.name == "relax.take":
+            modes.append(str(obj.attrs.mode))
+
+    tvm_ffi.structural_walk(mod, cb)
+    assert modes == ["clip"]
+    with torch.no_grad():
+        np.testing.assert_array_equal(qc.build(mod).run(ids.numpy())[0], emb(ids).numpy())
