@@ -20,9 +20,10 @@ demo: setup
 	$(BIN)/qcompile $(MODEL) --pipeline none --target llvm -o build/vit --eval-data $(EVAL)
 
 # The test suite needs the PyPI-installable models (MiniLM, SmolLM2); tests that need an
-# asset that is still missing skip with the fetch command in their message.
+# asset that is still missing skip with the fetch command in their message (so a fetch that
+# fails, e.g. with no registry, is reported but does not stop the suite).
 test: setup
-	$(BIN)/qcompile assets fetch --for-tests
+	-$(BIN)/qcompile assets fetch --for-tests
 	$(BIN)/python -m pytest -p no:logging -q $(PYTEST_ARGS)
 
 test-fast: setup
