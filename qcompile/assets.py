@@ -74,17 +74,12 @@ def _fetch_deb(package: str, dest) -> None:
         debs = list(Path(tmp).glob("*.deb"))
         if not debs:
             raise QCompileError(f"apt-get download {package} produced no .deb")
-        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=Path(dest).parent if Path(dest).parent.exists()
-                                        else _mk(Path(dest).parent)))
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=Path(dest).parent))
         _run(["dpkg-deb", "-x", str(debs[0]), str(staging)])
         if Path(dest).exists():
             shutil.rmtree(dest)
         staging.rename(dest)
-
-
-def _mk(p):
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def _run(cmd: list[str], cwd=None) -> None:

@@ -69,12 +69,9 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
             progress: bool = True) -> dict:
     """Run artifact and reference on ``data`` in batches; return metrics per output."""
     check_inputs(model, data)
-    data = dict(data)
-    labels = data.pop("labels", None)
-    if labels is not None:
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
-        data["labels"] = labels
+    labels = data.get("labels")
+    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
+        raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
     bs = batch_size_for(model, batch)
     n = len(next(iter(data.values())))
     usable = n - n % bs if bs != batch else n

@@ -11,6 +11,7 @@ books, so calibration never sees evaluation text.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -52,6 +53,7 @@ def _strsxp(buf: bytes) -> list[str]:
     return lines
 
 
+@functools.lru_cache(maxsize=1)
 def _read_rdb(path: Path) -> list[list[str]]:
     data = path.read_bytes()
     books, pos = [], 0
