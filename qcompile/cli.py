@@ -64,9 +64,8 @@ def _main_compile(argv) -> int:
 def _main_run(argv) -> int:
     import numpy as np
     import tvm
-    from tvm import relax
 
-    from .backends.common import flatten_outputs
+    from .backends.common import Artifact
     from .calibration import batches, read_npz
 
     ap = argparse.ArgumentParser(prog="qcompile run",
@@ -96,12 +95,10 @@ def _main_run(argv) -> int:
     first = {s["shape"][0] for s in specs if s["shape"]}
     fixed = [d for d in first if isinstance(d, int) and d > 0]
     bs = fixed[0] if fixed else a.batch
-    dev = tvm.device(device, 0)
-    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+    art = Artifact(rep["build"]["target"], None, tvm.runtime.load_module(str(lib)), device=device)
     outs: list[list] = []
     for feed in batches({s["name"]: data[s["name"]] for s in specs}, bs):
-        res = flatten_outputs(vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[s["name"]]), device=dev)
-                                               for s in specs]))
+        res = art.run(*[feed[s["name"]] for s in specs])
         outs = outs or [[] for _ in res]
         for acc, r in zip(outs, res):
             acc.append(r)
