@@ -140,6 +140,23 @@ def _take_clip(func):
     return rewrite(is_op("relax.take")(x, idx), fn, func)
 
 
+def _const_where(func):
+    """``where(c, a, b)`` with a constant condition whose elements all agree -> ``a`` or ``b``
+    (when that keeps the result type). The ONNX exporter's index arithmetic for
+    ``x[0]`` on a symbolic batch ends in ``where(False, i + 0, 0)``; folding it leaves a
+    constant index and lets the ``shape_of`` chains die."""
+    cond, a, b = is_const(), wildcard(), wildcard()
+
+    def fn(call, m):
+        v = const_value(m[cond])
+        if v is None or v.size == 0 or not (v.all() or not v.any()):
+            return call
+        pick = m[a] if v.all() else m[b]
+        return pick if shape_of(pick) == shape_of(call) and str(pick.ty.dtype) == str(call.ty.dtype) else call
+
+    return rewrite(is_op("relax.where")(cond, a, b), fn, func)
+
+
 def _const_second(func):
     """add(c, x) -> add(x, c), multiply(c, x) -> multiply(x, c)."""
     c, x = is_const(), wildcard()
@@ -382,7 +399,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_materialize_full, _take_clip),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_identity_rewrites, _const_second, _unwrap_matmul),
+        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites),

@@ -35,6 +35,9 @@ def _compile_parser() -> argparse.ArgumentParser:
     ap.add_argument("--arch", help="CUDA arch (default sm_80)")
     ap.add_argument("--mcpu", help="LLVM CPU (default: this machine's)")
     ap.add_argument("--batch", type=int, default=16, help="batch size for calibration/evaluation (symbolic batch dims)")
+    ap.add_argument("--int-io", action="store_true", default=None,
+                    help="integer pipelines: integer model inputs/outputs (scales in report.json 'io'); "
+                         "the default for --target int-accel")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     ap.add_argument("--list-pipelines", action="store_true", help="list pipelines and exit")
     return ap
@@ -56,7 +59,7 @@ def _main_compile(argv) -> int:
         raise QCompileError("--batch must be at least 1")
     rep = compile_model(a.model, a.pipeline, a.target, a.out, calib_data=a.calib_data, eval_data=a.eval_data,
                         input_shapes=parse_input_shapes(a.input_shape), arch=a.arch, mcpu=a.mcpu,
-                        batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet)
+                        batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet, int_io=a.int_io)
     print(summary(rep, a.out))
     return 0
 
@@ -95,7 +98,7 @@ def _main_run(argv) -> int:
     first = {s["shape"][0] for s in specs if s["shape"]}
     fixed = [d for d in first if isinstance(d, int) and d > 0]
     bs = fixed[0] if fixed else a.batch
-    art = Artifact(rep["build"]["target"], None, tvm.runtime.load_module(str(lib)), device=device)
+    art = Artifact(rep["build"]["target"], None, tvm.runtime.load_module(str(lib)), device=device, io=rep.get("io"))
     outs: list[list] = []
     for feed in batches({s["name"]: data[s["name"]] for s in specs}, bs):
         res = art.run(*[feed[s["name"]] for s in specs])

@@ -2,6 +2,7 @@
 written atomically (a temporary folder renamed into place on success)."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -21,11 +22,13 @@ from .pipelines import pipeline
 
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
                   calib_data=None, eval_data=None, input_shapes=None, arch=None, mcpu=None,
-                  batch: int = 16, eval_limit: int | None = None, progress: bool = True) -> dict:
+                  batch: int = 16, eval_limit: int | None = None, progress: bool = True,
+                  int_io: bool | None = None) -> dict:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise QCompileError(f"output path {out} exists and is not a folder")
     passes = pipeline(pipeline_spec)  # validate everything cheap before any work
+    set_int_io(passes, target, int_io)
     calib = Calibration(calib_data, batch=batch, progress=progress) if calib_data else None
     evald = read_npz(eval_data) if eval_data else None
     if evald is not None and eval_limit:
@@ -45,6 +48,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         seconds["passes"] = time.perf_counter() - t
         t = time.perf_counter()
         art = build(mod, target, arch=arch, mcpu=mcpu)
+        art.io = host_io(pm)
         files = art.export(tmp)
         seconds["build"] = time.perf_counter() - t
         report = {
@@ -58,6 +62,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             "passes": [{"index": r.index, "name": r.name, "seconds": round(r.seconds, 4),
                         "op_changes": r.changed_ops(), "ir_file": r.ir_file, "notes": r.notes} for r in pm.records],
             "ops_after": pm.records[-1].ops_after if pm.records else {},
+            "io": art.io,
             "memory": {"weight_bytes_before": weights_before, "weight_bytes_after": rep_mod.weight_bytes(mod)},
             "build": {"target": target, "info": art.info, "files": files, "seconds": round(seconds["build"], 3),
                       "artifact_bytes": sum((tmp / f).stat().st_size for f in files)},
@@ -79,6 +84,26 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def set_int_io(passes, target: str, int_io: bool | None) -> None:
+    """``int_io`` of the passes that have it: as asked, else True for int-accel (an
+    integer-only device cannot quantize its own float input)."""
+    having = [p for p in passes if hasattr(p.config, "int_io")]
+    if int_io and not having:
+        raise QCompileError("--int-io needs an integer pipeline", hint="--pipeline int-only")
+    for p in having:
+        if p.config.int_io is None or int_io is not None:
+            want = int_io if int_io is not None else target == "int-accel"
+            p.config = dataclasses.replace(p.config, int_io=want)
+
+
+def host_io(pm) -> dict | None:
+    """The input/output scales an integer-I/O artifact needs from its host (else None)."""
+    for r in pm.records:
+        if r.notes.get("int_io"):
+            return r.notes["io"]
+    return None
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -42,6 +42,15 @@ def markdown(rep: dict) -> str:
         lines.append(f"| {p['index']} | {p['name']} | {p['seconds']:.2f} | {_fmt_ops(p['op_changes'])} | `ir/{p['ir_file']}` |")
     if rep["passes"]:
         lines += ["", "Ops after the last pass: " + ", ".join(f"{k} {v}" for k, v in rep["ops_after"].items())]
+    for p in rep["passes"]:
+        ops = p["notes"].get("ops")
+        if ops:
+            lines += ["", f"## Integer-only ({p['name']})", "",
+                      f"* {ops['integer']} ops integer, {len(ops['float'])} float"
+                      + (f": {', '.join(ops['float'])}" if ops["float"] else ""),
+                      f"* integer I/O: {p['notes'].get('int_io')}; scales: `{json.dumps(p['notes'].get('io'))}`",
+                      f"* overflow bounds checked: {p['notes']['overflow']['checked']}, tightest: "
+                      f"`{json.dumps(p['notes']['overflow']['tightest'])}`"]
     ev = rep.get("evaluation")
     if ev:
         lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
@@ -61,6 +70,14 @@ def summary(rep: dict, out_dir) -> str:
     rows = [f"qcompile: {rep['model']['name']}  pipeline={rep['pipeline']}  target={b['target']}"]
     for p in rep["passes"]:
         rows.append(f"  {p['index']:>2} {p['name']:<16} {p['seconds']:7.2f} s  {_fmt_ops(p['op_changes'])}")
+    for p in rep["passes"]:
+        ops = p["notes"].get("ops")
+        if ops:
+            fl = f" (float: {', '.join(ops['float'])})" if ops["float"] else ""
+            rows.append(f"  {p['name']}: {ops['integer']} integer ops, {len(ops['float'])} float{fl}; "
+                        f"integer I/O {'on' if p['notes'].get('int_io') else 'off'}")
+    if b["info"].get("verified_integer_only"):
+        rows.append("  int-accel verifier: no floating point in the lowered code")
     rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
     ev = rep.get("evaluation")
     if ev:

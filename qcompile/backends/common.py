@@ -21,6 +21,7 @@ class Artifact:
     info: dict = dataclasses.field(default_factory=dict)
     runnable: bool = True
     device: str = "cpu"
+    io: dict | None = None  # integer I/O: the host quantizes inputs and dequantizes outputs
     _vm: object = None
 
     def export(self, out_dir: str | Path) -> list[str]:
@@ -41,9 +42,33 @@ class Artifact:
         return self._vm
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Float in, float out; an integer-I/O artifact is quantized and dequantized here."""
+        if self.io is None:
+            return self.run_raw(*inputs)
+        return host_dequantize(self.io, self.run_raw(*host_quantize(self.io, inputs)))
+
+    def run_raw(self, *inputs: np.ndarray) -> list[np.ndarray]:
         dev = tvm.device(self.device, 0)
         out = self.vm()["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x), device=dev) for x in inputs])
         return flatten_outputs(out)
+
+
+def host_quantize(io: dict, inputs) -> list[np.ndarray]:
+    from ..intops import quantize_ref
+
+    specs = list(io["inputs"].values())
+    out, k = [], 0
+    for x in inputs:
+        if np.issubdtype(np.asarray(x).dtype, np.floating) and k < len(specs):
+            out.append(quantize_ref(np.asarray(x), specs[k]["scale"], specs[k]["dtype"]))
+            k += 1
+        else:
+            out.append(x)
+    return out
+
+
+def host_dequantize(io: dict, outputs) -> list[np.ndarray]:
+    return [o.astype(np.float32) * np.float32(spec["scale"]) for o, spec in zip(outputs, io["outputs"])]
 
 
 def flatten_outputs(out) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ module may import from it freely.
 """
 import importlib
 
-BUILTIN: list[str] = []  # e.g. "int_only", "kv_prerope", "rotate", "bfp" as they land
+BUILTIN: list[str] = ["int_only"]  # "kv_prerope", "rotate", "bfp" as they land
 
 
 def load_builtin() -> None:

@@ -1,0 +1,231 @@
+"""The ``int-only`` pipeline on real models: accuracy of the compiled integer artifacts
+against their float models, and speed side by side with the alternatives, in one run.
+
+    python benchmarks/int_only.py [--out benchmarks/results/int_only.json]
+                                  [--vit-samples 10000] [--sentences 512] [--calib-sentences 64]
+                                  [--runs 20] [--skip-speed]
+
+Accuracy (post-training; calibration data disjoint from evaluation data):
+
+* Fashion-MNIST ViT: calibrated on the 256 bundled calibration images (training split),
+  top-1 on the first ``--vit-samples`` test images, integer artifact (llvm) vs the float
+  model (onnxruntime);
+* all-MiniLM-L6-v2: calibrated on ``--calib-sentences`` sentences of *Persuasion*,
+  evaluated on ``--sentences`` sentences of *Emma*: cosine between integer and float
+  sentence embeddings (mean pooling, L2 norm) and the Spearman correlation of all pairwise
+  similarities.
+
+Speed (median of ``--runs`` after 3 warm-up runs, same inputs, this machine's cores for
+every engine): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
+onnxruntime int8 (``quantize_static``, QDQ, per-channel weights, calibrated on the same
+data), at batch 1 and 8.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import qcompile as qc  # noqa: E402
+from qcompile.calibration import Calibration  # noqa: E402
+
+THREADS = os.cpu_count() or 1
+
+
+def log(msg):
+    print(f"[int_only] {msg}", flush=True)
+
+
+def compile_(path, spec, calib=None, batch=16, **load_kw):
+    model = qc.load(path, **load_kw)
+    cal = Calibration(calib, batch=batch, progress=False) if calib is not None else None
+    pm = qc.PassManager(qc.pipeline(spec), calibration=cal)
+    t = time.perf_counter()
+    mod = pm.run(model.mod)
+    t_pass = time.perf_counter() - t
+    t = time.perf_counter()
+    art = qc.build(mod, target="llvm")
+    return art, mod, pm, {"passes_s": round(t_pass, 1), "build_s": round(time.perf_counter() - t, 1)}
+
+
+def ort_session(path):
+    import onnxruntime as ort
+
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = THREADS
+    o.log_severity_level = 3
+    return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+
+
+def median_ms(fn, runs: int) -> float:
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return round(float(np.median(ts)) * 1e3, 3)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+# ----------------------------------------------------------------------------- ViT
+
+
+def vit(samples: int, runs: int, speed: bool) -> dict:
+    from qcompile.models import DEFAULT_MODEL
+    from qcompile.models.data import fashion_mnist
+
+    calib = dict(np.load(ROOT / "qcompile/models/assets/fmnist_calib256.npz"))
+    x, y = fashion_mnist("test")
+    x, y = x[:samples], y[:samples]
+    log("ViT: compiling int-only")
+    art, mod, pm, times = compile_(DEFAULT_MODEL, "int-only", {"pixels": calib["pixels"]}, batch=32)
+    sess = ort_session(DEFAULT_MODEL)
+    bs = 100
+    got = np.concatenate([art.run(x[i:i + bs])[0] for i in range(0, len(x), bs)])
+    ref = np.concatenate([sess.run(None, {"pixels": x[i:i + bs]})[0] for i in range(0, len(x), bs)])
+    acc_i, acc_f = float((got.argmax(1) == y).mean()), float((ref.argmax(1) == y).mean())
+    res = {"samples": int(len(x)), "calibration": "256 training images (bundled fmnist_calib256.npz)",
+           "top1_int_only": acc_i, "top1_float": acc_f, "top1_drop_points": round((acc_f - acc_i) * 100, 3),
+           "top1_agreement": float((got.argmax(1) == ref.argmax(1)).mean()),
+           "logits_cosine": float((got * ref).sum() / np.sqrt((got ** 2).sum() * (ref ** 2).sum())),
+           "integer_ops": pm.records[-1].notes["ops"], "compile": times,
+           "goal_drop_le_0.5": bool(acc_f - acc_i <= 0.005)}
+    log(f"ViT: top-1 int {acc_i:.4f} float {acc_f:.4f}")
+    if speed:
+        f32, _, _, _ = compile_(DEFAULT_MODEL, "none")
+        with tempfile.TemporaryDirectory() as d:
+            q8 = ort_int8(DEFAULT_MODEL, {"pixels": calib["pixels"]}, 32, Path(d) / "vit_int8.onnx")
+            res["speed_ms"] = {}
+            for b in (1, 8):
+                xb = x[:b]
+                row = {"tvm_int_only": median_ms(lambda: art.run(xb), runs),
+                       "tvm_float32": median_ms(lambda: f32.run(xb), runs),
+                       "ort_float32": median_ms(lambda: sess.run(None, {"pixels": xb}), runs),
+                       "ort_int8_qdq": median_ms(lambda: q8.run(None, {"pixels": xb}), runs)}
+                res["speed_ms"][f"batch{b}"] = row
+                log(f"ViT batch {b}: {row}")
+            qacc = np.concatenate([q8.run(None, {"pixels": x[i:i + bs]})[0] for i in range(0, len(x), bs)])
+            res["ort_int8_qdq_top1"] = float((qacc.argmax(1) == y).mean())
+    return res
+
+
+# ----------------------------------------------------------------------------- MiniLM
+
+
+def minilm_(n_sent: int, n_calib: int, runs: int, speed: bool) -> dict:
+    from qcompile.models import corpus, minilm
+
+    ev = minilm.tokenize(corpus.sentences("eval", n_sent))
+    cal = minilm.tokenize(corpus.sentences("calib", n_calib))
+    path = minilm.export_onnx(batch=1)
+    log("MiniLM: compiling int-only (batch 1)")
+    art, mod, pm, times = compile_(path, "int-only", cal, batch=1)
+    sess = ort_session(path)
+    E_i, E_f = [], []
+    for i in range(n_sent):
+        f = {k: v[i:i + 1] for k, v in ev.items()}
+        E_i.append(minilm.embed(art.run(f["input_ids"], f["attention_mask"])[0], f["attention_mask"]))
+        E_f.append(minilm.embed(sess.run(None, f)[0], f["attention_mask"]))
+    E_i, E_f = np.concatenate(E_i), np.concatenate(E_f)
+    cos = (E_i * E_f).sum(1)
+    iu = np.triu_indices(n_sent, 1)
+    rho = spearman((E_i @ E_i.T)[iu], (E_f @ E_f.T)[iu])
+    res = {"sentences": n_sent, "calibration_sentences": n_calib, "eval_text": "Emma", "calib_text": "Persuasion",
+           "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "spearman_pairwise": rho,
+           "integer_ops": pm.records[-1].notes["ops"], "compile": times,
+           "goal_mean_cosine_ge_0.99": bool(cos.mean() >= 0.99), "goal_spearman_ge_0.98": bool(rho >= 0.98)}
+    log(f"MiniLM: mean cosine {cos.mean():.5f}, spearman {rho:.5f}")
+    if speed:
+        res["speed_ms"] = {}
+        with tempfile.TemporaryDirectory() as d:
+            for b in (1, 8):
+                pb = minilm.export_onnx(batch=b)
+                if b == 1:
+                    ai = art
+                else:
+                    log(f"MiniLM: compiling int-only (batch {b})")
+                    cb = {k: v[: (len(v) // b) * b] for k, v in cal.items()}
+                    ai, _, _, _ = compile_(pb, "int-only", cb, batch=b)
+                af, _, _, _ = compile_(pb, "none")
+                sb = ort_session(pb)
+                q8 = ort_int8(pb, cal, b, Path(d) / f"minilm_b{b}_int8.onnx")
+                feed = {k: v[:b] for k, v in ev.items()}
+                args = [feed["input_ids"], feed["attention_mask"]]
+                row = {"tvm_int_only": median_ms(lambda: ai.run(*args), runs),
+                       "tvm_float32": median_ms(lambda: af.run(*args), runs),
+                       "ort_float32": median_ms(lambda: sb.run(None, feed), runs),
+                       "ort_int8_qdq": median_ms(lambda: q8.run(None, feed), runs)}
+                if b == 1:
+                    qe = np.concatenate([minilm.embed(q8.run(None, {k: v[i:i + 1] for k, v in ev.items()})[0],
+                                                      ev["attention_mask"][i:i + 1]) for i in range(n_sent)])
+                    res["ort_int8_qdq_mean_cosine"] = float((qe * E_f).sum(1).mean())
+                res["speed_ms"][f"batch{b}"] = row
+                log(f"MiniLM batch {b}: {row}")
+    return res
+
+
+def ort_int8(path, cal: dict, b: int, out: Path):
+    """onnxruntime's static int8 quantization (QDQ, per-channel weights) of ``path``,
+    calibrated on the same data as qcompile (in batches of ``b``)."""
+    n = (len(next(iter(cal.values()))) // b) * b
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{k: v[i:i + b] for k, v in cal.items()} for i in range(0, n, b)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return ort_session(out)
+
+
+def ratios(res: dict) -> None:
+    for model in ("vit", "minilm"):
+        for b, row in res[model].get("speed_ms", {}).items():
+            t = row["tvm_int_only"]
+            row["int_only_speedup_vs"] = {k: round(v / t, 3) for k, v in row.items()
+                                         if k != "tvm_int_only" and isinstance(v, float)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/int_only.json"))
+    ap.add_argument("--vit-samples", type=int, default=10000)
+    ap.add_argument("--sentences", type=int, default=512)
+    ap.add_argument("--calib-sentences", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--skip-speed", action="store_true")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    res = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": THREADS},
+           "command": "python benchmarks/int_only.py " + " ".join(sys.argv[1:]),
+           "vit": vit(a.vit_samples, a.runs, not a.skip_speed),
+           "minilm": minilm_(a.sentences, a.calib_sentences, a.runs, not a.skip_speed)}
+    ratios(res)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    log(f"wrote {a.out} ({res['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Integer kernels of the ``int-only`` pipeline (I-ViT, Li & Gu, ICCV 2023), each twice:
+the TE/Relax code the pass emits, and a NumPy reference with the same formula.
+
+Fixed-point conventions (all arithmetic is integer; a real value is ``int * scale``):
+
+* **Dyadic requantization** ``requant(x; M, s) = clip((int64(x) * M + 2^(s-1)) >> s)``
+  with ``M < 2^31`` and one shift ``s`` per tensor (``M`` may be per channel): the real
+  multiplier ``m`` is ``M * 2^-s``. Rounding: half up (add half, arithmetic shift).
+* **Shiftmax** (row softmax). Input: int32 ``x`` in the natural-log domain at scale
+  ``2^-K``. ``d = x - max``; ``t = d + (d >> 1) - (d >> 4)`` (x log2 e); clamp
+  ``t >= -n 2^K``; ``q = (-t) >> K``, ``r = t + q 2^K`` in ``(-2^K, 0]``; ``2^r`` by the
+  line ``r/2 + 1``: ``e = ((r >> 1) + 2^K) << (n - q)``; masked entries get ``e = 0``;
+  ``S = sum e`` (int32: the pass proves ``L 2^(K+n) < 2^31``); ``f = (2^31-1) // max(S,1)``;
+  ``p = min((e f + 2^(30-B)) >> (31-B), 2^B - 1)``, uint8 at scale ``2^-B``.
+* **ShiftGELU**: ``x sigmoid(1.702 x)``. ``t = requant(x)`` is ``1.702 x`` at scale
+  ``2^-K``; ``e = 2^{-|t| log2 e}`` by the Shiftmax exponent (``2^(K+n)`` is 1);
+  sigmoid by one integer division: ``(2^(K+n) << B) // (2^(K+n) + e)`` for ``x >= 0``,
+  ``(e << B) // (2^(K+n) + e)`` otherwise; output ``x * sig`` in int32 at scale
+  ``s_x 2^-B``. (I-ViT subtracts the row maximum to keep the exponent <= 0; using
+  ``-|t|`` and the sigmoid's symmetry does the same per element, with no reduction.)
+* **Integer LayerNorm** (normalization only; the affine ``gamma, beta`` is folded into the
+  consumers by the pass). ``mu = (sum x + C/2) // C``; ``y = x - mu``;
+  ``V = (sum y^2 + E) << 2h`` (int64; ``E = round(C eps / s^2)`` is the epsilon, ``h``
+  fraction bits for the root, :func:`layernorm_sqrt_bits`); ``sigma = isqrt(V)``, exact
+  floor; ``f = (R << (31 + h)) // max(sigma, 1)`` with ``R = round(sqrt(C) 2^P)``;
+  ``out = (y f + 2^30) >> 31`` in int16 at scale ``2^-P``. ``|y| 2^h <= sigma`` bounds
+  ``|y f| <= R 2^31``, so int64 never overflows, and a zero variance gives ``out = 0``
+  instead of a division by zero.
+* **isqrt**: ``b = bit length of V`` (a sum of 63 comparisons), start at ``2^ceil(b/2) >=
+  sqrt(V)``, then 6 Newton steps ``g = min(g, (g + V // g) >> 1)``: exact
+  ``floor(sqrt(V))`` for every ``0 <= V < 2^63`` (I-ViT's 10 steps from ``2^16`` are wrong
+  both for small variances and above ``2^32``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+from tvm import te, tirx
+
+# ----------------------------------------------------------------------------- dyadic numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class Dyadic:
+    """``mult * 2^-shift`` approximating a real (per-channel: ``mult`` is an array)."""
+
+    mult: np.ndarray  # int64, scalar or 1-D
+    shift: int
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.mult.astype(np.float64) / float(2 ** self.shift)
+
+
+def dyadic(m, max_shift: int = 62) -> Dyadic:
+    """The dyadic ``M 2^-s`` nearest ``m`` (>= 0, not all 0) with ``M < 2^31``, ``s`` as large
+    as allowed (at most ``max_shift``)."""
+    m = np.asarray(m, np.float64)
+    if not np.all(np.isfinite(m)) or np.any(m < 0) or not np.any(m > 0):
+        raise ValueError(f"dyadic multiplier must be finite, >= 0 and not all 0, got {m}")
+    top = float(m.max())
+    shift = min(max_shift, 30 - math.floor(math.log2(top)))  # top * 2^shift in [2^30, 2^31)
+    if shift < 1:
+        raise ValueError(f"multiplier {top:g} too large for a dyadic requantization")
+    mult = np.round(m * 2.0 ** shift).astype(np.int64)
+    mult = np.minimum(mult, 2 ** 31 - 1)
+    return Dyadic(mult, shift)
+
+
+def requant_ref(x: np.ndarray, d: Dyadic, lo: int, hi: int, dtype) -> np.ndarray:
+    wide = x.astype(np.int64) * d.mult + (np.int64(1) << np.int64(d.shift - 1))
+    return np.clip(wide >> np.int64(d.shift), lo, hi).astype(dtype)
+
+
+INT_RANGE = {"int8": (-127, 127), "uint8": (0, 255), "int16": (-32767, 32767), "int32": (-2 ** 31 + 1, 2 ** 31 - 1)}
+
+
+def quantize_ref(x: np.ndarray, scale: float, dtype: str) -> np.ndarray:
+    """Float -> int at ``scale``, round half up (``floor(x * (1/scale) + 0.5)``) in float32."""
+    lo, hi = INT_RANGE[dtype]
+    t = x.astype(np.float32) * np.float32(1.0 / scale)
+    return np.clip(np.floor(t + np.float32(0.5)), lo, hi).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpParams:
+    """The shift-based exponent: ``K`` fraction bits of the log-domain input, ``n`` the
+    clamp (``2^-n`` is the smallest power kept), ``B`` output bits."""
+
+    K: int = 8
+    n: int = 15
+    B: int = 8
+
+
+def kernel_attrs(op: str, **params) -> dict:
+    """PrimFunc attributes naming the kernel and its parameters (read by the NumPy
+    reference interpreter, :mod:`qcompile.intref`)."""
+    return {"qcompile.kernel": json.dumps({"op": op, **params}, sort_keys=True)}
+
+
+# ----------------------------------------------------------------------------- NumPy references
+
+
+def _exp2_shift_ref(t: np.ndarray, K: int, n: int) -> np.ndarray:
+    """``t <= 0`` (int64, scale 2^-K, already x log2 e) -> ``e ~ 2^(K+n) 2^(t 2^-K)``."""
+    t = np.maximum(t, -n * (1 << K))
+    q = (-t) >> K
+    r = t + (q << K)
+    return ((r >> 1) + (1 << K)) << (n - q)
+
+
+def _log2e_ref(d: np.ndarray) -> np.ndarray:
+    return d + (d >> 1) - (d >> 4)
+
+
+def shiftmax_ref(x: np.ndarray, mask: np.ndarray | None, p: ExpParams) -> np.ndarray:
+    x = x.astype(np.int64)
+    keep = np.ones_like(x, bool) if mask is None else np.broadcast_to(mask != 0, x.shape)
+    m = np.where(keep, x, np.iinfo(np.int32).min).max(-1, keepdims=True)
+    d = np.where(keep, x - m, -(p.n + 1) * (1 << p.K))
+    e = np.where(keep, _exp2_shift_ref(_log2e_ref(d), p.K, p.n), 0)
+    s = e.sum(-1, keepdims=True)
+    f = (2 ** 31 - 1) // np.maximum(s, 1)
+    out = (e * f + (1 << (30 - p.B))) >> (31 - p.B)
+    return np.minimum(out, (1 << p.B) - 1).astype(np.uint8 if p.B <= 8 else np.int32)
+
+
+def shiftgelu_ref(x: np.ndarray, t: np.ndarray, p: ExpParams) -> np.ndarray:
+    """``x``: int8 input; ``t``: ``1.702 x`` at scale ``2^-K`` (int32). Output int32."""
+    x, t = x.astype(np.int64), t.astype(np.int64)
+    e = _exp2_shift_ref(_log2e_ref(-np.abs(t)), p.K, p.n)
+    one = np.int64(1) << np.int64(p.K + p.n)
+    num = np.where(x >= 0, one, e) << np.int64(p.B)
+    sig = num // (one + e)
+    return (x * sig).astype(np.int32)
+
+
+def isqrt_ref(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.int64)
+    bits = np.zeros_like(v)
+    for i in range(63):
+        bits += (v >> np.int64(i)) > 0
+    g = np.int64(1) << ((bits + 1) >> 1)
+    for _ in range(6):
+        g = np.minimum(g, (g + v // np.maximum(g, 1)) >> 1)
+    return g
+
+
+def layernorm_ref(x: np.ndarray, eps_int: int, P: int) -> np.ndarray:
+    x = x.astype(np.int64)
+    C = x.shape[-1]
+    mu = (x.sum(-1, keepdims=True) + C // 2) // C
+    y = x - mu
+    h = layernorm_sqrt_bits(C)
+    v = ((y * y).sum(-1, keepdims=True) + eps_int) << np.int64(2 * h)
+    sigma = np.maximum(isqrt_ref(v), 1)
+    R = round(math.sqrt(C) * 2 ** P)
+    f = (np.int64(R) << np.int64(31 + h)) // sigma
+    return np.clip((y * f + (1 << 30)) >> 31, -32767, 32767).astype(np.int16)
+
+
+def layernorm_sqrt_bits(C: int) -> int:
+    """``h``: the variance is shifted left by ``2h`` before the square root, so ``sigma``
+    carries ``h`` fraction bits (a small integer variance keeps its precision), with
+    ``C (2^16)^2 2^(2h) < 2^62`` and ``R 2^(31+h) < 2^62``."""
+    return max(0, min(15, math.floor((61 - math.log2(C * (2.0 * 32767) ** 2)) / 2)))
+
+
+def layernorm_out_bits(C: int) -> int:
+    """Largest ``P`` with ``sqrt(C) 2^P <= 32767`` (the normalized value's int16 scale 2^-P)."""
+    return math.floor(math.log2(32767 / math.sqrt(C)))
+
+
+# ----------------------------------------------------------------------------- TE kernels
+
+
+def _c(v, dt="int64"):
+    return tirx.const(v, dt)
+
+
+def _i64(x):
+    return x.astype("int64")
+
+
+def _exp2_shift_te(t, K: int, n: int):
+    t = tirx.max(t, _c(-n * (1 << K)))
+    q = (-t) >> _c(K)
+    r = t + (q << _c(K))
+    return ((r >> _c(1)) + _c(1 << K)) << (_c(n) - q)
+
+
+def _log2e_te(d):
+    return d + (d >> _c(1)) - (d >> _c(4))
+
+
+def shiftmax_te(x, mask, p: ExpParams):
+    """x: int32 [..., L]; mask: None or an int tensor broadcastable to x (nonzero = keep)."""
+    shape, nd = x.shape, len(x.shape)
+    L = shape[-1]
+
+    def keep(idx):
+        if mask is None:
+            return tirx.const(True, "bool")
+        mi = [idx[i + nd - len(mask.shape)] if int(mask.shape[i]) != 1 else 0 for i in range(len(mask.shape))]
+        return mask(*mi) != tirx.const(0, mask.dtype)
+
+    k = te.reduce_axis((0, L), "k")
+    mx = te.compute(shape[:-1], lambda *i: te.max(
+        tirx.Select(keep((*i, k)), _i64(x(*i, k)), _c(-2 ** 31)), axis=k), name="row_max")
+
+    def exp_(*i):
+        d = tirx.Select(keep(i), _i64(x(*i)) - mx(*i[:-1]), _c(-(p.n + 1) * (1 << p.K)))
+        return tirx.Select(keep(i), _exp2_shift_te(_log2e_te(d), p.K, p.n), _c(0)).astype("int32")
+
+    e = te.compute(shape, exp_, name="exp")
+    k2 = te.reduce_axis((0, L), "k2")
+    s = te.compute(shape[:-1], lambda *i: te.sum(e(*i, k2), axis=k2), name="row_sum")
+    f = te.compute(shape[:-1], lambda *i: tirx.floordiv(_c(2 ** 31 - 1), tirx.max(_i64(s(*i)), _c(1))), name="factor")
+    odt = "uint8" if p.B <= 8 else "int32"
+
+    def out(*i):
+        v = (_i64(e(*i)) * f(*i[:-1]) + _c(1 << (30 - p.B))) >> _c(31 - p.B)
+        return tirx.min(v, _c((1 << p.B) - 1)).astype(odt)
+
+    return te.compute(shape, out, name="shiftmax")
+
+
+def shiftgelu_te(x, t, p: ExpParams):
+    one = 1 << (p.K + p.n)
+
+    def f(*i):
+        xv, tv = _i64(x(*i)), _i64(t(*i))
+        e = _exp2_shift_te(_log2e_te(-tirx.abs(tv)), p.K, p.n)
+        num = tirx.Select(xv >= _c(0), _c(one), e) << _c(p.B)
+        sig = tirx.floordiv(num, _c(one) + e)
+        return (xv * sig).astype("int32")
+
+    return te.compute(x.shape, f, name="shiftgelu")
+
+
+def layernorm_te(x, eps_int: int, P: int):
+    shape = x.shape
+    C = int(shape[-1])
+    R = round(math.sqrt(C) * 2 ** P)
+    k = te.reduce_axis((0, C), "k")
+    sx = te.compute(shape[:-1], lambda *i: te.sum(_i64(x(*i, k)), axis=k), name="row_sum")
+    mu = te.compute(shape[:-1], lambda *i: tirx.floordiv(sx(*i) + _c(C // 2), _c(C)), name="mean")
+    k2 = te.reduce_axis((0, C), "k2")
+    v = te.compute(shape[:-1], lambda *i: te.sum((_i64(x(*i, k2)) - mu(*i)) * (_i64(x(*i, k2)) - mu(*i)), axis=k2),
+                   name="sum_sq")
+    h = layernorm_sqrt_bits(C)
+    v = te.compute(shape[:-1], lambda *i: (v(*i) + _c(eps_int)) << _c(2 * h), name="var_eps")
+    g = isqrt_te(v)
+    f = te.compute(shape[:-1], lambda *i: tirx.floordiv(_c(R << (31 + h)), tirx.max(g(*i), _c(1))), name="factor")
+
+    def out(*i):
+        y = _i64(x(*i)) - mu(*i[:-1])
+        return tirx.max(tirx.min((y * f(*i[:-1]) + _c(1 << 30)) >> _c(31), _c(32767)), _c(-32767)).astype("int16")
+
+    return te.compute(shape, out, name="ilayernorm")
+
+
+def isqrt_te(v):
+    k = te.reduce_axis((0, 63), "b")
+    bits = te.compute(v.shape, lambda *i: te.sum(tirx.Select((v(*i) >> _i64(k)) > _c(0), _c(1), _c(0)), axis=k),
+                      name="bit_length")
+    g = te.compute(v.shape, lambda *i: _c(1) << ((bits(*i) + _c(1)) >> _c(1)), name="isqrt0")
+    for step in range(6):
+        g = _newton(v, g, step + 1)
+    return g
+
+
+def _newton(v, g, step: int):
+    return te.compute(v.shape, lambda *i: tirx.min(
+        g(*i), (g(*i) + tirx.floordiv(v(*i), tirx.max(g(*i), _c(1)))) >> _c(1)), name=f"isqrt{step}")

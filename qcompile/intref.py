@@ -1,0 +1,154 @@
+"""NumPy reference of an integer Relax module: the oracle the compiled artifacts are
+checked against bit for bit.
+
+:func:`run` interprets ``main`` binding by binding with NumPy. Relax ops map to NumPy
+operations with the same integer semantics (wrapping arithmetic, arithmetic shifts,
+``clip`` then cast); each ``call_tir`` kernel emitted by the ``int-only`` pass carries its
+name and parameters (``qcompile.kernel``) and runs the NumPy formula of
+:mod:`qcompile.intops`, written independently of its TE code. An op or kernel without a
+NumPy rule is an error, never a silent fallback to TVM.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from . import intops
+from .errors import QCompileError
+
+
+def _np_dtype(dt: str):
+    return np.dtype("bool" if dt == "bool" else dt)
+
+
+class _Interp:
+    def __init__(self, mod):
+        self.mod = mod
+        self.sym: dict = {}
+
+    def dim(self, d) -> int:
+        if isinstance(d, tvm.tirx.IntImm):
+            return int(d)
+        ana = tvm.sym.Analyzer()
+        for v, n in self.sym.items():
+            ana.bind(v, n)
+        e = ana.simplify(d)
+        if not isinstance(e, tvm.tirx.IntImm):
+            raise QCompileError(f"intref: cannot evaluate shape {d}")
+        return int(e)
+
+    def shape(self, s) -> tuple:
+        vals = s.values if isinstance(s, relax.ShapeExpr) else s
+        return tuple(self.dim(d) for d in vals)
+
+    def value(self, e, env):
+        if isinstance(e, relax.Var):
+            return env[e]
+        if isinstance(e, tvm.ir.GenericConst):
+            return e.value.numpy()
+        if isinstance(e, relax.ShapeExpr):
+            return self.shape(e)
+        if isinstance(e, relax.Tuple):
+            return tuple(self.value(f, env) for f in e.fields)
+        if isinstance(e, tvm.tirx.IntImm):
+            return int(e.value)
+        if isinstance(e, tvm.tirx.FloatImm):
+            return float(e.value)
+        raise QCompileError(f"intref: unsupported expression {type(e).__name__}")
+
+    def run(self, inputs):
+        main = self.mod["main"]
+        env = {}
+        for p, x in zip(main.params, inputs):
+            x = np.asarray(x)
+            for d, n in zip(p.ty.shape, x.shape):
+                if isinstance(d, tvm.tirx.Var):
+                    self.sym[d] = tvm.tirx.IntImm(str(d.ty.dtype), n)
+            env[p] = x
+        for blk in main.body.blocks:
+            for b in blk.bindings:
+                env[b.var] = self.call(b.var, b.value, env)
+        out = self.value(main.body.body, env)
+        return list(out) if isinstance(out, tuple) else [out]
+
+    def call(self, var, e, env):
+        if not isinstance(e, relax.Call):
+            return self.value(e, env)
+        if isinstance(e.op, relax.GlobalVar):
+            raise QCompileError(f"intref: call of '{e.op.name_hint}' at '{var.name}' is not an integer kernel")
+        if e.op.name == "relax.call_tir":
+            return self.kernel(e, [None, self.value(e.args[1], env)])
+        args = [self.value(a, env) for a in e.args]
+        name = e.op.name.removeprefix("relax.")
+        a = e.attrs
+        out_dt = str(var.ty.dtype) if isinstance(var.ty, relax.TensorType) else None
+        if name in BINARY:
+            return np.asarray(BINARY[name](args[0], args[1]))
+        if name == "astype":
+            return args[0].astype(_np_dtype(str(a.dtype)))
+        if name == "clip":
+            x = args[0]
+            return np.clip(x, args[1], args[2]).astype(x.dtype)
+        if name == "floor":
+            return np.floor(args[0])
+        if name == "matmul":
+            x, w = args
+            dt = str(a.out_dtype) if a.out_dtype and str(a.out_dtype) != "void" else str(x.dtype)
+            if np.issubdtype(_np_dtype(dt), np.integer):
+                return np.matmul(x.astype(np.int64), w.astype(np.int64)).astype(dt)
+            return np.matmul(x, w).astype(dt)
+        if name == "reshape":
+            return args[0].reshape(args[1])
+        if name == "permute_dims":
+            axes = None if a.axes is None else [int(i) for i in a.axes]
+            return np.transpose(args[0], axes)
+        if name == "take":
+            x, idx = args
+            ax = int(a.axis)
+            idx = np.clip(idx, 0, x.shape[ax] - 1) if str(a.mode) == "clip" else idx
+            return np.take(x, idx, axis=ax)
+        if name == "broadcast_to":
+            return np.broadcast_to(args[0], args[1]).copy()
+        if name == "concat":
+            return np.concatenate(args[0], axis=int(a.axis))
+        if name == "where":
+            return np.where(args[0], args[1], args[2]).astype(out_dt)
+        if name == "gather_nd" and int(a.batch_dims) == 0:
+            x, idx = args
+            return x[tuple(idx[..., i] for i in range(idx.shape[-1]))]
+        raise QCompileError(f"intref: op '{name}' at '{var.name}' has no NumPy rule")
+
+    def kernel(self, e, args):
+        gv, ins = e.args[0], args[1]
+        f = self.mod[gv]
+        spec = (f.attrs or {}).get("qcompile.kernel")
+        if spec is None:
+            raise QCompileError(f"intref: kernel '{gv.name_hint}' has no qcompile.kernel attribute")
+        p = json.loads(str(spec))
+        op = p.pop("op")
+        if op == "shiftmax":
+            return intops.shiftmax_ref(ins[0], ins[1] if len(ins) > 1 else None, intops.ExpParams(**p))
+        if op == "shiftgelu":
+            return intops.shiftgelu_ref(ins[0], ins[1], intops.ExpParams(**p))
+        if op == "ilayernorm":
+            return intops.layernorm_ref(ins[0], p["eps_int"], p["P"])
+        raise QCompileError(f"intref: no NumPy rule for kernel '{op}'")
+
+
+BINARY = {
+    "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
+    "right_shift": np.right_shift, "left_shift": np.left_shift,
+    "maximum": np.maximum, "minimum": np.minimum,
+    "less": np.less, "greater": np.greater, "equal": np.equal,
+    "logical_and": np.logical_and, "logical_or": np.logical_or,
+    "floor_divide": np.floor_divide,
+}
+
+
+def run(mod, *inputs: np.ndarray) -> list[np.ndarray]:
+    """Outputs of ``mod['main']`` on ``inputs``, computed with NumPy only."""
+    with np.errstate(over="ignore"):
+        return _Interp(mod).run(inputs)

@@ -1,0 +1,727 @@
+"""``int-only``: I-ViT's integer-only transformer, post-training (Li & Gu, ICCV 2023).
+
+Two passes:
+
+``int-prepare`` (float -> float, the model's function unchanged): a convolution whose
+stride equals its kernel (a ViT patch embedding) becomes reshape/transpose + matmul (+
+its bias), and every LayerNorm ``LN(x; g, b)`` becomes ``LN(x; 1, 0) * g + b`` so the
+normalized value is a tensor of its own (calibrated, quantized, and its affine folded
+into the matmuls that read it: "gamma migration").
+
+``int-only`` (needs calibration) walks ``main`` binding by binding and emits the integer
+graph. Every float tensor gets one of these integer forms:
+
+* ``Q``: int8 or int16 with one scale per tensor (int8 where it feeds a matmul or
+  ShiftGELU, int16 for the residual stream, LayerNorm inputs and data movement);
+* ``Acc``: int32 with a scale per last-axis channel (a matmul's accumulator, a bias added,
+  a LayerNorm's ``gamma``): requantized lazily, by one dyadic multiply per channel, to
+  whatever its consumer needs;
+* ``Const``: a float constant quantized when a consumer fixes its scale.
+
+Scales: int8 activations from the calibrated percentile (default 99.99 %) or maximum of
+|x|; int16 from the maximum; weights int8 per output channel (max); biases int32 at the
+accumulator's scale. Requantization is dyadic (``intops.requant_ref``), round half up.
+Softmax (inside the ``qcompile.attention`` composite) is Shiftmax on ``q k^T`` requantized
+into the log domain with ``1/sqrt(d)`` folded in; the probabilities are uint8 (scale
+2^-8) and ``P V`` an integer matmul. GELU is ShiftGELU. The only float left is the
+model-input quantization and output dequantization; ``int_io`` removes both (the report
+gives the scales). Every integer intermediate is bounded from the dtypes and the constants
+(``notes['overflow']``); a bound over its type's range stops the pass naming the binding,
+except Shiftmax, whose clamp ``n`` is lowered until ``L 2^(K+n) < 2^31``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax import op as O
+from tvm.relax.dpl import is_const, is_op, wildcard
+
+from .. import intops
+from ..calibration import AbsMaxPerChannel, Histogram, MinMax
+from ..errors import QCompileError
+from ..ir import const_value, shape_of
+from ..passmanager import Pass
+from ..pipelines import register, register_pass
+from ..rewrite import rewrite
+
+# ============================================================================ int-prepare
+
+
+def _patchify(func):
+    """conv2d(x, w, stride=kernel, no padding) [+ bias] -> patches @ w^T [+ bias], same layout."""
+    x, w, b = wildcard(), is_const(), is_const()
+    conv = is_op("relax.nn.conv2d")(x, w)
+    pat = is_op("relax.add")(conv, b) | conv
+
+    def fn(call, m):
+        c = m[conv]
+        a = c.attrs
+        wv = const_value(m[w])
+        xs = shape_of(m[x])
+        O_, C, kh, kw = wv.shape
+        ok = (list(map(int, a.strides)) == [kh, kw] and all(int(p) == 0 for p in a.padding)
+              and all(int(d) == 1 for d in a.dilation) and int(a.groups) == 1 and str(a.data_layout) == "NCHW"
+              and str(a.kernel_layout) == "OIHW" and xs is not None and all(isinstance(d, int) for d in xs[2:])
+              and xs[2] % kh == 0 and xs[3] % kw == 0)
+        if not ok:
+            return call
+        bias = None
+        if call.op.name == "relax.add":
+            bv = const_value(m[b])
+            if bv is None or bv.size != O_ or bv.reshape(-1).shape[0] != O_ or (bv.ndim == 4 and bv.shape[1] != O_):
+                return call
+            bias = bv.reshape(O_)
+        n, hp, wp = xs[0], xs[2] // kh, xs[3] // kw
+        t = O.reshape(m[x], [n, C, hp, kh, wp, kw])
+        t = O.permute_dims(t, [0, 2, 4, 1, 3, 5])
+        t = O.reshape(t, [n, hp * wp, C * kh * kw])
+        y = O.matmul(t, relax.const(wv.reshape(O_, -1).T.copy()))
+        if bias is not None:
+            y = O.add(y, relax.const(bias.astype(wv.dtype)))
+        y = O.reshape(y, [n, hp, wp, O_])
+        return O.permute_dims(y, [0, 3, 1, 2])
+
+    return rewrite(pat, fn, func)
+
+
+def _split_layernorm(func):
+    x, g, b = wildcard(), is_const(), is_const()
+
+    def fn(call, m):
+        gv, bv = const_value(m[g]), const_value(m[b])
+        if np.all(gv == 1) and np.all(bv == 0):
+            return call
+        a = call.attrs
+        n = O.nn.layer_norm(m[x], relax.const(np.ones_like(gv)), relax.const(np.zeros_like(bv)),
+                            axes=[int(i) for i in a.axes], epsilon=float(a.epsilon))
+        return O.add(O.multiply(n, m[g]), m[b])
+
+    return rewrite(is_op("relax.nn.layer_norm")(x, g, b), fn, func)
+
+
+@register_pass
+class IntPrepare(Pass):
+    """Float-level preparation for ``int-only`` (equivalence-preserving)."""
+
+    name = "int-prepare"
+
+    def transform(self, mod, ctx):
+        mod = mod.clone() if hasattr(mod, "clone") else mod
+        f = _split_layernorm(_patchify(mod["main"]))
+        mod["main"] = f
+        return relax.transform.Normalize()(mod)
+
+
+# ============================================================================ integer forms
+
+
+@dataclasses.dataclass
+class Q:
+    expr: relax.Expr
+    scale: float
+    dtype: str
+
+
+@dataclasses.dataclass
+class Acc:
+    expr: relax.Expr       # int32
+    scale: np.ndarray      # float64, shape () or (C,) along the last axis
+    bound: float           # max |value| (worst case from dtypes and constants)
+    norm: Optional[tuple] = None  # (normalized var, gamma, beta): a LayerNorm's affine, foldable into matmuls
+
+
+@dataclasses.dataclass
+class Const:
+    make: Callable[[float, str], relax.Expr]  # (scale, dtype) -> integer expression
+    absmax: float
+    value: Optional[np.ndarray] = None        # the float value, where it is a plain constant
+
+
+@dataclasses.dataclass
+class Mask:
+    keep: relax.Expr        # int8, 1 = attend
+
+
+@dataclasses.dataclass
+class Raw:
+    expr: relax.Expr        # a non-float value (ids, masks): copied as is
+
+
+def _c(v, dt):
+    return relax.const(np.asarray(v, dtype=dt), dt)
+
+
+# ============================================================================ the pass
+
+
+@dataclasses.dataclass(frozen=True)
+class IntOnlyConfig:
+    act_calib: str = "max"            # "max" or "percentile" for per-tensor int8 activations
+    percentile: float = 99.99
+    shiftmax_K: int = 8               # log-domain fraction bits
+    shiftmax_n: int = 15              # exponent clamp (lowered when a row is too long)
+    softmax_bits: int = 8             # uint8 probabilities
+    gelu_K: int = 8
+    gelu_n: int = 15
+    gelu_bits: int = 8                # sigmoid fraction bits
+    fold_norm_affine: bool = True     # LayerNorm gamma/beta into the matmuls reading it
+    smooth_alpha: float = 0.8         # SmoothQuant migration strength for matmul inputs (0: off)
+    int_io: Optional[bool] = None     # None: decided by the target (int-accel: True)
+
+
+FLOATS = ("float16", "float32", "float64", "bfloat16")
+
+
+def _is_float_tensor(v) -> bool:
+    return isinstance(getattr(v, "ty", None), relax.TensorType) and str(v.ty.dtype) in FLOATS
+
+
+@register_pass
+class IntOnly(Pass):
+    name = "int-only"
+    Config = IntOnlyConfig
+    needs_calibration = True
+
+    def calibration_requests(self, mod):
+        main = mod["main"]
+        hist = self.config.act_calib == "percentile"
+        vars_ = [p for p in main.params] + [b.var for blk in main.body.blocks for b in blk.bindings
+                                            if not isinstance(b.value, tvm.ir.GenericConst)]
+        return {v: [MinMax(), AbsMaxPerChannel()] + ([Histogram()] if hist else [])
+                for v in vars_ if _is_float_tensor(v)}
+
+    def transform(self, mod, ctx):
+        cfg = self.config
+        if cfg.act_calib not in ("percentile", "max"):
+            raise QCompileError(f"int-only: act_calib must be 'percentile' or 'max', not '{cfg.act_calib}'")
+        lowering = _Lowering(mod, ctx.stats, cfg)
+        new_main = lowering.run()
+        out = mod.clone() if hasattr(mod, "clone") else mod
+        for gv, f in list(out.functions.items()):
+            if isinstance(f, relax.Function) and (f.attrs or {}).get("Composite"):
+                del out[gv]
+        out["main"] = new_main
+        for gv, f in lowering.bb.get().functions.items():
+            if isinstance(f, tvm.tirx.PrimFunc):
+                out[gv] = f
+        out = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
+        ctx.notes.update(lowering.notes())
+        ctx.notes["ops"] = count_ops(out["main"])
+        return out
+
+
+class _Lowering:
+    """One walk over ``main``: float bindings in, integer bindings out."""
+
+    def __init__(self, mod, stats, cfg: IntOnlyConfig):
+        self.mod, self.stats, self.cfg = mod, {k: v for k, v in stats.items()}, cfg
+        self.int_io = bool(cfg.int_io)
+        self.bb = relax.BlockBuilder()
+        self.env: dict = {}
+        self.cache: dict = {}
+        self.overflow: list[dict] = []
+        self.io: dict = {"inputs": {}, "outputs": []}
+        self.binding = "?"
+        self.kernels = 0
+        self.notes_shiftmax: list[dict] = []
+        self.normalized: dict = {}
+
+    # ------------------------------------------------------------------ scales
+    def _stat(self, var):
+        st = self.stats.get(var)
+        if st is None:
+            raise QCompileError(f"int-only: no calibration statistics for '{var.name}'")
+        return st
+
+    def scale(self, var, dtype: str) -> float:
+        mm, _, *hist = self._stat(var)
+        hist = hist[0] if hist else None
+        lo, hi = intops.INT_RANGE[dtype]
+        if not (math.isfinite(mm.min) and math.isfinite(mm.max)):
+            raise QCompileError(f"int-only: calibrated range of '{var.name}' is not finite ({mm.min}, {mm.max})",
+                                hint="NaN or inf in the float model's activations on the calibration data")
+        top = mm.absmax
+        if dtype == "int8" and hist is not None:
+            top = min(top, hist.percentile(self.cfg.percentile))
+        return (top if top > 0 else 1.0) / hi
+
+    # ------------------------------------------------------------------ bookkeeping
+    def check(self, op: str, bound: float, limit_bits: int, what: str = "") -> None:
+        limit = 2 ** (limit_bits - 1) - 1
+        self.overflow.append({"binding": self.binding, "op": op, "bound": float(bound), "limit": f"int{limit_bits}",
+                              "headroom_bits": round(math.log2(limit / max(bound, 1)), 2)})
+        if bound > limit:
+            raise QCompileError(f"int-only: {op} at binding '{self.binding}' can reach {bound:.3g}, over the "
+                                f"int{limit_bits} range{what}",
+                                hint="narrow the calibration range or split the reduction")
+
+    def emit(self, expr):
+        return self.bb.emit(expr)
+
+    def requant(self, x, in_bound: float, m, dtype: str, clip=None):
+        """int tensor ``x`` (|x| <= in_bound) times real ``m`` (scalar or per last axis) -> ``dtype``."""
+        d = intops.dyadic(m)
+        self.check("requantize (int64 product)", in_bound * float(d.mult.max()) + 2 ** (d.shift - 1), 64)
+        lo, hi = clip if clip is not None else intops.INT_RANGE[dtype]
+        mult = _c(d.mult, "int64")
+        w = self.emit(O.multiply(self.emit(O.astype(x, "int64")) if _dtype(x) != "int64" else x, mult))
+        w = self.emit(O.right_shift(self.emit(O.add(w, _c(1 << (d.shift - 1), "int64"))), _c(d.shift, "int64")))
+        return self.emit(O.astype(self.emit(O.clip(w, lo, hi)), dtype))
+
+    # ------------------------------------------------------------------ conversions
+    def as_q(self, var, dtype: str) -> Q:
+        """The value of float ``var`` as ``dtype`` at ``var``'s calibrated scale (cached)."""
+        key = (var, dtype)
+        if key in self.cache:
+            return self.cache[key]
+        v = self.env[var]
+        if isinstance(v, Q) and v.dtype == dtype:
+            return v
+        if isinstance(v, Const):
+            s = v.absmax / intops.INT_RANGE[dtype][1] if v.absmax > 0 else 1.0
+            q = Q(v.make(s, dtype), s, dtype)
+        elif isinstance(v, (Q, Acc)):
+            s = self.scale(var, dtype)
+            if isinstance(v, Q):
+                q = Q(self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / s, dtype), s, dtype)
+            else:
+                q = Q(self.requant(v.expr, v.bound, v.scale / s, dtype), s, dtype)
+        else:
+            raise QCompileError(f"int-only: '{var.name}' ({type(v).__name__}) cannot be used as a tensor here")
+        self.cache[key] = q
+        return q
+
+    def to_scale(self, var, s: float, limit: float):
+        """``var`` as int32 at scale ``s``, clipped to ``±limit``."""
+        v = self.env.get(var) if isinstance(var, relax.Var) else None
+        if v is None and isinstance(var, tvm.ir.GenericConst):
+            v = self.const(var)
+        if isinstance(v, Const):
+            return v.make(s, "int32")
+        if isinstance(v, Q):
+            return self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / s, "int32", (-limit, limit))
+        if isinstance(v, Acc):
+            return self.requant(v.expr, v.bound, v.scale / s, "int32", (-limit, limit))
+        raise QCompileError(f"int-only: '{getattr(var, 'name', var)}' cannot be added here")
+
+    def const(self, c) -> Const:
+        v = const_value(c).astype(np.float64)
+        if not np.all(np.isfinite(v)):
+            raise QCompileError(f"int-only: constant used at binding '{self.binding}' holds NaN or inf")
+
+        def make(s, dt, v=v):
+            lo, hi = intops.INT_RANGE[dt]
+            return _c(np.clip(np.floor(v / s + 0.5), lo, hi), dt)
+
+        return Const(make, float(np.abs(v).max()) if v.size else 0.0, v)
+
+    def operand(self, e):
+        if isinstance(e, tvm.ir.GenericConst):
+            return self.const(e) if str(e.ty.dtype) in FLOATS else Raw(e)
+        if isinstance(e, relax.Var):
+            return self.env[e]
+        return Raw(e)
+
+    # ------------------------------------------------------------------ walk
+    def run(self):
+        main = self.mod["main"]
+        params = []
+        for p in main.params:
+            if _is_float_tensor(p):
+                s = self.scale(p, "int8")
+                if self.int_io:
+                    nv = relax.Var(p.name, relax.TensorType(p.ty.shape, "int8"))
+                    params.append(nv)
+                    self.env[p] = Q(nv, s, "int8")
+                    self.io["inputs"][p.name] = {"dtype": "int8", "scale": s}
+                else:
+                    nv = relax.Var(p.name, p.ty)
+                    params.append(nv)
+                    self.env[p] = ("input", nv, s)
+                    self.io["inputs"][p.name] = {"dtype": str(p.ty.dtype), "scale": s, "quantized_in_artifact": True}
+            else:
+                nv = relax.Var(p.name, p.ty)
+                params.append(nv)
+                self.env[p] = Raw(nv)
+        attrs = dict(main.attrs) if main.attrs else {}
+        with self.bb.function("main", params, attrs=attrs or None):
+            with self.bb.dataflow():
+                for p, v in list(self.env.items()):
+                    if isinstance(v, tuple):
+                        _, nv, s = v
+                        lo, hi = intops.INT_RANGE["int8"]
+                        t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(nv, _c(1.0 / s, "float32"))),
+                                                             _c(0.5, "float32")))))
+                        self.env[p] = Q(self.emit(O.astype(self.emit(O.clip(t, lo, hi)), "int8")), s, "int8")
+                for blk in main.body.blocks:
+                    for b in blk.bindings:
+                        self.binding = b.var.name
+                        self.env[b.var] = self.lower(b.var, b.value)
+                outs = self.outputs(main.body.body)
+                gv = self.bb.emit_output(outs)
+            self.bb.emit_func_output(gv)
+        return self.bb.get()["main"]
+
+    def outputs(self, body):
+        fields = body.fields if isinstance(body, relax.Tuple) else [body]
+        res = []
+        for f in fields:
+            v = self.env.get(f) if isinstance(f, relax.Var) else None
+            if isinstance(v, Raw):
+                res.append(v.expr)
+                continue
+            q = self.as_q(f, "int16")
+            self.io["outputs"].append({"dtype": "int16" if self.int_io else str(f.ty.dtype), "scale": q.scale,
+                                       "dequantized_in_artifact": not self.int_io})
+            if self.int_io:
+                res.append(q.expr)
+            else:
+                res.append(self.emit(O.multiply(self.emit(O.astype(q.expr, "float32")), _c(q.scale, "float32"))))
+        return relax.Tuple(res) if isinstance(body, relax.Tuple) else res[0]
+
+    # ------------------------------------------------------------------ one binding
+    def lower(self, var, value):
+        if isinstance(value, tvm.ir.GenericConst):
+            return self.const(value) if str(value.ty.dtype) in FLOATS else Raw(value)
+        if isinstance(value, relax.Var):
+            return self.env[value]
+        if not isinstance(value, relax.Call):
+            if not _is_float_tensor(var):
+                return Raw(self.emit(self._subst(value)))
+            raise QCompileError(f"int-only: binding '{var.name}' ({type(value).__name__}) is not supported")
+        if isinstance(value.op, relax.GlobalVar):
+            f = self.mod[value.op]
+            if str((f.attrs or {}).get("Composite", "")) == "qcompile.attention":
+                return self.attention(var, value, f)
+            raise QCompileError(f"int-only: binding '{var.name}' calls '{value.op.name_hint}', which has no integer lowering")
+        name = value.op.name.removeprefix("relax.")
+        args = [self.operand(a) for a in value.args]
+        if all(isinstance(a, Raw) for a in args) and not _is_float_tensor(var):
+            return Raw(self.emit(self._subst(value)))
+        rule = getattr(self, "op_" + name.replace(".", "_"), None)
+        if rule is None:
+            raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
+                                hint="supported: matmul, add, multiply, layer_norm, gelu, attention, reshape, "
+                                     "permute_dims, take, broadcast_to, concat, where (attention masks)")
+        return rule(var, value, args)
+
+    def _subst(self, value):
+        def sub(e):
+            if isinstance(e, relax.Var) and e in self.env and isinstance(self.env[e], Raw):
+                return self.env[e].expr
+            return e
+
+        if isinstance(value, relax.Call):
+            return relax.Call(value.op, [sub(a) for a in value.args], value.attrs, value.ty_args)
+        if isinstance(value, relax.Tuple):
+            return relax.Tuple([sub(a) for a in value.fields])
+        return value
+
+    # ------------------------------------------------------------------ linear algebra
+    def op_matmul(self, var, call, args):
+        x, w = call.args
+        wv = const_value(w)
+        if wv is None or wv.ndim != 2:
+            raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
+        wv = wv.astype(np.float64)
+        if not np.all(np.isfinite(wv)):
+            raise QCompileError(f"int-only: weight of matmul '{var.name}' holds NaN or inf")
+        extra = None
+        src = self.env.get(x)
+        if self.cfg.fold_norm_affine and isinstance(src, Acc) and src.norm is not None:
+            # gamma migration: matmul(n * g + b, W) = matmul(n, g W) + b W, n quantized on its own
+            nvar, g, b = src.norm
+            extra = b @ wv
+            wv = g[:, None] * wv
+            x = nvar
+        if self.cfg.smooth_alpha > 0:
+            xq, wv = self.smoothed(x, wv)
+        else:
+            xq = self.as_q(x, "int8")
+        sw = np.abs(wv).max(0) / 127.0
+        sw[sw == 0] = 1.0
+        wq = np.clip(np.floor(wv / sw + 0.5), -127, 127).astype(np.int8)
+        K = wv.shape[0]
+        bound = K * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
+        self.check("int8 matmul accumulator", bound, 32)
+        acc = self.emit(O.matmul(xq.expr, _c(wq, "int8"), out_dtype="int32"))
+        if extra is not None:
+            bi = np.floor(extra / (xq.scale * sw) + 0.5)
+            bound += float(np.abs(bi).max(initial=0))
+            self.check("accumulator + folded LayerNorm bias", bound, 32)
+            acc = self.emit(O.add(acc, _c(bi, "int32")))
+        return Acc(acc, xq.scale * sw, bound)
+
+    def smoothed(self, x, wv):
+        """SmoothQuant (Xiao et al. 2023) in the integer domain: input channel j is quantized
+        at its own scale ``s_j S`` (one per-channel dyadic requantization, where a per-tensor
+        one would run anyway) and ``s_j`` is folded into row j of the weight, with
+        ``s_j = max|x_j|^a / max|W_j|^(1-a)``."""
+        a = self.cfg.smooth_alpha
+        m = self._stat(x)[1].value.astype(np.float64)
+        w = np.abs(wv).max(1)
+        if m.shape != w.shape:
+            return self.as_q(x, "int8"), wv
+        sj = np.where((m > 0) & (w > 0), np.maximum(m, 1e-12) ** a / np.maximum(w, 1e-12) ** (1 - a), 1.0)
+        S = float((m / sj).max()) / 127.0 or 1.0
+        target = sj * S
+        v = self.env[x]
+        if isinstance(v, Q):
+            expr = self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / target, "int8")
+        elif isinstance(v, Acc):
+            expr = self.requant(v.expr, v.bound, v.scale / target, "int8")
+        else:
+            return self.as_q(x, "int8"), wv
+        return Q(expr, S, "int8"), sj[:, None] * wv
+
+    def op_add(self, var, call, args):
+        a, b = args
+        if isinstance(a, Const) and not isinstance(b, Const):
+            a, b = b, a
+        if isinstance(a, Acc) and isinstance(b, Const) and b.value is not None:  # bias: into the accumulator
+            bv, C = b.value, a.scale.size
+            per_last = bv.ndim >= 1 and bv.shape[-1] == bv.size == C
+            if C == 1 or per_last:
+                bi = np.floor(bv / a.scale + 0.5)
+                bound = a.bound + float(np.abs(bi).max(initial=0))
+                self.check("accumulator + bias", bound, 32)
+                norm = (a.norm[0], a.norm[1], a.norm[2] + bv.reshape(-1)) if a.norm is not None and per_last else None
+                return Acc(self.emit(O.add(a.expr, _c(bi, "int32"))), a.scale, bound, norm)
+        # general add: both branches requantized to the output's scale, summed, int16
+        s = self.scale(var, "int16")
+        lim = 2 ** 30
+        ta = self.to_scale(call.args[0], s, lim)
+        tb = self.to_scale(call.args[1], s, lim)
+        t = self.emit(O.add(ta, tb))
+        return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
+
+    def op_multiply(self, var, call, args):
+        a, b = args
+        if isinstance(a, Const):
+            a, b = b, a
+            cv = const_value(call.args[0])
+        else:
+            cv = const_value(call.args[1])
+        if cv is None or not isinstance(a, (Q, Acc)):
+            raise QCompileError(f"int-only: multiply at '{var.name}' is not by a constant")
+        cv = cv.astype(np.float64)
+        last = shape_of(call)[-1]
+        if not (cv.size == 1 or (cv.shape[-1] == cv.size and cv.size == last)):
+            raise QCompileError(f"int-only: multiply at '{var.name}' is not per tensor or per last-axis channel")
+        cv = cv.reshape(-1)
+        sign = np.where(cv < 0, -1, 1)
+        x = a.expr if isinstance(a, Acc) else self.emit(O.astype(a.expr, "int32"))
+        bound = a.bound if isinstance(a, Acc) else intops.INT_RANGE[a.dtype][1]
+        if np.any(sign < 0):
+            x = self.emit(O.multiply(x, _c(sign if cv.size > 1 else sign[0], "int32")))
+        scale = np.abs(cv) * a.scale
+        src = call.args[0] if isinstance(args[1], Const) else call.args[1]
+        norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
+        return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
+
+    # ------------------------------------------------------------------ nonlinear
+    def op_nn_layer_norm(self, var, call, args):
+        x, g, b = call.args
+        a = call.attrs
+        xs = shape_of(x)
+        if [int(i) % len(xs) for i in a.axes] != [len(xs) - 1]:
+            raise QCompileError(f"int-only: layer_norm at '{var.name}' is not over the last axis")
+        if not (np.all(const_value(g) == 1) and np.all(const_value(b) == 0)):
+            raise QCompileError(f"int-only: layer_norm at '{var.name}' keeps its affine (run int-prepare first)")
+        xq = self.as_q(x, "int16")
+        C = int(xs[-1])
+        P = intops.layernorm_out_bits(C)
+        eps_int = int(round(C * float(a.epsilon) / xq.scale ** 2))
+        self.check("layernorm sum of squares (int64)", C * (2.0 * 32767) ** 2 + eps_int, 64)
+        out = self.kernel("ilayernorm", lambda t: intops.layernorm_te(t, eps_int, P), [xq.expr],
+                          dict(eps_int=eps_int, P=P))
+        self.normalized[var] = True
+        return Q(out, 2.0 ** -P, "int16")
+
+    def op_nn_gelu(self, var, call, args):
+        cfg = self.cfg
+        xq = self.as_q(call.args[0], "int8")
+        p = intops.ExpParams(cfg.gelu_K, cfg.gelu_n, cfg.gelu_bits)
+        t = self.requant(xq.expr, 127, 1.702 * xq.scale * 2 ** p.K, "int32", (-(2 ** 24), 2 ** 24))
+        self.check("ShiftGELU numerator (int64)", 2.0 ** (p.K + p.n + p.B), 64)
+        out = self.kernel("shiftgelu", lambda a, b: intops.shiftgelu_te(a, b, p), [xq.expr, t],
+                          dict(K=p.K, n=p.n, B=p.B))
+        return Acc(out, np.asarray(xq.scale * 2.0 ** -p.B), 127.0 * 2 ** p.B)
+
+    def attention(self, var, call, f):
+        roles = _attention_roles(f)
+        if roles is None:
+            raise QCompileError(f"int-only: attention at '{var.name}' has a form without an integer lowering")
+        cfg = self.cfg
+        a = dict(zip(roles["params"], call.args))
+        q, k, v = self.as_q(a["q"], "int8"), self.as_q(a["k"], "int8"), self.as_q(a["v"], "int8")
+        alpha = roles["scale"]
+        if alpha is None:
+            c = float(const_value(a.get("scale", a.get("inv_scale"))).reshape(()))
+            alpha = c if "scale" in a else 1.0 / c
+        D = int(shape_of(a["q"])[-1])
+        L = int(shape_of(a["k"])[-1])
+        self.check("q k^T accumulator", D * 127.0 * 127.0, 32)
+        scores = self.emit(O.matmul(q.expr, k.expr, out_dtype="int32"))
+        K = cfg.shiftmax_K
+        n = cfg.shiftmax_n
+        while n > 0 and L * 2 ** (K + n) > 2 ** 31 - 1:
+            n -= 1
+        if n < 4:
+            raise QCompileError(f"int-only: Shiftmax at '{var.name}' over rows of {L}: L 2^(K+n) overflows int32 "
+                                f"for every n >= 4 (K={K})", hint="lower shiftmax_K")
+        self.check("Shiftmax row sum", L * 2.0 ** (K + n), 32)
+        t = self.requant(scores, D * 127.0 * 127.0, q.scale * k.scale * alpha * 2 ** K, "int32",
+                         (-(2 ** 20), 2 ** 20))
+        p = intops.ExpParams(K, n, cfg.softmax_bits)
+        ins = [t]
+        if "mask" in a:
+            m = self.env.get(a["mask"])
+            if not isinstance(m, Mask):
+                raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is not a 0/-inf mask")
+            ins.append(m.keep)
+        probs = self.kernel("shiftmax", (lambda s, mk: intops.shiftmax_te(s, mk, p)) if len(ins) == 2
+                            else (lambda s: intops.shiftmax_te(s, None, p)), ins, dict(K=K, n=n, B=p.B))
+        self.check("P V accumulator", L * 255.0 * 127.0, 32)
+        out = self.emit(O.matmul(probs, v.expr, out_dtype="int32"))
+        self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
+        return Acc(out, np.asarray(v.scale * 2.0 ** -p.B), L * 255.0 * 127.0)
+
+    def kernel(self, op, fn, ins, params):
+        self.kernels += 1
+        return self.emit(self.bb.call_te(fn, *ins, primfunc_name_hint=op,
+                                         primfunc_attrs=intops.kernel_attrs(op, **params)))
+
+    def op_where(self, var, call, args):
+        cond, a, b = call.args
+        av, bv = const_value(a), const_value(b)
+        if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1 \
+                and float(av) == 0.0 and float(bv) <= -1e4:
+            return Mask(self.emit(O.astype(args[0].expr, "int8")))
+        raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
+
+    # ------------------------------------------------------------------ data movement
+    def _move(self, var, call, args, keeps_last: bool):
+        src = args[0]
+        if not all(isinstance(a, Raw) for a in args[1:]):
+            raise QCompileError(f"int-only: {call.op.name} at '{var.name}' takes a float shape or index")
+        rest = [a.expr for a in args[1:]]
+
+        def rebuild(e):
+            return relax.Call(call.op, [e, *rest], call.attrs, call.ty_args)
+
+        if isinstance(src, Const):
+            return Const(lambda s, dt: self.emit(rebuild(src.make(s, dt))), src.absmax)
+        if isinstance(src, Acc) and (src.scale.size == 1 or keeps_last):
+            return Acc(self.emit(rebuild(src.expr)), src.scale, src.bound)
+        if isinstance(src, Acc):
+            src = self.as_q(call.args[0], "int16")
+        if isinstance(src, Q):
+            return Q(self.emit(rebuild(src.expr)), src.scale, src.dtype)
+        raise QCompileError(f"int-only: cannot move '{type(src).__name__}' at '{var.name}'")
+
+    def op_reshape(self, var, call, args):
+        return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
+
+    def op_permute_dims(self, var, call, args):
+        axes = call.attrs.axes
+        nd = len(shape_of(call))
+        return self._move(var, call, args, axes is not None and int(axes[-1]) == nd - 1)
+
+    def op_take(self, var, call, args):
+        if isinstance(args[0], Const) and isinstance(args[1], Raw):  # embedding lookup from a float table
+            c = args[0]
+            s = c.absmax / 32767 if c.absmax > 0 else 1.0
+            return Q(self.emit(O.take(c.make(s, "int16"), args[1].expr, axis=int(call.attrs.axis),
+                                      mode=str(call.attrs.mode))), s, "int16")
+        nd = len(shape_of(call.args[0]))
+        return self._move(var, call, args, int(call.attrs.axis) % nd != nd - 1)
+
+    def op_broadcast_to(self, var, call, args):
+        return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
+
+    def op_concat(self, var, call, args):
+        s = self.scale(var, "int16")
+        tup = call.args[0]
+        fields = tup.fields if isinstance(tup, relax.Tuple) else None
+        if fields is None:
+            raise QCompileError(f"int-only: concat at '{var.name}' of a tuple variable")
+        parts = []
+        for f in fields:
+            v = self.operand(f)
+            parts.append(v.make(s, "int16") if isinstance(v, Const) else
+                         self.emit(O.astype(self.to_scale(f, s, 32767), "int16")))
+        return Q(self.emit(O.concat(parts, axis=int(call.attrs.axis))), s, "int16")
+
+    # ------------------------------------------------------------------ report
+    def notes(self) -> dict:
+        worst = min(self.overflow, key=lambda r: r["headroom_bits"]) if self.overflow else None
+        return {"integer_kernels": self.kernels, "io": self.io, "int_io": self.int_io,
+                "shiftmax": list(self.notes_shiftmax),
+                "overflow": {"checked": len(self.overflow), "tightest": worst}}
+
+
+def count_ops(main) -> dict:
+    """Bindings of ``main`` that compute an integer result, and those that compute a float one
+    (the input quantization and output dequantization, unless ``int_io``)."""
+    n_int, floats = 0, []
+    for blk in main.body.blocks:
+        for b in blk.bindings:
+            if not isinstance(b.value, relax.Call):
+                continue
+            op = b.value.op
+            name = op.name.removeprefix("relax.") if isinstance(op, tvm.ir.Op) else op.name_hint
+            if _is_float_tensor(b.var):
+                floats.append(f"{b.var.name}: {name}")
+            else:
+                n_int += 1
+    return {"integer": n_int, "float": floats}
+
+
+def _dtype(e) -> str:
+    return str(e.ty.dtype)
+
+
+def _attention_roles(f):
+    """Map the composite's params to roles: q, k (already transposed), scale, mask, v.
+    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax, matmul``."""
+    params = list(f.params)
+    binds = [b for blk in f.body.blocks for b in blk.bindings]
+    if not all(isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) for b in binds):
+        return None
+    ops = [b.value.op.name.removeprefix("relax.") for b in binds]
+    if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
+        return None
+    middle = ops[1:-2]
+    if middle not in ([], ["multiply"], ["divide"], ["add"], ["multiply", "add"], ["divide", "add"]):
+        return None
+    roles, scale = {}, 1.0
+    roles[binds[0].value.args[0]] = "q"
+    roles[binds[0].value.args[1]] = "k"
+    for b, op in zip(binds[1:-2], middle):
+        arg = b.value.args[1]
+        if op == "add":
+            roles[arg] = "mask"
+        elif isinstance(arg, relax.Var):
+            roles[arg] = "scale" if op == "multiply" else "inv_scale"
+            scale = None
+        else:
+            c = float(const_value(arg).reshape(()))
+            scale = c if op == "multiply" else 1.0 / c
+    roles[binds[-1].value.args[1]] = "v"
+    if any(p not in roles for p in params):
+        return None
+    return {"params": [roles[p] for p in params], "scale": scale}
+
+
+def _build():
+    return [IntPrepare(), IntOnly()]
+
+
+register("int-only", 40, "I-ViT integer-only: int8 matmuls, Shiftmax, ShiftGELU, integer LayerNorm, dyadic requant",
+         _build)

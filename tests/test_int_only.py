@@ -1,0 +1,265 @@
+"""int-only: integer kernels bit-exact against their NumPy references (llvm and C), their
+error against the float functions they replace, the whole integer ViT bit-exact between
+the NumPy interpreter and both builds, the verifier, overflow refusal, golden IR."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from tvm import relax
+
+import qcompile as qc
+from qcompile import intops, intref
+from qcompile.calibration import Calibration
+from qcompile.errors import QCompileError
+from qcompile.ir import script
+from qcompile.models import DEFAULT_MODEL
+
+from test_golden import GOLDEN, check_golden
+
+P = intops.ExpParams()
+LN_C, LN_EPS = 48, 3
+
+
+def _module(fn, name, *specs):
+    bb = relax.BlockBuilder()
+    vs = [relax.Var(f"a{i}", relax.TensorType(s, d)) for i, (s, d) in enumerate(specs)]
+    with bb.function("main", vs):
+        with bb.dataflow():
+            out = bb.emit_output(bb.call_te(fn, *vs, primfunc_name_hint=name,
+                                            primfunc_attrs=intops.kernel_attrs(name)))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+KERNELS = {
+    "shiftmax": lambda: _module(lambda x, m: intops.shiftmax_te(x, m, P), "shiftmax", ((3, 17), "int32"),
+                                ((3, 17), "int8")),
+    "shiftgelu": lambda: _module(lambda x, t: intops.shiftgelu_te(x, t, P), "shiftgelu", ((4, 24), "int8"),
+                                 ((4, 24), "int32")),
+    "ilayernorm": lambda: _module(lambda x: intops.layernorm_te(x, LN_EPS, intops.layernorm_out_bits(LN_C)),
+                                  "ilayernorm", ((5, LN_C), "int16")),
+}
+
+
+@pytest.fixture(scope="module")
+def kernel_builds():
+    return {k: {t: qc.build(make(), target=t) for t in ("llvm", "int-accel")} for k, make in KERNELS.items()}
+
+
+def _same_on_both(builds, want, *args):
+    for target, art in builds.items():
+        got = art.run(*args)[0]
+        assert got.dtype == want.dtype, target
+        np.testing.assert_array_equal(got, want, err_msg=target)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int32, (3, 17), elements=st.integers(-2 ** 20, 2 ** 20)),
+       arrays(np.int8, (3, 17), elements=st.integers(0, 1)))
+def test_shiftmax_bit_exact(kernel_builds, x, mask):
+    _same_on_both(kernel_builds["shiftmax"], intops.shiftmax_ref(x, mask, P), x, mask)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int8, (4, 24), elements=st.integers(-127, 127)), st.floats(1e-3, 0.5))
+def test_shiftgelu_bit_exact(kernel_builds, x, s):
+    t = intops.requant_ref(x, intops.dyadic(1.702 * s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)
+    _same_on_both(kernel_builds["shiftgelu"], intops.shiftgelu_ref(x, t, P), x, t)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int16, (5, LN_C), elements=st.integers(-32767, 32767)), st.integers(0, 4))
+def test_layernorm_bit_exact(kernel_builds, x, const_rows):
+    x[:const_rows] = x[:const_rows, :1]  # zero-variance rows
+    _same_on_both(kernel_builds["ilayernorm"], intops.layernorm_ref(x, LN_EPS, intops.layernorm_out_bits(LN_C)), x)
+
+
+# ----------------------------------------------------------------------------- error bounds
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (4, 33), elements=st.floats(-12, 12)))
+def test_shiftmax_close_to_softmax(x):
+    xi = np.floor(x * 2 ** P.K + 0.5).astype(np.int32)
+    p = intops.shiftmax_ref(xi, None, P).astype(np.float64) / 2 ** P.B
+    xf = xi / 2 ** P.K
+    ref = np.exp(xf - xf.max(-1, keepdims=True))
+    ref /= ref.sum(-1, keepdims=True)
+    # 2^r ~ 1 + r/2 is off by <= 6.1 % relative; normalization halves the worst case
+    assert np.abs(p - ref).max() <= 0.035
+    assert np.all(np.abs(p.sum(-1) - 1) <= 0.02 + 33 / 2 ** P.B)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.int8, (64,), elements=st.integers(-127, 127)), st.floats(0.005, 0.1))
+def test_shiftgelu_close_to_gelu(x, s):
+    t = intops.requant_ref(x, intops.dyadic(1.702 * s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)
+    y = intops.shiftgelu_ref(x, t, P) * s / 2 ** P.B
+    xf = x.astype(np.float64) * s
+    gelu = xf * 0.5 * (1 + np.vectorize(math.erf)(xf / math.sqrt(2)))
+    # x sigmoid(1.702 x) is within 0.021 of GELU; the shift exponent and 8-bit sigmoid add <= 3 %|x|
+    assert np.all(np.abs(y - gelu) <= 0.021 + 0.03 * np.abs(xf) + s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.int16, (3, LN_C), elements=st.integers(-32767, 32767)))
+def test_layernorm_close_to_float(x):
+    Pb = intops.layernorm_out_bits(LN_C)
+    n = intops.layernorm_ref(x, 0, Pb) / 2 ** Pb
+    xf = x.astype(np.float64)
+    sd = xf.std(-1, keepdims=True)
+    ok = sd[:, 0] > 4  # rows with some spread: the rounded integer mean costs <= 0.5 / sd
+    ref = (xf - xf.mean(-1, keepdims=True)) / np.maximum(sd, 1e-9)
+    assert np.all(np.abs(n - ref)[ok] <= 4 * 2.0 ** -Pb + 1.01 * 0.5 / sd[ok])
+
+
+def test_isqrt_exact_over_int63():
+    rng = np.random.default_rng(0)
+    roots = rng.integers(0, 3037000499, 3000)
+    v = np.concatenate([np.arange(0, 4096), rng.integers(0, 2 ** 63 - 1, 20000, dtype=np.int64),
+                        (roots[:, None] ** 2 + np.array([-1, 0, 1])).ravel(), [2 ** 63 - 1]]).astype(np.int64)
+    v = v[v >= 0]
+    np.testing.assert_array_equal(intops.isqrt_ref(v), [math.isqrt(int(a)) for a in v])
+
+
+def test_layernorm_zero_variance_is_zero_not_a_division_by_zero():
+    x = np.full((2, LN_C), 1234, np.int16)
+    assert not intops.layernorm_ref(x, 0, 10).any()
+
+
+def test_dyadic_rounding_stated():
+    d = intops.dyadic(0.3)
+    assert d.mult < 2 ** 31 and abs(d.value - 0.3) < 2 ** -30
+    x = np.array([-7, -5, 5, 7, 10], np.int32)
+    half_up = np.floor(x * float(d.value) + 0.5)
+    np.testing.assert_array_equal(intops.requant_ref(x, d, -127, 127, np.int8), half_up)
+
+
+# ----------------------------------------------------------------------------- whole model
+
+
+@pytest.fixture(scope="module")
+def vit_int():
+    calib = dict(np.load("qcompile/models/assets/fmnist_calib256.npz"))
+    model = qc.load(DEFAULT_MODEL)
+    out = {}
+    for io in (True, False):
+        passes = qc.pipeline("int-only")
+        passes[-1].__init__(int_io=io)
+        pm = qc.PassManager(passes, calibration=Calibration({"pixels": calib["pixels"][:64]}, batch=32,
+                                                            progress=False))
+        out[io] = (pm.run(model.mod), pm.records[-1].notes)
+    return out
+
+
+@pytest.mark.slow
+def test_vit_integer_graph_bit_exact_numpy_llvm_c(vit_int):
+    test = dict(np.load("qcompile/models/assets/fmnist_test256.npz"))
+    mod, notes = vit_int[True]
+    assert notes["ops"]["float"] == []
+    x = intops.quantize_ref(test["pixels"][:24], notes["io"]["inputs"]["pixels"]["scale"], "int8")
+    want = intref.run(mod, x)[0]
+    assert want.dtype == np.int16
+    for target in ("llvm", "int-accel"):
+        art = qc.build(mod, target=target)
+        np.testing.assert_array_equal(art.run_raw(x)[0], want, err_msg=target)
+    assert art.info["verified_integer_only"]
+
+
+@pytest.mark.slow
+def test_vit_float_io_artifact_bit_exact_and_accurate(vit_int):
+    test = dict(np.load("qcompile/models/assets/fmnist_test256.npz"))
+    mod, notes = vit_int[False]
+    # only the boundary computes in float: quantize the input, dequantize the output
+    assert sorted(f.split(": ")[1] for f in notes["ops"]["float"]) == \
+        ["add", "astype", "clip", "floor", "multiply", "multiply"]
+    x = test["pixels"][:64]
+    got = qc.build(mod, target="llvm").run(x)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, x)[0])
+    import onnxruntime as ort
+
+    ref = ort.InferenceSession(str(DEFAULT_MODEL)).run(None, {"pixels": x})[0]
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    assert (got * ref).sum() / np.sqrt((got ** 2).sum() * (ref ** 2).sum()) > 0.999
+
+
+def test_int_accel_refuses_float_io_names_the_kernel(vit_int):
+    with pytest.raises(QCompileError, match="int-accel refuses the build") as e:
+        qc.build(vit_int[False][0], target="int-accel")
+    assert any("quantize" in o.kernel or "multiply" in o.kernel or "floor" in o.kernel for o in e.value.offences)
+
+
+def test_overflow_refused_names_binding():
+    torch.manual_seed(0)
+    from qcompile.models.tiny import TinyEncoder, encoder_inputs
+
+    m = TinyEncoder(masked=False).eval()
+    x, _ = encoder_inputs(b=4)
+    model = qc.load(m, example_inputs=(x, torch.ones(4, 8)))
+    passes = qc.pipeline("int-only")
+    passes[-1].__init__(shiftmax_K=28)
+    pm = qc.PassManager(passes, calibration=Calibration({"x": x.numpy(), "mask": np.ones((4, 8), np.float32)},
+                                                        progress=False))
+    with pytest.raises(QCompileError, match=r"Shiftmax at '.*' over rows of 8: L 2\^\(K\+n\) overflows int32"):
+        pm.run(model.mod)
+
+
+# ----------------------------------------------------------------------------- golden IR
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_kernel_golden(name, update_golden):
+    check_golden(script(KERNELS[name]()), GOLDEN / f"int_only_{name}.py", update_golden)
+
+
+def test_requantized_linear_golden(update_golden):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 8).eval()
+    x = torch.randn(4, 16)
+    model = qc.load(lin, example_inputs=(x,))
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({model.inputs[0].name: x.numpy()},
+                                                                          progress=False))
+    mod = pm.run(model.mod)
+    check_golden(script(mod), GOLDEN / "int_only_linear.py", update_golden)
+    got = qc.build(mod, "llvm").run(x.numpy())[0]
+    ref = lin(x).detach().numpy()
+    assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max()
+
+
+def test_encoder_layer_golden(update_golden):
+    torch.manual_seed(0)
+    from qcompile.models.tiny import TinyEncoder, encoder_inputs
+
+    m = TinyEncoder(masked=False).eval()
+    x, _ = encoder_inputs(b=4)
+    ones = torch.ones(4, 8)
+    model = qc.load(m, example_inputs=(x, ones))
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({"x": x.numpy(), "mask": ones.numpy()},
+                                                                          progress=False))
+    mod = pm.run(model.mod)
+    check_golden(script(mod), GOLDEN / "int_only_encoder.py", update_golden)
+    got = qc.build(mod, "llvm").run(x.numpy(), ones.numpy())[0]
+    np.testing.assert_array_equal(got, intref.run(mod, x.numpy(), ones.numpy())[0])
+    ref = m(x, ones).detach().numpy()
+    assert (got * ref).sum() / np.sqrt((got ** 2).sum() * (ref ** 2).sum()) > 0.98
+
+
+def test_int_io_needs_an_integer_pipeline(tmp_path, capsys):
+    from qcompile.cli import main
+
+    rc = main([str(DEFAULT_MODEL), "--pipeline", "none", "--int-io", "-o", str(tmp_path / "out"), "-q"])
+    assert rc == 2 and "--int-io needs an integer pipeline" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_int_accel_defaults_to_integer_io():
+    from qcompile.driver import set_int_io
+
+    for target, want in (("int-accel", True), ("llvm", False)):
+        passes = qc.pipeline("int-only")
+        set_int_io(passes, target, None)
+        assert passes[-1].config.int_io is want
