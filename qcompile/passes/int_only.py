@@ -18,9 +18,10 @@ graph. Every float tensor gets one of these integer forms:
   whatever its consumer needs;
 * ``Const``: a float constant quantized when a consumer fixes its scale.
 
-Scales: int8 activations from the calibrated percentile (default 99.99 %) or maximum of
-|x|; int16 from the maximum; weights int8 per output channel (max); biases int32 at the
-accumulator's scale. Requantization is dyadic (``intops.requant_ref``), round half up.
+Scales: int8 activations from the calibrated maximum of |x| (or a percentile,
+``act_calib="percentile"``); a matmul's input gets a scale per channel, ``s_j`` folded
+into the weight's rows (SmoothQuant, ``smooth_alpha``); int16 from the maximum; weights
+int8 per output channel (max); biases int32 at the accumulator's scale. Requantization is dyadic (``intops.requant_ref``), round half up.
 Softmax (inside the ``qcompile.attention`` composite) is Shiftmax on ``q k^T`` requantized
 into the log domain with ``1/sqrt(d)`` folded in; the probabilities are uint8 (scale
 2^-8) and ``P V`` an integer matmul. GELU is ShiftGELU. The only float left is the
@@ -219,7 +220,7 @@ class _Lowering:
     """One walk over ``main``: float bindings in, integer bindings out."""
 
     def __init__(self, mod, stats, cfg: IntOnlyConfig):
-        self.mod, self.stats, self.cfg = mod, {k: v for k, v in stats.items()}, cfg
+        self.mod, self.stats, self.cfg = mod, stats, cfg
         self.int_io = bool(cfg.int_io)
         self.bb = relax.BlockBuilder()
         self.env: dict = {}
@@ -251,13 +252,13 @@ class _Lowering:
         return (top if top > 0 else 1.0) / hi
 
     # ------------------------------------------------------------------ bookkeeping
-    def check(self, op: str, bound: float, limit_bits: int, what: str = "") -> None:
+    def check(self, op: str, bound: float, limit_bits: int) -> None:
         limit = 2 ** (limit_bits - 1) - 1
         self.overflow.append({"binding": self.binding, "op": op, "bound": float(bound), "limit": f"int{limit_bits}",
                               "headroom_bits": round(math.log2(limit / max(bound, 1)), 2)})
         if bound > limit:
             raise QCompileError(f"int-only: {op} at binding '{self.binding}' can reach {bound:.3g}, over the "
-                                f"int{limit_bits} range{what}",
+                                f"int{limit_bits} range",
                                 hint="narrow the calibration range or split the reduction")
 
     def emit(self, expr):
@@ -273,6 +274,11 @@ class _Lowering:
         w = self.emit(O.right_shift(self.emit(O.add(w, _c(1 << (d.shift - 1), "int64"))), _c(d.shift, "int64")))
         return self.emit(O.astype(self.emit(O.clip(w, lo, hi)), dtype))
 
+    def rescale(self, v, target, dtype: str, clip=None):
+        """A ``Q`` or ``Acc`` value requantized to scale ``target`` (scalar or per last axis)."""
+        bound = intops.INT_RANGE[v.dtype][1] if isinstance(v, Q) else v.bound
+        return self.requant(v.expr, bound, v.scale / target, dtype, clip)
+
     # ------------------------------------------------------------------ conversions
     def as_q(self, var, dtype: str) -> Q:
         """The value of float ``var`` as ``dtype`` at ``var``'s calibrated scale (cached)."""
@@ -287,10 +293,7 @@ class _Lowering:
             q = Q(v.make(s, dtype), s, dtype)
         elif isinstance(v, (Q, Acc)):
             s = self.scale(var, dtype)
-            if isinstance(v, Q):
-                q = Q(self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / s, dtype), s, dtype)
-            else:
-                q = Q(self.requant(v.expr, v.bound, v.scale / s, dtype), s, dtype)
+            q = Q(self.rescale(v, s, dtype), s, dtype)
         else:
             raise QCompileError(f"int-only: '{var.name}' ({type(v).__name__}) cannot be used as a tensor here")
         self.cache[key] = q
@@ -303,10 +306,8 @@ class _Lowering:
             v = self.const(var)
         if isinstance(v, Const):
             return v.make(s, "int32")
-        if isinstance(v, Q):
-            return self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / s, "int32", (-limit, limit))
-        if isinstance(v, Acc):
-            return self.requant(v.expr, v.bound, v.scale / s, "int32", (-limit, limit))
+        if isinstance(v, (Q, Acc)):
+            return self.rescale(v, s, "int32", (-limit, limit))
         raise QCompileError(f"int-only: '{getattr(var, 'name', var)}' cannot be added here")
 
     def const(self, c) -> Const:
@@ -330,7 +331,7 @@ class _Lowering:
     # ------------------------------------------------------------------ walk
     def run(self):
         main = self.mod["main"]
-        params = []
+        params, float_inputs = [], []
         for p in main.params:
             if _is_float_tensor(p):
                 s = self.scale(p, "int8")
@@ -342,7 +343,7 @@ class _Lowering:
                 else:
                     nv = relax.Var(p.name, p.ty)
                     params.append(nv)
-                    self.env[p] = ("input", nv, s)
+                    float_inputs.append((p, nv, s))
                     self.io["inputs"][p.name] = {"dtype": str(p.ty.dtype), "scale": s, "quantized_in_artifact": True}
             else:
                 nv = relax.Var(p.name, p.ty)
@@ -351,13 +352,11 @@ class _Lowering:
         attrs = dict(main.attrs) if main.attrs else {}
         with self.bb.function("main", params, attrs=attrs or None):
             with self.bb.dataflow():
-                for p, v in list(self.env.items()):
-                    if isinstance(v, tuple):
-                        _, nv, s = v
-                        lo, hi = intops.INT_RANGE["int8"]
-                        t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(nv, _c(1.0 / s, "float32"))),
-                                                             _c(0.5, "float32")))))
-                        self.env[p] = Q(self.emit(O.astype(self.emit(O.clip(t, lo, hi)), "int8")), s, "int8")
+                for p, nv, s in float_inputs:  # the input boundary: floor(x / s + 0.5), clipped
+                    lo, hi = intops.INT_RANGE["int8"]
+                    t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(nv, _c(1.0 / s, "float32"))),
+                                                         _c(0.5, "float32")))))
+                    self.env[p] = Q(self.emit(O.astype(self.emit(O.clip(t, lo, hi)), "int8")), s, "int8")
                 for blk in main.body.blocks:
                     for b in blk.bindings:
                         self.binding = b.var.name
@@ -469,15 +468,10 @@ class _Lowering:
             return self.as_q(x, "int8"), wv
         sj = np.where((m > 0) & (w > 0), np.maximum(m, 1e-12) ** a / np.maximum(w, 1e-12) ** (1 - a), 1.0)
         S = float((m / sj).max()) / 127.0 or 1.0
-        target = sj * S
         v = self.env[x]
-        if isinstance(v, Q):
-            expr = self.requant(v.expr, intops.INT_RANGE[v.dtype][1], v.scale / target, "int8")
-        elif isinstance(v, Acc):
-            expr = self.requant(v.expr, v.bound, v.scale / target, "int8")
-        else:
+        if not isinstance(v, (Q, Acc)):
             return self.as_q(x, "int8"), wv
-        return Q(expr, S, "int8"), sj[:, None] * wv
+        return Q(self.rescale(v, sj * S, "int8"), S, "int8"), sj[:, None] * wv
 
     def op_add(self, var, call, args):
         a, b = args
