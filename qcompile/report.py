@@ -33,7 +33,7 @@ def write(out_dir, rep: dict) -> None:
 def markdown(rep: dict) -> str:
     m, b = rep["model"], rep["build"]
     lines = [f"# qcompile report: {m['name']}", "",
-             f"* pipeline `{rep['pipeline']}`, target `{b['target']}` ({', '.join(f'{k} {v}' for k, v in b['info'].items())})",
+             f"* pipeline `{rep['pipeline']}`, target `{b['target']}` ({', '.join(f'{k} {len(v) if isinstance(v, list) else v}' for k, v in b['info'].items())})",
              f"* inputs: " + ", ".join(f"`{i['name']}` {i['dtype']}{list(i['shape'])}" for i in m["inputs"]),
              f"* weights: {rep['memory']['weight_bytes_before']:,} B before, {rep['memory']['weight_bytes_after']:,} B after",
              f"* artifact: {', '.join(b['files'])} ({b['artifact_bytes']:,} B), built in {b['seconds']:.1f} s",

@@ -128,7 +128,12 @@ def test_cuda_int8_matmul_and_arch(tmp_path):
     art = qc.build(IntModule, target="cuda", arch="sm_86")
     src = art.sources["model.cu"]
     assert art.info["arch"] == "sm_86"
-    assert "int8_t" in src or "signed char" in src
+    # the int8 matmul (symbolic rows, fused requantization) is a __dp4a kernel; nothing is float
+    assert art.info["dp4a_matmuls"] == ["fused_matmul_add"] and "__dp4a(" in src
+    assert art.info["float_kernels"] == []
+    # __dp4a needs sm_61: an older arch gets the SIMT schedule
+    old = qc.build(IntModule, target="cuda", arch="sm_60")
+    assert old.info["dp4a_matmuls"] == [] and "__dp4a(" not in old.sources["model.cu"]
     if art.runnable:
         rng = np.random.default_rng(0)
         x = rng.integers(-128, 128, (5, 32), dtype=np.int8)

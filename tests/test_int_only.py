@@ -192,6 +192,20 @@ def test_vit_float_io_artifact_bit_exact_and_accurate(vit_int):
     assert (got * ref).sum() / np.sqrt((got ** 2).sum() * (ref ** 2).sum()) > 0.999
 
 
+@pytest.mark.slow
+def test_vit_cuda_int8_matmuls_are_dp4a_and_no_float(vit_int):
+    mod, notes = vit_int[True]
+    art = qc.build(mod, target="cuda")
+    matmuls = [k for k in re.findall(r"void __launch_bounds__\(\d+\) (\w+)_kernel\(", art.sources["model.cu"])
+               if "matmul" in k]
+    assert len(set(matmuls)) >= 10 and set(matmuls) == set(art.info["dp4a_matmuls"])
+    assert art.info["float_kernels"] == []
+    if art.runnable:  # on a GPU machine: bit-exact against the NumPy interpreter
+        test = dict(np.load("qcompile/models/assets/fmnist_test256.npz"))
+        x = intops.quantize_ref(test["pixels"][:24], notes["io"]["inputs"]["pixels"]["scale"], "int8")
+        np.testing.assert_array_equal(art.run_raw(x)[0], intref.run(mod, x)[0])
+
+
 def test_int_accel_refuses_float_io_names_the_kernel(vit_int):
     with pytest.raises(QCompileError, match="int-accel refuses the build") as e:
         qc.build(vit_int[False][0], target="int-accel")

@@ -3,9 +3,12 @@
 next to ``model.so``. ``validate_with_nvcc`` compiles that source offline. Where a GPU is
 present the artifact is runnable (and ``--eval-data`` evaluates it on the GPU).
 
-Pipeline: TVM's CUDA default (legalize, fuse, dlight schedules), plus one fix: int8
-matmuls are marked ``dlight.do_not_tensorize`` because dlight's int8 tensor-core path
-fails in 0.27 (``GetWmmaFragmentSize``); they get SIMT schedules instead.
+Pipeline: TVM's CUDA default (legalize, fuse, dlight schedules) with two changes for
+integer models: int8 matmuls (with their fused requantization epilogues) are scheduled by
+:class:`~qcompile.backends.cuda_dp4a.Int8MatmulDP4A` as ``__dp4a`` dot products, tried
+before dlight's rules; and any int8 function left over is marked
+``dlight.do_not_tensorize``, because dlight's int8 tensor-core path fails in 0.27
+(``GetWmmaFragmentSize``), so it gets a SIMT schedule instead of a crash.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import tvm_ffi
 
 from ..errors import QCompileError
 from .common import Artifact
+from .cuda_dp4a import uses_dp4a
+from .verify import float_nodes
 
 DEFAULT_ARCH = "sm_80"
 
@@ -49,17 +54,27 @@ def no_int8_tensorize(mod, _ctx):
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
-def pipeline(target):
+def pipeline(target, seen: dict | None = None):
+    """The relax pipeline; ``seen`` (optional) receives the scheduled module under "tir"."""
     from tvm.relax.backend.cuda import pipeline as P
 
-    legal = P.legalize_passes(target)
-    passes = (P.library_dispatch_passes(target) + legal[:-1] + [no_int8_tensorize, legal[-1]]
-              + P.dataflow_lower_passes(target) + P.finalize_passes(target))
+    from tvm.s_tir import dlight as dl
+
+    from .cuda_dp4a import Int8MatmulDP4A
+
+    seen = {} if seen is None else seen
+    legal = P.legalize_passes(target)[:-1]  # all but dlight's ApplyDefaultSchedule
+    schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                       dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+    front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
+    back = P.dataflow_lower_passes(target) + P.finalize_passes(target)
 
     @tvm.transform.module_pass(opt_level=0, name="qcompile.cuda_pipeline")
     def run(mod, _ctx):
         with target:
-            return tvm.transform.Sequential(passes)(mod)
+            mod = tvm.transform.Sequential(front)(mod)
+            seen["tir"] = mod
+            return tvm.transform.Sequential(back)(mod)
 
     return run
 
@@ -73,11 +88,17 @@ def cuda_source(ex) -> str:
 
 
 def build(mod, arch: str | None = None, **_) -> Artifact:
+    """``info`` lists the matmuls computed with ``__dp4a`` and every kernel that still has a
+    floating-point value (for an ``int-only --int-io`` model: none)."""
     tgt = make_target(arch)
-    ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt))
+    seen = {}
+    ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, seen))
     src = cuda_source(ex)
+    kernels = {gv.name_hint: f for gv, f in seen["tir"].functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
     return Artifact("cuda", tgt, ex, sources={"model.cu": src},
-                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__")},
+                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__"),
+                          "dp4a_matmuls": sorted(n for n, f in kernels.items() if uses_dp4a(f)),
+                          "float_kernels": sorted(n for n, f in kernels.items() if float_nodes(f))},
                     runnable=gpu_present(), device="cuda")
 
 
