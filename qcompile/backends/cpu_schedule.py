@@ -17,10 +17,12 @@ was, never failed.
 from __future__ import annotations
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
+from tvm.s_tir.dlight.gpu.matmul import auto_inline_consumer_chain
 
 VEC = 16   # fp32 lanes per inner tile (two AVX2 registers)
-ROWS = 4   # rows sharing one weight vector
+ROWS = 6   # rows sharing one weight vector (6 x 2 accumulator vectors + 2 weight vectors + 1 broadcast: 15 of 16 AVX2 registers)
 
 
 def _const(extent):
@@ -41,31 +43,113 @@ def _tile(n: int | None, wanted: int) -> int | None:
     return None
 
 
-def _schedule_reduction(sch, block) -> bool:
+def _col_tile(n: int | None) -> int | None:
+    if n is None:
+        return None
+    for f in (VEC, 8, 4):
+        if n % f == 0:
+            return f
+    return n if n <= 2 * VEC else None
+
+
+_TRANSCENDENTAL = {"tirx.erf", "tirx.exp", "tirx.tanh", "tirx.sigmoid", "tirx.log", "tirx.pow", "tirx.sqrt"}
+
+
+def _transcendental(stmt) -> bool:
+    found = []
+
+    def cb(obj):
+        if isinstance(obj, tvm.ir.expr.Call) and getattr(obj.op, "name", "") in _TRANSCENDENTAL:
+            found.append(obj)
+
+    tvm_ffi.structural_walk(stmt, cb)
+    return bool(found)
+
+
+def _consumer_chain(sch, block) -> list:
+    out, todo = [], list(sch.get_consumers(block))
+    while todo:
+        b = todo.pop()
+        out.append(b)
+        todo.extend(sch.get_consumers(b))
+    return out
+
+
+def _is_matmul(stmt) -> bool:
+    """``C[..., i, j] += A[..., i, k] * B[..., k, j]`` with ``j`` the last index of C and of B
+    (so the column tile is a contiguous vector load of B) and absent from A."""
+    if len(stmt.reads) < 2 or len(stmt.writes) != 1:
+        return False
+    var_of = {iv.var.name: iv for iv in stmt.iter_vars}
+    out = stmt.writes[0]
+    j = out.region[-1].min
+    if not isinstance(j, tvm.tirx.Var) or j.name not in var_of:
+        return False
+    reads = [r for r in stmt.reads if not r.source.same_as(out.source)]
+
+    def uses(region, var):
+        return any(var.same_as(v) for rg in region.region for v in tvm.tirx.analysis.undefined_vars(rg.min))
+
+    with_j = [r for r in reads if isinstance(r.region[-1].min, tvm.tirx.Var) and r.region[-1].min.same_as(j)]
+    without_j = [r for r in reads if not uses(r, j)]
+    return len(with_j) == 1 and len(without_j) >= 1
+
+
+def _schedule_matmul(sch, block) -> bool:
+    """Register-blocked matmul: a ``ROWS x VEC`` accumulator tile held in registers (a local
+    cache written back once, with the fused epilogue computed on the way out), the
+    reduction loop outside the tile, one weight vector load reused by ``ROWS`` broadcast
+    FMAs. Column tiles outermost and parallel, so each core streams its own weight panel
+    (``K x VEC``, L1-sized) past all rows."""
     loops = sch.get_loops(block)
     kinds = _iter_kinds(sch, block)
-    if len(loops) != len(kinds) or kinds[-1] != "R" or "S" not in kinds:
+    if len(loops) != len(kinds) or kinds[-1] != "R" or "S" not in kinds or "O" in kinds:
         return False
     spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
     reduce_ = [lp for lp, k in zip(loops, kinds) if k == "R"]
-    if "O" in kinds or len(spatial) < 2:
+    if len(spatial) < 2 or kinds.index("R") < len(spatial):
+        return False
+    if not _is_matmul(sch.get(block)):
         return False
     col = spatial[-1]
-    vec = _tile(_const(sch.get(col).extent), VEC)
+    vec = _col_tile(_const(sch.get(col).extent))
     if vec is None:
         return False
-    outer = sch.fuse(*spatial[:-1]) if len(spatial) > 2 else spatial[0]
-    rows = _tile(_const(sch.get(outer).extent), ROWS)
+    n_rows = _const(sch.get(spatial[-2]).extent)
+    if n_rows is None:
+        return False
+    # the row tile divides the innermost row axis: a tile that is ragged or crosses into the
+    # next batch/head computes wrong results in 0.27 (reverse_compute_at sizes the write-back
+    # region as if the tile stayed inside one)
+    mr = next(r for r in range(ROWS, 0, -1) if n_rows % r == 0)
+    rows = sch.fuse(*spatial[:-1]) if len(spatial) > 2 else spatial[0]
+    ro, ri = sch.split(rows, [None, mr])
     jo, ji = sch.split(col, [None, vec])
-    if rows:
-        ro, ri = sch.split(outer, [None, rows])
-        sch.reorder(ro, jo, *reduce_, ri, ji)
-    else:
-        ro, ri = outer, None
-        sch.reorder(ro, jo, *reduce_, ji)
-    sch.parallel(ro)
+    sch.reorder(jo, ro, *reduce_, ri, ji)
+    outer = sch.fuse(jo, ro)
+    sch.parallel(outer)
+    acc = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(acc, outer, preserve_unit_loops=True)
+    if not any(_transcendental(sch.get(c)) for c in _consumer_chain(sch, acc)):
+        auto_inline_consumer_chain(sch, acc)  # epilogue from registers (bias, requantization)
+    sch.unroll(ri)
     sch.vectorize(ji)
     sch.decompose_reduction(block, reduce_[0])
+    sch.vectorize(sch.get_loops(acc)[-1])
+    return True
+
+
+def _schedule_row_reduction(sch, block) -> bool:
+    """A reduction over the innermost axes (softmax max/sum, LayerNorm statistics, Shiftmax
+    row sums): the rows run in parallel."""
+    loops = sch.get_loops(block)
+    kinds = _iter_kinds(sch, block)
+    if len(loops) != len(kinds) or "O" in kinds or kinds[0] != "S":
+        return False
+    n_s = kinds.index("R")
+    if any(k != "R" for k in kinds[n_s:]):
+        return False
+    sch.parallel(sch.fuse(*loops[:n_s]) if n_s > 1 else loops[0])
     return True
 
 
@@ -101,8 +185,11 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
         kinds = _iter_kinds(sch, block)
         try:
             trial = sch.copy()
-            ok = _schedule_reduction(trial, trial.get_sblock(name)) if "R" in kinds else \
-                _schedule_elementwise(trial, trial.get_sblock(name))
+            blk = trial.get_sblock(name)
+            if "R" not in kinds:
+                ok = _schedule_elementwise(trial, blk)
+            else:
+                ok = _schedule_matmul(trial, blk) or _schedule_row_reduction(trial, blk)
         except Exception:  # noqa: BLE001 - rule does not apply: leave this block as it is
             continue
         if ok:

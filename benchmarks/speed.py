@@ -1,0 +1,283 @@
+"""Speed of qcompile's llvm artifacts against what users would run instead, each engine
+timed in its own process with the same thread count.
+
+    python benchmarks/speed.py [--out benchmarks/results/speed.json] [--runs 20]
+                               [--threads N] [--models vit,deit_s,minilm] [--batches 1,8]
+
+Models (static shapes, batch 1 and 8):
+
+* ``vit``: the bundled Fashion-MNIST ViT (dim 128, 4 layers, 50 tokens);
+* ``deit_s``: a DeiT-S-shaped ViT (224x224x3, patch 16, dim 384, 12 layers, 6 heads, MLP
+  1536, 197 tokens, 1000 classes) with seeded random weights: speed only, its int-only
+  artifact is calibrated on random images;
+* ``minilm``: all-MiniLM-L6-v2 at sequence 128 (calibrated on 32 *Persuasion* sentences).
+
+Engines: qcompile ``none`` (float32) and ``int-only`` artifacts (llvm, default schedules,
+no tuning; float I/O), onnxruntime float32 and int8 dynamic (``quantize_dynamic``,
+per-channel), torch eager (float32). Each is timed in a fresh subprocess: warm-up, then the
+median of ``--runs`` calls on the same inputs.
+
+Peak fractions use the machine peaks measured in issue #6 for this 2-core AVX2 machine
+(101 G fp32 FMA/s, 196 G exact int8 MAC/s, two cores) scaled to the thread count, and the
+model's multiply-accumulates counted from its graph (matmuls and convolutions). The JSON
+also records OpenBLAS's sgemm rate measured in this run as a sanity reference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "speed"
+PEAK_PER_CORE = {"fp32_fma": 101e9 / 2, "int8_mac": 196e9 / 2}  # issue #6, measured on this machine
+ENGINES = ["qcompile_none", "qcompile_int_only", "ort_fp32", "ort_int8_dynamic", "torch_eager"]
+DEIT_S = dict(image=224, patch=16, channels=3, dim=384, depth=12, heads=6, mlp=1536, classes=1000)
+
+
+def log(msg):
+    print(f"[speed] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def torch_model(name):
+    import torch
+
+    if name == "vit":
+        from qcompile.models.vit import load_checkpoint
+        from qcompile.models import ASSETS
+
+        return load_checkpoint(ASSETS / "vit_fmnist.pt")[0]
+    if name == "deit_s":
+        from qcompile.models.vit import ViT, ViTConfig
+
+        torch.manual_seed(0)
+        return ViT(ViTConfig(**DEIT_S)).eval()
+    from qcompile.models.minilm import _Encoder, load_torch
+
+    return _Encoder(load_torch()[0])
+
+
+def inputs(name, b) -> dict:
+    rng = np.random.default_rng(0)
+    if name == "minilm":
+        from qcompile.models import corpus, minilm
+
+        feed = minilm.tokenize(corpus.sentences("eval", b))
+        return {k: np.ascontiguousarray(v[:b]) for k, v in feed.items()}
+    if name == "vit":
+        from qcompile.models import ASSETS
+
+        return {"pixels": np.load(ASSETS / "fmnist_test256.npz")["pixels"][:b]}
+    return {"pixels": rng.standard_normal((b, 3, 224, 224)).astype(np.float32)}
+
+
+def calibration(name, b) -> dict:
+    if name == "minilm":
+        from qcompile.models import corpus, minilm
+
+        return minilm.tokenize(corpus.sentences("calib", 32))
+    if name == "vit":
+        from qcompile.models import ASSETS
+
+        return {"pixels": np.load(ASSETS / "fmnist_calib256.npz")["pixels"][:64]}
+    return {"pixels": np.random.default_rng(1).standard_normal((16, 3, 224, 224)).astype(np.float32)}
+
+
+def onnx_path(name, b) -> Path:
+    if name == "minilm":
+        from qcompile.models import minilm
+
+        return minilm.export_onnx(batch=b)
+    path = WORK / f"{name}_b{b}.onnx"
+    if not path.exists():
+        from qcompile.models.vit import export_onnx
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(torch_model(name), path.with_suffix(".tmp.onnx"), batch=b)
+        path.with_suffix(".tmp.onnx").replace(path)
+    return path
+
+
+def macs(mod) -> int:
+    """Multiply-accumulates of the matmuls and convolutions in ``main`` (static shapes)."""
+    from tvm import relax
+
+    total = 0
+    for block in mod["main"].body.blocks:
+        for bd in block.bindings:
+            v = bd.value
+            if not isinstance(v, relax.Call) or not hasattr(v.op, "name"):
+                continue
+            out = [int(s) for s in bd.var.ty.shape]
+            if v.op.name == "relax.matmul":
+                total += int(np.prod(out)) * int(v.args[0].ty.shape[-1])
+            elif v.op.name == "relax.nn.conv2d":
+                w = [int(s) for s in v.args[1].ty.shape]
+                total += int(np.prod(out)) * int(np.prod(w[1:]))
+    return total
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def prepare(name, b) -> dict:
+    """Build the qcompile artifacts and the int8-dynamic ONNX for one (model, batch)."""
+    import qcompile as qc
+    from qcompile.calibration import Calibration
+
+    d = WORK / f"{name}_b{b}"
+    d.mkdir(parents=True, exist_ok=True)
+    src = onnx_path(name, b)
+    np.savez(d / "inputs.npz", **inputs(name, b))
+    info = {"onnx": str(src)}
+    model = qc.load(src)
+    info["macs"] = macs(qc.canonicalize(model.mod))
+    for spec in ("none", "int-only"):
+        cal = Calibration(calibration(name, b), batch=b, progress=False) if spec == "int-only" else None
+        t = time.perf_counter()
+        mod = qc.PassManager(qc.pipeline(spec), calibration=cal).run(model.mod)
+        t_pass = time.perf_counter() - t
+        t = time.perf_counter()
+        art = qc.build(mod, "llvm")
+        t_build = time.perf_counter() - t
+        art.executable.export_library(str(d / f"{spec}.so"))
+        info[spec] = {"passes_s": round(t_pass, 1), "build_s": round(t_build, 1)}
+        log(f"{name} b{b} {spec}: passes {t_pass:.1f} s, build {t_build:.1f} s")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    q = d / "int8_dynamic.onnx"
+    if not q.exists():
+        quantize_dynamic(str(src), str(q), per_channel=True, weight_type=QuantType.QInt8)
+    return info
+
+
+# ----------------------------------------------------------------------------- timing worker
+
+
+def median_ms(fn, runs: int) -> float:
+    for _ in range(max(5, runs // 4)):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return 1000 * float(np.median(ts))
+
+
+def worker(engine, name, b, runs, threads) -> float:
+    d = WORK / f"{name}_b{b}"
+    feed = dict(np.load(d / "inputs.npz"))
+    if engine.startswith("qcompile"):
+        import tvm
+        from tvm import relax
+
+        spec = "none" if engine == "qcompile_none" else "int-only"
+        vm = relax.VirtualMachine(tvm.runtime.load_module(str(d / f"{spec}.so")), tvm.cpu())
+        args = [tvm.runtime.tensor(v) for v in feed.values()]
+        return median_ms(lambda: vm["main"](*args), runs)
+    if engine.startswith("ort"):
+        import onnxruntime as ort
+
+        o = ort.SessionOptions()
+        o.intra_op_num_threads, o.inter_op_num_threads, o.log_severity_level = threads, 1, 3
+        path = d / "int8_dynamic.onnx" if engine == "ort_int8_dynamic" else json.load(open(d / "info.json"))["onnx"]
+        sess = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+        return median_ms(lambda: sess.run(None, feed), runs)
+    import torch
+
+    torch.set_num_threads(threads)
+    m = torch_model(name)
+    args = [torch.from_numpy(v) for v in feed.values()]
+    with torch.inference_mode():
+        return median_ms(lambda: m(*args), runs)
+
+
+def sgemm_gflops(threads) -> float:
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    ms = median_ms(lambda: a @ a, 10)
+    return 2 * 1024 ** 3 / (ms / 1000) / 1e9
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/speed.json"))
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--models", default="vit,deit_s,minilm")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--worker", nargs=3, metavar=("ENGINE", "MODEL", "BATCH"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        e, name, b = a.worker
+        print(json.dumps({"ms": worker(e, name, int(b), a.runs, a.threads)}))
+        return
+
+    env = {**os.environ, "TVM_NUM_THREADS": str(a.threads), "OMP_NUM_THREADS": str(a.threads),
+           "OPENBLAS_NUM_THREADS": str(a.threads)}
+    res = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]), "machine": platform.processor() or
+           platform.machine(), "threads": a.threads, "runs": a.runs,
+           "peak": {"fp32_fma_per_s": PEAK_PER_CORE["fp32_fma"] * a.threads,
+                    "int8_mac_per_s": PEAK_PER_CORE["int8_mac"] * a.threads,
+                    "source": "issue #6 (vfmadd / vpmaddubsw+vpmaddwd loops, this machine)",
+                    "openblas_sgemm_1024_gflops_measured": round(sgemm_gflops(a.threads), 1)},
+           "models": {}}
+    for name in a.models.split(","):
+        for b in (int(x) for x in a.batches.split(",")):
+            key = f"{name}_b{b}"
+            info = prepare(name, b)
+            json.dump(info, open(WORK / key / "info.json", "w"))
+            row = {"macs": info["macs"], "compile_s": {s: info[s] for s in ("none", "int-only")}, "ms": {}}
+            for e in ENGINES:
+                cmd = [sys.executable, __file__, "--worker", e, name, str(b), "--runs", str(a.runs),
+                       "--threads", str(a.threads)]
+                p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+                if p.returncode:
+                    row["ms"][e] = None
+                    log(f"{key} {e} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
+                    continue
+                row["ms"][e] = round(json.loads(p.stdout.strip().splitlines()[-1])["ms"], 3)
+                log(f"{key} {e}: {row['ms'][e]} ms")
+            ms = row["ms"]
+            row["peak_fraction"] = {
+                e: round(info["macs"] / (ms[e] / 1000) / res["peak"]["int8_mac_per_s" if "int" in e else
+                                                                       "fp32_fma_per_s"], 3)
+                for e in ENGINES if ms.get(e)}
+            if ms.get("qcompile_none") and ms.get("ort_fp32"):
+                row["none_over_ort_fp32"] = round(ms["qcompile_none"] / ms["ort_fp32"], 3)
+            if ms.get("qcompile_int_only") and ms.get("ort_int8_dynamic"):
+                row["int_only_over_ort_int8_dynamic"] = round(ms["qcompile_int_only"] / ms["ort_int8_dynamic"], 3)
+            res["models"][key] = row
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    rows = res["models"].values()
+    res["goals"] = {
+        "none_within_1.5x_of_ort_fp32": {k: r.get("none_over_ort_fp32", None) is not None and r["none_over_ort_fp32"] <= 1.5
+                                         for k, r in res["models"].items()},
+        "int_only_faster_than_ort_int8_dynamic": {k: r.get("int_only_over_ort_int8_dynamic", 9) < 1
+                                                  for k, r in res["models"].items()},
+        "max_int8_peak_fraction": max((r["peak_fraction"].get("qcompile_int_only", 0) for r in rows), default=0),
+        "minilm_default_compile_s": {k: r["compile_s"]["none"]["passes_s"] + r["compile_s"]["none"]["build_s"]
+                                     for k, r in res["models"].items() if k.startswith("minilm")},
+    }
+    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    log(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
