@@ -1,18 +1,23 @@
-"""A default CPU schedule that needs no tuning (first step; the speed issue refines it).
+"""The default CPU schedule: no tuning, applied to every fused PrimFunc after ``FuseTIR``.
 
 TVM 0.27 leaves llvm kernels unscheduled (one thread, no vectors) and dlight has no CPU
-matmul rule. This pass schedules every fused PrimFunc after ``FuseTIR``:
+matmul rule. Per block:
 
-* a **reduction block with a spatial last axis** (matmul, batched matmul; epilogues stay
-  separate blocks): loop order ``[rows (parallel) / row tile, column tile, k, row in tile,
-  column in tile (vectorized)]`` with the initialisation split off, so each weight
-  vector loaded is reused by ``ROWS`` rows and the inner loop is a vector FMA;
-* every other block: the outermost spatial loops are fused and run in parallel, and the
-  innermost spatial loop is vectorized when its extent allows.
+* **matmul** (``C[.., i, j] += A[.., i, k] * B[.., k, j]``, batched or not, float or
+  int8 -> int32): a register-blocked micro-kernel. A ``ROWS x VEC`` tile of C is
+  accumulated in registers (a local cache) while ``k`` runs, each B vector load reused by
+  the tile's rows (broadcast multiply-adds); column tiles are outermost and parallel, so a
+  core streams one weight panel past all rows. The elementwise epilogue (bias, residual
+  add, dyadic requantization, ShiftGELU) is computed from the registers on write-back,
+  except transcendental ones (erf/exp), which vectorize better as their own loop. The row
+  tile divides one head's rows (see ``_schedule_matmul``);
+* **row reduction** (softmax max/sum, LayerNorm statistics, Shiftmax row sums): rows in
+  parallel;
+* **elementwise**: outer loops fused and parallel, the innermost loop vectorized.
 
-Schedules only reorder and annotate loops; integer results are unchanged (the tests check
-bit-exactness on the scheduled build). A PrimFunc the rules cannot handle is left as it
-was, never failed.
+Schedules only reorder, tile and annotate loops; integer results are unchanged (tests
+check bit-exactness on scheduled builds). A PrimFunc the rules cannot handle is left as it
+was, never failed. Measured by ``benchmarks/speed.py``.
 """
 from __future__ import annotations
 
@@ -49,7 +54,8 @@ def _col_tile(n: int | None) -> int | None:
     for f in (VEC, 8, 4):
         if n % f == 0:
             return f
-    return n if n <= 2 * VEC else None
+    # no ragged tiles (see _schedule_matmul): the widest divisor up to two vectors
+    return next((f for f in range(2 * VEC, 1, -1) if n % f == 0), None)
 
 
 _TRANSCENDENTAL = {"tirx.erf", "tirx.exp", "tirx.tanh", "tirx.sigmoid", "tirx.log", "tirx.pow", "tirx.sqrt"}

@@ -1,5 +1,6 @@
 """CPU target through LLVM. Default: this machine's CPU (``llvm_get_system_cpu``), all cores;
-Relax's CPU pipeline (legalize, fuse). Kernels are unscheduled: correct, not yet fast.
+Relax's CPU pipeline (legalize, fuse) plus qcompile's default schedules
+(:mod:`qcompile.backends.cpu_schedule`; TVM itself leaves CPU kernels unscheduled).
 
 One change to TVM's pipeline: for modules with symbolic shapes (a decoder's past length)
 ``RewriteDataflowReshape`` is left out, because its iterator analysis fails in 0.27 on
