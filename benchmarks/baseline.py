@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qcompile as qc  # noqa: E402
+from benchmarks.common import header, write_json  # noqa: E402
 from qcompile import lm  # noqa: E402
 
 
@@ -140,9 +139,7 @@ def main():
     ap.add_argument("--only", choices=["vit", "minilm", "smollm2"], action="append")
     a = ap.parse_args()
     only = a.only or ["vit", "minilm", "smollm2"]
-    out = {"command": "python benchmarks/baseline.py " + " ".join(sys.argv[1:]),
-           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-           "qcompile_version": qc.__version__, "models": {}}
+    out = header("baseline.py")
     jobs = {"vit": lambda: vit(a.vit_samples), "minilm": lambda: minilm(a.sentences),
             "smollm2": lambda: smollm2(a.tokens)}
     for name in only:
@@ -150,11 +147,7 @@ def main():
         out["models"][name] = jobs[name]()
         print(json.dumps(out["models"][name]["values"], indent=1), flush=True)
     p = Path(a.out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(p)
-    print(f"wrote {p}")
+    write_json(p, out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     qcompile --list-pipelines
     qcompile run OUT --inputs F.npz --output G.npz
     qcompile assets fetch [NAME ...]
+    qcompile assets export smollm2 [--chunk 64]   # prints the decoder ONNX's path
 
 Errors caused by the input print one line and exit 2, leaving no OUT behind.
 """
@@ -124,7 +125,17 @@ def _main_assets(argv) -> int:
                    help=f"any of: {', '.join(sorted(assets.ASSETS))}")
     f.add_argument("--for-tests", action="store_true", help="only what the test suite uses")
     sub.add_parser("list", help="what is available and whether it is cached")
+    e = sub.add_parser("export", help="export a cached decoder to ONNX (once) and print its path")
+    e.add_argument("model", choices=["smollm2"])
+    e.add_argument("--chunk", type=int, default=64, help="tokens per step (static in the graph; default 64)")
     a = ap.parse_args(argv)
+    if a.cmd == "export":
+        from .models import smollm2
+
+        if a.chunk < 1:
+            raise QCompileError(f"--chunk must be positive, got {a.chunk}")
+        print(smollm2.export_onnx(a.chunk))
+        return 0
     if a.cmd == "list":
         for name, asset in sorted(assets.ASSETS.items()):
             print(f"{name:<16} {'ok     ' if asset.present() else 'missing'}  {asset.description}")

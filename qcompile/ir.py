@@ -61,3 +61,38 @@ def composites(mod, name: str | None = None) -> list[tuple[str, relax.Function]]
 def script(mod) -> str:
     """Deterministic TVMScript text of a module (weights as ``metadata[...]`` references)."""
     return mod.script(show_meta=False)
+
+
+def attention_roles(f):
+    """Map the composite's params to roles: q, k (already transposed), scale, mask, v.
+    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax, matmul``."""
+    params = list(f.params)
+    binds = [b for blk in f.body.blocks for b in blk.bindings]
+    if not all(isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) for b in binds):
+        return None
+    ops = [b.value.op.name.removeprefix("relax.") for b in binds]
+    if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
+        return None
+    middle = ops[1:-2]
+    if middle not in ([], ["multiply"], ["divide"], ["add"], ["multiply", "add"], ["divide", "add"]):
+        return None
+    roles, scale = {}, 1.0
+    roles[binds[0].value.args[0]] = "q"
+    roles[binds[0].value.args[1]] = "k"
+    for b, op in zip(binds[1:-2], middle):
+        arg = b.value.args[1]
+        if op == "add":
+            roles[arg] = "mask"
+        elif isinstance(arg, relax.Var):
+            roles[arg] = "scale" if op == "multiply" else "inv_scale"
+            scale = None
+        else:
+            c = float(const_value(arg).reshape(()))
+            scale = c if op == "multiply" else 1.0 / c
+    roles[binds[-1].value.args[1]] = "v"
+    for p in params:  # symbolic-shape carrier of a dynamic-length attention
+        if isinstance(p.ty, relax.ShapeType):
+            roles[p] = "tir_vars"
+    if any(p not in roles for p in params):
+        return None
+    return {"params": [roles[p] for p in params], "scale": scale}

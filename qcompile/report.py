@@ -51,6 +51,9 @@ def markdown(rep: dict) -> str:
                       f"* integer I/O: {p['notes'].get('int_io')}; scales: `{json.dumps(p['notes'].get('io'))}`",
                       f"* overflow bounds checked: {p['notes']['overflow']['checked']}, tightest: "
                       f"`{json.dumps(p['notes']['overflow']['tightest'])}`"]
+    for p in rep["passes"]:
+        if "regions" in p["notes"]:
+            lines += ["", f"## Rotation ({p['name']})", ""] + [f"* {r}" for r in _rotation_lines(p["notes"])]
     ev = rep.get("evaluation")
     if ev:
         lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
@@ -76,6 +79,8 @@ def summary(rep: dict, out_dir) -> str:
             fl = f" (float: {', '.join(ops['float'])})" if ops["float"] else ""
             rows.append(f"  {p['name']}: {ops['integer']} integer ops, {len(ops['float'])} float{fl}; "
                         f"integer I/O {'on' if p['notes'].get('int_io') else 'off'}")
+        if "regions" in p["notes"]:
+            rows += [f"  {p['name']}: {r}" for r in _rotation_lines(p["notes"])]
     if b["info"].get("verified_integer_only"):
         rows.append("  int-accel verifier: no floating point in the lowered code")
     rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
@@ -90,3 +95,21 @@ def summary(rep: dict, out_dir) -> str:
                         f"max |err| {o['max_abs_err']:.3g}{t1}")
     rows.append(f"  report: {out_dir}/report.md")
     return "\n".join(rows)
+
+
+def _rotation_lines(n: dict) -> list[str]:
+    out = []
+    for r in n["regions"]:
+        norm = "LayerNorm: stream centred, LayerNorm -> scale-free RMSNorm" if r["centered"] else "RMSNorm"
+        out.append(f"residual stream {r['width']}: {r['rotation']}; {norm}, {r['norms_folded']} norms folded into "
+                   f"{r['readers']} readers; writers {', '.join(f'{k} {v}' for k, v in r['writers'].items())}")
+    oh = n["online_hadamard"]
+    out.append(f"online Hadamard before {oh['down_projections']} down projections"
+               + (f" (sizes {', '.join(f'{k} = {v}' for k, v in oh['sizes'].items())})" if oh["sizes"] else ""))
+    v = n.get("value_rotation", {})
+    if v:
+        out.append(f"head-wise V rotation in {v['applied']} attentions"
+                   + (" (the value cache is stored rotated)" if v.get("value_cache_rotated") else "")
+                   + (f"; skipped: {'; '.join(v['skipped'])}" if v.get("skipped") else ""))
+    out.append(f"not done: {n['not_done']}")
+    return out

@@ -76,3 +76,44 @@ def rewrite(pattern, rewriter, func, budget: int | None = None):
 
 def is_function(f) -> bool:
     return isinstance(f, relax.Function)
+
+
+def rebuild_main(mod, on_binding):
+    """A new module whose ``main`` is re-emitted binding by binding into one dataflow block.
+
+    ``on_binding(bb, var, value)`` sees each original binding with its variables already
+    replaced by their re-emitted counterparts; it returns the expression to bind to
+    ``var`` (``None``: keep ``value``) and may emit extra bindings first through ``bb``. Composite and other functions are kept; functions
+    emitted through ``bb`` (``emit_te``) are added."""
+    main = mod["main"]
+    rest = mod.clone()
+    del rest["main"]
+    bb = relax.BlockBuilder(rest)
+    env: dict = {}
+
+    def sub(e):
+        if isinstance(e, relax.Var):
+            return env.get(e, e)
+        if isinstance(e, relax.Tuple):
+            return relax.Tuple([sub(f) for f in e.fields])
+        return e
+
+    params = [relax.Var(p.name, p.ty) for p in main.params]
+    env.update(zip(main.params, params))
+    with bb.function("main", params, attrs=dict(main.attrs) if main.attrs else None):
+        with bb.dataflow():
+            for blk in main.body.blocks:
+                for b in blk.bindings:
+                    v = b.value
+                    if isinstance(v, relax.Call):
+                        v = relax.Call(v.op, [sub(a) for a in v.args], v.attrs, v.ty_args)
+                    elif isinstance(v, relax.TupleGetItem):
+                        v = relax.TupleGetItem(sub(v.tuple_value), v.index)
+                    else:
+                        v = sub(v)
+                    new = on_binding(bb, b.var, v)
+                    new = v if new is None else new
+                    env[b.var] = bb.emit(new, name_hint=b.var.name)
+            gv = bb.emit_output(sub(main.body.body))
+        bb.emit_func_output(gv)
+    return bb.get()

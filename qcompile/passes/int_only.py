@@ -45,7 +45,7 @@ from tvm.relax.dpl import is_const, is_op, wildcard
 from .. import intops
 from ..calibration import AbsMaxPerChannel, Histogram, MinMax
 from ..errors import QCompileError
-from ..ir import const_value, shape_of
+from ..ir import attention_roles, const_value, shape_of
 from ..passmanager import Pass
 from ..pipelines import register, register_pass
 from ..rewrite import rewrite
@@ -548,7 +548,7 @@ class _Lowering:
         return Acc(out, np.asarray(xq.scale * 2.0 ** -p.B), 127.0 * 2 ** p.B)
 
     def attention(self, var, call, f):
-        roles = _attention_roles(f)
+        roles = attention_roles(f)
         if roles is None:
             raise QCompileError(f"int-only: attention at '{var.name}' has a form without an integer lowering")
         cfg = self.cfg
@@ -679,38 +679,6 @@ def count_ops(main) -> dict:
 
 def _dtype(e) -> str:
     return str(e.ty.dtype)
-
-
-def _attention_roles(f):
-    """Map the composite's params to roles: q, k (already transposed), scale, mask, v.
-    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax, matmul``."""
-    params = list(f.params)
-    binds = [b for blk in f.body.blocks for b in blk.bindings]
-    if not all(isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) for b in binds):
-        return None
-    ops = [b.value.op.name.removeprefix("relax.") for b in binds]
-    if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
-        return None
-    middle = ops[1:-2]
-    if middle not in ([], ["multiply"], ["divide"], ["add"], ["multiply", "add"], ["divide", "add"]):
-        return None
-    roles, scale = {}, 1.0
-    roles[binds[0].value.args[0]] = "q"
-    roles[binds[0].value.args[1]] = "k"
-    for b, op in zip(binds[1:-2], middle):
-        arg = b.value.args[1]
-        if op == "add":
-            roles[arg] = "mask"
-        elif isinstance(arg, relax.Var):
-            roles[arg] = "scale" if op == "multiply" else "inv_scale"
-            scale = None
-        else:
-            c = float(const_value(arg).reshape(()))
-            scale = c if op == "multiply" else 1.0 / c
-    roles[binds[-1].value.args[1]] = "v"
-    if any(p not in roles for p in params):
-        return None
-    return {"params": [roles[p] for p in params], "scale": scale}
 
 
 def _build():

@@ -1,0 +1,575 @@
+"""Residual-stream analysis for rotation (QuaRot / SpinQuant): which tensors carry the
+stream, who writes into it and who reads it. Analysis only; :mod:`qcompile.passes.rotate`
+rewrites.
+
+The dataflow of ``main`` is viewed as a networkx ``DiGraph`` (:func:`dataflow`): one node
+per binding (its Relax var), an edge from each var to the bindings that use it.
+
+A **region** (:func:`regions`) is a set of tensors with one channel axis each, grown from
+the inputs of the normalizations (RMSNorm / LayerNorm over the last axis):
+
+* backwards through residual adds, data movement that keeps the channel axis whole
+  (reshape, permute, concat and take along other axes) down to the **writers**: a linear
+  layer ``x @ W`` (+ bias), a convolution's output channels, an embedding lookup
+  ``take(E, ids)``, and constants added or concatenated into the stream (positional
+  embeddings, a cls token);
+* forwards through the same ops to the **readers**: norms whose output feeds only linear
+  layers (``γ``, ``β`` and ``Qᵀ`` fold into those).
+
+Anything else that touches the stream is not rotation-invariant and stops the analysis
+with an error naming its binding and op. A norm on the residual path itself (post-norm,
+BERT) is refused the same way: its affine cannot move across the rotation.
+
+:func:`down_projections` finds writers whose input is computed elementwise (the MLP's
+down projection after GELU / SwiGLU): rotation cannot pass the nonlinearity, so an online
+Hadamard goes there. :func:`value_paths` finds, per attention, the linear producing ``V``
+and the linear consuming the attention output, and which columns / rows belong to which
+head (by pushing column ids through the data movement in NumPy), for the head-wise
+rotation of ``V`` into ``O``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import networkx as nx
+import numpy as np
+import tvm
+from tvm import relax
+
+from .errors import QCompileError
+from .ir import attention_roles, const_value
+
+MOVES = {"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze", "strided_slice"}
+NORMS = {"nn.rms_norm", "nn.layer_norm"}
+
+
+def op_name(value) -> str | None:
+    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+        return value.op.name.removeprefix("relax.")
+    return None
+
+
+class Graph:
+    """The bindings of one function: ``defs`` var -> value, ``users`` var -> [(user var, arg index)],
+    the networkx view ``g``, the function's output vars ``outputs`` and ``params``."""
+
+    def __init__(self, func: relax.Function):
+        self.func = func
+        self.defs: dict = {}
+        self.names: dict = {}
+        self.order: list = []
+        self.users: dict = {}
+        self.g = nx.DiGraph()
+        for blk in func.body.blocks:
+            for b in blk.bindings:
+                self.defs[b.var] = b.value
+                self.order.append(b.var)
+                self.g.add_node(b.var.name, op=op_name(b.value) or type(b.value).__name__)
+                for i, a in enumerate(self.args(b.value)):
+                    if isinstance(a, relax.Var):
+                        self.users.setdefault(a, []).append((b.var, i))
+                        self.g.add_edge(a.name, b.var.name)
+        self.params = set(func.params)
+        out = func.body.body
+        self.outputs = set(out.fields) if isinstance(out, relax.Tuple) else {out}
+        if isinstance(out, relax.Var) and isinstance(self.defs.get(out), relax.Tuple):
+            self.outputs |= set(self.defs[out].fields)
+
+    @staticmethod
+    def args(value) -> list:
+        """Flat argument list; a tuple argument (concat) contributes its fields in order."""
+        if isinstance(value, relax.Call):
+            out = []
+            for a in value.args:
+                out += list(a.fields) if isinstance(a, relax.Tuple) else [a]
+            return out
+        if isinstance(value, relax.Tuple):
+            return list(value.fields)
+        if isinstance(value, relax.TupleGetItem):
+            return [value.tuple_value]
+        return []
+
+    def composite(self, value) -> str | None:
+        if isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar):
+            f = self.module_funcs.get(value.op.name_hint) if hasattr(self, "module_funcs") else None
+            return None if f is None else str((f.attrs or {}).get("Composite"))
+        return None
+
+
+def dataflow(mod) -> Graph:
+    g = Graph(mod["main"])
+    g.module_funcs = {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, relax.Function)}
+    return g
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def _dims(expr, subst=None) -> list:
+    """Static dims of a tensor expr; symbolic dims become ``subst(var)`` (a stand-in prime by
+    default, so products of dims compare like the symbols would)."""
+    shape = expr.ty.shape
+    out = []
+    for d in shape:
+        if isinstance(d, tvm.tirx.IntImm):
+            out.append(int(d))
+        else:
+            out.append(subst(d) if subst else _PRIMES.setdefault(str(d), _next_prime()))
+    return out
+
+
+_PRIMES: dict[str, int] = {}
+
+
+def _next_prime() -> int:
+    p = 100003 + 2 * len(_PRIMES) * 97
+    while any(p % q == 0 for q in range(2, math.isqrt(p) + 1)):
+        p += 2
+    return p
+
+
+def _reshape_axis(src: list, dst: list, axis: int) -> int | None:
+    """The axis of ``dst`` that is ``src[axis]`` after a reshape, or None if it is split/merged."""
+    before = math.prod(src[:axis])
+    acc = 1
+    for k, d in enumerate(dst):
+        if acc == before and d == src[axis]:
+            return k
+        acc *= d
+        if acc > before:
+            return None
+    return None
+
+
+def _norm_axis(call) -> int | None:
+    nd = len(call.args[0].ty.shape)
+    axes = [int(a) % nd for a in call.attrs.axes]
+    return axes[0] if len(axes) == 1 else None
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+@dataclasses.dataclass
+class Writer:
+    kind: str        # matmul | conv2d | embedding | const
+    var: relax.Var   # the binding that writes (for 'const': the binding whose argument it is)
+    arg: int = 1     # which argument of ``var``'s call holds the constant to rotate
+    axis: int = -1   # the constant's channel axis
+
+
+@dataclasses.dataclass
+class Reader:
+    matmul: relax.Var            # x @ W, W const [d, out]
+    bias: relax.Var | None       # the add of a constant bias after it, if any
+    path: list                   # the data-movement bindings from the norm to the matmul
+
+
+@dataclasses.dataclass
+class NormRead:
+    var: relax.Var
+    kind: str                    # rms_norm | layer_norm
+    readers: list
+
+
+@dataclasses.dataclass
+class Region:
+    d: int
+    axes: dict                   # var -> channel axis
+    writers: list
+    norms: list
+
+    @property
+    def centered(self) -> bool:
+        return any(n.kind == "layer_norm" for n in self.norms)
+
+
+def _err(g: Graph, var, value, why: str) -> QCompileError:
+    op = op_name(value) or g.composite(value) or type(value).__name__
+    return QCompileError(f"rotate: binding '{var.name}' ({op}) {why}")
+
+
+def regions(mod) -> list[Region]:
+    """Every residual-stream region of ``main`` (see the module docstring)."""
+    g = dataflow(mod)
+    for var in g.order:
+        value = g.defs[var]
+        if op_name(value) in NORMS:
+            for u, _ in g.users.get(var, []):
+                uval = g.defs[u]
+                if op_name(uval) == "add" and all(isinstance(a, relax.Var) for a in uval.args):
+                    raise _err(g, var, value, "normalizes the residual stream in place (a post-norm model: its "
+                                              "output is added to another branch at "
+                                              f"'{u.name}'); its scale and shift sit on the residual path, so no "
+                                              "rotation fuses across it")
+    seen: dict = {}
+    out = []
+    for var in g.order:
+        value = g.defs[var]
+        if op_name(value) in NORMS:
+            x = value.args[0]
+            nd = len(x.ty.shape)
+            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or x in seen:
+                continue
+            out.append(_grow(g, x, nd - 1, seen))
+    return out
+
+
+def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
+    axes: dict = {}
+    writers: list[Writer] = []
+    norms: dict = {}
+    work = [(seed, axis)]
+
+    def push(v, ax):
+        work.append((v, ax))
+
+    def aligned(src_var, ax, other) -> int | None:
+        """Channel axis of ``other`` broadcast against ``src_var`` (aligned from the right)."""
+        k = len(src_var.ty.shape) - 1 - ax
+        nd = len(other.ty.shape)
+        return None if k >= nd else nd - 1 - k
+
+    while work:
+        v, ax = work.pop()
+        if v in axes:
+            if axes[v] != ax:
+                raise QCompileError(f"rotate: '{v.name}' carries the residual stream on two different axes")
+            continue
+        axes[v] = ax
+        seen[v] = True
+        if v in g.params:
+            raise QCompileError(f"rotate: the residual stream is the model input '{v.name}'",
+                                hint="rotation needs the stream to start at an embedding or a linear layer")
+        if v in g.outputs:
+            raise QCompileError(f"rotate: the residual stream '{v.name}' is a model output",
+                                hint="a rotated stream would change the model's outputs")
+        # ---- how v is written
+        val = g.defs[v]
+        op = op_name(val)
+        nd = len(v.ty.shape)
+        if op == "add":
+            for i, a in enumerate(val.args):
+                a_ax = aligned(v, ax, a)
+                if a_ax is None or _dims(a)[a_ax] != _dims(v)[ax]:
+                    raise _err(g, v, val, "broadcasts one value across the residual channels")
+                if isinstance(a, relax.Var):
+                    push(a, a_ax)
+                else:
+                    writers.append(Writer("const", v, i, a_ax))
+        elif op == "matmul" and ax == nd - 1 and const_value(val.args[1]) is not None:
+            writers.append(Writer("matmul", v))
+        elif op == "nn.conv2d" and ax == 1 and str(val.attrs.data_layout) == "NCHW" \
+                and str(val.attrs.kernel_layout) == "OIHW" and const_value(val.args[1]) is not None:
+            writers.append(Writer("conv2d", v, 1, 0))
+        elif op == "take" and const_value(val.args[0]) is not None and int(val.attrs.axis) == 0 \
+                and ax == nd - 1 and len(val.args[0].ty.shape) == 2:
+            writers.append(Writer("embedding", v, 0, 1))
+        elif op == "broadcast_to":
+            a = val.args[0]
+            a_ax = aligned(v, ax, a)
+            if a_ax is None:
+                raise _err(g, v, val, "broadcasts one value across the residual channels")
+            if isinstance(a, relax.Var):
+                push(a, a_ax)
+            else:
+                writers.append(Writer("const", v, 0, a_ax))
+        elif op in MOVES:
+            src_ax = _move_back(val, v, ax)
+            if src_ax is None:
+                raise _err(g, v, val, "splits or merges the residual channel axis")
+            if op == "concat":
+                for i, a in enumerate(val.args[0].fields):
+                    if isinstance(a, relax.Var):
+                        push(a, ax)
+                    else:
+                        writers.append(Writer("const", v, i, ax))
+            else:
+                a = val.args[0]
+                if not isinstance(a, relax.Var):
+                    writers.append(Writer("const", v, 0, src_ax))
+                else:
+                    push(a, src_ax)
+        elif op in NORMS:
+            raise _err(g, v, val, "normalizes the residual stream in place (a post-norm model): its scale "
+                                  "and shift sit on the residual path, so no rotation fuses across it")
+        else:
+            raise _err(g, v, val, "writes the residual stream and is not a linear layer, embedding or "
+                                  "constant the rotation can absorb")
+        # ---- who reads v
+        for u, i in g.users.get(v, []):
+            uval = g.defs[u]
+            uop = op_name(uval)
+            if uop == "add":
+                push(u, aligned(v, ax, u))
+                other = uval.args[1 - i]
+                if isinstance(other, relax.Var):
+                    push(other, aligned(u, aligned(v, ax, u), other))
+            elif uop in NORMS and i == 0 and _norm_axis(uval) == ax == nd - 1:
+                norms[u] = uop.removeprefix("nn.")
+            elif uop in MOVES and (uop != "take" or i == 0):
+                u_ax = _move_forward(uval, v, ax, u)
+                if u_ax is None:
+                    raise _err(g, u, uval, "splits or merges the residual channel axis")
+                push(u, u_ax)
+            else:
+                raise _err(g, u, uval, "reads the residual stream and is not rotation-invariant")
+    kinds = set(norms.values())
+    if len(kinds) > 1:
+        raise QCompileError("rotate: one residual stream is read by both LayerNorm and RMSNorm",
+                            hint="centring the stream for LayerNorm would change the RMSNorms")
+    d = _dims(seed)[axis]
+    return Region(d, axes, writers, [NormRead(n, k, _readers(g, n)) for n, k in norms.items()])
+
+
+def _move_back(val, out_var, ax) -> int | None:
+    """Channel axis of a data-movement op's (first) input given the output's."""
+    op = op_name(val)
+    src = val.args[0]
+    if op == "permute_dims":
+        return int(val.attrs.axes[ax]) if val.attrs.axes is not None else len(out_var.ty.shape) - 1 - ax
+    if op == "reshape":
+        return _reshape_axis(_dims(out_var), _dims(src), ax)
+    if op == "concat":
+        return None if int(val.attrs.axis) % len(out_var.ty.shape) == ax else ax
+    if op == "take":
+        nd_in, nd_out = len(src.ty.shape), len(out_var.ty.shape)
+        t_ax = int(val.attrs.axis) % nd_in
+        idx_nd = nd_out - nd_in + 1
+        if t_ax <= ax < t_ax + idx_nd:
+            return None
+        return ax if ax < t_ax else ax - idx_nd + 1
+    return None
+
+
+def _move_forward(val, in_var, ax, out_var) -> int | None:
+    op = op_name(val)
+    if op == "permute_dims":
+        axes = [int(a) for a in val.attrs.axes] if val.attrs.axes is not None \
+            else list(range(len(in_var.ty.shape)))[::-1]
+        return axes.index(ax)
+    if op == "reshape":
+        return _reshape_axis(_dims(in_var), _dims(out_var), ax)
+    if op == "concat":
+        return None if int(val.attrs.axis) % len(out_var.ty.shape) == ax else ax
+    if op == "take":
+        nd_in, nd_out = len(in_var.ty.shape), len(out_var.ty.shape)
+        t_ax = int(val.attrs.axis) % nd_in
+        if t_ax == ax:
+            return None
+        return ax if ax < t_ax else ax + nd_out - nd_in
+    return None
+
+
+def _readers(g: Graph, norm) -> list[Reader]:
+    """Linear layers reading a norm's output over its channels, through token-axis moves."""
+    out = []
+    work = [(norm, [])]
+    while work:
+        v, path = work.pop()
+        for u, i in g.users.get(v, []):
+            val = g.defs[u]
+            op = op_name(val)
+            if op == "matmul" and i == 0 and const_value(val.args[1]) is not None:
+                users = g.users.get(u, [])
+                bias = None
+                if len(users) == 1 and op_name(g.defs[users[0][0]]) == "add":
+                    a = g.defs[users[0][0]]
+                    if const_value(a.args[1]) is not None and len(a.args[1].ty.shape) <= 1:
+                        bias = users[0][0]
+                out.append(Reader(u, bias, path))
+            elif op in ("take", "reshape") and i == 0 and _move_forward(val, v, len(v.ty.shape) - 1, u) \
+                    == len(u.ty.shape) - 1:
+                work.append((u, path + [u]))
+            else:
+                raise _err(g, u, val, f"reads the normalized stream '{norm.name}'; only linear layers can "
+                                      "absorb the norm's scale and the rotation")
+    return out
+
+
+# ----------------------------------------------------------------------------- online points
+
+
+def down_projections(mod, region: Region) -> list[relax.Var]:
+    """Matmul writers of ``region`` whose input is computed elementwise (after GELU/SwiGLU)."""
+    g = dataflow(mod)
+    out = []
+    for w in region.writers:
+        if w.kind != "matmul":
+            continue
+        x = g.defs[w.var].args[0]
+        if isinstance(x, relax.Var) and x in g.defs:
+            op = op_name(g.defs[x])
+            if op is not None and op not in MOVES and op != "matmul":
+                out.append(w.var)
+    return out
+
+
+# ----------------------------------------------------------------------------- V -> O
+
+
+@dataclasses.dataclass
+class ValuePath:
+    producer: relax.Var          # x @ Wv (its matmul binding)
+    bias: relax.Var | None
+    v_columns: np.ndarray        # [groups, D] producer columns of each V head, in head-dim order
+    consumer: relax.Var          # attention output ... @ Wo (its matmul binding)
+    o_rows: np.ndarray           # [groups, D] rows of Wo fed by each output head, head-dim order
+    head_dim: int
+    cache_is_output: bool        # V (rotated) reaches a model output: the value cache
+
+
+def _one(d) -> int:
+    """A symbolic dim's value with every shape variable set to 1."""
+    names = {str(v): 1 for v in tvm.tirx.analysis.undefined_vars(d)}
+    try:
+        return int(eval(str(d).replace("T.int64", ""), {"__builtins__": {}}, names))  # noqa: S307 - shape arithmetic
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+def _sim(val, arrays: list, out_var) -> np.ndarray | None:
+    """Apply a data-movement op to NumPy id arrays (symbolic dims stood in by 1)."""
+    op = op_name(val)
+    x = arrays[0]
+    if op == "reshape":
+        return x.reshape(_shape1(out_var))
+    if op == "permute_dims":
+        return np.transpose(x, None if val.attrs.axes is None else [int(a) for a in val.attrs.axes])
+    if op == "concat":
+        return np.concatenate(arrays, axis=int(val.attrs.axis))
+    if op == "take":
+        idx = const_value(val.args[1])
+        return None if idx is None else np.take(x, idx, axis=int(val.attrs.axis))
+    if op == "expand_dims":
+        return np.expand_dims(x, tuple(int(a) for a in val.attrs.axis))
+    return None
+
+
+def _shape1(expr) -> list[int]:
+    return _dims(expr, _one)
+
+
+def value_paths(mod) -> tuple[list[ValuePath], list[str]]:
+    """Head-wise V -> O paths of every attention in ``main``, and notes on those skipped."""
+    g = dataflow(mod)
+    paths, notes = [], []
+    for var in g.order:
+        val = g.defs[var]
+        if g.composite(val) != "qcompile.attention":
+            continue
+        roles = attention_roles(g.module_funcs[val.op.name_hint])
+        if roles is None:
+            continue
+        v_arg = val.args[roles["params"].index("v")]
+        try:
+            paths.append(_value_path(g, var, val, v_arg))
+        except _Skip as e:
+            notes.append(f"{var.name}: {e}")
+    return paths, notes
+
+
+class _Skip(Exception):
+    pass
+
+
+def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
+    # walk back from V to a linear layer through data movement
+    v, chain = v_arg, []
+    while True:
+        if not isinstance(v, relax.Var) or v not in g.defs:
+            raise _Skip("V does not come from a linear layer")
+        val = g.defs[v]
+        op = op_name(val)
+        if op == "matmul" and const_value(val.args[1]) is not None:
+            producer, bias, out = v, None, v
+            break
+        if op == "add" and isinstance(val.args[0], relax.Var) and const_value(val.args[1]) is not None \
+                and val.args[0] in g.defs and op_name(g.defs[val.args[0]]) == "matmul" \
+                and const_value(g.defs[val.args[0]].args[1]) is not None and len(val.args[1].ty.shape) <= 1:
+            producer, bias, out = val.args[0], v, v
+            break
+        if op not in MOVES:
+            raise _Skip(f"V passes through {op}")
+        chain.append(v)
+        if op == "concat":  # the cache: exactly one field comes from this step
+            mine = [a for a in val.args[0].fields if isinstance(a, relax.Var) and a not in g.params]
+            if len(mine) != 1:
+                raise _Skip("V's concat has no single new-token operand")
+            v = mine[0]
+        else:
+            v = val.args[0]
+    # push producer column ids forward through every data-movement path
+    n_cols = _shape1(out)[-1]
+    ids = {out: np.broadcast_to(np.arange(n_cols), _shape1(out)).copy()}
+    sinks_v, sinks_other = [], []
+    cache_out = False
+    work = [out]
+    while work:
+        x = work.pop()
+        for u, i in g.users.get(x, []):
+            uval = g.defs[u]
+            if u in g.outputs:
+                cache_out = True
+            if isinstance(uval, relax.Tuple) and u in g.outputs:
+                continue  # the value cache as a model output: read back (rotated) by the next step
+            if u == att:
+                (sinks_v if uval.args[i].same_as(v_arg) else sinks_other).append(ids[x])
+                continue
+            if op_name(uval) not in MOVES or u in ids:
+                sinks_other.append(ids[x])
+                continue
+            arrs = []
+            for a in Graph.args(uval)[:len(uval.args[0].fields) if op_name(uval) == "concat" else 1]:
+                arrs.append(ids[a] if a in ids else np.full(_shape1(a), -1))
+            if op_name(uval) == "concat" and any(a not in ids and a not in g.params
+                                                 for a in uval.args[0].fields if isinstance(a, relax.Var)):
+                raise _Skip("V's concat mixes in another computed tensor")
+            r = _sim(uval, arrs, u)
+            if r is None:
+                raise _Skip(f"cannot follow {op_name(uval)}")
+            ids[u] = r
+            work.append(u)
+    if len(sinks_v) != 1:
+        raise _Skip("V reaches the attention more than once")
+    va = sinks_v[0]
+    d = va.shape[-1]
+    groups = {tuple(row) for row in va.reshape(-1, d) if row[0] >= 0}
+    if any(min(r) < 0 for r in groups):
+        raise _Skip("V heads mix cached and new columns")
+    used = set(np.concatenate([s.reshape(-1) for s in sinks_other])) if sinks_other else set()
+    v_cols = np.array(sorted(groups))
+    if used & set(v_cols.reshape(-1).tolist()):
+        raise _Skip("V's columns are also read elsewhere")
+    # the attention output: head-dim d of output head slice h -> rows of Wo
+    a_shape = _shape1(att)
+    x, arr = att, np.arange(math.prod(a_shape)).reshape(a_shape)  # element ids; id % d = head-dim index
+    while True:
+        users = g.users.get(x, [])
+        if len(users) != 1:
+            raise _Skip("the attention output has more than one reader")
+        u, i = users[0]
+        uval = g.defs[u]
+        op = op_name(uval)
+        if op == "matmul" and i == 0 and const_value(uval.args[1]) is not None:
+            consumer = u
+            break
+        if op not in MOVES:
+            raise _Skip(f"the attention output passes through {op}")
+        arr = _sim(uval, [arr], u)
+        if arr is None:
+            raise _Skip(f"cannot follow {op}")
+        x = u
+    rows = arr.reshape(-1, arr.shape[-1])
+    key0 = rows[0] // d
+    if not (rows % d == rows[0] % d).all():
+        raise _Skip("the output projection's input columns differ between tokens")
+    o_rows = []
+    for k in np.unique(key0):
+        cols = np.nonzero(key0 == k)[0]
+        if len(cols) != d or any(len(np.unique(r[cols] // d)) != 1 for r in rows):
+            raise _Skip("an output head is not one block of the output projection's input")
+        o_rows.append(cols[np.argsort(rows[0][cols] % d)])
+    o_rows = np.array(o_rows)
+    return ValuePath(producer, bias, v_cols, consumer, o_rows, d, cache_out)

@@ -1,0 +1,266 @@
+"""``rotate``: Hadamard constructions, the FWHT kernel, the residual-stream analysis, and
+equivalence of rotated float artifacts (tiny LLaMA, the bundled ViT), plus refusals."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from tvm import relax
+
+import qcompile as qc
+from qcompile import hadamard, lm, residual
+from qcompile.errors import QCompileError
+from qcompile.ir import script
+from qcompile.models.llama import LlamaConfig, LlamaDecoder, export_onnx
+from qcompile.passes.qdq_sim import qdq_act_ref, qdq_weight
+
+from test_golden import GOLDEN, check_golden
+
+# ----------------------------------------------------------------------------- Hadamard
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 12, 20, 28, 36, 44, 48, 60, 96, 128, 576, 768, 1536])
+def test_hadamard_orders_are_hadamard(n):
+    h = hadamard.hadamard(n)
+    assert h is not None and set(np.unique(h)) <= {-1, 1}
+    np.testing.assert_array_equal(h @ h.T, n * np.eye(n, dtype=np.int64))
+
+
+def test_paley_constructions_and_refusals():
+    for q in (3, 7, 11, 19, 23, 31, 43):
+        h = hadamard.paley1(q)
+        np.testing.assert_array_equal(h @ h.T, (q + 1) * np.eye(q + 1, dtype=np.int64))
+    for q in (5, 13, 17, 29):
+        h = hadamard.paley2(q)
+        np.testing.assert_array_equal(h @ h.T, 2 * (q + 1) * np.eye(2 * (q + 1), dtype=np.int64))
+    with pytest.raises(ValueError):
+        hadamard.paley1(5)
+    with pytest.raises(ValueError):
+        hadamard.paley2(7)
+    assert hadamard.recipe(576) is not None and hadamard.recipe(100) is None  # 100 = 4 * 25: none known here
+
+
+@pytest.mark.parametrize("n", [576, 100, 1536])
+def test_random_rotation_is_orthogonal_block_diagonal_when_needed(n):
+    q, desc = hadamard.random_orthogonal_hadamard(n, seed=3)
+    np.testing.assert_allclose(q @ q.T, np.eye(n), atol=1e-12)
+    if n == 100:
+        assert "block-diagonal" in desc and hadamard.block_size(100) == 20
+        assert np.all(q[:20, 20:] == 0)
+    else:
+        assert "block" not in desc
+    q2, _ = hadamard.random_orthogonal_hadamard(n, seed=3)
+    np.testing.assert_array_equal(q, q2)  # seeded
+
+
+def _fwht_module(shape, n):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, "float32"))
+    k, _ = hadamard.split(n)
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            args = [x] + ([relax.const(hadamard.hadamard(k).astype("float32"))] if k > 1 else [])
+            y = bb.emit_output(bb.emit_te(hadamard.fwht_te, *args, primfunc_name_hint="fwht"))
+        bb.emit_func_output(y)
+    return bb.get()
+
+
+@pytest.mark.parametrize("n", [64, 80, 96, 1536])
+def test_fwht_kernel_matches_dense_matmul(n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((3, 5, n)).astype(np.float32)
+    dense = x.astype(np.float64) @ hadamard.online_matrix(n)
+    np.testing.assert_allclose(hadamard.fwht_ref(x), dense, atol=1e-12)
+    art = qc.build(_fwht_module((3, 5, n), n), "llvm")
+    got = art.run(x)[0]
+    np.testing.assert_allclose(got, dense, atol=2e-5 * math.sqrt(math.log2(n)) * np.abs(x).max())
+    m = hadamard.online_matrix(n)
+    np.testing.assert_allclose(m @ m.T, np.eye(n), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def tiny_llama(tmp_path, layers=2, intermediate=80, chunk=4):
+    torch.manual_seed(0)
+    c = LlamaConfig(vocab=97, hidden=48, intermediate=intermediate, layers=layers, heads=6, kv_heads=2, head_dim=8,
+                    rope_theta=1000.0, rms_eps=1e-5, tied=True)
+    m = LlamaDecoder(c).eval()
+    with torch.no_grad():  # non-trivial norm scales, so folding them is tested
+        for p in m.parameters():
+            if p.dim() == 1:
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+    return m, export_onnx(m, tmp_path / f"llama_t{chunk}.onnx", chunk=chunk)
+
+
+def test_analysis_finds_llama_regions(tmp_path):
+    _, path = tiny_llama(tmp_path)
+    mod = qc.PassManager(qc.pipeline("none")).run(qc.load(path).mod)
+    (r,) = residual.regions(mod)
+    kinds = sorted(w.kind for w in r.writers)
+    assert r.d == 48 and not r.centered
+    assert kinds == ["embedding"] + ["matmul"] * 4  # embedding, 2 x (o_proj, down_proj)
+    assert sorted(len(n.readers) for n in r.norms) == [1, 2, 2, 3, 3]  # final head, 2 x (gate/up), 2 x (q/k/v)
+    assert len(residual.down_projections(mod, r)) == 2
+    paths, notes = residual.value_paths(mod)
+    assert len(paths) == 2 and notes == []
+    p = paths[0]
+    np.testing.assert_array_equal(p.v_columns, np.arange(16).reshape(2, 8))  # 2 KV heads of 8
+    np.testing.assert_array_equal(p.o_rows, np.arange(48).reshape(6, 8))    # 6 query heads
+    assert p.cache_is_output
+
+
+def test_rotated_llama_is_equivalent(tmp_path):
+    m, path = tiny_llama(tmp_path)
+    model = qc.load(path)
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    rot = pm.run(model.mod)
+    notes = pm.records[-1].notes
+    assert notes["online_hadamard"]["down_projections"] == 2 and notes["online_hadamard"]["sizes"] == {"80": "20 x 4"}
+    assert notes["value_rotation"]["applied"] == 2 and notes["value_rotation"]["value_cache_rotated"]
+    hist = qc.ir.op_histogram(rot)
+    assert hist["nn.rms_norm"] == 5 and hist["call_tir"] == 2
+    a = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    b = qc.build(rot, "llvm")
+    tokens = np.random.default_rng(2).integers(2, 97, 200)
+    proto = lm.Protocol(window=16, chunk=4, tokens=48, bos=1)
+    cache = lm.empty_cache(2, 2, 8)
+    pa = lm.perplexity(lm.artifact_step(a), tokens, cache, proto, progress=False)
+    pb = lm.perplexity(lm.artifact_step(b), tokens, cache, proto, progress=False)
+    assert abs(pa["perplexity"] / pb["perplexity"] - 1) < 1e-5
+    ids = tokens[None, :4]
+    la, ca = lm.artifact_step(a)(ids, *lm.step_feed(ids, 0), cache)
+    lb, cb = lm.artifact_step(b)(ids, *lm.step_feed(ids, 0), cache)
+    assert np.abs(la - lb).max() <= 1e-5 * np.ptp(la)
+    np.testing.assert_allclose(ca[0], cb[0], atol=1e-5)           # keys: untouched (RoPE)
+    assert np.abs(ca[1] - cb[1]).max() > 1e-2                      # values: stored rotated
+    np.testing.assert_allclose(np.linalg.norm(ca[1], axis=-1), np.linalg.norm(cb[1], axis=-1), rtol=1e-4)
+
+
+def test_rotated_vit_is_equivalent_and_centred():
+    from qcompile.models import ASSETS, DEFAULT_MODEL
+
+    d = np.load(ASSETS / "fmnist_test256.npz")
+    model = qc.load(DEFAULT_MODEL)
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    rot = pm.run(model.mod)
+    (region,) = pm.records[-1].notes["regions"]
+    assert region["centered"] and region["norm_kind"] == ["layer_norm"]
+    assert region["writers"] == {"const": 11, "conv2d": 1, "matmul": 8}  # pos, cls, 9 biases; patches; o, fc2
+    hist = qc.ir.op_histogram(rot)
+    assert "nn.layer_norm" not in hist and hist["nn.rms_norm"] == 9
+    za = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm").run(d["pixels"])[0]
+    zb = qc.build(rot, "llvm").run(d["pixels"])[0]
+    cos = (za * zb).sum(-1) / np.linalg.norm(za, axis=-1) / np.linalg.norm(zb, axis=-1)
+    assert cos.min() >= 0.99999
+    np.testing.assert_array_equal(za.argmax(-1), zb.argmax(-1))
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def test_post_norm_encoder_is_refused(tiny_encoder_onnx):
+    with pytest.raises(QCompileError, match=r"binding '.*' \(nn.layer_norm\) normalizes the residual stream "
+                                            r"in place \(a post-norm model"):
+        qc.PassManager(qc.pipeline("rotate")).run(qc.load(tiny_encoder_onnx).mod)
+
+
+class _Tanh(nn.Module):
+    """Pre-norm block whose residual stream goes through tanh: not rotation-invariant."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 16)
+        self.norm = nn.LayerNorm(16)
+        self.lin = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        x = torch.tanh(x + self.lin(self.norm(x)))
+        return self.head(self.norm(x))
+
+
+def test_non_invariant_op_in_the_stream_is_named():
+    torch.manual_seed(0)
+    model = qc.load(_Tanh().eval(), example_inputs=(torch.zeros(1, 4, dtype=torch.int64),))
+    with pytest.raises(QCompileError, match=r"rotate: binding '\w+' \(tanh\) .*not rotation-invariant"):
+        qc.PassManager(qc.pipeline("rotate")).run(model.mod)
+
+
+def test_stream_that_is_the_model_input_is_refused():
+    from qcompile.models.tiny import TinyDecoder, decoder_inputs
+
+    torch.manual_seed(0)
+    model = qc.load(TinyDecoder().eval(), example_inputs=decoder_inputs())
+    with pytest.raises(QCompileError, match="residual stream is the model input"):
+        qc.PassManager(qc.pipeline("rotate")).run(model.mod)
+
+
+# ----------------------------------------------------------------------------- golden, qdq-sim
+
+
+def test_rotated_block_golden(tmp_path, update_golden):
+    _, path = tiny_llama(tmp_path, layers=1, intermediate=24, chunk=2)
+    mod = qc.PassManager(qc.pipeline("rotate")).run(qc.load(path).mod)
+    check_golden(script(mod), GOLDEN / "rotate_llama_block.py", update_golden)
+
+
+def test_qdq_sim_weights_and_activations():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((64, 5))
+    for bits in (4, 8):
+        q = qdq_weight(w, bits)
+        s = np.abs(w).max(0) / (2 ** (bits - 1) - 1)
+        assert np.all(np.abs(q - w) <= s / 2 + 1e-12)
+        assert all(len(np.unique(q[:, j])) <= 2 ** bits - 1 for j in range(5))
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4, 64), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.matmul(x, relax.const(np.eye(64, dtype=np.float32))))
+            gv = bb.emit_output(relax.op.add(y, relax.const(np.zeros(64, np.float32))))
+        bb.emit_func_output(gv)
+    mod = bb.get()
+    with pytest.raises(QCompileError, match="bit width 1"):
+        qc.PassManager([qc.pipelines.PASSES["qdq-sim"](w_bits=1)]).run(mod)
+    # the head (a matmul whose result + bias is the output) stays float; route through a
+    # second linear to test the activation quantizer
+    xv = rng.standard_normal((4, 64)).astype(np.float32)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4, 64), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.matmul(x, relax.const(np.eye(64, dtype=np.float32))))
+            gv = bb.emit_output(relax.op.multiply(y, relax.const(1.0, "float32")))
+        bb.emit_func_output(gv)
+    pm = qc.PassManager([qc.pipelines.PASSES["qdq-sim"](w_bits=8, a_bits=4)])
+    out = qc.build(pm.run(bb.get()), "llvm").run(xv)[0]
+    assert pm.records[-1].notes["linears_quantized"] == 1
+    np.testing.assert_allclose(out, qdq_act_ref(xv, 4), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.asset
+def test_smollm2_rotated_step_is_equivalent():
+    from qcompile import assets
+    from qcompile.models import corpus, smollm2
+    from qcompile.passes.rotate import Rotate
+
+    assets.require("smollm2")
+    assets.require("austen")
+    _, tok = smollm2.load_hf()
+    canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(64)).mod)
+    pm = qc.PassManager([Rotate()])
+    rot = pm.run(canon)
+    (region,) = pm.records[-1].notes["regions"]
+    assert region["width"] == 576 and "block" not in region["rotation"]
+    assert region["writers"] == {"embedding": 1, "matmul": 60} and region["readers"] == 151
+    assert pm.records[-1].notes["online_hadamard"]["sizes"] == {"1536": "12 x 128"}
+    ids = np.asarray([tok(corpus.text("eval")).input_ids[:64]])
+    cache = lm.empty_cache(30, 3, 64)
+    la, _ = lm.artifact_step(qc.build(canon, "llvm"))(ids, *lm.step_feed(ids, 0), cache)
+    lb, _ = lm.artifact_step(qc.build(rot, "llvm"))(ids, *lm.step_feed(ids, 0), cache)
+    assert np.abs(la - lb).max() <= 1e-3 * np.ptp(la)
+    np.testing.assert_array_equal(la.argmax(-1), lb.argmax(-1))
