@@ -23,7 +23,6 @@ data), at batch 1 and 8.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import common  # noqa: E402
 
 import qcompile as qc  # noqa: E402
 from qcompile.calibration import Calibration  # noqa: E402
@@ -68,14 +68,7 @@ def ort_session(path):
 
 
 def median_ms(fn, runs: int) -> float:
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return round(float(np.median(ts)) * 1e3, 3)
+    return round(common.median_ms(fn, runs, warmup=3), 3)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -222,8 +215,7 @@ def main():
            "minilm": minilm_(a.sentences, a.calib_sentences, a.runs, not a.skip_speed)}
     ratios(res)
     res["seconds"] = round(time.perf_counter() - t0, 1)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    common.write_json(a.out, res, indent=2, announce=False)
     log(f"wrote {a.out} ({res['seconds']} s)")
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import common  # noqa: E402
 WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "speed"
 PEAK_PER_CORE = {"fp32_fma": 101e9 / 2, "int8_mac": 196e9 / 2}  # issue #6, measured on this machine
 ENGINES = ["qcompile_none", "qcompile_int_only", "ort_fp32", "ort_int8_dynamic", "torch_eager"]
@@ -166,14 +167,7 @@ def prepare(name, b) -> dict:
 
 
 def median_ms(fn, runs: int) -> float:
-    for _ in range(max(5, runs // 4)):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1000 * float(np.median(ts))
+    return common.median_ms(fn, runs, warmup=max(5, runs // 4))
 
 
 def worker(engine, name, b, runs, threads) -> float:
@@ -263,8 +257,7 @@ def main():
             if ms.get("qcompile_int_only") and ms.get("ort_int8_dynamic"):
                 row["int_only_over_ort_int8_dynamic"] = round(ms["qcompile_int_only"] / ms["ort_int8_dynamic"], 3)
             res["models"][key] = row
-            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+            common.write_json(a.out, res, announce=False)
     rows = res["models"].values()
     res["goals"] = {
         "none_within_1.5x_of_ort_fp32": {k: r.get("none_over_ort_fp32", None) is not None and r["none_over_ort_fp32"] <= 1.5
@@ -275,8 +268,7 @@ def main():
         "minilm_default_compile_s": {k: r["compile_s"]["none"]["passes_s"] + r["compile_s"]["none"]["build_s"]
                                      for k, r in res["models"].items() if k.startswith("minilm")},
     }
-    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
-    log(f"wrote {a.out}")
+    common.write_json(a.out, res)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 stream, who writes into it and who reads it. Analysis only; :mod:`qcompile.passes.rotate`
 rewrites.
 
-The dataflow of ``main`` is viewed as a networkx ``DiGraph`` (:func:`dataflow`): one node
+The dataflow of ``main`` is viewed as a networkx ``DiGraph`` (:class:`Graph`): one node
 per binding (its Relax var), an edge from each var to the bindings that use it.
 
 A **region** (:func:`regions`) is a set of tensors with one channel axis each, grown from
@@ -40,7 +40,7 @@ from tvm import relax
 from .errors import QCompileError
 from .ir import attention_roles, const_value
 
-MOVES = {"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze", "strided_slice"}
+MOVES = {"reshape", "permute_dims", "concat", "take", "expand_dims"}
 NORMS = {"nn.rms_norm", "nn.layer_norm"}
 
 
@@ -51,11 +51,14 @@ def op_name(value) -> str | None:
 
 
 class Graph:
-    """The bindings of one function: ``defs`` var -> value, ``users`` var -> [(user var, arg index)],
-    the networkx view ``g``, the function's output vars ``outputs`` and ``params``."""
+    """The bindings of a module's ``main``: ``defs`` var -> value, ``users`` var -> [(user var,
+    arg index)], the networkx view ``g``, ``main``'s output vars ``outputs`` and ``params``,
+    and the module's other functions by name (``funcs``: composites)."""
 
-    def __init__(self, func: relax.Function):
+    def __init__(self, mod):
+        func = mod["main"]
         self.func = func
+        self.funcs = {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, relax.Function)}
         self.defs: dict = {}
         self.names: dict = {}
         self.order: list = []
@@ -92,15 +95,9 @@ class Graph:
 
     def composite(self, value) -> str | None:
         if isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar):
-            f = self.module_funcs.get(value.op.name_hint) if hasattr(self, "module_funcs") else None
+            f = self.funcs.get(value.op.name_hint)
             return None if f is None else str((f.attrs or {}).get("Composite"))
         return None
-
-
-def dataflow(mod) -> Graph:
-    g = Graph(mod["main"])
-    g.module_funcs = {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, relax.Function)}
-    return g
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -190,9 +187,8 @@ def _err(g: Graph, var, value, why: str) -> QCompileError:
     return QCompileError(f"rotate: binding '{var.name}' ({op}) {why}")
 
 
-def regions(mod) -> list[Region]:
+def regions(g: Graph) -> list[Region]:
     """Every residual-stream region of ``main`` (see the module docstring)."""
-    g = dataflow(mod)
     for var in g.order:
         value = g.defs[var]
         if op_name(value) in NORMS:
@@ -391,9 +387,8 @@ def _readers(g: Graph, norm) -> list[Reader]:
 # ----------------------------------------------------------------------------- online points
 
 
-def down_projections(mod, region: Region) -> list[relax.Var]:
+def down_projections(g: Graph, region: Region) -> list[relax.Var]:
     """Matmul writers of ``region`` whose input is computed elementwise (after GELU/SwiGLU)."""
-    g = dataflow(mod)
     out = []
     for w in region.writers:
         if w.kind != "matmul":
@@ -451,15 +446,14 @@ def _shape1(expr) -> list[int]:
     return _dims(expr, _one)
 
 
-def value_paths(mod) -> tuple[list[ValuePath], list[str]]:
+def value_paths(g: Graph) -> tuple[list[ValuePath], list[str]]:
     """Head-wise V -> O paths of every attention in ``main``, and notes on those skipped."""
-    g = dataflow(mod)
     paths, notes = [], []
     for var in g.order:
         val = g.defs[var]
         if g.composite(val) != "qcompile.attention":
             continue
-        roles = attention_roles(g.module_funcs[val.op.name_hint])
+        roles = attention_roles(g.funcs[val.op.name_hint])
         if roles is None:
             continue
         v_arg = val.args[roles["params"].index("v")]

@@ -97,13 +97,14 @@ def tiny_llama(tmp_path, layers=2, intermediate=80, chunk=4):
 def test_analysis_finds_llama_regions(tmp_path):
     _, path = tiny_llama(tmp_path)
     mod = qc.PassManager(qc.pipeline("none")).run(qc.load(path).mod)
-    (r,) = residual.regions(mod)
+    g = residual.Graph(mod)
+    (r,) = residual.regions(g)
     kinds = sorted(w.kind for w in r.writers)
     assert r.d == 48 and not r.centered
     assert kinds == ["embedding"] + ["matmul"] * 4  # embedding, 2 x (o_proj, down_proj)
     assert sorted(len(n.readers) for n in r.norms) == [1, 2, 2, 3, 3]  # final head, 2 x (gate/up), 2 x (q/k/v)
-    assert len(residual.down_projections(mod, r)) == 2
-    paths, notes = residual.value_paths(mod)
+    assert len(residual.down_projections(g, r)) == 2
+    paths, notes = residual.value_paths(g)
     assert len(paths) == 2 and notes == []
     p = paths[0]
     np.testing.assert_array_equal(p.v_columns, np.arange(16).reshape(2, 8))  # 2 KV heads of 8

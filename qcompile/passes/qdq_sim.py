@@ -78,7 +78,7 @@ class QdqSim(Pass):
         for b in (cfg.w_bits, cfg.a_bits):
             if b != 0 and not 2 <= b <= 16:
                 raise QCompileError(f"qdq-sim: bit width {b} out of range (2..16, or 0 for float)")
-        g = Graph(mod["main"])
+        g = Graph(mod)
         heads = _head_linears(g)
         counts = {"linears_quantized": 0, "kept_float_head": len(heads)}
 

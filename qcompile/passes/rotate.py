@@ -29,7 +29,6 @@ import dataclasses
 from collections import Counter
 
 import numpy as np
-import tvm
 from tvm import relax
 from tvm.relax import op as O
 
@@ -90,8 +89,8 @@ class Rotate(Pass):
 
     def transform(self, mod, ctx):
         cfg = self.config
-        g = Graph(mod["main"])
-        regs = regions(mod)
+        g = Graph(mod)
+        regs = regions(g)
         if not regs:
             raise QCompileError("rotate: no residual stream found (no RMSNorm or LayerNorm over the last axis)")
         edits = _Edits(g)
@@ -124,7 +123,7 @@ class Rotate(Pass):
                         else:
                             new_bias[rd.matmul] = shift
             if cfg.online_down:
-                for v in down_projections(mod, r):
+                for v in down_projections(g, r):
                     n_in = int(g.defs[v].args[1].ty.shape[0])
                     if hadamard.split(n_in) is None:
                         continue
@@ -138,7 +137,7 @@ class Rotate(Pass):
                 "readers": sum(len(n.readers) for n in r.norms)})
         v_notes = {"applied": 0, "skipped": []}
         if cfg.rotate_v:
-            paths, skipped = value_paths(mod)
+            paths, skipped = value_paths(g)
             v_notes["skipped"] = skipped
             for k, p in enumerate(paths):
                 h, _ = hadamard.random_orthogonal_hadamard(p.head_dim, cfg.seed + 1000 + k)
