@@ -86,6 +86,106 @@ class Histogram(Collector):
         return (min(idx, self.bins - 1) + 1) * self.hi / self.bins
 
 
+class ChannelHistogram(Collector):
+    """Per-channel histograms of signed values, for per-channel percentiles.
+
+    Channels are the positions along ``axes`` (all other axes are samples). Channel ``c``
+    bins ``[-hi_c, hi_c)`` into ``bins`` equal bins; when a value falls outside, that
+    channel's range doubles and adjacent bin pairs merge (exact re-binning), so resolution
+    follows each channel's own scale however different the channels are."""
+
+    def __init__(self, axes: tuple[int, ...] = (-1,), bins: int = 1024):
+        if bins % 4:
+            raise ValueError("bins must be a multiple of 4")
+        self.axes, self.bins = tuple(axes), bins
+        self.counts = self.hi = self.shape = None
+
+    def _rows(self, x):
+        axes = tuple(a % x.ndim for a in self.axes)
+        rest = tuple(i for i in range(x.ndim) if i not in axes)
+        y = np.transpose(np.asarray(x, np.float64), rest + axes)
+        return y.reshape(-1, int(np.prod([x.shape[a] for a in axes]))), tuple(x.shape[a] for a in axes)
+
+    def update(self, x):
+        rows, shape = self._rows(x)
+        if rows.shape[0] == 0:
+            return
+        top = np.abs(rows).max(0)
+        if self.counts is None:
+            self.shape = shape
+            self.counts = np.zeros((rows.shape[1], self.bins), np.int64)
+            self.hi = np.where(top > 0, top * 1.0001, 1.0)
+        for c in np.nonzero(top >= self.hi)[0]:
+            while top[c] >= self.hi[c]:
+                merged = self.counts[c].reshape(-1, 2).sum(1)
+                pad = np.zeros(self.bins // 4, np.int64)
+                self.counts[c] = np.concatenate([pad, merged, pad])
+                self.hi[c] *= 2
+        idx = np.floor((rows + self.hi) / (2 * self.hi) * self.bins).astype(np.int64)
+        idx = np.clip(idx, 0, self.bins - 1) + np.arange(rows.shape[1]) * self.bins
+        self.counts += np.bincount(idx.ravel(), minlength=self.counts.size).reshape(self.counts.shape)
+
+    def range(self, clip: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel ``(lo, hi)``: the ``100 - clip`` and ``clip`` percentiles (bin edges
+        taken outwards), shaped like the channel axes. ``clip = 100``: min and max bins."""
+        if self.counts is None:
+            raise QCompileError("per-channel percentile of an empty histogram")
+        cum = np.cumsum(self.counts, 1)
+        total = cum[:, -1:]
+        q = (100.0 - clip) / 100.0
+        lo_bin = (cum < np.maximum(total * q, 1)).sum(1)           # first bin reaching the lower quantile
+        hi_bin = (cum < np.maximum(total * (1 - q), 1)).sum(1)     # bin holding the upper quantile
+        if clip >= 100:
+            lo_bin = (cum == 0).sum(1)
+            hi_bin = (cum < total).sum(1)
+        width = 2 * self.hi / self.bins
+        lo = -self.hi + lo_bin * width
+        hi = -self.hi + (hi_bin + 1) * width
+        return lo.reshape(self.shape), hi.reshape(self.shape)
+
+
+    def centres(self) -> np.ndarray:
+        """``[channels, bins]`` bin centres (the counts are ``self.counts``)."""
+        return -self.hi[:, None] + (np.arange(self.bins) + 0.5) * (2 * self.hi[:, None] / self.bins)
+
+    def mse_range(self, bits: int, clips=(100, 99.99, 99.9, 99.5, 99, 98.5, 98, 97, 96, 95)):
+        """Per-channel ``(lo, hi)`` among the percentile ranges ``clips`` that minimizes the
+        expected squared error of uniform ``bits``-bit round-to-nearest on that channel's
+        histogram (bin centres; clipped values count with their distance to the range)."""
+        centres = self.centres()
+        best_err, best = None, None
+        for clip in clips:
+            lo, hi = (a.reshape(-1) for a in self.range(clip))
+            step = np.maximum(hi - lo, 1e-30) / (2 ** bits - 1)
+            q = np.clip(np.rint((centres - lo[:, None]) / step[:, None]), 0, 2 ** bits - 1) * step[:, None] + lo[:, None]
+            err = (self.counts * (centres - q) ** 2).sum(1)
+            if best is None:
+                best_err, best = err, (lo.copy(), hi.copy())
+            else:
+                take = err < best_err
+                best_err = np.where(take, err, best_err)
+                best[0][take], best[1][take] = lo[take], hi[take]
+        return best[0].reshape(self.shape), best[1].reshape(self.shape)
+
+
+class RowNormHistogram(Collector):
+    """Histogram of ``(x - min) / (max - min)`` in ``[0, 1]``, min and max taken over the
+    last axis (each row normalized as per-token quantization does): the distribution a
+    per-token non-uniform datatype is fitted to."""
+
+    def __init__(self, bins: int = 1024):
+        self.bins, self.counts = bins, np.zeros(bins, np.int64)
+
+    def update(self, x):
+        x = np.asarray(x, np.float64)
+        lo, hi = x.min(-1, keepdims=True), x.max(-1, keepdims=True)
+        u = (x - lo) / np.where(hi > lo, hi - lo, 1)
+        self.counts += np.histogram(u, bins=self.bins, range=(0.0, 1.0))[0]
+
+    def centres(self) -> np.ndarray:
+        return (np.arange(self.bins) + 0.5) / self.bins
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -114,10 +214,18 @@ def batches(data: dict[str, np.ndarray], batch: int) -> Iterator[dict[str, np.nd
 class Calibration:
     """Calibration samples plus the machinery to stream statistics out of a float module."""
 
-    def __init__(self, samples, batch: int = 16, limit: int | None = None, progress: bool = True):
+    def __init__(self, samples, batch: int = 16, limit: int | None = None, progress: bool = True,
+                 window: int = 512):
         if isinstance(samples, (str, os.PathLike)):
             samples = read_npz(samples)
-        if isinstance(samples, dict):
+        self.tokens = None
+        if isinstance(samples, dict) and "tokens" in samples and set(samples) <= {"tokens", "bos"}:
+            # a decoder with a KV cache calibrates on a token stream (see qcompile.lm.decoder_feeds)
+            self.tokens = np.asarray(samples["tokens"]).reshape(-1).astype(np.int64)
+            self.bos = int(samples["bos"]) if "bos" in samples else None
+            self.window = int(window)
+            self._source, self.num_batches = (lambda: iter(())), None
+        elif isinstance(samples, dict):
             if limit is not None:
                 samples = {k: v[:limit] for k, v in samples.items()}
             self._source = lambda: batches(samples, batch)
@@ -150,12 +258,19 @@ class Calibration:
         (``{relax.Var: [Collector, ...]}``) into their collectors. Returns ``requests``."""
         if not requests:
             return requests
-        tapped = tap(mod, list(requests))
-        ex = tvm.compile(tapped, target=tvm.target.Target({"kind": "llvm"}))
-        vm = relax.VirtualMachine(ex, tvm.cpu())
+        from .build import build  # the scheduled llvm build: unscheduled kernels are ~100x slower
+
+        vm = build(tap(mod, list(requests)), "llvm").vm()
         params = [p.name for p in mod["main"].params]
-        seen = 0
-        for feed in tqdm(self, total=self.num_batches, desc="calibrating", unit="batch", disable=not self.progress):
+        if self.tokens is not None:
+            from .lm import decoder_feeds
+            feeds, total = decoder_feeds(self.tokens, mod["main"], self.window, self.bos)
+        else:
+            feeds, total = iter(self), self.num_batches
+        send = getattr(feeds, "send", None)  # a generator source gets each step's outputs back
+        seen, feed = 0, next(feeds, None)
+        bar = tqdm(total=total, desc="calibrating", unit="batch", disable=not self.progress)
+        while feed is not None:
             missing = [p for p in params if p not in feed]
             if missing:
                 raise QCompileError(f"calibration data lacks input(s) {', '.join(missing)}",
@@ -166,9 +281,38 @@ class Calibration:
                 for c in collectors:
                     c.update(arr)
             seen += 1
+            bar.update()
+            try:
+                feed = send(outs[0]) if send else next(feeds, None)
+            except StopIteration:
+                feed = None
+        bar.close()
         if seen == 0:
             raise QCompileError("calibration data is empty")
         return requests
+
+
+class Collected:
+    """Statistics already collected (``Calibration.collect``'s result) served again, so that
+    several compiles of the same module (e.g. a sweep of bit widths) calibrate once.
+
+    ``by_order``: serve the i-th request the i-th statistics, for the same model exported
+    with another step length (a decode step next to the prefill step: other variables, the
+    same layers in the same order)."""
+
+    def __init__(self, stats: dict, by_order: bool = False):
+        self.stats, self.by_order = stats, by_order
+
+    def collect(self, mod, requests: dict) -> dict:
+        if self.by_order:
+            if len(requests) != len(self.stats):
+                raise QCompileError(f"{len(requests)} statistics requested, {len(self.stats)} collected")
+            return dict(zip(requests, self.stats.values()))
+        missing = [v for v in requests if v not in self.stats]
+        if missing:
+            raise QCompileError(f"no collected statistics for '{missing[0].name}'",
+                                hint="collect with the requests of every configuration first")
+        return {v: self.stats[v] for v in requests}
 
 
 def tap(mod, vars_: list) -> tvm.IRModule:

@@ -79,7 +79,8 @@ def _last_axis(call) -> bool:
 
 
 def _identity_rewrites(func):
-    """broadcast_to / reshape / astype that do nothing, reshape(reshape(x))."""
+    """broadcast_to / reshape / astype that do nothing, reshape(reshape(x)), 1/sqrt, bitwise
+    and/or of booleans."""
     x = wildcard()
     bcast = is_op("relax.broadcast_to")(x, wildcard())
     resh = is_op("relax.reshape")(x, wildcard())
@@ -107,7 +108,16 @@ def _identity_rewrites(func):
     def recip_sqrt(call, m):
         return O.rsqrt(m[y]) if _is(m[one], 1.0, 1e-7) else call
 
-    return rewrite(div(one, is_op("relax.sqrt")(y)), recip_sqrt, func)
+    func = rewrite(div(one, is_op("relax.sqrt")(y)), recip_sqrt, func)
+    # bitwise and/or of booleans (torch's `&`, `|` on masks) is the logical op; the bitwise
+    # form, vectorized, mixes i8 storage with i1 vectors in LLVM
+    p, q = wildcard(), wildcard()
+    for bitwise, logical in (("relax.bitwise_and", O.logical_and), ("relax.bitwise_or", O.logical_or)):
+        def to_logical(call, m, logical=logical):
+            both = all(str(m[v].ty.dtype) == "bool" for v in (p, q))
+            return logical(m[p], m[q]) if both else call
+        func = rewrite(is_op(bitwise)(p, q), to_logical, func)
+    return func
 
 
 def _materialize_full(func):
@@ -170,6 +180,13 @@ def _const_second(func):
     return func
 
 
+def _prod(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= d
+    return out
+
+
 def _unwrap_matmul(func):
     """reshape(matmul(reshape(a, [P,(M,)K]), reshape?(b)), [*B,(M,)N]) -> matmul(a, b)."""
     a, b = wildcard(), wildcard()
@@ -189,14 +206,21 @@ def _unwrap_matmul(func):
         return call
 
     def bmm(call, m):
-        # a: [*B, M, K] flattened to [P, M, K]; b (any shape) reshaped to [P, K, N]
-        sa, so, sbr = shape_of(m[a]), shape_of(call), shape_of(m[rb])
-        if None in (sa, so, sbr) or len(sa) < 3 or len(sbr) != 3:
+        # [P, M, K] @ [P, K, N] -> [P, M, N] between reshapes: a batched matmul over the batch
+        # axes B (prod B = P) of a, or of the result (torch.export's GQA regroups heads here)
+        sa, so, sra, sbr = shape_of(m[a]), shape_of(call), shape_of(m[ra]), shape_of(m[rb])
+        if None in (sa, so, sra, sbr) or len(sra) != 3 or len(sbr) != 3 or len(so) < 3:
             return call
-        if sa[-1] != sbr[1] or so != sa[:-1] + (sbr[2],):
+        (p, mm, k), n = sra, sbr[2]
+        if len(sa) >= 3 and sa[-2:] == (mm, k) and _prod(sa[:-2]) == p:
+            batch, lhs = sa[:-2], m[a]
+        elif so[-2:] == (mm, n) and _prod(so[:-2]) == p and sa[-1] == k:
+            batch, lhs = so[:-2], O.reshape(m[a], list(so[:-2] + (mm, k)))
+        else:
             return call
-        bb = m[b] if shape_of(m[b]) == sa[:-2] + sbr[1:] else O.reshape(m[b], list(sa[:-2] + sbr[1:]))
-        return O.matmul(m[a], bb)
+        rhs = m[b] if shape_of(m[b]) == batch + (k, n) else O.reshape(m[b], list(batch + (k, n)))
+        out = O.matmul(lhs, rhs)
+        return out if batch + (mm, n) == so else O.reshape(out, list(so))
 
     func = rewrite(out_bmm, bmm, func)
     return rewrite(out_lin, lin, func)

@@ -6,6 +6,7 @@
     qcompile run OUT --inputs F.npz --output G.npz
     qcompile assets fetch [NAME ...]
     qcompile assets export smollm2 [--chunk 64]   # prints the decoder ONNX's path
+    qcompile assets calib smollm2 [--tokens 8192] # prints the calibration tokens' path (.npz)
 
 Errors caused by the input print one line and exit 2, leaving no OUT behind.
 """
@@ -29,7 +30,10 @@ def _compile_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pipeline", "-p", default="none", help="pipeline name, a+b composition, or a .toml recipe")
     ap.add_argument("--target", "-t", default="llvm", choices=sorted(TARGETS))
     ap.add_argument("-o", "--out", default="build", help="output folder (replaced atomically on success)")
-    ap.add_argument("--calib-data", help=".npz of calibration inputs (leading axis = samples)")
+    ap.add_argument("--calib-data", help=".npz of calibration inputs (leading axis = samples); for a decoder "
+                                         "with a KV cache, a token stream: 'tokens' (1-D) and optionally 'bos'")
+    ap.add_argument("--calib-window", type=int, default=512,
+                    help="decoder calibration: tokens per window, each from an empty cache (default 512)")
     ap.add_argument("--eval-data", help=".npz of held-out inputs; the report compares against onnxruntime")
     ap.add_argument("--eval-limit", type=int, help="evaluate on the first N samples only")
     ap.add_argument("--input-shape", action="append", metavar="NAME=D0xD1...", help="fix a symbolic input shape")
@@ -60,7 +64,8 @@ def _main_compile(argv) -> int:
         raise QCompileError("--batch must be at least 1")
     rep = compile_model(a.model, a.pipeline, a.target, a.out, calib_data=a.calib_data, eval_data=a.eval_data,
                         input_shapes=parse_input_shapes(a.input_shape), arch=a.arch, mcpu=a.mcpu,
-                        batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet, int_io=a.int_io)
+                        batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet, int_io=a.int_io,
+                        calib_window=a.calib_window)
     print(summary(rep, a.out))
     return 0
 
@@ -128,7 +133,15 @@ def _main_assets(argv) -> int:
     e = sub.add_parser("export", help="export a cached decoder to ONNX (once) and print its path")
     e.add_argument("model", choices=["smollm2"])
     e.add_argument("--chunk", type=int, default=64, help="tokens per step (static in the graph; default 64)")
+    c = sub.add_parser("calib", help="write a decoder's calibration token stream (.npz) once and print its path")
+    c.add_argument("model", choices=["smollm2"])
+    c.add_argument("--tokens", type=int, default=8192, help="tokens of the calibration text (default 8192)")
     a = ap.parse_args(argv)
+    if a.cmd == "calib":
+        from .models import smollm2
+
+        print(smollm2.calibration_tokens(a.tokens))
+        return 0
     if a.cmd == "export":
         from .models import smollm2
 

@@ -23,13 +23,13 @@ from .pipelines import pipeline
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
                   calib_data=None, eval_data=None, input_shapes=None, arch=None, mcpu=None,
                   batch: int = 16, eval_limit: int | None = None, progress: bool = True,
-                  int_io: bool | None = None) -> dict:
+                  int_io: bool | None = None, calib_window: int = 512) -> dict:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise QCompileError(f"output path {out} exists and is not a folder")
     passes = pipeline(pipeline_spec)  # validate everything cheap before any work
     set_int_io(passes, target, int_io)
-    calib = Calibration(calib_data, batch=batch, progress=progress) if calib_data else None
+    calib = Calibration(calib_data, batch=batch, progress=progress, window=calib_window) if calib_data else None
     evald = read_npz(eval_data) if eval_data else None
     if evald is not None and eval_limit:
         evald = {k: v[:eval_limit] for k, v in evald.items()}

@@ -61,6 +61,45 @@ def empty_cache(layers: int, kv_heads: int, head_dim: int, batch: int = 1) -> li
     return [np.zeros((batch, kv_heads, 0, head_dim), np.float32) for _ in range(2 * layers)]
 
 
+def empty_cache_for(func, batch: int = 1) -> list[np.ndarray]:
+    """The empty cache of any step function (``main``, float or packed): zeros for every
+    parameter after ``input_ids, attention_mask, position_ids``, symbolic dims (the cached
+    token count) set to 0 and the batch dim to ``batch``."""
+    out = []
+    for p in list(func.params)[3:]:
+        dims = [int(d) if hasattr(d, "value") else 0 for d in p.ty.shape]
+        dims[0] = batch
+        out.append(np.zeros(dims, str(p.ty.dtype)))
+    return out
+
+
+def decoder_feeds(tokens: np.ndarray, func, window: int = 512, bos: int | None = None):
+    """Calibration of a decoder step on a token stream: windows of ``window`` tokens fed in
+    steps of the compiled chunk, each window from an empty cache, exactly like
+    :func:`perplexity` (the generator receives each step's outputs through ``send`` and
+    feeds their present cache back). Returns ``(generator of feeds, number of steps)``."""
+    names = [p.name for p in func.params]
+    chunk = int(func.params[0].ty.shape[-1])
+    window = max(chunk, window - window % chunk)
+    tokens = np.asarray(tokens, np.int64)
+    n_win = len(tokens) // window
+    if n_win < 1:
+        raise QCompileError(f"the calibration text has {len(tokens)} tokens, one window needs {window}")
+
+    def gen():
+        for w in range(n_win):
+            seq = tokens[w * window:(w + 1) * window].copy()
+            if bos is not None:
+                seq = np.concatenate([[bos], seq[:-1]])
+            past = empty_cache_for(func)
+            for s in range(0, window, chunk):
+                ids = seq[None, s:s + chunk]
+                mask, pos = step_feed(ids, s)
+                outs = yield dict(zip(names, [ids, mask, pos, *past]))
+                past = [o.numpy() for o in list(outs)[1:]]
+    return gen(), n_win * (window // chunk)
+
+
 # ----------------------------------------------------------------------------- steps
 
 def artifact_step(artifact) -> Step:

@@ -54,6 +54,9 @@ def markdown(rep: dict) -> str:
     for p in rep["passes"]:
         if "regions" in p["notes"]:
             lines += ["", f"## Rotation ({p['name']})", ""] + [f"* {r}" for r in _rotation_lines(p["notes"])]
+    for p in rep["passes"]:
+        if "kv_cache" in p["notes"]:
+            lines += ["", f"## KV cache ({p['name']})", ""] + [f"* {r}" for r in _kv_lines(p["notes"]["kv_cache"])]
     ev = rep.get("evaluation")
     if ev:
         lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
@@ -81,6 +84,8 @@ def summary(rep: dict, out_dir) -> str:
                         f"integer I/O {'on' if p['notes'].get('int_io') else 'off'}")
         if "regions" in p["notes"]:
             rows += [f"  {p['name']}: {r}" for r in _rotation_lines(p["notes"])]
+        if "kv_cache" in p["notes"]:
+            rows += [f"  {p['name']}: {r}" for r in _kv_lines(p["notes"]["kv_cache"])]
     if b["info"].get("verified_integer_only"):
         rows.append("  int-accel verifier: no floating point in the lowered code")
     rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
@@ -112,4 +117,20 @@ def _rotation_lines(n: dict) -> list[str]:
                    + (" (the value cache is stored rotated)" if v.get("value_cache_rotated") else "")
                    + (f"; skipped: {'; '.join(v['skipped'])}" if v.get("skipped") else ""))
     out.append(f"not done: {n['not_done']}")
+    return out
+
+
+def _kv_lines(n: dict) -> list[str]:
+    keys = {"pre-rope": "keys per channel before RoPE (RoPE applied after dequantization)",
+            "post-rope": "keys per channel after RoPE", "per-token": "keys per token after RoPE"}[n["keys"]]
+    out = [f"{n['layers']} layers x {n['kv_heads']} KV heads x head_dim {n['head_dim']}: {keys}, {n['bits']}-bit; "
+           f"values per token, {n['value_bits']}-bit; packed codes"
+           + (f"; per-channel range: {n['clip_percentile']}" + (" percentile" if isinstance(n["clip_percentile"], float) else "")
+              if n["clip_percentile"] else ""),
+           f"float16 sinks: the first {n['sinks']} cache position(s); outliers kept exactly: "
+           + (f"{n['outliers_per_token_row']} per token row ({n['outliers'] * 100:g} %)" if n["outliers_per_token_row"]
+              else "none"),
+           f"bytes per token, all layers: {n['float16_bytes_per_token']} float16 ({n['float32_bytes_per_token']} as "
+           f"exported, float32) -> {n['bytes_per_token']} + {n['fixed_bytes']} fixed (sinks, per-channel constants); "
+           f"{n['bytes_per_token_at_512']:.1f} at 512 tokens = 1/{n['ratio_to_float16_at_512']:.2f} of float16"]
     return out

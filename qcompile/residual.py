@@ -68,15 +68,18 @@ class Graph:
             for b in blk.bindings:
                 self.defs[b.var] = b.value
                 self.order.append(b.var)
-                self.g.add_node(b.var.name, op=op_name(b.value) or type(b.value).__name__)
+                self.g.add_node(b.var, name=b.var.name, op=op_name(b.value) or type(b.value).__name__)
                 for i, a in enumerate(self.args(b.value)):
                     if isinstance(a, relax.Var):
                         self.users.setdefault(a, []).append((b.var, i))
-                        self.g.add_edge(a.name, b.var.name)
+                        self.g.add_edge(a, b.var)
         self.params = set(func.params)
         out = func.body.body
+        while isinstance(out, relax.Var) and isinstance(self.defs.get(out), relax.Var):  # aliases
+            out = self.defs[out]
+        self.output_tuple = out if isinstance(out, relax.Var) and isinstance(self.defs.get(out), relax.Tuple) else None
         self.outputs = set(out.fields) if isinstance(out, relax.Tuple) else {out}
-        if isinstance(out, relax.Var) and isinstance(self.defs.get(out), relax.Tuple):
+        if self.output_tuple is not None:
             self.outputs |= set(self.defs[out].fields)
 
     @staticmethod

@@ -78,18 +78,22 @@ def is_function(f) -> bool:
     return isinstance(f, relax.Function)
 
 
-def rebuild_main(mod, on_binding):
+def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None = None):
     """A new module whose ``main`` is re-emitted binding by binding into one dataflow block.
 
     ``on_binding(bb, var, value)`` sees each original binding with its variables already
     replaced by their re-emitted counterparts; it returns the expression to bind to
     ``var`` (``None``: keep ``value``) and may emit extra bindings first through ``bb``. Composite and other functions are kept; functions
-    emitted through ``bb`` (``emit_te``) are added."""
+    emitted through ``bb`` (``emit_te``) are added.
+
+    ``params`` replaces ``main``'s parameters (an old parameter maps to the new one of the same
+    name; one without a namesake must no longer be used). ``env``, if given, is filled with
+    old var -> re-emitted var as the bindings go, for callbacks that need other bindings."""
     main = mod["main"]
     rest = mod.clone()
     del rest["main"]
     bb = relax.BlockBuilder(rest)
-    env: dict = {}
+    env = {} if env is None else env
 
     def sub(e):
         if isinstance(e, relax.Var):
@@ -98,9 +102,14 @@ def rebuild_main(mod, on_binding):
             return relax.Tuple([sub(f) for f in e.fields])
         return e
 
-    params = [relax.Var(p.name, p.ty) for p in main.params]
-    env.update(zip(main.params, params))
-    with bb.function("main", params, attrs=dict(main.attrs) if main.attrs else None):
+    if params is None:
+        params = [relax.Var(p.name, p.ty) for p in main.params]
+    by_name = {p.name: p for p in params}
+    env.update((p, by_name[p.name]) for p in main.params if p.name in by_name)
+    attrs = dict(main.attrs) if main.attrs else None
+    if attrs and "num_input" in attrs and int(attrs["num_input"]) == len(main.params):
+        attrs["num_input"] = len(params)
+    with bb.function("main", params, attrs=attrs):
         with bb.dataflow():
             for blk in main.body.blocks:
                 for b in blk.bindings:

@@ -169,10 +169,16 @@ def _schedule_elementwise(sch, block) -> bool:
         sch.parallel(outer)
     inner = loops[-1]
     vec = _tile(_const(sch.get(inner).extent), VEC)
-    if vec:
+    if vec and not _touches_bool(sch.get(block)):  # LLVM: bool vectors are i1, stored as i8
         _, vi = sch.split(inner, [None, vec])
         sch.vectorize(vi)
     return True
+
+
+def _touches_bool(stmt) -> bool:
+    return any(str(r.source.dtype) == "bool" for r in list(stmt.reads) + list(stmt.writes))
+
+
 
 
 def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:

@@ -40,6 +40,12 @@ class LlamaConfig:
     rope_theta: float = 100000.0
     rms_eps: float = 1e-5
     tied: bool = True
+    # variants other decoders use (tests of the KV-cache analysis): RoPE form, partial rotary,
+    # q/k/v projection bias (Qwen2), per-head q/k RMSNorm before RoPE (Qwen3)
+    rope: str = "half"        # "half" (rotate_half) or "interleaved" (pairs 2i, 2i+1)
+    rotary_dim: int = 0       # 0: the whole head_dim
+    qkv_bias: bool = False
+    qk_norm: bool = False
 
     @classmethod
     def from_hf(cls, c) -> "LlamaConfig":
@@ -67,14 +73,30 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+def apply_rope(x, cos, sin, c: LlamaConfig):
+    r = c.rotary_dim or c.head_dim
+    if r == c.head_dim and c.rope == "half":
+        return x * cos + rotate_half(x) * sin
+    xr = x[..., :r]
+    if c.rope == "half":
+        rot = rotate_half(xr)
+    else:
+        rot = torch.stack((-xr[..., 1::2], xr[..., 0::2]), dim=-1).reshape(xr.shape)
+    out = xr * cos + rot * sin
+    return out if r == c.head_dim else torch.cat([out, x[..., r:]], dim=-1)
+
+
 class Attention(nn.Module):
     def __init__(self, c: LlamaConfig):
         super().__init__()
         self.c = c
-        self.q_proj = nn.Linear(c.hidden, c.heads * c.head_dim, bias=False)
-        self.k_proj = nn.Linear(c.hidden, c.kv_heads * c.head_dim, bias=False)
-        self.v_proj = nn.Linear(c.hidden, c.kv_heads * c.head_dim, bias=False)
+        self.q_proj = nn.Linear(c.hidden, c.heads * c.head_dim, bias=c.qkv_bias)
+        self.k_proj = nn.Linear(c.hidden, c.kv_heads * c.head_dim, bias=c.qkv_bias)
+        self.v_proj = nn.Linear(c.hidden, c.kv_heads * c.head_dim, bias=c.qkv_bias)
         self.o_proj = nn.Linear(c.heads * c.head_dim, c.hidden, bias=False)
+        if c.qk_norm:
+            self.q_norm = RMSNorm(c.head_dim, c.rms_eps)
+            self.k_norm = RMSNorm(c.head_dim, c.rms_eps)
 
     def forward(self, x, cos, sin, bias, past_k, past_v):
         c = self.c
@@ -83,8 +105,10 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, c.heads, c.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        if c.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = apply_rope(q, cos, sin, c)
+        k = apply_rope(k, cos, sin, c)
         k_all = torch.cat([past_k, k], dim=2)
         v_all = torch.cat([past_v, v], dim=2)
         qg = q.reshape(b, c.kv_heads, g * t, c.head_dim)
@@ -130,7 +154,8 @@ class LlamaDecoder(nn.Module):
         self.layers = nn.ModuleList(Layer(c) for _ in range(c.layers))
         self.norm = RMSNorm(c.hidden, c.rms_eps)
         self.lm_head = None if c.tied else nn.Linear(c.hidden, c.vocab, bias=False)
-        inv = 1.0 / (c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float32) / c.head_dim))
+        r = c.rotary_dim or c.head_dim
+        inv = 1.0 / (c.rope_theta ** (torch.arange(0, r, 2, dtype=torch.float32) / r))
         self.register_buffer("inv_freq", inv, persistent=False)
 
     def forward(self, input_ids, attention_mask, position_ids, *past):
@@ -138,7 +163,7 @@ class LlamaDecoder(nn.Module):
         g = c.heads // c.kv_heads
         x = self.embed_tokens(input_ids)
         ang = position_ids.to(torch.float32)[..., None] * self.inv_freq  # [B, T, D/2]
-        ang = torch.cat([ang, ang], dim=-1)
+        ang = torch.cat([ang, ang], dim=-1) if c.rope == "half" else ang.repeat_interleave(2, dim=-1)
         cos, sin = torch.cos(ang)[:, None], torch.sin(ang)[:, None]  # [B, 1, T, D]
         key_pos = torch.cumsum(attention_mask, dim=-1) - 1  # [B, S]
         visible = (key_pos[:, None, :] <= position_ids[:, :, None]) & (attention_mask[:, None, :] > 0)

@@ -74,3 +74,22 @@ def export_onnx(chunk: int, path: Path | None = None) -> Path:
         return path
     model, _ = load()
     return _export(model, path, chunk=chunk)
+
+
+def calibration_tokens(n: int = 8192, path: Path | None = None) -> Path:
+    """The calibration text (*Persuasion*, disjoint from the evaluation text *Emma*) as a token
+    stream for ``--calib-data``: ``tokens`` (its first ``n``) and ``bos``; written once."""
+    import numpy as np
+
+    from . import corpus
+    from ..lm import Protocol
+
+    path = Path(path or CACHE / f"smollm2_calib{n}.npz")
+    if path.exists():
+        return path
+    _, tok = load_hf()
+    ids = np.asarray(tok(corpus.text("calib")).input_ids[:n], np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, tokens=ids, bos=np.int64(Protocol.bos))
+    tmp.replace(path)
+    return path

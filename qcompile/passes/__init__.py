@@ -8,7 +8,7 @@ module may import from it freely.
 """
 import importlib
 
-BUILTIN: list[str] = ["rotate", "qdq_sim", "int_only"]  # "kv_prerope", "bfp" as they land
+BUILTIN: list[str] = ["rotate", "qdq_sim", "kv_prerope", "int_only"]  # "bfp" as it lands
 
 
 def load_builtin() -> None:

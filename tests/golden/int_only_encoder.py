@@ -408,7 +408,7 @@ class Module:
             lv131: R.Tensor((4, 8, 128), dtype="int64") = R.clip(lv130, -127, 127)
             lv132: R.Tensor((4, 8, 128), dtype="int8") = R.astype(lv131, dtype="int8")
             lv133: R.Tensor((4, 8, 128), dtype="int64") = R.astype(lv132, dtype="int64")
-            lv134: R.Tensor((4, 8, 128), dtype="int64") = R.multiply(lv133, R.const(1255819748, "int64"))
+            lv134: R.Tensor((4, 8, 128), dtype="int64") = R.multiply(lv133, R.const(1255819638, "int64"))
             lv135: R.Tensor((4, 8, 128), dtype="int64") = R.add(lv134, R.const(268435456, "int64"))
             lv136: R.Tensor((4, 8, 128), dtype="int64") = R.right_shift(lv135, R.const(29, "int64"))
             lv137: R.Tensor((4, 8, 128), dtype="int64") = R.clip(lv136, -16777216, 16777216)
@@ -450,7 +450,7 @@ class Module:
             lv173: R.Tensor((4, 8, 32), dtype="int64") = R.clip(lv172, -32767, 32767)
             lv174: R.Tensor((4, 8, 32), dtype="int16") = R.astype(lv173, dtype="int16")
             lv175: R.Tensor((4, 8, 32), dtype="float32") = R.astype(lv174, dtype="float32")
-            lv176: R.Tensor((4, 8, 32), dtype="float32") = R.multiply(lv175, R.const(1.4413374628929887e-05, "float32"))
+            lv176: R.Tensor((4, 8, 32), dtype="float32") = R.multiply(lv175, R.const(1.4413375538424589e-05, "float32"))
             gv: R.Tensor((4, 8, 32), dtype="float32") = lv176
             R.output(gv)
         return gv

@@ -1,0 +1,172 @@
+"""What the ``kv-prerope`` pipeline buys on SmolLM2-135M: perplexity and cache bytes per
+token of the packed low-bit KV cache, every figure measured through compiled llvm artifacts
+(the cache the artifact returns is the packed one; attention reads it back dequantized).
+
+    python benchmarks/kv_cache.py [--out benchmarks/results/kv_cache.json] [--tokens 8192]
+                                  [--calib-tokens 8192] [--only NAME ...]
+
+* evaluation: perplexity on Jane Austen's *Emma* under :class:`qcompile.lm.Protocol`
+  (windows of 512 from an empty cache, fed in steps of 64, every cached key read back
+  quantized), ``--tokens`` scored tokens;
+* calibration (per-channel key ranges): *Persuasion*, disjoint from the evaluation text,
+  ``--calib-tokens`` tokens in windows of 512 under the same protocol; collected once and
+  shared by every configuration (``qcompile.calibration.Collected``);
+* configurations: float cache; keys pre-RoPE per channel at 4/3/2 bits, with and without
+  1 % dense-and-sparse outliers; the baselines post-RoPE per-channel and per-token keys at
+  4/3/2 bits; at 3 bits, pre-RoPE without the attention sink, with a fixed 99.9 percentile
+  range instead of the least-squares range search, and with non-uniform (k-means) levels
+  (each ingredient's share), 4 sink positions instead of 1, and 3-bit keys with 8-bit
+  values and the reverse (which side the error comes from). Values are per token at the same bit width throughout; 1
+  float16 sink position unless stated;
+* bytes: ``layout`` is the pass's own account (per token, fixed, at 512 tokens);
+  ``measured_bytes_per_token_at_512`` is the ``nbytes`` of the cache arrays the artifact
+  actually returned after a whole 512-token window, divided by 512, plus the per-channel
+  constants; both against a float16 cache (the model's own cache is float32, twice that).
+
+Needs ``qcompile assets fetch smollm2 austen``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import qcompile as qc  # noqa: E402
+from benchmarks.common import header, write_json  # noqa: E402
+from qcompile import lm  # noqa: E402
+from qcompile.calibration import Calibration, Collected  # noqa: E402
+from qcompile.passes.canonicalize import Canonicalize  # noqa: E402
+from qcompile.passes.kv_prerope import KvPrerope  # noqa: E402
+
+CONFIGS = {"float": None}
+for _b in (4, 3, 2):
+    CONFIGS[f"pre-rope_{_b}bit"] = dict(bits=_b, keys="pre-rope")
+    CONFIGS[f"pre-rope_{_b}bit_1pct_outliers"] = dict(bits=_b, keys="pre-rope", outliers=0.01)
+    CONFIGS[f"post-rope_{_b}bit"] = dict(bits=_b, keys="post-rope")
+    CONFIGS[f"per-token_{_b}bit"] = dict(bits=_b, keys="per-token")
+# each ingredient's share at 3 bits: no sink, a fixed 99.9 percentile range instead of the
+# least-squares range search, non-uniform (k-means) levels
+CONFIGS["pre-rope_3bit_no_sink"] = dict(bits=3, keys="pre-rope", sinks=0)
+CONFIGS["pre-rope_3bit_clip99.9"] = dict(bits=3, keys="pre-rope", clip=99.9)
+CONFIGS["pre-rope_3bit_nuq"] = dict(bits=3, keys="pre-rope", nuq=True)
+# more float16 sink positions (the default keeps 1)
+CONFIGS["pre-rope_4bit_4_sinks"] = dict(bits=4, keys="pre-rope", sinks=4)
+CONFIGS["pre-rope_3bit_4_sinks"] = dict(bits=3, keys="pre-rope", sinks=4)
+CONFIGS["pre-rope_3bit_1pct_outliers_4_sinks"] = dict(bits=3, keys="pre-rope", outliers=0.01, sinks=4)
+# where the 3-bit error comes from: 3-bit keys with 8-bit values, and the reverse
+CONFIGS["pre-rope_3bit_keys_only"] = dict(bits=3, value_bits=8, keys="pre-rope")
+CONFIGS["pre-rope_3bit_values_only"] = dict(bits=8, value_bits=3, keys="pre-rope")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/kv_cache.json"))
+    ap.add_argument("--tokens", type=int, default=lm.Protocol.tokens)
+    ap.add_argument("--calib-tokens", type=int, default=8192)
+    ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS))
+    ap.add_argument("--merge", action="store_true", help="keep the other results already in --out")
+    a = ap.parse_args()
+    from qcompile.models import corpus, smollm2 as S
+
+    proto = lm.Protocol(tokens=a.tokens)
+    _, tok = S.load_hf()
+    ids = tok(corpus.text("eval")).input_ids
+    calib_ids = tok(corpus.text("calib")).input_ids[:a.calib_tokens]
+    canon = qc.PassManager([Canonicalize()]).run(qc.load(S.export_onnx(proto.chunk)).mod)
+
+    out = header("kv_cache.py")
+    out.update({"model": "SmolLM2-135M (30 layers, 3 KV heads, head_dim 64)", "metric": "perplexity, Jane Austen's Emma",
+                "protocol": dataclasses_dict(proto), "calibration": {"text": "Jane Austen's Persuasion",
+                                                                     "tokens": len(calib_ids), "window": proto.window},
+                "results": {}})
+    if a.merge and Path(a.out).exists():
+        kept = json.loads(Path(a.out).read_text())
+        out["results"] = kept["results"]
+        out["command"] = kept["command"] + " ; " + out["command"]
+    names = a.only or list(CONFIGS)
+    t = time.perf_counter()
+    requests = {}
+    for n in names:
+        if CONFIGS[n]:
+            requests.update(KvPrerope(**CONFIGS[n]).calibration_requests(canon))
+    stats = Calibration({"tokens": calib_ids, "bos": proto.bos}, window=proto.window).collect(canon, requests)
+    out["calibration"]["seconds"] = round(time.perf_counter() - t, 1)
+    collected = Collected(stats)
+
+    for name in names:
+        cfg = CONFIGS[name]
+        t = time.perf_counter()
+        if cfg is None:
+            mod, layout = canon, None
+        else:
+            pm = qc.PassManager([KvPrerope(**cfg)], calibration=collected)
+            mod = pm.run(canon)
+            layout = pm.records[-1].notes["kv_cache"]
+        art = qc.build(mod, "llvm")
+        built = time.perf_counter() - t
+        seen = {}
+        base = lm.artifact_step(art)
+
+        def step(x, mask, pos, past, base=base, seen=seen):
+            logits, present = base(x, mask, pos, past)
+            if mask.shape[1] == proto.window and "bytes" not in seen:
+                seen["bytes"] = sum(p.nbytes for p in present)
+            return logits, present
+
+        t = time.perf_counter()
+        r = lm.perplexity(step, ids, lm.empty_cache_for(mod["main"]), proto, desc=name)
+        res = {"config": cfg, "perplexity": r["perplexity"], "build_seconds": round(built, 1),
+               "eval_seconds": round(time.perf_counter() - t, 1)}
+        consts = 0 if layout is None else layout["fixed_bytes"] - _sink_bytes(layout)
+        res["measured_bytes_per_token_at_512"] = (seen["bytes"] + consts) / proto.window
+        if layout:
+            res["layout"] = layout
+        out["results"][name] = res
+        _summarize(out)
+        write_json(a.out, out, announce=False)
+        print(f"{name}: perplexity {r['perplexity']:.4f}, {res['measured_bytes_per_token_at_512']:.1f} B/token", flush=True)
+    write_json(a.out, out)
+    return 0
+
+
+def _sink_bytes(layout: dict) -> int:
+    return 2 * layout["layers"] * layout["sinks"] * layout["kv_heads"] * layout["head_dim"] * 2
+
+
+def _summarize(out: dict) -> None:
+    res = out["results"]
+    if "float" not in res:
+        return
+    fp = res["float"]["perplexity"]
+    f16 = 2 * 30 * 3 * 64 * 2  # K and V, 30 layers, 3 KV heads, head_dim 64, float16
+    out["float16_bytes_per_token"] = f16
+    for r in res.values():
+        r["vs_float"] = r["perplexity"] / fp - 1
+        r["fraction_of_float16_bytes"] = r["measured_bytes_per_token_at_512"] / f16
+    goals = {}
+    for b in (3, 2):
+        if f"pre-rope_{b}bit" in res and f"post-rope_{b}bit" in res:
+            goals[f"pre-RoPE better than post-RoPE at {b} bits"] = \
+                res[f"pre-rope_{b}bit"]["perplexity"] < res[f"post-rope_{b}bit"]["perplexity"]
+    if "pre-rope_4bit" in res:
+        goals["4-bit within +1 % of float"] = res["pre-rope_4bit"]["vs_float"] <= 0.01
+    if "pre-rope_3bit_1pct_outliers" in res:
+        goals["3-bit with 1 % outliers within +3 % of float"] = res["pre-rope_3bit_1pct_outliers"]["vs_float"] <= 0.03
+    if "pre-rope_3bit" in res:
+        goals["3-bit cache <= 1/4.5 of float16 bytes"] = res["pre-rope_3bit"]["fraction_of_float16_bytes"] <= 1 / 4.5
+    out["goals"] = goals
+
+
+def dataclasses_dict(x):
+    import dataclasses
+
+    return dataclasses.asdict(x)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

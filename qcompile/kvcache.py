@@ -1,0 +1,128 @@
+"""KV-cache path analysis (analysis only; :mod:`qcompile.passes.kv_prerope` rewrites).
+
+A decoder step exported with an explicit cache (HF layout: ``past_key_values.*`` in,
+``present.*`` out) concatenates, per layer, each cached tensor ``past [B, H, P, D]`` (a
+parameter of ``main``) with this step's ``new [B, H, T, D]`` along the token axis, and the
+result is both a model output (the present cache) and, through data movement, the ``k``
+or ``v`` operand of a ``qcompile.attention`` composite.
+
+For keys, :func:`cache_paths` also finds the **pre-RoPE** tensor: the immediate dominator
+of ``new`` in the dataflow from the token ids (positions and masks, which derive from the
+other inputs, are not part of it), provided a ``qcompile.rope`` composite lies between the
+two. That tensor is the key after its projection, bias, per-head norm and head split,
+whatever the RoPE form (rotate-half, interleaved, partial rotary: the bindings between
+the two, ``rope_chain``, are re-run on the dequantized cache). The inputs of that chain
+that are not key data (cos/sin tables) must derive from the position ids only, so they can
+be recomputed for the cache's own positions.
+
+A model that does not fit (no cache concat, a cache that is not ``[B, H, N, D]``, a key
+without RoPE, positions that do not come from ``position_ids``) is refused with an error
+naming the layer and what was not found.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import networkx as nx
+from tvm import relax
+
+from .errors import QCompileError
+from .ir import attention_roles
+from .residual import MOVES, Graph, op_name
+
+
+@dataclasses.dataclass
+class Cache:
+    param: relax.Var            # past tensor, a parameter of main
+    concat: relax.Var           # concat(past, new) on the token axis: the present cache
+    new: relax.Var              # this step's tensor (post-RoPE for keys)
+    heads: int
+    head_dim: int
+    pre_rope: relax.Var | None = None     # keys: the tensor before RoPE
+    rope_chain: list = dataclasses.field(default_factory=list)  # keys: bindings pre_rope -> new, in order
+
+
+@dataclasses.dataclass
+class Layer:
+    index: int
+    attention: relax.Var
+    key: Cache
+    value: Cache
+
+
+def _fail(layer, what: str) -> QCompileError:
+    return QCompileError(f"kv-prerope: layer {layer}: {what}",
+                         hint="the pass needs a decoder step with an explicit KV cache (past_key_values in, present out)")
+
+
+def cache_paths(g: Graph, positions: relax.Var, tokens: relax.Var) -> list[Layer]:
+    """Per attention (in program order): the key and value cache paths."""
+    layers = []
+    for var in g.order:
+        val = g.defs[var]
+        if g.composite(val) != "qcompile.attention":
+            continue
+        n = len(layers)
+        roles = attention_roles(g.funcs[val.op.name_hint])
+        if roles is None:
+            raise _fail(n, f"attention '{var.name}' has an unrecognized form")
+        found = {}
+        for role in ("k", "v"):
+            found[role] = _cache(g, val.args[roles["params"].index(role)], n, role)
+        layers.append(Layer(n, var, found["k"], found["v"]))
+    if not layers:
+        raise QCompileError("kv-prerope: no attention (qcompile.attention composite) in the model")
+    data = nx.descendants(g.g, tokens) | {tokens}
+    for layer in layers:
+        _pre_rope(g, layer, data, positions)
+    return layers
+
+
+def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
+    """Walk back from an attention operand through data movement to the cache concat."""
+    what = "key" if role == "k" else "value"
+    v = operand
+    while isinstance(v, relax.Var) and v in g.defs:
+        val = g.defs[v]
+        op = op_name(val)
+        if op == "concat":
+            fields = list(val.args[0].fields)
+            past = [f for f in fields if isinstance(f, relax.Var) and f in g.params]
+            new = [f for f in fields if not (isinstance(f, relax.Var) and f in g.params)]
+            if len(past) != 1 or len(new) != 1 or not fields[0].same_as(past[0]):
+                raise _fail(layer, f"the {what} concat '{v.name}' is not concat(past cache, new)")
+            shape = val.ty.shape
+            axis = int(val.attrs.axis) % len(shape)
+            if len(shape) != 4 or axis != 2:
+                raise _fail(layer, f"the {what} cache '{past[0].name}' is not laid out [batch, heads, tokens, head_dim]")
+            if v not in g.outputs:
+                raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
+            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]))
+        if op not in MOVES or op == "take":
+            break
+        v = val.args[0]
+    raise _fail(layer, f"no {what} cache: the attention's {what} operand does not come from concat(past, new)")
+
+
+def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var) -> None:
+    """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
+    key = layer.key
+    anc = nx.ancestors(g.g, key.new) & data
+    sub = g.g.subgraph(anc | {key.new})
+    root = next(n for n in sub if sub.in_degree(n) == 0)
+    pre = nx.immediate_dominators(sub, root)[key.new]
+    chain_vars = (nx.descendants(sub, pre) & nx.ancestors(sub, key.new)) | {key.new}
+    chain = [v for v in g.order if v in chain_vars]
+    if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
+        raise _fail(layer.index, f"no RoPE (qcompile.rope composite) between the key '{pre.name}' and the cache")
+    layer.key.pre_rope = pre
+    layer.key.rope_chain = chain
+    # the chain's other inputs: constants or functions of the position ids only
+    for v in chain:
+        for a in Graph.args(g.defs[v]):
+            if not isinstance(a, relax.Var) or a in chain_vars or a.same_as(pre):
+                continue
+            src = ((nx.ancestors(g.g, a) | {a}) & g.params) - {positions}
+            if src:
+                raise _fail(layer.index, f"RoPE input '{a.name}' depends on {', '.join(sorted(p.name for p in src))}, "
+                                         f"not only on '{positions.name}'")

@@ -1,0 +1,491 @@
+"""``kv-prerope``: a packed low-bit KV cache with keys quantized **before RoPE** (KVQuant).
+
+KVQuant (Hooper et al. 2024): keys have outlier *channels*, so they are quantized per
+channel; RoPE rotates channel pairs ``(i, i + D/2)`` by position-dependent angles
+``θ_i · pos`` and smears that structure, so the cache holds the keys before RoPE and
+applies RoPE when attention reads them:
+
+    K_cache = Q_ch(K_pre)                      per channel, zero/scale calibrated offline
+    K_attn  = RoPE(deQ(K_cache), positions of the cached tokens)
+    V_cache = Q_tok(V)                         per token, zero/scale computed at run time
+
+For every layer found by :func:`qcompile.kvcache.cache_paths` the pass
+
+1. replaces the float cache inputs ``past_*`` by packed codes (``bits`` = 2, 3, 4 or 8;
+   :mod:`qcompile.kvquant`), their per-token scales (float16) where the mode has them, a
+   float16 **sink** buffer of the first ``sinks`` positions, and the **outlier** side
+   buffer (values and channel indices of the ``k = round(outliers * H * D)`` entries of
+   each token's row kept exactly) when ``outliers > 0``;
+2. quantizes this step's keys (pre-RoPE) and values, appends them to the packed cache and
+   returns the packed cache as the ``present`` outputs, in the order of the inputs;
+3. feeds attention with the dequantized cache, on which it re-runs the model's own RoPE
+   bindings with the positions of the cached tokens, ``cumsum(attention_mask) - 1`` (the
+   HF convention); every cached key, this step's included, is read back quantized.
+
+Per-channel ranges come from per-channel histograms of the calibration data: by default,
+for each channel, the percentile range (100 down to 95, two-sided) with the least expected
+squared quantization error at the cache's bit width; ``clip=p`` fixes the ``100 - p`` and
+``p`` percentiles instead. With outliers, no range is wider than the ``100 - 50 * outliers``
+percentiles, so the entries outside are about the fraction kept exactly. Outliers of
+per-channel keys are the entries farthest outside their channel's range
+(``|x - mid| / half``), of per-token tensors the largest ``|x|``.
+
+Options: ``value_bits`` (values at another width), ``nuq`` (non-uniform per-layer levels
+from weighted k-means on the calibration statistics, up to 4 bits).
+
+Baselines in the same code path (``keys=``): ``post-rope`` (per channel, calibrated on
+post-RoPE keys, no RoPE at read time) and ``per-token`` (post-RoPE keys quantized like
+values).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tvm
+from tvm import relax, te
+from tvm.relax import op as O
+
+from .. import kvquant as kq
+from ..calibration import ChannelHistogram, RowNormHistogram
+from ..errors import QCompileError
+from ..kvcache import Cache, cache_paths
+from ..passmanager import Pass
+from ..pipelines import register, register_pass
+from ..residual import Graph
+from ..rewrite import rebuild_main
+
+KEY_MODES = ("pre-rope", "post-rope", "per-token")
+
+
+@dataclasses.dataclass(frozen=True)
+class KvPreropeConfig:
+    bits: int = 4
+    value_bits: int = 0      # 0: same as bits
+    keys: str = "pre-rope"
+    sinks: int = 1
+    outliers: float = 0.0
+    clip: float = 0.0        # per-channel range percentile; 0: chosen per channel for least squared error
+    nuq: bool = False        # non-uniform per-layer datatype (k-means levels) for keys and values, <= 4 bits
+
+
+@register_pass
+class KvPrerope(Pass):
+    name = "kv-prerope"
+    Config = KvPreropeConfig
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        c = self.config
+        for b in (c.bits, c.value_bits or c.bits):
+            if b not in kq.BITS:
+                raise QCompileError(f"kv-prerope: {b}-bit cache is not supported", hint=f"choose one of {kq.BITS}")
+        if c.keys not in KEY_MODES:
+            raise QCompileError(f"kv-prerope: keys='{c.keys}' is not a mode", hint=f"choose one of {KEY_MODES}")
+        if c.nuq and max(c.bits, c.value_bits or c.bits) > 4:
+            raise QCompileError("kv-prerope: nuq (non-uniform levels) is for 2 to 4 bits")
+        if c.sinks < 0 or not 0 <= c.outliers < 0.5 or not (c.clip == 0 or 50 < c.clip <= 100):
+            raise QCompileError("kv-prerope: need sinks >= 0, 0 <= outliers < 0.5 and 50 < clip <= 100")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.config.keys != "per-token" or self.config.nuq
+
+    @property
+    def clips(self) -> tuple:
+        """Candidate percentiles of the least-squares range search; with outliers, none wider
+        than ``100 - 50 * outliers`` (the entries outside go to the exact side buffer)."""
+        top = 100.0 - 50.0 * self.config.outliers
+        return tuple(c for c in (100, 99.99, 99.9, 99.5, 99, 98.5, 98, 97, 96, 95) if c <= top) or (top,)
+
+    def _layers(self, mod):
+        g = Graph(mod)
+        params = {p.name: p for p in mod["main"].params}
+        names = [p.name for p in mod["main"].params]
+        if not {"input_ids", "position_ids", "attention_mask"} <= set(names):
+            raise QCompileError("kv-prerope: the step needs inputs input_ids, attention_mask and position_ids "
+                                f"(it has {', '.join(names)})")
+        return g, cache_paths(g, params["position_ids"], params["input_ids"])
+
+    def _stat_var(self, layer):
+        return layer.key.pre_rope if self.config.keys == "pre-rope" else layer.key.new
+
+    def calibration_requests(self, mod) -> dict:
+        """Per-channel histograms of the keys (pre- or post-RoPE) for per-channel modes; with
+        ``nuq``, row-normalized histograms of every per-token tensor as well."""
+        if not self.needs_calibration:
+            return {}
+        _, layers = self._layers(mod)
+        out = {}
+        for layer in layers:
+            if self.config.keys != "per-token":
+                out[self._stat_var(layer)] = [ChannelHistogram(axes=(1, 3))]
+            if self.config.nuq:
+                if self.config.keys == "per-token":
+                    out[layer.key.new] = [RowNormHistogram()]
+                out[layer.value.new] = [RowNormHistogram()]
+        return out
+
+    def transform(self, mod, ctx):
+        c = self.config
+        g, layers = self._layers(mod)
+        for layer in layers:
+            kq.check_layout(layer.key.head_dim, c.bits)
+            kq.check_layout(layer.value.head_dim, c.value_bits or c.bits)
+        ranges, tables = self._calibrated(layers, ctx.stats if self.needs_calibration else {})
+        new_mod, layout = _Rewrite(g, layers, c, ranges, tables).run(mod)
+        ctx.notes["kv_cache"] = layout
+        return new_mod
+
+
+    def _calibrated(self, layers, stats: dict):
+        """Per layer: the keys' per-channel ``(lo, hi)`` (per-channel modes) and, with ``nuq``,
+        the level tables fitted to the keys (in their channels' ranges) and to the values
+        (row-normalized), all in level units ``[0, 2^bits - 1]``."""
+        c = self.config
+        ranges, tables = {}, {}
+
+        def stat(var, layer):
+            got = stats.get(var)
+            if not got:
+                raise QCompileError(f"kv-prerope: no calibration statistics for layer {layer.index}")
+            return got[0]
+
+        for layer in layers:
+            if c.keys != "per-token":
+                h = stat(self._stat_var(layer), layer)
+                lo, hi = h.range(c.clip) if c.clip else h.mse_range(c.bits, self.clips)
+                ranges[layer.index] = (lo, hi)
+                if c.nuq:
+                    lo_, hi_ = lo.reshape(-1)[:, None], hi.reshape(-1)[:, None]
+                    u = np.clip((h.centres() - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
+                    tables[(layer.index, "k")] = kq.kmeans_levels(u, h.counts, c.bits)
+            if c.nuq:
+                per_token = [("v", layer.value.new, c.value_bits or c.bits)]
+                if c.keys == "per-token":
+                    per_token.append(("k", layer.key.new, c.bits))
+                for role, var, b in per_token:
+                    h = stat(var, layer)
+                    tables[(layer.index, role)] = kq.kmeans_levels(h.centres() * kq.levels(b), h.counts, b)
+        return ranges, tables
+
+
+# ----------------------------------------------------------------------------- the rewrite
+
+
+def _reshape_target(val, new_input):
+    """A reshape re-run on more tokens: it keeps the axes its input and output share in
+    front (batch, heads, tokens) from the new input and reshapes the rest as before (e.g.
+    interleaved RoPE's ``[.., D/2, 2] -> [.., D]``)."""
+    src, dst = list(val.args[0].ty.shape), list(val.ty.shape)
+    k = 0
+    while k < min(len(src), len(dst)) and str(src[k]) == str(dst[k]):
+        k += 1
+    if k == 0:
+        raise QCompileError(f"kv-prerope: cannot re-run reshape {[str(d) for d in src]} -> "
+                            f"{[str(d) for d in dst]} on the cached tokens")
+    return list(new_input.ty.shape)[:k] + dst[k:]
+
+
+def _broadcast_target(val, new_input):
+    """A broadcast re-run on more tokens: axes it expanded keep their target size, the
+    others follow the new input."""
+    src, dst, now = list(val.args[0].ty.shape), list(val.ty.shape), list(new_input.ty.shape)
+    if len(src) != len(dst):
+        raise QCompileError("kv-prerope: cannot re-run a rank-changing broadcast on the cached tokens")
+    return [n if str(a) == str(b) else b for a, b, n in zip(src, dst, now)]
+
+
+def _stacked_last(val, defs):
+    """``[x_0, .., x_{r-1}]`` if ``val`` reshapes ``[.., n, r] -> [.., n*r]`` a stack of the
+    ``x_i`` on a new last axis: ``concat([expand_dims(x_i, -1)], -1)`` (interleaved RoPE's
+    rotation) or ``broadcast_to(expand_dims(x, -1), [.., r])`` (its cos/sin tables). Re-run
+    at a symbolic cache length, TVM 0.27 cannot lower that reshape (iter_affine_map:
+    "padding factor ... is not divisible"); the equivalent interleave kernel lowers."""
+    src = val.args[0]
+    inner = defs.get(src) if isinstance(src, relax.Var) else None
+    if inner is None or len(val.ty.shape) != len(src.ty.shape) - 1:
+        return None
+
+    def unsqueezed(x):
+        e = defs.get(x) if isinstance(x, relax.Var) else None
+        if e is None or getattr(e.op, "name", "") != "relax.expand_dims":
+            return None
+        axes = [int(a) % (len(e.args[0].ty.shape) + 1) for a in e.attrs.axis]
+        return e.args[0] if axes == [len(e.args[0].ty.shape)] else None
+
+    op = getattr(inner.op, "name", "")
+    if op == "relax.concat" and int(inner.attrs.axis) in (-1, len(src.ty.shape) - 1):
+        parts = [unsqueezed(x) for x in inner.args[0].fields]
+    elif op == "relax.broadcast_to" and isinstance(src.ty.shape[-1], tvm.tirx.IntImm):
+        parts = [unsqueezed(inner.args[0])] * int(src.ty.shape[-1])
+    else:
+        return None
+    return None if any(x is None for x in parts) else parts
+
+
+def _interleave_te(r: int):
+    """``r`` tensors ``[.., n] -> [.., n*r]``, ``out[.., j] = x_{j % r}[.., j // r]``."""
+    def f(*xs):
+        shape = list(xs[0].shape)
+
+        def at(*i):
+            *lead, j = i
+            v = xs[r - 1][(*lead, j // r)]
+            for k in range(r - 2, -1, -1):
+                v = tvm.tirx.Select(j % r == k, xs[k][(*lead, j // r)], v)
+            return v
+        return te.compute(shape[:-1] + [shape[-1] * r], at, name="interleave_last")
+    return f
+
+
+class _Rewrite:
+    def __init__(self, g: Graph, layers, config: KvPreropeConfig, ranges: dict, tables: dict):
+        self.g, self.layers, self.c, self.ranges, self.tables = g, layers, config, ranges, tables
+        self.env: dict = {}
+        self.presents: dict = {}     # original concat var -> [present tensors]
+        self.pos_memo: dict = {}
+        self.full_pos = None
+        self.cache_params: dict = {}  # original past param -> [new params]
+
+    # -- layout -------------------------------------------------------------
+
+    def _tensors(self, cache: Cache, per_channel: bool):
+        """(suffix, shape, dtype) of the packed cache tensors replacing ``cache.param``."""
+        b, h, p, d = cache.param.ty.shape
+        c, k = self.c, self._k(cache)
+        out = [("codes", [b, h, p, kq.packed_width(cache.head_dim, self._bits(cache))], "uint8")]
+        if not per_channel:
+            out += [("scale", [b, h, p, 1], "float16"), ("zero", [b, h, p, 1], "float16")]
+        if c.sinks:
+            out.append(("sink", [b, h, c.sinks, d], "float16"))
+        if k:
+            out += [("outlier_values", [b, p, k], "float16"),
+                    ("outlier_index", [b, p, k], kq.index_dtype(cache.heads * cache.head_dim))]
+        return out
+
+    def _bits(self, cache: Cache) -> int:
+        return self.c.bits if any(cache is L.key for L in self.layers) else (self.c.value_bits or self.c.bits)
+
+    def _k(self, cache: Cache) -> int:
+        return int(round(self.c.outliers * cache.heads * cache.head_dim)) if self.c.outliers else 0
+
+    def _per_channel(self, cache: Cache) -> bool:
+        return self.c.keys != "per-token" and any(cache is L.key for L in self.layers)
+
+    def run(self, mod):
+        params = []
+        caches = {}
+        for L in self.layers:
+            caches[L.key.param] = L.key
+            caches[L.value.param] = L.value
+        for p in mod["main"].params:
+            if p in caches:
+                cache = caches[p]
+                new = [relax.Var(f"{p.name}_{s}", relax.TensorType(shape, dt))
+                       for s, shape, dt in self._tensors(cache, self._per_channel(cache))]
+                self.cache_params[p] = new
+                params += new
+            else:
+                params.append(relax.Var(p.name, p.ty))
+        self.by_concat = {}
+        for L in self.layers:
+            self.by_concat[L.key.concat] = (L, L.key)
+            self.by_concat[L.value.concat] = (L, L.value)
+        self.out_var = self.g.output_tuple
+        if self.out_var is None:
+            raise QCompileError("kv-prerope: main does not return a tuple of (logits, present caches)")
+        self.params = {p.name: p for p in params}
+        new = rebuild_main(mod, self.on_binding, params=params, env=self.env)
+        new = relax.transform.DeadCodeElimination(["main"])(new)
+        return new, self.layout()
+
+    # -- per binding --------------------------------------------------------
+
+    def on_binding(self, bb, var, val):
+        if var in self.by_concat:
+            layer, cache = self.by_concat[var]
+            return self._emit_cache(bb, layer, cache)
+        if self.out_var is not None and var.same_as(self.out_var):
+            fields = []
+            for orig, now in zip(self.g.defs[var].fields, val.fields):
+                fields += self.presents.get(orig, [now])
+            return relax.Tuple(fields)
+        return None
+
+    def _emit_cache(self, bb, layer, cache: Cache):
+        c, bits = self.c, self._bits(cache)
+        is_key = cache is layer.key
+        table = self.tables.get((layer.index, "k" if is_key else "v"))
+        table = None if table is None else [float(t) for t in table]
+        per_channel = self._per_channel(cache)
+        pre = is_key and c.keys == "pre-rope"
+        x = self.env[cache.pre_rope if pre else cache.new]
+        past = dict(zip([s for s, *_ in self._tensors(cache, per_channel)], self.cache_params[cache.param]))
+        k = self._k(cache)
+        consts = None
+        if per_channel:
+            lo, hi = (np.asarray(a, np.float32) for a in self.ranges[layer.index])
+            scale = ((hi - lo) / np.float32(kq.levels(bits))).astype(np.float32)
+            inv = np.where(scale > 0, np.float32(1) / np.where(scale > 0, scale, 1), 0).astype(np.float32)
+            consts = (relax.const(lo), relax.const(scale), relax.const(inv), lo, hi)
+        extra = []
+        if k:
+            extra = self._outliers(bb, x, cache, k, consts)
+        if per_channel:
+            codes = bb.emit_te(kq.quant_channel_te(bits, table), x, consts[0], consts[2], primfunc_name_hint="kv_quant_channel")
+            new = {"codes": codes}
+        else:
+            t = bb.emit_te(kq.quant_token_te(bits, k, table), x, *extra[1:], primfunc_name_hint="kv_quant_token")
+            new = {"codes": bb.emit(relax.TupleGetItem(t, 0)), "scale": bb.emit(relax.TupleGetItem(t, 1)),
+                   "zero": bb.emit(relax.TupleGetItem(t, 2))}
+        if k:
+            new["outlier_values"], new["outlier_index"] = extra
+        present = {}
+        for name in ("codes", "scale", "zero", "outlier_values", "outlier_index"):
+            if name in new:
+                axis = 1 if name.startswith("outlier") else 2
+                present[name] = bb.emit(O.concat([past[name], new[name]], axis=axis))
+        if c.sinks:
+            present["sink"] = bb.emit_te(kq.sink_update_te(), past["sink"], x, past["codes"],
+                                         primfunc_name_hint="kv_sink_update")
+        args = [present["codes"]]
+        args += [consts[1], consts[0]] if per_channel else [present["scale"], present["zero"]]
+        if c.sinks:
+            args.append(present["sink"])
+        if k:
+            args += [present["outlier_values"], present["outlier_index"]]
+        full = bb.emit_te(kq.dequant_te(bits, cache.head_dim, per_channel, c.sinks, k, table), *args,
+                          primfunc_name_hint="kv_dequant")
+        order = [s for s, *_ in self._tensors(cache, per_channel)]
+        self.presents[cache.concat] = [present[s] for s in order]
+        if pre:
+            full = self._rope(bb, cache, full)
+        return full
+
+    def _outliers(self, bb, x, cache: Cache, k: int, consts):
+        """Values (float16) and channel indices ``[B,T,k]`` of each token row's top-k entries."""
+        b, h, t, d = x.ty.shape
+        if consts is not None:
+            lo, hi = consts[3], consts[4]
+            mid = relax.const(((lo + hi) / 2)[None, :, None, :].astype(np.float32))
+            half = (hi - lo) / 2
+            inv_half = relax.const(np.where(half > 0, 1 / np.where(half > 0, half, 1), 0)[None, :, None, :].astype(np.float32))
+            score = O.multiply(O.abs(O.subtract(x, mid)), inv_half)
+        else:
+            score = O.abs(x)
+
+        def rows(e):
+            return O.reshape(O.permute_dims(e, [0, 2, 1, 3]), [b, t, h * d])
+
+        idx = bb.emit(O.topk(rows(score), k, axis=-1, ret_type="indices", largest=True, dtype="int64"))
+        vals = bb.emit(O.astype(O.gather_elements(rows(x), idx, axis=-1), "float16"))
+        idx = bb.emit(O.astype(idx, kq.index_dtype(cache.heads * cache.head_dim)))
+        return [vals, idx]
+
+    # -- RoPE at the cached positions ---------------------------------------
+
+    def _positions(self, bb):
+        if self.full_pos is None:
+            mask = self.params["attention_mask"]
+            pos = O.subtract(O.cumsum(mask, axis=-1, dtype="int64"), relax.const(1, "int64"))
+            self.full_pos = bb.emit(O.maximum(pos, relax.const(0, "int64")))
+        return self.full_pos
+
+    def _regen(self, bb, v):
+        """Re-emit a position-derived tensor for the positions of the whole cache."""
+        if isinstance(v, relax.Tuple):
+            return relax.Tuple([self._regen(bb, f) for f in v.fields])
+        if not isinstance(v, relax.Var):
+            return v
+        if v.name == "position_ids" and v in self.g.params:
+            return self._positions(bb)
+        if v not in self.pos_memo:
+            self.pos_memo[v] = self._reemit(bb, self.g.defs[v], lambda a: self._regen(bb, a))
+        return self.pos_memo[v]
+
+    def _rope(self, bb, cache: Cache, full):
+        memo = {cache.pre_rope: full}
+
+        def arg(a):
+            if isinstance(a, relax.Tuple):
+                return relax.Tuple([arg(f) for f in a.fields])
+            if isinstance(a, relax.Var) and a in memo:
+                return memo[a]
+            return self._regen(bb, a)
+
+        for v in cache.rope_chain:
+            memo[v] = self._reemit(bb, self.g.defs[v], arg)
+        return memo[cache.new]
+
+    def _reemit(self, bb, val, arg, defs=None):
+        """Emit ``val`` with its arguments mapped by ``arg``; composite calls are inlined
+        (their parameter shapes are fixed to the step's token count). ``defs`` maps the
+        original vars in scope to their values (main's, or the inlined composite's)."""
+        defs = self.g.defs if defs is None else defs
+        if isinstance(val, relax.Call) and isinstance(val.op, relax.GlobalVar):
+            f = self.g.funcs[val.op.name_hint]
+            local = dict(zip(f.params, [arg(a) for a in val.args]))
+            inner = {b.var: b.value for blk in f.body.blocks for b in blk.bindings}
+
+            def local_arg(a):
+                if isinstance(a, relax.Tuple):
+                    return relax.Tuple([local.get(x, x) for x in a.fields])
+                return local.get(a, a) if isinstance(a, relax.Var) else a
+
+            for blk in f.body.blocks:
+                for b in blk.bindings:
+                    local[b.var] = self._reemit(bb, b.value, local_arg, inner)
+            return local[f.body.body]
+        op = getattr(val.op, "name", "") if isinstance(val, relax.Call) else ""
+        if op == "relax.reshape":
+            parts = _stacked_last(val, defs)
+            if parts is not None:  # [.., n, r] -> [.., n*r] of r stacked tensors: interleave them
+                return bb.emit_te(_interleave_te(len(parts)), *[arg(x) for x in parts],
+                                  primfunc_name_hint="interleave_last")
+            return bb.emit(O.reshape(arg(val.args[0]), _reshape_target(val, arg(val.args[0]))))
+        if op == "relax.broadcast_to":
+            return bb.emit(O.broadcast_to(arg(val.args[0]), _broadcast_target(val, arg(val.args[0]))))
+        if isinstance(val, relax.Call):
+            return bb.emit(relax.Call(val.op, [arg(a) for a in val.args], val.attrs, val.ty_args))
+        if isinstance(val, relax.TupleGetItem):
+            return bb.emit(relax.TupleGetItem(arg(val.tuple_value), val.index))
+        return bb.emit(arg(val))
+
+    # -- report -------------------------------------------------------------
+
+    def layout(self) -> dict:
+        """Cache bytes per token before/after (all layers, scales, outliers and sinks included)."""
+        c = self.c
+        f16 = per_tok = fixed = 0
+        for L in self.layers:
+            for cache in (L.key, L.value):
+                f16 += cache.heads * cache.head_dim * 2
+                per_channel = self._per_channel(cache)
+                for s, shape, dt in self._tensors(cache, per_channel):
+                    if s == "sink":  # [B, H, S, D], fixed size
+                        fixed += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
+                    else:            # the token axis is 1 (outliers) or 2: bytes of one token
+                        token_axis = 1 if s.startswith("outlier") else 2
+                        dims = [int(x) for i, x in enumerate(shape) if i not in (0, token_axis)]
+                        per_tok += np.dtype(dt).itemsize * int(np.prod(dims))
+                if per_channel:  # zero and scale (+ mid, 1/half with outliers) constants, float32
+                    fixed += (4 if self._k(cache) else 2) * cache.heads * cache.head_dim * 4
+                if c.nuq:  # the layer's level table, float32
+                    fixed += (1 << self._bits(cache)) * 4
+        k = self._k(self.layers[0].key)
+        return {
+            "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
+            "bits": c.bits, "value_bits": c.value_bits or c.bits, "keys": c.keys,
+            "datatype": "non-uniform per layer (k-means)" if c.nuq else "uniform", "sinks": c.sinks, "outliers": c.outliers, "outliers_per_token_row": k,
+            "clip_percentile": None if c.keys == "per-token" else (c.clip or "least squared error per channel"),
+            "float16_bytes_per_token": f16, "float32_bytes_per_token": 2 * f16,
+            "bytes_per_token": per_tok, "fixed_bytes": fixed,
+            "bytes_per_token_at_512": per_tok + fixed / 512,
+            "ratio_to_float16_at_512": f16 / (per_tok + fixed / 512),
+        }
+
+
+register("kv-prerope", 35, "KVQuant: packed 2/3/4/8-bit KV cache, keys per channel before RoPE (RoPE applied "
+         "after dequantization), values per token, float sinks, optional dense-and-sparse outliers",
+         lambda: [KvPrerope()])
