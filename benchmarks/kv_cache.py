@@ -28,6 +28,7 @@ Needs ``qcompile assets fetch smollm2 austen``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -80,8 +81,10 @@ def main() -> int:
     canon = qc.PassManager([Canonicalize()]).run(qc.load(S.export_onnx(proto.chunk)).mod)
 
     out = header("kv_cache.py")
+    out["float16_bytes_per_token"] = sum(2 * int(p.ty.shape[1]) * int(p.ty.shape[3])
+                                         for p in list(canon["main"].params)[3:])  # K and V, every layer
     out.update({"model": "SmolLM2-135M (30 layers, 3 KV heads, head_dim 64)", "metric": "perplexity, Jane Austen's Emma",
-                "protocol": dataclasses_dict(proto), "calibration": {"text": "Jane Austen's Persuasion",
+                "protocol": dataclasses.asdict(proto), "calibration": {"text": "Jane Austen's Persuasion",
                                                                      "tokens": len(calib_ids), "window": proto.window},
                 "results": {}})
     if a.merge and Path(a.out).exists():
@@ -122,7 +125,7 @@ def main() -> int:
         r = lm.perplexity(step, ids, lm.empty_cache_for(mod["main"]), proto, desc=name)
         res = {"config": cfg, "perplexity": r["perplexity"], "build_seconds": round(built, 1),
                "eval_seconds": round(time.perf_counter() - t, 1)}
-        consts = 0 if layout is None else layout["fixed_bytes"] - _sink_bytes(layout)
+        consts = 0 if layout is None else layout["constant_bytes"]
         res["measured_bytes_per_token_at_512"] = (seen["bytes"] + consts) / proto.window
         if layout:
             res["layout"] = layout
@@ -134,17 +137,12 @@ def main() -> int:
     return 0
 
 
-def _sink_bytes(layout: dict) -> int:
-    return 2 * layout["layers"] * layout["sinks"] * layout["kv_heads"] * layout["head_dim"] * 2
-
-
 def _summarize(out: dict) -> None:
     res = out["results"]
     if "float" not in res:
         return
     fp = res["float"]["perplexity"]
-    f16 = 2 * 30 * 3 * 64 * 2  # K and V, 30 layers, 3 KV heads, head_dim 64, float16
-    out["float16_bytes_per_token"] = f16
+    f16 = out["float16_bytes_per_token"]
     for r in res.values():
         r["vs_float"] = r["perplexity"] / fp - 1
         r["fraction_of_float16_bytes"] = r["measured_bytes_per_token_at_512"] / f16
@@ -160,12 +158,6 @@ def _summarize(out: dict) -> None:
     if "pre-rope_3bit" in res:
         goals["3-bit cache <= 1/4.5 of float16 bytes"] = res["pre-rope_3bit"]["fraction_of_float16_bytes"] <= 1 / 4.5
     out["goals"] = goals
-
-
-def dataclasses_dict(x):
-    import dataclasses
-
-    return dataclasses.asdict(x)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Needs ``qcompile assets fetch`` (smollm2, austen) for the SmolLM2 part.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -128,19 +129,13 @@ def smollm2(tokens: int, equiv_tokens: int) -> dict:
     fp = res["float"]["perplexity"]
     for r in res.values():
         r["vs_float"] = r["perplexity"] / fp - 1
-    return {"metric": "perplexity, Jane Austen's Emma", "protocol": dataclasses_dict(proto), "tokens": tokens,
+    return {"metric": "perplexity, Jane Austen's Emma", "protocol": dataclasses.asdict(proto), "tokens": tokens,
             "quantization": SIM, "rotation": arts["rotated_float"][1], "results": res,
             "equivalence": {"positions": int(len(a)), "max_abs_diff_over_logit_range": rel, "top1_identical": top1,
                             "pass": rel <= 1e-3 and top1 == 1.0},
             "goals": {"W8A8 rotated within +1 % of float": res["W8A8_rotated"]["vs_float"] <= 0.01,
                       "rotation better at W4A4": res["W4A4_rotated"]["perplexity"] < res["W4A4"]["perplexity"]},
             "caution": "weights dequantized from a Q4_1 GGUF: they sit on a 4-bit grid that rotation breaks"}
-
-
-def dataclasses_dict(p):
-    import dataclasses
-
-    return dataclasses.asdict(p)
 
 
 def main():

@@ -38,6 +38,7 @@ class Cache:
     new: relax.Var              # this step's tensor (post-RoPE for keys)
     heads: int
     head_dim: int
+    is_key: bool
     pre_rope: relax.Var | None = None     # keys: the tensor before RoPE
     rope_chain: list = dataclasses.field(default_factory=list)  # keys: bindings pre_rope -> new, in order
 
@@ -97,7 +98,7 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
                 raise _fail(layer, f"the {what} cache '{past[0].name}' is not laid out [batch, heads, tokens, head_dim]")
             if v not in g.outputs:
                 raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
-            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]))
+            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k")
         if op not in MOVES or op == "take":
             break
         v = val.args[0]

@@ -61,6 +61,12 @@ def empty_cache(layers: int, kv_heads: int, head_dim: int, batch: int = 1) -> li
     return [np.zeros((batch, kv_heads, 0, head_dim), np.float32) for _ in range(2 * layers)]
 
 
+def window_sequence(tokens: np.ndarray, w: int, window: int, bos: int | None) -> np.ndarray:
+    """The input of window ``w``: its ``window`` tokens, shifted right behind ``bos`` if given."""
+    seq = np.asarray(tokens[w * window:(w + 1) * window], np.int64)
+    return seq.copy() if bos is None else np.concatenate([[bos], seq[:-1]])
+
+
 def empty_cache_for(func, batch: int = 1) -> list[np.ndarray]:
     """The empty cache of any step function (``main``, float or packed): zeros for every
     parameter after ``input_ids, attention_mask, position_ids``, symbolic dims (the cached
@@ -88,9 +94,7 @@ def decoder_feeds(tokens: np.ndarray, func, window: int = 512, bos: int | None =
 
     def gen():
         for w in range(n_win):
-            seq = tokens[w * window:(w + 1) * window].copy()
-            if bos is not None:
-                seq = np.concatenate([[bos], seq[:-1]])
+            seq = window_sequence(tokens, w, window, bos)
             past = empty_cache_for(func)
             for s in range(0, window, chunk):
                 ids = seq[None, s:s + chunk]
@@ -157,7 +161,7 @@ def perplexity(step: Step, tokens: Sequence[int], cache: list[np.ndarray], proto
     bar = tqdm(total=n_win * (protocol.window // protocol.chunk), desc=desc, unit="step", disable=not progress)
     for w in range(n_win):
         targets = tokens[w * w_len:(w + 1) * w_len]  # position i predicts targets[i]
-        seq = np.concatenate([[protocol.bos], targets[:-1]])
+        seq = window_sequence(tokens, w, w_len, protocol.bos)
         past = cache
         for s in range(0, protocol.window, protocol.chunk):
             ids = seq[None, s:s + protocol.chunk]

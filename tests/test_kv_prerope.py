@@ -238,15 +238,12 @@ def test_generation_prefill_and_decode(tmp_path):
     want = lm.generate(steps["prefill"], steps["decode"], 4, prompt, 6, lm.empty_cache_for(pre["main"]))
     calib = _calib()
     stats = calib.collect(pre, KvPrerope().calibration_requests(pre))
-    for opts in (dict(bits=8, sinks=32), dict(bits=4)):
-        mods = {"prefill": qc.PassManager([KvPrerope(**opts)], calibration=Collected(stats)).run(pre),
-                "decode": qc.PassManager([KvPrerope(**opts)], calibration=Collected(stats, by_order=True)).run(dec)}
-        art = {k: lm.artifact_step(qc.build(v, "llvm")) for k, v in mods.items()}
-        got = lm.generate(art["prefill"], art["decode"], 4, prompt, 6, lm.empty_cache_for(mods["prefill"]["main"]))
-        if opts["bits"] == 8:
-            assert got == want
-        else:
-            assert len(got) == 6 and all(0 <= t < 97 for t in got)
+    opts = dict(bits=8, sinks=32)
+    mods = {"prefill": qc.PassManager([KvPrerope(**opts)], calibration=Collected(stats)).run(pre),
+            "decode": qc.PassManager([KvPrerope(**opts)], calibration=Collected(stats, by_order=True)).run(dec)}
+    art = {k: lm.artifact_step(qc.build(v, "llvm")) for k, v in mods.items()}
+    got = lm.generate(art["prefill"], art["decode"], 4, prompt, 6, lm.empty_cache_for(mods["prefill"]["main"]))
+    assert got == want
 
 
 def test_golden_layer(tmp_path, update_golden):

@@ -239,6 +239,18 @@ def _interleave_te(r: int):
     return f
 
 
+class _ChannelRange:
+    """A per-channel quantizer ``[H, D]`` (float32): ``lo`` (the zero point), ``hi``, ``scale``
+    and ``inv = 1/scale`` (0 for a channel without range); ``consts``: those the graph uses."""
+
+    def __init__(self, lo, hi, bits: int):
+        self.lo, self.hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+        self.scale = ((self.hi - self.lo) / np.float32(kq.levels(bits))).astype(np.float32)
+        s = self.scale
+        self.inv = np.where(s > 0, np.float32(1) / np.where(s > 0, s, 1), 0).astype(np.float32)
+        self.consts = {name: relax.const(getattr(self, name)) for name in ("lo", "scale", "inv")}  # bound once
+
+
 class _Rewrite:
     def __init__(self, g: Graph, layers, config: KvPreropeConfig, ranges: dict, tables: dict):
         self.g, self.layers, self.c, self.ranges, self.tables = g, layers, config, ranges, tables
@@ -250,12 +262,12 @@ class _Rewrite:
 
     # -- layout -------------------------------------------------------------
 
-    def _tensors(self, cache: Cache, per_channel: bool):
+    def _tensors(self, cache: Cache):
         """(suffix, shape, dtype) of the packed cache tensors replacing ``cache.param``."""
         b, h, p, d = cache.param.ty.shape
         c, k = self.c, self._k(cache)
         out = [("codes", [b, h, p, kq.packed_width(cache.head_dim, self._bits(cache))], "uint8")]
-        if not per_channel:
+        if not self._per_channel(cache):
             out += [("scale", [b, h, p, 1], "float16"), ("zero", [b, h, p, 1], "float16")]
         if c.sinks:
             out.append(("sink", [b, h, c.sinks, d], "float16"))
@@ -265,13 +277,13 @@ class _Rewrite:
         return out
 
     def _bits(self, cache: Cache) -> int:
-        return self.c.bits if any(cache is L.key for L in self.layers) else (self.c.value_bits or self.c.bits)
+        return self.c.bits if cache.is_key else (self.c.value_bits or self.c.bits)
 
     def _k(self, cache: Cache) -> int:
         return int(round(self.c.outliers * cache.heads * cache.head_dim)) if self.c.outliers else 0
 
     def _per_channel(self, cache: Cache) -> bool:
-        return self.c.keys != "per-token" and any(cache is L.key for L in self.layers)
+        return cache.is_key and self.c.keys != "per-token"
 
     def run(self, mod):
         params = []
@@ -283,7 +295,7 @@ class _Rewrite:
             if p in caches:
                 cache = caches[p]
                 new = [relax.Var(f"{p.name}_{s}", relax.TensorType(shape, dt))
-                       for s, shape, dt in self._tensors(cache, self._per_channel(cache))]
+                       for s, shape, dt in self._tensors(cache)]
                 self.cache_params[p] = new
                 params += new
             else:
@@ -315,32 +327,26 @@ class _Rewrite:
 
     def _emit_cache(self, bb, layer, cache: Cache):
         c, bits = self.c, self._bits(cache)
-        is_key = cache is layer.key
-        table = self.tables.get((layer.index, "k" if is_key else "v"))
+        table = self.tables.get((layer.index, "k" if cache.is_key else "v"))
         table = None if table is None else [float(t) for t in table]
         per_channel = self._per_channel(cache)
-        pre = is_key and c.keys == "pre-rope"
+        pre = cache.is_key and c.keys == "pre-rope"
         x = self.env[cache.pre_rope if pre else cache.new]
-        past = dict(zip([s for s, *_ in self._tensors(cache, per_channel)], self.cache_params[cache.param]))
+        order = [s for s, *_ in self._tensors(cache)]
+        past = dict(zip(order, self.cache_params[cache.param]))
         k = self._k(cache)
-        consts = None
-        if per_channel:
-            lo, hi = (np.asarray(a, np.float32) for a in self.ranges[layer.index])
-            scale = ((hi - lo) / np.float32(kq.levels(bits))).astype(np.float32)
-            inv = np.where(scale > 0, np.float32(1) / np.where(scale > 0, scale, 1), 0).astype(np.float32)
-            consts = (relax.const(lo), relax.const(scale), relax.const(inv), lo, hi)
-        extra = []
+        ch = _ChannelRange(*self.ranges[layer.index], bits) if per_channel else None
+        new = {}
         if k:
-            extra = self._outliers(bb, x, cache, k, consts)
+            new["outlier_values"], new["outlier_index"] = self._outliers(bb, x, cache, k, ch)
         if per_channel:
-            codes = bb.emit_te(kq.quant_channel_te(bits, table), x, consts[0], consts[2], primfunc_name_hint="kv_quant_channel")
-            new = {"codes": codes}
+            new["codes"] = bb.emit_te(kq.quant_channel_te(bits, table), x, ch.consts["lo"], ch.consts["inv"],
+                                      primfunc_name_hint="kv_quant_channel")
         else:
-            t = bb.emit_te(kq.quant_token_te(bits, k, table), x, *extra[1:], primfunc_name_hint="kv_quant_token")
-            new = {"codes": bb.emit(relax.TupleGetItem(t, 0)), "scale": bb.emit(relax.TupleGetItem(t, 1)),
-                   "zero": bb.emit(relax.TupleGetItem(t, 2))}
-        if k:
-            new["outlier_values"], new["outlier_index"] = extra
+            idx = [new["outlier_index"]] if k else []
+            t = bb.emit_te(kq.quant_token_te(bits, k, table), x, *idx, primfunc_name_hint="kv_quant_token")
+            for i, name in enumerate(("codes", "scale", "zero")):
+                new[name] = bb.emit(relax.TupleGetItem(t, i))
         present = {}
         for name in ("codes", "scale", "zero", "outlier_values", "outlier_index"):
             if name in new:
@@ -350,26 +356,25 @@ class _Rewrite:
             present["sink"] = bb.emit_te(kq.sink_update_te(), past["sink"], x, past["codes"],
                                          primfunc_name_hint="kv_sink_update")
         args = [present["codes"]]
-        args += [consts[1], consts[0]] if per_channel else [present["scale"], present["zero"]]
+        args += [ch.consts["scale"], ch.consts["lo"]] if per_channel else [present["scale"], present["zero"]]
         if c.sinks:
             args.append(present["sink"])
         if k:
             args += [present["outlier_values"], present["outlier_index"]]
         full = bb.emit_te(kq.dequant_te(bits, cache.head_dim, per_channel, c.sinks, k, table), *args,
                           primfunc_name_hint="kv_dequant")
-        order = [s for s, *_ in self._tensors(cache, per_channel)]
         self.presents[cache.concat] = [present[s] for s in order]
         if pre:
             full = self._rope(bb, cache, full)
         return full
 
-    def _outliers(self, bb, x, cache: Cache, k: int, consts):
-        """Values (float16) and channel indices ``[B,T,k]`` of each token row's top-k entries."""
+    def _outliers(self, bb, x, cache: Cache, k: int, ch):
+        """Values (float16) and channel indices ``[B,T,k]`` of each token row's top-k entries:
+        farthest outside the channel's range (``ch``, per-channel keys), else largest ``|x|``."""
         b, h, t, d = x.ty.shape
-        if consts is not None:
-            lo, hi = consts[3], consts[4]
-            mid = relax.const(((lo + hi) / 2)[None, :, None, :].astype(np.float32))
-            half = (hi - lo) / 2
+        if ch is not None:
+            mid = relax.const(((ch.lo + ch.hi) / 2)[None, :, None, :].astype(np.float32))
+            half = (ch.hi - ch.lo) / 2
             inv_half = relax.const(np.where(half > 0, 1 / np.where(half > 0, half, 1), 0)[None, :, None, :].astype(np.float32))
             score = O.multiply(O.abs(O.subtract(x, mid)), inv_half)
         else:
@@ -457,22 +462,22 @@ class _Rewrite:
     def layout(self) -> dict:
         """Cache bytes per token before/after (all layers, scales, outliers and sinks included)."""
         c = self.c
-        f16 = per_tok = fixed = 0
+        f16 = per_tok = sinks = consts = 0
         for L in self.layers:
             for cache in (L.key, L.value):
                 f16 += cache.heads * cache.head_dim * 2
-                per_channel = self._per_channel(cache)
-                for s, shape, dt in self._tensors(cache, per_channel):
+                for s, shape, dt in self._tensors(cache):
                     if s == "sink":  # [B, H, S, D], fixed size
-                        fixed += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
+                        sinks += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
                     else:            # the token axis is 1 (outliers) or 2: bytes of one token
                         token_axis = 1 if s.startswith("outlier") else 2
                         dims = [int(x) for i, x in enumerate(shape) if i not in (0, token_axis)]
                         per_tok += np.dtype(dt).itemsize * int(np.prod(dims))
-                if per_channel:  # zero and scale (+ mid, 1/half with outliers) constants, float32
-                    fixed += (4 if self._k(cache) else 2) * cache.heads * cache.head_dim * 4
+                if self._per_channel(cache):  # zero and scale (+ mid, 1/half with outliers), float32
+                    consts += (4 if self._k(cache) else 2) * cache.heads * cache.head_dim * 4
                 if c.nuq:  # the layer's level table, float32
-                    fixed += (1 << self._bits(cache)) * 4
+                    consts += (1 << self._bits(cache)) * 4
+        fixed = sinks + consts
         k = self._k(self.layers[0].key)
         return {
             "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
@@ -480,7 +485,7 @@ class _Rewrite:
             "datatype": "non-uniform per layer (k-means)" if c.nuq else "uniform", "sinks": c.sinks, "outliers": c.outliers, "outliers_per_token_row": k,
             "clip_percentile": None if c.keys == "per-token" else (c.clip or "least squared error per channel"),
             "float16_bytes_per_token": f16, "float32_bytes_per_token": 2 * f16,
-            "bytes_per_token": per_tok, "fixed_bytes": fixed,
+            "bytes_per_token": per_tok, "fixed_bytes": fixed, "sink_bytes": sinks, "constant_bytes": consts,
             "bytes_per_token_at_512": per_tok + fixed / 512,
             "ratio_to_float16_at_512": f16 / (per_tok + fixed / 512),
         }
