@@ -27,9 +27,6 @@ Needs ``qcompile assets fetch smollm2 austen``.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,10 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qcompile as qc  # noqa: E402
-from benchmarks.common import header, write_json  # noqa: E402
+from benchmarks.common import cache_benchmark, cache_perplexity, write_json  # noqa: E402
 from qcompile import lm  # noqa: E402
 from qcompile.calibration import Calibration, Collected  # noqa: E402
-from qcompile.passes.canonicalize import Canonicalize  # noqa: E402
 from qcompile.passes.kv_prerope import KvPrerope  # noqa: E402
 
 CONFIGS = {"float": None}
@@ -65,32 +61,8 @@ CONFIGS["pre-rope_3bit_values_only"] = dict(bits=8, value_bits=3, keys="pre-rope
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/kv_cache.json"))
-    ap.add_argument("--tokens", type=int, default=lm.Protocol.tokens)
-    ap.add_argument("--calib-tokens", type=int, default=8192)
-    ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS))
-    ap.add_argument("--merge", action="store_true", help="keep the other results already in --out")
-    a = ap.parse_args()
-    from qcompile.models import corpus, smollm2 as S
-
-    proto = lm.Protocol(tokens=a.tokens)
-    _, tok = S.load_hf()
-    ids = tok(corpus.text("eval")).input_ids
-    calib_ids = tok(corpus.text("calib")).input_ids[:a.calib_tokens]
-    canon = qc.PassManager([Canonicalize()]).run(qc.load(S.export_onnx(proto.chunk)).mod)
-
-    out = header("kv_cache.py")
-    out["float16_bytes_per_token"] = sum(2 * int(p.ty.shape[1]) * int(p.ty.shape[3])
-                                         for p in list(canon["main"].params)[3:])  # K and V, every layer
-    out.update({"model": "SmolLM2-135M (30 layers, 3 KV heads, head_dim 64)", "metric": "perplexity, Jane Austen's Emma",
-                "protocol": dataclasses.asdict(proto), "calibration": {"text": "Jane Austen's Persuasion",
-                                                                     "tokens": len(calib_ids), "window": proto.window},
-                "results": {}})
-    if a.merge and Path(a.out).exists():
-        kept = json.loads(Path(a.out).read_text())
-        out["results"] = kept["results"]
-        out["command"] = kept["command"] + " ; " + out["command"]
+    a, proto, ids, calib_ids, canon, out = cache_benchmark("kv_cache.py", __doc__.splitlines()[0], CONFIGS,
+                                                           tokens=lm.Protocol.tokens, calib_tokens=8192)
     names = a.only or list(CONFIGS)
     t = time.perf_counter()
     requests = {}
@@ -103,36 +75,19 @@ def main() -> int:
 
     for name in names:
         cfg = CONFIGS[name]
-        t = time.perf_counter()
         if cfg is None:
             mod, layout = canon, None
         else:
             pm = qc.PassManager([KvPrerope(**cfg)], calibration=collected)
             mod = pm.run(canon)
             layout = pm.records[-1].notes["kv_cache"]
-        art = qc.build(mod, "llvm")
-        built = time.perf_counter() - t
-        seen = {}
-        base = lm.artifact_step(art)
-
-        def step(x, mask, pos, past, base=base, seen=seen):
-            logits, present = base(x, mask, pos, past)
-            if mask.shape[1] == proto.window and "bytes" not in seen:
-                seen["bytes"] = sum(p.nbytes for p in present)
-            return logits, present
-
-        t = time.perf_counter()
-        r = lm.perplexity(step, ids, lm.empty_cache_for(mod["main"]), proto, desc=name)
-        res = {"config": cfg, "perplexity": r["perplexity"], "build_seconds": round(built, 1),
-               "eval_seconds": round(time.perf_counter() - t, 1)}
-        consts = 0 if layout is None else layout["constant_bytes"]
-        res["measured_bytes_per_token_at_512"] = (seen["bytes"] + consts) / proto.window
+        res = {"config": cfg, **cache_perplexity(mod, ids, proto, name, 0 if layout is None else layout["constant_bytes"])}
         if layout:
             res["layout"] = layout
         out["results"][name] = res
         _summarize(out)
         write_json(a.out, out, announce=False)
-        print(f"{name}: perplexity {r['perplexity']:.4f}, {res['measured_bytes_per_token_at_512']:.1f} B/token", flush=True)
+        print(f"{name}: perplexity {res['perplexity']:.4f}, {res['measured_bytes_per_token_at_512']:.1f} B/token", flush=True)
     write_json(a.out, out)
     return 0
 

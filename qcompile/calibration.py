@@ -48,15 +48,28 @@ class MinMax(Collector):
 
 
 class AbsMaxPerChannel(Collector):
-    """Per-channel max |x| along ``axis`` (default: last axis)."""
+    """Per-channel max |x| along ``axis`` (default: last axis; a tuple: one value per
+    combination, e.g. ``(1, 3)``: per head and channel of ``[B, H, T, D]``)."""
 
-    def __init__(self, axis: int = -1):
+    def __init__(self, axis: int | tuple = -1):
         self.axis, self.value = axis, None
 
     def update(self, x):
-        axis = self.axis % x.ndim
-        m = np.abs(x).max(axis=tuple(i for i in range(x.ndim) if i != axis))
+        keep = {a % x.ndim for a in (self.axis if isinstance(self.axis, tuple) else (self.axis,))}
+        m = np.abs(x).max(axis=tuple(i for i in range(x.ndim) if i not in keep))
         self.value = m if self.value is None else np.maximum(self.value, m)
+
+
+class Sample(Collector):
+    """The first ``updates`` tensors as they came (for error statistics on real data; keeps
+    data, unlike the other collectors, so keep ``updates`` small)."""
+
+    def __init__(self, updates: int = 8):
+        self.updates, self.tensors = updates, []
+
+    def update(self, x):
+        if len(self.tensors) < self.updates:
+            self.tensors.append(np.array(x, copy=True))
 
 
 class Histogram(Collector):

@@ -51,6 +51,16 @@ class Layer:
     value: Cache
 
 
+def decoder_layers(mod, who: str) -> tuple[Graph, list[Layer]]:
+    """``(Graph of main, cache_paths)`` of a decoder step; ``who`` names the pass in errors."""
+    g = Graph(mod)
+    params = {p.name: p for p in mod["main"].params}
+    if not {"input_ids", "position_ids", "attention_mask"} <= set(params):
+        raise QCompileError(f"{who}: the step needs inputs input_ids, attention_mask and position_ids "
+                            f"(it has {', '.join(params)})")
+    return g, cache_paths(g, params["position_ids"], params["input_ids"])
+
+
 def _fail(layer, what: str) -> QCompileError:
     return QCompileError(f"kv-prerope: layer {layer}: {what}",
                          hint="the pass needs a decoder step with an explicit KV cache (past_key_values in, present out)")

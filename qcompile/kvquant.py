@@ -196,7 +196,7 @@ def _level(code, table):
     return v
 
 
-def _pack(code_at, shape, bits, name):
+def pack_te(code_at, shape, bits, name):
     """``shape[:-1] + [D*bits/8]`` uint8 from ``code_at(*lead, d) -> int64``."""
     *lead, d = shape
 
@@ -211,7 +211,7 @@ def _pack(code_at, shape, bits, name):
     return te.compute([*lead, packed_width(d, bits)], f, name=name)
 
 
-def _unpacked(packed, bits):
+def unpacked_te(packed, bits):
     """``(*lead, d) -> int64`` code reader of a packed tensor."""
     def at(*i):
         *li, d = i
@@ -240,7 +240,7 @@ def quant_channel_te(bits: int, table=None):
     def f(x, zero, inv):
         def code(b, h, t, d):
             return _code(x[b, h, t, d], zero[h, d], inv[h, d], bits, table)
-        return _pack(code, list(x.shape), bits, "kv_pack_channel")
+        return pack_te(code, list(x.shape), bits, "kv_pack_channel")
     return f
 
 
@@ -275,7 +275,7 @@ def quant_token_te(bits: int, k: int = 0, table=None):
                               tirx.const(0, "float32"))
             return _code(x[b, h, t, d], zero[b, h, t, 0].astype("float32"), inv, bits, table)
 
-        return _pack(code, [b_, h_, t_, d_], bits, "kv_pack_token"), scale, zero
+        return pack_te(code, [b_, h_, t_, d_], bits, "kv_pack_token"), scale, zero
     return f
 
 
@@ -290,7 +290,7 @@ def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, tab
         sink = rest.pop(0) if sinks else None
         val, idx = (rest.pop(0), rest.pop(0)) if k else (None, None)
         b_, h_, n_, _ = packed.shape
-        code = _unpacked(packed, bits)
+        code = unpacked_te(packed, bits)
 
         def x(b, h, n, dd):
             c = _level(code(b, h, n, dd), table)

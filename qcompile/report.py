@@ -52,11 +52,8 @@ def markdown(rep: dict) -> str:
                       f"* overflow bounds checked: {p['notes']['overflow']['checked']}, tightest: "
                       f"`{json.dumps(p['notes']['overflow']['tightest'])}`"]
     for p in rep["passes"]:
-        if "regions" in p["notes"]:
-            lines += ["", f"## Rotation ({p['name']})", ""] + [f"* {r}" for r in _rotation_lines(p["notes"])]
-    for p in rep["passes"]:
-        if "kv_cache" in p["notes"]:
-            lines += ["", f"## KV cache ({p['name']})", ""] + [f"* {r}" for r in _kv_lines(p["notes"]["kv_cache"])]
+        for title, rows in technique_lines(p["notes"]):
+            lines += ["", f"## {title} ({p['name']})", ""] + [f"* {r}" for r in rows]
     ev = rep.get("evaluation")
     if ev:
         lines += ["", f"## Against the float reference ({ev['reference']}, {ev['samples']} samples, batch {ev['batch']})",
@@ -82,10 +79,8 @@ def summary(rep: dict, out_dir) -> str:
             fl = f" (float: {', '.join(ops['float'])})" if ops["float"] else ""
             rows.append(f"  {p['name']}: {ops['integer']} integer ops, {len(ops['float'])} float{fl}; "
                         f"integer I/O {'on' if p['notes'].get('int_io') else 'off'}")
-        if "regions" in p["notes"]:
-            rows += [f"  {p['name']}: {r}" for r in _rotation_lines(p["notes"])]
-        if "kv_cache" in p["notes"]:
-            rows += [f"  {p['name']}: {r}" for r in _kv_lines(p["notes"]["kv_cache"])]
+        for _, lines in technique_lines(p["notes"]):
+            rows += [f"  {p['name']}: {r}" for r in lines]
     if b["info"].get("verified_integer_only"):
         rows.append("  int-accel verifier: no floating point in the lowered code")
     rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
@@ -120,7 +115,21 @@ def _rotation_lines(n: dict) -> list[str]:
     return out
 
 
+def _cache_bytes_line(n: dict, fixed_what: str) -> str:
+    return (f"bytes per token, all layers: {n['float16_bytes_per_token']} float16 ({n['float32_bytes_per_token']} as "
+            f"exported, float32) -> {n['bytes_per_token']} + {n['fixed_bytes']} fixed ({fixed_what}); "
+            f"{n['bytes_per_token_at_512']:.1f} at 512 tokens = 1/{n['ratio_to_float16_at_512']:.2f} of float16")
+
+
 def _kv_lines(n: dict) -> list[str]:
+    if "block" in n:  # the bfp pass
+        fmt = lambda f: "float (kept)" if f == "none" else f.upper()  # noqa: E731
+        return [f"{n['layers']} layers x {n['kv_heads']} KV heads x head_dim {n['head_dim']}: keys {fmt(n['keys'])}"
+                + (" before RoPE (RoPE applied after decoding)" if n["pre_rope"] else "")
+                + f", values {fmt(n['values'])}; blocks of {n['block']} along head_dim, packed significands "
+                  f"+ one exponent byte per block",
+                f"float16 sinks: the first {n['sinks']} cache position(s)" if n["sinks"] else "no float sinks",
+                _cache_bytes_line(n, "sinks")]
     keys = {"pre-rope": "keys per channel before RoPE (RoPE applied after dequantization)",
             "post-rope": "keys per channel after RoPE", "per-token": "keys per token after RoPE"}[n["keys"]]
     out = [f"{n['layers']} layers x {n['kv_heads']} KV heads x head_dim {n['head_dim']}: {keys}, {n['bits']}-bit; "
@@ -130,7 +139,32 @@ def _kv_lines(n: dict) -> list[str]:
            f"float16 sinks: the first {n['sinks']} cache position(s); outliers kept exactly: "
            + (f"{n['outliers_per_token_row']} per token row ({n['outliers'] * 100:g} %)" if n["outliers_per_token_row"]
               else "none"),
-           f"bytes per token, all layers: {n['float16_bytes_per_token']} float16 ({n['float32_bytes_per_token']} as "
-           f"exported, float32) -> {n['bytes_per_token']} + {n['fixed_bytes']} fixed (sinks, per-channel constants); "
-           f"{n['bytes_per_token_at_512']:.1f} at 512 tokens = 1/{n['ratio_to_float16_at_512']:.2f} of float16"]
+           _cache_bytes_line(n, "sinks, per-channel constants")]
+    return out
+
+
+def _ksort_lines(n: dict) -> list[str]:
+    what = " and ".join(w for w, on in (("keys (W_q, W_k, RoPE tables)", n["keys"]), ("values (W_v, W_o)", n["values"])) if on)
+    return [f"channels of {n['layers']} layers x {n['kv_heads']} KV heads reordered from {n['source']} statistics, "
+            f"keys by {n['criterion']}: {what}; {n['channels_moved']} channels moved",
+            f"RoPE ({n['rope']}): {n['rope_handling']}"]
+
+
+def _weight_lines(n: dict) -> list[str]:
+    return [f"{n['linear_layers']} linear layers: weights {n['weights']}, matmul inputs {n['activations']} "
+            f"(blocks of {n['block']} along input channels); weight bytes {n['float32_weight_bytes']:,} float32 -> "
+            f"{n['stored_weight_bytes']:,}" + (f"; skipped: {'; '.join(n['skipped'])}" if n["skipped"] else "")]
+
+
+def technique_lines(notes: dict) -> list[tuple[str, list[str]]]:
+    """(section title, lines) of the technique notes a pass left."""
+    out = []
+    if "regions" in notes:
+        out.append(("Rotation", _rotation_lines(notes)))
+    if "k_sort" in notes:
+        out.append(("Channel reordering", _ksort_lines(notes["k_sort"])))
+    if "kv_cache" in notes:
+        out.append(("KV cache", _kv_lines(notes["kv_cache"])))
+    if "weights" in notes:
+        out.append(("Block formats for weights and matmul inputs", _weight_lines(notes["weights"])))
     return out

@@ -416,6 +416,8 @@ class ValuePath:
     o_rows: np.ndarray           # [groups, D] rows of Wo fed by each output head, head-dim order
     head_dim: int
     cache_is_output: bool        # V (rotated) reaches a model output: the value cache
+    v_heads: np.ndarray | None = None  # [rows of v_columns]: the attention's head (axis 1) each V head feeds
+    o_heads: np.ndarray | None = None  # [rows of o_rows]: the attention output head (axis 1) each block comes from
 
 
 def _one(d) -> int:
@@ -427,12 +429,12 @@ def _one(d) -> int:
         return 1
 
 
-def _sim(val, arrays: list, out_var) -> np.ndarray | None:
+def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
     """Apply a data-movement op to NumPy id arrays (symbolic dims stood in by 1)."""
     op = op_name(val)
     x = arrays[0]
     if op == "reshape":
-        return x.reshape(_shape1(out_var))
+        return x.reshape(shape1(out_var))
     if op == "permute_dims":
         return np.transpose(x, None if val.attrs.axes is None else [int(a) for a in val.attrs.axes])
     if op == "concat":
@@ -445,7 +447,7 @@ def _sim(val, arrays: list, out_var) -> np.ndarray | None:
     return None
 
 
-def _shape1(expr) -> list[int]:
+def shape1(expr) -> list[int]:
     return _dims(expr, _one)
 
 
@@ -498,8 +500,8 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
         else:
             v = val.args[0]
     # push producer column ids forward through every data-movement path
-    n_cols = _shape1(out)[-1]
-    ids = {out: np.broadcast_to(np.arange(n_cols), _shape1(out)).copy()}
+    n_cols = shape1(out)[-1]
+    ids = {out: np.broadcast_to(np.arange(n_cols), shape1(out)).copy()}
     sinks_v, sinks_other = [], []
     cache_out = False
     work = [out]
@@ -519,11 +521,11 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
                 continue
             arrs = []
             for a in Graph.args(uval)[:len(uval.args[0].fields) if op_name(uval) == "concat" else 1]:
-                arrs.append(ids[a] if a in ids else np.full(_shape1(a), -1))
+                arrs.append(ids[a] if a in ids else np.full(shape1(a), -1))
             if op_name(uval) == "concat" and any(a not in ids and a not in g.params
                                                  for a in uval.args[0].fields if isinstance(a, relax.Var)):
                 raise _Skip("V's concat mixes in another computed tensor")
-            r = _sim(uval, arrs, u)
+            r = move_ids(uval, arrs, u)
             if r is None:
                 raise _Skip(f"cannot follow {op_name(uval)}")
             ids[u] = r
@@ -537,10 +539,12 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
         raise _Skip("V heads mix cached and new columns")
     used = set(np.concatenate([s.reshape(-1) for s in sinks_other])) if sinks_other else set()
     v_cols = np.array(sorted(groups))
+    head_of = {tuple(row): np.unravel_index(r, va.shape[:-1])[1] for r, row in enumerate(va.reshape(-1, d))}
+    v_heads = np.array([head_of[tuple(row)] for row in v_cols])
     if used & set(v_cols.reshape(-1).tolist()):
         raise _Skip("V's columns are also read elsewhere")
     # the attention output: head-dim d of output head slice h -> rows of Wo
-    a_shape = _shape1(att)
+    a_shape = shape1(att)
     x, arr = att, np.arange(math.prod(a_shape)).reshape(a_shape)  # element ids; id % d = head-dim index
     while True:
         users = g.users.get(x, [])
@@ -554,7 +558,7 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             break
         if op not in MOVES:
             raise _Skip(f"the attention output passes through {op}")
-        arr = _sim(uval, [arr], u)
+        arr = move_ids(uval, [arr], u)
         if arr is None:
             raise _Skip(f"cannot follow {op}")
         x = u
@@ -562,11 +566,12 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
     key0 = rows[0] // d
     if not (rows % d == rows[0] % d).all():
         raise _Skip("the output projection's input columns differ between tokens")
-    o_rows = []
+    o_rows, o_heads = [], []
     for k in np.unique(key0):
         cols = np.nonzero(key0 == k)[0]
         if len(cols) != d or any(len(np.unique(r[cols] // d)) != 1 for r in rows):
             raise _Skip("an output head is not one block of the output projection's input")
         o_rows.append(cols[np.argsort(rows[0][cols] % d)])
+        o_heads.append(np.unravel_index(rows[0][cols[0]], a_shape)[1])
     o_rows = np.array(o_rows)
-    return ValuePath(producer, bias, v_cols, consumer, o_rows, d, cache_out)
+    return ValuePath(producer, bias, v_cols, consumer, o_rows, d, cache_out, v_heads, np.array(o_heads))

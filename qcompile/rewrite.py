@@ -78,6 +78,31 @@ def is_function(f) -> bool:
     return isinstance(f, relax.Function)
 
 
+def _sub(e, env: dict):
+    if isinstance(e, relax.Var):
+        return env.get(e, e)
+    if isinstance(e, relax.Tuple):
+        return relax.Tuple([_sub(f, env) for f in e.fields])
+    return e
+
+
+def _emit_body(bb, func, env: dict, on_binding=None):
+    """Re-emit ``func``'s bindings through ``bb`` with vars mapped by ``env`` (filled as it
+    goes); ``on_binding`` as in :func:`rebuild_main`. Returns the mapped body result."""
+    for blk in func.body.blocks:
+        for b in blk.bindings:
+            v = b.value
+            if isinstance(v, relax.Call):
+                v = relax.Call(v.op, [_sub(a, env) for a in v.args], v.attrs, v.ty_args)
+            elif isinstance(v, relax.TupleGetItem):
+                v = relax.TupleGetItem(_sub(v.tuple_value, env), v.index)
+            else:
+                v = _sub(v, env)
+            new = on_binding(bb, b.var, v) if on_binding is not None else None
+            env[b.var] = bb.emit(v if new is None else new, name_hint=b.var.name)
+    return _sub(func.body.body, env)
+
+
 def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None = None):
     """A new module whose ``main`` is re-emitted binding by binding into one dataflow block.
 
@@ -94,14 +119,6 @@ def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None =
     del rest["main"]
     bb = relax.BlockBuilder(rest)
     env = {} if env is None else env
-
-    def sub(e):
-        if isinstance(e, relax.Var):
-            return env.get(e, e)
-        if isinstance(e, relax.Tuple):
-            return relax.Tuple([sub(f) for f in e.fields])
-        return e
-
     if params is None:
         params = [relax.Var(p.name, p.ty) for p in main.params]
     by_name = {p.name: p for p in params}
@@ -111,18 +128,19 @@ def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None =
         attrs["num_input"] = len(params)
     with bb.function("main", params, attrs=attrs):
         with bb.dataflow():
-            for blk in main.body.blocks:
-                for b in blk.bindings:
-                    v = b.value
-                    if isinstance(v, relax.Call):
-                        v = relax.Call(v.op, [sub(a) for a in v.args], v.attrs, v.ty_args)
-                    elif isinstance(v, relax.TupleGetItem):
-                        v = relax.TupleGetItem(sub(v.tuple_value), v.index)
-                    else:
-                        v = sub(v)
-                    new = on_binding(bb, b.var, v)
-                    new = v if new is None else new
-                    env[b.var] = bb.emit(new, name_hint=b.var.name)
-            gv = bb.emit_output(sub(main.body.body))
+            gv = bb.emit_output(_emit_body(bb, main, env, on_binding))
         bb.emit_func_output(gv)
     return bb.get()
+
+
+def retyped(func: relax.Function, types: list) -> relax.Function:
+    """``func`` with its parameters retyped (``None``: kept) and its body re-emitted, so that
+    every binding's type is inferred again (e.g. a composite whose broadcast operand gains a
+    head axis). Attributes are kept."""
+    params = [relax.Var(p.name, p.ty if t is None else t) for p, t in zip(func.params, types)]
+    bb = relax.BlockBuilder()
+    with bb.function("f", params, attrs=dict(func.attrs) if func.attrs else None, private=True):
+        with bb.dataflow():
+            out = bb.emit_output(_emit_body(bb, func, dict(zip(func.params, params))))
+        bb.emit_func_output(out)
+    return bb.get()["f"]

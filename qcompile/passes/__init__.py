@@ -8,7 +8,7 @@ module may import from it freely.
 """
 import importlib
 
-BUILTIN: list[str] = ["rotate", "qdq_sim", "kv_prerope", "int_only"]  # "bfp" as it lands
+BUILTIN: list[str] = ["rotate", "qdq_sim", "ksort", "bfp", "kv_prerope", "int_only"]
 
 
 def load_builtin() -> None:

@@ -42,18 +42,17 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tvm
-from tvm import relax, te
+from tvm import relax
 from tvm.relax import op as O
 
 from .. import kvquant as kq
 from ..calibration import ChannelHistogram, RowNormHistogram
 from ..errors import QCompileError
-from ..kvcache import Cache, cache_paths
+from ..cache_rewrite import CacheRewrite
+from ..kvcache import Cache, decoder_layers
 from ..passmanager import Pass
 from ..pipelines import register, register_pass
 from ..residual import Graph
-from ..rewrite import rebuild_main
 
 KEY_MODES = ("pre-rope", "post-rope", "per-token")
 
@@ -99,13 +98,7 @@ class KvPrerope(Pass):
         return tuple(c for c in (100, 99.99, 99.9, 99.5, 99, 98.5, 98, 97, 96, 95) if c <= top) or (top,)
 
     def _layers(self, mod):
-        g = Graph(mod)
-        params = {p.name: p for p in mod["main"].params}
-        names = [p.name for p in mod["main"].params]
-        if not {"input_ids", "position_ids", "attention_mask"} <= set(names):
-            raise QCompileError("kv-prerope: the step needs inputs input_ids, attention_mask and position_ids "
-                                f"(it has {', '.join(names)})")
-        return g, cache_paths(g, params["position_ids"], params["input_ids"])
+        return decoder_layers(mod, "kv-prerope")
 
     def _stat_var(self, layer):
         return layer.key.pre_rope if self.config.keys == "pre-rope" else layer.key.new
@@ -133,8 +126,9 @@ class KvPrerope(Pass):
             kq.check_layout(layer.key.head_dim, c.bits)
             kq.check_layout(layer.value.head_dim, c.value_bits or c.bits)
         ranges, tables = self._calibrated(layers, ctx.stats if self.needs_calibration else {})
-        new_mod, layout = _Rewrite(g, layers, c, ranges, tables).run(mod)
-        ctx.notes["kv_cache"] = layout
+        rw = _Rewrite(g, layers, c, ranges, tables)
+        new_mod = rw.run(mod)
+        ctx.notes["kv_cache"] = rw.layout()
         return new_mod
 
 
@@ -173,72 +167,6 @@ class KvPrerope(Pass):
 # ----------------------------------------------------------------------------- the rewrite
 
 
-def _reshape_target(val, new_input):
-    """A reshape re-run on more tokens: it keeps the axes its input and output share in
-    front (batch, heads, tokens) from the new input and reshapes the rest as before (e.g.
-    interleaved RoPE's ``[.., D/2, 2] -> [.., D]``)."""
-    src, dst = list(val.args[0].ty.shape), list(val.ty.shape)
-    k = 0
-    while k < min(len(src), len(dst)) and str(src[k]) == str(dst[k]):
-        k += 1
-    if k == 0:
-        raise QCompileError(f"kv-prerope: cannot re-run reshape {[str(d) for d in src]} -> "
-                            f"{[str(d) for d in dst]} on the cached tokens")
-    return list(new_input.ty.shape)[:k] + dst[k:]
-
-
-def _broadcast_target(val, new_input):
-    """A broadcast re-run on more tokens: axes it expanded keep their target size, the
-    others follow the new input."""
-    src, dst, now = list(val.args[0].ty.shape), list(val.ty.shape), list(new_input.ty.shape)
-    if len(src) != len(dst):
-        raise QCompileError("kv-prerope: cannot re-run a rank-changing broadcast on the cached tokens")
-    return [n if str(a) == str(b) else b for a, b, n in zip(src, dst, now)]
-
-
-def _stacked_last(val, defs):
-    """``[x_0, .., x_{r-1}]`` if ``val`` reshapes ``[.., n, r] -> [.., n*r]`` a stack of the
-    ``x_i`` on a new last axis: ``concat([expand_dims(x_i, -1)], -1)`` (interleaved RoPE's
-    rotation) or ``broadcast_to(expand_dims(x, -1), [.., r])`` (its cos/sin tables). Re-run
-    at a symbolic cache length, TVM 0.27 cannot lower that reshape (iter_affine_map:
-    "padding factor ... is not divisible"); the equivalent interleave kernel lowers."""
-    src = val.args[0]
-    inner = defs.get(src) if isinstance(src, relax.Var) else None
-    if inner is None or len(val.ty.shape) != len(src.ty.shape) - 1:
-        return None
-
-    def unsqueezed(x):
-        e = defs.get(x) if isinstance(x, relax.Var) else None
-        if e is None or getattr(e.op, "name", "") != "relax.expand_dims":
-            return None
-        axes = [int(a) % (len(e.args[0].ty.shape) + 1) for a in e.attrs.axis]
-        return e.args[0] if axes == [len(e.args[0].ty.shape)] else None
-
-    op = getattr(inner.op, "name", "")
-    if op == "relax.concat" and int(inner.attrs.axis) in (-1, len(src.ty.shape) - 1):
-        parts = [unsqueezed(x) for x in inner.args[0].fields]
-    elif op == "relax.broadcast_to" and isinstance(src.ty.shape[-1], tvm.tirx.IntImm):
-        parts = [unsqueezed(inner.args[0])] * int(src.ty.shape[-1])
-    else:
-        return None
-    return None if any(x is None for x in parts) else parts
-
-
-def _interleave_te(r: int):
-    """``r`` tensors ``[.., n] -> [.., n*r]``, ``out[.., j] = x_{j % r}[.., j // r]``."""
-    def f(*xs):
-        shape = list(xs[0].shape)
-
-        def at(*i):
-            *lead, j = i
-            v = xs[r - 1][(*lead, j // r)]
-            for k in range(r - 2, -1, -1):
-                v = tvm.tirx.Select(j % r == k, xs[k][(*lead, j // r)], v)
-            return v
-        return te.compute(shape[:-1] + [shape[-1] * r], at, name="interleave_last")
-    return f
-
-
 class _ChannelRange:
     """A per-channel quantizer ``[H, D]`` (float32): ``lo`` (the zero point), ``hi``, ``scale``
     and ``inv = 1/scale`` (0 for a channel without range); ``consts``: those the graph uses."""
@@ -251,30 +179,33 @@ class _ChannelRange:
         self.consts = {name: relax.const(getattr(self, name)) for name in ("lo", "scale", "inv")}  # bound once
 
 
-class _Rewrite:
+class _Rewrite(CacheRewrite):
+    """KVQuant's storage: packed integer codes (:mod:`qcompile.kvquant`)."""
+
+    name = "kv-prerope"
+
     def __init__(self, g: Graph, layers, config: KvPreropeConfig, ranges: dict, tables: dict):
-        self.g, self.layers, self.c, self.ranges, self.tables = g, layers, config, ranges, tables
-        self.env: dict = {}
-        self.presents: dict = {}     # original concat var -> [present tensors]
-        self.pos_memo: dict = {}
-        self.full_pos = None
-        self.cache_params: dict = {}  # original past param -> [new params]
+        super().__init__(g, layers, sinks=config.sinks, pre_rope=config.keys == "pre-rope")
+        self.c, self.ranges, self.tables = config, ranges, tables
+        self.channel: dict = {}  # layer index -> _ChannelRange of its keys
 
     # -- layout -------------------------------------------------------------
 
-    def _tensors(self, cache: Cache):
+    def tensors(self, cache: Cache):
         """(suffix, shape, dtype) of the packed cache tensors replacing ``cache.param``."""
         b, h, p, d = cache.param.ty.shape
-        c, k = self.c, self._k(cache)
+        k = self._k(cache)
         out = [("codes", [b, h, p, kq.packed_width(cache.head_dim, self._bits(cache))], "uint8")]
         if not self._per_channel(cache):
             out += [("scale", [b, h, p, 1], "float16"), ("zero", [b, h, p, 1], "float16")]
-        if c.sinks:
-            out.append(("sink", [b, h, c.sinks, d], "float16"))
+        out += self.sink_tensor(cache)
         if k:
             out += [("outlier_values", [b, p, k], "float16"),
                     ("outlier_index", [b, p, k], kq.index_dtype(cache.heads * cache.head_dim))]
         return out
+
+    def token_axis(self, suffix: str) -> int:
+        return 1 if suffix.startswith("outlier") else 2
 
     def _bits(self, cache: Cache) -> int:
         return self.c.bits if cache.is_key else (self.c.value_bits or self.c.bits)
@@ -285,61 +216,21 @@ class _Rewrite:
     def _per_channel(self, cache: Cache) -> bool:
         return cache.is_key and self.c.keys != "per-token"
 
-    def run(self, mod):
-        params = []
-        caches = {}
-        for L in self.layers:
-            caches[L.key.param] = L.key
-            caches[L.value.param] = L.value
-        for p in mod["main"].params:
-            if p in caches:
-                cache = caches[p]
-                new = [relax.Var(f"{p.name}_{s}", relax.TensorType(shape, dt))
-                       for s, shape, dt in self._tensors(cache)]
-                self.cache_params[p] = new
-                params += new
-            else:
-                params.append(relax.Var(p.name, p.ty))
-        self.by_concat = {}
-        for L in self.layers:
-            self.by_concat[L.key.concat] = (L, L.key)
-            self.by_concat[L.value.concat] = (L, L.value)
-        self.out_var = self.g.output_tuple
-        if self.out_var is None:
-            raise QCompileError("kv-prerope: main does not return a tuple of (logits, present caches)")
-        self.params = {p.name: p for p in params}
-        new = rebuild_main(mod, self.on_binding, params=params, env=self.env)
-        new = relax.transform.DeadCodeElimination(["main"])(new)
-        return new, self.layout()
-
-    # -- per binding --------------------------------------------------------
-
-    def on_binding(self, bb, var, val):
-        if var in self.by_concat:
-            layer, cache = self.by_concat[var]
-            return self._emit_cache(bb, layer, cache)
-        if self.out_var is not None and var.same_as(self.out_var):
-            fields = []
-            for orig, now in zip(self.g.defs[var].fields, val.fields):
-                fields += self.presents.get(orig, [now])
-            return relax.Tuple(fields)
-        return None
-
-    def _emit_cache(self, bb, layer, cache: Cache):
-        c, bits = self.c, self._bits(cache)
+    def _table(self, layer, cache: Cache):
         table = self.tables.get((layer.index, "k" if cache.is_key else "v"))
-        table = None if table is None else [float(t) for t in table]
-        per_channel = self._per_channel(cache)
-        pre = cache.is_key and c.keys == "pre-rope"
-        x = self.env[cache.pre_rope if pre else cache.new]
-        order = [s for s, *_ in self._tensors(cache)]
-        past = dict(zip(order, self.cache_params[cache.param]))
-        k = self._k(cache)
-        ch = _ChannelRange(*self.ranges[layer.index], bits) if per_channel else None
+        return None if table is None else [float(t) for t in table]
+
+    # -- encode / decode ----------------------------------------------------
+
+    def encode(self, bb, layer, cache: Cache, x):
+        bits, k, table = self._bits(cache), self._k(cache), self._table(layer, cache)
+        ch = None
+        if self._per_channel(cache):
+            ch = self.channel[layer.index] = _ChannelRange(*self.ranges[layer.index], bits)
         new = {}
         if k:
             new["outlier_values"], new["outlier_index"] = self._outliers(bb, x, cache, k, ch)
-        if per_channel:
+        if ch is not None:
             new["codes"] = bb.emit_te(kq.quant_channel_te(bits, table), x, ch.consts["lo"], ch.consts["inv"],
                                       primfunc_name_hint="kv_quant_channel")
         else:
@@ -347,26 +238,22 @@ class _Rewrite:
             t = bb.emit_te(kq.quant_token_te(bits, k, table), x, *idx, primfunc_name_hint="kv_quant_token")
             for i, name in enumerate(("codes", "scale", "zero")):
                 new[name] = bb.emit(relax.TupleGetItem(t, i))
-        present = {}
-        for name in ("codes", "scale", "zero", "outlier_values", "outlier_index"):
-            if name in new:
-                axis = 1 if name.startswith("outlier") else 2
-                present[name] = bb.emit(O.concat([past[name], new[name]], axis=axis))
-        if c.sinks:
-            present["sink"] = bb.emit_te(kq.sink_update_te(), past["sink"], x, past["codes"],
-                                         primfunc_name_hint="kv_sink_update")
+        return new
+
+    def decode(self, bb, layer, cache: Cache, present: dict):
+        per_channel, k = self._per_channel(cache), self._k(cache)
         args = [present["codes"]]
-        args += [ch.consts["scale"], ch.consts["lo"]] if per_channel else [present["scale"], present["zero"]]
-        if c.sinks:
+        if per_channel:
+            ch = self.channel[layer.index]
+            args += [ch.consts["scale"], ch.consts["lo"]]
+        else:
+            args += [present["scale"], present["zero"]]
+        if self.sinks:
             args.append(present["sink"])
         if k:
             args += [present["outlier_values"], present["outlier_index"]]
-        full = bb.emit_te(kq.dequant_te(bits, cache.head_dim, per_channel, c.sinks, k, table), *args,
-                          primfunc_name_hint="kv_dequant")
-        self.presents[cache.concat] = [present[s] for s in order]
-        if pre:
-            full = self._rope(bb, cache, full)
-        return full
+        return bb.emit_te(kq.dequant_te(self._bits(cache), cache.head_dim, per_channel, self.sinks, k,
+                                        self._table(layer, cache)), *args, primfunc_name_hint="kv_dequant")
 
     def _outliers(self, bb, x, cache: Cache, k: int, ch):
         """Values (float16) and channel indices ``[B,T,k]`` of each token row's top-k entries:
@@ -388,75 +275,6 @@ class _Rewrite:
         idx = bb.emit(O.astype(idx, kq.index_dtype(cache.heads * cache.head_dim)))
         return [vals, idx]
 
-    # -- RoPE at the cached positions ---------------------------------------
-
-    def _positions(self, bb):
-        if self.full_pos is None:
-            mask = self.params["attention_mask"]
-            pos = O.subtract(O.cumsum(mask, axis=-1, dtype="int64"), relax.const(1, "int64"))
-            self.full_pos = bb.emit(O.maximum(pos, relax.const(0, "int64")))
-        return self.full_pos
-
-    def _regen(self, bb, v):
-        """Re-emit a position-derived tensor for the positions of the whole cache."""
-        if isinstance(v, relax.Tuple):
-            return relax.Tuple([self._regen(bb, f) for f in v.fields])
-        if not isinstance(v, relax.Var):
-            return v
-        if v.name == "position_ids" and v in self.g.params:
-            return self._positions(bb)
-        if v not in self.pos_memo:
-            self.pos_memo[v] = self._reemit(bb, self.g.defs[v], lambda a: self._regen(bb, a))
-        return self.pos_memo[v]
-
-    def _rope(self, bb, cache: Cache, full):
-        memo = {cache.pre_rope: full}
-
-        def arg(a):
-            if isinstance(a, relax.Tuple):
-                return relax.Tuple([arg(f) for f in a.fields])
-            if isinstance(a, relax.Var) and a in memo:
-                return memo[a]
-            return self._regen(bb, a)
-
-        for v in cache.rope_chain:
-            memo[v] = self._reemit(bb, self.g.defs[v], arg)
-        return memo[cache.new]
-
-    def _reemit(self, bb, val, arg, defs=None):
-        """Emit ``val`` with its arguments mapped by ``arg``; composite calls are inlined
-        (their parameter shapes are fixed to the step's token count). ``defs`` maps the
-        original vars in scope to their values (main's, or the inlined composite's)."""
-        defs = self.g.defs if defs is None else defs
-        if isinstance(val, relax.Call) and isinstance(val.op, relax.GlobalVar):
-            f = self.g.funcs[val.op.name_hint]
-            local = dict(zip(f.params, [arg(a) for a in val.args]))
-            inner = {b.var: b.value for blk in f.body.blocks for b in blk.bindings}
-
-            def local_arg(a):
-                if isinstance(a, relax.Tuple):
-                    return relax.Tuple([local.get(x, x) for x in a.fields])
-                return local.get(a, a) if isinstance(a, relax.Var) else a
-
-            for blk in f.body.blocks:
-                for b in blk.bindings:
-                    local[b.var] = self._reemit(bb, b.value, local_arg, inner)
-            return local[f.body.body]
-        op = getattr(val.op, "name", "") if isinstance(val, relax.Call) else ""
-        if op == "relax.reshape":
-            parts = _stacked_last(val, defs)
-            if parts is not None:  # [.., n, r] -> [.., n*r] of r stacked tensors: interleave them
-                return bb.emit_te(_interleave_te(len(parts)), *[arg(x) for x in parts],
-                                  primfunc_name_hint="interleave_last")
-            return bb.emit(O.reshape(arg(val.args[0]), _reshape_target(val, arg(val.args[0]))))
-        if op == "relax.broadcast_to":
-            return bb.emit(O.broadcast_to(arg(val.args[0]), _broadcast_target(val, arg(val.args[0]))))
-        if isinstance(val, relax.Call):
-            return bb.emit(relax.Call(val.op, [arg(a) for a in val.args], val.attrs, val.ty_args))
-        if isinstance(val, relax.TupleGetItem):
-            return bb.emit(relax.TupleGetItem(arg(val.tuple_value), val.index))
-        return bb.emit(arg(val))
-
     # -- report -------------------------------------------------------------
 
     def layout(self) -> dict:
@@ -466,13 +284,8 @@ class _Rewrite:
         for L in self.layers:
             for cache in (L.key, L.value):
                 f16 += cache.heads * cache.head_dim * 2
-                for s, shape, dt in self._tensors(cache):
-                    if s == "sink":  # [B, H, S, D], fixed size
-                        sinks += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
-                    else:            # the token axis is 1 (outliers) or 2: bytes of one token
-                        token_axis = 1 if s.startswith("outlier") else 2
-                        dims = [int(x) for i, x in enumerate(shape) if i not in (0, token_axis)]
-                        per_tok += np.dtype(dt).itemsize * int(np.prod(dims))
+                tok, sink = self.bytes_of(cache)
+                per_tok, sinks = per_tok + tok, sinks + sink
                 if self._per_channel(cache):  # zero and scale (+ mid, 1/half with outliers), float32
                     consts += (4 if self._k(cache) else 2) * cache.heads * cache.head_dim * 4
                 if c.nuq:  # the layer's level table, float32

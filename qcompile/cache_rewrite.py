@@ -1,0 +1,276 @@
+"""The format-independent half of a KV-cache rewrite, shared by ``kv-prerope`` (KVQuant's
+packed integer codes) and ``bfp`` (block floating point).
+
+For every layer found by :func:`qcompile.kvcache.cache_paths`, a subclass says how one
+cache is stored (:meth:`CacheRewrite.tensors`: the tensors replacing the float ``past_*``
+input, each with a token axis), how this step's tokens are encoded into them
+(:meth:`CacheRewrite.encode`) and how the whole cache is read back as float
+(:meth:`CacheRewrite.decode`). This class does the rest, the same for every format:
+
+1. replaces the cache inputs of ``main`` by the stored tensors (``<past name>_<suffix>``);
+2. appends this step's encoded tokens along each tensor's token axis and returns the
+   results as the ``present`` outputs, in the order of the inputs; a float16 **sink**
+   buffer of the first ``sinks`` positions (suffix ``sink``) is updated in place;
+3. feeds attention with the decoded cache; for keys stored **before RoPE**
+   (``stores_pre_rope``) it re-runs the model's own RoPE bindings on the decoded cache with
+   the positions of the cached tokens, ``cumsum(attention_mask) - 1`` (the HF convention).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax, te
+from tvm.relax import op as O
+
+from .errors import QCompileError
+from .kvcache import Cache
+from .kvquant import sink_update_te
+from .residual import Graph
+from .rewrite import rebuild_main
+
+
+def _reshape_target(val, new_input):
+    """A reshape re-run on more tokens: it keeps the axes its input and output share in
+    front (batch, heads, tokens) from the new input and reshapes the rest as before (e.g.
+    interleaved RoPE's ``[.., D/2, 2] -> [.., D]``)."""
+    src, dst = list(val.args[0].ty.shape), list(val.ty.shape)
+    k = 0
+    while k < min(len(src), len(dst)) and str(src[k]) == str(dst[k]):
+        k += 1
+    if k == 0:
+        raise QCompileError(f"KV cache rewrite: cannot re-run reshape {[str(d) for d in src]} -> "
+                            f"{[str(d) for d in dst]} on the cached tokens")
+    return list(new_input.ty.shape)[:k] + dst[k:]
+
+
+def _broadcast_target(val, new_input):
+    """A broadcast re-run on more tokens: axes it expanded keep their target size, the
+    others follow the new input."""
+    src, dst, now = list(val.args[0].ty.shape), list(val.ty.shape), list(new_input.ty.shape)
+    if len(src) != len(dst):
+        raise QCompileError("KV cache rewrite: cannot re-run a rank-changing broadcast on the cached tokens")
+    return [n if str(a) == str(b) else b for a, b, n in zip(src, dst, now)]
+
+
+def _stacked_last(val, defs):
+    """``[x_0, .., x_{r-1}]`` if ``val`` reshapes ``[.., n, r] -> [.., n*r]`` a stack of the
+    ``x_i`` on a new last axis: ``concat([expand_dims(x_i, -1)], -1)`` (interleaved RoPE's
+    rotation) or ``broadcast_to(expand_dims(x, -1), [.., r])`` (its cos/sin tables). Re-run
+    at a symbolic cache length, TVM 0.27 cannot lower that reshape (iter_affine_map:
+    "padding factor ... is not divisible"); the equivalent interleave kernel lowers."""
+    src = val.args[0]
+    inner = defs.get(src) if isinstance(src, relax.Var) else None
+    if inner is None or len(val.ty.shape) != len(src.ty.shape) - 1:
+        return None
+
+    def unsqueezed(x):
+        e = defs.get(x) if isinstance(x, relax.Var) else None
+        if e is None or getattr(e.op, "name", "") != "relax.expand_dims":
+            return None
+        axes = [int(a) % (len(e.args[0].ty.shape) + 1) for a in e.attrs.axis]
+        return e.args[0] if axes == [len(e.args[0].ty.shape)] else None
+
+    op = getattr(inner.op, "name", "")
+    if op == "relax.concat" and int(inner.attrs.axis) in (-1, len(src.ty.shape) - 1):
+        parts = [unsqueezed(x) for x in inner.args[0].fields]
+    elif op == "relax.broadcast_to" and isinstance(src.ty.shape[-1], tvm.tirx.IntImm):
+        parts = [unsqueezed(inner.args[0])] * int(src.ty.shape[-1])
+    else:
+        return None
+    return None if any(x is None for x in parts) else parts
+
+
+def _interleave_te(r: int):
+    """``r`` tensors ``[.., n] -> [.., n*r]``, ``out[.., j] = x_{j % r}[.., j // r]``."""
+    def f(*xs):
+        shape = list(xs[0].shape)
+
+        def at(*i):
+            *lead, j = i
+            v = xs[r - 1][(*lead, j // r)]
+            for k in range(r - 2, -1, -1):
+                v = tvm.tirx.Select(j % r == k, xs[k][(*lead, j // r)], v)
+            return v
+        return te.compute(shape[:-1] + [shape[-1] * r], at, name="interleave_last")
+    return f
+
+
+class CacheRewrite:
+    """Base class: subclasses define :meth:`tensors`, :meth:`encode` and :meth:`decode`."""
+
+    name = "kv cache"
+
+    def __init__(self, g: Graph, layers, sinks: int = 0, pre_rope: bool = False):
+        self.g, self.layers, self.sinks, self.pre_rope = g, layers, sinks, pre_rope
+        self.env: dict = {}
+        self.presents: dict = {}     # original concat var -> [present tensors]
+        self.pos_memo: dict = {}
+        self.full_pos = None
+        self.cache_params: dict = {}  # original past param -> [new params]
+
+    # -- what a format defines ----------------------------------------------
+
+    def tensors(self, cache: Cache) -> list:
+        """``(suffix, shape, dtype)`` of the tensors replacing ``cache.param``, in order;
+        :meth:`sink_tensor` gives the sink buffer's entry."""
+        raise NotImplementedError
+
+    def token_axis(self, suffix: str) -> int:
+        return 2
+
+    def encode(self, bb, layer, cache: Cache, x) -> dict:
+        """This step's tokens ``x [B, H, T, D]`` as ``{suffix: tensor}`` (the sink excluded)."""
+        raise NotImplementedError
+
+    def decode(self, bb, layer, cache: Cache, present: dict):
+        """The whole cache as float32 ``[B, H, N, D]`` from the present tensors."""
+        raise NotImplementedError
+
+    def stored(self, cache: Cache) -> bool:
+        """False: this cache stays as the model had it."""
+        return True
+
+    def stores_pre_rope(self, cache: Cache) -> bool:
+        return cache.is_key and self.pre_rope
+
+    def sink_tensor(self, cache: Cache) -> list:
+        b, h, _, d = cache.param.ty.shape
+        return [("sink", [b, h, self.sinks, d], "float16")] if self.sinks else []
+
+    # -- bytes --------------------------------------------------------------
+
+    def bytes_of(self, cache: Cache) -> tuple[int, int]:
+        """``(bytes per token, fixed bytes of the sink buffer)`` of one cache, batch 1."""
+        per_tok = sinks = 0
+        for s, shape, dt in self.tensors(cache):
+            if s == "sink":  # [B, H, S, D], fixed size
+                sinks += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
+            else:
+                axis = self.token_axis(s)
+                dims = [int(x) for i, x in enumerate(shape) if i not in (0, axis)]
+                per_tok += np.dtype(dt).itemsize * int(np.prod(dims))
+        return per_tok, sinks
+
+    # -- the rewrite --------------------------------------------------------
+
+    def run(self, mod):
+        params = []
+        caches = {}
+        for L in self.layers:
+            for cache in (L.key, L.value):
+                if self.stored(cache):
+                    caches[cache.param] = cache
+        for p in mod["main"].params:
+            if p in caches:
+                new = [relax.Var(f"{p.name}_{s}", relax.TensorType(shape, dt))
+                       for s, shape, dt in self.tensors(caches[p])]
+                self.cache_params[p] = new
+                params += new
+            else:
+                params.append(relax.Var(p.name, p.ty))
+        self.by_concat = {c.concat: (L, c) for L in self.layers for c in (L.key, L.value) if self.stored(c)}
+        self.out_var = self.g.output_tuple
+        if self.out_var is None:
+            raise QCompileError(f"{self.name}: main does not return a tuple of (logits, present caches)")
+        self.params = {p.name: p for p in params}
+        new = rebuild_main(mod, self.on_binding, params=params, env=self.env)
+        return relax.transform.DeadCodeElimination(["main"])(new)
+
+    def on_binding(self, bb, var, val):
+        if var in self.by_concat:
+            layer, cache = self.by_concat[var]
+            return self._emit_cache(bb, layer, cache)
+        if self.out_var is not None and var.same_as(self.out_var):
+            fields = []
+            for orig, now in zip(self.g.defs[var].fields, val.fields):
+                fields += self.presents.get(orig, [now])
+            return relax.Tuple(fields)
+        return None
+
+    def _emit_cache(self, bb, layer, cache: Cache):
+        pre = self.stores_pre_rope(cache)
+        x = self.env[cache.pre_rope if pre else cache.new]
+        order = [s for s, *_ in self.tensors(cache)]
+        past = dict(zip(order, self.cache_params[cache.param]))
+        new = self.encode(bb, layer, cache, x)
+        present = {}
+        for name in order:
+            if name in new:
+                present[name] = bb.emit(O.concat([past[name], new[name]], axis=self.token_axis(name)))
+        if self.sinks:
+            present["sink"] = bb.emit_te(sink_update_te(), past["sink"], x, past[order[0]],
+                                         primfunc_name_hint="kv_sink_update")
+        full = self.decode(bb, layer, cache, present)
+        self.presents[cache.concat] = [present[s] for s in order]
+        if pre:
+            full = self._rope(bb, cache, full)
+        return full
+
+    # -- RoPE at the cached positions ---------------------------------------
+
+    def _positions(self, bb):
+        if self.full_pos is None:
+            mask = self.params["attention_mask"]
+            pos = O.subtract(O.cumsum(mask, axis=-1, dtype="int64"), relax.const(1, "int64"))
+            self.full_pos = bb.emit(O.maximum(pos, relax.const(0, "int64")))
+        return self.full_pos
+
+    def _regen(self, bb, v):
+        """Re-emit a position-derived tensor for the positions of the whole cache."""
+        if isinstance(v, relax.Tuple):
+            return relax.Tuple([self._regen(bb, f) for f in v.fields])
+        if not isinstance(v, relax.Var):
+            return v
+        if v.name == "position_ids" and v in self.g.params:
+            return self._positions(bb)
+        if v not in self.pos_memo:
+            self.pos_memo[v] = self._reemit(bb, self.g.defs[v], lambda a: self._regen(bb, a))
+        return self.pos_memo[v]
+
+    def _rope(self, bb, cache: Cache, full):
+        memo = {cache.pre_rope: full}
+
+        def arg(a):
+            if isinstance(a, relax.Tuple):
+                return relax.Tuple([arg(f) for f in a.fields])
+            if isinstance(a, relax.Var) and a in memo:
+                return memo[a]
+            return self._regen(bb, a)
+
+        for v in cache.rope_chain:
+            memo[v] = self._reemit(bb, self.g.defs[v], arg)
+        return memo[cache.new]
+
+    def _reemit(self, bb, val, arg, defs=None):
+        """Emit ``val`` with its arguments mapped by ``arg``; composite calls are inlined
+        (their parameter shapes are fixed to the step's token count). ``defs`` maps the
+        original vars in scope to their values (main's, or the inlined composite's)."""
+        defs = self.g.defs if defs is None else defs
+        if isinstance(val, relax.Call) and isinstance(val.op, relax.GlobalVar):
+            f = self.g.funcs[val.op.name_hint]
+            local = dict(zip(f.params, [arg(a) for a in val.args]))
+            inner = {b.var: b.value for blk in f.body.blocks for b in blk.bindings}
+
+            def local_arg(a):
+                if isinstance(a, relax.Tuple):
+                    return relax.Tuple([local.get(x, x) for x in a.fields])
+                return local.get(a, a) if isinstance(a, relax.Var) else a
+
+            for blk in f.body.blocks:
+                for b in blk.bindings:
+                    local[b.var] = self._reemit(bb, b.value, local_arg, inner)
+            return local[f.body.body]
+        op = getattr(val.op, "name", "") if isinstance(val, relax.Call) else ""
+        if op == "relax.reshape":
+            parts = _stacked_last(val, defs)
+            if parts is not None:  # [.., n, r] -> [.., n*r] of r stacked tensors: interleave them
+                return bb.emit_te(_interleave_te(len(parts)), *[arg(x) for x in parts],
+                                  primfunc_name_hint="interleave_last")
+            return bb.emit(O.reshape(arg(val.args[0]), _reshape_target(val, arg(val.args[0]))))
+        if op == "relax.broadcast_to":
+            return bb.emit(O.broadcast_to(arg(val.args[0]), _broadcast_target(val, arg(val.args[0]))))
+        if isinstance(val, relax.Call):
+            return bb.emit(relax.Call(val.op, [arg(a) for a in val.args], val.attrs, val.ty_args))
+        if isinstance(val, relax.TupleGetItem):
+            return bb.emit(relax.TupleGetItem(arg(val.tuple_value), val.index))
+        return bb.emit(arg(val))

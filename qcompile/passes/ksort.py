@@ -1,0 +1,219 @@
+"""``k-sort``: compile-time channel reordering of the KV heads for block formats
+(Trukhanov & Soloveychik 2024), folded into the weights; the float model is unchanged.
+
+Per layer (:func:`qcompile.ksort.attention_layers`) and KV head ``g``, with the signed
+permutations ``P_g`` (keys, RoPE-commuting: rotary pairs move together, in-pair swaps
+negate one member) and ``V_g`` (values) chosen by :func:`qcompile.ksort.sort_keys` /
+:func:`~qcompile.ksort.sort_values`:
+
+1. the columns of ``W_k`` of head ``g`` and of ``W_q`` of every query head reading ``g``
+   (GQA) become ``P_g`` of themselves, biases likewise: ``q' · k' = q · k``;
+2. each RoPE call of the layer gets per-head sine/cosine tables, the shared tables with
+   their channels permuted by ``P_g`` (``take`` along the channel axis, concatenated over
+   heads; the ``qcompile.rope`` composite is retyped for ``[B, H, T, D]`` tables), so RoPE
+   still rotates each pair by its own frequency;
+3. the columns of ``W_v`` of head ``g`` (and its bias) become ``V_g`` of themselves and the
+   rows of ``W_o`` fed by every output head reading ``g`` likewise.
+
+With ``mlp``, the input channels of every MLP down projection (rows of ``W_down``) are
+sorted by row norm and the output columns of the linear layers feeding it elementwise
+(SwiGLU's gate and up) follow, so BFP weight blocks along input channels are homogeneous
+(:func:`qcompile.ksort.mlp_blocks`). The residual stream (the input of q/k/v/gate/up) is not
+permuted.
+
+The order comes from the weights alone (``source="weights"``: ``||γ ⊙ W[:, c]||``, no data)
+or from calibration (``source="calibrated"``: per-channel absmax of the pre-RoPE keys and
+of the values on the calibration text). Keys are sorted by their own magnitude
+(``criterion="key"``, the paper) or by key over query magnitude (``"key/query"``, see
+:mod:`qcompile.ksort`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tvm import relax
+from tvm.relax import op as O
+
+from .. import ksort as ks
+from ..calibration import AbsMaxPerChannel
+from ..errors import QCompileError
+from ..ir import const_value
+from ..kvcache import decoder_layers
+from ..passmanager import Pass
+from ..pipelines import register_pass
+from ..residual import Graph
+from ..rewrite import rebuild_main, retyped
+
+
+@dataclasses.dataclass(frozen=True)
+class KSortConfig:
+    source: str = "weights"    # "weights" (row norms, no data) or "calibrated" (per-channel absmax)
+    keys: bool = True          # reorder W_q / W_k (and the RoPE tables)
+    values: bool = True        # reorder W_v / W_o
+    criterion: str = "key"     # keys sorted by "key" magnitude (the paper) or "key/query" (the score-error criterion)
+    mlp: bool = False          # also sort the input channels of MLP down projections (for BFP weight blocks)
+
+
+@register_pass
+class KSort(Pass):
+    name = "k-sort"
+    Config = KSortConfig
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.config.source not in ks.SOURCES:
+            raise QCompileError(f"k-sort: source='{self.config.source}' is not one of {ks.SOURCES}")
+        if self.config.criterion not in ks.CRITERIA:
+            raise QCompileError(f"k-sort: criterion='{self.config.criterion}' is not one of {ks.CRITERIA}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.config.source == "calibrated"
+
+    def calibration_requests(self, mod) -> dict:
+        """Per (head, channel) absmax of the pre-RoPE keys, the values and (``key/query``)
+        the pre-RoPE queries."""
+        g, layers = decoder_layers(mod, "k-sort")
+        out = {}
+        for L, A in zip(layers, ks.attention_layers(g, layers)):
+            out[L.key.pre_rope] = [AbsMaxPerChannel(axis=(1, 3))]
+            out[L.value.new] = [AbsMaxPerChannel(axis=(1, 3))]
+            if self.config.criterion == "key/query":
+                out[g.defs[A.rope_q].args[0]] = [AbsMaxPerChannel(axis=(1, 3))]
+        return out
+
+    def permutations(self, mod, stats: dict | None = None) -> tuple[list, list]:
+        """``(analysis per layer, [(key perms, value perms)] per layer)``, one SignedPerm per KV head."""
+        c = self.config
+        g, layers = decoder_layers(mod, "k-sort")
+        att = ks.attention_layers(g, layers)
+        out = []
+        for L, A in zip(layers, att):
+            q_var = g.defs[A.rope_q].args[0]
+            if c.source == "weights":
+                nk = ks.weight_norms(A.k, const_value(g.defs[A.k.matmul].args[1]))
+                nq = ks.weight_norms(A.q, const_value(g.defs[A.q.matmul].args[1]))
+                w_v = const_value(g.defs[A.v_matmul].args[1]).astype(np.float64)
+                nv = np.linalg.norm(w_v, axis=0)[A.v_columns]
+            else:
+                got = [(stats or {}).get(v) for v in (L.key.pre_rope, L.value.new)]
+                if c.criterion == "key/query":
+                    got.append((stats or {}).get(q_var))
+                if not all(got):
+                    raise QCompileError(f"k-sort: no calibration statistics for layer {L.index}")
+                nk, nv = got[0][0].value, got[1][0].value
+                nq = got[2][0].value if c.criterion == "key/query" else None
+            if c.criterion == "key/query":  # a KV head's query magnitude: the largest over its query heads
+                nq = np.stack([nq[A.q_group == h].max(0) for h in range(A.kv_heads)])
+            else:
+                nq = [None] * A.kv_heads
+            kp = [ks.sort_keys(ks.key_statistic(nk[h], nq[h], c.criterion), A.form) if c.keys
+                  else ks.SignedPerm.identity(A.head_dim) for h in range(A.kv_heads)]
+            vp = [ks.sort_values(nv[h]) if c.values else ks.SignedPerm.identity(A.head_dim)
+                  for h in range(A.kv_heads)]
+            out.append((kp, vp))
+        return att, out
+
+    def transform(self, mod, ctx):
+        att, perms = self.permutations(mod, ctx.stats if self.needs_calibration else None)
+        g = Graph(mod)
+        mlps = ks.mlp_blocks(g) if self.config.mlp else []
+        new = _Rewrite(g, att, perms, mlps).run(mod)
+        moved = sum(int(np.sum(p.perm != np.arange(len(p.perm)))) for kp, vp in perms for p in kp + vp)
+        ctx.notes["k_sort"] = {
+            "source": self.config.source, "layers": len(att), "kv_heads": att[0].kv_heads,
+            "head_dim": att[0].head_dim, "rope": att[0].form, "keys": self.config.keys, "values": self.config.values,
+            "channels_moved": moved, "criterion": self.config.criterion, "mlp_down_projections": len(mlps),
+            "rope_handling": "rotary pairs kept together (in-pair swaps negate one member); sine/cosine tables "
+                             "permuted per KV head"}
+        return new
+
+
+class _Rewrite:
+    def __init__(self, g: Graph, att: list, perms: list, mlps: list):
+        self.g, self.att, self.perms, self.mlps = g, att, perms, mlps
+        self.consts: dict = {}     # (binding var, arg index) -> new constant
+        self.rope: dict = {}       # rope call var -> (layer analysis, per-head perms)
+        self.tables: dict = {}     # (table var, perm key) -> per-head table var
+        self.retyped: dict = {}    # (composite name, heads) -> GlobalVar
+
+    def _edit(self, var, arg: int, fn) -> None:
+        key = (var, arg)
+        if key not in self.consts:
+            self.consts[key] = const_value(self.g.defs[var].args[arg]).copy()
+        self.consts[key] = fn(self.consts[key])
+
+    def run(self, mod):
+        for A, (kp, vp) in zip(self.att, self.perms):
+            q_perm = [kp[grp] for grp in A.q_group]
+            for proj, heads in ((A.k, kp), (A.q, q_perm)):
+                self._columns(proj.matmul, 1, proj.columns, heads)
+                if proj.bias is not None:
+                    self._columns(proj.bias, 1, proj.columns, heads)
+            self._columns(A.v_matmul, 1, A.v_columns, vp)
+            if A.v_bias is not None:
+                self._columns(A.v_bias, 1, A.v_columns, vp)
+            for rows, grp in zip(A.o_rows, A.o_group):
+                p = vp[grp]
+                self._edit(A.o_matmul, 1, lambda w, rows=rows, p=p: _set_rows(w, rows, p))
+            self.rope[A.rope_k] = kp
+            self.rope[A.rope_q] = q_perm
+        for m in self.mlps:  # rows of W_down by norm, descending; the producers' columns with them
+            w = const_value(self.g.defs[m.down].args[1])
+            p = ks.sort_values(np.linalg.norm(w.astype(np.float64), axis=1))
+            self._edit(m.down, 1, lambda w, p=p: _set_rows(w, np.arange(len(p.perm)), p))
+            for mm, bias in m.producers:
+                self._columns(mm, 1, [np.arange(m.width)], [p])
+                if bias is not None:
+                    self._columns(bias, 1, [np.arange(m.width)], [p])
+        new = relax.transform.Normalize()(rebuild_main(mod, self.on_binding))
+        return relax.transform.DeadCodeElimination(["main"])(new)
+
+    def _columns(self, var, arg: int, columns: np.ndarray, heads: list) -> None:
+        def f(w):
+            for cols, p in zip(columns, heads):
+                w[..., cols] = p.apply(w[..., cols], axis=-1)
+            return w
+        self._edit(var, arg, f)
+
+    def on_binding(self, bb, var, val):
+        if not isinstance(val, relax.Call):
+            return None
+        args = [relax.const(self.consts[(var, i)]) if (var, i) in self.consts else a for i, a in enumerate(val.args)]
+        if var in self.rope:
+            return self._rope_call(bb, val, args, self.rope[var])
+        if len(args) and any((var, i) in self.consts for i in range(len(args))):
+            return relax.Call(val.op, args, val.attrs, val.ty_args)
+        return None
+
+    def _rope_call(self, bb, val, args, heads: list):
+        x, *tabs = args
+        new_tabs = [self._table(bb, t, heads) for t in tabs]
+        f = self.g.funcs[val.op.name_hint]
+        key = (val.op.name_hint, len(heads))
+        if key not in self.retyped:
+            types = [None] + [relax.TensorType(t.ty.shape, t.ty.dtype) for t in new_tabs]
+            self.retyped[key] = bb.add_func(retyped(f, types), f"{val.op.name_hint}_heads{len(heads)}")
+        return relax.Call(self.retyped[key], [x, *new_tabs])
+
+    def _table(self, bb, table, heads: list):
+        """``[B, 1, T, D]`` shared table -> ``[B, H, T, D]``, head ``h`` permuted by ``heads[h]``."""
+        shape = table.ty.shape
+        if len(shape) != 4 or int(shape[1]) != 1:
+            raise QCompileError(f"k-sort: a RoPE table of shape {[str(s) for s in shape]} is not [batch, 1, tokens, head_dim]")
+        per = []
+        for p in heads:
+            key = (table, tuple(p.perm.tolist()))
+            if key not in self.tables:
+                self.tables[key] = bb.emit(O.take(table, relax.const(p.perm.astype("int64")), axis=3))
+            per.append(self.tables[key])
+        whole = (table, tuple(id(v) for v in per))
+        if whole not in self.tables:
+            self.tables[whole] = bb.emit(O.concat(per, axis=1))
+        return self.tables[whole]
+
+
+def _set_rows(w: np.ndarray, rows: np.ndarray, p: ks.SignedPerm) -> np.ndarray:
+    w[rows, :] = p.apply(w[rows, :], axis=0)
+    return w
