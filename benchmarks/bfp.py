@@ -109,6 +109,7 @@ def main() -> int:
     out["calibration"]["seconds"] = round(time.perf_counter() - t, 1)
     collected = Collected(stats)
     out["block_errors"], out["score_errors"] = block_errors(canon, stats, samples)
+    _summarize(out)  # a --merge run keeps the summary of the rows it merged into
     write_json(a.out, out, announce=False)
 
     for name in a.only or list(CONFIGS):

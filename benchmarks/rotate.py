@@ -104,7 +104,6 @@ def smollm2(tokens: int, equiv_tokens: int) -> dict:
 
     # equivalence: every position's logits over whole windows, rotated vs float artifact
     eq_proto = lm.Protocol(tokens=equiv_tokens)
-    diffs, ranges, same, n = [], [], 0, 0
     pair = {}
     for name in ("float", "rotated_float"):
         seen = []
