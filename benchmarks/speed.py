@@ -3,6 +3,7 @@ timed in its own process with the same thread count.
 
     python benchmarks/speed.py [--out benchmarks/results/speed.json] [--runs 20]
                                [--threads N] [--models vit,deit_s,minilm] [--batches 1,8]
+                               [--tune N]
 
 Models (static shapes, batch 1 and 8):
 
@@ -13,7 +14,8 @@ Models (static shapes, batch 1 and 8):
 * ``minilm``: all-MiniLM-L6-v2 at sequence 128 (calibrated on 32 *Persuasion* sentences).
 
 Engines: qcompile ``none`` (float32) and ``int-only`` artifacts (llvm, default schedules,
-no tuning; float I/O), onnxruntime float32 and int8 dynamic (``quantize_dynamic``,
+no tuning; float I/O; with ``--tune N`` also both tuned with N MetaSchedule trials each,
+``qcompile_none_tuned`` / ``qcompile_int_only_tuned``, tuning time in ``compile_s``), onnxruntime float32 and int8 dynamic (``quantize_dynamic``,
 per-channel), torch eager (float32). Each is timed in a fresh subprocess: warm-up, then the
 median of ``--runs`` calls on the same inputs.
 
@@ -132,7 +134,7 @@ def macs(mod) -> int:
 # ----------------------------------------------------------------------------- preparation
 
 
-def prepare(name, b) -> dict:
+def prepare(name, b, tune: int = 0) -> dict:
     """Build the qcompile artifacts and the int8-dynamic ONNX for one (model, batch)."""
     import qcompile as qc
     from qcompile.calibration import Calibration
@@ -155,6 +157,17 @@ def prepare(name, b) -> dict:
         art.executable.export_library(str(d / f"{spec}.so"))
         info[spec] = {"passes_s": round(t_pass, 1), "build_s": round(t_build, 1)}
         log(f"{name} b{b} {spec}: passes {t_pass:.1f} s, build {t_build:.1f} s")
+        if tune:
+            import shutil
+
+            db = d / f"tune_db_{spec}"
+            shutil.rmtree(db, ignore_errors=True)
+            t = time.perf_counter()
+            art = qc.build(mod, "llvm", tune_db=db, tune_trials=tune)
+            art.executable.export_library(str(d / f"{spec}_tuned.so"))
+            info[spec]["tuned"] = {"trials": tune, "tune_and_build_s": round(time.perf_counter() - t, 1),
+                                   "tuned_kernels": len(art.info["tuned_kernels"])}
+            log(f"{name} b{b} {spec}: tuned {info[spec]['tuned']}")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     q = d / "int8_dynamic.onnx"
@@ -177,7 +190,8 @@ def worker(engine, name, b, runs, threads) -> float:
         import tvm
         from tvm import relax
 
-        spec = "none" if engine == "qcompile_none" else "int-only"
+        spec = "none" if engine.startswith("qcompile_none") else "int-only"
+        spec += "_tuned" if engine.endswith("_tuned") else ""
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(d / f"{spec}.so")), tvm.cpu())
         args = [tvm.runtime.tensor(v) for v in feed.values()]
         return median_ms(lambda: vm["main"](*args), runs)
@@ -215,6 +229,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default="vit,deit_s,minilm")
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--tune", type=int, default=0, help="also time artifacts tuned with N MetaSchedule trials")
     ap.add_argument("--worker", nargs=3, metavar=("ENGINE", "MODEL", "BATCH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -234,10 +249,11 @@ def main():
     for name in a.models.split(","):
         for b in (int(x) for x in a.batches.split(",")):
             key = f"{name}_b{b}"
-            info = prepare(name, b)
+            info = prepare(name, b, a.tune)
             json.dump(info, open(WORK / key / "info.json", "w"))
             row = {"macs": info["macs"], "compile_s": {s: info[s] for s in ("none", "int-only")}, "ms": {}}
-            for e in ENGINES:
+            engines = ENGINES + (["qcompile_none_tuned", "qcompile_int_only_tuned"] if a.tune else [])
+            for e in engines:
                 cmd = [sys.executable, __file__, "--worker", e, name, str(b), "--runs", str(a.runs),
                        "--threads", str(a.threads)]
                 p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -251,11 +267,16 @@ def main():
             row["peak_fraction"] = {
                 e: round(info["macs"] / (ms[e] / 1000) / res["peak"]["int8_mac_per_s" if "int" in e else
                                                                        "fp32_fma_per_s"], 3)
-                for e in ENGINES if ms.get(e)}
+                for e in engines if ms.get(e)}
             if ms.get("qcompile_none") and ms.get("ort_fp32"):
                 row["none_over_ort_fp32"] = round(ms["qcompile_none"] / ms["ort_fp32"], 3)
             if ms.get("qcompile_int_only") and ms.get("ort_int8_dynamic"):
                 row["int_only_over_ort_int8_dynamic"] = round(ms["qcompile_int_only"] / ms["ort_int8_dynamic"], 3)
+            if ms.get("qcompile_none_tuned") and ms.get("ort_fp32"):
+                row["none_tuned_over_ort_fp32"] = round(ms["qcompile_none_tuned"] / ms["ort_fp32"], 3)
+            if ms.get("qcompile_int_only_tuned") and ms.get("ort_int8_dynamic"):
+                row["int_only_tuned_over_ort_int8_dynamic"] = round(
+                    ms["qcompile_int_only_tuned"] / ms["ort_int8_dynamic"], 3)
             res["models"][key] = row
             common.write_json(a.out, res, announce=False)
     rows = res["models"].values()

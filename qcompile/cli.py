@@ -2,6 +2,7 @@
 
     qcompile MODEL.onnx --pipeline none --target llvm -o OUT [--calib-data F.npz] [--eval-data F.npz]
              [--input-shape NAME=1x128 ...] [--arch sm_80] [--mcpu znver3] [--batch 16]
+             [--tune N --tune-db DIR | --tune-db DIR]   # llvm: MetaSchedule tuning, stored and reused
     qcompile --list-pipelines
     qcompile run OUT --inputs F.npz --output G.npz
     qcompile assets fetch [NAME ...]
@@ -43,6 +44,10 @@ def _compile_parser() -> argparse.ArgumentParser:
     ap.add_argument("--int-io", action="store_true", default=None,
                     help="integer pipelines: integer model inputs/outputs (scales in report.json 'io'); "
                          "the default for --target int-accel")
+    ap.add_argument("--tune", type=int, default=0, metavar="N",
+                    help="llvm: first tune the matmul kernels with N MetaSchedule trials into --tune-db "
+                         "(minutes; the default build never tunes)")
+    ap.add_argument("--tune-db", metavar="DIR", help="llvm: tuning database to use (and to add to with --tune)")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     ap.add_argument("--list-pipelines", action="store_true", help="list pipelines and exit")
     return ap
@@ -65,7 +70,7 @@ def _main_compile(argv) -> int:
     rep = compile_model(a.model, a.pipeline, a.target, a.out, calib_data=a.calib_data, eval_data=a.eval_data,
                         input_shapes=parse_input_shapes(a.input_shape), arch=a.arch, mcpu=a.mcpu,
                         batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet, int_io=a.int_io,
-                        calib_window=a.calib_window)
+                        calib_window=a.calib_window, tune=a.tune, tune_db=a.tune_db)
     print(summary(rep, a.out))
     return 0
 

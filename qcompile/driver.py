@@ -23,10 +23,16 @@ from .pipelines import pipeline
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
                   calib_data=None, eval_data=None, input_shapes=None, arch=None, mcpu=None,
                   batch: int = 16, eval_limit: int | None = None, progress: bool = True,
-                  int_io: bool | None = None, calib_window: int = 512) -> dict:
+                  int_io: bool | None = None, calib_window: int = 512, tune: int = 0, tune_db=None) -> dict:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise QCompileError(f"output path {out} exists and is not a folder")
+    if (tune or tune_db) and target != "llvm":
+        raise QCompileError("--tune/--tune-db apply to --target llvm only")
+    if tune and not tune_db:
+        raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept, for later builds)")
+    if tune_db and not tune and not (Path(tune_db) / "database_workload.json").exists():
+        raise QCompileError(f"no tuning database in {tune_db}", hint="create one with --tune N --tune-db DIR")
     passes = pipeline(pipeline_spec)  # validate everything cheap before any work
     set_int_io(passes, target, int_io)
     calib = Calibration(calib_data, batch=batch, progress=progress, window=calib_window) if calib_data else None
@@ -47,7 +53,8 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         mod = pm.run(model.mod)
         seconds["passes"] = time.perf_counter() - t
         t = time.perf_counter()
-        art = build(mod, target, arch=arch, mcpu=mcpu)
+        tuning = {"tune_db": tune_db, "tune_trials": tune, "progress": progress} if tune_db else {}
+        art = build(mod, target, arch=arch, mcpu=mcpu, **tuning)
         art.io = host_io(pm)
         files = art.export(tmp)
         seconds["build"] = time.perf_counter() - t

@@ -73,7 +73,7 @@ def _unsupported_model(path):
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "unsupported", "bad-eval-shape", "bad-pipeline",
-                                  "bad-input-shape"])
+                                  "bad-input-shape", "tune-without-db", "missing-tune-db", "tune-cuda"])
 def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx, case):
     out = tmp_path / "out"
     out.mkdir()
@@ -98,6 +98,12 @@ def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx,
         extra, expect = ["--pipeline", "nonsense"], "unknown pipeline"
     elif case == "bad-input-shape":
         extra, expect = ["--input-shape", "x=2xfoo"], "input-shape"
+    elif case == "tune-without-db":
+        extra, expect = ["--tune", "8"], "--tune-db"
+    elif case == "missing-tune-db":
+        extra, expect = ["--tune-db", tmp_path / "nodb"], "no tuning database"
+    elif case == "tune-cuda":
+        extra, expect = ["--target", "cuda", "--tune", "8", "--tune-db", tmp_path / "db"], "llvm only"
     rc, _, err = compile_(capsys, model, "-o", out, "-q", *extra)
     assert rc == 2
     lines = err.strip().splitlines()

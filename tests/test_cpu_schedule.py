@@ -55,11 +55,18 @@ def test_scheduled_build_is_exact(tiny_encoder):
     np.testing.assert_allclose(sched, ref, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("heads,rows,k,cols", [(3, 50, 32, 48), (2, 7, 16, 32), (4, 12, 8, 16), (2, 13, 24, 10)])
-def test_batched_int8_matmul_tiles_bit_exact(heads, rows, k, cols):
+@pytest.mark.parametrize("heads,rows,k,cols,epilogue,padded", [
+    (3, 50, 32, 48, True, False), (4, 12, 8, 16, True, False),
+    (2, 7, 16, 32, True, True),      # 7 rows: padded to 12
+    (2, 13, 24, 10, True, True),     # 13 rows: padded to 18 (a 1-row tile otherwise)
+    (2, 197, 16, 48, True, True),    # DeiT's 197 tokens
+    (2, 12, 16, 197, True, True),    # columns padded (Q·Kᵀ over 197 tokens)
+    (1, 37, 8, 37, False, True),     # both, no epilogue: the unpadding copy writes the output
+])
+def test_batched_int8_matmul_tiles_bit_exact(heads, rows, k, cols, epilogue, padded):
     """Row tiles must divide the rows of one head (tiles that crossed heads or ran ragged
-    were computed wrong by TVM 0.27's write-back sizing); the epilogue is fused into the
-    write-back. Checked bit for bit against NumPy."""
+    were computed wrong by TVM 0.27's write-back sizing), so extents the tiles do not divide
+    are padded; the epilogue is fused into the write-back. Checked bit for bit against NumPy."""
     from tvm import te
 
     A = te.placeholder((heads, rows, k), "int8", name="A")
@@ -68,9 +75,10 @@ def test_batched_int8_matmul_tiles_bit_exact(heads, rows, k, cols):
     r = te.reduce_axis((0, k), "r")
     C = te.compute((heads, rows, cols), lambda h, i, j: te.sum(A[h, i, r].astype("int32") * B[h, r, j].astype("int32"),
                                                                 axis=r), name="matmul")
-    D = te.compute((heads, rows, cols), lambda h, i, j: (C[h, i, j] + bias[j]) >> 3, name="epilogue")
+    D = te.compute((heads, rows, cols), lambda h, i, j: (C[h, i, j] + bias[j]) >> 3, name="epilogue") if epilogue else C
     f = cpu_schedule.schedule_func(te.create_prim_func([A, B, bias, D]))
     assert {PARALLEL, VECTORIZED} <= _loop_kinds(f)
+    assert ("_pad" in f.script()) == padded
     lib = tvm.compile(tvm.IRModule({"main": f}), target=make_target())
     rng = np.random.default_rng(heads * rows)
     a = rng.integers(-128, 128, (heads, rows, k), dtype=np.int8)
@@ -78,5 +86,64 @@ def test_batched_int8_matmul_tiles_bit_exact(heads, rows, k, cols):
     c = rng.integers(-2 ** 20, 2 ** 20, cols, dtype=np.int32)
     out = tvm.runtime.tensor(np.zeros((heads, rows, cols), np.int32))
     lib["main"](*[tvm.runtime.tensor(x) for x in (a, b, c)], out)
-    want = (np.einsum("hik,hkj->hij", a.astype(np.int32), b.astype(np.int32)) + c) >> 3
+    want = np.einsum("hik,hkj->hij", a.astype(np.int32), b.astype(np.int32))
+    if epilogue:
+        want = (want + c) >> 3
     np.testing.assert_array_equal(out.numpy(), want)
+
+
+@pytest.mark.slow
+def test_tuned_build_is_exact_and_database_reused(tmp_path):
+    """``--tune``: MetaSchedule's schedule for an int8 matmul with a requantizing epilogue is
+    applied, bit-exact against NumPy, and a later build reuses the database without tuning."""
+    from tvm.script import relax as R
+
+    @tvm.script.ir_module
+    class Mod:
+        @R.function
+        def main(x: R.Tensor((48, 64), "int8"), w: R.Tensor((64, 32), "int8"), b: R.Tensor((32,), "int32")):
+            with R.dataflow():
+                acc = R.add(R.matmul(x, w, out_dtype="int32"), b)
+                y = R.right_shift(acc, R.const(3, "int32"))
+                R.output(y)
+            return y
+
+    db = tmp_path / "db"
+    tuned = qc.build(Mod, "llvm", tune_db=db, tune_trials=8)
+    assert tuned.info["tuning"]["tasks"] == 1 and tuned.info["tuned_kernels"], tuned.info
+    reused = qc.build(Mod, "llvm", tune_db=db)
+    assert reused.info["tuned_kernels"] == tuned.info["tuned_kernels"] and "tuning" not in reused.info
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (48, 64), dtype=np.int8)
+    w = rng.integers(-128, 128, (64, 32), dtype=np.int8)
+    b = rng.integers(-2 ** 20, 2 ** 20, 32, dtype=np.int32)
+    want = (x.astype(np.int32) @ w.astype(np.int32) + b) >> 3
+    for art in (tuned, reused):
+        np.testing.assert_array_equal(art.run(x, w, b)[0], want)
+
+
+def test_patch_conv_becomes_a_matmul_with_the_same_result():
+    """A ViT patch embedding (stride = kernel, no padding) is lowered as a matmul for llvm,
+    whose schedules tile matmuls; a convolution that is not a patch embedding is kept."""
+    from qcompile.backends.llvm import _has_conv2d, patch_convs_as_matmuls
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((8, 3, 4, 4)).astype(np.float32)
+    bias = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
+
+    def module(stride):
+        bb = relax.BlockBuilder()
+        x = relax.Var("x", relax.TensorType((2, 3, 12, 16), "float32"))
+        with bb.function("main", [x]):
+            with bb.dataflow():
+                y = bb.emit(relax.op.add(relax.op.nn.conv2d(x, relax.const(w), strides=stride), relax.const(bias)))
+                out = bb.emit_output(y)
+            bb.emit_func_output(out)
+        return bb.get()
+
+    assert not _has_conv2d(patch_convs_as_matmuls(module(4))["main"])
+    assert _has_conv2d(patch_convs_as_matmuls(module(2))["main"])  # overlapping windows: not a patch embedding
+    x = rng.standard_normal((2, 3, 12, 16)).astype(np.float32)
+    patches = x.reshape(2, 3, 3, 4, 4, 4).transpose(0, 2, 4, 1, 3, 5).reshape(2, 12, 48)
+    want = (patches @ w.reshape(8, 48).T).reshape(2, 3, 4, 8).transpose(0, 3, 1, 2) + bias
+    np.testing.assert_allclose(qc.build(module(4), "llvm").run(x)[0], want, rtol=1e-5, atol=1e-5)

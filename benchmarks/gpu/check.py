@@ -35,12 +35,8 @@ def _compile(code, *args):
 
 dev = tvm.cuda(0)
 print("cuda exists", dev.exist, dev.device_name if dev.exist else "", flush=True)
-d = np.load(ART + "/data.npz")
-res = {"device": dev.device_name, "build": json.load(open(ART + "/build_info.json"))}
-
-
-def load(name):
-    return rvm.VirtualMachine(tvm.runtime.load_module(f"{ART}/{name}.so"), dev)
+def load(name, art=None):
+    return rvm.VirtualMachine(tvm.runtime.load_module(f"{art or ART}/{name}.so"), dev)
 
 
 def first(out):
@@ -64,32 +60,41 @@ def cosine(a, b):
     return float((a.ravel() @ b.ravel()) / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-labels = d["labels"]
-for batch in (32, 256):
-    x = tvm.runtime.tensor(d[f"x{batch}"], device=dev)
-    ref, lab = d[f"ort{batch}"], labels[:batch]
-    r = res[f"vit_b{batch}"] = {}
-    vm = load(f"vit_none_b{batch}")
-    o = first(vm["main"](x))
-    r["none"] = {"cosine_vs_ort": cosine(o, ref), "max_abs_err_vs_ort": float(np.abs(o - ref).max()),
-                 "top1_accuracy": float((o.argmax(-1) == lab).mean()), "median_ms": timed(vm, x)}
-    vm = load(f"vit_int_b{batch}")
-    o = first(vm["main"](x))
-    cpu = d[f"int_cpu{batch}"]
-    r["int_only"] = {"equal_to_llvm_artifact": float((o == cpu).mean()), "max_abs_diff_vs_llvm": float(np.abs(o - cpu).max()),
-                     "cosine_vs_ort": cosine(o, ref), "top1_accuracy": float((o.argmax(-1) == lab).mean()),
-                     "top1_agreement_with_float": float((o.argmax(-1) == ref.argmax(-1)).mean()),
-                     "median_ms": timed(vm, x)}
-    r["int_over_none_time"] = r["int_only"]["median_ms"] / r["none"]["median_ms"]
-    print(batch, json.dumps(r), flush=True)
+def main():
+    d = np.load(ART + "/data.npz")
+    res = {"device": dev.device_name, "build": json.load(open(ART + "/build_info.json"))}
 
-vm = load("vit_int_b256_intio")
-xq = tvm.runtime.tensor(d["xq256"], device=dev)
-o = first(vm["main"](xq))
-res["vit_int_b256_intio"] = {"bit_exact_vs_numpy_integer_graph": bool(np.array_equal(o, d["int_ref256"])),
-                             "dtype": str(o.dtype), "median_ms": timed(vm, xq)}
-vm2 = load("int_cuda")
-outs = vm2["main"](*[tvm.runtime.tensor(d[k], device=dev) for k in ("xi", "w", "b")])
-res["int_module_bit_exact"] = bool(np.array_equal(outs[0].numpy(), d["q"]) and np.array_equal(outs[1].numpy(), d["m"]))
-print(json.dumps(res, indent=1))
-json.dump(res, open(os.environ.get("OUT", ".") + "/gpu_check.json", "w"), indent=1)
+
+    labels = d["labels"]
+    for batch in (32, 256):
+        x = tvm.runtime.tensor(d[f"x{batch}"], device=dev)
+        ref, lab = d[f"ort{batch}"], labels[:batch]
+        r = res[f"vit_b{batch}"] = {}
+        vm = load(f"vit_none_b{batch}")
+        o = first(vm["main"](x))
+        r["none"] = {"cosine_vs_ort": cosine(o, ref), "max_abs_err_vs_ort": float(np.abs(o - ref).max()),
+                     "top1_accuracy": float((o.argmax(-1) == lab).mean()), "median_ms": timed(vm, x)}
+        vm = load(f"vit_int_b{batch}")
+        o = first(vm["main"](x))
+        cpu = d[f"int_cpu{batch}"]
+        r["int_only"] = {"equal_to_llvm_artifact": float((o == cpu).mean()), "max_abs_diff_vs_llvm": float(np.abs(o - cpu).max()),
+                         "cosine_vs_ort": cosine(o, ref), "top1_accuracy": float((o.argmax(-1) == lab).mean()),
+                         "top1_agreement_with_float": float((o.argmax(-1) == ref.argmax(-1)).mean()),
+                         "median_ms": timed(vm, x)}
+        r["int_over_none_time"] = r["int_only"]["median_ms"] / r["none"]["median_ms"]
+        print(batch, json.dumps(r), flush=True)
+
+    vm = load("vit_int_b256_intio")
+    xq = tvm.runtime.tensor(d["xq256"], device=dev)
+    o = first(vm["main"](xq))
+    res["vit_int_b256_intio"] = {"bit_exact_vs_numpy_integer_graph": bool(np.array_equal(o, d["int_ref256"])),
+                                 "dtype": str(o.dtype), "median_ms": timed(vm, xq)}
+    vm2 = load("int_cuda")
+    outs = vm2["main"](*[tvm.runtime.tensor(d[k], device=dev) for k in ("xi", "w", "b")])
+    res["int_module_bit_exact"] = bool(np.array_equal(outs[0].numpy(), d["q"]) and np.array_equal(outs[1].numpy(), d["m"]))
+    print(json.dumps(res, indent=1))
+    json.dump(res, open(os.environ.get("OUT", ".") + "/gpu_check.json", "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

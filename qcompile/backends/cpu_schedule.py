@@ -101,6 +101,29 @@ def _is_matmul(stmt) -> bool:
     return len(with_j) == 1 and len(without_j) >= 1
 
 
+def _row_tile(n_rows: int) -> int:
+    return next(r for r in range(ROWS, 0, -1) if n_rows % r == 0)
+
+
+def _pad(sch, block, pads: list[int]) -> None:
+    """Extents the tiles do not divide (DeiT's 197 tokens is prime: 1-row tiles, and no
+    column tile for ``Q·Kᵀ``) are padded up to a multiple of the tile: the operands are copied
+    into zero-padded buffers, the matmul computes the padded rows/columns, and the write-back
+    reads only the real ones. The copies are one pass over an operand; the padding costs at
+    most a tile's worth of extra rows/columns. Results are unchanged (padded entries are
+    never read)."""
+    sch.pad_einsum(block, pads)
+    for p in sch.get_producers(block):
+        if sch.get(p).name_hint.endswith("_pad"):
+            _schedule_elementwise(sch, p)
+    for c in sch.get_consumers(block):
+        if sch.get(c).name_hint.endswith("_pad"):  # the copy back into the unpadded buffer
+            try:
+                sch.compute_inline(c)  # into the epilogue, if there is one
+            except s_tir.ScheduleError:  # the copy writes the output: it stays a loop of its own
+                pass
+
+
 def _schedule_matmul(sch, block) -> bool:
     """Register-blocked matmul: a ``ROWS x VEC`` accumulator tile held in registers (a local
     cache written back once, with the fused epilogue computed on the way out), the
@@ -118,16 +141,27 @@ def _schedule_matmul(sch, block) -> bool:
     if not _is_matmul(sch.get(block)):
         return False
     col = spatial[-1]
-    vec = _col_tile(_const(sch.get(col).extent))
-    if vec is None:
+    n_cols, n_rows = _const(sch.get(col).extent), _const(sch.get(spatial[-2]).extent)
+    if n_cols is None or n_rows is None:
         return False
-    n_rows = _const(sch.get(spatial[-2]).extent)
-    if n_rows is None:
+    pads = [1] * len(loops)
+    if (_col_tile(n_cols) or 1) < 8 and n_cols > VEC:
+        pads[len(spatial) - 1] = VEC
+    if _row_tile(n_rows) < ROWS // 2 and n_rows > ROWS:
+        pads[len(spatial) - 2] = ROWS
+    if max(pads) > 1:
+        _pad(sch, block, pads)
+        loops = sch.get_loops(block)
+        spatial, reduce_ = loops[:len(spatial)], loops[len(spatial):]
+        col = spatial[-1]
+        n_cols, n_rows = _const(sch.get(col).extent), _const(sch.get(spatial[-2]).extent)
+    vec = _col_tile(n_cols)
+    if vec is None:
         return False
     # the row tile divides the innermost row axis: a tile that is ragged or crosses into the
     # next batch/head computes wrong results in 0.27 (reverse_compute_at sizes the write-back
     # region as if the tile stayed inside one)
-    mr = next(r for r in range(ROWS, 0, -1) if n_rows % r == 0)
+    mr = _row_tile(n_rows)
     rows = sch.fuse(*spatial[:-1]) if len(spatial) > 2 else spatial[0]
     ro, ri = sch.split(rows, [None, mr])
     jo, ji = sch.split(col, [None, vec])
@@ -137,7 +171,13 @@ def _schedule_matmul(sch, block) -> bool:
     acc = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(acc, outer, preserve_unit_loops=True)
     if not any(_transcendental(sch.get(c)) for c in _consumer_chain(sch, acc)):
-        auto_inline_consumer_chain(sch, acc)  # epilogue from registers (bias, requantization)
+        try:
+            auto_inline_consumer_chain(sch, acc)  # epilogue from registers (bias, requantization)
+        except (AssertionError, s_tir.ScheduleError):  # what is left runs as its own loops
+            pass
+    for c in _consumer_chain(sch, acc):
+        if sch.get(c).name_hint.endswith("_pad"):  # a padded copy not inlined: not in the caller's list
+            _schedule_elementwise(sch, c)
     sch.unroll(ri)
     sch.vectorize(ji)
     sch.decompose_reduction(block, reduce_[0])

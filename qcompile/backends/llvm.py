@@ -14,6 +14,7 @@ import os
 import tvm
 from tvm import relax
 
+from ..errors import QCompileError
 from .common import Artifact
 from .cpu_schedule import default_cpu_schedule
 
@@ -28,24 +29,68 @@ def has_symbolic_shapes(mod) -> bool:
                if isinstance(f, relax.Function))
 
 
-def pipeline(target, symbolic: bool):
+def patch_convs_as_matmuls(mod):
+    """Patch-embedding convolutions (stride = kernel, no padding) become a reshape and a
+    matmul: the default schedules tile matmuls, not convolutions (an unscheduled DeiT-S
+    patch embedding took a quarter of the model's time). Exact up to float summation order."""
+    from ..passes.int_only import patchify
+
+    mod = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+    changed = False
+    for gv, f in list(mod.functions.items()):
+        if isinstance(f, relax.Function) and _has_conv2d(f):
+            mod[gv] = patchify(f)
+            changed = True
+    return relax.transform.Normalize()(mod) if changed else mod
+
+
+def _has_conv2d(func) -> bool:
+    import tvm_ffi
+
+    found = []
+    tvm_ffi.structural_walk(func, lambda o: found.append(o) if isinstance(o, relax.Call) and getattr(
+        o.op, "name", "") == "relax.nn.conv2d" else None)
+    return bool(found)
+
+
+def pipeline(target, symbolic: bool, db=None):
+    """``db``: a MetaSchedule database (:mod:`qcompile.backends.tune`); kernels it has a
+    record for take the tuned schedule, the others the default one."""
     from tvm.relax.backend.cpu_generic import pipeline as P
 
     lower = [p for p in P.dataflow_lower_passes(target)
              if not (symbolic and "RewriteDataflowReshape" in str(p.info.name))]
-    passes = (P.library_dispatch_passes(target) + P.legalize_passes(target) + [default_cpu_schedule] + lower
-              + P.finalize_passes(target))
+    before = P.library_dispatch_passes(target) + P.legalize_passes(target)
+    after = [default_cpu_schedule] + lower + P.finalize_passes(target)
 
     @tvm.transform.module_pass(opt_level=0, name="qcompile.llvm_pipeline")
     def run(mod, _ctx):
         with target:
-            return tvm.transform.Sequential(passes)(mod)
+            if db is None:
+                return tvm.transform.Sequential(before + after)(mod)
+            with db:  # the pass reads the database in scope, and needs the target to build its own
+                return tvm.transform.Sequential(before + [relax.transform.MetaScheduleApplyDatabase()] + after)(mod)
 
     return run
 
 
-def build(mod, mcpu: str | None = None, **_) -> Artifact:
+def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, progress: bool = False,
+          **_) -> Artifact:
+    """``tune_trials > 0`` tunes the matmul kernels into ``tune_db`` first; ``tune_db`` alone
+    reuses a database (see :mod:`qcompile.backends.tune`)."""
+    from . import tune
+
     tgt = make_target(mcpu)
     symbolic = has_symbolic_shapes(mod)
-    ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, symbolic))
-    return Artifact("llvm", tgt, ex, info={"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic})
+    mod = patch_convs_as_matmuls(mod)
+    info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
+    if tune_trials and tune_db is None:
+        raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept)")
+    if tune_trials:
+        info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)
+    db = tune.database(tune_db) if tune_db is not None else None
+    ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, symbolic, db))
+    if db is not None:
+        info["tune_db"] = str(tune_db)
+        info["tuned_kernels"] = tune.applied(mod, tgt, db)
+    return Artifact("llvm", tgt, ex, info=info)

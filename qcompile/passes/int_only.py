@@ -53,8 +53,10 @@ from ..rewrite import rewrite
 # ============================================================================ int-prepare
 
 
-def _patchify(func):
-    """conv2d(x, w, stride=kernel, no padding) [+ bias] -> patches @ w^T [+ bias], same layout."""
+def patchify(func):
+    """conv2d(x, w, stride=kernel, no padding) [+ bias] -> patches @ w^T [+ bias], same layout
+    (a ViT patch embedding as a matmul; also used by the llvm backend, whose schedules tile
+    matmuls but not convolutions)."""
     x, w, b = wildcard(), is_const(), is_const()
     conv = is_op("relax.nn.conv2d")(x, w)
     pat = is_op("relax.add")(conv, b) | conv
@@ -113,7 +115,7 @@ class IntPrepare(Pass):
 
     def transform(self, mod, ctx):
         mod = mod.clone() if hasattr(mod, "clone") else mod
-        f = _split_layernorm(_patchify(mod["main"]))
+        f = _split_layernorm(patchify(mod["main"]))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
 
