@@ -35,6 +35,8 @@ def _compile(code, *args):
 
 dev = tvm.cuda(0)
 print("cuda exists", dev.exist, dev.device_name if dev.exist else "", flush=True)
+
+
 def load(name, art=None):
     return rvm.VirtualMachine(tvm.runtime.load_module(f"{art or ART}/{name}.so"), dev)
 
@@ -63,8 +65,6 @@ def cosine(a, b):
 def main():
     d = np.load(ART + "/data.npz")
     res = {"device": dev.device_name, "build": json.load(open(ART + "/build_info.json"))}
-
-
     labels = d["labels"]
     for batch in (32, 256):
         x = tvm.runtime.tensor(d[f"x{batch}"], device=dev)

@@ -1,6 +1,8 @@
 """On the GPU machine (runtime-only TVM, see README.md): MiniLM's int-only CUDA artifacts
 from build_minilm.py against the llvm artifact's output of the same module, and their
-time (median of 50 calls after 10 warm-up). Writes $OUT/gpu_minilm.json."""
+time (median of 50 calls after 10 warm-up). Writes $OUT/gpu_minilm.json. An artifact may be carried xz-compressed (``NAME.so.xz``).
+
+    GPU_ART_MINILM=.gpu/mini python3 benchmarks/gpu/check_minilm.py"""
 import json
 import os
 import sys
@@ -18,6 +20,13 @@ info = json.load(open(ART + "/build_info.json"))
 res = {"device": dev.device_name, "build": info}
 for name, meta in info.items():
     b = meta["batch"]
+    if not os.path.exists(f"{ART}/{name}.so") and os.path.exists(f"{ART}/{name}.so.xz"):
+        import lzma  # carried compressed: the int8 weights make a 45 MB library
+        with lzma.open(f"{ART}/{name}.so.xz") as src, open(f"{ART}/{name}.so", "wb") as dst:
+            dst.write(src.read())
+    if not os.path.exists(f"{ART}/{name}.so"):
+        print(name, "not carried, skipped", flush=True)
+        continue
     vm = check.load(name, ART)
     args = [tvm.runtime.tensor(d[f"b{b}_{k}"], device=dev) for k in meta["inputs"]]
     o = check.first(vm["main"](*args))
