@@ -10,7 +10,9 @@ matmul rule. Per block:
   core streams one weight panel past all rows. The elementwise epilogue (bias, residual
   add, dyadic requantization, ShiftGELU) is computed from the registers on write-back,
   except transcendental ones (erf/exp), which vectorize better as their own loop. The row
-  tile divides one head's rows (see ``_schedule_matmul``);
+  tile divides one head's rows (see ``_schedule_matmul``). int8 matmuls with a constant
+  weight are packed for ``vpmaddwd`` before fusion and tensorized here
+  (:mod:`qcompile.backends.x86_int8`);
 * **row reduction** (softmax max/sum, LayerNorm statistics, Shiftmax row sums): rows in
   parallel;
 * **elementwise**: outer loops fused and parallel, the innermost loop vectorized.
@@ -25,6 +27,8 @@ import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.gpu.matmul import auto_inline_consumer_chain
+
+from . import x86_int8
 
 VEC = 16   # fp32 lanes per inner tile (two AVX2 registers)
 ROWS = 6   # rows sharing one weight vector (6 x 2 accumulator vectors + 2 weight vectors + 1 broadcast: 15 of 16 AVX2 registers)
@@ -170,19 +174,25 @@ def _schedule_matmul(sch, block) -> bool:
     sch.parallel(outer)
     acc = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(acc, outer, preserve_unit_loops=True)
-    if not any(_transcendental(sch.get(c)) for c in _consumer_chain(sch, acc)):
-        try:
-            auto_inline_consumer_chain(sch, acc)  # epilogue from registers (bias, requantization)
-        except (AssertionError, s_tir.ScheduleError):  # what is left runs as its own loops
-            pass
-    for c in _consumer_chain(sch, acc):
-        if sch.get(c).name_hint.endswith("_pad"):  # a padded copy not inlined: not in the caller's list
-            _schedule_elementwise(sch, c)
+    _epilogue(sch, acc)
     sch.unroll(ri)
     sch.vectorize(ji)
     sch.decompose_reduction(block, reduce_[0])
     sch.vectorize(sch.get_loops(acc)[-1])
     return True
+
+
+def _epilogue(sch, acc) -> None:
+    """Inline the fused elementwise consumers of a matmul's register tile into its write-back
+    (bias, requantization: computed from registers), unless they are transcendental."""
+    if not any(_transcendental(sch.get(c)) for c in _consumer_chain(sch, acc)):
+        try:
+            auto_inline_consumer_chain(sch, acc)
+        except (AssertionError, s_tir.ScheduleError):  # what is left runs as its own loops
+            pass
+    for c in _consumer_chain(sch, acc):
+        if sch.get(c).name_hint.endswith("_pad"):  # a padded copy not inlined: not in the caller's list
+            _schedule_elementwise(sch, c)
 
 
 def _schedule_row_reduction(sch, block) -> bool:
@@ -241,7 +251,8 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
             if "R" not in kinds:
                 ok = _schedule_elementwise(trial, blk)
             else:
-                ok = _schedule_matmul(trial, blk) or _schedule_row_reduction(trial, blk)
+                ok = (x86_int8.schedule(trial, blk, _epilogue) or _schedule_matmul(trial, blk)
+                      or _schedule_row_reduction(trial, blk))
         except Exception:  # noqa: BLE001 - rule does not apply: leave this block as it is
             continue
         if ok:

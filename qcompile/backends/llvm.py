@@ -1,6 +1,8 @@
 """CPU target through LLVM. Default: this machine's CPU (``llvm_get_system_cpu``), all cores;
 Relax's CPU pipeline (legalize, fuse) plus qcompile's default schedules
 (:mod:`qcompile.backends.cpu_schedule`; TVM itself leaves CPU kernels unscheduled).
+On AVX2, int8 matmuls with constant weights are first packed for ``vpmaddwd``
+(:mod:`qcompile.backends.x86_int8`).
 
 One change to TVM's pipeline: for modules with symbolic shapes (a decoder's past length)
 ``RewriteDataflowReshape`` is left out, because its iterator analysis fails in 0.27 on
@@ -16,6 +18,7 @@ from tvm import relax
 
 from ..errors import QCompileError
 from .common import Artifact
+from . import x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -84,6 +87,8 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     symbolic = has_symbolic_shapes(mod)
     mod = patch_convs_as_matmuls(mod)
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
+    if x86_int8.supported(tgt):
+        mod, info["int8_matmuls_pmaddwd"] = x86_int8.pack_int8_matmuls(mod)
     if tune_trials and tune_db is None:
         raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept)")
     if tune_trials:

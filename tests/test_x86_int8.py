@@ -1,0 +1,124 @@
+"""The packed AVX2 int8 matmul (``vpmaddwd``): weight packing, the Relax rewrite, and the
+tensorized kernel bit-exact against NumPy with the requantization epilogue fused in."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from tvm import relax
+from tvm.relax import op as O
+
+import qcompile as qc
+from qcompile.backends import llvm, x86_int8
+
+MULT, SHIFT = 1234567, 38
+AVX2 = x86_int8.supported(llvm.make_target())
+needs_avx2 = pytest.mark.skipif(not AVX2, reason="this machine has no AVX2")
+
+
+def _module(shape, w, b=None):
+    """``x int8 @ w (const int8) -> int32``, then (with ``b``) bias and dyadic requantization."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            acc = bb.emit(O.matmul(x, relax.const(w), out_dtype="int32"))
+            if b is not None:
+                acc = bb.emit(O.add(acc, relax.const(b)))
+                wide = bb.emit(O.multiply(O.astype(acc, "int64"), relax.const(MULT, "int64")))
+                r = bb.emit(O.right_shift(O.add(wide, relax.const(1 << (SHIFT - 1), "int64")),
+                                          relax.const(SHIFT, "int64")))
+                acc = bb.emit(O.astype(O.clip(r, -128, 127), "int8"))
+            out = bb.emit_output(acc)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _reference(x, w, b=None):
+    acc = x.astype(np.int64) @ w.astype(np.int64)
+    if b is None:
+        return acc.astype(np.int32)
+    return np.clip(((acc + b) * MULT + (1 << (SHIFT - 1))) >> SHIFT, -128, 127).astype(np.int8)
+
+
+def _asm(art) -> str:
+    mod = art.executable.mod
+    return "".join(m.inspect_source("asm") for m in [mod, *mod.imports] if m.kind == "llvm")
+
+
+@given(k=st.integers(1, 40), n=st.integers(1, 40), seed=st.integers(0, 2**16))
+@settings(max_examples=60, deadline=None)
+def test_pack_weight_layout(k, n, seed):
+    w = np.random.default_rng(seed).integers(-128, 128, (k, n), dtype=np.int8)
+    wp = x86_int8.pack_weight(w)
+    assert wp.shape == (-(-n // 16), -(-k // 2), 16, 2)
+    kk, jj = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
+    np.testing.assert_array_equal(wp[jj // 16, kk // 2, jj % 16, kk % 2], w)
+    assert np.count_nonzero(wp) == np.count_nonzero(w)  # the padding is zeros
+
+
+@pytest.mark.parametrize("m,tile,padded", [(1, 1, 1), (4, 4, 4), (6, 6, 6), (7, 6, 12), (12, 6, 12), (128, 6, 132),
+                                            (197, 6, 198), (1024, 6, 1026)])
+def test_row_tile(m, tile, padded):
+    assert x86_int8.row_tile(m) == (tile, padded)
+
+
+@needs_avx2
+@pytest.mark.parametrize("shape,n,epilogue", [
+    ((13, 32), 16, True),          # 13 rows: padded to a whole number of 6-row tiles
+    ((2, 7, 33), 10, True),        # odd K (padded pair), N not a multiple of 16, a batch axis
+    ((1, 197, 64), 48, True),      # DeiT's 197 tokens
+    ((2, 128, 96), 64, False),     # no epilogue: the int32 accumulator is the output
+    ((3, 1, 40), 24, False),       # one row per batch entry
+])
+def test_packed_matmul_bit_exact(shape, n, epilogue):
+    rng = np.random.default_rng(sum(shape) + n)
+    x = rng.integers(-128, 128, shape, dtype=np.int8)
+    w = rng.integers(-128, 128, (shape[-1], n), dtype=np.int8)
+    w[0, :] = -128  # extremes: int16 products and pair sums stay exact
+    x[..., 0] = -128
+    b = rng.integers(-2**20, 2**20, n, dtype=np.int32) if epilogue else None
+    art = qc.build(_module(shape, w, b), "llvm")
+    assert art.info["int8_matmuls_pmaddwd"] == 1
+    np.testing.assert_array_equal(art.run(x)[0], _reference(x, w, b))
+    assert "vpmaddwd" in _asm(art)  # the tensorized kernel, not an unscheduled fallback
+
+
+@needs_avx2
+def test_requantization_is_fused_into_the_write_back():
+    from qcompile.backends.common import legalize_stage
+    from qcompile.backends.cpu_schedule import schedule_func
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, (64, 32), dtype=np.int8)
+    mod, n = x86_int8.pack_int8_matmuls(_module((12, 64), w, rng.integers(-99, 99, 32, dtype=np.int32)))
+    assert n == 1
+    fused = [f for gv, f in legalize_stage(mod, llvm.make_target()).functions.items() if "pmaddwd" in gv.name_hint]
+    assert len(fused) == 1  # matmul, bias and requantization in one kernel
+    text = schedule_func(fused[0]).script()
+    assert "llvm.x86.avx2.pmadd.wd" in text
+    # the epilogue reads the register tile: no int32 accumulator buffer in memory
+    assert 'sblock_alloc_buffer((T.int64(12), T.int64(32)), "int32")' not in text
+
+
+def test_without_avx2_the_matmul_is_left_alone():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (5, 16), dtype=np.int8)
+    w = rng.integers(-128, 128, (16, 8), dtype=np.int8)
+    art = llvm.build(_module((5, 16), w), mcpu="x86-64")  # baseline x86-64: SSE2 only
+    assert "int8_matmuls_pmaddwd" not in art.info
+    np.testing.assert_array_equal(art.run(x)[0], _reference(x, w))
+
+
+def test_only_int8_matmuls_with_constant_weights_are_packed():
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4, 8), "int8"))
+    y = relax.Var("y", relax.TensorType((8, 4), "int8"))
+    f = relax.Var("f", relax.TensorType((4, 8), "float32"))
+    with bb.function("main", [x, y, f]):
+        with bb.dataflow():
+            a = bb.emit(O.matmul(x, y, out_dtype="int32"))                       # two activations
+            c = bb.emit(O.matmul(f, relax.const(np.ones((8, 4), "float32"))))    # float
+            d = bb.emit(O.matmul(x, relax.const(np.ones((8, 4), "int8")), out_dtype="int32"))
+            out = bb.emit_output(relax.Tuple([a, c, d]))
+        bb.emit_func_output(out)
+    _, n = x86_int8.pack_int8_matmuls(bb.get())
+    assert n == 1
