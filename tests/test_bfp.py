@@ -318,7 +318,7 @@ def test_pipeline_and_cli(tmp_path):
 @pytest.mark.asset
 def test_smollm2_ksort_is_exact_and_bfp_packs():
     """SmolLM2: K-sort alone keeps the logits within float round-off and the top-1 token
-    identical on 1024 tokens of Emma; the default bfp pipeline (BFP12 keys, BFP16 values,
+    identical on one 512-token window of Emma; the default bfp pipeline (BFP12 keys, BFP16 values,
     blocks of 32) packs a head's token into 34 + 66 bytes (float16: 256)."""
     from qcompile import assets
     from qcompile.models import corpus, smollm2
@@ -327,17 +327,16 @@ def test_smollm2_ksort_is_exact_and_bfp_packs():
     assets.require("austen")
     _, tok = smollm2.load_hf()
     canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(64)).mod)
-    ids = np.asarray(tok(corpus.text("eval")).input_ids[:1024])[None]
+    ids = np.asarray(tok(corpus.text("eval")).input_ids[:512])[None]
     sorted_ = qc.PassManager([KSort()]).run(canon)
     logits = []
     for m in (canon, sorted_):
         step, out = lm.artifact_step(qc.build(m, "llvm")), []
-        for w in range(0, 1024, 512):
-            past = lm.empty_cache_for(m["main"])
-            for s in range(0, 512, 64):
-                x = ids[:, w + s:w + s + 64]
-                lg, past = step(x, *lm.step_feed(x, s), past)
-                out.append(lg)
+        past = lm.empty_cache_for(m["main"])
+        for s in range(0, 512, 64):
+            x = ids[:, s:s + 64]
+            lg, past = step(x, *lm.step_feed(x, s), past)
+            out.append(lg)
         logits.append(np.concatenate(out, 1))
     ref, got = logits
     assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()

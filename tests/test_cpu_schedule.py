@@ -109,7 +109,7 @@ def test_tuned_build_is_exact_and_database_reused(tmp_path):
             return y
 
     db = tmp_path / "db"
-    tuned = qc.build(Mod, "llvm", tune_db=db, tune_trials=8)
+    tuned = qc.build(Mod, "llvm", tune_db=db, tune_trials=2)
     assert tuned.info["tuning"]["tasks"] == 1 and tuned.info["tuned_kernels"], tuned.info
     reused = qc.build(Mod, "llvm", tune_db=db)
     assert reused.info["tuned_kernels"] == tuned.info["tuned_kernels"] and "tuning" not in reused.info

@@ -50,6 +50,26 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def _import_tensor_intrin():
+    """MetaSchedule's tune contexts import ``tvm.s_tir.tensor_intrin``, which parses every
+    TVMScript intrinsic TVM has; the parser calls ``inspect.stack()`` per function, and reading
+    each frame's source line (with torch loaded: thousands of modules to search) is most of a
+    minute. Import it once with frames but no source lines (``context=0``): the parser only
+    reads a source line to spot functions declared inside ``@I.ir_module`` classes, and TVM's
+    intrinsics are module-level functions."""
+    import inspect
+    import sys
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    stack = inspect.stack
+    inspect.stack = lambda context=1: stack(0)
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.stack = stack
+
+
 def fused(mod, target):
     """The module at the level MetaSchedule extracts tasks from and applies records to."""
     from tvm.relax.backend.cpu_generic import pipeline as P
@@ -72,6 +92,7 @@ def tune(mod, target, db_dir: str | Path, trials: int, progress: bool = True) ->
     db_dir.mkdir(parents=True, exist_ok=True)
     f = fused(mod, target)
     extracted = [t for t in ms.relax_integration.extract_tasks(f, target, params={}) if _hot(t.task_name)]
+    _import_tensor_intrin()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         extracted_tasks=extracted, work_dir=str(db_dir), space="post-order-apply", strategy="evolutionary", seed=0)
     tasks = []

@@ -17,7 +17,7 @@ of ``int-only``), :func:`pack_int8_matmuls` rewrites the Relax call into one ker
   a whole number of row tiles and to even ``K``), so a pair ``A16[m, 2k:2k+2]`` is one
   32-bit word that ``vpbroadcastd`` spreads over the lanes;
 * the block ``C[m, j] += int32(A16[m, r]) * int32(Wp[j/16, r/2, j%16, r%2])`` is
-  tensorized by :data:`INTRIN` (one row, 16 columns, 2 ``k``: two ``vpmaddwd`` + two
+  tensorized by :func:`intrin` (one row, 16 columns, 2 ``k``: two ``vpmaddwd`` + two
   ``vpaddd``) inside a ``ROWS x 16`` register tile: 12 int32 accumulators, one weight
   panel (``K x 16`` bytes, L1-sized) reused by all rows, column panels parallel.
 
@@ -28,6 +28,7 @@ as before, only in another order, and int32 addition is associative).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -45,37 +46,40 @@ LANES = 16                  # columns per panel: two 8 x int32 accumulators
 ROWS = 6                    # rows per register tile: 12 accumulators + 2 weight vectors + broadcast + product
 
 
-@T.prim_func(s_tir=True)
-def _desc(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int8", offset_factor=1),
-          C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:2], B[0:16, 0:2])
-        T.writes(C[0:16])
-        for j in T.serial(0, 16):
-            for k in T.serial(0, 2):
-                with T.sblock("update"):
-                    vj, vk = T.axis.remap("SR", [j, k])
-                    C[vj] = C[vj] + T.cast(A[vk], "int32") * T.cast(B[vj, vk], "int32")
+@functools.cache
+def intrin() -> str:
+    """Register (once, on first use: parsing TVMScript takes seconds) and name the tensor
+    intrinsic: ``C[0:16] += A[0:2] . B[0:16, 0:2]`` as two ``vpmaddwd`` + ``vpaddd``."""
+    @T.prim_func(s_tir=True)
+    def _desc(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int8", offset_factor=1),
+              C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:2], B[0:16, 0:2])
+            T.writes(C[0:16])
+            for j in T.serial(0, 16):
+                for k in T.serial(0, 2):
+                    with T.sblock("update"):
+                        vj, vk = T.axis.remap("SR", [j, k])
+                        C[vj] = C[vj] + T.cast(A[vk], "int32") * T.cast(B[vj, vk], "int32")
 
+    @T.prim_func(s_tir=True)
+    def _impl(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int8", offset_factor=1),
+              C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:2], B[0:16, 0:2])
+            T.writes(C[0:16])
+            # (a[2k], a[2k+1]) as one int32, broadcast: every lane pair multiplies the same two k
+            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "int16x2"), dtype="int32"), 8),
+                              dtype="int16x16")
+            C[T.ramp(T.int32(0), 1, 8)] += T.call_llvm_pure_intrin(
+                "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), a,
+                T.cast(B.vload([0, 0], "int8x16"), "int16x16"))
+            C[T.ramp(T.int32(8), 1, 8)] += T.call_llvm_pure_intrin(
+                "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), a,
+                T.cast(B.vload([8, 0], "int8x16"), "int16x16"))
 
-@T.prim_func(s_tir=True)
-def _impl(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int8", offset_factor=1),
-          C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:2], B[0:16, 0:2])
-        T.writes(C[0:16])
-        # (a[2k], a[2k+1]) as one int32, broadcast: every lane pair multiplies the same two k
-        a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "int16x2"), dtype="int32"), 8),
-                          dtype="int16x16")
-        C[T.ramp(T.int32(0), 1, 8)] += T.call_llvm_pure_intrin(
-            "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), a,
-            T.cast(B.vload([0, 0], "int8x16"), "int16x16"))
-        C[T.ramp(T.int32(8), 1, 8)] += T.call_llvm_pure_intrin(
-            "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), a,
-            T.cast(B.vload([8, 0], "int8x16"), "int16x16"))
-
-
-TensorIntrin.register(INTRIN, _desc, _impl, override=True)
+    TensorIntrin.register(INTRIN, _desc, _impl, override=True)
+    return INTRIN
 
 
 def supported(target) -> bool:
@@ -202,6 +206,6 @@ def schedule(sch, block, epilogue) -> bool:
     epilogue(sch, acc)
     sch.decompose_reduction(block, ko)
     sch.unroll(ii)
-    sch.tensorize(ji, INTRIN)
+    sch.tensorize(ji, intrin())
     sch.vectorize(sch.get_loops(acc)[-1])
     return True
