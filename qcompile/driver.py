@@ -11,6 +11,7 @@ from pathlib import Path
 import tvm
 
 from . import report as rep_mod
+from .backends import tune as tuning_options
 from .build import build
 from .calibration import Calibration, read_npz
 from .errors import QCompileError
@@ -29,10 +30,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         raise QCompileError(f"output path {out} exists and is not a folder")
     if (tune or tune_db) and target != "llvm":
         raise QCompileError("--tune/--tune-db apply to --target llvm only")
-    if tune and not tune_db:
-        raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept, for later builds)")
-    if tune_db and not tune and not (Path(tune_db) / "database_workload.json").exists():
-        raise QCompileError(f"no tuning database in {tune_db}", hint="create one with --tune N --tune-db DIR")
+    tuning_options.check_options(tune, tune_db)
     passes = pipeline(pipeline_spec)  # validate everything cheap before any work
     set_int_io(passes, target, int_io)
     calib = Calibration(calib_data, batch=batch, progress=progress, window=calib_window) if calib_data else None

@@ -16,7 +16,6 @@ import os
 import tvm
 from tvm import relax
 
-from ..errors import QCompileError
 from .common import Artifact
 from . import x86_int8
 from .cpu_schedule import default_cpu_schedule
@@ -36,24 +35,16 @@ def patch_convs_as_matmuls(mod):
     """Patch-embedding convolutions (stride = kernel, no padding) become a reshape and a
     matmul: the default schedules tile matmuls, not convolutions (an unscheduled DeiT-S
     patch embedding took a quarter of the model's time). Exact up to float summation order."""
+    from ..ir import op_histogram
     from ..passes.int_only import patchify
 
+    if "nn.conv2d" not in op_histogram(mod):
+        return mod
     mod = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
-    changed = False
     for gv, f in list(mod.functions.items()):
-        if isinstance(f, relax.Function) and _has_conv2d(f):
-            mod[gv] = patchify(f)
-            changed = True
-    return relax.transform.Normalize()(mod) if changed else mod
-
-
-def _has_conv2d(func) -> bool:
-    import tvm_ffi
-
-    found = []
-    tvm_ffi.structural_walk(func, lambda o: found.append(o) if isinstance(o, relax.Call) and getattr(
-        o.op, "name", "") == "relax.nn.conv2d" else None)
-    return bool(found)
+        if isinstance(f, relax.Function) and not (f.attrs or {}).get("Composite"):
+            mod[gv] = patchify(f)  # unchanged where no convolution matches
+    return relax.transform.Normalize()(mod)
 
 
 def pipeline(target, symbolic: bool, db=None):
@@ -89,8 +80,7 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
     if x86_int8.supported(tgt):
         mod, info["int8_matmuls_pmaddwd"] = x86_int8.pack_int8_matmuls(mod)
-    if tune_trials and tune_db is None:
-        raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept)")
+    tune.check_options(tune_trials, tune_db)
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)
     db = tune.database(tune_db) if tune_db is not None else None

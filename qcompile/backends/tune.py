@@ -53,8 +53,8 @@ def _importable(name: str) -> bool:
 def _import_tensor_intrin():
     """MetaSchedule's tune contexts import ``tvm.s_tir.tensor_intrin``, which parses every
     TVMScript intrinsic TVM has; the parser calls ``inspect.stack()`` per function, and reading
-    each frame's source line (with torch loaded: thousands of modules to search) is most of a
-    minute. Import it once with frames but no source lines (``context=0``): the parser only
+    each frame's source line (with torch loaded: thousands of modules to search) dominates
+    the time. Import it once with frames but no source lines (``context=0``): the parser only
     reads a source line to spot functions declared inside ``@I.ir_module`` classes, and TVM's
     intrinsics are module-level functions."""
     import inspect
@@ -117,12 +117,19 @@ def tune(mod, target, db_dir: str | Path, trials: int, progress: bool = True) ->
             "database": str(db_dir)}
 
 
+def check_options(trials: int, db_dir) -> None:
+    """Refuse ``--tune``/``--tune-db`` combinations that cannot work, before any work is done:
+    tuning without a database folder, or reusing a folder that holds no database."""
+    if trials and not db_dir:
+        raise QCompileError("--tune needs --tune-db DIR (where the tuning records are kept, for later builds)")
+    if db_dir and not trials and not (Path(db_dir) / "database_workload.json").exists():
+        raise QCompileError(f"no tuning database in {db_dir}", hint="create one with --tune N --tune-db DIR")
+
+
 def database(db_dir: str | Path):
     from tvm.s_tir import meta_schedule as ms
 
-    db_dir = Path(db_dir)
-    if not (db_dir / "database_workload.json").exists():
-        raise QCompileError(f"no tuning database in {db_dir}", hint="create one with --tune N --tune-db DIR")
+    check_options(0, db_dir)
     return ms.database.JSONDatabase(work_dir=str(db_dir))
 
 
