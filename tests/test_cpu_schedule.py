@@ -148,3 +148,29 @@ def test_patch_conv_becomes_a_matmul_with_the_same_result():
     patches = x.reshape(2, 3, 3, 4, 4, 4).transpose(0, 2, 4, 1, 3, 5).reshape(2, 12, 48)
     want = (patches @ w.reshape(8, 48).T).reshape(2, 3, 4, 8).transpose(0, 3, 1, 2) + bias
     np.testing.assert_allclose(qc.build(module(4), "llvm").run(x)[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_elementwise_chain_is_inlined_into_one_loop_nest():
+    """A fused requantization chain runs as one vectorized loop nest (no intermediate
+    buffers), and the build stays bit-exact."""
+    from tvm.relax import op as O
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((8, 64), "int32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            w = bb.emit(O.multiply(bb.emit(O.astype(x, "int64")), relax.const(np.arange(1, 65) * 3000001, "int64")))
+            w = bb.emit(O.right_shift(bb.emit(O.add(w, relax.const(1 << 31, "int64"))), relax.const(32, "int64")))
+            out = bb.emit_output(bb.emit(O.astype(bb.emit(O.clip(w, -127, 127)), "int8")))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    leg = legalize_stage(mod, make_target())
+    (func,) = [f for f in leg.functions.values() if isinstance(f, tirx.PrimFunc)]
+    before, after = func.script(), cpu_schedule.schedule_func(func).script()  # counts include the root
+    assert before.count("with T.sblock(") == 7 and "sblock_alloc_buffer" in before
+    assert after.count("with T.sblock(") == 2 and "sblock_alloc_buffer" not in after
+    after = cpu_schedule.schedule_func(func)
+    assert {PARALLEL, VECTORIZED} <= _loop_kinds(after)
+    xv = np.random.default_rng(0).integers(-2 ** 31, 2 ** 31, (8, 64), dtype=np.int64).astype(np.int32)
+    want = np.clip(((xv.astype(np.int64) * (np.arange(1, 65) * 3000001)) + (1 << 31)) >> 32, -127, 127)
+    np.testing.assert_array_equal(qc.build(mod, "llvm").run_raw(xv)[0], want.astype(np.int8))

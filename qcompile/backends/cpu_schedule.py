@@ -231,6 +231,22 @@ def _touches_bool(stmt) -> bool:
 
 
 
+def _inline_spatial_chain(sch, names):
+    """A fused function of spatial blocks only (a requantization chain, a table lookup and
+    its requantization, a transpose and a cast): every block but the last is inlined, so
+    the chain runs as one loop nest from registers instead of one pass over memory per op.
+    Returns the new schedule, or ``None`` where this does not apply."""
+    if len(names) < 2 or any(k != "S" for n in names for k in _iter_kinds(sch, sch.get_sblock(n))):
+        return None
+    trial = sch.copy()
+    try:
+        for n in names[:-1]:
+            trial.compute_inline(trial.get_sblock(n))
+    except (AssertionError, s_tir.ScheduleError):
+        return None
+    return trial
+
+
 def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
     base = func.with_attr("global_symbol", "f") if "global_symbol" not in (func.attrs or {}) else func
     sch = s_tir.Schedule(tvm.IRModule({"main": base}))
@@ -239,6 +255,9 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
         names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
     except Exception:  # noqa: BLE001 - no root block (already lowered): leave it
         return func
+    inlined = _inline_spatial_chain(sch, names)
+    if inlined is not None:
+        sch, names, done = inlined, names[-1:], True
     for name in names:
         try:
             block = sch.get_sblock(name)

@@ -17,7 +17,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import x86_int8
+from . import lut, x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -78,6 +78,7 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     symbolic = has_symbolic_shapes(mod)
     mod = patch_convs_as_matmuls(mod)
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
+    mod, info["int8_luts"] = lut.tabulate(mod)
     if x86_int8.supported(tgt):
         mod, info["int8_matmuls_pmaddwd"] = x86_int8.pack_int8_matmuls(mod)
     tune.check_options(tune_trials, tune_db)
