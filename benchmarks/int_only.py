@@ -15,16 +15,21 @@ Accuracy (post-training; calibration data disjoint from evaluation data):
   sentence embeddings (mean pooling, L2 norm) and the Spearman correlation of all pairwise
   similarities.
 
-Speed (median of ``--runs`` after 3 warm-up runs, same inputs, this machine's cores for
-every engine): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
+Speed (median of ``--runs`` after 3 warm-up runs, same real inputs, this machine's cores
+for every engine): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
 onnxruntime int8 (``quantize_static``, QDQ, per-channel weights, calibrated on the same
-data), at batch 1 and 8.
+data), at batch 1 and 8. Each model is exported at a fixed batch for this (static shapes:
+the llvm build's packed int8 kernel needs them), and each engine is timed in its own
+process, so no runtime's thread pool competes with another's (in one process,
+onnxruntime's spinning threads slowed the TVM artifacts measured after them by up to 2.5x).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +76,45 @@ def median_ms(fn, runs: int) -> float:
     return round(common.median_ms(fn, runs, warmup=3), 3)
 
 
+ENGINES = ("tvm_int_only", "tvm_float32", "ort_float32", "ort_int8_qdq")
+
+
+def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, d: Path) -> dict:
+    """Build the four engines for ``src`` (exported at batch ``b``) into ``d`` and time each
+    in its own process on ``feed``."""
+    d.mkdir(parents=True, exist_ok=True)
+    cal = {k: v[: (len(v) // b) * b] for k, v in cal.items()}
+    ai, _, _, _ = compile_(src, "int-only", cal, batch=b)
+    ai.executable.export_library(str(d / "tvm_int_only.so"))
+    af, _, _, _ = compile_(src, "none")
+    af.executable.export_library(str(d / "tvm_float32.so"))
+    ort_int8(src, cal, b, d / "ort_int8_qdq.onnx")
+    np.savez(d / "inputs.npz", **feed)
+    env = {**os.environ, "TVM_NUM_THREADS": str(THREADS), "OMP_NUM_THREADS": str(THREADS)}
+    row = {}
+    for e in ENGINES:
+        cmd = [sys.executable, __file__, "--time", e, str(d), str(src), "--runs", str(runs)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if p.returncode:
+            raise SystemExit(f"int_only: timing {e} failed: {p.stderr.strip()[-500:]}")
+        row[e] = json.loads(p.stdout.strip().splitlines()[-1])["ms"]
+    return row
+
+
+def time_engine(engine: str, d: Path, src: str, runs: int) -> float:
+    """One engine's median time (the ``--time`` worker process)."""
+    feed = dict(np.load(d / "inputs.npz"))
+    if engine.startswith("tvm"):
+        import tvm
+        from tvm import relax
+
+        vm = relax.VirtualMachine(tvm.runtime.load_module(str(d / f"{engine}.so")), tvm.cpu())
+        args = [tvm.runtime.tensor(v) for v in feed.values()]
+        return median_ms(lambda: vm["main"](*args), runs)
+    sess = ort_session(src if engine == "ort_float32" else d / f"{engine}.onnx")
+    return median_ms(lambda: sess.run(None, feed), runs)
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
@@ -101,20 +145,19 @@ def vit(samples: int, runs: int, speed: bool) -> dict:
            "goal_drop_le_0.5": bool(acc_f - acc_i <= 0.005)}
     log(f"ViT: top-1 int {acc_i:.4f} float {acc_f:.4f}")
     if speed:
-        f32, _, _, _ = compile_(DEFAULT_MODEL, "none")
+        from benchmarks.speed import onnx_path
+
         with tempfile.TemporaryDirectory() as d:
             q8 = ort_int8(DEFAULT_MODEL, {"pixels": calib["pixels"]}, 32, Path(d) / "vit_int8.onnx")
-            res["speed_ms"] = {}
-            for b in (1, 8):
-                xb = x[:b]
-                row = {"tvm_int_only": median_ms(lambda: art.run(xb), runs),
-                       "tvm_float32": median_ms(lambda: f32.run(xb), runs),
-                       "ort_float32": median_ms(lambda: sess.run(None, {"pixels": xb}), runs),
-                       "ort_int8_qdq": median_ms(lambda: q8.run(None, {"pixels": xb}), runs)}
-                res["speed_ms"][f"batch{b}"] = row
-                log(f"ViT batch {b}: {row}")
             qacc = np.concatenate([q8.run(None, {"pixels": x[i:i + bs]})[0] for i in range(0, len(x), bs)])
             res["ort_int8_qdq_top1"] = float((qacc.argmax(1) == y).mean())
+            res["speed_ms"] = {}
+            for b in (1, 8):
+                log(f"ViT batch {b}: building and timing")
+                row = speed_row(onnx_path("vit", b), {"pixels": calib["pixels"]}, {"pixels": x[:b]}, b, runs,
+                                Path(d) / f"b{b}")
+                res["speed_ms"][f"batch{b}"] = row
+                log(f"ViT batch {b}: {row}")
     return res
 
 
@@ -145,29 +188,16 @@ def minilm_(n_sent: int, n_calib: int, runs: int, speed: bool) -> dict:
            "goal_mean_cosine_ge_0.99": bool(cos.mean() >= 0.99), "goal_spearman_ge_0.98": bool(rho >= 0.98)}
     log(f"MiniLM: mean cosine {cos.mean():.5f}, spearman {rho:.5f}")
     if speed:
-        res["speed_ms"] = {}
         with tempfile.TemporaryDirectory() as d:
+            q8 = ort_int8(path, cal, 1, Path(d) / "minilm_int8.onnx")
+            qe = np.concatenate([minilm.embed(q8.run(None, {k: v[i:i + 1] for k, v in ev.items()})[0],
+                                              ev["attention_mask"][i:i + 1]) for i in range(n_sent)])
+            res["ort_int8_qdq_mean_cosine"] = float((qe * E_f).sum(1).mean())
+            res["speed_ms"] = {}
             for b in (1, 8):
-                pb = minilm.export_onnx(batch=b)
-                if b == 1:
-                    ai = art
-                else:
-                    log(f"MiniLM: compiling int-only (batch {b})")
-                    cb = {k: v[: (len(v) // b) * b] for k, v in cal.items()}
-                    ai, _, _, _ = compile_(pb, "int-only", cb, batch=b)
-                af, _, _, _ = compile_(pb, "none")
-                sb = ort_session(pb)
-                q8 = ort_int8(pb, cal, b, Path(d) / f"minilm_b{b}_int8.onnx")
-                feed = {k: v[:b] for k, v in ev.items()}
-                args = [feed["input_ids"], feed["attention_mask"]]
-                row = {"tvm_int_only": median_ms(lambda: ai.run(*args), runs),
-                       "tvm_float32": median_ms(lambda: af.run(*args), runs),
-                       "ort_float32": median_ms(lambda: sb.run(None, feed), runs),
-                       "ort_int8_qdq": median_ms(lambda: q8.run(None, feed), runs)}
-                if b == 1:
-                    qe = np.concatenate([minilm.embed(q8.run(None, {k: v[i:i + 1] for k, v in ev.items()})[0],
-                                                      ev["attention_mask"][i:i + 1]) for i in range(n_sent)])
-                    res["ort_int8_qdq_mean_cosine"] = float((qe * E_f).sum(1).mean())
+                log(f"MiniLM batch {b}: building and timing")
+                feed = {k: ev[k][:b] for k in ("input_ids", "attention_mask")}
+                row = speed_row(minilm.export_onnx(batch=b), cal, feed, b, runs, Path(d) / f"b{b}")
                 res["speed_ms"][f"batch{b}"] = row
                 log(f"MiniLM batch {b}: {row}")
     return res
@@ -207,7 +237,12 @@ def main():
     ap.add_argument("--calib-sentences", type=int, default=64)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--time", nargs=3, metavar=("ENGINE", "DIR", "SRC"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.time:
+        e, d, src = a.time
+        print(json.dumps({"ms": time_engine(e, Path(d), src, a.runs)}))
+        return
     t0 = time.perf_counter()
     res = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": THREADS},
            "command": "python benchmarks/int_only.py " + " ".join(sys.argv[1:]),

@@ -15,7 +15,10 @@ matmul rule. Per block:
   (:mod:`qcompile.backends.x86_int8`);
 * **row reduction** (softmax max/sum, LayerNorm statistics, Shiftmax row sums): rows in
   parallel;
-* **elementwise**: outer loops fused and parallel, the innermost loop vectorized.
+* **elementwise**: outer loops fused and parallel, the innermost loop vectorized. A fused
+  function made only of spatial blocks (a requantization chain, a table lookup and its
+  requantization, a transpose and a cast) first has every block but the last inlined, so it
+  is one loop nest instead of one pass over memory per op.
 
 Schedules only reorder, tile and annotate loops; integer results are unchanged (tests
 check bit-exactness on scheduled builds). A PrimFunc the rules cannot handle is left as it

@@ -1,0 +1,101 @@
+"""Where the time of a qcompile artifact goes: time per kernel, grouped by kind, for the
+artifacts ``benchmarks/speed.py`` built (run that first; it caches them).
+
+    python benchmarks/kernels.py [--models minilm_b1,minilm_b8] [--runs 10] [--threads 2]
+                                 [--out benchmarks/results/kernels.json]
+
+Each kernel call of the Relax VM is timed through the VM's instrument hook (wall clock
+around the call, so the figures include a few microseconds of hook overhead per kernel;
+their sum is a little above the un-instrumented time ``speed.py`` reports). Kernels are
+grouped by the names FuseOps gives them: the packed int8 matmuls (``pmaddwd``), other
+matmuls (attention ``Q·Kᵀ`` and ``P·V``, fp32 matmuls), softmax / Shiftmax, LayerNorm,
+int8 lookup tables (``lut``), and the rest (requantizations, transposes, residual adds).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "speed"
+
+
+def kind(name: str) -> str:
+    if "pmaddwd" in name:
+        return "int8 matmul (packed, vpmaddwd)"
+    if "matmul" in name:
+        return "other matmul"
+    if "shiftmax" in name or "softmax" in name:
+        return "softmax"
+    if "layernorm" in name or "layer_norm" in name:
+        return "layernorm"
+    if "lut" in name:
+        return "int8 lookup table"
+    return "other"
+
+
+def profile(lib_path: Path, inputs: Path, runs: int) -> dict:
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), tvm.cpu())
+    args = [tvm.runtime.tensor(v) for v in dict(np.load(inputs)).values()]
+    for _ in range(3):
+        vm["main"](*args)
+    total, start = collections.Counter(), {}
+
+    def instrument(func, name, before_run, ret, *a):
+        if before_run:
+            start[name] = time.perf_counter()
+        else:
+            total[name] += time.perf_counter() - start.pop(name)
+        return 0
+
+    vm.set_instrument(instrument)
+    for _ in range(runs):
+        vm["main"](*args)
+    per_kernel = {k: v / runs * 1e3 for k, v in total.items() if not k.startswith("vm.builtin")}
+    by_kind = collections.Counter()
+    for k, v in per_kernel.items():
+        by_kind[kind(k)] += v
+    ms = sum(by_kind.values())
+    return {"ms_instrumented": round(ms, 3),
+            "by_kind_ms": {k: round(v, 3) for k, v in by_kind.most_common()},
+            "by_kind_fraction": {k: round(v / ms, 3) for k, v in by_kind.most_common()},
+            "top_kernels_ms": {k: round(v, 3) for k, v in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:10]}}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="minilm_b1,minilm_b8,deit_s_b1")
+    ap.add_argument("--specs", default="int-only,none")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/kernels.json"))
+    a = ap.parse_args()
+    os.environ["TVM_NUM_THREADS"] = str(a.threads)  # read when the runtime's thread pool starts
+    res = {"command": "python benchmarks/kernels.py " + " ".join(sys.argv[1:]), "threads": a.threads,
+           "runs": a.runs, "models": {}}
+    for key in a.models.split(","):
+        for spec in a.specs.split(","):
+            lib = WORK / key / f"{spec}.so"
+            if not lib.exists():
+                sys.exit(f"kernels: {lib} is missing; run python benchmarks/speed.py first")
+            r = profile(lib, WORK / key / "inputs.npz", a.runs)
+            res["models"].setdefault(key, {})[spec] = r
+            print(f"[kernels] {key} {spec}: {r['ms_instrumented']} ms; "
+                  + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["by_kind_fraction"].items()), flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
