@@ -10,6 +10,11 @@ their sum is a little above the un-instrumented time ``speed.py`` reports). Kern
 grouped by the names FuseOps gives them: the packed int8 matmuls (``pmaddwd``), other
 matmuls (attention ``Q·Kᵀ`` and ``P·V``, fp32 matmuls), softmax / Shiftmax, LayerNorm,
 int8 lookup tables (``lut``), and the rest (requantizations, transposes, residual adds).
+
+For the int-only artifacts it also gives the rate of the packed int8 matmuls: the
+multiply-adds of the model's constant-weight matmuls (counted on its canonical graph) over
+their time, against the exact ``vpmaddwd`` peak ``speed.py`` measured (``peak`` in
+``speed.json``).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "speed"
 
 
@@ -83,12 +89,24 @@ def main():
     os.environ["TVM_NUM_THREADS"] = str(a.threads)  # read when the runtime's thread pool starts
     res = {"command": "python benchmarks/kernels.py " + " ".join(sys.argv[1:]), "threads": a.threads,
            "runs": a.runs, "models": {}}
+    speed_json = ROOT / "benchmarks/results/speed.json"
+    peak = json.loads(speed_json.read_text())["peak"].get("int8_mac_pmaddwd_per_s") if speed_json.exists() else None
     for key in a.models.split(","):
         for spec in a.specs.split(","):
             lib = WORK / key / f"{spec}.so"
             if not lib.exists():
                 sys.exit(f"kernels: {lib} is missing; run python benchmarks/speed.py first")
             r = profile(lib, WORK / key / "inputs.npz", a.runs)
+            packed_ms = r["by_kind_ms"].get("int8 matmul (packed, vpmaddwd)")
+            if packed_ms:
+                import qcompile as qc
+                from benchmarks.speed import macs
+
+                info = json.loads((WORK / key / "info.json").read_text())
+                n = macs(qc.canonicalize(qc.load(info["onnx"]).mod), constant_weights_only=True)
+                r["packed_matmuls"] = {"macs": n, "gmac_per_s": round(n / packed_ms / 1e6, 1)}
+                if peak:
+                    r["packed_matmuls"]["fraction_of_pmaddwd_peak"] = round(n / (packed_ms / 1e3) / peak, 3)
             res["models"].setdefault(key, {})[spec] = r
             print(f"[kernels] {key} {spec}: {r['ms_instrumented']} ms; "
                   + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["by_kind_fraction"].items()), flush=True)

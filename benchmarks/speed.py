@@ -119,8 +119,11 @@ def onnx_path(name, b) -> Path:
     return path
 
 
-def macs(mod) -> int:
-    """Multiply-accumulates of the matmuls and convolutions in ``main`` (static shapes)."""
+def macs(mod, constant_weights_only: bool = False) -> int:
+    """Multiply-accumulates of the matmuls and convolutions in ``main`` (static shapes);
+    ``constant_weights_only``: those with a constant weight (the linear layers and the patch
+    embedding; not the attention products of two activations)."""
+    import tvm
     from tvm import relax
 
     total = 0
@@ -128,6 +131,8 @@ def macs(mod) -> int:
         for bd in block.bindings:
             v = bd.value
             if not isinstance(v, relax.Call) or not hasattr(v.op, "name"):
+                continue
+            if constant_weights_only and not (len(v.args) > 1 and isinstance(v.args[1], tvm.ir.GenericConst)):
                 continue
             out = [int(s) for s in bd.var.ty.shape]
             if v.op.name == "relax.matmul":
