@@ -122,3 +122,41 @@ def test_only_int8_matmuls_with_constant_weights_are_packed():
         bb.emit_func_output(out)
     _, n = x86_int8.pack_int8_matmuls(bb.get())
     assert n == 1
+
+
+def _f32_module(shape, w, gelu):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(O.matmul(x, relax.const(w)))
+            if gelu:
+                y = bb.emit(O.nn.gelu(O.add(y, relax.const(np.linspace(-1, 1, w.shape[1]).astype("float32")))))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@needs_avx2
+@pytest.mark.parametrize("shape,n,gelu", [
+    ((13, 32), 16, True),          # rows padded to whole 6-row tiles, a fused bias + GELU epilogue
+    ((2, 7, 33), 10, False),       # odd K, N not a multiple of 16, a batch axis
+    ((1, 197, 64), 48, True),      # DeiT's 197 tokens
+])
+def test_packed_f32_matmul_same_as_unpacked(shape, n, gelu, monkeypatch):
+    """float32 takes the packed layout too: the summation order over k is the one the
+    unpacked schedule uses, so the results are identical, not only close."""
+    rng = np.random.default_rng(sum(shape) + n)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((shape[-1], n)).astype(np.float32)
+    mod = _f32_module(shape, w, gelu)
+    art = qc.build(mod, "llvm")
+    assert art.info["f32_matmuls_packed"] == 1
+    assert "vfmadd" in _asm(art)  # scheduled and vectorized, not an unscheduled fallback
+    got = art.run(x)[0]
+    monkeypatch.setattr(x86_int8, "pack_f32_matmuls", lambda m: (m, 0))
+    plain = qc.build(mod, "llvm")
+    assert plain.info["f32_matmuls_packed"] == 0
+    np.testing.assert_array_equal(got, plain.run(x)[0])
+    if not gelu:
+        np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)

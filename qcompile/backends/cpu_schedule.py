@@ -11,8 +11,8 @@ matmul rule. Per block:
   add, dyadic requantization, ShiftGELU) is computed from the registers on write-back,
   except transcendental ones (erf/exp), which vectorize better as their own loop. The row
   tile divides one head's rows (see ``_schedule_matmul``). int8 matmuls with a constant
-  weight are packed for ``vpmaddwd`` before fusion and tensorized here
-  (:mod:`qcompile.backends.x86_int8`);
+  weight are packed for ``vpmaddwd`` before fusion and tensorized here, float32 ones packed
+  the same way and vectorized (:mod:`qcompile.backends.x86_int8`);
 * **row reduction** (softmax max/sum, LayerNorm statistics, Shiftmax row sums): rows in
   parallel;
 * **elementwise**: outer loops fused and parallel, the innermost loop vectorized. A fused

@@ -17,7 +17,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import lut, x86_int8
+from . import fast_math, lut, x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -79,8 +79,10 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     mod = patch_convs_as_matmuls(mod)
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
     mod, info["int8_luts"] = lut.tabulate(mod)
+    mod, info["fast_gelu"] = fast_math.fast_gelu(mod)
     if x86_int8.supported(tgt):
         mod, info["int8_matmuls_pmaddwd"] = x86_int8.pack_int8_matmuls(mod)
+        mod, info["f32_matmuls_packed"] = x86_int8.pack_f32_matmuls(mod)
     tune.check_options(tune_trials, tune_db)
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)

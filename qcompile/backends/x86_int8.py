@@ -1,4 +1,5 @@
-"""int8 x int8 -> int32 matmuls on AVX2 through ``vpmaddwd``, exact.
+"""Matmuls with a constant weight packed at compile time for AVX2: int8 x int8 -> int32
+through ``vpmaddwd`` (exact), and float32 in the same layout.
 
 LLVM vectorizes TVM's ``int32(a) * int32(b)`` accumulation as 8-lane 32-bit multiplies
 (``vpmulld``: 8 products per instruction, and slow), so int8 matmuls ran slower than fp32
@@ -21,6 +22,14 @@ of ``int-only``), :func:`pack_int8_matmuls` rewrites the Relax call into one ker
   ``vpaddd``) inside a ``ROWS x 16`` register tile: 12 int32 accumulators, one weight
   panel (``K x 16`` bytes, L1-sized) reused by all rows, column panels parallel.
 
+**float32** matmuls with a constant weight (``none``) take the same path without the
+intrinsic: ``W`` packed at compile time into ``Wp[N/16, K, 16, 1]`` so that a weight panel
+is one contiguous stream (unpacked, each ``k`` of a 16-column panel is a separate cache line
+``N`` floats from the last, and a K=1536 panel spans 2.3 MB of pages), the rows copied into
+a padded ``[M, K]``, and the block ``C[m, j] += A[m, k] * Wp[j/16, k, j%16, 0]`` vectorized
+over the 16 columns by LLVM (two FMAs per broadcast row value) in the same ``ROWS x 16``
+tile. The summation order over ``k`` is unchanged.
+
 The rewrite is llvm-only (the graph that passes print and the NumPy reference interprets is
 unchanged), applies only where the target has AVX2, and keeps results bit-exact (int16
 products of int8 values and their pair sums are exact; the int32 accumulation is the same
@@ -41,6 +50,7 @@ from ..ir import const_value, shape_of
 from ..rewrite import rebuild_main
 
 BLOCK = "qmatmul_pmaddwd"   # the tensorized block's name (the schedule finds it by this name)
+BLOCK_F32 = "matmul_packed_f32"
 INTRIN = "qcompile_pmaddwd_1x16x2"
 LANES = 16                  # columns per panel: two 8 x int32 accumulators
 ROWS = 6                    # rows per register tile: 12 accumulators + 2 weight vectors + broadcast + product
@@ -104,23 +114,31 @@ def row_tile(m: int) -> tuple[int, int]:
     return ROWS, _round_up(m, ROWS)
 
 
+def _pair(dtype) -> int:
+    """``k`` values per weight word: two int8 for ``vpmaddwd``, one float32."""
+    return 2 if str(dtype) == "int8" else 1
+
+
 def pack_weight(w: np.ndarray) -> np.ndarray:
-    """``W [K, N]`` int8 -> ``Wp [ceil(N/16), ceil(K/2), 16, 2]`` int8, zero-padded:
-    ``Wp[j // 16, k // 2, j % 16, k % 2] = W[k, j]``."""
+    """``W [K, N]`` -> ``Wp [ceil(N/16), ceil(K/p), 16, p]``, zero-padded, ``p`` 2 for int8
+    and 1 for float32: ``Wp[j // 16, k // p, j % 16, k % p] = W[k, j]``."""
     k, n = w.shape
-    kp, np_ = _round_up(k, 2), _round_up(n, LANES)
-    full = np.zeros((kp, np_), np.int8)
+    p = _pair(w.dtype)
+    kp, np_ = _round_up(k, p), _round_up(n, LANES)
+    full = np.zeros((kp, np_), w.dtype)
     full[:k, :n] = w
-    return np.ascontiguousarray(full.reshape(kp // 2, 2, np_ // LANES, LANES).transpose(2, 0, 3, 1))
+    return np.ascontiguousarray(full.reshape(kp // p, p, np_ // LANES, LANES).transpose(2, 0, 3, 1))
 
 
 def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int):
-    """``x [..., K] int8 @ W [K, N]`` with ``W`` packed by :func:`pack_weight`: the three
-    stages described in the module docstring."""
+    """``x [..., K] @ W [K, N]`` with ``W`` packed by :func:`pack_weight`: the three stages
+    described in the module docstring (int8 -> int32, or float32)."""
     lead = [int(d) for d in x.shape[:-1]]
     m = math.prod(lead)
     _, mp = row_tile(m)
-    kp, np_ = int(wp.shape[1]) * 2, int(wp.shape[0]) * LANES
+    p = _pair(wp.dtype)
+    kp, np_ = int(wp.shape[1]) * p, int(wp.shape[0]) * LANES
+    wide, acc = ("int16", "int32") if p == 2 else ("float32", "float32")
 
     def unravel(i):
         idx = []
@@ -131,13 +149,14 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int):
 
     def a16(i, r):
         inside = tvm.tirx.all(i < m, r < k) if (mp != m or kp != k) else None
-        v = x[(*unravel(tvm.tirx.min(i, m - 1)), tvm.tirx.min(r, k - 1))].astype("int16")
-        return v if inside is None else tvm.tirx.if_then_else(inside, v, tvm.tirx.const(0, "int16"))
+        v = x[(*unravel(tvm.tirx.min(i, m - 1)), tvm.tirx.min(r, k - 1))].astype(wide)
+        return v if inside is None else tvm.tirx.if_then_else(inside, v, tvm.tirx.const(0, wide))
 
-    a = te.compute((mp, kp), a16, name="qmatmul_a16")
+    a = te.compute((mp, kp), a16, name="qmatmul_a16" if p == 2 else "matmul_rows")
     r = te.reduce_axis((0, kp), "r")
     c = te.compute((mp, np_), lambda i, j: te.sum(
-        a[i, r].astype("int32") * wp[j // LANES, r // 2, j % LANES, r % 2].astype("int32"), axis=r), name=BLOCK)
+        a[i, r].astype(acc) * wp[j // LANES, r // p, j % LANES, r % p].astype(acc), axis=r),
+        name=BLOCK if p == 2 else BLOCK_F32)
 
     def out(*idx):
         row = 0
@@ -145,67 +164,90 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int):
             row = row * d + v
         return c[row, idx[-1]]
 
-    return te.compute((*lead, n), out, name="qmatmul_out")
+    return te.compute((*lead, n), out, name="qmatmul_out" if p == 2 else "matmul_out")
 
 
-def _candidate(value):
-    """(x, W) if ``value`` is ``matmul(x int8 [..., K] static, W int8 const [K, N]) -> int32``."""
+def _candidate(value, dtype: str = "int8"):
+    """(x, W) if ``value`` is ``matmul(x [..., K] static, W const [K, N])`` in ``dtype``:
+    int8 -> int32, or float32."""
     if not (isinstance(value, relax.Call) and getattr(value.op, "name", "") == "relax.matmul"):
         return None
-    if str(value.attrs.out_dtype) != "int32":
+    out = str(value.attrs.out_dtype)
+    if (dtype == "int8" and out != "int32") or (dtype == "float32" and out not in ("None", "void", "", "float32")):
         return None
     x, w = value.args
-    wv = const_value(w)
     shape = shape_of(x)
-    if wv is None or wv.dtype != np.int8 or wv.ndim != 2 or shape is None or str(x.ty.dtype) != "int8":
+    if shape is None or str(x.ty.dtype) != dtype or not isinstance(w, tvm.ir.GenericConst):
         return None
-    if len(shape) < 2 or not all(isinstance(d, int) for d in shape) or shape[-1] != wv.shape[0]:
+    if len(shape) < 2 or not all(isinstance(d, int) for d in shape):
+        return None
+    wv = const_value(w)
+    if wv is None or wv.dtype != np.dtype(dtype) or wv.ndim != 2 or shape[-1] != wv.shape[0]:
         return None
     return x, wv
 
 
-def pack_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
-    """Rewrite every int8 matmul with a constant weight in ``main`` into the packed kernel;
-    returns the module and how many were rewritten."""
+def _pack(mod, dtype: str) -> tuple[tvm.IRModule, int]:
     if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
         return mod, 0
     count = [0]
 
     def on_binding(bb, var, value):
-        found = _candidate(value)
+        found = _candidate(value, dtype)
         if found is None:
             return None
         x, wv = found
         count[0] += 1
         k, n = wv.shape
         return bb.call_te(packed_matmul_te, x, relax.const(pack_weight(wv)), k, n,
-                          primfunc_name_hint="qmatmul_pmaddwd",
+                          primfunc_name_hint="qmatmul_pmaddwd" if dtype == "int8" else "matmul_packed",
                           primfunc_attrs={"op_pattern": 4})  # kOutEWiseFusable: the epilogue fuses in
 
-    if not any(_candidate(b.value) for blk in mod["main"].body.blocks for b in blk.bindings):
+    if not any(_candidate(b.value, dtype) for blk in mod["main"].body.blocks for b in blk.bindings):
         return mod, 0
     return rebuild_main(mod, on_binding), count[0]
+
+
+def pack_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
+    """Rewrite every int8 matmul with a constant weight in ``main`` into the packed kernel;
+    returns the module and how many were rewritten."""
+    return _pack(mod, "int8")
+
+
+def pack_f32_matmuls(mod) -> tuple[tvm.IRModule, int]:
+    """The same for float32 matmuls with a constant weight (no intrinsic: LLVM vectorizes)."""
+    return _pack(mod, "float32")
 
 
 def schedule(sch, block, epilogue) -> bool:
     """The register-tiled, tensorized schedule of a :data:`BLOCK` block; ``epilogue(sch,
     acc)`` inlines the fused elementwise consumers into the accumulator write-back (the
     default CPU schedule's rule)."""
-    if not sch.get(block).name_hint.startswith(BLOCK):
+    name = sch.get(block).name_hint
+    if not (name.startswith(BLOCK) or name.startswith(BLOCK_F32)):
         return False
+    int8 = name.startswith(BLOCK)
     i, j, k = sch.get_loops(block)
     mr, _ = row_tile(int(sch.get(i).extent))
     io, ii = sch.split(i, [None, mr])
     jo, ji = sch.split(j, [None, LANES])
-    ko, ki = sch.split(k, [None, 2])
-    sch.reorder(jo, io, ko, ii, ji, ki)
+    if int8:
+        ko, ki = sch.split(k, [None, 2])
+        sch.reorder(jo, io, ko, ii, ji, ki)
+    else:
+        ko = k
+        sch.reorder(jo, io, ko, ii, ji)
     outer = sch.fuse(jo, io)
     sch.parallel(outer)
     acc = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(acc, outer, preserve_unit_loops=True)
     epilogue(sch, acc)
+    if not int8:  # before the reduction is split into init and update, as in cpu_schedule
+        sch.unroll(ii)
+        sch.vectorize(ji)
     sch.decompose_reduction(block, ko)
-    sch.unroll(ii)
-    sch.tensorize(ji, intrin())
+    if int8:
+        sch.unroll(ii)
+        sch.tensorize(ji, intrin())
     sch.vectorize(sch.get_loops(acc)[-1])
     return True
