@@ -20,8 +20,9 @@ for every engine): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntim
 onnxruntime int8 (``quantize_static``, QDQ, per-channel weights, calibrated on the same
 data), at batch 1 and 8. Each model is exported at a fixed batch for this (static shapes:
 the llvm build's packed int8 kernel needs them), and each engine is timed in its own
-process, so no runtime's thread pool competes with another's (in one process,
-onnxruntime's spinning threads slowed the TVM artifacts measured after them by up to 2.5x).
+process, so no runtime's thread pool competes with another's (onnxruntime's worker threads
+keep spinning after a run; the old in-process timings of the TVM artifacts were several
+times those ``speed.py`` measured in separate processes).
 """
 from __future__ import annotations
 
