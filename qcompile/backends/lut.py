@@ -27,6 +27,7 @@ import tvm
 from tvm import relax, te
 
 from .. import intref
+from ..ir import const_value, shape_of
 from ..rewrite import rebuild_main
 
 # Relax ops that act elementwise (with scalar constants) and whose NumPy rule is in intref.
@@ -43,9 +44,8 @@ def _tensor_type(v):
 
 
 def _is_scalar_const(a) -> bool:
-    if isinstance(a, tvm.ir.GenericConst):
-        return a.value.numpy().size == 1
-    return isinstance(a, tvm.tirx.IntImm)
+    v = const_value(a)
+    return (v is not None and v.size == 1) or isinstance(a, tvm.tirx.IntImm)
 
 
 def _kernel_op(mod, call) -> str | None:
@@ -177,10 +177,9 @@ def tabulate(mod) -> tuple[tvm.IRModule, int]:
         x, tab = plan[var]
         out = bb.call_te(lookup_te, env[x], relax.const(tab, str(tab.dtype)), primfunc_name_hint="lut",
                          primfunc_attrs={"op_pattern": 1})  # see lookup_te
-        shape = _tensor_type(var).shape
-        if list(shape) == list(_tensor_type(x).shape):
+        if shape_of(var) == shape_of(x):
             return out
-        return relax.op.reshape(bb.emit(out), shape)
+        return relax.op.reshape(bb.emit(out), _tensor_type(var).shape)
 
     out = rebuild_main(mod, on_binding, env=env)
     out = relax.transform.DeadCodeElimination(["main"])(out)

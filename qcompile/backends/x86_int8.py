@@ -190,22 +190,25 @@ def _candidate(value, dtype: str = "int8"):
 def _pack(mod, dtype: str) -> tuple[tvm.IRModule, int]:
     if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
         return mod, 0
-    count = [0]
+    found = {}  # each weight is read once, here
+    for blk in mod["main"].body.blocks:
+        for b in blk.bindings:
+            c = _candidate(b.value, dtype)
+            if c is not None:
+                found[b.var] = c[1]
+    if not found:
+        return mod, 0
 
     def on_binding(bb, var, value):
-        found = _candidate(value, dtype)
-        if found is None:
+        if var not in found:
             return None
-        x, wv = found
-        count[0] += 1
+        wv = found[var]
         k, n = wv.shape
-        return bb.call_te(packed_matmul_te, x, relax.const(pack_weight(wv)), k, n,
+        return bb.call_te(packed_matmul_te, value.args[0], relax.const(pack_weight(wv)), k, n,
                           primfunc_name_hint="qmatmul_pmaddwd" if dtype == "int8" else "matmul_packed",
                           primfunc_attrs={"op_pattern": 4})  # kOutEWiseFusable: the epilogue fuses in
 
-    if not any(_candidate(b.value, dtype) for blk in mod["main"].body.blocks for b in blk.bindings):
-        return mod, 0
-    return rebuild_main(mod, on_binding), count[0]
+    return rebuild_main(mod, on_binding), len(found)
 
 
 def pack_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
@@ -220,7 +223,8 @@ def pack_f32_matmuls(mod) -> tuple[tvm.IRModule, int]:
 
 
 def schedule(sch, block, epilogue) -> bool:
-    """The register-tiled, tensorized schedule of a :data:`BLOCK` block; ``epilogue(sch,
+    """The register-tiled schedule of a :data:`BLOCK` block (tensorized) or a
+    :data:`BLOCK_F32` block (vectorized); ``epilogue(sch,
     acc)`` inlines the fused elementwise consumers into the accumulator write-back (the
     default CPU schedule's rule)."""
     name = sch.get(block).name_hint
