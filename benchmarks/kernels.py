@@ -5,8 +5,8 @@ artifacts ``benchmarks/speed.py`` built (run that first; it caches them).
                                  [--out benchmarks/results/kernels.json]
 
 Each kernel call of the Relax VM is timed through the VM's instrument hook (wall clock
-around the call, so the figures include a few microseconds of hook overhead per kernel;
-their sum is a little above the un-instrumented time ``speed.py`` reports). Kernels are
+around the call, so the figures include the hook's own overhead per kernel; use the
+fractions, and ``speed.py`` for whole-model times). Kernels are
 grouped by the names FuseOps gives them: the packed int8 matmuls (``pmaddwd``), other
 matmuls (attention ``Q·Kᵀ`` and ``P·V``, fp32 matmuls), softmax / Shiftmax, LayerNorm,
 int8 lookup tables (``lut``), and the rest (requantizations, transposes, residual adds).
