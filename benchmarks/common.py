@@ -1,9 +1,11 @@
-"""Shared by the benchmark scripts: the JSON header, an atomic write and a median timer."""
+"""Shared by the benchmark scripts: the JSON header, an atomic write, a median timer and
+interleaved timing of several engines in their own processes."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,3 +109,27 @@ def cache_benchmark(script: str, description: str, configs: dict, tokens: int, c
         out["results"] = kept["results"]
         out["command"] = kept["command"] + " ; " + out["command"]
     return a, proto, ids, calib_ids, canon, out
+
+
+def interleaved(cmds: dict, rounds: int, env=None, cwd=None) -> dict:
+    """Time several engines, each in its own process, in ``rounds`` interleaved rounds (A B C,
+    A B C, ...). Each command prints a JSON line ``{"ms": median}`` last. An engine's figure
+    is the lowest of its round medians: on a shared machine a burst of load from elsewhere
+    slows whichever engine is running at the time, and interleaving spreads that over the
+    rounds. Returns ``{name: {"ms": best, "rounds_ms": [...]}}``, or ``{"ms": None, "error"}``
+    for an engine whose process failed."""
+    out = {name: {"ms": None, "rounds_ms": []} for name in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():
+            if out[name].get("error"):
+                continue
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+            if p.returncode:
+                err = p.stderr.strip().splitlines()
+                out[name]["error"] = err[-1] if err else f"exit {p.returncode}"
+                continue
+            out[name]["rounds_ms"].append(round(json.loads(p.stdout.strip().splitlines()[-1])["ms"], 3))
+    for r in out.values():
+        if r["rounds_ms"] and not r.get("error"):
+            r["ms"] = min(r["rounds_ms"])
+    return out

@@ -3,7 +3,7 @@ against their float models, and speed side by side with the alternatives, in one
 
     python benchmarks/int_only.py [--out benchmarks/results/int_only.json]
                                   [--vit-samples 10000] [--sentences 512] [--calib-sentences 64]
-                                  [--runs 20] [--skip-speed]
+                                  [--runs 20] [--rounds 3] [--skip-speed]
 
 Accuracy (post-training; calibration data disjoint from evaluation data):
 
@@ -16,7 +16,8 @@ Accuracy (post-training; calibration data disjoint from evaluation data):
   similarities.
 
 Speed (median of ``--runs`` after 3 warm-up runs, same real inputs, this machine's cores
-for every engine): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
+for every engine; the engines are timed in ``--rounds`` interleaved rounds and each keeps
+its lowest round median, see :func:`benchmarks.common.interleaved`): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
 onnxruntime int8 (``quantize_static``, QDQ, per-channel weights, calibrated on the same
 data), at batch 1 and 8. Each model is exported at a fixed batch for this (static shapes:
 the llvm build's packed int8 kernel needs them), and each engine is timed in its own
@@ -30,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -80,9 +80,9 @@ def median_ms(fn, runs: int) -> float:
 ENGINES = ("tvm_int_only", "tvm_float32", "ort_float32", "ort_int8_qdq")
 
 
-def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, d: Path) -> dict:
+def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, rounds: int, d: Path) -> dict:
     """Build the four engines for ``src`` (exported at batch ``b``) into ``d`` and time each
-    in its own process on ``feed``."""
+    in its own process on ``feed``, in ``rounds`` interleaved rounds (:func:`common.interleaved`)."""
     d.mkdir(parents=True, exist_ok=True)
     cal = {k: v[: (len(v) // b) * b] for k, v in cal.items()}
     ai, _, _, _ = compile_(src, "int-only", cal, batch=b)
@@ -92,14 +92,12 @@ def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, d: Path) -> d
     ort_int8(src, cal, b, d / "ort_int8_qdq.onnx")
     np.savez(d / "inputs.npz", **feed)
     env = {**os.environ, "TVM_NUM_THREADS": str(THREADS), "OMP_NUM_THREADS": str(THREADS)}
-    row = {}
-    for e in ENGINES:
-        cmd = [sys.executable, __file__, "--time", e, str(d), str(src), "--runs", str(runs)]
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-        if p.returncode:
-            raise SystemExit(f"int_only: timing {e} failed: {p.stderr.strip()[-500:]}")
-        row[e] = json.loads(p.stdout.strip().splitlines()[-1])["ms"]
-    return row
+    cmds = {e: [sys.executable, __file__, "--time", e, str(d), str(src), "--runs", str(runs)] for e in ENGINES}
+    timed = common.interleaved(cmds, rounds, env=env, cwd=ROOT)
+    for e, r in timed.items():
+        if r.get("error"):
+            raise SystemExit(f"int_only: timing {e} failed: {r['error']}")
+    return {**{e: r["ms"] for e, r in timed.items()}, "rounds_ms": {e: r["rounds_ms"] for e, r in timed.items()}}
 
 
 def time_engine(engine: str, d: Path, src: str, runs: int) -> float:
@@ -124,7 +122,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- ViT
 
 
-def vit(samples: int, runs: int, speed: bool) -> dict:
+def vit(samples: int, runs: int, rounds: int, speed: bool) -> dict:
     from qcompile.models import DEFAULT_MODEL
     from qcompile.models.data import fashion_mnist
 
@@ -155,7 +153,7 @@ def vit(samples: int, runs: int, speed: bool) -> dict:
             res["speed_ms"] = {}
             for b in (1, 8):
                 log(f"ViT batch {b}: building and timing")
-                row = speed_row(onnx_path("vit", b), {"pixels": calib["pixels"]}, {"pixels": x[:b]}, b, runs,
+                row = speed_row(onnx_path("vit", b), {"pixels": calib["pixels"]}, {"pixels": x[:b]}, b, runs, rounds,
                                 Path(d) / f"b{b}")
                 res["speed_ms"][f"batch{b}"] = row
                 log(f"ViT batch {b}: {row}")
@@ -165,7 +163,7 @@ def vit(samples: int, runs: int, speed: bool) -> dict:
 # ----------------------------------------------------------------------------- MiniLM
 
 
-def minilm_(n_sent: int, n_calib: int, runs: int, speed: bool) -> dict:
+def minilm_(n_sent: int, n_calib: int, runs: int, rounds: int, speed: bool) -> dict:
     from qcompile.models import corpus, minilm
 
     ev = minilm.tokenize(corpus.sentences("eval", n_sent))
@@ -198,7 +196,7 @@ def minilm_(n_sent: int, n_calib: int, runs: int, speed: bool) -> dict:
             for b in (1, 8):
                 log(f"MiniLM batch {b}: building and timing")
                 feed = {k: ev[k][:b] for k in ("input_ids", "attention_mask")}
-                row = speed_row(minilm.export_onnx(batch=b), cal, feed, b, runs, Path(d) / f"b{b}")
+                row = speed_row(minilm.export_onnx(batch=b), cal, feed, b, runs, rounds, Path(d) / f"b{b}")
                 res["speed_ms"][f"batch{b}"] = row
                 log(f"MiniLM batch {b}: {row}")
     return res
@@ -237,6 +235,7 @@ def main():
     ap.add_argument("--sentences", type=int, default=512)
     ap.add_argument("--calib-sentences", type=int, default=64)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--time", nargs=3, metavar=("ENGINE", "DIR", "SRC"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -247,8 +246,8 @@ def main():
     t0 = time.perf_counter()
     res = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": THREADS},
            "command": "python benchmarks/int_only.py " + " ".join(sys.argv[1:]),
-           "vit": vit(a.vit_samples, a.runs, not a.skip_speed),
-           "minilm": minilm_(a.sentences, a.calib_sentences, a.runs, not a.skip_speed)}
+           "vit": vit(a.vit_samples, a.runs, a.rounds, not a.skip_speed),
+           "minilm": minilm_(a.sentences, a.calib_sentences, a.runs, a.rounds, not a.skip_speed)}
     ratios(res)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     common.write_json(a.out, res, indent=2, announce=False)

@@ -1,7 +1,7 @@
 """Speed of qcompile's llvm artifacts against what users would run instead, each engine
 timed in its own process with the same thread count.
 
-    python benchmarks/speed.py [--out benchmarks/results/speed.json] [--runs 20]
+    python benchmarks/speed.py [--out benchmarks/results/speed.json] [--runs 20] [--rounds 3]
                                [--threads N] [--models vit,deit_s,minilm] [--batches 1,8]
                                [--tune N]
 
@@ -17,7 +17,10 @@ Engines: qcompile ``none`` (float32) and ``int-only`` artifacts (llvm, default s
 no tuning; float I/O; with ``--tune N`` also both tuned with N MetaSchedule trials each,
 ``qcompile_none_tuned`` / ``qcompile_int_only_tuned``, tuning time in ``compile_s``), onnxruntime float32 and int8 dynamic (``quantize_dynamic``,
 per-channel), torch eager (float32). Each is timed in a fresh subprocess: warm-up, then the
-median of ``--runs`` calls on the same inputs.
+median of ``--runs`` calls on the same inputs; the engines of a model take turns over
+``--rounds`` rounds and each keeps its lowest round median (``rounds_ms`` has them all; see
+``benchmarks/common.py``: on this shared machine a burst of outside load otherwise lands on
+whichever engine happens to be running).
 
 Peak fractions divide the model's multiply-accumulates (counted from its graph: matmuls and
 convolutions) per second by machine peaks measured in the same run by ``benchmarks/peak.c``
@@ -261,6 +264,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/speed.json"))
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; each engine keeps its best")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default="vit,deit_s,minilm")
     ap.add_argument("--batches", default="1,8")
@@ -275,7 +279,7 @@ def main():
     env = {**os.environ, "TVM_NUM_THREADS": str(a.threads), "OMP_NUM_THREADS": str(a.threads),
            "OPENBLAS_NUM_THREADS": str(a.threads)}
     res = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]), "machine": platform.processor() or
-           platform.machine(), "threads": a.threads, "runs": a.runs,
+           platform.machine(), "threads": a.threads, "runs": a.runs, "rounds": a.rounds,
            "peak": {**machine_peaks(a.threads),
                     "openblas_sgemm_1024_gflops_measured": round(sgemm_gflops(a.threads), 1)},
            "models": {}}
@@ -286,16 +290,13 @@ def main():
             json.dump(info, open(WORK / key / "info.json", "w"))
             row = {"macs": info["macs"], "compile_s": {s: info[s] for s in ("none", "int-only")}, "ms": {}}
             engines = ENGINES + (["qcompile_none_tuned", "qcompile_int_only_tuned"] if a.tune else [])
-            for e in engines:
-                cmd = [sys.executable, __file__, "--worker", e, name, str(b), "--runs", str(a.runs),
-                       "--threads", str(a.threads)]
-                p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-                if p.returncode:
-                    row["ms"][e] = None
-                    log(f"{key} {e} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
-                    continue
-                row["ms"][e] = round(json.loads(p.stdout.strip().splitlines()[-1])["ms"], 3)
-                log(f"{key} {e}: {row['ms'][e]} ms")
+            cmds = {e: [sys.executable, __file__, "--worker", e, name, str(b), "--runs", str(a.runs),
+                        "--threads", str(a.threads)] for e in engines}
+            timed = common.interleaved(cmds, a.rounds, env=env, cwd=ROOT)
+            row["rounds_ms"] = {e: r["rounds_ms"] for e, r in timed.items()}
+            for e, r in timed.items():
+                row["ms"][e] = r["ms"]
+                log(f"{key} {e} failed: {r['error']}" if r.get("error") else f"{key} {e}: {r['ms']} ms")
             ms = row["ms"]
             pk = res["peak"]
             row["peak_fraction"] = {

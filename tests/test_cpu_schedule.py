@@ -174,3 +174,61 @@ def test_elementwise_chain_is_inlined_into_one_loop_nest():
     xv = np.random.default_rng(0).integers(-2 ** 31, 2 ** 31, (8, 64), dtype=np.int64).astype(np.int32)
     want = np.clip(((xv.astype(np.int64) * (np.arange(1, 65) * 3000001)) + (1 << 31)) >> 32, -127, 127)
     np.testing.assert_array_equal(qc.build(mod, "llvm").run_raw(xv)[0], want.astype(np.int8))
+
+
+@pytest.mark.parametrize("kind", ["ilayernorm", "shiftmax", "layer_norm"])
+def test_row_kernel_is_one_parallel_loop_over_rows(kind):
+    """A row-wise kernel (integer LayerNorm with its requantization after it, Shiftmax over
+    rows of 50, float LayerNorm) runs as one parallel loop over rows with every block
+    computed inside it, and the build is unchanged: bit-exact against the NumPy reference
+    for the integer kernels, against the unscheduled build for the float one."""
+    from tvm.relax import op as O
+
+    from qcompile import intops
+
+    rng = np.random.default_rng(5)
+    bb = relax.BlockBuilder()
+    p = intops.ExpParams()
+    if kind == "ilayernorm":
+        shape, dt = (2, 50, 128), "int16"
+        xv = rng.integers(-32767, 32768, shape).astype(np.int16)
+        xv[0, 3] = 7  # a zero-variance row
+        P, eps = intops.layernorm_out_bits(128), 3
+    elif kind == "shiftmax":
+        shape, dt = (1, 4, 50, 50), "int32"
+        xv = rng.integers(-4000, 4000, shape).astype(np.int32)
+    else:
+        shape, dt = (2, 50, 128), "float32"
+        xv = rng.standard_normal(shape).astype(np.float32)
+    x = relax.Var("x", relax.TensorType(shape, dt))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            if kind == "ilayernorm":
+                y = bb.emit(bb.call_te(lambda t: intops.layernorm_te(t, eps, P), x, primfunc_name_hint="ilayernorm"))
+                w = bb.emit(O.multiply(bb.emit(O.astype(y, "int64")), relax.const(np.arange(1, 129) * 2 ** 20, "int64")))
+                w = bb.emit(O.right_shift(bb.emit(O.add(w, relax.const(1 << 31, "int64"))), relax.const(32, "int64")))
+                out = bb.emit_output(bb.emit(O.astype(bb.emit(O.clip(w, -127, 127)), "int8")))
+            elif kind == "shiftmax":
+                out = bb.emit_output(bb.emit(bb.call_te(lambda t: intops.shiftmax_te(t, None, p), x,
+                                                        primfunc_name_hint="shiftmax")))
+            else:
+                out = bb.emit_output(bb.emit(O.nn.layer_norm(x, relax.const(np.ones(128, np.float32)),
+                                                             relax.const(np.zeros(128, np.float32)), [-1])))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    leg = legalize_stage(mod, make_target())
+    funcs = [f for f in leg.functions.values() if isinstance(f, tirx.PrimFunc)]
+    assert len(funcs) == 1
+    after = cpu_schedule.schedule_func(funcs[0])
+    top = [s for s in after.body.block.body.seq] if hasattr(after.body.block.body, "seq") else [after.body.block.body]
+    assert len(top) == 1 and isinstance(top[0], tirx.For) and int(top[0].kind) == PARALLEL, after.script()
+    got = qc.build(mod, "llvm").run_raw(xv)[0]
+    if kind == "ilayernorm":
+        y = intops.layernorm_ref(xv, eps, P).astype(np.int64) * (np.arange(1, 129) * 2 ** 20)
+        np.testing.assert_array_equal(got, np.clip((y + (1 << 31)) >> 32, -127, 127).astype(np.int8))
+    elif kind == "shiftmax":
+        np.testing.assert_array_equal(got, intops.shiftmax_ref(xv, None, p))
+    else:
+        plain = tvm.compile(mod, target=make_target(), relax_pipeline=relax.get_default_pipeline(make_target()))
+        want = relax.VirtualMachine(plain, tvm.cpu())["main"](tvm.runtime.tensor(xv)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -104,3 +104,37 @@ def test_chains_without_a_kernel_or_with_other_inputs_are_left_alone():
     mod = bb.get()
     assert lut.find_regions(mod) == []
     assert lut.tabulate(mod)[1] == 0
+
+
+def test_lookup_fuses_into_the_matmul_epilogue():
+    """int8 matmul -> requantization -> ShiftGELU -> per-channel requantization: after the
+    llvm pipeline's fusion the lookup and the requantizations are the matmul's epilogue (one
+    kernel, no int32 round trip through memory), and the build stays bit-exact."""
+    import tvm
+    from tvm import tirx
+    from qcompile.backends import llvm
+
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (32, 48)).astype(np.int8)
+    bb = relax.BlockBuilder()
+    a = relax.Var("a", relax.TensorType((12, 32), "int8"))
+    with bb.function("main", [a]):
+        with bb.dataflow():
+            acc = bb.emit(O.matmul(a, relax.const(w), out_dtype="int32"))
+            xi = _requant(bb, acc, 1 << 22, 32, -127, 127, "int8")
+            t = _requant(bb, xi, T_MULT, T_SHIFT, -(2 ** 24), 2 ** 24, "int32")
+            g = bb.emit(bb.call_te(lambda p, q: intops.shiftgelu_te(p, q, P), xi, t, primfunc_name_hint="shiftgelu",
+                                   primfunc_attrs=intops.kernel_attrs("shiftgelu", K=P.K, n=P.n, B=P.B)))
+            out = bb.emit_output(_requant(bb, g, np.arange(1, 49, dtype=np.int64) * 30000000, OUT_SHIFT,
+                                          -127, 127, "int8"))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    tgt = llvm.make_target()
+    tab, n = lut.tabulate(mod)
+    assert n == 1
+    with tgt:
+        fused = tvm.transform.Sequential(llvm.fusion_passes(tgt))(tab)
+    kernels = [gv.name_hint for gv, f in fused.functions.items() if isinstance(f, tirx.PrimFunc)]
+    assert len(kernels) == 1 and "matmul" in kernels[0] and "lut" in kernels[0], kernels
+    x = rng.integers(-128, 128, (12, 32)).astype(np.int8)
+    np.testing.assert_array_equal(qc.build(mod, target="llvm").run_raw(x)[0], intref.run(mod, x)[0])

@@ -13,8 +13,10 @@ matmul rule. Per block:
   tile divides one head's rows (see ``_schedule_matmul``). int8 matmuls with a constant
   weight are packed for ``vpmaddwd`` before fusion and tensorized here, float32 ones packed
   the same way and vectorized (:mod:`qcompile.backends.x86_int8`);
-* **row reduction** (softmax max/sum, LayerNorm statistics, Shiftmax row sums): rows in
-  parallel;
+* **row-wise kernels** (softmax, LayerNorm, Shiftmax, integer LayerNorm with its
+  requantization): one parallel loop over rows with every block (row statistics, per-row
+  scalars such as the integer square root, the output) computed inside it, instead of one
+  parallel pass per block. Other reductions: rows in parallel;
 * **elementwise**: outer loops fused and parallel, the innermost loop vectorized. A fused
   function made only of spatial blocks (a requantization chain, a table lookup and its
   requantization, a transpose and a cast) first has every block but the last inlined, so it
@@ -250,6 +252,65 @@ def _inline_spatial_chain(sch, names):
     return trial
 
 
+def _fuse_rows(sch, names):
+    """A row-wise kernel (softmax, LayerNorm, Shiftmax, integer LayerNorm, with the
+    requantization fused after it): every block runs over the same leading row axes and is
+    a reduction over the rest of the row, a per-row scalar (a mean, an integer square root
+    step, a reciprocal), or elementwise over the row. One parallel loop over rows, with every
+    block computed at it: a row's statistics and its output are computed by the same thread
+    from cache, per-row scalars stay in registers, and the kernel is one parallel region
+    instead of one per block (20 for integer LayerNorm, whose per-block thread launches
+    cost more than its arithmetic at ViT sizes). Elementwise blocks with one consumer are
+    inlined into it. Returns the new schedule, or ``None`` where this does not apply."""
+    if len(names) < 2:
+        return None
+    kinds = {n: _iter_kinds(sch, sch.get_sblock(n)) for n in names}
+    rank = len(kinds[names[-1]])
+    if rank < 2 or any(k != "S" for k in kinds[names[-1]]):
+        return None
+    lead = ["S"] * (rank - 1)
+
+    def extents(n):
+        return [_const(iv.dom.extent) for iv in sch.get(sch.get_sblock(n)).iter_vars]
+
+    rows = extents(names[-1])[:-1]
+    for n in names[:-1]:
+        k = kinds[n]
+        rest = k[rank - 1:]
+        if k[:rank - 1] != lead or not (rest in ([], ["S"]) or (rest and set(rest) == {"R"})):
+            return None  # a matmul (spatial and reduction axes after the rows), a transpose, ...
+        if extents(n)[:rank - 1] != rows:
+            return None  # other leading axes (a packed matmul's row panel, ...)
+    if not any("R" in k for k in kinds.values()):
+        return None
+    trial = sch.copy()
+    try:
+        kept = []
+        for n in names[:-1]:
+            b = trial.get_sblock(n)
+            if kinds[n] == ["S"] * rank and len(trial.get_consumers(b)) == 1:
+                try:
+                    trial.compute_inline(b)
+                    continue
+                except s_tir.ScheduleError:
+                    pass
+            kept.append(n)
+        out = trial.get_sblock(names[-1])
+        loops = trial.get_loops(out)
+        rows = trial.fuse(*loops[:-1]) if rank > 2 else loops[0]
+        for n in reversed(kept):
+            trial.compute_at(trial.get_sblock(n), rows, preserve_unit_loops=True)
+        trial.parallel(rows)
+        inner = trial.get_loops(out)[-1]
+        vec = _tile(_const(trial.get(inner).extent), VEC)
+        if vec and not _touches_bool(trial.get(out)):
+            _, vi = trial.split(inner, [None, vec])
+            trial.vectorize(vi)
+    except (AssertionError, s_tir.ScheduleError):
+        return None
+    return trial
+
+
 def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
     base = func.with_attr("global_symbol", "f") if "global_symbol" not in (func.attrs or {}) else func
     sch = s_tir.Schedule(tvm.IRModule({"main": base}))
@@ -261,6 +322,9 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
     inlined = _inline_spatial_chain(sch, names)
     if inlined is not None:
         sch, names, done = inlined, names[-1:], True
+    rows = _fuse_rows(sch, names) if inlined is None else None
+    if rows is not None:
+        return _finish(rows, func)
     for name in names:
         try:
             block = sch.get_sblock(name)
@@ -280,8 +344,10 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
         if ok:
             sch = trial
             done = True
-    if not done:
-        return func
+    return _finish(sch, func) if done else func
+
+
+def _finish(sch, func):
     out = sch.mod["main"]
     return out if "global_symbol" in (func.attrs or {}) else out.without_attr("global_symbol")
 

@@ -47,6 +47,20 @@ def patch_convs_as_matmuls(mod):
     return relax.transform.Normalize()(mod)
 
 
+def fusion_passes(target) -> list:
+    """Relax's CPU passes through ``FuseTIR`` (library dispatch, legalization, fusion), with
+    :func:`lut.mark_elementwise` after ``AnnotateTIROpPattern`` so that table lookups fuse
+    into the epilogue of the matmul before them."""
+    from tvm.relax.backend.cpu_generic import pipeline as P
+
+    out = []
+    for p in P.library_dispatch_passes(target) + P.legalize_passes(target):
+        out.append(p)
+        if str(p.info.name) == "AnnotateTIROpPattern":
+            out.append(lut.mark_elementwise)
+    return out
+
+
 def pipeline(target, symbolic: bool, db=None):
     """``db``: a MetaSchedule database (:mod:`qcompile.backends.tune`); kernels it has a
     record for take the tuned schedule, the others the default one."""
@@ -54,7 +68,7 @@ def pipeline(target, symbolic: bool, db=None):
 
     lower = [p for p in P.dataflow_lower_passes(target)
              if not (symbolic and "RewriteDataflowReshape" in str(p.info.name))]
-    before = P.library_dispatch_passes(target) + P.legalize_passes(target)
+    before = fusion_passes(target)
     after = [default_cpu_schedule] + lower + P.finalize_passes(target)
 
     @tvm.transform.module_pass(opt_level=0, name="qcompile.llvm_pipeline")

@@ -15,8 +15,12 @@ integer division) and, when its scale is per tensor, the requantization of the r
 the next layer's int8. Only chains that contain an elementwise ``int-only`` kernel are
 tabulated; a chain of a few shifts and adds is cheaper to compute than to look up.
 
-The lookup is a ``call_te`` kernel marked elementwise (``op_pattern`` 0) so that FuseOps
-puts it into the epilogue of the matmul that produces ``x``.
+The lookup is a ``call_te`` kernel that FuseOps must see as elementwise (``op_pattern``
+0), so that it goes into the epilogue of the matmul that produces ``x``, with the
+requantization after it. TVM 0.27's ``AnnotateTIROpPattern`` cannot be told so: it takes
+an ``op_pattern`` of 0 for "unset" and derives "opaque" from the data-dependent table
+index. So the lookup carries ``qcompile.elementwise`` and :func:`mark_elementwise`, run by
+the llvm pipeline between ``AnnotateTIROpPattern`` and ``FuseOps``, sets its pattern to 0.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ ELEMENTWISE = {"add", "subtract", "multiply", "right_shift", "left_shift", "maxi
 # int-only kernels that are elementwise (read by their qcompile.kernel attribute).
 ELEMENTWISE_KERNELS = {"shiftgelu"}
 SOURCE_DTYPES = {"int8": -128, "uint8": 0}  # dtype -> the table's first index value
+ELEMENTWISE_ATTR = "qcompile.elementwise"  # see mark_elementwise
 
 
 def _tensor_type(v):
@@ -176,7 +181,7 @@ def tabulate(mod) -> tuple[tvm.IRModule, int]:
             return None
         x, tab = plan[var]
         out = bb.call_te(lookup_te, env[x], relax.const(tab, str(tab.dtype)), primfunc_name_hint="lut",
-                         primfunc_attrs={"op_pattern": 1})  # see lookup_te
+                         primfunc_attrs={"op_pattern": 1, ELEMENTWISE_ATTR: 1})
         if shape_of(var) == shape_of(x):
             return out
         return relax.op.reshape(bb.emit(out), _tensor_type(var).shape)
@@ -184,3 +189,15 @@ def tabulate(mod) -> tuple[tvm.IRModule, int]:
     out = rebuild_main(mod, on_binding, env=env)
     out = relax.transform.DeadCodeElimination(["main"])(out)
     return out, len(plan)
+
+
+@tvm.transform.module_pass(opt_level=0, name="qcompile.MarkElementwise")
+def mark_elementwise(mod, _ctx):
+    """``op_pattern`` 0 (elementwise) for the PrimFuncs marked ``qcompile.elementwise``: run
+    after ``AnnotateTIROpPattern`` (which would take 0 for unset) and before ``FuseOps``."""
+    out = {}
+    for gv, f in mod.functions.items():
+        if isinstance(f, tvm.tirx.PrimFunc) and (f.attrs or {}).get(ELEMENTWISE_ATTR):
+            f = f.with_attr("op_pattern", 0)
+        out[gv] = f
+    return tvm.IRModule(out, attrs=mod.attrs)
