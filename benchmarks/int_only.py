@@ -15,6 +15,10 @@ Accuracy (post-training; calibration data disjoint from evaluation data):
   sentence embeddings (mean pooling, L2 norm) and the Spearman correlation of all pairwise
   similarities.
 
+Both models are also compiled with 7-bit weights (``examples/int_only_w7.toml``; on AVX2 the
+llvm build then multiplies with ``vpmaddubsw``, see ``qcompile/backends/x86_int8.py``):
+accuracy under ``weights_7bit``, speed as ``tvm_int_only_w7``.
+
 Speed (median of ``--runs`` after 3 warm-up runs, same real inputs, this machine's cores
 for every engine; the engines are timed in ``--rounds`` interleaved rounds and each keeps
 its lowest round median, see :func:`benchmarks.common.interleaved`): TVM int-only (llvm), TVM float32 (llvm, ``none``), onnxruntime float32,
@@ -77,7 +81,8 @@ def median_ms(fn, runs: int) -> float:
     return round(common.median_ms(fn, runs, warmup=3), 3)
 
 
-ENGINES = ("tvm_int_only", "tvm_float32", "ort_float32", "ort_int8_qdq")
+ENGINES = ("tvm_int_only", "tvm_int_only_w7", "tvm_float32", "ort_float32", "ort_int8_qdq")
+W7 = str(ROOT / "examples/int_only_w7.toml")  # int-only with 7-bit weights (the vpmaddubsw kernel)
 
 
 def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, rounds: int, d: Path) -> dict:
@@ -87,6 +92,8 @@ def speed_row(src: Path, cal: dict, feed: dict, b: int, runs: int, rounds: int, 
     cal = {k: v[: (len(v) // b) * b] for k, v in cal.items()}
     ai, _, _, _ = compile_(src, "int-only", cal, batch=b)
     ai.executable.export_library(str(d / "tvm_int_only.so"))
+    aw, _, _, _ = compile_(src, W7, cal, batch=b)
+    aw.executable.export_library(str(d / "tvm_int_only_w7.so"))
     af, _, _, _ = compile_(src, "none")
     af.executable.export_library(str(d / "tvm_float32.so"))
     ort_int8(src, cal, b, d / "ort_int8_qdq.onnx")
@@ -143,6 +150,13 @@ def vit(samples: int, runs: int, rounds: int, speed: bool) -> dict:
            "integer_ops": pm.records[-1].notes["ops"], "compile": times,
            "goal_drop_le_0.5": bool(acc_f - acc_i <= 0.005)}
     log(f"ViT: top-1 int {acc_i:.4f} float {acc_f:.4f}")
+    art7, _, pm7, _ = compile_(DEFAULT_MODEL, W7, {"pixels": calib["pixels"]}, batch=32)
+    got7 = np.concatenate([art7.run(x[i:i + bs])[0] for i in range(0, len(x), bs)])
+    acc_7 = float((got7.argmax(1) == y).mean())
+    res["weights_7bit"] = {"recipe": "examples/int_only_w7.toml", "top1_int_only": acc_7,
+                           "top1_drop_points": round((acc_f - acc_7) * 100, 3),
+                           "int8_matmuls_pmaddubsw": art7.info.get("int8_matmuls_pmaddubsw")}
+    log(f"ViT: top-1 with 7-bit weights {acc_7:.4f}")
     if speed:
         from benchmarks.speed import onnx_path
 
@@ -181,10 +195,19 @@ def minilm_(n_sent: int, n_calib: int, runs: int, rounds: int, speed: bool) -> d
     cos = (E_i * E_f).sum(1)
     iu = np.triu_indices(n_sent, 1)
     rho = spearman((E_i @ E_i.T)[iu], (E_f @ E_f.T)[iu])
+    art7, _, _, _ = compile_(path, W7, cal, batch=1)
+    E_7 = np.concatenate([minilm.embed(art7.run(ev["input_ids"][i:i + 1], ev["attention_mask"][i:i + 1])[0],
+                                       ev["attention_mask"][i:i + 1]) for i in range(n_sent)])
+    cos7 = (E_7 * E_f).sum(1)
+    weights_7bit = {"recipe": "examples/int_only_w7.toml", "mean_cosine": float(cos7.mean()),
+                    "min_cosine": float(cos7.min()), "spearman_pairwise": spearman((E_7 @ E_7.T)[iu], (E_f @ E_f.T)[iu]),
+                    "int8_matmuls_pmaddubsw": art7.info.get("int8_matmuls_pmaddubsw")}
+    log(f"MiniLM 7-bit weights: mean cosine {cos7.mean():.5f}")
     res = {"sentences": n_sent, "calibration_sentences": n_calib, "eval_text": "Emma", "calib_text": "Persuasion",
            "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "spearman_pairwise": rho,
            "integer_ops": pm.records[-1].notes["ops"], "compile": times,
-           "goal_mean_cosine_ge_0.99": bool(cos.mean() >= 0.99), "goal_spearman_ge_0.98": bool(rho >= 0.98)}
+           "goal_mean_cosine_ge_0.99": bool(cos.mean() >= 0.99), "goal_spearman_ge_0.98": bool(rho >= 0.98),
+           "weights_7bit": weights_7bit}
     log(f"MiniLM: mean cosine {cos.mean():.5f}, spearman {rho:.5f}")
     if speed:
         with tempfile.TemporaryDirectory() as d:

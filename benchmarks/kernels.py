@@ -7,8 +7,8 @@ artifacts ``benchmarks/speed.py`` built (run that first; it caches them).
 Each kernel call of the Relax VM is timed through the VM's instrument hook (wall clock
 around the call, so the figures include the hook's own overhead per kernel; use the
 fractions, and ``speed.py`` for whole-model times). Kernels are
-grouped by the names FuseOps gives them: the packed int8 matmuls (``pmaddwd``), other
-matmuls (attention ``Q·Kᵀ`` and ``P·V``, fp32 matmuls), softmax / Shiftmax, LayerNorm,
+grouped by the names FuseOps gives them: the packed int8 matmuls (``pmaddwd``), the int8
+attention matmuls packed at run time (``pmaddwd_rt``), other matmuls (fp32), softmax / Shiftmax, LayerNorm,
 int8 lookup tables (``lut``), and the rest (requantizations, transposes, residual adds).
 
 For the int-only artifacts it also gives the rate of the packed int8 matmuls: the
@@ -34,8 +34,12 @@ WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) /
 
 
 def kind(name: str) -> str:
+    if "pmaddwd_rt" in name:
+        return "int8 attention matmul (packed at run time, vpmaddwd)"
     if "pmaddwd" in name:
         return "int8 matmul (packed, vpmaddwd)"
+    if "pmaddubsw" in name:
+        return "int8 matmul (packed, vpmaddubsw)"
     if "matmul" in name:
         return "other matmul"
     if "shiftmax" in name or "softmax" in name:

@@ -13,8 +13,9 @@ Models (static shapes, batch 1 and 8):
   artifact is calibrated on random images;
 * ``minilm``: all-MiniLM-L6-v2 at sequence 128 (calibrated on 32 *Persuasion* sentences).
 
-Engines: qcompile ``none`` (float32) and ``int-only`` artifacts (llvm, default schedules,
-no tuning; float I/O; with ``--tune N`` also both tuned with N MetaSchedule trials each,
+Engines: qcompile ``none`` (float32), ``int-only`` and ``int-only`` with 7-bit weights
+(``qcompile_int_only_w7``, ``examples/int_only_w7.toml``: the ``vpmaddubsw`` kernel)
+artifacts (llvm, default schedules, no tuning; float I/O; with ``--tune N`` also both tuned with N MetaSchedule trials each,
 ``qcompile_none_tuned`` / ``qcompile_int_only_tuned``, tuning time in ``compile_s``), onnxruntime float32 and int8 dynamic (``quantize_dynamic``,
 per-channel), torch eager (float32). Each is timed in a fresh subprocess: warm-up, then the
 median of ``--runs`` calls on the same inputs; the engines of a model take turns over
@@ -52,7 +53,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import common  # noqa: E402
 WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "speed"
 ISSUE_PEAK_PER_CORE = {"fp32_fma_per_s": 101e9 / 2, "int8_mac_pmaddubsw_per_s": 196e9 / 2}  # issue #6
-ENGINES = ["qcompile_none", "qcompile_int_only", "ort_fp32", "ort_int8_dynamic", "torch_eager"]
+ENGINES = ["qcompile_none", "qcompile_int_only", "qcompile_int_only_w7", "ort_fp32", "ort_int8_dynamic", "torch_eager"]
+# artifact file -> pipeline; int-only-w7: 7-bit weights (the vpmaddubsw kernel, examples/int_only_w7.toml)
+SPECS = {"none": "none", "int-only": "int-only", "int-only-w7": str(ROOT / "examples/int_only_w7.toml")}
 DEIT_S = dict(image=224, patch=16, channels=3, dim=384, depth=12, heads=6, mlp=1536, classes=1000)
 
 
@@ -161,20 +164,21 @@ def prepare(name, b, tune: int = 0) -> dict:
     info = {"onnx": str(src)}
     model = qc.load(src)
     info["macs"] = macs(qc.canonicalize(model.mod))
-    for spec in ("none", "int-only"):
-        cal = Calibration(calibration(name, b), batch=b, progress=False) if spec == "int-only" else None
+    for spec, pipe in SPECS.items():
+        cal = Calibration(calibration(name, b), batch=b, progress=False) if spec != "none" else None
         t = time.perf_counter()
-        mod = qc.PassManager(qc.pipeline(spec), calibration=cal).run(model.mod)
+        mod = qc.PassManager(qc.pipeline(pipe), calibration=cal).run(model.mod)
         t_pass = time.perf_counter() - t
         t = time.perf_counter()
         art = qc.build(mod, "llvm")
         t_build = time.perf_counter() - t
         art.executable.export_library(str(d / f"{spec}.so"))
         info[spec] = {"passes_s": round(t_pass, 1), "build_s": round(t_build, 1)}
-        if "int8_matmuls_pmaddwd" in art.info:  # matmuls on the packed AVX2 kernel
-            info[spec]["int8_matmuls_pmaddwd"] = art.info["int8_matmuls_pmaddwd"]
+        for key in ("int8_matmuls_pmaddwd", "int8_matmuls_pmaddubsw", "int8_runtime_matmuls_pmaddwd"):
+            if art.info.get(key):  # matmuls on the packed AVX2 kernels
+                info[spec][key] = art.info[key]
         log(f"{name} b{b} {spec}: passes {t_pass:.1f} s, build {t_build:.1f} s")
-        if tune:
+        if tune and spec != "int-only-w7":
             import shutil
 
             db = d / f"tune_db_{spec}"
@@ -208,7 +212,7 @@ def worker(engine, name, b, runs, threads) -> float:
         from tvm import relax
 
         spec = "none" if engine.startswith("qcompile_none") else "int-only"
-        spec += "_tuned" if engine.endswith("_tuned") else ""
+        spec += "-w7" if "_w7" in engine else "_tuned" if engine.endswith("_tuned") else ""
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(d / f"{spec}.so")), tvm.cpu())
         args = [tvm.runtime.tensor(v) for v in feed.values()]
         return median_ms(lambda: vm["main"](*args), runs)
@@ -288,7 +292,7 @@ def main():
             key = f"{name}_b{b}"
             info = prepare(name, b, a.tune)
             json.dump(info, open(WORK / key / "info.json", "w"))
-            row = {"macs": info["macs"], "compile_s": {s: info[s] for s in ("none", "int-only")}, "ms": {}}
+            row = {"macs": info["macs"], "compile_s": {s: info[s] for s in SPECS}, "ms": {}}
             engines = ENGINES + (["qcompile_none_tuned", "qcompile_int_only_tuned"] if a.tune else [])
             cmds = {e: [sys.executable, __file__, "--worker", e, name, str(b), "--runs", str(a.runs),
                         "--threads", str(a.threads)] for e in engines}
@@ -310,6 +314,8 @@ def main():
                 row["none_over_ort_fp32"] = round(ms["qcompile_none"] / ms["ort_fp32"], 3)
             if ms.get("qcompile_int_only") and ms.get("ort_int8_dynamic"):
                 row["int_only_over_ort_int8_dynamic"] = round(ms["qcompile_int_only"] / ms["ort_int8_dynamic"], 3)
+            if ms.get("qcompile_int_only_w7") and ms.get("ort_int8_dynamic"):
+                row["int_only_w7_over_ort_int8_dynamic"] = round(ms["qcompile_int_only_w7"] / ms["ort_int8_dynamic"], 3)
             if ms.get("qcompile_none_tuned") and ms.get("ort_fp32"):
                 row["none_tuned_over_ort_fp32"] = round(ms["qcompile_none_tuned"] / ms["ort_fp32"], 3)
             if ms.get("qcompile_int_only_tuned") and ms.get("ort_int8_dynamic"):
@@ -323,6 +329,8 @@ def main():
                                          for k, r in res["models"].items()},
         "int_only_faster_than_ort_int8_dynamic": {k: r.get("int_only_over_ort_int8_dynamic", 9) < 1
                                                   for k, r in res["models"].items()},
+        "int_only_w7_faster_than_ort_int8_dynamic": {k: r.get("int_only_w7_over_ort_int8_dynamic", 9) < 1
+                                                     for k, r in res["models"].items()},
         "max_int8_peak_fraction": max((r["peak_fraction"].get("qcompile_int_only", 0) for r in rows), default=0),
         "max_int8_exact_peak_fraction": max((r.get("peak_fraction_exact", {}).get("qcompile_int_only", 0)
                                              for r in rows), default=0),

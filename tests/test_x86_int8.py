@@ -69,17 +69,24 @@ def test_row_tile(m, tile, padded):
     ((2, 128, 96), 64, False),     # no epilogue: the int32 accumulator is the output
     ((3, 1, 40), 24, False),       # one row per batch entry
 ])
-def test_packed_matmul_bit_exact(shape, n, epilogue):
+@pytest.mark.parametrize("wmax", [128, x86_int8.U8_WEIGHT_MAX])
+def test_packed_matmul_bit_exact(shape, n, epilogue, wmax):
+    """Full int8 weights take the vpmaddwd kernel; weights within +-64 (``weight_bits=7``)
+    the vpmaddubsw one, whose int16 pair sums are then exact: both bit-exact, extremes
+    included (x = -128 is 0 after the +128 offset, x = 127 is 255, w = -64 and 64)."""
     rng = np.random.default_rng(sum(shape) + n)
     x = rng.integers(-128, 128, shape, dtype=np.int8)
-    w = rng.integers(-128, 128, (shape[-1], n), dtype=np.int8)
-    w[0, :] = -128  # extremes: int16 products and pair sums stay exact
+    w = rng.integers(-wmax, wmax + (wmax < 128), (shape[-1], n)).astype(np.int8)
+    w[0, :] = -wmax  # extremes: int16 products and pair sums stay exact
+    w[min(1, shape[-1] - 1), ::2] = min(wmax, 127)
     x[..., 0] = -128
+    x[..., -1] = 127
     b = rng.integers(-2**20, 2**20, n, dtype=np.int32) if epilogue else None
     art = qc.build(_module(shape, w, b), "llvm")
-    assert art.info["int8_matmuls_pmaddwd"] == 1
+    u8 = wmax <= x86_int8.U8_WEIGHT_MAX
+    assert (art.info["int8_matmuls_pmaddwd"], art.info["int8_matmuls_pmaddubsw"]) == ((0, 1) if u8 else (1, 0))
     np.testing.assert_array_equal(art.run(x)[0], _reference(x, w, b))
-    assert "vpmaddwd" in _asm(art)  # the tensorized kernel, not an unscheduled fallback
+    assert ("vpmaddubsw" if u8 else "vpmaddwd") in _asm(art)  # the tensorized kernel, not an unscheduled fallback
 
 
 @needs_avx2
@@ -90,7 +97,7 @@ def test_requantization_is_fused_into_the_write_back():
     rng = np.random.default_rng(0)
     w = rng.integers(-128, 128, (64, 32), dtype=np.int8)
     mod, n = x86_int8.pack_int8_matmuls(_module((12, 64), w, rng.integers(-99, 99, 32, dtype=np.int32)))
-    assert n == 1
+    assert n == {"pmaddwd": 1, "pmaddubsw": 0}
     fused = [f for gv, f in legalize_stage(mod, llvm.make_target()).functions.items() if "pmaddwd" in gv.name_hint]
     assert len(fused) == 1  # matmul, bias and requantization in one kernel
     text = schedule_func(fused[0]).script()
@@ -121,7 +128,7 @@ def test_only_int8_matmuls_with_constant_weights_are_packed():
             out = bb.emit_output(relax.Tuple([a, c, d]))
         bb.emit_func_output(out)
     _, n = x86_int8.pack_int8_matmuls(bb.get())
-    assert n == 1
+    assert sum(n.values()) == 1
 
 
 def _f32_module(shape, w, gelu):
@@ -160,3 +167,29 @@ def test_packed_f32_matmul_same_as_unpacked(shape, n, gelu, monkeypatch):
     np.testing.assert_array_equal(got, plain.run(x)[0])
     if not gelu:
         np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("lead,m,k,n,adt", [
+    ((1, 4), 50, 32, 50, "int8"),     # ViT Q·Kᵀ: 50 rows padded to 54, 50 columns to 64
+    ((1, 4), 50, 50, 32, "uint8"),    # ViT P·V: Shiftmax probabilities (uint8), odd K
+    ((2, 3), 7, 5, 17, "uint8"),      # every extent ragged
+])
+def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
+    """Matmuls of two run-time int8 tensors (attention) packed inside the kernel: the build
+    calls vpmaddwd and is bit-exact against NumPy over the full value ranges, extremes
+    included (255 x -128 pairs are what a uint8 probability times an int8 value can give)."""
+    rng = np.random.default_rng(m * k + n)
+    lo, hi = (0, 256) if adt == "uint8" else (-128, 128)
+    a = rng.integers(lo, hi, (*lead, m, k)).astype(adt)
+    b = rng.integers(-128, 128, (*lead, k, n)).astype(np.int8)
+    a.flat[:4], b.flat[:4] = hi - 1, -128
+    bb = relax.BlockBuilder()
+    xa, xb = relax.Var("a", relax.TensorType(a.shape, adt)), relax.Var("b", relax.TensorType(b.shape, "int8"))
+    with bb.function("main", [xa, xb]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(O.matmul(xa, xb, out_dtype="int32")))
+        bb.emit_func_output(out)
+    art = llvm.build(bb.get())
+    assert art.info["int8_runtime_matmuls_pmaddwd"] == 1
+    assert "vpmaddwd" in _asm(art)
+    np.testing.assert_array_equal(art.run_raw(a, b)[0], a.astype(np.int64) @ b.astype(np.int64))

@@ -95,7 +95,9 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     mod, info["int8_luts"] = lut.tabulate(mod)
     mod, info["fast_gelu"] = fast_math.fast_gelu(mod)
     if x86_int8.supported(tgt):
-        mod, info["int8_matmuls_pmaddwd"] = x86_int8.pack_int8_matmuls(mod)
+        mod, packed = x86_int8.pack_int8_matmuls(mod)
+        info["int8_matmuls_pmaddwd"], info["int8_matmuls_pmaddubsw"] = packed["pmaddwd"], packed["pmaddubsw"]
+        mod, info["int8_runtime_matmuls_pmaddwd"] = x86_int8.pack_runtime_int8_matmuls(mod)
         mod, info["f32_matmuls_packed"] = x86_int8.pack_f32_matmuls(mod)
     tune.check_options(tune_trials, tune_db)
     if tune_trials:

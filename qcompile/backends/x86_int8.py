@@ -1,5 +1,6 @@
-"""Matmuls with a constant weight packed at compile time for AVX2: int8 x int8 -> int32
-through ``vpmaddwd`` (exact), and float32 in the same layout.
+"""Matmuls packed for AVX2: int8 x int8 -> int32 through ``vpmaddwd`` (exact), with a
+constant weight packed at compile time or a run-time operand packed in the kernel, and
+float32 matmuls with a constant weight in the same layout.
 
 LLVM vectorizes TVM's ``int32(a) * int32(b)`` accumulation as 8-lane 32-bit multiplies
 (``vpmulld``: 8 products per instruction, and slow), so int8 matmuls ran slower than fp32
@@ -21,6 +22,11 @@ of ``int-only``), :func:`pack_int8_matmuls` rewrites the Relax call into one ker
   tensorized by :func:`intrin` (one row, 16 columns, 2 ``k``: two ``vpmaddwd`` + two
   ``vpaddd``) inside a ``ROWS x 16`` register tile: 12 int32 accumulators, one weight
   panel (``K x 16`` bytes, L1-sized) reused by all rows, column panels parallel.
+
+**Run-time operands** (attention's ``Q·Kᵀ`` and ``P·V``: int8 or uint8 times int8, with
+batch and head axes): :func:`pack_runtime_int8_matmuls` makes the same packing a stage of
+the kernel (one pass over ``b`` per call, reused by all of ``a``'s rows) and the block gets
+a leading batch axis, fused into the parallel loop. A uint8 ``a`` widens to int16 exactly.
 
 **float32** matmuls with a constant weight (``none``) take the same path without the
 intrinsic: ``W`` packed at compile time into ``Wp[N/16, K, 16, 1]`` so that a weight panel
@@ -50,8 +56,11 @@ from ..ir import const_value, shape_of
 from ..rewrite import rebuild_main
 
 BLOCK = "qmatmul_pmaddwd"   # the tensorized block's name (the schedule finds it by this name)
+BLOCK_U8 = "qmatmul_pmaddubsw"
 BLOCK_F32 = "matmul_packed_f32"
 INTRIN = "qcompile_pmaddwd_1x16x2"
+INTRIN_U8 = "qcompile_pmaddubsw_1x16x4"
+U8_WEIGHT_MAX = 64          # 2 * 255 * 64 = 32640 <= 32767: vpmaddubsw's int16 pair sums cannot saturate
 LANES = 16                  # columns per panel: two 8 x int32 accumulators
 ROWS = 6                    # rows per register tile: 12 accumulators + 2 weight vectors + broadcast + product
 
@@ -92,6 +101,46 @@ def intrin() -> str:
     return INTRIN
 
 
+@functools.cache
+def intrin_u8() -> str:
+    """``C[0:16] += A[0:4] . B[0:16, 0:4]`` with ``A`` uint8 and ``B`` int8, ``|B| <=``
+    :data:`U8_WEIGHT_MAX`: ``vpmaddubsw`` (32 byte products, adjacent pairs summed to int16:
+    at most ``2 * 255 * 64``, exact) then ``vpmaddwd`` by ones (int16 pairs to int32) and
+    ``vpaddd``, for each half of the 16 columns: 64 multiply-adds in six instructions."""
+    @T.prim_func(s_tir=True)
+    def _desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+              C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+            T.writes(C[0:16])
+            for j in T.serial(0, 16):
+                for k in T.serial(0, 4):
+                    with T.sblock("update"):
+                        vj, vk = T.axis.remap("SR", [j, k])
+                        C[vj] = C[vj] + T.cast(A[vk], "int32") * T.cast(B[vj, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def _impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+              C: T.Buffer((16,), "int32", offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+            T.writes(C[0:16])
+            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 8),
+                              dtype="uint8x32")
+            ones = T.broadcast(T.int16(1), 16)
+            C[T.ramp(T.int32(0), 1, 8)] += T.call_llvm_pure_intrin(
+                "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"),
+                T.call_llvm_pure_intrin("int16x16", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.ub.sw"),
+                                        a, B.vload([0, 0], "int8x32")), ones)
+            C[T.ramp(T.int32(8), 1, 8)] += T.call_llvm_pure_intrin(
+                "int32x8", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"),
+                T.call_llvm_pure_intrin("int16x16", T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.ub.sw"),
+                                        a, B.vload([8, 0], "int8x32")), ones)
+
+    TensorIntrin.register(INTRIN_U8, _desc, _impl, override=True)
+    return INTRIN_U8
+
+
 def supported(target) -> bool:
     """The target is x86 with AVX2."""
     try:
@@ -119,26 +168,35 @@ def _pair(dtype) -> int:
     return 2 if str(dtype) == "int8" else 1
 
 
-def pack_weight(w: np.ndarray) -> np.ndarray:
+def u8_kernel(w: np.ndarray) -> bool:
+    """An int8 weight takes the ``vpmaddubsw`` kernel when it fits :data:`U8_WEIGHT_MAX`
+    (``int-only`` with ``weight_bits=7``)."""
+    return w.dtype == np.int8 and int(np.abs(w.astype(np.int16)).max(initial=0)) <= U8_WEIGHT_MAX
+
+
+def pack_weight(w: np.ndarray, p: int | None = None) -> np.ndarray:
     """``W [K, N]`` -> ``Wp [ceil(N/16), ceil(K/p), 16, p]``, zero-padded, ``p`` 2 for int8
-    and 1 for float32: ``Wp[j // 16, k // p, j % 16, k % p] = W[k, j]``."""
+    (4 for the ``vpmaddubsw`` kernel) and 1 for float32: ``Wp[j // 16, k // p, j % 16, k % p]
+    = W[k, j]``."""
     k, n = w.shape
-    p = _pair(w.dtype)
+    p = p or _pair(w.dtype)
     kp, np_ = _round_up(k, p), _round_up(n, LANES)
     full = np.zeros((kp, np_), w.dtype)
     full[:k, :n] = w
     return np.ascontiguousarray(full.reshape(kp // p, p, np_ // LANES, LANES).transpose(2, 0, 3, 1))
 
 
-def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int):
+def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int, corr: te.Tensor | None = None):
     """``x [..., K] @ W [K, N]`` with ``W`` packed by :func:`pack_weight`: the three stages
-    described in the module docstring (int8 -> int32, or float32)."""
+    described in the module docstring (int8 -> int32, or float32). With ``corr`` (the
+    ``vpmaddubsw`` kernel, ``Wp`` packed with ``p = 4``) the rows are ``x + 128`` as uint8
+    and ``corr[j] = 128 * sum_k W[k, j]`` is subtracted on the way out."""
     lead = [int(d) for d in x.shape[:-1]]
     m = math.prod(lead)
+    p = 4 if corr is not None else _pair(wp.dtype)
     _, mp = row_tile(m)
-    p = _pair(wp.dtype)
     kp, np_ = int(wp.shape[1]) * p, int(wp.shape[0]) * LANES
-    wide, acc = ("int16", "int32") if p == 2 else ("float32", "float32")
+    wide, acc = ("int16", "int32") if p == 2 else ("uint8", "int32") if p == 4 else ("float32", "float32")
 
     def unravel(i):
         idx = []
@@ -149,22 +207,102 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int):
 
     def a16(i, r):
         inside = tvm.tirx.all(i < m, r < k) if (mp != m or kp != k) else None
-        v = x[(*unravel(tvm.tirx.min(i, m - 1)), tvm.tirx.min(r, k - 1))].astype(wide)
+        v = x[(*unravel(tvm.tirx.min(i, m - 1)), tvm.tirx.min(r, k - 1))]
+        v = (v.astype("int16") + tvm.tirx.const(128, "int16")).astype(wide) if p == 4 else v.astype(wide)
         return v if inside is None else tvm.tirx.if_then_else(inside, v, tvm.tirx.const(0, wide))
 
-    a = te.compute((mp, kp), a16, name="qmatmul_a16" if p == 2 else "matmul_rows")
+    names = {2: ("qmatmul_a16", BLOCK, "qmatmul_out"), 4: ("qmatmul_a8u", BLOCK_U8, "qmatmul_out"),
+             1: ("matmul_rows", BLOCK_F32, "matmul_out")}[p]
+    a = te.compute((mp, kp), a16, name=names[0])
     r = te.reduce_axis((0, kp), "r")
     c = te.compute((mp, np_), lambda i, j: te.sum(
-        a[i, r].astype(acc) * wp[j // LANES, r // p, j % LANES, r % p].astype(acc), axis=r),
-        name=BLOCK if p == 2 else BLOCK_F32)
+        a[i, r].astype(acc) * wp[j // LANES, r // p, j % LANES, r % p].astype(acc), axis=r), name=names[1])
 
     def out(*idx):
         row = 0
         for v, d in zip(idx[:-1], lead):
             row = row * d + v
-        return c[row, idx[-1]]
+        return c[row, idx[-1]] if corr is None else c[row, idx[-1]] - corr[idx[-1]]
 
-    return te.compute((*lead, n), out, name="qmatmul_out" if p == 2 else "matmul_out")
+    return te.compute((*lead, n), out, name=names[2])
+
+
+def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor):
+    """``a [..., M, K] @ b [..., K, N]`` for two run-time tensors (attention's ``Q·Kᵀ`` and
+    ``P·V``): int8 or uint8 ``a``, int8 ``b``, the same leading (batch, head) axes. The
+    packing of :func:`pack_weight` is a stage of the kernel (``b`` into ``Bp[B, N/16, K/2,
+    16, 2]``, one pass over ``b``, reused by all of ``a``'s rows), then the same tensorized
+    block with a leading batch axis."""
+    lead = [int(d) for d in a.shape[:-2]]
+    m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
+    nb, (_, mp), kp, np_ = math.prod(lead), row_tile(m), _round_up(k, 2), _round_up(n, LANES)
+
+    def unravel(h):
+        idx = []
+        for d in reversed(lead):
+            idx.append(h % d)
+            h = h // d
+        return idx[::-1]
+
+    def a16(h, i, r):
+        v = a[(*unravel(h), tvm.tirx.min(i, m - 1), tvm.tirx.min(r, k - 1))].astype("int16")
+        return tvm.tirx.if_then_else(tvm.tirx.all(i < m, r < k), v, tvm.tirx.const(0, "int16"))
+
+    def bpack(h, jo, ro, ji, ri):
+        j, r = jo * LANES + ji, ro * 2 + ri
+        v = b[(*unravel(h), tvm.tirx.min(r, k - 1), tvm.tirx.min(j, n - 1))]
+        return tvm.tirx.if_then_else(tvm.tirx.all(j < n, r < k), v, tvm.tirx.const(0, "int8"))
+
+    a_ = te.compute((nb, mp, kp), a16, name="qmatmul_a16")
+    bp = te.compute((nb, np_ // LANES, kp // 2, LANES, 2), bpack, name="qmatmul_bpack")
+    r = te.reduce_axis((0, kp), "r")
+    c = te.compute((nb, mp, np_), lambda h, i, j: te.sum(
+        a_[h, i, r].astype("int32") * bp[h, j // LANES, r // 2, j % LANES, r % 2].astype("int32"), axis=r),
+        name=BLOCK)
+
+    def out(*idx):
+        h = 0
+        for v, d in zip(idx[:-2], lead):
+            h = h * d + v
+        return c[h, idx[-2], idx[-1]]
+
+    return te.compute((*lead, m, n), out, name="qmatmul_out")
+
+
+def _runtime_candidate(value) -> bool:
+    """``matmul(a, b) -> int32`` of two run-time tensors with static shapes, ``a`` int8 or
+    uint8, ``b`` int8, the same leading axes (no broadcasting)."""
+    if not (isinstance(value, relax.Call) and getattr(value.op, "name", "") == "relax.matmul"):
+        return False
+    if str(value.attrs.out_dtype) != "int32":
+        return False
+    a, b = value.args
+    if isinstance(a, tvm.ir.GenericConst) or isinstance(b, tvm.ir.GenericConst):
+        return False
+    sa, sb = shape_of(a), shape_of(b)
+    if sa is None or sb is None or len(sa) < 3 or len(sa) != len(sb):
+        return False
+    if not all(isinstance(d, int) for d in (*sa, *sb)) or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
+        return False
+    return str(a.ty.dtype) in ("int8", "uint8") and str(b.ty.dtype) == "int8"
+
+
+def pack_runtime_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
+    """Rewrite every int8 matmul of two run-time tensors in ``main`` (attention) into the
+    kernel of :func:`runtime_packed_matmul_te`; returns the module and how many."""
+    if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
+        return mod, 0
+    found = {b.var for blk in mod["main"].body.blocks for b in blk.bindings if _runtime_candidate(b.value)}
+    if not found:
+        return mod, 0
+
+    def on_binding(bb, var, value):
+        if var not in found:
+            return None
+        return bb.call_te(runtime_packed_matmul_te, *value.args, primfunc_name_hint="qmatmul_pmaddwd_rt",
+                          primfunc_attrs={"op_pattern": 4})
+
+    return rebuild_main(mod, on_binding), len(found)
 
 
 def _candidate(value, dtype: str = "int8"):
@@ -187,39 +325,50 @@ def _candidate(value, dtype: str = "int8"):
     return x, wv
 
 
-def _pack(mod, dtype: str) -> tuple[tvm.IRModule, int]:
+def _pack(mod, dtype: str) -> tuple[tvm.IRModule, dict]:
     if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
-        return mod, 0
+        return mod, {}
     found = {}  # each weight is read once, here
     for blk in mod["main"].body.blocks:
         for b in blk.bindings:
             c = _candidate(b.value, dtype)
             if c is not None:
                 found[b.var] = c[1]
+    kinds = {v: ("pmaddubsw" if u8_kernel(w) else "pmaddwd") if dtype == "int8" else "f32"
+             for v, w in found.items()}
+    counts = {k: list(kinds.values()).count(k) for k in set(kinds.values())}
     if not found:
-        return mod, 0
+        return mod, counts
 
     def on_binding(bb, var, value):
         if var not in found:
             return None
         wv = found[var]
         k, n = wv.shape
+        attrs = {"op_pattern": 4}  # kOutEWiseFusable: the epilogue fuses in
+        if kinds[var] == "pmaddubsw":
+            corr = (128 * wv.astype(np.int32).sum(0)).astype(np.int32)
+            return bb.call_te(packed_matmul_te, value.args[0], relax.const(pack_weight(wv, 4)), k, n,
+                              relax.const(corr), primfunc_name_hint="qmatmul_pmaddubsw", primfunc_attrs=attrs)
         return bb.call_te(packed_matmul_te, value.args[0], relax.const(pack_weight(wv)), k, n,
                           primfunc_name_hint="qmatmul_pmaddwd" if dtype == "int8" else "matmul_packed",
-                          primfunc_attrs={"op_pattern": 4})  # kOutEWiseFusable: the epilogue fuses in
+                          primfunc_attrs=attrs)
 
-    return rebuild_main(mod, on_binding), len(found)
+    return rebuild_main(mod, on_binding), counts
 
 
-def pack_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
-    """Rewrite every int8 matmul with a constant weight in ``main`` into the packed kernel;
-    returns the module and how many were rewritten."""
-    return _pack(mod, "int8")
+def pack_int8_matmuls(mod) -> tuple[tvm.IRModule, dict]:
+    """Rewrite every int8 matmul with a constant weight in ``main`` into a packed kernel:
+    ``vpmaddubsw`` where the weight fits :data:`U8_WEIGHT_MAX`, ``vpmaddwd`` otherwise.
+    Returns the module and how many took each (``{"pmaddwd": n, "pmaddubsw": n}``)."""
+    mod, counts = _pack(mod, "int8")
+    return mod, {"pmaddwd": counts.get("pmaddwd", 0), "pmaddubsw": counts.get("pmaddubsw", 0)}
 
 
 def pack_f32_matmuls(mod) -> tuple[tvm.IRModule, int]:
     """The same for float32 matmuls with a constant weight (no intrinsic: LLVM vectorizes)."""
-    return _pack(mod, "float32")
+    mod, counts = _pack(mod, "float32")
+    return mod, counts.get("f32", 0)
 
 
 def schedule(sch, block, epilogue) -> bool:
@@ -228,30 +377,30 @@ def schedule(sch, block, epilogue) -> bool:
     acc)`` inlines the fused elementwise consumers into the accumulator write-back (the
     default CPU schedule's rule)."""
     name = sch.get(block).name_hint
-    if not (name.startswith(BLOCK) or name.startswith(BLOCK_F32)):
+    if not name.startswith((BLOCK, BLOCK_U8, BLOCK_F32)):
         return False
-    int8 = name.startswith(BLOCK)
-    i, j, k = sch.get_loops(block)
+    int8, u8 = name.startswith(BLOCK), name.startswith(BLOCK_U8)
+    *batch, i, j, k = sch.get_loops(block)  # batch: the run-time kernel's (batch x heads) axis
     mr, _ = row_tile(int(sch.get(i).extent))
     io, ii = sch.split(i, [None, mr])
     jo, ji = sch.split(j, [None, LANES])
-    if int8:
-        ko, ki = sch.split(k, [None, 2])
-        sch.reorder(jo, io, ko, ii, ji, ki)
+    if int8 or u8:
+        ko, ki = sch.split(k, [None, 4 if u8 else 2])
+        sch.reorder(*batch, jo, io, ko, ii, ji, ki)
     else:
         ko = k
-        sch.reorder(jo, io, ko, ii, ji)
-    outer = sch.fuse(jo, io)
+        sch.reorder(*batch, jo, io, ko, ii, ji)
+    outer = sch.fuse(*batch, jo, io)
     sch.parallel(outer)
     acc = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(acc, outer, preserve_unit_loops=True)
     epilogue(sch, acc)
-    if not int8:  # before the reduction is split into init and update, as in cpu_schedule
+    if not (int8 or u8):  # before the reduction is split into init and update, as in cpu_schedule
         sch.unroll(ii)
         sch.vectorize(ji)
     sch.decompose_reduction(block, ko)
-    if int8:
+    if int8 or u8:
         sch.unroll(ii)
-        sch.tensorize(ji, intrin())
+        sch.tensorize(ji, intrin_u8() if u8 else intrin())
     sch.vectorize(sch.get_loops(acc)[-1])
     return True

@@ -174,6 +174,8 @@ class IntOnlyConfig:
     gelu_bits: int = 8                # sigmoid fraction bits
     fold_norm_affine: bool = True     # LayerNorm gamma/beta into the matmuls reading it
     smooth_alpha: float = 0.8         # SmoothQuant migration strength for matmul inputs (0: off)
+    weight_bits: int = 8              # per-channel weight range [-(2^(b-1)-1), 2^(b-1)-1]; 7 lets
+                                      # the llvm build use vpmaddubsw exactly (x86_int8.py)
     int_io: Optional[bool] = None     # None: decided by the target (int-accel: True)
 
 
@@ -222,6 +224,8 @@ class _Lowering:
     """One walk over ``main``: float bindings in, integer bindings out."""
 
     def __init__(self, mod, stats, cfg: IntOnlyConfig):
+        if not 2 <= int(cfg.weight_bits) <= 8:
+            raise QCompileError(f"int-only: weight_bits={cfg.weight_bits} is outside 2..8 (int8 weights)")
         self.mod, self.stats, self.cfg = mod, stats, cfg
         self.int_io = bool(cfg.int_io)
         self.bb = relax.BlockBuilder()
@@ -444,9 +448,10 @@ class _Lowering:
             xq, wv = self.smoothed(x, wv)
         else:
             xq = self.as_q(x, "int8")
-        sw = np.abs(wv).max(0) / 127.0
+        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
+        sw = np.abs(wv).max(0) / qmax
         sw[sw == 0] = 1.0
-        wq = np.clip(np.floor(wv / sw + 0.5), -127, 127).astype(np.int8)
+        wq = np.clip(np.floor(wv / sw + 0.5), -qmax, qmax).astype(np.int8)
         K = wv.shape[0]
         bound = K * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
         self.check("int8 matmul accumulator", bound, 32)
