@@ -262,7 +262,8 @@ def _fuse_rows(sch, names):
     instead of one per block (20 for integer LayerNorm, whose per-block thread launches
     cost more than its arithmetic at ViT sizes). Elementwise blocks with one consumer are
     inlined into it. Returns the new schedule, or ``None`` where this does not apply."""
-    if len(names) < 2 or any(n.startswith((x86_int8.BLOCK, x86_int8.BLOCK_U8, x86_int8.BLOCK_F32)) for n in names):
+    packed = (x86_int8.BLOCK, x86_int8.BLOCK_U8, x86_int8.BLOCK_F32)
+    if len(names) < 2 or any(n.startswith(packed) for n in names):
         return None
     kinds = {n: _iter_kinds(sch, sch.get_sblock(n)) for n in names}
     rank = len(kinds[names[-1]])
@@ -273,13 +274,13 @@ def _fuse_rows(sch, names):
     def extents(n):
         return [_const(iv.dom.extent) for iv in sch.get(sch.get_sblock(n)).iter_vars]
 
-    rows = extents(names[-1])[:-1]
+    row_extents = extents(names[-1])[:-1]
     for n in names[:-1]:
         k = kinds[n]
         rest = k[rank - 1:]
         if k[:rank - 1] != lead or not (rest in ([], ["S"]) or (rest and set(rest) == {"R"})):
             return None  # a matmul (spatial and reduction axes after the rows), a transpose, ...
-        if extents(n)[:rank - 1] != rows:
+        if extents(n)[:rank - 1] != row_extents:
             return None  # other leading axes (a packed matmul's row panel, ...)
     if not any("R" in k for k in kinds.values()):
         return None
