@@ -288,3 +288,33 @@ def test_int_accel_defaults_to_integer_io():
         passes = qc.pipeline("int-only")
         set_int_io(passes, target, None)
         assert passes[-1].config.int_io is want
+
+
+def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
+    """``weight_bits=7``: every int8 weight constant of the integer graph lies in +-63, the llvm
+    build multiplies them with vpmaddubsw (on AVX2) and agrees with the NumPy interpreter bit
+    for bit; a width outside 2..8 is refused."""
+    torch.manual_seed(0)
+    from qcompile.backends import llvm, x86_int8
+    from qcompile.ir import const_value
+    from qcompile.models.tiny import TinyEncoder, encoder_inputs
+
+    m = TinyEncoder(masked=False).eval()
+    x, _ = encoder_inputs(b=4)
+    ones = torch.ones(4, 8)
+    model = qc.load(m, example_inputs=(x, ones))
+    cal = Calibration({"x": x.numpy(), "mask": ones.numpy()}, progress=False)
+    passes = qc.pipeline("int-only")
+    passes[-1].__init__(weight_bits=7)
+    mod = qc.PassManager(passes, calibration=cal).run(model.mod)
+    weights = [const_value(b.value.args[1]) for blk in mod["main"].body.blocks for b in blk.bindings
+               if getattr(b.value, "op", None) is not None and getattr(b.value.op, "name", "") == "relax.matmul"
+               and const_value(b.value.args[1]) is not None]
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 63
+    art = qc.build(mod, "llvm")
+    if x86_int8.supported(llvm.make_target()):
+        assert art.info["int8_matmuls_pmaddubsw"] == len(weights) and art.info["int8_matmuls_pmaddwd"] == 0
+    np.testing.assert_array_equal(art.run(x.numpy(), ones.numpy())[0], intref.run(mod, x.numpy(), ones.numpy())[0])
+    passes[-1].__init__(weight_bits=9)
+    with pytest.raises(QCompileError, match="weight_bits=9 is outside 2..8"):
+        qc.PassManager(passes, calibration=cal).run(model.mod)

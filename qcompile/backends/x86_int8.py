@@ -186,6 +186,23 @@ def pack_weight(w: np.ndarray, p: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(full.reshape(kp // p, p, np_ // LANES, LANES).transpose(2, 0, 3, 1))
 
 
+def _unravel(i, lead: list[int]) -> list:
+    """Flat index ``i`` over the leading axes ``lead`` -> one index per axis (row-major)."""
+    idx = []
+    for d in reversed(lead):
+        idx.append(i % d)
+        i = i // d
+    return idx[::-1]
+
+
+def _ravel(idx, lead: list[int]):
+    """The inverse of :func:`_unravel`."""
+    flat = 0
+    for v, d in zip(idx, lead):
+        flat = flat * d + v
+    return flat
+
+
 def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int, corr: te.Tensor | None = None):
     """``x [..., K] @ W [K, N]`` with ``W`` packed by :func:`pack_weight`: the three stages
     described in the module docstring (int8 -> int32, or float32). With ``corr`` (the
@@ -198,16 +215,9 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int, corr: te.Tenso
     kp, np_ = int(wp.shape[1]) * p, int(wp.shape[0]) * LANES
     wide, acc = ("int16", "int32") if p == 2 else ("uint8", "int32") if p == 4 else ("float32", "float32")
 
-    def unravel(i):
-        idx = []
-        for d in reversed(lead):
-            idx.append(i % d)
-            i = i // d
-        return idx[::-1]
-
     def a16(i, r):
         inside = tvm.tirx.all(i < m, r < k) if (mp != m or kp != k) else None
-        v = x[(*unravel(tvm.tirx.min(i, m - 1)), tvm.tirx.min(r, k - 1))]
+        v = x[(*_unravel(tvm.tirx.min(i, m - 1), lead), tvm.tirx.min(r, k - 1))]
         v = (v.astype("int16") + tvm.tirx.const(128, "int16")).astype(wide) if p == 4 else v.astype(wide)
         return v if inside is None else tvm.tirx.if_then_else(inside, v, tvm.tirx.const(0, wide))
 
@@ -219,9 +229,7 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int, corr: te.Tenso
         a[i, r].astype(acc) * wp[j // LANES, r // p, j % LANES, r % p].astype(acc), axis=r), name=names[1])
 
     def out(*idx):
-        row = 0
-        for v, d in zip(idx[:-1], lead):
-            row = row * d + v
+        row = _ravel(idx[:-1], lead)
         return c[row, idx[-1]] if corr is None else c[row, idx[-1]] - corr[idx[-1]]
 
     return te.compute((*lead, n), out, name=names[2])
@@ -237,20 +245,13 @@ def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor):
     m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
     nb, (_, mp), kp, np_ = math.prod(lead), row_tile(m), _round_up(k, 2), _round_up(n, LANES)
 
-    def unravel(h):
-        idx = []
-        for d in reversed(lead):
-            idx.append(h % d)
-            h = h // d
-        return idx[::-1]
-
     def a16(h, i, r):
-        v = a[(*unravel(h), tvm.tirx.min(i, m - 1), tvm.tirx.min(r, k - 1))].astype("int16")
+        v = a[(*_unravel(h, lead), tvm.tirx.min(i, m - 1), tvm.tirx.min(r, k - 1))].astype("int16")
         return tvm.tirx.if_then_else(tvm.tirx.all(i < m, r < k), v, tvm.tirx.const(0, "int16"))
 
     def bpack(h, jo, ro, ji, ri):
         j, r = jo * LANES + ji, ro * 2 + ri
-        v = b[(*unravel(h), tvm.tirx.min(r, k - 1), tvm.tirx.min(j, n - 1))]
+        v = b[(*_unravel(h, lead), tvm.tirx.min(r, k - 1), tvm.tirx.min(j, n - 1))]
         return tvm.tirx.if_then_else(tvm.tirx.all(j < n, r < k), v, tvm.tirx.const(0, "int8"))
 
     a_ = te.compute((nb, mp, kp), a16, name="qmatmul_a16")
@@ -261,10 +262,7 @@ def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor):
         name=BLOCK)
 
     def out(*idx):
-        h = 0
-        for v, d in zip(idx[:-2], lead):
-            h = h * d + v
-        return c[h, idx[-2], idx[-1]]
+        return c[_ravel(idx[:-2], lead), idx[-2], idx[-1]]
 
     return te.compute((*lead, m, n), out, name="qmatmul_out")
 
