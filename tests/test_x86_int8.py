@@ -3,11 +3,12 @@ tensorized kernel bit-exact against NumPy with the requantization epilogue fused
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from tvm import relax
+from tvm import relax, tirx
 from tvm.relax import op as O
 
 import qcompile as qc
-from qcompile.backends import llvm, x86_int8
+from qcompile.backends import cpu_schedule, llvm, x86_int8
+from qcompile.backends.common import legalize_stage
 
 MULT, SHIFT = 1234567, 38
 AVX2 = x86_int8.supported(llvm.make_target())
@@ -59,6 +60,20 @@ def test_pack_weight_layout(k, n, seed):
                                             (197, 6, 198), (1024, 6, 1026)])
 def test_row_tile(m, tile, padded):
     assert x86_int8.row_tile(m) == (tile, padded)
+
+
+@pytest.mark.parametrize("panels,k_bytes,group", [
+    (96, 384, 8),        # int8 K=384: eight 6 KB panels
+    (24, 1536, 8),       # int8 K=1536: eight 24 KB panels = 192 KB
+    (24, 1536 * 4, 2),   # float32 K=1536: two 96 KB panels
+    (13, 64, 1),         # 197 columns: 13 panels, no group divides
+    (6, 384, 2),
+])
+def test_panel_group(panels, k_bytes, group):
+    """Weight panels a row tile runs over in turn: a divisor of the panel count whose
+    panels fit the L2 budget."""
+    assert x86_int8.panel_group(panels, k_bytes) == group
+    assert panels % group == 0 and group * x86_int8.LANES * k_bytes <= x86_int8.PANEL_GROUP_BYTES
 
 
 @needs_avx2
@@ -173,11 +188,14 @@ def test_packed_f32_matmul_same_as_unpacked(shape, n, gelu, monkeypatch):
     ((1, 4), 50, 32, 50, "int8"),     # ViT Q·Kᵀ: 50 rows padded to 54, 50 columns to 64
     ((1, 4), 50, 50, 32, "uint8"),    # ViT P·V: Shiftmax probabilities (uint8), odd K
     ((2, 3), 7, 5, 17, "uint8"),      # every extent ragged
+    ((1, 2), 20, 24, 40, "int8"),     # two heads: fewer than MIN_PARALLEL_HEADS, tiles parallel instead
 ])
 def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
     """Matmuls of two run-time int8 tensors (attention) packed inside the kernel: the build
     calls vpmaddwd and is bit-exact against NumPy over the full value ranges, extremes
-    included (255 x -128 pairs are what a uint8 probability times an int8 value can give)."""
+    included (255 x -128 pairs are what a uint8 probability times an int8 value can give).
+    With enough heads the kernel is one parallel loop over heads, each head's operands
+    widened and packed inside it; otherwise the tiles are the parallel loop."""
     rng = np.random.default_rng(m * k + n)
     lo, hi = (0, 256) if adt == "uint8" else (-128, 128)
     a = rng.integers(lo, hi, (*lead, m, k)).astype(adt)
@@ -189,6 +207,15 @@ def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
         with bb.dataflow():
             out = bb.emit_output(bb.emit(O.matmul(xa, xb, out_dtype="int32")))
         bb.emit_func_output(out)
+    packed, _ = x86_int8.pack_runtime_int8_matmuls(bb.get())
+    func, = [f for f in legalize_stage(packed, llvm.make_target()).functions.values() if isinstance(f, tirx.PrimFunc)]
+    body = cpu_schedule.schedule_func(func).body.block.body
+    top = list(body.seq) if hasattr(body, "seq") else [body]
+    parallel = [s for s in top if isinstance(s, tirx.For) and s.kind == tirx.ForKind.PARALLEL]
+    if np.prod(lead) >= x86_int8.MIN_PARALLEL_HEADS:
+        assert len(top) == 1 and len(parallel) == 1 and int(parallel[0].extent) == np.prod(lead)
+    else:
+        assert len(parallel) == 3  # widening, packing, tiles
     art = llvm.build(bb.get())
     assert art.info["int8_runtime_matmuls_pmaddwd"] == 1
     assert "vpmaddwd" in _asm(art)
