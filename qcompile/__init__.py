@@ -7,6 +7,10 @@
 """
 __version__ = "0.1.0"
 
+from . import threads as _threads  # noqa: E402
+
+_threads.set_default()  # before TVM's thread pool starts: all physical cores (see qcompile.threads)
+
 from .build import build  # noqa: E402
 from .calibration import AbsMaxPerChannel, Calibration, Histogram, MinMax  # noqa: E402
 from .canonicalize import canonicalize  # noqa: E402
