@@ -40,3 +40,24 @@ def tiny_encoder_eval(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "enc_eval.npz"
     np.savez(path, x=x.numpy(), mask=mask.numpy())
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_canon():
+    """SmolLM2-135M (64-token steps) through the ``none`` pipeline, its tokenizer, and
+    ``float_art()``: its llvm artifact, built on first use. Shared by the SmolLM2 tests of
+    rotate, bfp and kv-prerope, which each spent about 35 s loading and canonicalizing it
+    (and building the float artifact) on their own."""
+    import functools
+    from types import SimpleNamespace
+
+    import qcompile as qc
+    from qcompile import assets
+    from qcompile.models import smollm2
+
+    assets.require("smollm2")
+    assets.require("austen")
+    _, tok = smollm2.load_hf()
+    canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(64)).mod)
+    return SimpleNamespace(canon=canon, tok=tok, float_art=functools.cache(lambda: qc.build(canon, "llvm")))
+

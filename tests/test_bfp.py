@@ -316,22 +316,18 @@ def test_pipeline_and_cli(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.asset
-def test_smollm2_ksort_is_exact_and_bfp_packs():
+def test_smollm2_ksort_is_exact_and_bfp_packs(smollm2_canon):
     """SmolLM2: K-sort alone keeps the logits within float round-off and the top-1 token
     identical on one 512-token window of Emma; the default bfp pipeline (BFP12 keys, BFP16 values,
     blocks of 32) packs a head's token into 34 + 66 bytes (float16: 256)."""
-    from qcompile import assets
-    from qcompile.models import corpus, smollm2
+    from qcompile.models import corpus
 
-    assets.require("smollm2")
-    assets.require("austen")
-    _, tok = smollm2.load_hf()
-    canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(64)).mod)
+    canon, tok = smollm2_canon.canon, smollm2_canon.tok
     ids = np.asarray(tok(corpus.text("eval")).input_ids[:512])[None]
     sorted_ = qc.PassManager([KSort()]).run(canon)
     logits = []
-    for m in (canon, sorted_):
-        step, out = lm.artifact_step(qc.build(m, "llvm")), []
+    for m, art in ((canon, smollm2_canon.float_art()), (sorted_, None)):
+        step, out = lm.artifact_step(art or qc.build(m, "llvm")), []
         past = lm.empty_cache_for(m["main"])
         for s in range(0, 512, 64):
             x = ids[:, s:s + 64]

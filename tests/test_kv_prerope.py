@@ -293,17 +293,13 @@ def test_cli_compiles_and_reports_bytes(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.asset
-def test_smollm2_packed_cache():
+def test_smollm2_packed_cache(smollm2_canon):
     """SmolLM2 through kv-prerope at 4 bits: 30 layers found, a packed cache about 1/3.7 of
     float16, perplexity over one 512-token window of Emma close to the float cache's
     (benchmarks/kv_cache.py measures 8192 tokens)."""
-    from qcompile import assets
-    from qcompile.models import corpus, smollm2
+    from qcompile.models import corpus
 
-    assets.require("smollm2")
-    assets.require("austen")
-    _, tok = smollm2.load_hf()
-    canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(64)).mod)
+    canon, tok = smollm2_canon.canon, smollm2_canon.tok
     calib = Calibration({"tokens": tok(corpus.text("calib")).input_ids[:512], "bos": 1}, progress=False)
     pm = qc.PassManager([KvPrerope(bits=4)], calibration=calib)
     mod = pm.run(canon)
@@ -311,8 +307,9 @@ def test_smollm2_packed_cache():
     assert lay["layers"] == 30 and lay["ratio_to_float16_at_512"] > 3.5
     proto = lm.Protocol(tokens=512)
     ids = tok(corpus.text("eval")).input_ids
-    ppl = {name: lm.perplexity(lm.artifact_step(qc.build(m, "llvm")), ids, lm.empty_cache_for(m["main"]), proto,
-                               progress=False)["perplexity"] for name, m in (("float", canon), ("4bit", mod))}
+    arts = {"float": (smollm2_canon.float_art(), canon), "4bit": (qc.build(mod, "llvm"), mod)}
+    ppl = {name: lm.perplexity(lm.artifact_step(art), ids, lm.empty_cache_for(m["main"]), proto,
+                               progress=False)["perplexity"] for name, (art, m) in arts.items()}
     assert ppl["float"] < ppl["4bit"] < 1.05 * ppl["float"], ppl
 
 
