@@ -3,8 +3,8 @@
 Unless ``TVM_NUM_THREADS`` (or ``OMP_NUM_THREADS``) is set, TVM 0.27's thread pool on x86
 takes half of ``std::thread::hardware_concurrency()``, assuming two hardware threads per
 core. On a machine without SMT (this project's 2-vCPU machines report 2 cores of 1 thread
-each) that is half the cores: a multi-threaded kernel ran on one core, 14.8 ms against
-7.0 ms with ``TVM_NUM_THREADS=2`` for a 1024 x 384 x 1536 int8 matmul (scratch run). So
+each) that is half the cores: ``runtime.NumThreads`` is 1 and every parallel kernel runs on
+one core (``tests/test_threads.py`` checks the pool size qcompile gives). So
 ``import qcompile`` sets ``TVM_NUM_THREADS`` to the number of physical cores this process
 may run on, read from the kernel's CPU topology, before TVM starts its thread pool (it
 starts on the first parallel kernel). A value the user set is left as it is.

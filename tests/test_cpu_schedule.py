@@ -16,6 +16,12 @@ from test_backends import IntModule, numpy_reference
 PARALLEL, VECTORIZED = int(tirx.ForKind.PARALLEL), int(tirx.ForKind.VECTORIZED)
 
 
+def top_loops(func) -> list:
+    """The statements directly under a scheduled PrimFunc's root block (its loop nests)."""
+    body = func.body.block.body
+    return list(body.seq) if hasattr(body, "seq") else [body]
+
+
 def _loop_kinds(func) -> set[int]:
     kinds = set()
 
@@ -220,7 +226,7 @@ def test_row_kernel_is_one_parallel_loop_over_rows(kind):
     funcs = [f for f in leg.functions.values() if isinstance(f, tirx.PrimFunc)]
     assert len(funcs) == 1
     after = cpu_schedule.schedule_func(funcs[0])
-    top = [s for s in after.body.block.body.seq] if hasattr(after.body.block.body, "seq") else [after.body.block.body]
+    top = top_loops(after)
     assert len(top) == 1 and isinstance(top[0], tirx.For) and int(top[0].kind) == PARALLEL, after.script()
     got = qc.build(mod, "llvm").run_raw(xv)[0]
     if kind == "ilayernorm":

@@ -9,6 +9,7 @@ from tvm.relax import op as O
 import qcompile as qc
 from qcompile.backends import cpu_schedule, llvm, x86_int8
 from qcompile.backends.common import legalize_stage
+from test_cpu_schedule import top_loops
 
 MULT, SHIFT = 1234567, 38
 AVX2 = x86_int8.supported(llvm.make_target())
@@ -209,8 +210,7 @@ def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
         bb.emit_func_output(out)
     packed, _ = x86_int8.pack_runtime_int8_matmuls(bb.get())
     func, = [f for f in legalize_stage(packed, llvm.make_target()).functions.values() if isinstance(f, tirx.PrimFunc)]
-    body = cpu_schedule.schedule_func(func).body.block.body
-    top = list(body.seq) if hasattr(body, "seq") else [body]
+    top = top_loops(cpu_schedule.schedule_func(func))
     parallel = [s for s in top if isinstance(s, tirx.For) and s.kind == tirx.ForKind.PARALLEL]
     if np.prod(lead) >= x86_int8.MIN_PARALLEL_HEADS:
         assert len(top) == 1 and len(parallel) == 1 and int(parallel[0].extent) == np.prod(lead)

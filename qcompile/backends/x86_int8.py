@@ -390,13 +390,12 @@ def panel_group(panels: int, panel_k_bytes: int) -> int:
 def _pack_stages_at(sch, loop) -> None:
     """Compute the run-time kernel's widening (``A16``) and packing (``Bp``) stages for one
     (batch, head) inside its parallel iteration, just before the matmul reads them."""
-    for name in ("qmatmul_bpack", "qmatmul_a16"):
-        blk = sch.get_sblock(name)
-        sch.compute_at(blk, loop, preserve_unit_loops=True)
-        if name == "qmatmul_a16":
-            inner = sch.get_loops(blk)[-1]
-            if int(sch.get(inner).extent) % 16 == 0:
-                sch.vectorize(sch.split(inner, [None, 16])[1])
+    sch.compute_at(sch.get_sblock("qmatmul_bpack"), loop, preserve_unit_loops=True)
+    a16 = sch.get_sblock("qmatmul_a16")
+    sch.compute_at(a16, loop, preserve_unit_loops=True)
+    inner = sch.get_loops(a16)[-1]
+    if int(sch.get(inner).extent) % 16 == 0:
+        sch.vectorize(sch.split(inner, [None, 16])[1])
 
 
 def schedule(sch, block, epilogue) -> bool:
