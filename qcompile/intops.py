@@ -188,19 +188,31 @@ def _i64(x):
     return x.astype("int64")
 
 
-def _exp2_shift_te(t, K: int, n: int):
-    t = tirx.max(t, _c(-n * (1 << K)))
-    q = (-t) >> _c(K)
-    r = t + (q << _c(K))
-    return ((r >> _c(1)) + _c(1 << K)) << (_c(n) - q)
+def _exp2_shift_te(t, K: int, n: int, dt: str = "int64"):
+    t = tirx.max(t, _c(-n * (1 << K), dt))
+    q = (-t) >> _c(K, dt)
+    r = t + (q << _c(K, dt))
+    return ((r >> _c(1, dt)) + _c(1 << K, dt)) << (_c(n, dt) - q)
 
 
-def _log2e_te(d):
-    return d + (d >> _c(1)) - (d >> _c(4))
+def _log2e_te(d, dt: str = "int64"):
+    return d + (d >> _c(1, dt)) - (d >> _c(4, dt))
+
+
+def _c32(v):
+    return _c(v, "int32")
 
 
 def shiftmax_te(x, mask, p: ExpParams):
-    """x: int32 [..., L]; mask: None or an int tensor broadcastable to x (nonzero = keep)."""
+    """x: int32 [..., L]; mask: None or an int tensor broadcastable to x (nonzero = keep).
+
+    The same integers as :func:`shiftmax_ref`, computed in int32 lanes (8 per AVX2 vector,
+    with 32-bit variable shifts; int64 lanes are 4, and AVX2 has no 64-bit arithmetic
+    shift). Only ``x - max`` can leave int32, so it is taken in int64 and clamped at
+    ``-C``, ``C = (n + 1) 2^K``, before narrowing: ``t = d + (d >> 1) - (d >> 4)`` is
+    non-decreasing in ``d`` and ``t(-C) <= -1.4375 C + 1 < -n 2^K``, so every ``d < -C``
+    reaches the clamp ``t >= -n 2^K`` exactly as ``-C`` does. The other values are bounded:
+    ``|t| <= 1.5 C``, ``e <= 2^(K+n)``; the product ``e f`` is int64."""
     shape, nd = x.shape, len(x.shape)
     L = shape[-1]
 
@@ -212,20 +224,21 @@ def shiftmax_te(x, mask, p: ExpParams):
 
     k = te.reduce_axis((0, L), "k")
     mx = te.compute(shape[:-1], lambda *i: te.max(
-        tirx.Select(keep((*i, k)), _i64(x(*i, k)), _c(-2 ** 31)), axis=k), name="row_max")
+        tirx.Select(keep((*i, k)), x(*i, k), _c32(-2 ** 31)), axis=k), name="row_max")
+    clamp = (p.n + 1) << p.K
 
     def exp_(*i):
-        d = tirx.Select(keep(i), _i64(x(*i)) - mx(*i[:-1]), _c(-(p.n + 1) * (1 << p.K)))
-        return tirx.Select(keep(i), _exp2_shift_te(_log2e_te(d), p.K, p.n), _c(0)).astype("int32")
+        d = tirx.max(_i64(x(*i)) - _i64(mx(*i[:-1])), _c(-clamp)).astype("int32")
+        return tirx.Select(keep(i), _exp2_shift_te(_log2e_te(d, "int32"), p.K, p.n, "int32"), _c32(0))
 
     e = te.compute(shape, exp_, name="exp")
     k2 = te.reduce_axis((0, L), "k2")
     s = te.compute(shape[:-1], lambda *i: te.sum(e(*i, k2), axis=k2), name="row_sum")
-    f = te.compute(shape[:-1], lambda *i: tirx.floordiv(_c(2 ** 31 - 1), tirx.max(_i64(s(*i)), _c(1))), name="factor")
+    f = te.compute(shape[:-1], lambda *i: tirx.floordiv(_c32(2 ** 31 - 1), tirx.max(s(*i), _c32(1))), name="factor")
     odt = "uint8" if p.B <= 8 else "int32"
 
     def out(*i):
-        v = (_i64(e(*i)) * f(*i[:-1]) + _c(1 << (30 - p.B))) >> _c(31 - p.B)
+        v = (_i64(e(*i)) * _i64(f(*i[:-1])) + _c(1 << (30 - p.B))) >> _c(31 - p.B)
         return tirx.min(v, _c((1 << p.B) - 1)).astype(odt)
 
     return te.compute(shape, out, name="shiftmax")

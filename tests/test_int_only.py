@@ -66,6 +66,25 @@ def test_shiftmax_bit_exact(kernel_builds, x, mask):
 
 
 @settings(max_examples=30, deadline=None)
+@given(arrays(np.int32, (3, 17), elements=st.integers(-2 ** 31, 2 ** 31 - 1)),
+       arrays(np.int8, (3, 17), elements=st.integers(0, 1)))
+def test_shiftmax_bit_exact_over_the_int32_range(kernel_builds, x, mask):
+    """``x - max`` leaves int32 here; the kernel clamps it before narrowing to int32 lanes."""
+    _same_on_both(kernel_builds["shiftmax"], intops.shiftmax_ref(x, mask, P), x, mask)
+
+
+def test_shiftmax_bit_exact_around_its_clamp(kernel_builds):
+    """Differences ``x - max`` on both sides of the kernel's clamp ``-(n + 1) 2^K``, at the
+    exponent's own clamp ``-n 2^K / log2 e``, and at the int32 extremes."""
+    c = (P.n + 1) << P.K
+    x = np.zeros((3, 17), np.int32)
+    x[0, 1:] = [-(c + off) for off in range(-8, 8)]
+    x[1, 1:] = [-(P.n * (1 << P.K) * 16 // 23 + off) for off in range(-8, 8)]
+    x[2] = [2 ** 31 - 1, -2 ** 31] * 8 + [0]
+    _same_on_both(kernel_builds["shiftmax"], intops.shiftmax_ref(x, None, P), x, np.ones_like(x, np.int8))
+
+
+@settings(max_examples=30, deadline=None)
 @given(arrays(np.int8, (4, 24), elements=st.integers(-127, 127)), st.floats(1e-3, 0.5))
 def test_shiftgelu_bit_exact(kernel_builds, x, s):
     t = intops.requant_ref(x, intops.dyadic(1.702 * s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)

@@ -209,7 +209,14 @@ def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
             out = bb.emit_output(bb.emit(O.matmul(xa, xb, out_dtype="int32")))
         bb.emit_func_output(out)
     packed, _ = x86_int8.pack_runtime_int8_matmuls(bb.get())
-    func, = [f for f in legalize_stage(packed, llvm.make_target()).functions.values() if isinstance(f, tirx.PrimFunc)]
+    funcs = {gv.name_hint: f for gv, f in legalize_stage(packed, llvm.make_target()).functions.items()
+             if isinstance(f, tirx.PrimFunc)}
+    func = funcs.pop("qmatmul_pmaddwd_rt")
+    out_cols = int(func.params[-1].ty.shape[-1])
+    if n % x86_int8.LANES:  # ragged: the kernel writes whole panels and a crop cuts them back
+        assert out_cols % x86_int8.LANES == 0 and list(funcs) == ["crop_columns"]
+    else:
+        assert out_cols == n and not funcs
     top = top_loops(cpu_schedule.schedule_func(func))
     parallel = [s for s in top if isinstance(s, tirx.For) and s.kind == tirx.ForKind.PARALLEL]
     if np.prod(lead) >= x86_int8.MIN_PARALLEL_HEADS:
@@ -220,3 +227,43 @@ def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
     assert art.info["int8_runtime_matmuls_pmaddwd"] == 1
     assert "vpmaddwd" in _asm(art)
     np.testing.assert_array_equal(art.run_raw(a, b)[0], a.astype(np.int64) @ b.astype(np.int64))
+
+
+@needs_avx2
+@pytest.mark.parametrize("keys", [50, 197, 64])
+def test_ragged_attention_scores_padded_through_requantization_into_shiftmax(keys):
+    """``Q·Kᵀ`` over a number of keys that is not a whole number of 16-column panels: the
+    kernel writes the padded panels (no per-lane guard), the requantization after it runs
+    on the padded columns, and Shiftmax reads only the real ones (no separate crop kernel).
+    The artifact is bit-exact against the NumPy reference."""
+    from qcompile import intops
+
+    rng = np.random.default_rng(keys)
+    lead, m, k = (1, 4), 20, 32
+    q = rng.integers(-128, 128, (*lead, m, k)).astype(np.int8)
+    kt = rng.integers(-128, 128, (*lead, k, keys)).astype(np.int8)
+    d, p = intops.Dyadic(np.int64(1380356684), 35), intops.ExpParams(K=8, n=15, B=8)
+    bb = relax.BlockBuilder()
+    xa, xb = relax.Var("q", relax.TensorType(q.shape, "int8")), relax.Var("kt", relax.TensorType(kt.shape, "int8"))
+    with bb.function("main", [xa, xb]):
+        with bb.dataflow():
+            acc = bb.emit(O.matmul(xa, xb, out_dtype="int32"))
+            wide = bb.emit(O.multiply(bb.emit(O.astype(acc, "int64")), relax.const(d.mult, "int64")))
+            r = bb.emit(O.right_shift(bb.emit(O.add(wide, relax.const(1 << (d.shift - 1), "int64"))),
+                                      relax.const(d.shift, "int64")))
+            s = bb.emit(O.astype(bb.emit(O.clip(r, -(2 ** 20), 2 ** 20)), "int32"))
+            out = bb.emit_output(bb.emit(bb.call_te(lambda x: intops.shiftmax_te(x, None, p), s,
+                                                    primfunc_name_hint="shiftmax",
+                                                    primfunc_attrs=intops.kernel_attrs("shiftmax", K=8, n=15, B=8))))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    packed, count = x86_int8.pack_runtime_int8_matmuls(mod)
+    assert count == 1
+    funcs = {gv.name_hint: f for gv, f in packed.functions.items() if isinstance(f, tirx.PrimFunc)}
+    assert "crop_columns" not in funcs
+    sm, = [f for name, f in funcs.items() if name.startswith("shiftmax")]
+    cols = int(sm.params[0].ty.shape[-1])
+    assert cols == -(-keys // x86_int8.LANES) * x86_int8.LANES  # Shiftmax reads the padded scores
+    art = llvm.build(mod)
+    scores = intops.requant_ref(q.astype(np.int64) @ kt.astype(np.int64), d, -(2 ** 20), 2 ** 20, np.int32)
+    np.testing.assert_array_equal(art.run_raw(q, kt)[0], intops.shiftmax_ref(scores, None, p))

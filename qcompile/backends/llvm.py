@@ -2,7 +2,8 @@
 Relax's CPU pipeline (legalize, fuse) plus qcompile's default schedules
 (:mod:`qcompile.backends.cpu_schedule`; TVM itself leaves CPU kernels unscheduled).
 On AVX2, int8 matmuls with constant weights are first packed for ``vpmaddwd``
-(:mod:`qcompile.backends.x86_int8`).
+(:mod:`qcompile.backends.x86_int8`), and requantization products are stated as 32 x 32-bit
+multiplies (:mod:`qcompile.backends.mul32`).
 
 One change to TVM's pipeline: for modules with symbolic shapes (a decoder's past length)
 ``RewriteDataflowReshape`` is left out, because its iterator analysis fails in 0.27 on
@@ -17,7 +18,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import fast_math, lut, x86_int8
+from . import fast_math, lut, mul32, x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -99,6 +100,7 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
         info["int8_matmuls_pmaddwd"], info["int8_matmuls_pmaddubsw"] = packed["pmaddwd"], packed["pmaddubsw"]
         mod, info["int8_runtime_matmuls_pmaddwd"] = x86_int8.pack_runtime_int8_matmuls(mod)
         mod, info["f32_matmuls_packed"] = x86_int8.pack_f32_matmuls(mod)
+    mod, info["requant_mul32"] = mul32.narrow_requant_products(mod)  # after packing: it reads the plain requantization ops
     tune.check_options(tune_trials, tune_db)
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)

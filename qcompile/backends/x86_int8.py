@@ -48,6 +48,7 @@ as before, only in another order, and int32 addition is associative).
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import numpy as np
@@ -56,6 +57,7 @@ from tvm import relax, te
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
+from .. import intops
 from ..ir import const_value, shape_of
 from ..rewrite import rebuild_main
 
@@ -239,12 +241,13 @@ def packed_matmul_te(x: te.Tensor, wp: te.Tensor, k: int, n: int, corr: te.Tenso
     return te.compute((*lead, n), out, name=names[2])
 
 
-def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor):
+def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor, pad_n: bool = False):
     """``a [..., M, K] @ b [..., K, N]`` for two run-time tensors (attention's ``Q·Kᵀ`` and
     ``P·V``): int8 or uint8 ``a``, int8 ``b``, the same leading (batch, head) axes. The
     packing of :func:`pack_weight` is a stage of the kernel (``b`` into ``Bp[B, N/16, K/2,
     16, 2]``, one pass over ``b``, reused by all of ``a``'s rows), then the same tensorized
-    block with a leading batch axis."""
+    block with a leading batch axis. ``pad_n``: the output keeps ``N`` padded to whole
+    panels (the padded columns hold 0; see :func:`pack_runtime_int8_matmuls`)."""
     lead = [int(d) for d in a.shape[:-2]]
     m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
     nb, (_, mp), kp, np_ = math.prod(lead), row_tile(m), _round_up(k, 2), _round_up(n, LANES)
@@ -268,7 +271,7 @@ def runtime_packed_matmul_te(a: te.Tensor, b: te.Tensor):
     def out(*idx):
         return c[_ravel(idx[:-2], lead), idx[-2], idx[-1]]
 
-    return te.compute((*lead, m, n), out, name="qmatmul_out")
+    return te.compute((*lead, m, np_ if pad_n else n), out, name="qmatmul_out")
 
 
 def _runtime_candidate(value) -> bool:
@@ -289,22 +292,119 @@ def _runtime_candidate(value) -> bool:
     return str(a.ty.dtype) in ("int8", "uint8") and str(b.ty.dtype) == "int8"
 
 
+def _scalar_operand(a) -> bool:
+    """An operand that is the same for every element: a non-tensor (``PrimValue``) or a
+    one-element constant."""
+    if isinstance(a, relax.Var):
+        return False
+    v = const_value(a)
+    return v is None or v.size == 1
+
+
+def ragged_chains(func, matmuls: set) -> dict:
+    """For each run-time matmul in ``matmuls`` whose ``N`` is not a whole number of panels:
+    the elementwise bindings after it (ops of :data:`PAD_THROUGH` whose other operands are
+    scalars), which can run on the padded columns too. ``{matmul var: [binding, ...]}``."""
+    chains, owner = {}, {}
+    for blk in func.body.blocks:
+        for b in blk.bindings:
+            v = b.value
+            if b.var in matmuls:
+                if shape_of(b.var)[-1] % LANES:
+                    chains[b.var], owner[b.var] = [], b.var
+                continue
+            if not (isinstance(v, relax.Call) and getattr(v.op, "name", "") in PAD_THROUGH):
+                continue
+            tensors = [a for a in v.args if not _scalar_operand(a)]
+            if len(tensors) == 1 and tensors[0] in owner:
+                owner[b.var] = owner[tensors[0]]
+                chains[owner[b.var]].append(b)
+    return chains
+
+
+# Elementwise Relax ops a padded attention score passes through (the requantization to
+# Shiftmax's input): with scalar operands, each padded column stays a function of its own
+# value, and the columns that are kept are computed exactly as before.
+PAD_THROUGH = {f"relax.{n}" for n in ("astype", "multiply", "add", "subtract", "right_shift", "left_shift",
+                                      "clip", "maximum", "minimum")}
+
+
+def _orig_args(call) -> list:
+    """The tensor operands of a ``call_tir`` (its argument tuple), else of the call."""
+    if getattr(call.op, "name", "") == "relax.call_tir":
+        return list(call.args[1].fields) if isinstance(call.args[1], relax.Tuple) else [call.args[1]]
+    return list(call.args)
+
+
+def _shiftmax_params(mod, value) -> intops.ExpParams | None:
+    """The parameters of an ``int-only`` Shiftmax kernel call, else None."""
+    if not (isinstance(value, relax.Call) and getattr(value.op, "name", "") == "relax.call_tir"):
+        return None
+    spec = (mod[value.args[0]].attrs or {}).get("qcompile.kernel")
+    spec = json.loads(str(spec)) if spec is not None else {}
+    return intops.ExpParams(K=spec["K"], n=spec["n"], B=spec["B"]) if spec.get("op") == "shiftmax" else None
+
+
+OPAQUE = 8  # relax's kOpaque: FuseOps leaves the crop a kernel of its own
+
+
+def crop_te(x: te.Tensor, n: int) -> te.Tensor:
+    """The first ``n`` columns (last axis) of ``x``."""
+    return te.compute((*x.shape[:-1], n), lambda *i: x(*i), name="crop")
+
+
 def pack_runtime_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
     """Rewrite every int8 matmul of two run-time tensors in ``main`` (attention) into the
-    kernel of :func:`runtime_packed_matmul_te`; returns the module and how many."""
+    kernel of :func:`runtime_packed_matmul_te`; returns the module and how many.
+
+    Where ``N`` (the keys of ``Q·Kᵀ``: 197 for DeiT-S) is not a whole number of 16-column
+    panels, the kernel's write-back would need a per-lane guard on the last panel, and TVM
+    then writes back every panel element by element. So the kernel keeps ``N`` padded, the
+    elementwise requantization after it (:func:`ragged_chains`) runs on the padded columns
+    too (it fuses into the write-back as before), and the columns are cut back to ``N`` once,
+    by a ``strided_slice`` before the next non-elementwise op (Shiftmax)."""
     if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
         return mod, 0
-    found = {b.var for blk in mod["main"].body.blocks for b in blk.bindings if _runtime_candidate(b.value)}
+    main = mod["main"]
+    found = {b.var for blk in main.body.blocks for b in blk.bindings if _runtime_candidate(b.value)}
     if not found:
         return mod, 0
+    chains = ragged_chains(main, found)
+    in_chain = {b.var: b.value for c in chains.values() for b in c}
+    main_values = {b.var: b.value for blk in main.body.blocks for b in blk.bindings}
+    padded = {}  # original var -> its padded counterpart in the new main
+
+    def cut(bb, var, pv):
+        padded[var] = pv
+        return bb.call_te(crop_te, pv, shape_of(var)[-1], primfunc_name_hint="crop_columns",
+                          primfunc_attrs={"op_pattern": OPAQUE})
 
     def on_binding(bb, var, value):
-        if var not in found:
-            return None
-        return bb.call_te(runtime_packed_matmul_te, *value.args, primfunc_name_hint="qmatmul_pmaddwd_rt",
-                          primfunc_attrs={"op_pattern": 4})
+        shiftmax = _shiftmax_params(mod, value)
+        if shiftmax is not None and _orig_args(main_values[var])[0] in padded:
+            n = shape_of(var)[-1]
+            mask = _orig_args(value)[1:]
+            return bb.call_te(lambda xp, *m: intops.shiftmax_te(crop_te(xp, n), m[0] if m else None, shiftmax),
+                              padded[_orig_args(main_values[var])[0]], *mask, primfunc_name_hint="shiftmax",
+                              primfunc_attrs=dict(mod[value.args[0]].attrs))
+        if var in found:
+            if var not in chains:
+                return bb.call_te(runtime_packed_matmul_te, *value.args, primfunc_name_hint="qmatmul_pmaddwd_rt",
+                                  primfunc_attrs={"op_pattern": 4})
+            return cut(bb, var, bb.emit(bb.call_te(
+                runtime_packed_matmul_te, *value.args, pad_n=True, primfunc_name_hint="qmatmul_pmaddwd_rt",
+                primfunc_attrs={"op_pattern": 4}), name_hint=var.name + "_padded"))
+        if var in in_chain:
+            args = [padded[o] if isinstance(o, relax.Var) and o in padded else n
+                    for o, n in zip(in_chain[var].args, value.args)]
+            return cut(bb, var, bb.emit(relax.Call(value.op, args, value.attrs, value.ty_args),
+                                        name_hint=var.name + "_padded"))
+        return None
 
-    return rebuild_main(mod, on_binding), len(found)
+    mod = rebuild_main(mod, on_binding)
+    if chains:  # the slices of the chain's inner values are unused
+        mod = relax.transform.DeadCodeElimination(["main"])(mod)
+    return mod, len(found)
 
 
 def _candidate(value, dtype: str = "int8"):

@@ -236,24 +236,24 @@ class Module:
     def shiftmax(lv84: T.Buffer((T.int64(4), T.int64(4), T.int64(8), T.int64(8)), "int32"), shiftmax: T.Buffer((T.int64(4), T.int64(4), T.int64(8), T.int64(8)), "uint8")):
         T.func_attr({"qcompile.kernel": "{\"B\": 8, \"K\": 8, \"n\": 15, \"op\": \"shiftmax\"}", "tirx.noalias": True})
         # with T.sblock("root"):
-        row_max = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int64")
+        row_max = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
         exp = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8), T.int64(8)), "int32")
         row_sum = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
-        factor = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int64")
+        factor = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
         for i0, i1, i2, k in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("row_max"):
                 v_i0, v_i1, v_i2, v_k = T.axis.remap("SSSR", [i0, i1, i2, k])
                 T.reads(lv84[v_i0, v_i1, v_i2, v_k])
                 T.writes(row_max[v_i0, v_i1, v_i2])
                 with T.init():
-                    row_max[v_i0, v_i1, v_i2] = T.int64(-9223372036854775808)
-                row_max[v_i0, v_i1, v_i2] = T.max(row_max[v_i0, v_i1, v_i2], T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_k]))
+                    row_max[v_i0, v_i1, v_i2] = -2147483648
+                row_max[v_i0, v_i1, v_i2] = T.max(row_max[v_i0, v_i1, v_i2], lv84[v_i0, v_i1, v_i2, v_k])
         for i0, i1, i2, i3 in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("exp"):
                 v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
                 T.reads(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2])
                 T.writes(exp[v_i0, v_i1, v_i2, v_i3])
-                exp[v_i0, v_i1, v_i2, v_i3] = T.Cast("int32", (T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) + (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(1)) - row_max[v_i0, v_i1, v_i2] - (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(4)), T.int64(-3840)) + (T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) + (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(1)) - row_max[v_i0, v_i1, v_i2] - (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(4)), T.int64(-3840)) * T.int64(-1) >> T.int64(8) << T.int64(8)) >> T.int64(1)) + T.int64(256) << T.int64(15) - (T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) + (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(1)) - row_max[v_i0, v_i1, v_i2] - (T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - row_max[v_i0, v_i1, v_i2] >> T.int64(4)), T.int64(-3840)) * T.int64(-1) >> T.int64(8)))
+                exp[v_i0, v_i1, v_i2, v_i3] = (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) + (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) * -1 >> 8 << 8) >> 1) + 256 << 15 - (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) * -1 >> 8)
         for i0, i1, i2, k2 in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("row_sum"):
                 v_i0, v_i1, v_i2, v_k2 = T.axis.remap("SSSR", [i0, i1, i2, k2])
@@ -267,13 +267,13 @@ class Module:
                 v_i0, v_i1, v_i2 = T.axis.remap("SSS", [i0, i1, i2])
                 T.reads(row_sum[v_i0, v_i1, v_i2])
                 T.writes(factor[v_i0, v_i1, v_i2])
-                factor[v_i0, v_i1, v_i2] = T.int64(2147483647) // T.max(T.Cast("int64", row_sum[v_i0, v_i1, v_i2]), T.int64(1))
+                factor[v_i0, v_i1, v_i2] = 2147483647 // T.max(row_sum[v_i0, v_i1, v_i2], 1)
         for i0, i1, i2, i3 in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("shiftmax"):
                 v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
                 T.reads(exp[v_i0, v_i1, v_i2, v_i3], factor[v_i0, v_i1, v_i2])
                 T.writes(shiftmax[v_i0, v_i1, v_i2, v_i3])
-                shiftmax[v_i0, v_i1, v_i2, v_i3] = T.Cast("uint8", T.min(T.Cast("int64", exp[v_i0, v_i1, v_i2, v_i3]) * factor[v_i0, v_i1, v_i2] + T.int64(4194304) >> T.int64(23), T.int64(255)))
+                shiftmax[v_i0, v_i1, v_i2, v_i3] = T.Cast("uint8", T.min(T.Cast("int64", exp[v_i0, v_i1, v_i2, v_i3]) * T.Cast("int64", factor[v_i0, v_i1, v_i2]) + T.int64(4194304) >> T.int64(23), T.int64(255)))
 
     @R.function
     def main(x: R.Tensor((4, 8, 32), dtype="float32"), mask: R.Tensor((4, 8), dtype="float32")) -> R.Tensor((4, 8, 32), dtype="float32"):
