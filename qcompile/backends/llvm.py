@@ -18,7 +18,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import fast_math, lut, mul32, x86_int8
+from . import fast_math, lut, mul32, split_heads, x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -95,6 +95,7 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
     mod, info["int8_luts"] = lut.tabulate(mod)
     mod, info["fast_gelu"] = fast_math.fast_gelu(mod)
+    mod, info["split_heads"] = split_heads.split_heads(mod)
     if x86_int8.supported(tgt):
         mod, packed = x86_int8.pack_int8_matmuls(mod)
         info["int8_matmuls_pmaddwd"], info["int8_matmuls_pmaddubsw"] = packed["pmaddwd"], packed["pmaddubsw"]
