@@ -181,13 +181,17 @@ E2E = {**VARIANTS, "mha_half": dict(kv_heads=6)}
 def test_rope_after_dequantize_matches_float(variant, tmp_path):
     """Sinks covering the whole window: the cache holds float16 pre-RoPE keys, and attention
     re-applies RoPE at each cached token's position; logits must match the float model up to
-    float16 storage. Then a real 8-bit cache stays close."""
+    float16 storage. Then (for one variant: the 8-bit codes do not depend on the RoPE layout,
+    which the float16 check covers for every variant) a real 8-bit cache stays close."""
     _, path = tiny_decoder(tmp_path, **E2E[variant])
     mod0 = _canon(path)
     ids = np.random.default_rng(2).integers(0, 97, (1, 16))
     ref, _ = _logits(qc.build(mod0, "llvm"), mod0, ids, 4)
     calib = _calib()
-    for opts, tol in ((dict(bits=8, sinks=16), 2e-3), (dict(bits=8, sinks=1), 2e-2)):
+    cases = [(dict(bits=8, sinks=16), 2e-3)]
+    if variant == "gqa_partial_rotary":
+        cases.append((dict(bits=8, sinks=1), 2e-2))
+    for opts, tol in cases:
         mod = qc.PassManager([KvPrerope(**opts)], calibration=calib).run(mod0)
         out, present = _logits(qc.build(mod, "llvm"), mod, ids, 4)
         err = np.abs(out - ref).max() / np.abs(ref).max()

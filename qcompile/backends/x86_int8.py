@@ -30,7 +30,8 @@ the kernel and the block gets a leading batch axis. The parallel loop runs over 
 and each iteration widens and packs its own head's operands just before its matmul reads
 them (one parallel region per kernel, operands hot in cache; with fewer than
 :data:`MIN_PARALLEL_HEADS` heads the tiles are parallel instead). A uint8 ``a`` widens to
-int16 exactly.
+int16 exactly. A ``Q·Kᵀ`` whose key count is not a multiple of 16 keeps its padded columns
+through the requantization after it, into Shiftmax (:func:`pack_runtime_int8_matmuls`).
 
 **float32** matmuls with a constant weight (``none``) take the same path without the
 intrinsic: ``W`` packed at compile time into ``Wp[N/16, K, 16, 1]`` so that a weight panel
@@ -361,8 +362,11 @@ def pack_runtime_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
     panels, the kernel's write-back would need a per-lane guard on the last panel, and TVM
     then writes back every panel element by element. So the kernel keeps ``N`` padded, the
     elementwise requantization after it (:func:`ragged_chains`) runs on the padded columns
-    too (it fuses into the write-back as before), and the columns are cut back to ``N`` once,
-    by a ``strided_slice`` before the next non-elementwise op (Shiftmax)."""
+    too (it fuses into the write-back as before), and the columns are cut back to ``N`` where
+    the chain ends: an ``int-only`` Shiftmax kernel that reads it is rebuilt with the crop as
+    its input stage (it reads the real columns of the padded rows); any other reader gets a
+    crop kernel of its own (:func:`crop_te`, left unfused so that the crop cannot fuse back
+    into the write-back and bring the guard with it)."""
     if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
         return mod, 0
     main = mod["main"]
