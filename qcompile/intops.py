@@ -38,6 +38,7 @@ import json
 import math
 
 import numpy as np
+import tvm
 from tvm import te, tirx
 
 # ----------------------------------------------------------------------------- dyadic numbers
@@ -99,9 +100,20 @@ class ExpParams:
 
 
 def kernel_attrs(op: str, **params) -> dict:
-    """PrimFunc attributes naming the kernel and its parameters (read by the NumPy
-    reference interpreter, :mod:`qcompile.intref`)."""
+    """PrimFunc attributes naming the kernel and its parameters (read back by
+    :func:`kernel_spec`: the NumPy reference interpreter, :mod:`qcompile.intref`, and the llvm
+    backend's rewrites)."""
     return {"qcompile.kernel": json.dumps({"op": op, **params}, sort_keys=True)}
+
+
+def kernel_spec(mod, call) -> dict | None:
+    """``{"op": ..., **params}`` of a ``call_tir`` to a kernel made with :func:`kernel_attrs`,
+    else None."""
+    op = getattr(call, "op", None)
+    if not (isinstance(op, tvm.ir.Op) and op.name == "relax.call_tir"):
+        return None
+    spec = (mod[call.args[0]].attrs or {}).get("qcompile.kernel")
+    return json.loads(str(spec)) if spec is not None else None
 
 
 # ----------------------------------------------------------------------------- NumPy references

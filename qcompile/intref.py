@@ -10,7 +10,6 @@ NumPy rule is an error, never a silent fallback to TVM.
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import tvm
@@ -123,11 +122,9 @@ class _Interp:
 
     def kernel(self, e, args):
         gv, ins = e.args[0], args[1]
-        f = self.mod[gv]
-        spec = (f.attrs or {}).get("qcompile.kernel")
-        if spec is None:
+        p = intops.kernel_spec(self.mod, e)
+        if p is None:
             raise QCompileError(f"intref: kernel '{gv.name_hint}' has no qcompile.kernel attribute")
-        p = json.loads(str(spec))
         op = p.pop("op")
         if op == "shiftmax":
             return intops.shiftmax_ref(ins[0], ins[1] if len(ins) > 1 else None, intops.ExpParams(**p))

@@ -15,6 +15,12 @@ def const_value(expr) -> np.ndarray | None:
     return None
 
 
+def call_tir_inputs(call) -> list:
+    """The tensor arguments of a ``relax.call_tir`` (its argument tuple, or the one argument)."""
+    args = call.args[1]
+    return list(args.fields) if isinstance(args, relax.Tuple) else [args]
+
+
 def shape_of(expr) -> tuple | None:
     """Static shape of a tensor-typed expression as ints (symbolic dims kept as PrimExpr), or None."""
     ty = getattr(expr, "ty", None)

@@ -2,8 +2,9 @@
 Relax's CPU pipeline (legalize, fuse) plus qcompile's default schedules
 (:mod:`qcompile.backends.cpu_schedule`; TVM itself leaves CPU kernels unscheduled).
 On AVX2, int8 matmuls with constant weights are first packed for ``vpmaddwd``
-(:mod:`qcompile.backends.x86_int8`), and requantization products are stated as 32 x 32-bit
-multiplies (:mod:`qcompile.backends.mul32`).
+(:mod:`qcompile.backends.x86_int8`), requantization products are stated as 32 x 32-bit
+multiplies (:mod:`qcompile.backends.mul32`), and a fused QKV projection split by ``take``
+becomes one kernel per operand (:mod:`qcompile.backends.split_heads`).
 
 One change to TVM's pipeline: for modules with symbolic shapes (a decoder's past length)
 ``RewriteDataflowReshape`` is left out, because its iterator analysis fails in 0.27 on

@@ -24,14 +24,12 @@ the llvm pipeline between ``AnnotateTIROpPattern`` and ``FuseOps``, sets its pat
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import tvm
 from tvm import relax, te
 
-from .. import intref
-from ..ir import const_value, shape_of
+from .. import intops, intref
+from ..ir import call_tir_inputs, const_value, shape_of
 from ..rewrite import rebuild_main
 
 # Relax ops that act elementwise (with scalar constants) and whose NumPy rule is in intref.
@@ -53,14 +51,6 @@ def _is_scalar_const(a) -> bool:
     return (v is not None and v.size == 1) or isinstance(a, tvm.tirx.IntImm)
 
 
-def _kernel_op(mod, call) -> str | None:
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.call_tir"):
-        return None
-    f = mod[call.args[0]]
-    spec = (f.attrs or {}).get("qcompile.kernel")
-    return json.loads(str(spec))["op"] if spec is not None else None
-
-
 def _step(mod, call, region) -> str | None:
     """How ``call`` extends a region: ``"op"`` (elementwise), ``"kernel"``, ``"reshape"``, or
     ``None`` (it does not: another kind of op, or an input from outside the region)."""
@@ -68,9 +58,9 @@ def _step(mod, call, region) -> str | None:
         return None
     name = call.op.name.removeprefix("relax.")
     if name == "call_tir":
-        if _kernel_op(mod, call) not in ELEMENTWISE_KERNELS:
+        if (intops.kernel_spec(mod, call) or {}).get("op") not in ELEMENTWISE_KERNELS:
             return None
-        ins = call.args[1].fields if isinstance(call.args[1], relax.Tuple) else [call.args[1]]
+        ins = call_tir_inputs(call)
         return "kernel" if all(isinstance(a, relax.Var) and a in region for a in ins) else None
     if name == "reshape":
         return "reshape" if isinstance(call.args[0], relax.Var) and call.args[0] in region else None

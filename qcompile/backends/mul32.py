@@ -12,7 +12,7 @@ It cannot prove it in the matmul epilogues:
 * ``int64(acc + bias)`` is turned by LLVM itself into ``int64(acc) + int64(bias)`` (the
   int32 addition is ``nsw``), a sum of two 33-bit values, which may need 34 bits.
 
-This rewrite (llvm, x86) replaces each such ``multiply(astype(x, "int64"), M)`` in ``main``
+This rewrite (llvm) replaces each such ``multiply(astype(x, "int64"), M)`` in ``main``
 by a kernel that states the ranges: ``M`` stored as int32 and widened on load, and ``x``
 put through ``(v << 32) >> 32``, a sign extension from bit 31 that changes nothing for a
 value that is already an int32 and that LLVM folds into ``vpmuldq``. The result is the same

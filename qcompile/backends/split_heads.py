@@ -31,7 +31,8 @@ def _op(value) -> str:
 
 
 def find_splits(func) -> dict:
-    """``{take var: [layout bindings from the source outward]}`` for every ``take`` with a
+    """``{take var: [(var, value) of the layout bindings, from the source outward]}`` for
+    every ``take`` with a
     scalar constant index whose operand is a chain of reshapes and permutations with more
     than one reader."""
     values = {b.var: b.value for blk in func.body.blocks for b in blk.bindings}
@@ -52,7 +53,7 @@ def find_splits(func) -> dict:
             continue
         chain = []
         while isinstance(src, relax.Var) and _op(values.get(src)) in LAYOUT:
-            chain.append(src)
+            chain.append((src, values[src]))
             src = values[src].args[0]
         if chain:
             found[var] = chain[::-1]
@@ -68,17 +69,15 @@ def split_heads(mod) -> tuple[tvm.IRModule, int]:
     found = find_splits(main)
     if not found:
         return mod, 0
-    values = {b.var: b.value for blk in main.body.blocks for b in blk.bindings}
     env: dict = {}
 
     def on_binding(bb, var, value):
         if var not in found:
             return None
         chain = found[var]
-        src = values[chain[0]].args[0]
+        src = chain[0][1].args[0]
         src = env.get(src, src) if isinstance(src, relax.Var) else src
-        for c in chain:
-            v = values[c]
+        for c, v in chain:
             src = bb.emit(relax.Call(v.op, [src, *v.args[1:]], v.attrs, v.ty_args), name_hint=c.name + "_own")
         axis = int(value.attrs.axis)
         axis = axis + len(shape_of(src)) if axis < 0 else axis

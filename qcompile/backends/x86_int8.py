@@ -49,7 +49,6 @@ as before, only in another order, and int32 addition is associative).
 from __future__ import annotations
 
 import functools
-import json
 import math
 
 import numpy as np
@@ -59,7 +58,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .. import intops
-from ..ir import const_value, shape_of
+from ..ir import call_tir_inputs, const_value, shape_of
 from ..rewrite import rebuild_main
 
 BLOCK = "qmatmul_pmaddwd"   # the tensorized block's name (the schedule finds it by this name)
@@ -330,22 +329,6 @@ PAD_THROUGH = {f"relax.{n}" for n in ("astype", "multiply", "add", "subtract", "
                                       "clip", "maximum", "minimum")}
 
 
-def _orig_args(call) -> list:
-    """The tensor operands of a ``call_tir`` (its argument tuple), else of the call."""
-    if getattr(call.op, "name", "") == "relax.call_tir":
-        return list(call.args[1].fields) if isinstance(call.args[1], relax.Tuple) else [call.args[1]]
-    return list(call.args)
-
-
-def _shiftmax_params(mod, value) -> intops.ExpParams | None:
-    """The parameters of an ``int-only`` Shiftmax kernel call, else None."""
-    if not (isinstance(value, relax.Call) and getattr(value.op, "name", "") == "relax.call_tir"):
-        return None
-    spec = (mod[value.args[0]].attrs or {}).get("qcompile.kernel")
-    spec = json.loads(str(spec)) if spec is not None else {}
-    return intops.ExpParams(K=spec["K"], n=spec["n"], B=spec["B"]) if spec.get("op") == "shiftmax" else None
-
-
 OPAQUE = 8  # relax's kOpaque: FuseOps leaves the crop a kernel of its own
 
 
@@ -384,12 +367,11 @@ def pack_runtime_int8_matmuls(mod) -> tuple[tvm.IRModule, int]:
                           primfunc_attrs={"op_pattern": OPAQUE})
 
     def on_binding(bb, var, value):
-        shiftmax = _shiftmax_params(mod, value)
-        if shiftmax is not None and _orig_args(main_values[var])[0] in padded:
-            n = shape_of(var)[-1]
-            mask = _orig_args(value)[1:]
-            return bb.call_te(lambda xp, *m: intops.shiftmax_te(crop_te(xp, n), m[0] if m else None, shiftmax),
-                              padded[_orig_args(main_values[var])[0]], *mask, primfunc_name_hint="shiftmax",
+        spec = intops.kernel_spec(mod, value) if padded else None
+        if spec is not None and spec["op"] == "shiftmax" and call_tir_inputs(main_values[var])[0] in padded:
+            p, n, mask = intops.ExpParams(K=spec["K"], n=spec["n"], B=spec["B"]), shape_of(var)[-1], call_tir_inputs(value)[1:]
+            return bb.call_te(lambda xp, *m: intops.shiftmax_te(crop_te(xp, n), m[0] if m else None, p),
+                              padded[call_tir_inputs(main_values[var])[0]], *mask, primfunc_name_hint="shiftmax",
                               primfunc_attrs=dict(mod[value.args[0]].attrs))
         if var in found:
             if var not in chains:
