@@ -218,13 +218,23 @@ def _c32(v):
 def shiftmax_te(x, mask, p: ExpParams):
     """x: int32 [..., L]; mask: None or an int tensor broadcastable to x (nonzero = keep).
 
-    The same integers as :func:`shiftmax_ref`, computed in int32 lanes (8 per AVX2 vector,
+    The same integers as :func:`shiftmax_ref`, computed in 32-bit lanes (8 per AVX2 vector,
     with 32-bit variable shifts; int64 lanes are 4, and AVX2 has no 64-bit arithmetic
-    shift). Only ``x - max`` can leave int32, so it is taken in int64 and clamped at
-    ``-C``, ``C = (n + 1) 2^K``, before narrowing: ``t = d + (d >> 1) - (d >> 4)`` is
-    non-decreasing in ``d`` and ``t(-C) <= -1.4375 C + 1 < -n 2^K``, so every ``d < -C``
-    reaches the clamp ``t >= -n 2^K`` exactly as ``-C`` does. The other values are bounded:
-    ``|t| <= 1.5 C``, ``e <= 2^(K+n)``; the product ``e f`` is int64."""
+    shift, min or max). Why each step fits:
+
+    * ``d = max(x - max, -C)``, ``C = (n + 1) 2^K``: ``t = d + (d >> 1) - (d >> 4)`` is
+      non-decreasing in ``d`` and ``t(-C) <= -1.4375 C + 1 < -n 2^K``, so every ``d < -C``
+      reaches the clamp ``t >= -n 2^K`` exactly as ``-C`` does. It is taken as
+      ``max(min(x, m), lo) - m`` with the row's floor ``lo = max(m - C, -2^31)`` (int64
+      once per row): both operands are int32 and the difference lies in ``[-C, 0]``, also
+      in masked lanes (whose results are discarded). The outer ``max(., -C)`` never binds;
+      it keeps TVM's simplifier from reassociating ``d + (d >> 1)`` into
+      ``min(x, m) + (d >> 1) - m``, whose partial sum can leave int32.
+    * ``e <= 2^(K+n)`` and the row sum ``s`` fits int32 (the ``int-only`` pass chooses
+      ``n`` so that ``L 2^(K+n) < 2^31``).
+    * ``e <= s`` (every term is non-negative), so ``e f <= s floor((2^31 - 1) / s)
+      <= 2^31 - 1``: the product is exact in int32, and the rounding add and shift are
+      done unsigned (``< 2^32``)."""
     shape, nd = x.shape, len(x.shape)
     L = shape[-1]
 
@@ -238,9 +248,12 @@ def shiftmax_te(x, mask, p: ExpParams):
     mx = te.compute(shape[:-1], lambda *i: te.max(
         tirx.Select(keep((*i, k)), x(*i, k), _c32(-2 ** 31)), axis=k), name="row_max")
     clamp = (p.n + 1) << p.K
+    lo = te.compute(shape[:-1], lambda *i: tirx.max(_i64(mx(*i)) - _c(clamp), _c(-2 ** 31)).astype("int32"),
+                    name="row_floor")
 
     def exp_(*i):
-        d = tirx.max(_i64(x(*i)) - _i64(mx(*i[:-1])), _c(-clamp)).astype("int32")
+        m = mx(*i[:-1])
+        d = tirx.max(tirx.max(tirx.min(x(*i), m), lo(*i[:-1])) - m, _c32(-clamp))  # outer max: see below
         return tirx.Select(keep(i), _exp2_shift_te(_log2e_te(d, "int32"), p.K, p.n, "int32"), _c32(0))
 
     e = te.compute(shape, exp_, name="exp")
@@ -249,9 +262,12 @@ def shiftmax_te(x, mask, p: ExpParams):
     f = te.compute(shape[:-1], lambda *i: tirx.floordiv(_c32(2 ** 31 - 1), tirx.max(s(*i), _c32(1))), name="factor")
     odt = "uint8" if p.B <= 8 else "int32"
 
+    def u32(v):
+        return tirx.const(v, "uint32")
+
     def out(*i):
-        v = (_i64(e(*i)) * _i64(f(*i[:-1])) + _c(1 << (30 - p.B))) >> _c(31 - p.B)
-        return tirx.min(v, _c((1 << p.B) - 1)).astype(odt)
+        v = ((e(*i) * f(*i[:-1])).astype("uint32") + u32(1 << (30 - p.B))) >> u32(31 - p.B)
+        return tirx.min(v, u32((1 << p.B) - 1)).astype(odt)
 
     return te.compute(shape, out, name="shiftmax")
 

@@ -84,6 +84,24 @@ def test_shiftmax_bit_exact_around_its_clamp(kernel_builds):
     _same_on_both(kernel_builds["shiftmax"], intops.shiftmax_ref(x, None, P), x, np.ones_like(x, np.int8))
 
 
+@pytest.mark.parametrize("bits", [12, 16])
+def test_shiftmax_bit_exact_with_wide_output(bits):
+    """``B > 8``: int32 output; one-element rows give ``e f`` its largest value, ``s f``."""
+    p = intops.ExpParams(B=bits)
+    art = qc.build(_module(lambda x, m: intops.shiftmax_te(x, m, p), "shiftmax", ((4, 64), "int32"),
+                           ((4, 64), "int8")), target="llvm")
+    rng = np.random.default_rng(bits)
+    x = rng.integers(-3000, 3000, (4, 64)).astype(np.int32)  # within a few 2^K of the max: many outputs between 0 and 2^B - 1
+    mask = (rng.random((4, 64)) > 0.3).astype(np.int8)
+    mask[0] = 0
+    mask[0, 5] = 1
+    mask[1] = 0
+    got = art.run(x, mask)[0]
+    want = intops.shiftmax_ref(x, mask, p)
+    assert got.dtype == np.int32 and got[0, 5] > (1 << bits) // 2
+    np.testing.assert_array_equal(got, want)
+
+
 @settings(max_examples=30, deadline=None)
 @given(arrays(np.int8, (4, 24), elements=st.integers(-127, 127)), st.floats(1e-3, 0.5))
 def test_shiftgelu_bit_exact(kernel_builds, x, s):

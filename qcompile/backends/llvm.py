@@ -19,7 +19,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import fast_math, lut, mul32, split_heads, x86_int8
+from . import fast_math, lut, mul32, shift32, split_heads, x86_int8
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -103,6 +103,7 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
         mod, info["int8_runtime_matmuls_pmaddwd"] = x86_int8.pack_runtime_int8_matmuls(mod)
         mod, info["f32_matmuls_packed"] = x86_int8.pack_f32_matmuls(mod)
     mod, info["requant_mul32"] = mul32.narrow_requant_products(mod)  # after packing: it reads the plain requantization ops
+    mod, info["requant_shift32"] = shift32.narrow_requant_shifts(mod)
     tune.check_options(tune_trials, tune_db)
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)

@@ -237,6 +237,7 @@ class Module:
         T.func_attr({"qcompile.kernel": "{\"B\": 8, \"K\": 8, \"n\": 15, \"op\": \"shiftmax\"}", "tirx.noalias": True})
         # with T.sblock("root"):
         row_max = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
+        row_floor = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
         exp = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8), T.int64(8)), "int32")
         row_sum = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
         factor = T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(8)), "int32")
@@ -248,12 +249,18 @@ class Module:
                 with T.init():
                     row_max[v_i0, v_i1, v_i2] = -2147483648
                 row_max[v_i0, v_i1, v_i2] = T.max(row_max[v_i0, v_i1, v_i2], lv84[v_i0, v_i1, v_i2, v_k])
+        for i0, i1, i2 in T.grid(T.int64(4), T.int64(4), T.int64(8)):
+            with T.sblock("row_floor"):
+                v_i0, v_i1, v_i2 = T.axis.remap("SSS", [i0, i1, i2])
+                T.reads(row_max[v_i0, v_i1, v_i2])
+                T.writes(row_floor[v_i0, v_i1, v_i2])
+                row_floor[v_i0, v_i1, v_i2] = T.Cast("int32", T.max(T.Cast("int64", row_max[v_i0, v_i1, v_i2]) - T.int64(4096), T.int64(-2147483648)))
         for i0, i1, i2, i3 in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("exp"):
                 v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
-                T.reads(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2])
+                T.reads(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2], row_floor[v_i0, v_i1, v_i2])
                 T.writes(exp[v_i0, v_i1, v_i2, v_i3])
-                exp[v_i0, v_i1, v_i2, v_i3] = (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) + (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) * -1 >> 8 << 8) >> 1) + 256 << 15 - (T.max(T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", lv84[v_i0, v_i1, v_i2, v_i3]) - T.Cast("int64", row_max[v_i0, v_i1, v_i2]), T.int64(-4096))) >> 4), -3840) * -1 >> 8)
+                exp[v_i0, v_i1, v_i2, v_i3] = (T.max(T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) + (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 1) - (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 4), -3840) + (T.max(T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) + (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 1) - (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 4), -3840) * -1 >> 8 << 8) >> 1) + 256 << 15 - (T.max(T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) + (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 1) - (T.max(T.max(T.min(lv84[v_i0, v_i1, v_i2, v_i3], row_max[v_i0, v_i1, v_i2]), row_floor[v_i0, v_i1, v_i2]) - row_max[v_i0, v_i1, v_i2], -4096) >> 4), -3840) * -1 >> 8)
         for i0, i1, i2, k2 in T.grid(T.int64(4), T.int64(4), T.int64(8), T.int64(8)):
             with T.sblock("row_sum"):
                 v_i0, v_i1, v_i2, v_k2 = T.axis.remap("SSSR", [i0, i1, i2, k2])
@@ -273,7 +280,7 @@ class Module:
                 v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
                 T.reads(exp[v_i0, v_i1, v_i2, v_i3], factor[v_i0, v_i1, v_i2])
                 T.writes(shiftmax[v_i0, v_i1, v_i2, v_i3])
-                shiftmax[v_i0, v_i1, v_i2, v_i3] = T.Cast("uint8", T.min(T.Cast("int64", exp[v_i0, v_i1, v_i2, v_i3]) * T.Cast("int64", factor[v_i0, v_i1, v_i2]) + T.int64(4194304) >> T.int64(23), T.int64(255)))
+                shiftmax[v_i0, v_i1, v_i2, v_i3] = T.Cast("uint8", T.min(T.Cast("uint32", exp[v_i0, v_i1, v_i2, v_i3] * factor[v_i0, v_i1, v_i2]) + T.uint32(4194304) >> T.uint32(23), T.uint32(255)))
 
     @R.function
     def main(x: R.Tensor((4, 8, 32), dtype="float32"), mask: R.Tensor((4, 8), dtype="float32")) -> R.Tensor((4, 8, 32), dtype="float32"):

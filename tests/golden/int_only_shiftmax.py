@@ -10,6 +10,7 @@ class Module:
         T.func_attr({"qcompile.kernel": "{\"op\": \"shiftmax\"}", "tirx.noalias": True})
         # with T.sblock("root"):
         row_max = T.sblock_alloc_buffer((T.int64(3),), "int32")
+        row_floor = T.sblock_alloc_buffer((T.int64(3),), "int32")
         exp = T.sblock_alloc_buffer((T.int64(3), T.int64(17)), "int32")
         row_sum = T.sblock_alloc_buffer((T.int64(3),), "int32")
         factor = T.sblock_alloc_buffer((T.int64(3),), "int32")
@@ -21,12 +22,18 @@ class Module:
                 with T.init():
                     row_max[v_i0] = -2147483648
                 row_max[v_i0] = T.max(row_max[v_i0], T.Select(a1[v_i0, v_k] != T.int8(0), a0[v_i0, v_k], -2147483648))
+        for i0 in range(T.int64(3)):
+            with T.sblock("row_floor"):
+                v_i0 = T.axis.spatial(T.int64(3), i0)
+                T.reads(row_max[v_i0])
+                T.writes(row_floor[v_i0])
+                row_floor[v_i0] = T.Cast("int32", T.max(T.Cast("int64", row_max[v_i0]) - T.int64(4096), T.int64(-2147483648)))
         for i0, i1 in T.grid(T.int64(3), T.int64(17)):
             with T.sblock("exp"):
                 v_i0, v_i1 = T.axis.remap("SS", [i0, i1])
-                T.reads(a1[v_i0, v_i1], a0[v_i0, v_i1], row_max[v_i0])
+                T.reads(a1[v_i0, v_i1], a0[v_i0, v_i1], row_max[v_i0], row_floor[v_i0])
                 T.writes(exp[v_i0, v_i1])
-                exp[v_i0, v_i1] = T.Select(a1[v_i0, v_i1] != T.int8(0), (T.max(T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 4), -3840) + (T.max(T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 4), -3840) * -1 >> 8 << 8) >> 1) + 256 << 15 - (T.max(T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) + (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 1) - (T.Cast("int32", T.max(T.Cast("int64", a0[v_i0, v_i1]) - T.Cast("int64", row_max[v_i0]), T.int64(-4096))) >> 4), -3840) * -1 >> 8), 0)
+                exp[v_i0, v_i1] = T.Select(a1[v_i0, v_i1] != T.int8(0), (T.max(T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) + (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 1) - (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 4), -3840) + (T.max(T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) + (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 1) - (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 4), -3840) * -1 >> 8 << 8) >> 1) + 256 << 15 - (T.max(T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) + (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 1) - (T.max(T.max(T.min(a0[v_i0, v_i1], row_max[v_i0]), row_floor[v_i0]) - row_max[v_i0], -4096) >> 4), -3840) * -1 >> 8), 0)
         for i0, k2 in T.grid(T.int64(3), T.int64(17)):
             with T.sblock("row_sum"):
                 v_i0, v_k2 = T.axis.remap("SR", [i0, k2])
@@ -46,7 +53,7 @@ class Module:
                 v_i0, v_i1 = T.axis.remap("SS", [i0, i1])
                 T.reads(exp[v_i0, v_i1], factor[v_i0])
                 T.writes(shiftmax[v_i0, v_i1])
-                shiftmax[v_i0, v_i1] = T.Cast("uint8", T.min(T.Cast("int64", exp[v_i0, v_i1]) * T.Cast("int64", factor[v_i0]) + T.int64(4194304) >> T.int64(23), T.int64(255)))
+                shiftmax[v_i0, v_i1] = T.Cast("uint8", T.min(T.Cast("uint32", exp[v_i0, v_i1] * factor[v_i0]) + T.uint32(4194304) >> T.uint32(23), T.uint32(255)))
 
     @R.function
     def main(a0: R.Tensor((3, 17), dtype="int32"), a1: R.Tensor((3, 17), dtype="int8")) -> R.Tensor((3, 17), dtype="uint8"):
