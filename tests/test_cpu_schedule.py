@@ -128,6 +128,36 @@ def test_tuned_build_is_exact_and_database_reused(tmp_path):
         np.testing.assert_array_equal(art.run(x, w, b)[0], want)
 
 
+@pytest.mark.slow
+def test_tuning_with_nothing_to_tune_leaves_a_database(tmp_path):
+    """``--tune`` on a model whose only matmul takes the packed int8 kernel (which tuning
+    skips) tunes nothing, says so, and leaves an empty database that a later build can name
+    (it used to fail there with "no tuning database")."""
+    from qcompile.backends import x86_int8
+
+    if not x86_int8.supported(make_target()):
+        pytest.skip("the packed int8 kernel needs AVX2")
+    from tvm.relax import op as O
+
+    rng = np.random.default_rng(6)
+    w = rng.integers(-127, 128, (64, 32)).astype(np.int8)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((48, 64), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit_output(bb.emit(O.matmul(x, relax.const(w), out_dtype="int32")))
+        bb.emit_func_output(y)
+    mod = bb.get()
+    db = tmp_path / "db"
+    tuned = qc.build(mod, "llvm", tune_db=db, tune_trials=2)
+    assert tuned.info["tuning"]["tasks"] == 0 and tuned.info["tuned_kernels"] == []
+    assert tuned.info["int8_matmuls_pmaddwd"] == 1
+    reused = qc.build(mod, "llvm", tune_db=db)
+    xv = rng.integers(-128, 128, (48, 64), dtype=np.int8)
+    for art in (tuned, reused):
+        np.testing.assert_array_equal(art.run(xv)[0], xv.astype(np.int32) @ w.astype(np.int32))
+
+
 def test_patch_conv_becomes_a_matmul_with_the_same_result():
     """A ViT patch embedding (stride = kernel, no padding) is lowered as a matmul for llvm,
     whose schedules tile matmuls; a convolution that is not a patch embedding is kept."""

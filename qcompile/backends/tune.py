@@ -102,7 +102,11 @@ def tune(mod, target, db_dir: str | Path, trials: int, progress: bool = True) ->
             tasks.append((ctx, w))
         except Exception:  # noqa: BLE001 - that kernel keeps its default schedule
             continue
-    if not tasks:
+    if not tasks:  # e.g. int-only on AVX2: every matmul is a packed int8 kernel (see _hot)
+        ms.database.JSONDatabase(work_dir=str(db_dir))  # an empty database, so later builds can name it
+        if progress:
+            print(f"  no kernels to tune (the packed int8 matmuls keep their default schedule); "
+                  f"empty database in {db_dir}", flush=True)
         return {"tasks": 0, "trials": 0, "seconds": 0.0, "database": str(db_dir)}
     t0 = time.perf_counter()
     workers = max(1, min(2, os.cpu_count() or 1))
