@@ -126,27 +126,36 @@ def onnx_path(name, b) -> Path:
 
 
 def macs(mod, constant_weights_only: bool = False) -> int:
-    """Multiply-accumulates of the matmuls and convolutions in ``main`` (static shapes);
-    ``constant_weights_only``: those with a constant weight (the linear layers and the patch
-    embedding; not the attention products of two activations)."""
+    """Multiply-accumulates of the matmuls and convolutions in ``main`` (static shapes),
+    including those inside the composite functions it calls (attention's ``Q·Kᵀ`` and
+    ``P·V``); ``constant_weights_only``: those with a constant weight (the linear layers and
+    the patch embedding; not the attention products of two activations)."""
     import tvm
     from tvm import relax
 
-    total = 0
-    for block in mod["main"].body.blocks:
-        for bd in block.bindings:
-            v = bd.value
-            if not isinstance(v, relax.Call) or not hasattr(v.op, "name"):
-                continue
-            if constant_weights_only and not (len(v.args) > 1 and isinstance(v.args[1], tvm.ir.GenericConst)):
-                continue
-            out = [int(s) for s in bd.var.ty.shape]
-            if v.op.name == "relax.matmul":
-                total += int(np.prod(out)) * int(v.args[0].ty.shape[-1])
-            elif v.op.name == "relax.nn.conv2d":
-                w = [int(s) for s in v.args[1].ty.shape]
-                total += int(np.prod(out)) * int(np.prod(w[1:]))
-    return total
+    def count(func) -> int:
+        total = 0
+        for block in func.body.blocks:
+            for bd in block.bindings:
+                v = bd.value
+                if not isinstance(v, relax.Call):
+                    continue
+                if isinstance(v.op, relax.GlobalVar) and isinstance(mod[v.op], relax.Function):
+                    total += count(mod[v.op])  # a composite (e.g. qcompile.attention)
+                    continue
+                if not hasattr(v.op, "name"):
+                    continue
+                if constant_weights_only and not (len(v.args) > 1 and isinstance(v.args[1], tvm.ir.GenericConst)):
+                    continue
+                out = [int(s) for s in bd.var.ty.shape]
+                if v.op.name == "relax.matmul":
+                    total += int(np.prod(out)) * int(v.args[0].ty.shape[-1])
+                elif v.op.name == "relax.nn.conv2d":
+                    w = [int(s) for s in v.args[1].ty.shape]
+                    total += int(np.prod(out)) * int(np.prod(w[1:]))
+        return total
+
+    return count(mod["main"])
 
 
 # ----------------------------------------------------------------------------- preparation
