@@ -24,8 +24,11 @@ median of ``--runs`` calls on the same inputs; the engines of a model take turns
 whichever engine happens to be running).
 
 Peak fractions divide the model's multiply-accumulates (counted from its graph: matmuls and
-convolutions) per second by machine peaks measured in the same run by ``benchmarks/peak.c``
-(compiled with ``cc``; one thread per core, assembly loops of independent accumulators):
+convolutions, attention's included) per second by machine peaks measured in the same run by
+``benchmarks/peak.c`` (compiled with ``cc``; one thread per core, assembly loops of
+independent accumulators; measured at the start and again at the end of the run, and the
+higher reading kept, since other load on this shared machine can only lower it; both are in
+``peak.readings``):
 ``fp32_fma_per_s`` for the float engines; for the int8 ones ``int8_mac_pmaddubsw_per_s``
 (``vpmaddubsw`` + ``vpmaddwd``: what issue #6 calls the int8 peak, 196 G MAC/s there; its
 int16 pair sums saturate, so it is exact only for restricted value ranges, and onnxruntime's
@@ -263,6 +266,17 @@ def machine_peaks(threads) -> dict:
             "int8_mac_pmaddwd_per_s": None, "source": "issue #6 (not measured in this run)"}
 
 
+def peak_fractions(row: dict, pk: dict) -> None:
+    """The model's multiply-adds per second over the machine's peaks, per engine, into ``row``."""
+    ms = {e: v for e, v in row["ms"].items() if v}
+    row["peak_fraction"] = {
+        e: round(row["macs"] / (v / 1000) / pk["int8_mac_pmaddubsw_per_s" if "int" in e else "fp32_fma_per_s"], 3)
+        for e, v in ms.items()}
+    if pk.get("int8_mac_pmaddwd_per_s"):
+        row["peak_fraction_exact"] = {e: round(row["macs"] / (v / 1000) / pk["int8_mac_pmaddwd_per_s"], 3)
+                                      for e, v in ms.items() if "int" in e}
+
+
 def sgemm_gflops(threads) -> float:
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
@@ -311,14 +325,7 @@ def main():
                 row["ms"][e] = r["ms"]
                 log(f"{key} {e} failed: {r['error']}" if r.get("error") else f"{key} {e}: {r['ms']} ms")
             ms = row["ms"]
-            pk = res["peak"]
-            row["peak_fraction"] = {
-                e: round(info["macs"] / (ms[e] / 1000) / pk["int8_mac_pmaddubsw_per_s" if "int" in e else
-                                                            "fp32_fma_per_s"], 3)
-                for e in engines if ms.get(e)}
-            if pk.get("int8_mac_pmaddwd_per_s"):
-                row["peak_fraction_exact"] = {e: round(info["macs"] / (ms[e] / 1000) / pk["int8_mac_pmaddwd_per_s"], 3)
-                                              for e in engines if ms.get(e) and "int" in e}
+            peak_fractions(row, res["peak"])
             if ms.get("qcompile_none") and ms.get("ort_fp32"):
                 row["none_over_ort_fp32"] = round(ms["qcompile_none"] / ms["ort_fp32"], 3)
             if ms.get("qcompile_int_only") and ms.get("ort_int8_dynamic"):
@@ -332,6 +339,15 @@ def main():
                     ms["qcompile_int_only_tuned"] / ms["ort_int8_dynamic"], 3)
             res["models"][key] = row
             common.write_json(a.out, res, announce=False)
+    if "measured" in res["peak"]["source"]:  # again at the end: a reading disturbed by other load is low
+        again = machine_peaks(a.threads)
+        for k, v in again.items():
+            if k.endswith("_per_s") and v and res["peak"].get(k):
+                res["peak"].setdefault("readings", {})[k] = [res["peak"][k], v]
+                res["peak"][k] = max(res["peak"][k], v)
+        res["peak"]["source"] = "benchmarks/peak.c, measured at the start and the end of this run (best of 3 each; the higher kept)"
+        for row in res["models"].values():
+            peak_fractions(row, res["peak"])
     rows = res["models"].values()
     res["goals"] = {
         "none_within_1.5x_of_ort_fp32": {k: r.get("none_over_ort_fp32", None) is not None and r["none_over_ort_fp32"] <= 1.5
