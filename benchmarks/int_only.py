@@ -16,7 +16,7 @@ Accuracy (post-training; calibration data disjoint from evaluation data):
   similarities.
 
 Both models are also compiled with 7-bit weights (``examples/int_only_w7.toml``; on AVX2 the
-llvm build then multiplies with ``vpmaddubsw``, see ``qcompile/backends/x86_int8.py``):
+llvm build then multiplies with ``vpmaddubsw``, see ``qcompile/backends/x86_packed.py``):
 accuracy under ``weights_7bit``, speed as ``tvm_int_only_w7``.
 
 Speed (median of ``--runs`` after 3 warm-up runs, same real inputs, this machine's cores

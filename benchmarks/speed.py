@@ -34,7 +34,7 @@ higher reading kept, since other load on this shared machine can only lower it; 
 int16 pair sums saturate, so it is exact only for restricted value ranges, and onnxruntime's
 AVX2 kernels use it) and, as ``peak_fraction_exact``, ``int8_mac_pmaddwd_per_s``
 (``vpmaddwd``: exact for any int8 values; qcompile's kernel, see
-``qcompile/backends/x86_int8.py``). Without a C compiler the issue's figures are used and
+``qcompile/backends/x86_packed.py``). Without a C compiler the issue's figures are used and
 ``peak.source`` says so. The JSON also records OpenBLAS's sgemm rate measured in this run as
 a sanity reference.
 """

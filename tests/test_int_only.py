@@ -332,7 +332,7 @@ def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
     build multiplies them with vpmaddubsw (on AVX2) and agrees with the NumPy interpreter bit
     for bit; a width outside 2..8 is refused."""
     torch.manual_seed(0)
-    from qcompile.backends import llvm, x86_int8
+    from qcompile.backends import llvm, x86_packed
     from qcompile.ir import const_value
     from qcompile.models.tiny import TinyEncoder, encoder_inputs
 
@@ -349,7 +349,7 @@ def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
                and const_value(b.value.args[1]) is not None]
     assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 63
     art = qc.build(mod, "llvm")
-    if x86_int8.supported(llvm.make_target()):
+    if x86_packed.supported(llvm.make_target()):
         assert art.info["int8_matmuls_pmaddubsw"] == len(weights) and art.info["int8_matmuls_pmaddwd"] == 0
     np.testing.assert_array_equal(art.run(x.numpy(), ones.numpy())[0], intref.run(mod, x.numpy(), ones.numpy())[0])
     passes[-1].__init__(weight_bits=9)

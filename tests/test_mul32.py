@@ -6,7 +6,7 @@ from tvm import relax
 from tvm.relax import op as O
 
 from qcompile.backends import llvm, mul32
-from test_x86_int8 import _asm, needs_avx2
+from test_x86_packed import _asm, needs_avx2
 
 I32 = np.iinfo(np.int32)
 

@@ -6,7 +6,7 @@ from tvm import relax
 from tvm.relax import op as O
 
 from qcompile.backends import llvm, shift32
-from test_x86_int8 import _asm, needs_avx2
+from test_x86_packed import _asm, needs_avx2
 
 I32, I64 = np.iinfo(np.int32), np.iinfo(np.int64)
 

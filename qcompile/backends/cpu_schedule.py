@@ -12,7 +12,7 @@ matmul rule. Per block:
   except transcendental ones (erf/exp), which vectorize better as their own loop. The row
   tile divides one head's rows (see ``_schedule_matmul``). int8 matmuls with a constant
   weight are packed for ``vpmaddwd`` before fusion and tensorized here, float32 ones packed
-  the same way and vectorized (:mod:`qcompile.backends.x86_int8`);
+  the same way and vectorized (:mod:`qcompile.backends.x86_packed`);
 * **row-wise kernels** (softmax, LayerNorm, Shiftmax, integer LayerNorm with its
   requantization): one parallel loop over rows with every block (row statistics, per-row
   scalars such as the integer square root, the output) computed inside it, instead of one
@@ -33,7 +33,7 @@ import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.gpu.matmul import auto_inline_consumer_chain
 
-from . import x86_int8
+from . import x86_packed
 
 VEC = 16   # fp32 lanes per inner tile (two AVX2 registers)
 ROWS = 6   # rows sharing one weight vector (6 x 2 accumulator vectors + 2 weight vectors + 1 broadcast: 15 of 16 AVX2 registers)
@@ -262,7 +262,7 @@ def _fuse_rows(sch, names):
     instead of one per block (20 for integer LayerNorm, whose per-block thread launches
     cost more than its arithmetic at ViT sizes). Elementwise blocks with one consumer are
     inlined into it. Returns the new schedule, or ``None`` where this does not apply."""
-    packed = (x86_int8.BLOCK, x86_int8.BLOCK_U8, x86_int8.BLOCK_F32)
+    packed = (x86_packed.BLOCK, x86_packed.BLOCK_U8, x86_packed.BLOCK_F32)
     if len(names) < 2 or any(n.startswith(packed) for n in names):
         return None
     kinds = {n: _iter_kinds(sch, sch.get_sblock(n)) for n in names}
@@ -338,7 +338,7 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
             if "R" not in kinds:
                 ok = _schedule_elementwise(trial, blk)
             else:
-                ok = (x86_int8.schedule(trial, blk, _epilogue) or _schedule_matmul(trial, blk)
+                ok = (x86_packed.schedule(trial, blk, _epilogue) or _schedule_matmul(trial, blk)
                       or _schedule_row_reduction(trial, blk))
         except Exception:  # noqa: BLE001 - rule does not apply: leave this block as it is
             continue

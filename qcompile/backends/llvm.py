@@ -2,7 +2,7 @@
 Relax's CPU pipeline (legalize, fuse) plus qcompile's default schedules
 (:mod:`qcompile.backends.cpu_schedule`; TVM itself leaves CPU kernels unscheduled).
 On AVX2, int8 matmuls with constant weights are first packed for ``vpmaddwd``
-(:mod:`qcompile.backends.x86_int8`), requantization products are stated as 32 x 32-bit
+(:mod:`qcompile.backends.x86_packed`), requantization products are stated as 32 x 32-bit
 multiplies (:mod:`qcompile.backends.mul32`), and a fused QKV projection split by ``take``
 becomes one kernel per operand (:mod:`qcompile.backends.split_heads`).
 
@@ -19,7 +19,7 @@ import tvm
 from tvm import relax
 
 from .common import Artifact
-from . import fast_math, lut, mul32, shift32, split_heads, x86_int8
+from . import fast_math, lut, mul32, shift32, split_heads, x86_packed
 from .cpu_schedule import default_cpu_schedule
 
 
@@ -97,11 +97,11 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     mod, info["int8_luts"] = lut.tabulate(mod)
     mod, info["fast_gelu"] = fast_math.fast_gelu(mod)
     mod, info["split_heads"] = split_heads.split_heads(mod)
-    if x86_int8.supported(tgt):
-        mod, packed = x86_int8.pack_int8_matmuls(mod)
+    if x86_packed.supported(tgt):
+        mod, packed = x86_packed.pack_int8_matmuls(mod)
         info["int8_matmuls_pmaddwd"], info["int8_matmuls_pmaddubsw"] = packed["pmaddwd"], packed["pmaddubsw"]
-        mod, info["int8_runtime_matmuls_pmaddwd"] = x86_int8.pack_runtime_int8_matmuls(mod)
-        mod, info["f32_matmuls_packed"] = x86_int8.pack_f32_matmuls(mod)
+        mod, info["int8_runtime_matmuls_pmaddwd"] = x86_packed.pack_runtime_int8_matmuls(mod)
+        mod, info["f32_matmuls_packed"] = x86_packed.pack_f32_matmuls(mod)
     mod, info["requant_mul32"] = mul32.narrow_requant_products(mod)  # after packing: it reads the plain requantization ops
     mod, info["requant_shift32"] = shift32.narrow_requant_shifts(mod)
     tune.check_options(tune_trials, tune_db)

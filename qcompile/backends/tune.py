@@ -23,7 +23,7 @@ from ..errors import QCompileError
 def _hot(task_name: str) -> bool:
     """The fused matmul kernels (with their epilogues), not attention's fused
     matmul-softmax-matmul, for which MetaSchedule 0.27's design spaces fail, and not the
-    packed int8 kernels (:mod:`qcompile.backends.x86_int8`): MetaSchedule does not know
+    packed int8 kernels (:mod:`qcompile.backends.x86_packed`): MetaSchedule does not know
     their ``vpmaddwd`` intrinsic, so its schedules for them are slower than the default."""
     return "matmul" in task_name and "softmax" not in task_name and "pmaddwd" not in task_name
 

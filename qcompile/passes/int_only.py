@@ -175,7 +175,7 @@ class IntOnlyConfig:
     fold_norm_affine: bool = True     # LayerNorm gamma/beta into the matmuls reading it
     smooth_alpha: float = 0.8         # SmoothQuant migration strength for matmul inputs (0: off)
     weight_bits: int = 8              # per-channel weight range [-(2^(b-1)-1), 2^(b-1)-1]; 7 lets
-                                      # the llvm build use vpmaddubsw exactly (x86_int8.py)
+                                      # the llvm build use vpmaddubsw exactly (x86_packed.py)
     int_io: Optional[bool] = None     # None: decided by the target (int-accel: True)
 
 

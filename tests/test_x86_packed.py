@@ -7,12 +7,12 @@ from tvm import relax, tirx
 from tvm.relax import op as O
 
 import qcompile as qc
-from qcompile.backends import cpu_schedule, llvm, x86_int8
+from qcompile.backends import cpu_schedule, llvm, x86_packed
 from qcompile.backends.common import legalize_stage
 from test_cpu_schedule import top_loops
 
 MULT, SHIFT = 1234567, 38
-AVX2 = x86_int8.supported(llvm.make_target())
+AVX2 = x86_packed.supported(llvm.make_target())
 needs_avx2 = pytest.mark.skipif(not AVX2, reason="this machine has no AVX2")
 
 
@@ -50,7 +50,7 @@ def _asm(art) -> str:
 @settings(max_examples=60, deadline=None)
 def test_pack_weight_layout(k, n, seed):
     w = np.random.default_rng(seed).integers(-128, 128, (k, n), dtype=np.int8)
-    wp = x86_int8.pack_weight(w)
+    wp = x86_packed.pack_weight(w)
     assert wp.shape == (-(-n // 16), -(-k // 2), 16, 2)
     kk, jj = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
     np.testing.assert_array_equal(wp[jj // 16, kk // 2, jj % 16, kk % 2], w)
@@ -60,7 +60,7 @@ def test_pack_weight_layout(k, n, seed):
 @pytest.mark.parametrize("m,tile,padded", [(1, 1, 1), (4, 4, 4), (6, 6, 6), (7, 6, 12), (12, 6, 12), (128, 6, 132),
                                             (197, 6, 198), (1024, 6, 1026)])
 def test_row_tile(m, tile, padded):
-    assert x86_int8.row_tile(m) == (tile, padded)
+    assert x86_packed.row_tile(m) == (tile, padded)
 
 
 @pytest.mark.parametrize("panels,k_bytes,group", [
@@ -73,8 +73,8 @@ def test_row_tile(m, tile, padded):
 def test_panel_group(panels, k_bytes, group):
     """Weight panels a row tile runs over in turn: a divisor of the panel count whose
     panels fit the L2 budget."""
-    assert x86_int8.panel_group(panels, k_bytes) == group
-    assert panels % group == 0 and group * x86_int8.LANES * k_bytes <= x86_int8.PANEL_GROUP_BYTES
+    assert x86_packed.panel_group(panels, k_bytes) == group
+    assert panels % group == 0 and group * x86_packed.LANES * k_bytes <= x86_packed.PANEL_GROUP_BYTES
 
 
 @needs_avx2
@@ -85,7 +85,7 @@ def test_panel_group(panels, k_bytes, group):
     ((2, 128, 96), 64, False),     # no epilogue: the int32 accumulator is the output
     ((3, 1, 40), 24, False),       # one row per batch entry
 ])
-@pytest.mark.parametrize("wmax", [128, x86_int8.U8_WEIGHT_MAX])
+@pytest.mark.parametrize("wmax", [128, x86_packed.U8_WEIGHT_MAX])
 def test_packed_matmul_bit_exact(shape, n, epilogue, wmax):
     """Full int8 weights take the vpmaddwd kernel; weights within +-64 (``weight_bits=7``)
     the vpmaddubsw one, whose int16 pair sums are then exact: both bit-exact, extremes
@@ -99,7 +99,7 @@ def test_packed_matmul_bit_exact(shape, n, epilogue, wmax):
     x[..., -1] = 127
     b = rng.integers(-2**20, 2**20, n, dtype=np.int32) if epilogue else None
     art = qc.build(_module(shape, w, b), "llvm")
-    u8 = wmax <= x86_int8.U8_WEIGHT_MAX
+    u8 = wmax <= x86_packed.U8_WEIGHT_MAX
     assert (art.info["int8_matmuls_pmaddwd"], art.info["int8_matmuls_pmaddubsw"]) == ((0, 1) if u8 else (1, 0))
     np.testing.assert_array_equal(art.run(x)[0], _reference(x, w, b))
     assert ("vpmaddubsw" if u8 else "vpmaddwd") in _asm(art)  # the tensorized kernel, not an unscheduled fallback
@@ -112,7 +112,7 @@ def test_requantization_is_fused_into_the_write_back():
 
     rng = np.random.default_rng(0)
     w = rng.integers(-128, 128, (64, 32), dtype=np.int8)
-    mod, n = x86_int8.pack_int8_matmuls(_module((12, 64), w, rng.integers(-99, 99, 32, dtype=np.int32)))
+    mod, n = x86_packed.pack_int8_matmuls(_module((12, 64), w, rng.integers(-99, 99, 32, dtype=np.int32)))
     assert n == {"pmaddwd": 1, "pmaddubsw": 0}
     fused = [f for gv, f in legalize_stage(mod, llvm.make_target()).functions.items() if "pmaddwd" in gv.name_hint]
     assert len(fused) == 1  # matmul, bias and requantization in one kernel
@@ -143,7 +143,7 @@ def test_only_int8_matmuls_with_constant_weights_are_packed():
             d = bb.emit(O.matmul(x, relax.const(np.ones((8, 4), "int8")), out_dtype="int32"))
             out = bb.emit_output(relax.Tuple([a, c, d]))
         bb.emit_func_output(out)
-    _, n = x86_int8.pack_int8_matmuls(bb.get())
+    _, n = x86_packed.pack_int8_matmuls(bb.get())
     assert sum(n.values()) == 1
 
 
@@ -177,7 +177,7 @@ def test_packed_f32_matmul_same_as_unpacked(shape, n, gelu, monkeypatch):
     assert art.info["f32_matmuls_packed"] == 1
     assert "vfmadd" in _asm(art)  # scheduled and vectorized, not an unscheduled fallback
     got = art.run(x)[0]
-    monkeypatch.setattr(x86_int8, "pack_f32_matmuls", lambda m: (m, 0))
+    monkeypatch.setattr(x86_packed, "pack_f32_matmuls", lambda m: (m, 0))
     plain = qc.build(mod, "llvm")
     assert plain.info["f32_matmuls_packed"] == 0
     np.testing.assert_array_equal(got, plain.run(x)[0])
@@ -208,18 +208,18 @@ def test_runtime_int8_matmul_bit_exact(lead, m, k, n, adt):
         with bb.dataflow():
             out = bb.emit_output(bb.emit(O.matmul(xa, xb, out_dtype="int32")))
         bb.emit_func_output(out)
-    packed, _ = x86_int8.pack_runtime_int8_matmuls(bb.get())
+    packed, _ = x86_packed.pack_runtime_int8_matmuls(bb.get())
     funcs = {gv.name_hint: f for gv, f in legalize_stage(packed, llvm.make_target()).functions.items()
              if isinstance(f, tirx.PrimFunc)}
     func = funcs.pop("qmatmul_pmaddwd_rt")
     out_cols = int(func.params[-1].ty.shape[-1])
-    if n % x86_int8.LANES:  # ragged: the kernel writes whole panels and a crop cuts them back
-        assert out_cols % x86_int8.LANES == 0 and list(funcs) == ["crop_columns"]
+    if n % x86_packed.LANES:  # ragged: the kernel writes whole panels and a crop cuts them back
+        assert out_cols % x86_packed.LANES == 0 and list(funcs) == ["crop_columns"]
     else:
         assert out_cols == n and not funcs
     top = top_loops(cpu_schedule.schedule_func(func))
     parallel = [s for s in top if isinstance(s, tirx.For) and s.kind == tirx.ForKind.PARALLEL]
-    if np.prod(lead) >= x86_int8.MIN_PARALLEL_HEADS:
+    if np.prod(lead) >= x86_packed.MIN_PARALLEL_HEADS:
         assert len(top) == 1 and len(parallel) == 1 and int(parallel[0].extent) == np.prod(lead)
     else:
         assert len(parallel) == 3  # widening, packing, tiles
@@ -257,13 +257,13 @@ def test_ragged_attention_scores_padded_through_requantization_into_shiftmax(key
                                                     primfunc_attrs=intops.kernel_attrs("shiftmax", K=8, n=15, B=8))))
         bb.emit_func_output(out)
     mod = bb.get()
-    packed, count = x86_int8.pack_runtime_int8_matmuls(mod)
+    packed, count = x86_packed.pack_runtime_int8_matmuls(mod)
     assert count == 1
     funcs = {gv.name_hint: f for gv, f in packed.functions.items() if isinstance(f, tirx.PrimFunc)}
     assert "crop_columns" not in funcs
     sm, = [f for name, f in funcs.items() if name.startswith("shiftmax")]
     cols = int(sm.params[0].ty.shape[-1])
-    assert cols == -(-keys // x86_int8.LANES) * x86_int8.LANES  # Shiftmax reads the padded scores
+    assert cols == -(-keys // x86_packed.LANES) * x86_packed.LANES  # Shiftmax reads the padded scores
     art = llvm.build(mod)
     scores = intops.requant_ref(q.astype(np.int64) @ kt.astype(np.int64), d, -(2 ** 20), 2 ** 20, np.int32)
     np.testing.assert_array_equal(art.run_raw(q, kt)[0], intops.shiftmax_ref(scores, None, p))
