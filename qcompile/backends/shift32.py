@@ -27,7 +27,7 @@ where ``m < 1/2``.
 Requantizations with ``s < 32`` (``m >= 1/2``) keep the int64 path. Both halves of ``w``
 matter there; ``hi * 2^(32-s) + (lo >>> s)`` with ``hi`` clamped to ``±2^(s-1)`` computes the
 same clip in int32 lanes for bounds well inside int32. It was tried (scratch): bit-exact at
-the edges, but no faster on MiniLM b8 and 0.5 % slower on DeiT-S b1, so it was not kept.
+the edges, but no faster on MiniLM b8 and slightly slower on DeiT-S b1, so it was not kept.
 
 Analysis: :func:`find_shift_clips`; rewrite: :func:`narrow_requant_shifts`.
 """
