@@ -120,16 +120,20 @@ def main():
             if not lib.exists():
                 sys.exit(f"kernels: {lib} is missing; run python benchmarks/speed.py first")
             r = profile(lib, WORK / key / "inputs.npz", a.runs)
-            for instr in ("pmaddwd", "pmaddubsw"):
-                packed_ms = r["by_kind_ms"].get(f"int8 matmul (packed, v{instr})")
-                if not packed_ms:
-                    continue
+            # the constant-weight matmuls' multiply-adds over the time of all packed kernels
+            # (an artifact may mix both instructions: the rate is for them together)
+            used = {i: r["by_kind_ms"][f"int8 matmul (packed, v{i})"] for i in ("pmaddwd", "pmaddubsw")
+                    if r["by_kind_ms"].get(f"int8 matmul (packed, v{i})")}
+            if used:
                 n = constant_weight_macs(key)
-                rate = n / (packed_ms / 1e3)
-                r["packed_matmuls"] = {"instruction": f"v{instr}", "macs": n, "gmac_per_s": round(rate / 1e9, 1)}
+                rate = n / (sum(used.values()) / 1e3)
+                r["packed_matmuls"] = {"instruction": "+".join(f"v{i}" for i in used), "macs": n,
+                                       "gmac_per_s": round(rate / 1e9, 1)}
                 if peaks:
                     r["packed_matmuls"]["fraction_of_int8_peak"] = round(rate / peaks["int8_mac_pmaddubsw_per_s"], 3)
-                    r["packed_matmuls"][f"fraction_of_{instr}_peak"] = round(rate / peaks[f"int8_mac_{instr}_per_s"], 3)
+                    if len(used) == 1:
+                        (i,) = used
+                        r["packed_matmuls"][f"fraction_of_{i}_peak"] = round(rate / peaks[f"int8_mac_{i}_per_s"], 3)
             res["models"].setdefault(key, {})[spec] = r
             print(f"[kernels] {key} {spec}: {r['ms_instrumented']} ms; "
                   + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["by_kind_fraction"].items()), flush=True)
