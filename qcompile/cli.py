@@ -30,7 +30,8 @@ def _compile_parser() -> argparse.ArgumentParser:
     ap.add_argument("model", nargs="?", help="ONNX file")
     ap.add_argument("--pipeline", "-p", default="none", help="pipeline name, a+b composition, or a .toml recipe")
     ap.add_argument("--target", "-t", default="llvm", choices=sorted(TARGETS))
-    ap.add_argument("-o", "--out", default="build", help="output folder (replaced atomically on success)")
+    ap.add_argument("-o", "--out", default="build", help="output folder (default build); written atomically on success. An existing folder is "
+                         "replaced only if it is empty or a previous qcompile artifact")
     ap.add_argument("--calib-data", help=".npz of calibration inputs (leading axis = samples); for a decoder "
                                          "with a KV cache, a token stream: 'tokens' (1-D) and optionally 'bos'")
     ap.add_argument("--calib-window", type=int, default=512,

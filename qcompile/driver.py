@@ -3,6 +3,8 @@ written atomically (a temporary folder renamed into place on success)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -26,8 +28,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                   batch: int = 16, eval_limit: int | None = None, progress: bool = True,
                   int_io: bool | None = None, calib_window: int = 512, tune: int = 0, tune_db=None) -> dict:
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise QCompileError(f"output path {out} exists and is not a folder")
+    check_output_folder(out)
     if (tune or tune_db) and target != "llvm":
         raise QCompileError("--tune/--tune-db apply to --target llvm only")
     tuning_options.check_options(tune, tune_db)
@@ -38,13 +39,15 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     if evald is not None and eval_limit:
         evald = {k: v[:eval_limit] for k, v in evald.items()}
     seconds = {}
-    t = time.perf_counter()
-    model = load(model_path, input_shapes=input_shapes or {})
-    seconds["load"] = time.perf_counter() - t
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:  # the output's folder is made (and proven writable) before any work
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise QCompileError(f"cannot create output folder {out}: {e.strerror or e}") from None
     try:
+        t = time.perf_counter()
+        model = load(model_path, input_shapes=input_shapes or {})
+        seconds["load"] = time.perf_counter() - t
         pm = PassManager(passes, calibration=calib, ir_dir=tmp / "ir")
         t = time.perf_counter()
         weights_before = rep_mod.weight_bytes(model.mod)
@@ -91,6 +94,42 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     return report
 
 
+ARTIFACT_MARKER = "qcompile_version"  # a key of every report.json the driver writes
+
+
+def is_artifact(folder: Path) -> bool:
+    """True if ``folder`` holds a qcompile artifact (a ``report.json`` written by this driver)."""
+    try:
+        rep = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(rep, dict) and ARTIFACT_MARKER in rep
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse, before any work, an ``-o`` that the final rename could not take or that would
+    destroy the user's files: only a missing path, an empty folder or a previous qcompile
+    artifact may be (atomically) replaced."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise QCompileError(f"output path {out} exists and is not a folder",
+                            hint="-o names a folder that qcompile creates or replaces")
+    here = Path.cwd().resolve()
+    target = out.resolve()
+    if target == here or target in here.parents:
+        raise QCompileError(f"output folder {out} is the working directory or contains it",
+                            hint="-o names a folder of its own, e.g. -o build")
+    if out.is_dir() and any(out.iterdir()) and not is_artifact(out):
+        raise QCompileError(f"output folder {out} exists and does not hold a qcompile artifact; "
+                            "refusing to replace it", hint="choose another -o, or remove the folder yourself")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise QCompileError(f"cannot create output folder {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise QCompileError(f"cannot create output folder {out}: {parent} is not writable")
+
+
 def set_int_io(passes, target: str, int_io: bool | None) -> None:
     """``int_io`` of the passes that have it: as asked, else True for int-accel (an
     integer-only device cannot quantize its own float input)."""
@@ -115,9 +154,14 @@ def _replace(tmp: Path, out: Path) -> None:
     """Move ``tmp`` to ``out``; an existing ``out`` is removed only after the move succeeds."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old")
+        if not is_artifact(out) and any(out.iterdir()):  # it changed during the compile
+            raise QCompileError(f"output folder {out} no longer holds a qcompile artifact; not replacing it")
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")  # per process: racing compiles never collide
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp made it 0700; the artifact gets the user's umask
     tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -2,6 +2,7 @@
 files written, report figures against onnxruntime, deterministic IR, `qcompile run`,
 and bad input (one line, exit code 2, no OUT left behind, an existing OUT kept)."""
 import json
+import os
 
 import numpy as np
 import onnx
@@ -76,7 +77,8 @@ def _unsupported_model(path):
                                   "bad-input-shape", "tune-without-db", "missing-tune-db", "tune-cuda"])
 def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx, case):
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir()  # a previous artifact, which a failed compile must leave as it was
+    (out / "report.json").write_text(json.dumps({"qcompile_version": "0"}))
     (out / "keep.txt").write_text("previous result")
     model, extra = tiny_encoder_onnx, []
     expect = ""
@@ -111,7 +113,7 @@ def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx,
     assert expect.lower() in err.lower(), err
     if case == "unsupported":
         assert "STFT" in err
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "report.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -123,3 +125,44 @@ def test_list_pipelines(capsys):
 def test_run_refuses_non_artifact(tmp_path, capsys):
     rc, _, err = compile_(capsys, "run", tmp_path, "--inputs", tmp_path / "a.npz", "--output", tmp_path / "b.npz")
     assert rc == 2 and "not a qcompile artifact" in err
+
+
+@pytest.mark.parametrize("case", ["user-folder", "default-build", "cwd", "parent-is-file", "symlink"])
+def test_output_folder_that_is_not_an_artifact_is_never_replaced(tmp_path, capsys, monkeypatch,
+                                                                   tiny_encoder_onnx, case):
+    """`-o` replaces only a previous artifact: a user's own folder (the default `build/` of a
+    project that has one, the working directory, a path under a file) is refused before any
+    work, with exit 2, and nothing in it changes."""
+    monkeypatch.chdir(tmp_path)
+    keep = tmp_path / "build" / "lib" / "keep.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("the user's file")
+    args = [tiny_encoder_onnx, "-q"]
+    if case == "user-folder":
+        args += ["-o", tmp_path / "build"]
+    elif case == "cwd":
+        args += ["-o", "."]
+    elif case == "parent-is-file":
+        args += ["-o", keep / "sub"]
+    elif case == "symlink":
+        (tmp_path / "link").symlink_to(tmp_path / "build")
+        args += ["-o", tmp_path / "link"]
+    rc, _, err = compile_(capsys, *args)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("qcompile: error:") and len(lines) <= 2, err
+    assert keep.read_text() == "the user's file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_output_folder_replaces_a_previous_artifact(tmp_path, capsys, tiny_encoder_onnx):
+    out = tmp_path / "out"
+    out.mkdir()  # an empty folder may be used
+    assert compile_(capsys, tiny_encoder_onnx, "-o", out, "-q")[0] == 0
+    (out / "stale.txt").write_text("from the previous artifact")
+    assert compile_(capsys, tiny_encoder_onnx, "-o", out, "-q")[0] == 0  # an artifact is replaced
+    assert not (out / "stale.txt").exists() and (out / "report.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary or .old folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
