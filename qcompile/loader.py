@@ -139,6 +139,9 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     from tvm.relax.frontend.onnx import from_onnx
 
+    from .frontend.onnx_converters import patched_converters
+    from .frontend.onnx_prepare import fold_shape_values
+
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)
     inputs = _onnx_inputs(proto)
@@ -157,9 +160,11 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
         spec.shape = tuple(shape)
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
+    proto, _ = fold_shape_values(proto)
     try:
-        mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
-                        keep_params_in_input=False)
+        with patched_converters():
+            mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
+                            keep_params_in_input=False)
     except QCompileError:
         raise
     except Exception as e:

@@ -1,0 +1,179 @@
+"""Converters that replace TVM 0.27's own for ONNX constructs it rejects on real exports.
+
+TVM's frontend looks converters up through ``onnx_frontend._get_convert_map()`` at every
+node; :func:`patched_converters` swaps in this module's classes for the duration of one
+``from_onnx`` call (nothing global changes). Each class documents the construct, the
+exporter that writes it and TVM's failure; each has a minimal-graph test in
+``tests/test_frontend.py``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import tvm
+import tvm_ffi
+from tvm.sym import Analyzer
+from tvm import relax, tirx
+from tvm.relax.frontend.onnx import onnx_frontend as F
+
+
+class ConstantOfShape(F.ConstantOfShape):
+    """``ConstantOfShape(shape=[], value=[v])``: a 0-d result. The ``value`` attribute is a
+    one-element 1-D tensor; TVM broadcasts it as a 1-D constant to the empty shape and fails
+    (``broadcast_to ... ndim 1 ... ndim 0``). Optimum's decoders write it for the scalar
+    ``min`` of the causal mask."""
+
+    @classmethod
+    def _impl_v9(cls, bb, inputs, attr, params):
+        value = attr.get("value")
+        if value is not None:
+            arr = F.get_numpy(value)
+            if arr.size == 1 and arr.ndim:
+                attr = dict(attr, value=_scalar_tensor(arr.reshape(())))
+        return super()._impl_v9(bb, inputs, attr, params)
+
+
+def _scalar_tensor(arr):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(arr))
+
+
+def _prim(x):
+    """An integer scalar input as a PrimExpr (a dim expression or a constant), else None."""
+    if tvm.ir.is_prim_expr(x):
+        return x
+    if isinstance(x, tvm.ir.GenericConst):
+        v = x.value.numpy()
+        if v.size == 1 and v.dtype.kind in "iu":
+            return tirx.IntImm("int64", int(v.reshape(())))
+    return None
+
+
+def _nonnegative(analyzer, expr) -> bool:
+    """Prove ``expr >= 0`` given that every dim variable in it is non-negative."""
+    seen = []
+    tvm_ffi.structural_walk(expr, lambda n: seen.append(n) if isinstance(n, tirx.Var) else None)
+    for v in seen:
+        analyzer.bind(v, tvm.ir.Range(tirx.IntImm("int64", 0), tirx.IntImm("int64", 1 << 62)))
+    return analyzer.can_prove(expr >= tirx.IntImm("int64", 0))
+
+
+class Range(F.Range):
+    """``Range(start, limit, 1)`` over dim expressions (``arange(past, past + seq)``, the
+    cache positions of every HF decoder). TVM computes the length at run time into a fresh
+    variable (``range_len_0``), so the causal mask built from it no longer broadcasts
+    against the scores (``seq`` vs ``range_len_0``) and every shape downstream is lost.
+    Here the length is ``limit - start`` simplified symbolically: ``seq``."""
+
+    @classmethod
+    def _impl_v12(cls, bb, inputs, attr, params):
+        start, limit, delta = (_prim(F.get_constant(i, params)) for i in inputs)
+        dyn = [i for i in inputs if not isinstance(i, tvm.ir.GenericConst)]
+        if dyn and all(v is not None for v in (start, limit, delta)) and isinstance(delta, tirx.IntImm) and int(delta) == 1:
+            an = Analyzer()
+            count = an.simplify(tirx.Cast("int64", limit) - tirx.Cast("int64", start))
+            if _nonnegative(an, count):
+                dtype = _dtype(inputs[0])
+                pos = relax.op.arange(0, count, 1, "int64")
+                out = relax.op.add(pos, relax.op.reshape(
+                    relax.op.shape_to_tensor(relax.ShapeExpr([tirx.Cast("int64", start)])), ()))
+                return out if dtype == "int64" else relax.op.astype(out, dtype)
+        return super()._impl_v12(bb, inputs, attr, params)
+
+
+def _dtype(x) -> str:
+    if tvm.ir.is_prim_expr(x):
+        return str(x.ty.dtype)
+    return str(x.ty.dtype)
+
+
+class Gather(F.Gather):
+    """``Gather(Shape(x), i)`` where ``x``'s shape is only known at run time: TVM asks for
+    ``shape_of`` of the shape value itself and fails (``shape_of expects a tensor input``).
+    The shape value becomes an int64 tensor first, as ONNX defines it."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        data = inputs[0]
+        if not isinstance(data, relax.ShapeExpr) and isinstance(getattr(data, "ty", None), relax.ShapeType):
+            inputs = [bb.normalize(relax.op.shape_to_tensor(data)), *inputs[1:]]
+        return super()._impl_v13(bb, inputs, attr, params)
+
+
+def _refine_broadcast(bb, inputs):
+    """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
+    the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
+    so this is a run-time check (``match_cast``), and the static dim survives. A ViT exported
+    with symbolic ``height``/``width`` adds a (1, 17, 64) position table to patches of shape
+    ``(batch, 1 + height//8 * (width//8), 64)``: TVM cannot prove the broadcast, drops the
+    shape, and the first ``Gather(Shape(...))`` after it fails."""
+    shapes = []
+    for x in inputs:
+        ty = getattr(x, "ty", None)
+        shp = getattr(ty, "shape", None) if isinstance(ty, relax.TensorType) else None
+        shapes.append(list(shp.values) if isinstance(shp, relax.ShapeExpr) else None)
+    known = [s for s in shapes if s is not None]
+    if len(known) < 2:
+        return inputs
+    rank = max(len(s) for s in known)
+    want: dict[int, int] = {}
+    for s in known:
+        for k, d in enumerate(reversed(s)):
+            if isinstance(d, tirx.IntImm) and int(d) != 1:
+                if want.setdefault(k, int(d)) != int(d):
+                    return inputs  # incompatible: let TVM report it
+    out = list(inputs)
+    for i, s in enumerate(shapes):
+        if s is None:
+            continue
+        new = list(s)
+        for k in range(min(len(s), rank)):
+            j = len(s) - 1 - k
+            if k in want and not isinstance(s[j], tirx.IntImm):
+                new[j] = tirx.IntImm(s[j].ty.dtype, want[k])
+        if any(not a.same_as(b) for a, b in zip(new, s)):
+            out[i] = bb.match_cast(inputs[i], relax.TensorType(new, inputs[i].ty.dtype))
+    return out
+
+
+def _broadcasting(cls):
+    class Refined(cls):
+        @classmethod
+        def get_converter(c, opset):
+            convert = cls.get_converter(opset)
+
+            def run(bb, inputs, attr, params):
+                return convert(bb, _refine_broadcast(bb, inputs), attr, params)
+
+            return run
+
+    Refined.__name__ = Refined.__qualname__ = cls.__name__
+    Refined.__doc__ = f"TVM's {cls.__name__}, with operands refined by :func:`_refine_broadcast`."
+    return Refined
+
+
+_BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
+                 "GreaterOrEqual", "And", "Or", "Xor", "Max", "Min", "Mod", "BitShift")
+
+OVERRIDES = {
+    "ConstantOfShape": ConstantOfShape,
+    "Range": Range,
+    "Gather": Gather,
+    **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
+}
+
+
+@contextlib.contextmanager
+def patched_converters():
+    orig = F._get_convert_map
+
+    def convert_map():
+        return {**orig(), **OVERRIDES}
+
+    F._get_convert_map = convert_map
+    try:
+        yield
+    finally:
+        F._get_convert_map = orig

@@ -1,0 +1,124 @@
+"""ONNX graph preparation before TVM's importer: fold the shape arithmetic of real exports.
+
+Exporters (Optimum, torch.onnx) write shape computations as ONNX ops:
+``Shape -> Gather -> Div -> Unsqueeze -> Concat -> Slice/Reshape``. With symbolic input dims
+TVM 0.27's importer turns many of them into run-time int64 tensors, and every tensor shaped
+by such a value loses its static shape (``Reshape expects the input tensor to have known
+shape``; ``shape_of expects a tensor input``). Most of these values are in fact constants:
+``chunk(2)`` of a 256-wide projection slices at 128 whatever the batch is.
+
+:func:`fold_shape_values` runs onnxruntime's symbolic shape inference (a maintained tool
+that propagates dim *values* through shape ops as sympy expressions) and replaces every
+integer/bool tensor whose value it proves constant by an initializer; nodes left without
+consumers are dropped. Values that stay symbolic (``[batch, seq, -1]``) are left to TVM,
+which carries them as shape expressions. The rewrite preserves the model's function
+exactly: it only substitutes values the inference proved.
+
+Measured on the zoo's Optimum exports (``tests/zoo``), onnxslim and onnxsim alone did not
+make TVM's importer succeed (they leave the symbolic shape arithmetic as it is); onnxscript's
+optimizer neither.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_INT_TYPES = {6: np.int32, 7: np.int64, 9: np.bool_}  # ONNX elem types folded here
+
+
+def _symbolic_inference(proto):
+    """onnxruntime's SymbolicShapeInference, keeping the instance (for ``sympy_data_``)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    ssi = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+    ssi._preprocess(proto)
+    while ssi.run_:
+        ssi._infer_impl()
+    ssi._update_output_from_vi()
+    return ssi
+
+
+def _as_int(v):
+    """A sympy/python scalar as a Python int or bool, or None when symbolic."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if getattr(v, "is_Integer", False):
+        return int(v)
+    if getattr(v, "is_Boolean", False) and v in (True, False):
+        return bool(v)
+    return None
+
+
+def fold_shape_values(proto):
+    """Return ``(model, folded)``: ``proto`` with proven-constant integer tensors as
+    initializers, and how many node outputs were folded. On any inference failure the
+    model comes back unchanged (TVM then sees the original graph)."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        ssi = _symbolic_inference(proto)
+    except Exception:  # an op the inference does not know: import the graph as it is
+        return proto, 0
+    vis = ssi.known_vi_
+    consts: dict[str, np.ndarray] = {}
+    for name, value in ssi.sympy_data_.items():
+        vi = vis.get(name)
+        if vi is None or not vi.type.HasField("tensor_type"):
+            continue
+        dtype = _INT_TYPES.get(vi.type.tensor_type.elem_type)
+        if dtype is None:
+            continue
+        vals = value if isinstance(value, list) else [value]
+        ints = [_as_int(v) for v in vals]
+        if any(v is None for v in ints):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        shape = tuple(d.dim_value for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+        arr = np.array(ints, dtype=dtype)
+        if not isinstance(value, list):
+            arr = arr.reshape(())
+        if shape is not None and int(np.prod(shape)) == arr.size:
+            arr = arr.reshape(shape)
+        consts[name] = arr
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    have = {i.name for i in graph.initializer}
+    folded = 0
+    keep = []
+    for node in graph.node:
+        outs = [o for o in node.output if o]
+        if node.op_type != "Constant" and outs and all(o in consts for o in outs):
+            for o in outs:
+                if o not in have:
+                    graph.initializer.append(numpy_helper.from_array(consts[o], o))
+                    have.add(o)
+            folded += 1
+            continue
+        keep.append(node)
+    del graph.node[:]
+    graph.node.extend(_live(keep, [o.name for o in graph.output]))
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    return model, folded
+
+
+def _live(nodes, outputs):
+    """The nodes that some graph output depends on, in their original order."""
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    live, stack = set(), list(outputs)
+    while stack:
+        i = producer.get(stack.pop())
+        if i is None or i in live:
+            continue
+        live.add(i)
+        stack.extend(nodes[i].input)
+        for attr in nodes[i].attribute:  # subgraphs (If/Loop) read outer values by name
+            for g in list(attr.g.node if attr.HasField("g") else []) + [n for sg in attr.graphs for n in sg.node]:
+                stack.extend(g.input)
+    return [n for i, n in enumerate(nodes) if i in live]
