@@ -105,7 +105,10 @@ class Gather(F.Gather):
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
-    so this is a run-time check (``match_cast``), and the static dim survives. A ViT exported
+    so this is a run-time check, and the static dim survives. One changed dim is a
+    ``reshape`` (its size check is exactly that dim's check); several are a ``match_cast``
+    (which ``rewrite_call`` in TVM 0.27 sees through: a pattern rewrite downstream may
+    reattach the uncast value, so the reshape is preferred). A ViT exported
     with symbolic ``height``/``width`` adds a (1, 17, 64) position table to patches of shape
     ``(batch, 1 + height//8 * (width//8), 64)``: TVM cannot prove the broadcast, drops the
     shape, and the first ``Gather(Shape(...))`` after it fails."""
@@ -133,8 +136,12 @@ def _refine_broadcast(bb, inputs):
             j = len(s) - 1 - k
             if k in want and not isinstance(s[j], tirx.IntImm):
                 new[j] = tirx.IntImm(s[j].ty.dtype, want[k])
-        if any(not a.same_as(b) for a, b in zip(new, s)):
-            out[i] = bb.match_cast(inputs[i], relax.TensorType(new, inputs[i].ty.dtype))
+        changed = sum(not a.same_as(b) for a, b in zip(new, s))
+        if changed == 1:  # a reshape: sizes equal exactly when the changed dim equals d
+            out[i] = bb.normalize(relax.op.reshape(inputs[i], new))
+        elif changed:
+            x = inputs[i] if isinstance(inputs[i], relax.Var) else bb.emit(inputs[i])
+            out[i] = bb.match_cast(x, relax.TensorType(new, x.ty.dtype))
     return out
 
 
