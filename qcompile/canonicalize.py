@@ -226,6 +226,44 @@ def _unwrap_matmul(func):
     return rewrite(out_lin, lin, func)
 
 
+def _scalar(c) -> float | None:
+    v = const_value(c)
+    return float(v.reshape(())) if v is not None and v.size == 1 and v.dtype.kind == "f" else None
+
+
+def _scalars_out_of_matmul(func):
+    """Scalar factors of an activation x activation matmul move behind it, and scalar factors
+    in a row merge: ``matmul(q * a, kT * b)`` -> ``matmul(q, kT) * (a b)``. torch's
+    ``scaled_dot_product_attention`` decomposition (torch.onnx, Optimum with SDPA) scales
+    q and k by ``sqrt(1/sqrt(d))`` each; eager attention scales the product once. Linears
+    (a constant operand) are left alone."""
+    a, b, c = wildcard(), wildcard(), is_const()
+
+    def lhs(call, m):
+        s = _scalar(m[c])
+        if s is None or isinstance(m[b], tvm.ir.GenericConst) or str(call.attrs.out_dtype) not in ("", "void", "None"):
+            return call
+        return O.multiply(O.matmul(m[a], m[b]), relax.const(s, str(call.ty.dtype)))
+
+    def rhs(call, m):
+        s = _scalar(m[c])
+        if s is None or isinstance(m[a], tvm.ir.GenericConst) or str(call.attrs.out_dtype) not in ("", "void", "None"):
+            return call
+        return O.multiply(O.matmul(m[a], m[b]), relax.const(s, str(call.ty.dtype)))
+
+    func = rewrite(is_op("relax.matmul")(mul(a, c), b), lhs, func)
+    func = rewrite(is_op("relax.matmul")(a, mul(b, c)), rhs, func)
+    c2 = is_const()
+
+    def merge(call, m):
+        s1, s2 = _scalar(m[c]), _scalar(m[c2])
+        if s1 is None or s2 is None:
+            return call
+        return O.multiply(m[a], relax.const(s1 * s2, str(call.ty.dtype)))
+
+    return rewrite(mul(mul(a, c), c2), merge, func)
+
+
 # ----------------------------------------------------------------------------- idioms
 
 
@@ -336,16 +374,27 @@ def _softmax(func):
 
 
 def attention_patterns() -> list[FusionPattern]:
-    """``matmul(softmax(scale(matmul(q, kT)) [+ mask]), v)``; the scale is optional."""
+    """``matmul(softmax(scale(matmul(q, kT)) [+ mask]), v)``; the scale is optional. The
+    probabilities may be NaN-guarded, ``where(isnan(p), 0, p)``, as torch's SDPA
+    decomposition writes it (a row masked everywhere attends to nothing instead of NaN)."""
     q, kt, v, mask, s = wildcard(), wildcard(), wildcard(), wildcard(), is_const()
     scores = is_op("relax.matmul")(q, kt)
     scaled = div(scores, s) | mul(scores, s)
     out = []
-    for sc in (scaled, scores):
-        for masked in (add(sc, mask), sc):
-            out.append(FusionPattern("qcompile.attention",
-                                     is_op("relax.matmul")(is_op("relax.nn.softmax")(masked), v)))
+    for guarded in (True, False):
+        for sc in (scaled, scores):
+            for masked in (add(sc, mask), sc):
+                p = is_op("relax.nn.softmax")(masked)
+                if guarded:
+                    p = is_op("relax.where")(is_op("relax.isnan")(p), is_const(), p)
+                out.append(FusionPattern("qcompile.attention", is_op("relax.matmul")(p, v),
+                                         {"probs": p}, _zero_guard if guarded else None))
     return out
+
+
+def _zero_guard(ctx) -> bool:
+    guard = ctx.annotated_expr["probs"]
+    return _is(guard.args[1], 0.0, 1e-12) if isinstance(guard.args[1], tvm.ir.GenericConst) else False
 
 
 def rope_patterns() -> list[FusionPattern]:
@@ -423,7 +472,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_materialize_full, _take_clip),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul),
+        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites),

@@ -71,12 +71,16 @@ def script(mod) -> str:
 
 def attention_roles(f):
     """Map the composite's params to roles: q, k (already transposed), scale, mask, v.
-    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax, matmul``."""
+    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax,
+    [isnan, where (the NaN guard)], matmul``."""
     params = list(f.params)
     binds = [b for blk in f.body.blocks for b in blk.bindings]
     if not all(isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) for b in binds):
         return None
     ops = [b.value.op.name.removeprefix("relax.") for b in binds]
+    nan_guard = ops[-3:-1] == ["isnan", "where"]  # where(isnan(p), 0, p): masked rows give 0
+    if nan_guard:
+        ops, binds = ops[:-3] + ops[-1:], binds[:-3] + binds[-1:]
     if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
         return None
     middle = ops[1:-2]
@@ -101,4 +105,4 @@ def attention_roles(f):
             roles[p] = "tir_vars"
     if any(p not in roles for p in params):
         return None
-    return {"params": [roles[p] for p in params], "scale": scale}
+    return {"params": [roles[p] for p in params], "scale": scale, "nan_guard": nan_guard}
