@@ -223,6 +223,12 @@ class CacheRewrite:
             return v
         if v.name == "position_ids" and v in self.g.params:
             return self._positions(bb)
+        val = self.g.defs.get(v)
+        if isinstance(val, relax.Call) and getattr(val.op, "name", "") == "relax.arange" and v not in self.pos_memo:
+            # positions made in-graph as arange(past, past + T) (no position_ids input): the
+            # cache's positions are arange(0, past + T), from the mask's length
+            total = self.params["attention_mask"].ty.shape[-1]
+            self.pos_memo[v] = bb.emit(O.arange(0, total, 1, str(val.ty.dtype)))
         if v not in self.pos_memo:
             self.pos_memo[v] = self._reemit(bb, self.g.defs[v], lambda a: self._regen(bb, a))
         return self.pos_memo[v]

@@ -284,11 +284,12 @@ class Calibration:
         seen, feed = 0, next(feeds, None)
         bar = tqdm(total=total, desc="calibrating", unit="batch", disable=not self.progress)
         while feed is not None:
-            missing = [p for p in params if p not in feed]
+            by_param = param_feed(params, feed)
+            missing = [p for p in params if p not in by_param]
             if missing:
                 raise QCompileError(f"calibration data lacks input(s) {', '.join(missing)}",
                                     hint=f"it has: {', '.join(feed) or 'nothing'}")
-            outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[p])) for p in params])
+            outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(by_param[p])) for p in params])
             for value, collectors in zip(list(outs)[1:], requests.values()):
                 arr = value.numpy()
                 for c in collectors:
@@ -326,6 +327,14 @@ class Collected:
             raise QCompileError(f"no collected statistics for '{missing[0].name}'",
                                 hint="collect with the requests of every configuration first")
         return {v: self.stats[v] for v in requests}
+
+
+def param_feed(params: list[str], feed: dict) -> dict:
+    """``feed`` keyed by the Relax parameter names. TVM's ONNX importer renames inputs into
+    identifiers (``past_key_values.0.key`` -> ``past_key_values_0_key``); data files keep
+    the ONNX names, so either spelling is accepted."""
+    alias = {k.replace(".", "_"): k for k in feed}
+    return {p: feed[p] if p in feed else feed[alias[p]] for p in params if p in feed or p in alias}
 
 
 def tap(mod, vars_: list) -> tvm.IRModule:

@@ -79,6 +79,7 @@ def attention_roles(f):
         return None
     ops = [b.value.op.name.removeprefix("relax.") for b in binds]
     nan_guard = ops[-3:-1] == ["isnan", "where"]  # where(isnan(p), 0, p): masked rows give 0
+    fill = binds[-2].value.args[1] if nan_guard else None
     if nan_guard:
         ops, binds = ops[:-3] + ops[-1:], binds[:-3] + binds[-1:]
     if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
@@ -100,6 +101,8 @@ def attention_roles(f):
             c = float(const_value(arg).reshape(()))
             scale = c if op == "multiply" else 1.0 / c
     roles[binds[-1].value.args[1]] = "v"
+    if isinstance(fill, relax.Var):
+        roles[fill] = "nan_fill"
     for p in params:  # symbolic-shape carrier of a dynamic-length attention
         if isinstance(p.ty, relax.ShapeType):
             roles[p] = "tir_vars"

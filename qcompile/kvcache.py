@@ -28,7 +28,8 @@ from tvm import relax
 
 from .errors import QCompileError
 from .ir import attention_roles
-from .residual import MOVES, Graph, op_name
+from .analysis.moves import REPEATS, op_name
+from .residual import Graph
 
 
 @dataclasses.dataclass
@@ -55,10 +56,12 @@ def decoder_layers(mod, who: str) -> tuple[Graph, list[Layer]]:
     """``(Graph of main, cache_paths)`` of a decoder step; ``who`` names the pass in errors."""
     g = Graph(mod)
     params = {p.name: p for p in mod["main"].params}
-    if not {"input_ids", "position_ids", "attention_mask"} <= set(params):
-        raise QCompileError(f"{who}: the step needs inputs input_ids, attention_mask and position_ids "
+    if not {"input_ids", "attention_mask"} <= set(params):
+        raise QCompileError(f"{who}: the step needs inputs input_ids and attention_mask "
                             f"(it has {', '.join(params)})")
-    return g, cache_paths(g, params["position_ids"], params["input_ids"])
+    # without a position_ids input (Optimum's Gemma), positions are arange(past, past + T)
+    # over the symbolic cache length: the RoPE chain then derives from no input at all
+    return g, cache_paths(g, params.get("position_ids"), params["input_ids"])
 
 
 def _fail(layer, what: str) -> QCompileError:
@@ -66,7 +69,7 @@ def _fail(layer, what: str) -> QCompileError:
                          hint="the pass needs a decoder step with an explicit KV cache (past_key_values in, present out)")
 
 
-def cache_paths(g: Graph, positions: relax.Var, tokens: relax.Var) -> list[Layer]:
+def cache_paths(g: Graph, positions: relax.Var | None, tokens: relax.Var) -> list[Layer]:
     """Per attention (in program order): the key and value cache paths."""
     layers = []
     for var in g.order:
@@ -109,13 +112,13 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
             if v not in g.outputs:
                 raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
             return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k")
-        if op not in MOVES or op == "take":
+        if op not in REPEATS:  # GQA repeats (expand_dims, broadcast_to, tile, repeat) included
             break
         v = val.args[0]
     raise _fail(layer, f"no {what} cache: the attention's {what} operand does not come from concat(past, new)")
 
 
-def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var) -> None:
+def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None) -> None:
     """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
     key = layer.key
     anc = nx.ancestors(g.g, key.new) & data
@@ -135,5 +138,6 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var) -> None:
                 continue
             src = ((nx.ancestors(g.g, a) | {a}) & g.params) - {positions}
             if src:
+                only = f"'{positions.name}'" if positions is not None else "the cache length"
                 raise _fail(layer.index, f"RoPE input '{a.name}' depends on {', '.join(sorted(p.name for p in src))}, "
-                                         f"not only on '{positions.name}'")
+                                         f"not only on {only}")

@@ -38,16 +38,11 @@ import tvm
 from tvm import relax
 
 from .errors import QCompileError
+from .analysis import moves
+from .analysis.moves import MOVES, op_name
 from .ir import attention_roles, const_value
 
-MOVES = {"reshape", "permute_dims", "concat", "take", "expand_dims"}
 NORMS = {"nn.rms_norm", "nn.layer_norm"}
-
-
-def op_name(value) -> str | None:
-    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
-        return value.op.name.removeprefix("relax.")
-    return None
 
 
 class Graph:
@@ -324,41 +319,15 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
 
 def _move_back(val, out_var, ax) -> int | None:
     """Channel axis of a data-movement op's (first) input given the output's."""
-    op = op_name(val)
-    src = val.args[0]
-    if op == "permute_dims":
-        return int(val.attrs.axes[ax]) if val.attrs.axes is not None else len(out_var.ty.shape) - 1 - ax
-    if op == "reshape":
-        return _reshape_axis(_dims(out_var), _dims(src), ax)
-    if op == "concat":
-        return None if int(val.attrs.axis) % len(out_var.ty.shape) == ax else ax
-    if op == "take":
-        nd_in, nd_out = len(src.ty.shape), len(out_var.ty.shape)
-        t_ax = int(val.attrs.axis) % nd_in
-        idx_nd = nd_out - nd_in + 1
-        if t_ax <= ax < t_ax + idx_nd:
-            return None
-        return ax if ax < t_ax else ax - idx_nd + 1
-    return None
+    if op_name(val) == "reshape":
+        return _reshape_axis(_dims(out_var), _dims(val.args[0]), ax)
+    return moves.axis_back(val, out_var.ty, ax)
 
 
 def _move_forward(val, in_var, ax, out_var) -> int | None:
-    op = op_name(val)
-    if op == "permute_dims":
-        axes = [int(a) for a in val.attrs.axes] if val.attrs.axes is not None \
-            else list(range(len(in_var.ty.shape)))[::-1]
-        return axes.index(ax)
-    if op == "reshape":
+    if op_name(val) == "reshape":
         return _reshape_axis(_dims(in_var), _dims(out_var), ax)
-    if op == "concat":
-        return None if int(val.attrs.axis) % len(out_var.ty.shape) == ax else ax
-    if op == "take":
-        nd_in, nd_out = len(in_var.ty.shape), len(out_var.ty.shape)
-        t_ax = int(val.attrs.axis) % nd_in
-        if t_ax == ax:
-            return None
-        return ax if ax < t_ax else ax + nd_out - nd_in
-    return None
+    return moves.axis_forward(val, in_var.ty, ax, out_var.ty)
 
 
 def _readers(g: Graph, norm) -> list[Reader]:
