@@ -353,6 +353,11 @@ def _norms(func):
         return fn
 
     func = rewrite(comm(mul, y_rms, g), rw_rms(True), func)
+    # the gain applied first: (g * x) * rsqrt(mean(x^2) + eps), as `w * x * torch.rsqrt(...)`
+    # associates left to right
+    g_first = comm(mul, comm(mul, xv, g), is_op("relax.rsqrt")(veps)) | div(comm(mul, xv, g),
+                                                                       is_op("relax.sqrt")(veps))
+    func = rewrite(g_first, rw_rms(True), func)
     return rewrite(y_rms, rw_rms(False), func)
 
 

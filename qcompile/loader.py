@@ -51,10 +51,10 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
             if not sep or not name:
                 raise ValueError
             out[name] = tuple(int(d) for d in dims.lower().split("x"))
-            if any(d <= 0 for d in out[name]):
+            if any(d < 0 for d in out[name]):  # 0 is valid: an empty KV cache (prefill)
                 raise ValueError
         except ValueError:
-            raise QCompileError(f"bad --input-shape '{s}'", hint="expected NAME=D0xD1x..., e.g. input_ids=1x128") from None
+            raise QCompileError(f"bad --input-shape '{s}'", hint="expected NAME=D0xD1x..., e.g. input_ids=1x128 (0 for an empty past)") from None
     return out
 
 

@@ -84,7 +84,83 @@ def legalize_stage(mod, target, extra_tir_passes=()):
     """Relax with fused PrimFuncs (``call_tir`` still visible, before VM lowering):
     the level at which the verifier maps kernels back to bindings."""
     T = relax.transform
-    passes = [T.LegalizeOps(), T.AnnotateTIROpPattern(), T.FoldConstant(), T.FuseOps(), T.FuseTIR(),
-              *extra_tir_passes]
+    passes = [T.LegalizeOps(), T.AnnotateTIROpPattern(), T.FoldConstant(), T.FuseOps(),
+              scalar_params_to_shape, T.FuseTIR(), *extra_tir_passes]
     with target:
         return tvm.transform.Sequential(passes)(mod)
+
+
+def after_fuse_ops(passes) -> list:
+    """``passes`` with :func:`scalar_params_to_shape` after ``FuseOps``."""
+    out = []
+    for p in passes:
+        out.append(p)
+        if str(p.info.name) == "FuseOps":
+            out.append(scalar_params_to_shape)
+    return out
+
+
+@tvm.transform.module_pass(opt_level=0, name="qcompile.ScalarParamsToShape")
+def scalar_params_to_shape(mod, _ctx):
+    """Run between ``FuseOps`` and ``FuseTIR``: a fused function's scalar symbolic-variable
+    parameters (``n: T.int64``) become one ``R.Shape([n, ...])`` parameter, as ``FuseOps``
+    passes symbolic variables when a tensor parameter's shape defines them.
+
+    ``FuseOps`` makes such a parameter when a kernel takes a symbolic variable as a scalar
+    argument (``shape_to_tensor`` of a past length) and no tensor parameter of the group has
+    it in its shape. TVM 0.27's ``RemoveUnusedParameters`` (the start of ``FuseTIR``) does not
+    count the scalar parameter as defining ``n`` and adds ``R.Shape([n])`` as well, so
+    ``FuseTIR`` gives the fused PrimFunc the parameter ``n`` twice and ``RenewDefs`` fails
+    (``VarRemapGet(source) == nullptr``). A parameter is moved only where every call passes
+    a symbolic variable of the caller (``FuseTIR`` takes nothing else in a shape)."""
+    prim = {gv: f for gv, f in mod.functions.items()
+            if isinstance(f, relax.Function) and (f.attrs or {}).get("Primitive")
+            and any(isinstance(p.ty, tvm.ir.PrimType) for p in f.params)}
+    if not prim:
+        return mod
+    import tvm_ffi
+
+    callers = [f for gv, f in mod.functions.items() if isinstance(f, relax.Function) and gv not in prim]
+    movable = {gv: [i for i, p in enumerate(f.params) if isinstance(p.ty, tvm.ir.PrimType)] for gv, f in prim.items()}
+    for caller in callers:
+        defined = set(relax.analysis.defined_symbolic_vars(caller))
+
+        def check(node, defined=defined):
+            if isinstance(node, relax.Call) and node.op in movable:
+                movable[node.op] = [i for i in movable[node.op] if node.args[i] in defined]
+
+        tvm_ffi.structural_walk(caller, check)
+    movable = {gv: idx for gv, idx in movable.items() if idx}
+    if not movable:
+        return mod
+
+    def split(items, idx):
+        return [x for i, x in enumerate(items) if i not in idx], [items[i] for i in idx]
+
+    out = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+    for gv in movable:
+        del out[gv]
+    bb = relax.BlockBuilder(out)
+    renamed = {}  # a new GlobalVar: the old one's type is the old signature
+    for gv, idx in movable.items():
+        f = prim[gv]
+        kept, scalars = split(list(f.params), idx)
+        g = relax.Function(kept + [relax.Var("scalar_vars", relax.ShapeType(scalars))], f.body,
+                           f.ret_ty, f.is_pure, f.attrs)
+        renamed[gv] = bb.add_func(g, gv.name_hint)
+    out = bb.get()
+
+    @relax.expr_functor.mutator
+    class Calls(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if call.op in movable:
+                kept, scalars = split(list(call.args), movable[call.op])
+                call = relax.Call(renamed[call.op], kept + [relax.ShapeExpr(scalars)], call.attrs, call.ty_args)
+            return call
+
+    rewriter = Calls(out)
+    for gv, f in list(out.functions.items()):
+        if isinstance(f, relax.Function) and not (f.attrs or {}).get("Primitive"):
+            rewriter.builder_.update_func(gv, rewriter.visit_expr(f))
+    return rewriter.builder_.get()

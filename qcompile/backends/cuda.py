@@ -18,7 +18,7 @@ import tvm
 import tvm_ffi
 
 from ..errors import QCompileError
-from .common import Artifact
+from .common import Artifact, after_fuse_ops
 from .cuda_dp4a import uses_dp4a
 from .verify import float_nodes
 
@@ -63,7 +63,7 @@ def pipeline(target, seen: dict | None = None):
     from .cuda_dp4a import Int8MatmulDP4A
 
     seen = {} if seen is None else seen
-    legal = P.legalize_passes(target)[:-1]  # all but dlight's ApplyDefaultSchedule
+    legal = after_fuse_ops(P.legalize_passes(target)[:-1])  # all but dlight's ApplyDefaultSchedule
     schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]

@@ -18,7 +18,7 @@ import os
 import tvm
 from tvm import relax
 
-from .common import Artifact
+from .common import Artifact, scalar_params_to_shape
 from . import fast_math, lut, mul32, shift32, split_heads, x86_packed
 from .cpu_schedule import default_cpu_schedule
 
@@ -60,6 +60,8 @@ def fusion_passes(target) -> list:
         out.append(p)
         if str(p.info.name) == "AnnotateTIROpPattern":
             out.append(lut.mark_elementwise)
+        if str(p.info.name) == "FuseOps":
+            out.append(scalar_params_to_shape)
     return out
 
 

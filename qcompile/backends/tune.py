@@ -74,8 +74,10 @@ def fused(mod, target):
     """The module at the level MetaSchedule extracts tasks from and applies records to."""
     from tvm.relax.backend.cpu_generic import pipeline as P
 
+    from .common import after_fuse_ops
+
     with target:
-        return tvm.transform.Sequential(P.library_dispatch_passes(target) + P.legalize_passes(target))(mod)
+        return tvm.transform.Sequential(after_fuse_ops(P.library_dispatch_passes(target) + P.legalize_passes(target)))(mod)
 
 
 def tune(mod, target, db_dir: str | Path, trials: int, progress: bool = True) -> dict:

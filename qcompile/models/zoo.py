@@ -138,6 +138,109 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0) 
     return feed
 
 
+#: pipelines that apply to each kind of model
+PIPELINES = {"decoder": ["none", "rotate", "kv-prerope", "bfp", "rotate+kv-prerope"],
+             "encoder": ["none", "rotate", "int-only"],
+             "vision": ["none", "rotate", "int-only"]}
+#: how close a pipeline's artifact must be to onnxruntime on the float model. ``none`` and
+#: ``rotate`` claim equivalence (round-off); the others quantize (cosine of all outputs on
+#: random tiny models, whose activations have no outliers to speak of)
+TOLERANCE = {"none": 0.999999, "rotate": 0.99999, "kv-prerope": 0.99, "bfp": 0.99,
+             "rotate+kv-prerope": 0.99, "int-only": 0.95}
+
+
+def _cosine(a, b) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / max(np.sqrt((a @ a) * (b @ b)), 1e-30))
+
+
+def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
+    """Compile ``path`` with ``pipeline`` for llvm and compare with onnxruntime on the float
+    model: a prefill from an empty cache and, for decoders, a step with 3 cached positions
+    (symbolic dims throughout: one artifact serves both). Returns ``{"status": "pass" |
+    "fail" | "refused", "reason", "cosine", "max_abs_err", "seconds"}``; a refusal is a
+    :class:`~qcompile.errors.QCompileError` (the user-facing one-line error)."""
+    import tempfile
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    import qcompile as qc
+    from qcompile.errors import QCompileError
+
+    t0 = time.perf_counter()
+    try:
+        model = qc.load(str(path))
+        calib = None
+        if pipeline not in ("none", "rotate"):
+            feeds = [onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(calib_samples)]
+            tmp = Path(tempfile.mkdtemp(prefix="qc_zoo_")) / "calib.npz"
+            np.savez(tmp, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
+            calib = qc.Calibration(str(tmp), batch=2, progress=False)
+        mod = qc.PassManager(qc.pipeline(pipeline), calibration=calib).run(model.mod)
+        art = qc.build(mod, "llvm")
+    except QCompileError as e:
+        return {"status": "refused", "reason": str(e), "seconds": round(time.perf_counter() - t0, 2)}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pairs = _decode_two_steps(art, mod["main"], sess, path) if kind == "decoder" else \
+        _one_step(art, model, sess, path)
+    cos, err = 1.0, 0.0
+    for got, ref in pairs:
+        if len(got) != len(ref):
+            return {"status": "fail", "reason": f"{len(got)} outputs, onnxruntime gives {len(ref)}"}
+        for g, r in zip(got, ref):
+            if g.shape != r.shape:
+                return {"status": "fail", "reason": f"output shape {g.shape}, onnxruntime gives {r.shape}"}
+            if not np.isfinite(g).all():
+                return {"status": "fail", "reason": "non-finite output"}
+            cos = min(cos, _cosine(g, r))
+            err = max(err, float(np.abs(g - r).max()))
+    ok = cos >= TOLERANCE[pipeline]
+    return {"status": "pass" if ok else "fail", "cosine": cos, "max_abs_err": err,
+            "reason": None if ok else f"cosine {cos:.6f} < {TOLERANCE[pipeline]}",
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _one_step(art, model, sess, path):
+    feed = onnx_feed(path, seed=7)
+    return [(art.run(*[feed[s.name] for s in model.inputs]), sess.run(None, feed))]
+
+
+def _decode_two_steps(art, func, sess, path, batch: int = 2, seq: int = 5):
+    """A prefill of ``seq`` tokens from an empty cache, then one decode step fed the
+    present cache of the prefill, in the artifact (whatever its cache layout: float, packed
+    codes, block formats) and in onnxruntime (float cache). Returns the logits of both
+    steps, ``[(artifact, onnxruntime), ...]``."""
+    import numpy as np
+
+    first = onnx_feed(path, batch=batch, seq=seq, past=0, seed=7)
+    plain = [k for k in first if not k.startswith("past")]
+    cache_params = [p for p in func.params if p.name.startswith("past")]
+    cache = []
+    for p in cache_params:  # the artifact's own empty cache: symbolic (token) dims 0
+        dims = [int(d) if hasattr(d, "value") else 0 for d in p.ty.shape]
+        dims[0] = batch
+        cache.append(np.zeros(dims, str(p.ty.dtype)))
+    ref_cache = [first[k] for k in first if k.startswith("past")]
+    rng = np.random.default_rng(8)
+    out = []
+    feed = {k: first[k] for k in plain}
+    for step in range(2):
+        got = art.run(*[feed[k] for k in plain], *cache)
+        ref = sess.run(None, {**feed, **dict(zip([k for k in first if k.startswith("past")], ref_cache))})
+        out.append(([got[0]], [ref[0]]))
+        cache, ref_cache = got[1:], ref[1:]
+        n = feed["attention_mask"].shape[1]
+        feed = {"input_ids": rng.integers(0, 256, (batch, 1)).astype(np.int64),
+                "attention_mask": np.concatenate([feed["attention_mask"], np.ones((batch, 1), np.int64)], 1)}
+        if "position_ids" in plain:
+            feed["position_ids"] = np.full((batch, 1), n, np.int64)
+    return out
+
+
 def export_optimum(name: str, out_dir: Path) -> Path:
     """Export one zoo entry with Optimum (needs the ``zoo`` extra: optimum-onnx, transformers<5)."""
     import tempfile

@@ -180,6 +180,8 @@ def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: 
             else:
                 args.append(consts.get((var, flat), a))
                 flat += 1
+        if not isinstance(var.ty, relax.TensorType):  # shape_of and other non-tensor bindings
+            return None
         dtype = str(var.ty.dtype)
         if var in norms:
             ones = relax.const(np.ones(int(var.ty.shape[-1]), dtype))

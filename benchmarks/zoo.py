@@ -1,0 +1,71 @@
+"""The architecture zoo matrix: every applicable pipeline on every tiny zoo model (Optimum
+exports committed under tests/zoo, symbolic dims, decoders also from an empty past),
+compiled for llvm and compared with onnxruntime on the float model.
+
+    python benchmarks/zoo.py [--models llama,bert] [--pipelines none,rotate]
+        -> benchmarks/results/zoo.json, and the README matrix printed as Markdown
+
+A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" with
+the one-line reason the user would see, or "fail".
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import header, write_json  # noqa: E402
+
+from qcompile.models import zoo  # noqa: E402
+
+ALL = sorted({p for ps in zoo.PIPELINES.values() for p in ps}, key=lambda p: ["none", "rotate", "kv-prerope", "bfp",
+                                                                          "rotate+kv-prerope", "int-only"].index(p))
+
+
+def markdown(results: dict) -> str:
+    pipes = [p for p in ALL if any(p in r for r in results.values())]
+    lines = ["| model | " + " | ".join(pipes) + " |", "|---|" + "---|" * len(pipes)]
+    notes = []
+    for name, row in results.items():
+        cells = []
+        for p in pipes:
+            r = row.get(p)
+            if r is None:
+                cells.append("n/a")
+            elif r["status"] == "pass":
+                cells.append(f"pass ({r['cosine']:.6f})")
+            else:
+                notes.append(f"{name} / {p}: {r['reason']}")
+                cells.append(f"{r['status']} [{len(notes)}]")
+        lines.append(f"| {name} ({zoo.ZOO[name].kind}) | " + " | ".join(cells) + " |")
+    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(zoo.ZOO))
+    ap.add_argument("--pipelines", default=",".join(ALL))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "zoo.json"))
+    a = ap.parse_args()
+    out = header("zoo.py")
+    out["tolerance"] = zoo.TOLERANCE
+    results = {}
+    for name in a.models.split(","):
+        arch = zoo.ZOO[name]
+        row = results.setdefault(name, {})
+        for p in a.pipelines.split(","):
+            if p not in zoo.PIPELINES[arch.kind]:
+                continue
+            r = zoo.check(arch.onnx, p, arch.kind)
+            row[p] = r
+            print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
+    out["models"] = results
+    write_json(a.out, out)
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

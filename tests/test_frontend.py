@@ -1,0 +1,146 @@
+"""The import layer (qcompile.frontend): one minimal ONNX graph per construct that TVM 0.27's
+importer rejects or mangles on real exports, each compiled for llvm with its dims left
+symbolic and compared with onnxruntime; plus the shape-value folding on its own."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import qcompile as qc
+from qcompile.frontend.onnx_prepare import fold_shape_values
+from qcompile.loader import parse_input_shapes
+
+I64 = TensorProto.INT64
+
+
+def _model(nodes, inputs, outputs, inits=(), path=None):
+    m = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, list(inits)),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    if path is not None:
+        onnx.save(m, str(path))
+    return m
+
+
+def _i64(name, values):
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def _run_both(path, feed):
+    """(qcompile llvm outputs, onnxruntime outputs, loaded model) on ``feed``."""
+    model = qc.load(str(path))
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    got = art.run(*[feed[s.name] for s in model.inputs])
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    return got, ref, model
+
+
+def test_scalar_constant_of_shape(tmp_path):
+    """Optimum's decoders: ConstantOfShape(shape=[]) with a one-element value -> a 0-d
+    tensor (TVM: `broadcast_to ... ndim 1 ... ndim 0`)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])
+    nodes = [helper.make_node("ConstantOfShape", ["empty"], ["c"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [-2.5])),
+             helper.make_node("Add", ["x", "c"], ["y"])]
+    _model(nodes, [x], [y], [_i64("empty", np.zeros(0))], tmp_path / "m.onnx")
+    feed = {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_range_over_dims_keeps_the_shape(tmp_path):
+    """``arange(past, past + seq)`` (HF cache positions) has length ``seq``: a mask built from
+    it still broadcasts against ``[b, seq]`` (TVM made a fresh `range_len` dim and lost
+    every shape downstream)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s"])
+    past = helper.make_tensor_value_info("past", TensorProto.FLOAT, ["b", "p"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s"])
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]), helper.make_node("Shape", ["past"], ["sp"]),
+             helper.make_node("Gather", ["sx", "one"], ["s"], axis=0),
+             helper.make_node("Gather", ["sp", "one"], ["p"], axis=0),
+             helper.make_node("Add", ["p", "s"], ["end"]),
+             helper.make_node("Range", ["p", "end", "step"], ["pos"]),
+             helper.make_node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["x", "posf"], ["y"])]
+    _model(nodes, [x, past], [y], [_i64("one", 1), _i64("step", 1)], tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    assert str(model.mod["main"].ret_ty) == 'R.Tensor((b, s), dtype="float32")'
+    for p in (0, 4):  # an empty past too
+        feed = {"x": np.ones((2, 3), np.float32), "past": np.zeros((2, p), np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_symbolic_dim_broadcast_against_a_static_table(tmp_path):
+    """An HF ViT with symbolic height/width adds a static position table to its patches:
+    the symbolic dim is cast to the table's (TVM could not prove the broadcast, dropped the
+    shape, and failed at the next `Gather(Shape(...))`)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "n", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "n", 4])
+    nodes = [helper.make_node("Add", ["x", "table"], ["h"]), helper.make_node("Shape", ["h"], ["sh"]),
+             helper.make_node("Gather", ["sh", "zero"], ["b0"], axis=0),
+             helper.make_node("Cast", ["b0"], ["bf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["h", "bf"], ["y"])]
+    table = numpy_helper.from_array(np.arange(20, dtype=np.float32).reshape(1, 5, 4), "table")
+    _model(nodes, [x], [y], [table, _i64("zero", 0)], tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    assert str(model.mod["main"].ret_ty) == 'R.Tensor((b, 5, 4), dtype="float32")'
+    got, ref, _ = _run_both(tmp_path / "m.onnx", {"x": np.ones((3, 5, 4), np.float32)})
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_gather_on_a_runtime_shape():
+    """``Gather(Shape(x), 0)`` where x's shape is only known at run time (TVM: `shape_of
+    expects a tensor input, but received R.Shape`)."""
+    from tvm import relax
+
+    from qcompile.frontend.onnx_converters import Gather
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(None, "float32", ndim=2))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            shp = bb.emit(relax.op.shape_of(x))
+            assert not isinstance(shp, relax.ShapeExpr)
+            out = bb.emit(Gather._impl_v13(bb, [shp, relax.const(0, "int64")], {"axis": 0}, None))
+            gv = bb.emit_output(out)
+        bb.emit_func_output(gv)
+    assert str(out.ty) == 'R.Tensor((), dtype="int64")'
+
+
+def test_fold_shape_values_replaces_proven_constants():
+    """``chunk(2)`` of a 6-wide projection slices at 3 whatever the batch: the Slice bounds,
+    computed from Shape, become initializers; the function is unchanged."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]), helper.make_node("Gather", ["sh", "one"], ["w"], axis=0),
+             helper.make_node("Div", ["w", "two"], ["half"]),
+             helper.make_node("Unsqueeze", ["half", "axes"], ["start"]),
+             helper.make_node("Slice", ["x", "start", "big", "axes1"], ["y"])]
+    m = _model(nodes, [x], [y], [_i64("one", 1), _i64("two", 2), _i64("axes", [0]), _i64("big", [99]),
+                                 _i64("axes1", [1])])
+    folded, n = fold_shape_values(m)
+    assert n >= 1 and [nd.op_type for nd in folded.graph.node] == ["Slice"]
+    feed = {"x": np.arange(12, dtype=np.float32).reshape(2, 6)}
+    a = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    b = ort.InferenceSession(folded.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert folded.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "b"  # symbolic dims stay
+
+
+def test_fold_shape_values_leaves_an_unknown_graph_alone():
+    """A graph the symbolic inference cannot take comes back unchanged."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    m = helper.make_model(helper.make_graph([helper.make_node("Mystery", ["x"], ["y"], domain="my.dom")], "g",
+                                            [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    out, n = fold_shape_values(m)
+    assert n == 0 and out.graph.node[0].op_type == "Mystery"
+
+
+def test_input_shape_accepts_an_empty_past():
+    assert parse_input_shapes(["past=1x2x0x16"]) == {"past": (1, 2, 0, 16)}
+    with pytest.raises(qc.QCompileError):
+        parse_input_shapes(["past=1x-1"])
