@@ -133,6 +133,17 @@ def _reshape_axis(src: list, dst: list, axis: int) -> int | None:
             return k
         acc *= d
         if acc > before:
+            break
+    # the same from the right: the element counts agree, so either side proves it, and a
+    # symbolic dim cast to a static one on the left (the importer's broadcast refinement,
+    # ``1 + h//8 * (w//8)`` -> 17) only shows as equal from the right
+    after = math.prod(src[axis + 1:])
+    acc = 1
+    for k in range(len(dst) - 1, -1, -1):
+        if acc == after and dst[k] == src[axis]:
+            return k
+        acc *= dst[k]
+        if acc > after:
             return None
     return None
 
@@ -260,6 +271,9 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         elif op == "take" and const_value(val.args[0]) is not None and int(val.attrs.axis) == 0 \
                 and ax == nd - 1 and len(val.args[0].ty.shape) == 2:
             writers.append(Writer("embedding", v, 0, 1))
+        elif op == "multiply" and isinstance(val.args[0], relax.Var) and const_value(val.args[1]) is not None \
+                and const_value(val.args[1]).size == 1:
+            push(val.args[0], ax)  # a scalar factor (Gemma's sqrt(d) on the embedding) commutes with R
         elif op == "broadcast_to":
             a = val.args[0]
             a_ax = aligned(v, ax, a)
@@ -302,6 +316,9 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                     push(other, aligned(u, aligned(v, ax, u), other))
             elif uop in NORMS and i == 0 and _norm_axis(uval) == ax == nd - 1:
                 norms[u] = uop.removeprefix("nn.")
+            elif uop == "multiply" and i == 0 and const_value(uval.args[1]) is not None \
+                    and const_value(uval.args[1]).size == 1:
+                push(u, ax)  # a scalar factor commutes with the rotation
             elif uop in MOVES and (uop != "take" or i == 0):
                 u_ax = _move_forward(uval, v, ax, u)
                 if u_ax is None:
@@ -413,6 +430,13 @@ def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
         return None if idx is None else np.take(x, idx, axis=int(val.attrs.axis))
     if op == "expand_dims":
         return np.expand_dims(x, tuple(int(a) for a in val.attrs.axis))
+    if op == "squeeze":
+        return x.reshape(shape1(out_var))
+    if op == "broadcast_to":  # GQA's repeat of K/V heads: each column id appears once per group
+        return np.broadcast_to(x, shape1(out_var)).copy()
+    if op in ("tile", "repeat"):
+        reps = [int(r) for r in val.attrs.repeats] if op == "tile" else None
+        return np.tile(x, reps) if op == "tile" else np.repeat(x, int(val.attrs.repeats), axis=int(val.attrs.axis))
     return None
 
 

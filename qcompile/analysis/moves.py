@@ -59,6 +59,8 @@ def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
     axis)`` maps an axis through a reshape (the caller's rule for split/merged axes)."""
     op = op_name(call)
     src = call.args[0]
+    if op == "concat":
+        return None if int(call.attrs.axis) % _ndim(out_ty) == ax else ax
     nd_in, nd_out = _ndim(src.ty), _ndim(out_ty)
     if op == "permute_dims":
         return int(call.attrs.axes[ax]) if call.attrs.axes is not None else nd_out - 1 - ax
@@ -96,6 +98,8 @@ def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
 def axis_forward(call, in_ty, ax: int, out_ty, reshape_axis=None) -> int | None:
     """Output axis that carries input axis ``ax`` (see module doc)."""
     op = op_name(call)
+    if op == "concat":
+        return None if int(call.attrs.axis) % _ndim(out_ty) == ax else ax
     nd_in, nd_out = _ndim(in_ty), _ndim(out_ty)
     if op == "permute_dims":
         axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else list(range(nd_in))[::-1]

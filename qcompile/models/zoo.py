@@ -185,8 +185,12 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
     except QCompileError as e:
         return {"status": "refused", "reason": str(e), "seconds": round(time.perf_counter() - t0, 2)}
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    pairs = _decode_two_steps(art, mod["main"], sess, path) if kind == "decoder" else \
-        _one_step(art, model, sess, path)
+    try:
+        pairs = _decode_two_steps(art, mod["main"], sess, path) if kind == "decoder" else \
+            _one_step(art, model, sess, path)
+    except Exception as e:  # noqa: BLE001 - a run-time failure is a failed cell, not a crash
+        return {"status": "fail", "reason": f"running the artifact: {type(e).__name__}: {str(e)[:200]}",
+                "seconds": round(time.perf_counter() - t0, 2)}
     cos, err = 1.0, 0.0
     for got, ref in pairs:
         if len(got) != len(ref):
@@ -228,8 +232,11 @@ def _decode_two_steps(art, func, sess, path, batch: int = 2, seq: int = 5):
     rng = np.random.default_rng(8)
     out = []
     feed = {k: first[k] for k in plain}
+    plain_of = {k.replace(".", "_"): k for k in plain}  # the importer's parameter names
     for step in range(2):
-        got = art.run(*[feed[k] for k in plain], *cache)
+        caches = iter(cache)
+        got = art.run(*[next(caches) if p.name.startswith("past") else feed[plain_of.get(p.name, p.name)]
+                        for p in func.params])
         ref = sess.run(None, {**feed, **dict(zip([k for k in first if k.startswith("past")], ref_cache))})
         out.append(([got[0]], [ref[0]]))
         cache, ref_cache = got[1:], ref[1:]
