@@ -8,10 +8,11 @@ symbolic dims, an empty KV cache), never accuracy.
 Two export paths:
 
 * **Optimum** (``optimum-cli export onnx``, the most common ONNX a user brings):
-  ``python -m qcompile.models.zoo export DIR`` writes ``DIR/<name>.onnx``. Optimum pins
-  ``transformers<5`` while the rest of the project uses 5.x, so it runs in a separate
-  environment (the ``zoo`` extra, ``pip install -e .[zoo]`` in a venv of its own); the
-  tiny exports are committed under ``tests/zoo/`` so that the tests need no exporter.
+  ``python qcompile/models/zoo.py export DIR`` writes ``DIR/<name>.onnx``. Optimum pins
+  ``transformers<5`` while the rest of the project uses 5.x, so it runs in a venv of its
+  own with ``optimum-onnx==0.1.0 torch==2.13.0 pillow==13.0.0`` (this file imports
+  nothing from qcompile at module level, so it runs without TVM there); the tiny exports
+  are committed under ``tests/zoo/`` so that the tests need no exporter.
 * **torch.export** through :func:`qcompile.load` (the Python API) on the live
   ``transformers`` model, with whichever ``transformers`` is installed.
 """
@@ -149,6 +150,33 @@ TOLERANCE = {"none": 0.999999, "rotate": 0.99999, "kv-prerope": 0.99, "bfp": 0.9
              "rotate+kv-prerope": 0.99, "int-only": 0.95}
 
 
+#: cells that are refused because the model cannot take the technique: (substring of the
+#: one-line error it must give, why the refusal is right)
+REFUSED = {
+    ("bert", "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path"),
+    ("distilbert", "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path"),
+    ("opt", "kv-prerope"): ("no RoPE", "learned positions: there is no RoPE to quantize before"),
+    ("opt", "rotate+kv-prerope"): ("no RoPE", "learned positions: there is no RoPE to quantize before"),
+}
+#: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
+#: so fixing one turns its test red until the entry is removed)
+GAPS = {
+    **{(m, "bfp"): "k-sort groups queries by KV head only when the export groups them; a GQA written "
+                   "as a K/V repeat (expand_dims + broadcast_to) is not mapped to head groups yet"
+       for m in ("llama", "mistral", "qwen2", "gemma")},
+    ("phi3", "bfp"): "k-sort reads the strided_slice of the fused qkv_proj as a partial rotary",
+    ("gpt_neox", "bfp"): "k-sort does not support partial rotary (RoPE on 25 % of the head)",
+    ("opt", "bfp"): "bfp runs the kv-prerope cache analysis, which requires RoPE; BFP itself does not",
+    ("gemma", "kv-prerope"): "positions made in-graph (no position_ids input) are re-emitted for the "
+                             "cache through a reshape the cache rewrite cannot re-run",
+    ("gemma", "rotate+kv-prerope"): "as gemma / kv-prerope",
+    ("bert", "int-only"): "the float cast and scaling of the attention mask has no integer lowering",
+    ("distilbert", "int-only"): "the float cast of the boolean attention mask has no integer lowering",
+    ("vit", "int-only"): "the conv2d patch embedding has no integer lowering",
+    ("deit", "int-only"): "the conv2d patch embedding has no integer lowering",
+}
+
+
 def _cosine(a, b) -> float:
     import numpy as np
 
@@ -276,7 +304,7 @@ def export_optimum(name: str, out_dir: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m qcompile.models.zoo",
+    ap = argparse.ArgumentParser(prog="python qcompile/models/zoo.py",
                                  description="Export the tiny zoo models with Optimum (zoo extra).")
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export")

@@ -1,0 +1,46 @@
+"""The architecture zoo: every applicable pipeline on tiny seeded HF models exported by
+Optimum (tests/zoo, made by `python -m qcompile.models.zoo export` in the `zoo` extra's
+environment), with symbolic batch / sequence / past dims, decoders run as a prefill from an
+empty cache plus a decode step, compared with onnxruntime (qcompile.models.zoo.check).
+
+A cell either passes within its stated tolerance, is refused with the one-line reason the
+model deserves (zoo.REFUSED), or is a known gap (zoo.GAPS: xfail, strict)."""
+import pytest
+
+from qcompile.models import zoo
+
+CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]]
+
+
+def _marks(m, p):
+    marks = [] if p in ("none", "rotate") else [pytest.mark.slow]
+    if (m, p) in zoo.GAPS:
+        marks.append(pytest.mark.xfail(reason=zoo.GAPS[(m, p)], strict=True))
+    return marks
+
+
+@pytest.mark.parametrize("model,pipeline", [pytest.param(m, p, marks=_marks(m, p), id=f"{m}-{p}")
+                                            for m, p in CELLS])
+def test_zoo_cell(model, pipeline):
+    arch = zoo.ZOO[model]
+    r = zoo.check(arch.onnx, pipeline, arch.kind)
+    if (model, pipeline) in zoo.REFUSED:
+        needle, _why = zoo.REFUSED[(model, pipeline)]
+        assert r["status"] == "refused" and needle in r["reason"], r
+        assert len(r["reason"].splitlines()) == 1
+        return
+    assert r["status"] == "pass", r
+    assert r["cosine"] >= zoo.TOLERANCE[pipeline]
+
+
+def test_fixtures_are_the_optimum_exports():
+    """The committed exports are what the zoo generator makes (one per entry)."""
+    import onnx
+
+    for name, arch in zoo.ZOO.items():
+        proto = onnx.load(str(arch.onnx), load_external_data=False)
+        names = [i.name for i in proto.graph.input]
+        if arch.kind == "decoder":
+            assert "past_key_values.0.key" in names and any(o.name == "present.0.key" for o in proto.graph.output)
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param, f"{name}: batch is not symbolic"
