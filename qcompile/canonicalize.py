@@ -150,6 +150,24 @@ def _take_clip(func):
     return rewrite(is_op("relax.take")(x, idx), fn, func)
 
 
+def _bool_arithmetic(func):
+    """Elementwise arithmetic on two booleans -> the logical op it means: ``add`` and
+    ``maximum`` -> ``logical_or``, ``multiply`` and ``minimum`` -> ``logical_and`` (torch's
+    ``mask_a + mask_b``, ``mask_a * mask_b``, ``torch.maximum`` on masks; same result type).
+    TVM lowers the arithmetic form to ``i1`` arithmetic, which its LLVM codegen rejects with
+    ``Check failed: (t.MatchesCode(DLDataTypeCode::kDLFloat))``."""
+    p, q = wildcard(), wildcard()
+    for name, logical in (("add", O.logical_or), ("maximum", O.logical_or),
+                          ("multiply", O.logical_and), ("minimum", O.logical_and)):
+        def fn(call, m, logical=logical):
+            both = isinstance(call, relax.Call) and all(
+                str(getattr(m[v].ty, "dtype", "")) == "bool" for v in (p, q))
+            return logical(m[p], m[q]) if both else call
+
+        func = rewrite(is_op(f"relax.{name}")(p, q), fn, func)
+    return func
+
+
 def _const_where(func):
     """``where(c, a, b)`` with a constant condition whose elements all agree -> ``a`` or ``b``
     (when that keeps the result type). The ONNX exporter's index arithmetic for
@@ -224,6 +242,28 @@ def _unwrap_matmul(func):
 
     func = rewrite(out_bmm, bmm, func)
     return rewrite(out_lin, lin, func)
+
+
+def _broadcast_weight(func):
+    """``matmul(x, W)`` with a constant ``W[*B, K, N]`` whose batch slices are all equal ->
+    ``matmul(x, W[0])``: the same result by broadcasting. torch.export writes a linear on a
+    3-D input that it cannot flatten (after a squeeze or slice) as ``expand(W) + bmm``, and
+    the folded expand leaves one copy of the weight per batch row."""
+    x, w = wildcard(), is_const()
+
+    def fn(call, m):
+        wv = const_value(m[w])
+        if wv is None or wv.ndim <= 2:
+            return call
+        flat = wv.reshape(-1, *wv.shape[-2:])
+        if not (flat == flat[:1]).all():
+            return call
+        xs = shape_of(m[x])
+        if xs is None or tuple(xs[:-2]) != tuple(wv.shape[:-2]):  # the batch then comes from x alone
+            return call
+        return O.matmul(m[x], relax.const(flat[0].copy()), out_dtype=call.attrs.out_dtype)
+
+    return rewrite(is_op("relax.matmul")(x, w), fn, func)
 
 
 def _scalar(c) -> float | None:
@@ -475,12 +515,13 @@ def canonicalize_passes() -> list:
     T = relax.transform
     return [
         _func_rewrites(_materialize_full, _take_clip),
+        _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites),
+        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),
         T.DeadCodeElimination(),

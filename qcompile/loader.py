@@ -194,6 +194,61 @@ def load_torch(module, example_inputs: tuple) -> Model:
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QCompileError(f"torch.export/import failed: {type(e).__name__}: {msg}") from None
+    mod = promote_integral_scans(mod)
     params = mod["main"].params
     inputs = [InputSpec(p.name, tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in params]
     return Model(mod, inputs, ["output"], "torch", None, {"example_inputs": example_inputs})
+
+
+_NARROW_INTEGRAL = ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32")
+
+
+def promote_integral_scans(mod):
+    """torch's integer type promotion for ``cumsum`` / ``cumprod`` / ``prod``, which
+    ``from_exported_program`` drops (it keeps it for ``sum``): without an explicit
+    ``dtype``, torch computes these over bool and integer inputs in int64. The importer
+    emits ``R.cumsum(x, dtype=None)``, which keeps ``x``'s dtype: int32 wraps where torch
+    does not, and bool is arithmetic on ``i1``, which TVM cannot compile (LLVM codegen dies
+    with ``Check failed: (t.MatchesCode(DLDataTypeCode::kDLFloat))``). HF transformers'
+    mask code does ``cumsum(position_ids_diff != 1)`` (Llama, Qwen2, GPT-NeoX, eager or sdpa).
+    Types downstream follow (``equal`` of two int64 tensors is still bool)."""
+    from tvm import relax
+    from tvm.relax import op as O
+
+    def narrow(e) -> bool:
+        return str(getattr(e.ty, "dtype", "")) in _NARROW_INTEGRAL
+
+    def no_dtype(call) -> bool:
+        dt = call.attrs.dtype
+        return dt is None or str(dt) in ("", "void")
+
+    scans = {"relax.cumsum": O.cumsum, "relax.cumprod": O.cumprod}
+
+    # A mutator, not rewrite_call: the result dtype changes, and the mutator re-types the
+    # bound variable and re-infers every call downstream (rewrite_call keeps the old
+    # annotation on the var, which is then not well-formed).
+    @relax.expr_functor.mutator
+    class Promote(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            name = getattr(call.op, "name", None)
+            if name in scans and narrow(call.args[0]) and no_dtype(call):
+                return scans[name](call.args[0], axis=call.attrs.axis, dtype="int64",
+                                   exclusive=bool(call.attrs.exclusive))
+            if name == "relax.prod" and narrow(call.args[0]):
+                x = self.builder_.normalize(O.astype(call.args[0], "int64"))
+                return O.prod(x, axis=call.attrs.axis, keepdims=bool(call.attrs.keepdims))
+            return call
+
+    found = []
+    for f in mod.functions.values():
+        if isinstance(f, relax.Function):
+            relax.analysis.post_order_visit(f.body, lambda e: found.append(e) if isinstance(e, relax.Call)
+                                            and getattr(e.op, "name", None) in (*scans, "relax.prod") else None)
+    if not found:
+        return mod
+    mutator = Promote(mod)
+    for gv, f in list(mod.functions.items()):
+        if isinstance(f, relax.Function):
+            mutator.builder_.update_func(gv, mutator.visit_expr(f))
+    return mutator.builder_.get()

@@ -355,3 +355,32 @@ def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
     passes[-1].__init__(weight_bits=9)
     with pytest.raises(QCompileError, match="weight_bits=9 is outside 2..8"):
         qc.PassManager(passes, calibration=cal).run(model.mod)
+
+
+def test_data_movement_passes_integers_through():
+    """Selection and rank changes (a DINOv2-style head that drops the CLS token with a slice,
+    unsqueeze/squeeze around it) are integer data movement, not float islands: before the
+    generic rule, int-only refused the first of them ('expand_dims has no integer lowering')."""
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            h = self.a(x).unsqueeze(1)           # [B, 1, T, 16]
+            h = h[:, :, 1:, :].squeeze(1)        # drop the first token
+            return self.b(h)
+
+    torch.manual_seed(0)
+    m = Head().eval()
+    x = torch.randn(4, 5, 16)
+    model = qc.load(m, example_inputs=(x,))
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({model.inputs[0].name: x.numpy()},
+                                                                          progress=False)).run(model.mod)
+    ops = {b.value.op.name for blk in mod["main"].body.blocks for b in blk.bindings
+           if isinstance(b.value, relax.Call) and hasattr(b.value.op, "name")}
+    assert {"relax.expand_dims", "relax.strided_slice", "relax.squeeze"} <= ops
+    got = qc.build(mod, "llvm").run(x.numpy())[0]
+    ref = m(x).detach().numpy()
+    assert got.shape == ref.shape == (4, 4, 8)
+    assert np.abs(got - ref).max() <= 0.03 * np.abs(ref).max()

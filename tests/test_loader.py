@@ -34,7 +34,7 @@ def test_parse_input_shapes():
     from qcompile.loader import parse_input_shapes
 
     assert parse_input_shapes(["input_ids=1x128", "m=2"]) == {"input_ids": (1, 128), "m": (2,)}
-    for bad in ["x", "x=", "x=1xa", "=3", "x=0x2"]:
+    for bad in ["x", "x=", "x=1xa", "=3", "x=-1x2"]:
         with pytest.raises(QCompileError, match="bad --input-shape"):
             parse_input_shapes([bad])
 

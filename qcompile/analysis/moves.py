@@ -19,6 +19,8 @@ from tvm import relax
 #: ops whose output elements are copies of input elements (no arithmetic)
 MOVES = frozenset({"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze",
                    "broadcast_to", "tile", "repeat"})
+#: ops that select a sub-tensor (axis maps: each output axis reads the same input axis)
+SELECTS = frozenset({"strided_slice"})
 #: the subset that keeps every element of its first input exactly once, in some layout
 #: or repeated (no selection): a cache tensor reaches the attention through these
 REPEATS = frozenset({"reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to", "tile", "repeat"})
@@ -92,6 +94,9 @@ def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
         reps = _repeated_axes(call, nd_out)
         k = ax - (nd_out - nd_in)
         return None if k < 0 or ax in reps else k
+    if op == "strided_slice":
+        sliced = {int(a) % nd_in for a in call.args[1].fields} if isinstance(call.args[1], relax.Tuple) else None
+        return None if sliced is None or ax in sliced else ax
     return None
 
 

@@ -409,10 +409,12 @@ class _Lowering:
         if all(isinstance(a, Raw) for a in args) and not _is_float_tensor(var):
             return Raw(self.emit(self._subst(value)))
         rule = getattr(self, "op_" + name.replace(".", "_"), None)
+        if rule is None and name in DATA_MOVEMENT:
+            return self._move(var, value, args, _keeps_last(value, var))
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: matmul, add, multiply, layer_norm, gelu, attention, reshape, "
-                                     "permute_dims, take, broadcast_to, concat, where (attention masks)")
+                                hint="supported: matmul, add, multiply, layer_norm, gelu, attention, where "
+                                     "(attention masks), concat and data movement (" + ", ".join(sorted(DATA_MOVEMENT)) + ")")
         return rule(var, value, args)
 
     def _subst(self, value):
@@ -665,6 +667,24 @@ class _Lowering:
         return {"integer_kernels": self.kernels, "io": self.io, "int_io": self.int_io,
                 "shiftmax": list(self.notes_shiftmax),
                 "overflow": {"checked": len(self.overflow), "tightest": worst}}
+
+
+#: ops that only move, select or repeat values: an integer tensor passes through with its
+#: scale (a per-channel scale only while the last axis stays whole; else it is requantized
+#: per tensor first). reshape, permute_dims, take and broadcast_to have rules of their own.
+DATA_MOVEMENT = frozenset({"expand_dims", "squeeze", "strided_slice", "tile", "repeat", "flatten"})
+
+
+def _keeps_last(call, out_var) -> bool:
+    """The output's last axis is the input's last axis, whole (per-channel scales still apply)."""
+    from ..analysis.moves import axis_back
+
+    src = call.args[0]
+    nd_in, nd_out = len(src.ty.shape), len(out_var.ty.shape)
+    if axis_back(call, out_var.ty, nd_out - 1) != nd_in - 1:
+        return False
+    a, b = shape_of(src), shape_of(out_var)
+    return a is not None and b is not None and a[-1] == b[-1]
 
 
 def count_ops(main) -> dict:
