@@ -91,6 +91,8 @@ def _identity_rewrites(func):
         return a if shape_of(a) is not None and shape_of(a) == shape_of(call) else call
 
     def drop_cast(call, m):
+        if not isinstance(call, relax.Call):  # rewrite_call may hand over an output alias
+            return call
         return m[x] if str(m[x].ty.dtype) == str(call.attrs.dtype) else call
 
     func = rewrite(bcast, drop_same_shape, func)

@@ -102,3 +102,23 @@ def test_take_becomes_clip_mode_and_keeps_values():
     assert modes == ["clip"]
     with torch.no_grad():
         np.testing.assert_array_equal(qc.build(mod).run(ids.numpy())[0], emb(ids).numpy())
+
+
+def test_cast_bound_to_the_output_alias():
+    """``(x > 0).any(-1)`` ends in an ``astype`` bound to the output through an alias;
+    ``rewrite_call`` handed the cast rule the alias variable (canonicalize crashed with
+    "'DataflowVar' object has no attribute 'attrs'")."""
+    import numpy as np
+    import torch
+
+    import qcompile as qc
+
+    class AnyPositive(torch.nn.Module):
+        def forward(self, x):
+            return (x > 0).any(-1)
+
+    x = torch.randn(3, 4)
+    model = qc.load(AnyPositive(), example_inputs=(x,))
+    mod = qc.PassManager(qc.pipeline("none")).run(model.mod)
+    got = qc.build(mod, "llvm").run(x.numpy())[0]
+    np.testing.assert_array_equal(got, AnyPositive()(x).numpy())
