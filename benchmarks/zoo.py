@@ -4,9 +4,11 @@ compiled for llvm and compared with onnxruntime on the float model.
 
     python benchmarks/zoo.py [--models llama,bert] [--pipelines none,rotate]
         -> benchmarks/results/zoo.json, and the README matrix printed as Markdown
+    python benchmarks/zoo.py --markdown     # the matrix of the existing zoo.json
 
-A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" with
-the one-line reason the user would see, or "fail".
+A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" (the
+model cannot take the technique: zoo.REFUSED), "gap" (it should pass and does not yet:
+zoo.GAPS), or "fail"; refusals and gaps carry the one-line message the user sees.
 """
 from __future__ import annotations
 
@@ -36,10 +38,13 @@ def markdown(results: dict) -> str:
             elif r["status"] == "pass":
                 cells.append(f"pass ({r['cosine']:.6f})")
             else:
-                notes.append(f"{name} / {p}: {r['reason']}")
-                cells.append(f"{r['status']} [{len(notes)}]")
+                kind = "refused" if r["status"] == "refused" and (name, p) in zoo.REFUSED else \
+                    "gap" if (name, p) in zoo.GAPS else r["status"]
+                why = zoo.REFUSED[(name, p)][1] if kind == "refused" else zoo.GAPS.get((name, p), "")
+                notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
+                cells.append(f"{kind} [{len(notes)}]")
         lines.append(f"| {name} ({zoo.ZOO[name].kind}) | " + " | ".join(cells) + " |")
-    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+    lines += [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
     return "\n".join(lines)
 
 
@@ -48,7 +53,13 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(zoo.ZOO))
     ap.add_argument("--pipelines", default=",".join(ALL))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "zoo.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
     a = ap.parse_args()
+    if a.markdown:
+        import json
+
+        print(markdown(json.loads(Path(a.out).read_text())["models"]))
+        return 0
     out = header("zoo.py")
     out["tolerance"] = zoo.TOLERANCE
     results = {}
