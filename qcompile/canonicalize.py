@@ -268,6 +268,33 @@ def _broadcast_weight(func):
     return rewrite(is_op("relax.matmul")(x, w), fn, func)
 
 
+def _mask_idioms(func):
+    """The additive attention mask HF encoders compute from an integer ``attention_mask``
+    ``m``: ``x = 1 - float(m); where(bool(x), min, x)``. Exactly, for every integer ``m``:
+    the else branch only takes ``x == 0``, so it is the constant 0, and ``bool(1 - float(m))``
+    is ``m != 1``. What is left is ``where(m != 1, min, 0)``: a mask computed in integers."""
+    x, x2, c = wildcard(), wildcard(), is_const()
+    cast = is_op("relax.astype")(x)
+
+    def zero_else(call, m):
+        if not _same(m[x], m[x2]) or str(m[cast].attrs.dtype) != "bool" \
+                or str(m[x].ty.dtype) not in ("float16", "float32", "float64"):
+            return call
+        return O.where(call.args[0], m[c], relax.const(0, str(m[x].ty.dtype)))
+
+    func = rewrite(is_op("relax.where")(cast, c, x2), zero_else, func)
+    mi, k = wildcard(), is_const()
+
+    def not_equal(call, m):
+        kv = _scalar(m[k])
+        dt = str(m[mi].ty.dtype)
+        if str(call.attrs.dtype) != "bool" or kv is None or kv != int(kv) or not dt.startswith(("int", "uint")):
+            return call
+        return O.not_equal(m[mi], relax.const(int(kv), dt))
+
+    return rewrite(is_op("relax.astype")(sub(k, is_op("relax.astype")(mi))), not_equal, func)
+
+
 def _scalar(c) -> float | None:
     v = const_value(c)
     return float(v.reshape(())) if v is not None and v.size == 1 and v.dtype.kind == "f" else None
@@ -523,7 +550,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight),
+        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),
         T.DeadCodeElimination(),

@@ -567,8 +567,10 @@ class _Lowering:
         if alpha is None:
             c = float(const_value(a.get("scale", a.get("inv_scale"))).reshape(()))
             alpha = c if "scale" in a else 1.0 / c
-        D = int(shape_of(a["q"])[-1])
-        L = int(shape_of(a["k"])[-1])
+        D, L = shape_of(a["q"])[-1], shape_of(a["k"])[-1]
+        if not (isinstance(D, int) and isinstance(L, int)):
+            raise QCompileError(f"int-only: attention at '{var.name}' has a symbolic length ({L}); Shiftmax's "
+                                "overflow bounds need it static", hint="fix the sequence length with --input-shape")
         self.check("q k^T accumulator", D * 127.0 * 127.0, 32)
         scores = self.emit(O.matmul(q.expr, k.expr, out_dtype="int32"))
         K = cfg.shiftmax_K
@@ -603,9 +605,11 @@ class _Lowering:
     def op_where(self, var, call, args):
         cond, a, b = call.args
         av, bv = const_value(a), const_value(b)
-        if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1 \
-                and float(av) == 0.0 and float(bv) <= -1e4:
-            return Mask(self.emit(O.astype(args[0].expr, "int8")))
+        if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1:
+            if float(av) == 0.0 and float(bv) <= -1e4:  # where(keep, 0, -big)
+                return Mask(self.emit(O.astype(args[0].expr, "int8")))
+            if float(bv) == 0.0 and float(av) <= -1e4:  # where(drop, -big, 0): HF encoders
+                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")))
         raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
 
     # ------------------------------------------------------------------ data movement
