@@ -19,8 +19,6 @@ from tvm import relax
 #: ops whose output elements are copies of input elements (no arithmetic)
 MOVES = frozenset({"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze",
                    "broadcast_to", "tile", "repeat"})
-#: ops that select a sub-tensor (axis maps: each output axis reads the same input axis)
-SELECTS = frozenset({"strided_slice"})
 #: the subset that keeps every element of its first input exactly once, in some layout
 #: or repeated (no selection): a cache tensor reaches the attention through these
 REPEATS = frozenset({"reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to", "tile", "repeat"})
@@ -47,13 +45,9 @@ def _axes(attr, nd) -> list[int]:
 def _same(a, b) -> bool:
     if isinstance(a, int) or isinstance(b, int):
         return a == b
-    return bool(tvm_ffi_equal(a, b))
-
-
-def tvm_ffi_equal(a, b) -> bool:
     import tvm_ffi
 
-    return tvm_ffi.structural_equal(a, b)
+    return bool(tvm_ffi.structural_equal(a, b))
 
 
 def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
@@ -142,18 +136,3 @@ def _repeated_axes(call, nd_out) -> set[int]:
     reps = [int(r) for r in call.attrs.repeats]
     reps = [1] * (nd_out - len(reps)) + reps
     return {i for i, r in enumerate(reps) if r != 1}
-
-
-def trace_back(defs: dict, var, through=REPEATS, stop=None):
-    """Walk from ``var`` back through the data-movement ops in ``through`` (first operand);
-    return ``(var, value)`` of the first binding that is not one (or that ``stop`` accepts),
-    and the list of movement bindings crossed (nearest first)."""
-    crossed = []
-    v = var
-    while isinstance(v, relax.Var) and v in defs:
-        val = defs[v]
-        if (stop is not None and stop(v, val)) or op_name(val) not in through:
-            return v, val, crossed
-        crossed.append(v)
-        v = val.args[0]
-    return v, None, crossed
