@@ -57,7 +57,9 @@ def check_layout(d: int, bits: int, block: int, what: str = "vector") -> None:
     if bits not in BITS:
         raise QCompileError(f"bfp: {bits}-bit significands are not supported", hint=f"choose one of {BITS}")
     if block < 1 or d % block:
-        raise QCompileError(f"bfp: block size {block} does not divide the {what} length {d}")
+        raise QCompileError(f"bfp: block size {block} does not divide the {what} length {d}",
+                            hint="choose a block that divides it: option 'block' of pass 'bfp' "
+                                 "(a recipe, or qc.pipeline('bfp', {'bfp': {'block': 16}}))")
     if d % 8:
         raise QCompileError(f"bfp: the {what} length {d} is not a multiple of 8; significands are packed in runs of 8")
 

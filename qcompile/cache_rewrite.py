@@ -224,6 +224,12 @@ class CacheRewrite:
         if v.name == "position_ids" and v in self.g.params:
             return self._positions(bb)
         val = self.g.defs.get(v)
+        if v not in self.pos_memo and self._step_positions(v):
+            # this step's positions made in-graph from shapes alone (no position_ids input):
+            # arange(past, past + T), or arange(0, T) + past (Optimum's Gemma); the cache's
+            # positions are arange(0, past + T), from the mask's length
+            total = self.params["attention_mask"].ty.shape[-1]
+            self.pos_memo[v] = bb.emit(O.arange(0, total, 1, str(v.ty.dtype)))
         if isinstance(val, relax.Call) and getattr(val.op, "name", "") == "relax.arange" and v not in self.pos_memo:
             # positions made in-graph as arange(past, past + T) (no position_ids input): the
             # cache's positions are arange(0, past + T), from the mask's length
@@ -232,6 +238,19 @@ class CacheRewrite:
         if v not in self.pos_memo:
             self.pos_memo[v] = self._reemit(bb, self.g.defs[v], lambda a: self._regen(bb, a))
         return self.pos_memo[v]
+
+    def _step_positions(self, v) -> bool:
+        """``v`` is a 1-D integer tensor over this step's tokens computed from shapes alone."""
+        import networkx as nx
+        import tvm_ffi
+
+        ty, ids = v.ty, self.params.get("input_ids")
+        if ids is None or not isinstance(ty, relax.TensorType) or ty.shape is None or len(ty.shape) != 1 \
+                or not str(ty.dtype).startswith("int") or v not in self.g.g:
+            return False
+        if not tvm_ffi.structural_equal(ty.shape[0], ids.ty.shape[-1]):
+            return False
+        return not (nx.ancestors(self.g.g, v) & self.g.params)
 
     def _rope(self, bb, cache: Cache, full):
         memo = {cache.pre_rope: full}

@@ -105,6 +105,29 @@ def _identity_rewrites(func):
         return O.reshape(m[x], call.ty.shape) if shape_of(call) is not None else call
 
     func = rewrite(outer, merge_reshape, func)
+    # HF's generic partial rotary at full width (Phi-3): x[..., :d] and a zero-width x[..., d:]
+    # concatenated back after RoPE
+    def whole_slice(call, m):
+        try:
+            *_, strides = _slice_params(call)
+        except (TypeError, ValueError, AttributeError):  # symbolic begin/end: not provably whole
+            return call
+        return drop_same_shape(call, m) if all(s == 1 for s in strides) else call
+
+    func = rewrite(is_op("relax.strided_slice")(x, varg_default_wildcard=True), whole_slice, func)
+
+    def empty_fields(call, m):
+        if not isinstance(call, relax.Call) or not isinstance(call.args[0], relax.Tuple):
+            return call
+        axis = int(call.attrs.axis) % len(call.ty.shape)
+        keep = [f for f in call.args[0].fields
+                if not (isinstance(f.ty, relax.TensorType) and f.ty.shape is not None
+                        and isinstance(f.ty.shape[axis], tvm.tirx.IntImm) and int(f.ty.shape[axis]) == 0)]
+        if len(keep) == len(call.args[0].fields) or not keep:
+            return call
+        return keep[0] if len(keep) == 1 else O.concat(keep, axis=axis)
+
+    func = rewrite(is_op("relax.concat")(wildcard()), empty_fields, func)
     one, y = is_const(), wildcard()
 
     def recip_sqrt(call, m):

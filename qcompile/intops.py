@@ -241,7 +241,7 @@ def shiftmax_te(x, mask, p: ExpParams):
     def keep(idx):
         if mask is None:
             return tirx.const(True, "bool")
-        mi = [idx[i + nd - len(mask.shape)] if int(mask.shape[i]) != 1 else 0 for i in range(len(mask.shape))]
+        mi = [0 if _is_one(mask.shape[i]) else idx[i + nd - len(mask.shape)] for i in range(len(mask.shape))]
         return mask(*mi) != tirx.const(0, mask.dtype)
 
     k = te.reduce_axis((0, L), "k")
@@ -270,6 +270,11 @@ def shiftmax_te(x, mask, p: ExpParams):
         return tirx.min(v, u32((1 << p.B) - 1)).astype(odt)
 
     return te.compute(shape, out, name="shiftmax")
+
+
+def _is_one(d) -> bool:
+    """A broadcast (size-1) axis; a symbolic size is not one."""
+    return isinstance(d, (int, tirx.IntImm)) and int(d) == 1
 
 
 def shiftgelu_te(x, t, p: ExpParams):

@@ -48,7 +48,8 @@ from tvm import relax
 
 from .errors import QCompileError
 from .ir import attention_roles, const_value
-from .kvcache import Layer
+from .analysis.moves import REPEATS
+from .kvcache import Cache, Layer
 from .residual import MOVES, NORMS, Graph, move_ids, op_name, shape1, value_paths
 
 SOURCES = ("weights", "calibrated")
@@ -93,6 +94,10 @@ class SignedPerm:
         m[np.arange(len(self.perm)), self.perm] = self.sign
         return m
 
+    def leading(self, r: int) -> "SignedPerm":
+        """The permutation of the first ``r`` channels (which it must keep among themselves)."""
+        return SignedPerm(self.perm[:r], self.sign[:r])
+
     @property
     def is_identity(self) -> bool:
         return bool(np.all(self.perm == np.arange(len(self.perm))) and np.all(self.sign == 1))
@@ -135,16 +140,23 @@ def sort_values(n: np.ndarray) -> SignedPerm:
     return SignedPerm(np.argsort(-np.asarray(n, np.float64), kind="stable"), np.ones(len(n)))
 
 
-def sort_keys(n: np.ndarray, form: str | None) -> SignedPerm:
+def sort_keys(n: np.ndarray, form: str | None, rotary: int | None = None) -> SignedPerm:
     """Rotary pairs by ``sqrt(n_a² + n_b²)``, descending, the larger member in the first role;
-    without RoPE (``form`` None) like :func:`sort_values`."""
+    without RoPE (``form`` None) like :func:`sort_values`. With partial rotary (RoPE on the
+    first ``rotary`` channels, GPT-NeoX, Phi-2) the rotary channels are sorted as pairs among
+    themselves and the pass-through channels freely among themselves."""
     if form is None:
         return sort_values(n)
     n = np.asarray(n, np.float64)
-    pairs = rotary_pairs(len(n), form)
+    r = len(n) if rotary is None else rotary
+    pairs = rotary_pairs(r, form)
     na, nb = n[pairs[:, 0]], n[pairs[:, 1]]
     order = np.argsort(-np.hypot(na, nb), kind="stable")
-    return pair_perm(order, nb[order] > na[order], len(n), form)
+    head = pair_perm(order, nb[order] > na[order], r, form)
+    if r == len(n):
+        return head
+    tail = sort_values(n[r:])
+    return SignedPerm(np.concatenate([head.perm, r + tail.perm]), np.concatenate([head.sign, tail.sign]))
 
 
 def key_statistic(nk: np.ndarray, nq: np.ndarray | None, criterion: str) -> np.ndarray:
@@ -180,11 +192,13 @@ class AttentionLayer:
     o_rows: np.ndarray           # [query heads, D] rows of W_o, by query head
     o_group: np.ndarray          # [query heads]: the KV head each block of o_rows reads
     q_group: np.ndarray          # [query heads]: the KV head each query head attends with
-    rope_q: relax.Var            # the qcompile.rope call on the queries
-    rope_k: relax.Var            # ... on the keys
-    form: str                    # "half" or "interleaved"
+    rope_q: relax.Var | None     # the qcompile.rope call on the queries (None: no RoPE)
+    rope_k: relax.Var | None     # ... on the keys
+    form: str | None             # "half" or "interleaved" (None: no RoPE, channels move freely)
     head_dim: int
     kv_heads: int
+    q_input: relax.Var | None = None  # the query entering RoPE (or the attention, without RoPE)
+    rotary: int = 0              # channels RoPE covers (head_dim, or fewer with partial rotary)
 
 
 def _err(layer: int, what: str) -> QCompileError:
@@ -199,31 +213,54 @@ def rope_form(g: Graph, call) -> str:
     return "interleaved" if "reshape" in ops else "half"
 
 
-def _find_rope(g: Graph, start, layer: int, what: str):
-    """Walk back from an attention operand through data movement to a ``qcompile.rope`` call."""
+@dataclasses.dataclass
+class _Rope:
+    call: relax.Var       # the qcompile.rope composite call
+    head: relax.Var       # the whole [B, H, T, D] head after RoPE (the call, or the partial-rotary concat)
+    parts: list           # the tensors whose channels make the head, in order: RoPE's input (+ the pass-through)
+    rotary: int           # channels RoPE covers (the first ``rotary`` of the head)
+
+
+def _find_rope(g: Graph, start, layer: int, what: str) -> _Rope | None:
+    """Walk back from an attention operand through data movement to a ``qcompile.rope`` call;
+    partial rotary is ``concat(rope(x[..., :r]), x[..., r:])`` on the last axis."""
     v = start
     while isinstance(v, relax.Var) and v in g.defs:
         val = g.defs[v]
         if g.composite(val) == "qcompile.rope":
-            return v
+            return _Rope(v, v, [val.args[0]], shape1(v)[-1])
         op = op_name(val)
         if op == "concat":
-            new = [f for f in val.args[0].fields if not (isinstance(f, relax.Var) and f in g.params)]
-            if len(new) != 1:
-                if any(isinstance(f, relax.Var) and g.composite(g.defs.get(f)) == "qcompile.rope" for f in new):
-                    raise _err(layer, f"RoPE covers part of the {what} head (partial rotary): not supported")
-                break
-            v = new[0]
-            continue
+            fields = list(val.args[0].fields)
+            new = [f for f in fields if not (isinstance(f, relax.Var) and f in g.params)]
+            if len(new) == 1:
+                v = new[0]
+                continue
+            is_rope = [isinstance(f, relax.Var) and g.composite(g.defs.get(f)) == "qcompile.rope" for f in fields]
+            nd = len(shape1(v))
+            if len(fields) == 2 and is_rope == [True, False] and int(val.attrs.axis) % nd == nd - 1:
+                return _Rope(fields[0], v, [g.defs[fields[0]].args[0], fields[1]], shape1(fields[0])[-1])
+            if any(is_rope):
+                raise _err(layer, f"the {what} head is assembled around RoPE in a way k-sort does not know")
+            break
         if op not in MOVES:
             break
         v = val.args[0]
-    raise _err(layer, f"no RoPE (qcompile.rope) on the {what} path")
+    return None  # no RoPE on this path (learned or no positions: OPT, GPT-2, ALiBi)
 
 
-def _projection(g: Graph, rope_var, layer: int, what: str) -> Projection:
-    """The linear layer feeding a RoPE call's input and the column of each (head, channel)."""
-    x = g.defs[rope_var].args[0]
+def _head_projection(g: Graph, parts: list, layer: int, what: str) -> Projection:
+    """The projection columns of a whole head made of ``parts`` (concatenated on the last axis)."""
+    projs = [_projection(g, x, layer, what) for x in parts]
+    first = projs[0]
+    if any(p.matmul != first.matmul or p.bias != first.bias for p in projs[1:]):
+        raise _err(layer, f"the rotary and pass-through channels of the {what} come from different projections")
+    return Projection(first.matmul, first.bias, np.concatenate([p.columns for p in projs], axis=1), first.gamma)
+
+
+def _projection(g: Graph, x, layer: int, what: str) -> Projection:
+    """The linear layer feeding ``x`` (a RoPE call's input, or the attention operand of a
+    model without RoPE) and the column of each (head, channel)."""
     chain, v = [], x
     while True:
         if not isinstance(v, relax.Var) or v not in g.defs:
@@ -241,15 +278,16 @@ def _projection(g: Graph, rope_var, layer: int, what: str) -> Projection:
         if op in NORMS:
             raise _err(layer, f"a per-head norm ({op}) between the {what} projection and RoPE (q/k norm) "
                               "is not supported: its scale is shared by all heads")
-        if op == "strided_slice":
-            raise _err(layer, f"RoPE covers part of the {what} head (partial rotary): not supported")
-        if op not in MOVES or op == "concat":
-            raise _err(layer, f"the {what} passes through {op} between its projection and RoPE")
+        scalar = op == "multiply" and const_value(val.args[1]) is not None and const_value(val.args[1]).size == 1
+        if (op not in MOVES or op == "concat") and not scalar:  # a scalar factor (OPT's d^-1/2) commutes
+            raise _err(layer, f"the {what} passes through {op} between its projection and the attention")
         chain.append(v)
         v = val.args[0]
     out = bias if bias is not None else mm
     ids = np.broadcast_to(np.arange(shape1(out)[-1]), shape1(out)).copy()
     for c in reversed(chain):
+        if op_name(g.defs[c]) == "multiply":
+            continue
         ids = move_ids(g.defs[c], [ids], c)
         if ids is None:
             raise _err(layer, f"cannot follow the {what}'s data movement")
@@ -265,27 +303,58 @@ def _projection(g: Graph, rope_var, layer: int, what: str) -> Projection:
     return Projection(mm, bias, cols, gamma)
 
 
-def _query_groups(g: Graph, rope_q, q_operand, kv_heads: int, layer: int) -> np.ndarray:
-    """The KV head (axis 1 of the attention's operands) each query head of ``rope_q`` uses,
-    by pushing element ids from the RoPE output to the attention's query operand."""
-    shape = shape1(rope_q)
-    ids = np.arange(int(np.prod(shape))).reshape(shape)
-    v = q_operand
-    chain = []
-    while not v.same_as(rope_q):
+def _push(g: Graph, src, operand, ops, layer: int, what: str) -> np.ndarray:
+    """Element ids of ``src`` (flat indices into its shape, symbolic dims stood in by 1)
+    pushed through the data movement that leads from ``src`` to ``operand``."""
+    shape = shape1(src)
+    chain, v = [], operand
+    while not v.same_as(src):
         val = g.defs.get(v)
-        if val is None or op_name(val) not in MOVES or op_name(val) == "concat":
-            raise _err(layer, "the queries reach the attention through something other than data movement")
+        if val is None or op_name(val) not in ops:
+            raise _err(layer, f"the {what} reach the attention through something other than data movement")
         chain.append(v)
         v = val.args[0]
+    ids = np.arange(int(np.prod(shape))).reshape(shape)
     for c in reversed(chain):
         ids = move_ids(g.defs[c], [ids], c)
-    if ids is None or ids.ndim != 4 or ids.shape[1] != kv_heads:
-        raise _err(layer, "the attention's query operand is not grouped by KV head [batch, kv heads, ..]")
-    head = np.unravel_index(ids, shape)[1]
-    groups = np.full(shape[1], -1)
-    for kv in range(kv_heads):
-        groups[np.unique(head[:, kv])] = kv
+        if ids is None:
+            raise _err(layer, f"cannot follow the {what}' data movement into the attention")
+    return ids
+
+
+def _slot_heads(g: Graph, cache: "Cache", operand, layer: int, what: str) -> np.ndarray:
+    """``[attention heads]``: the KV head of ``cache`` that each head slot (axis 1) of the
+    attention operand reads, through a GQA repeat written as ``expand_dims -> broadcast_to
+    -> reshape``, ``tile`` or ``repeat`` (or none)."""
+    ids = _push(g, cache.concat, operand, REPEATS, layer, what)
+    if ids.ndim != 4:
+        raise _err(layer, f"the attention's {what} operand is not [batch, heads, tokens, head_dim]")
+    head = np.unravel_index(ids, shape1(cache.concat))[1]
+    out = []
+    for slot in range(ids.shape[1]):
+        kv = np.unique(head[:, slot])
+        if len(kv) != 1:
+            raise _err(layer, f"an attention head reads more than one KV head of the {what}")
+        out.append(kv[0])
+    return np.array(out)
+
+
+def _query_groups(g: Graph, rope_q, q_operand, k_slots: np.ndarray, layer: int) -> np.ndarray:
+    """The KV head each query head of ``rope_q`` attends with: the queries are pushed, as
+    element ids, from their RoPE output to the attention's head axis, where each slot pairs
+    the query heads it holds with the KV head ``k_slots`` says it reads (the export may
+    group the queries by KV head, or repeat K/V per query head)."""
+    qids = _push(g, rope_q, q_operand, MOVES - {"concat"}, layer, "queries")
+    if qids.ndim != 4 or qids.shape[1] != len(k_slots):
+        raise _err(layer, "the attention's query and key operands are not [batch, heads, tokens, head_dim] "
+                          "with the same number of heads")
+    q_head = np.unravel_index(qids, shape1(rope_q))[1]
+    groups = np.full(shape1(rope_q)[1], -1)
+    for slot, kv in enumerate(k_slots):
+        for h in np.unique(q_head[:, slot]):
+            if groups[h] not in (-1, kv):
+                raise _err(layer, f"query head {h} attends with two KV heads")
+            groups[h] = kv
     if np.any(groups < 0):
         raise _err(layer, "a query head does not reach the attention")
     return groups
@@ -299,25 +368,52 @@ def attention_layers(g: Graph, layers: list[Layer]) -> list[AttentionLayer]:
     for L in layers:
         att = g.defs[L.attention]
         roles = attention_roles(g.funcs[att.op.name_hint])["params"]
+        q_operand = att.args[roles.index("q")]
         rope_k = _find_rope(g, att.args[roles.index("k")], L.index, "key")
-        rope_q = _find_rope(g, att.args[roles.index("q")], L.index, "query")
-        form = rope_form(g, g.defs[rope_k])
-        k = _projection(g, rope_k, L.index, "key")
-        q = _projection(g, rope_q, L.index, "query")
+        rope_q = _find_rope(g, q_operand, L.index, "query")
+        if (rope_k is None) != (rope_q is None):
+            raise _err(L.index, f"RoPE on the {'queries' if rope_k is None else 'keys'} only")
+        if rope_k is None:  # no RoPE: the key as cached and the query as attended
+            form, rotary, k_parts, q_head = None, L.key.head_dim, [L.key.new], q_operand
+        else:
+            if rope_k.rotary != rope_q.rotary:
+                raise _err(L.index, "RoPE covers different widths of the query and key heads")
+            form, rotary, k_parts, q_head = rope_form(g, g.defs[rope_k.call]), rope_k.rotary, rope_k.parts, rope_q.head
+        k = _head_projection(g, k_parts, L.index, "key")
+        q = _head_projection(g, [q_operand] if rope_q is None else rope_q.parts, L.index, "query")
+        # the query as RoPE sees it, for the key/query criterion's statistics (partial rotary: the
+        # tensor both parts are sliced from, when there is one)
+        q_in = q_operand if rope_q is None else _common_source(g, rope_q.parts)
         vp = [p for p in paths if _feeds(g, p, L.attention)]
         if len(vp) != 1:
             why = "; ".join(skipped) if skipped else "no V -> O path found"
             raise _err(L.index, f"the value path: {why}")
         vp = vp[0]
         kv = L.key.heads
-        groups = _query_groups(g, rope_q, att.args[roles.index("q")], kv, L.index)
+        k_slots = _slot_heads(g, L.key, att.args[roles.index("k")], L.index, "keys")
+        v_slots = _slot_heads(g, L.value, att.args[roles.index("v")], L.index, "values")
+        groups = _query_groups(g, q_head, q_operand, k_slots, L.index)
+        for proj, what in ((k, "key"), (q, "query")):
+            if proj.columns.shape[1] != L.key.head_dim:
+                raise _err(L.index, f"the {what} heads are {proj.columns.shape[1]} projection columns wide, "
+                                    f"the cache's head_dim is {L.key.head_dim}")
         if k.columns.shape != (kv, L.key.head_dim) or vp.v_columns.shape[0] != kv:
             raise _err(L.index, "the key/value projections do not have one block of columns per KV head")
         v_cols = np.zeros_like(vp.v_columns)
-        v_cols[vp.v_heads] = vp.v_columns
+        v_cols[v_slots[vp.v_heads]] = vp.v_columns
         out.append(AttentionLayer(L.index, q, k, v_cols, vp.producer, vp.bias, vp.consumer, vp.o_rows,
-                                  np.asarray(vp.o_heads), groups, rope_q, rope_k, form, L.key.head_dim, kv))
+                                  v_slots[np.asarray(vp.o_heads)], groups, rope_q and rope_q.call, rope_k and rope_k.call,
+                                  form, L.key.head_dim, kv, q_in, rotary))
     return out
+
+
+def _common_source(g: Graph, parts: list):
+    """The one tensor all ``parts`` are strided slices of (the whole head), else the first part."""
+    if len(parts) == 1:
+        return parts[0]
+    srcs = {g.defs[p].args[0] for p in parts if p in g.defs and op_name(g.defs[p]) == "strided_slice"}
+    return srcs.pop() if len(srcs) == 1 and len(parts) == sum(
+        1 for p in parts if p in g.defs and op_name(g.defs[p]) == "strided_slice") else None
 
 
 def _feeds(g: Graph, path, att) -> bool:

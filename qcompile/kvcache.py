@@ -52,8 +52,9 @@ class Layer:
     value: Cache
 
 
-def decoder_layers(mod, who: str) -> tuple[Graph, list[Layer]]:
-    """``(Graph of main, cache_paths)`` of a decoder step; ``who`` names the pass in errors."""
+def decoder_layers(mod, who: str, need_rope: bool = True) -> tuple[Graph, list[Layer]]:
+    """``(Graph of main, cache_paths)`` of a decoder step; ``who`` names the pass in errors.
+    Without ``need_rope`` a key without RoPE is accepted (``pre_rope`` None)."""
     g = Graph(mod)
     params = {p.name: p for p in mod["main"].params}
     if not {"input_ids", "attention_mask"} <= set(params):
@@ -61,7 +62,7 @@ def decoder_layers(mod, who: str) -> tuple[Graph, list[Layer]]:
                             f"(it has {', '.join(params)})")
     # without a position_ids input (Optimum's Gemma), positions are arange(past, past + T)
     # over the symbolic cache length: the RoPE chain then derives from no input at all
-    return g, cache_paths(g, params.get("position_ids"), params["input_ids"])
+    return g, cache_paths(g, params.get("position_ids"), params["input_ids"], need_rope)
 
 
 def _fail(layer, what: str) -> QCompileError:
@@ -69,7 +70,7 @@ def _fail(layer, what: str) -> QCompileError:
                          hint="the pass needs a decoder step with an explicit KV cache (past_key_values in, present out)")
 
 
-def cache_paths(g: Graph, positions: relax.Var | None, tokens: relax.Var) -> list[Layer]:
+def cache_paths(g: Graph, positions: relax.Var | None, tokens: relax.Var, need_rope: bool = True) -> list[Layer]:
     """Per attention (in program order): the key and value cache paths."""
     layers = []
     for var in g.order:
@@ -88,7 +89,7 @@ def cache_paths(g: Graph, positions: relax.Var | None, tokens: relax.Var) -> lis
         raise QCompileError("kv-prerope: no attention (qcompile.attention composite) in the model")
     data = nx.descendants(g.g, tokens) | {tokens}
     for layer in layers:
-        _pre_rope(g, layer, data, positions)
+        _pre_rope(g, layer, data, positions, need_rope)
     return layers
 
 
@@ -118,7 +119,7 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
     raise _fail(layer, f"no {what} cache: the attention's {what} operand does not come from concat(past, new)")
 
 
-def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None) -> None:
+def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, need_rope: bool = True) -> None:
     """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
     key = layer.key
     anc = nx.ancestors(g.g, key.new) & data
@@ -128,6 +129,8 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None) ->
     chain_vars = (nx.descendants(sub, pre) & nx.ancestors(sub, key.new)) | {key.new}
     chain = [v for v in g.order if v in chain_vars]
     if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
+        if not need_rope:
+            return
         raise _fail(layer.index, f"no RoPE (qcompile.rope composite) between the key '{pre.name}' and the cache")
     layer.key.pre_rope = pre
     layer.key.rope_chain = chain

@@ -42,19 +42,21 @@ class Model:
     meta: dict = field(default_factory=dict)
 
 
-def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
-    """Parse CLI ``name=1x128`` strings."""
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int | None, ...]]:
+    """Parse CLI ``name=1x128`` strings (``?``: keep that dim as the model has it)."""
     out: dict[str, tuple[int, ...]] = {}
     for s in specs or []:
         name, sep, dims = s.partition("=")
         try:
             if not sep or not name:
                 raise ValueError
-            out[name] = tuple(int(d) for d in dims.lower().split("x"))
-            if any(d < 0 for d in out[name]):  # 0 is valid: an empty KV cache (prefill)
+            out[name] = tuple(None if d == "?" else int(d) for d in dims.lower().split("x"))
+            if any(d is not None and d < 0 for d in out[name]):  # 0 is valid: an empty KV cache (prefill)
                 raise ValueError
         except ValueError:
-            raise QCompileError(f"bad --input-shape '{s}'", hint="expected NAME=D0xD1x..., e.g. input_ids=1x128 (0 for an empty past)") from None
+            raise QCompileError(f"bad --input-shape '{s}'",
+                                hint="expected NAME=D0xD1x..., e.g. input_ids=1x128 (0 for an empty past, "
+                                     "? to keep a dim symbolic: pixel_values=?x3x224x224)") from None
     return out
 
 
@@ -155,9 +157,15 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
             raise QCompileError(f"input '{name}' has rank {len(spec.shape)} {spec.shape}, "
                                 f"--input-shape gives rank {len(shape)}")
         for d, (want, have) in enumerate(zip(spec.shape, shape)):
-            if isinstance(want, int) and want > 0 and want != have:
+            if isinstance(want, int) and want > 0 and have is not None and want != have:
                 raise QCompileError(f"input '{name}' dim {d} is fixed to {want} in the model, --input-shape gives {have}")
-        spec.shape = tuple(shape)
+        spec.shape = tuple(want if have is None else have for want, have in zip(spec.shape, shape))
+        if not all(isinstance(d, int) for d in spec.shape):  # partly fixed: TVM reads the proto's dims
+            dims = next(i for i in proto.graph.input if i.name == name).type.tensor_type.shape.dim
+            for dim, have in zip(dims, shape):
+                if have is not None:
+                    dim.Clear()
+                    dim.dim_value = have
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
     proto, _ = fold_shape_values(proto)

@@ -17,6 +17,7 @@ A recipe file lists passes and options::
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +56,35 @@ def register(name: str, order: int, description: str, build: Callable[[], list[P
 register("none", 0, "canonicalize only: float model, idioms recognized, no quantization", lambda: [])
 
 
-def pipeline(spec: str) -> list[Pass]:
-    """Passes for ``spec``: a name, names joined by ``+``, or a path to a ``.toml`` recipe."""
+def pipeline(spec: str, options: dict[str, dict] | None = None) -> list[Pass]:
+    """Passes for ``spec``: a name, names joined by ``+``, or a path to a ``.toml`` recipe.
+
+    ``options`` sets pass options by pass name, over the pipeline's own
+    (``pipeline("bfp", {"bfp": {"block": 16}})``); naming a pass the pipeline does not run is
+    an error."""
     if spec.endswith(".toml"):
-        return load_recipe(Path(spec))
-    names = [s.strip() for s in spec.split("+")]
-    for n in names:
-        if n not in PIPELINES:
-            raise QCompileError(f"unknown pipeline '{n}'", hint=f"known: {', '.join(sorted(PIPELINES))}")
-    if len(set(names)) != len(names):
-        raise QCompileError(f"pipeline '{spec}' names a component twice")
-    if "none" in names and len(names) > 1:
-        raise QCompileError("'none' cannot be combined with other pipelines")
-    passes: list[Pass] = [Canonicalize()]
-    for d in sorted((PIPELINES[n] for n in names), key=lambda d: d.order):
-        passes += d.build()
+        passes = load_recipe(Path(spec))
+    else:
+        names = [s.strip() for s in spec.split("+")]
+        for n in names:
+            if n not in PIPELINES:
+                raise QCompileError(f"unknown pipeline '{n}'", hint=f"known: {', '.join(sorted(PIPELINES))}")
+        if len(set(names)) != len(names):
+            raise QCompileError(f"pipeline '{spec}' names a component twice")
+        if "none" in names and len(names) > 1:
+            raise QCompileError("'none' cannot be combined with other pipelines")
+        passes = [Canonicalize()]
+        for d in sorted((PIPELINES[n] for n in names), key=lambda d: d.order):
+            passes += d.build()
+    for name, opts in (options or {}).items():
+        hits = [i for i, p in enumerate(passes) if p.name == name]
+        if not hits:
+            raise QCompileError(f"options for pass '{name}', which pipeline '{spec}' does not run",
+                                hint=f"its passes: {', '.join(p.name for p in passes)}")
+        for i in hits:
+            p = passes[i]
+            own = {f.name: getattr(p.config, f.name) for f in dataclasses.fields(p.config)}
+            passes[i] = type(p)(**{**own, **opts})
     return passes
 
 

@@ -434,6 +434,17 @@ def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
         return x.reshape(shape1(out_var))
     if op == "broadcast_to":  # GQA's repeat of K/V heads: each column id appears once per group
         return np.broadcast_to(x, shape1(out_var)).copy()
+    if op == "strided_slice":  # a fused qkv projection split into q, k, v
+        from .canonicalize import _slice_params
+
+        try:
+            axes, begin, end, strides = _slice_params(val)
+        except (TypeError, ValueError, AttributeError):  # symbolic bounds
+            return None
+        index = [slice(None)] * x.ndim
+        for a, b, e, s in zip(axes, begin, end, strides):
+            index[a] = slice(b, e, s)
+        return x[tuple(index)]
     if op in ("tile", "repeat"):
         reps = [int(r) for r in val.attrs.repeats] if op == "tile" else None
         return np.tile(x, reps) if op == "tile" else np.repeat(x, int(val.attrs.repeats), axis=int(val.attrs.axis))
@@ -512,12 +523,15 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             if op_name(uval) not in MOVES or u in ids:
                 sinks_other.append(ids[x])
                 continue
+            if op_name(uval) == "concat" and any(a not in ids and a not in g.params
+                                                 for a in uval.args[0].fields if isinstance(a, relax.Var)):
+                # mixed with another computed tensor: not the V path (a fused qkv projection's
+                # key, re-assembled around a partial RoPE); its columns count as read elsewhere
+                sinks_other.append(ids[x])
+                continue
             arrs = []
             for a in Graph.args(uval)[:len(uval.args[0].fields) if op_name(uval) == "concat" else 1]:
                 arrs.append(ids[a] if a in ids else np.full(shape1(a), -1))
-            if op_name(uval) == "concat" and any(a not in ids and a not in g.params
-                                                 for a in uval.args[0].fields if isinstance(a, relax.Var)):
-                raise _Skip("V's concat mixes in another computed tensor")
             r = move_ids(uval, arrs, u)
             if r is None:
                 raise _Skip(f"cannot follow {op_name(uval)}")

@@ -172,6 +172,12 @@ def test_sort_keys_keeps_pairs_and_orders_them():
     assert swapped.any() and np.all(p.sign[pairs[:, 0]][swapped] == -1) and np.all(p.sign[pairs[:, 1]] == 1)
     # a block of D/2 under rotate-half holds one member of every pair, whatever the order
     assert sorted(p.perm[:4] % 4) == [0, 1, 2, 3]
+    # partial rotary (RoPE on the first 4 of 8): pairs sorted among the rotary channels,
+    # the pass-through channels freely among themselves; RoPE's tables follow the leading part
+    part = ks.sort_keys(n, "half", rotary=4)
+    assert sorted(part.perm[:4]) == [0, 1, 2, 3] and sorted(part.perm[4:]) == [4, 5, 6, 7]
+    assert np.all(np.diff(n[part.perm[4:]]) <= 0) and np.all(part.sign[4:] == 1)
+    assert part.leading(4).perm.tolist() == part.perm[:4].tolist()
     v = ks.sort_values(n)
     assert np.all(np.diff(n[v.perm]) <= 0) and np.all(v.sign == 1)
     np.testing.assert_allclose(ks.key_statistic(n, 2 * n, "key/query"), 0.5)
@@ -180,7 +186,7 @@ def test_sort_keys_keeps_pairs_and_orders_them():
 # ----------------------------------------------------------------------------- k-sort on decoders
 
 DECODERS = {"gqa_half": dict(), "mha_interleaved": dict(kv_heads=6, rope="interleaved"),
-            "gqa_qkv_bias": dict(qkv_bias=True)}
+            "gqa_qkv_bias": dict(qkv_bias=True), "gqa_partial_rotary": dict(rotary_dim=4)}
 
 
 @pytest.mark.parametrize("variant", sorted(DECODERS))
@@ -214,7 +220,7 @@ def _stats(mod, source, criterion):
     return _calib().collect(mod, KSort(source=source, criterion=criterion).calibration_requests(mod))
 
 
-@pytest.mark.parametrize("kw, match", [(dict(qk_norm=True), "q/k norm"), (dict(rotary_dim=4), "partial rotary")])
+@pytest.mark.parametrize("kw, match", [(dict(qk_norm=True), "q/k norm")])
 def test_ksort_refusals(kw, match, tmp_path):
     _, path = tiny_decoder(tmp_path, **kw)
     with pytest.raises(QCompileError, match=match):

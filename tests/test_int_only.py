@@ -409,3 +409,33 @@ def test_optimum_bert_int_only(tmp_path):
     got = qc.build(mod, "llvm").run(*[feed[s.name] for s in model.inputs])[0]
     ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feed)[0]
     assert zoo._cosine(got, ref) >= 0.99
+
+
+@pytest.mark.slow
+def test_symbolic_length_int_only():
+    """The Optimum BERT with its dynamic sequence axis kept: int-only bounds the symbolic
+    attention length by ``max_length`` (Shiftmax's n and the overflow analysis use it), and
+    the artifact serves every length up to it and refuses a longer one at run time, naming
+    it, instead of overflowing. ``max_length=0`` refuses the symbolic length at compile time."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    path = str(zoo.ZOO["bert"].onnx)
+    model = qc.load(path)
+    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(4)]
+    calib = Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
+    with pytest.raises(QCompileError, match="symbolic length") as e:
+        qc.PassManager(qc.pipeline("int-only", {"int-only": {"max_length": 0}}), calibration=calib).run(model.mod)
+    assert len(str(e.value).splitlines()) == 1
+    pm = qc.PassManager(qc.pipeline("int-only", {"int-only": {"max_length": 16}}), calibration=calib)
+    art = qc.build(pm.run(model.mod), "llvm")
+    assert {s["row"] for s in pm.records[-1].notes["shiftmax"]} == {16}
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for seq in (3, 16):
+        feed = zoo.onnx_feed(path, batch=2, seq=seq, seed=7)
+        got = art.run(*[feed[s.name] for s in model.inputs])[0]
+        assert zoo._cosine(got, sess.run(None, feed)[0]) >= 0.99
+    feed = zoo.onnx_feed(path, batch=2, seq=17, seed=7)
+    with pytest.raises(Exception, match="attention length 17 exceeds max_length=16"):
+        art.run(*[feed[s.name] for s in model.inputs])

@@ -18,7 +18,7 @@ from tvm import relax
 
 #: ops whose output elements are copies of input elements (no arithmetic)
 MOVES = frozenset({"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze",
-                   "broadcast_to", "tile", "repeat"})
+                   "broadcast_to", "tile", "repeat", "strided_slice"})
 #: the subset that keeps every element of its first input exactly once, in some layout
 #: or repeated (no selection): a cache tensor reaches the attention through these
 REPEATS = frozenset({"reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to", "tile", "repeat"})

@@ -140,13 +140,22 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0) 
 
 
 #: pipelines that apply to each kind of model
-PIPELINES = {"decoder": ["none", "rotate", "kv-prerope", "bfp", "rotate+kv-prerope"],
+PIPELINES = {"decoder": ["none", "rotate", "k-sort", "kv-prerope", "bfp", "rotate+kv-prerope"],
              "encoder": ["none", "rotate", "int-only"],
              "vision": ["none", "rotate", "int-only"]}
 #: how close a pipeline's artifact must be to onnxruntime on the float model. ``none`` and
 #: ``rotate`` claim equivalence (round-off); the others quantize (cosine of all outputs on
 #: random tiny models, whose activations have no outliers to speak of)
-TOLERANCE = {"none": 0.999999, "rotate": 0.99999, "kv-prerope": 0.99, "bfp": 0.99,
+#: pass options the tiny zoo needs: its heads are 16 wide, narrower than BFP's default block of 32
+OPTIONS = {"bfp": {"bfp": {"block": 16}}}
+#: input shapes a pipeline needs fixed, by (kind, pipeline): int-only lowers the patch
+#: embedding for one image size (the batch stays symbolic)
+FIXED_SHAPES = {("vision", "int-only"): lambda a: {
+    "pixel_values": (None, a.kwargs.get("num_channels", 3), a.kwargs["image_size"], a.kwargs["image_size"])}}
+#: pseudo-pipelines of the zoo: one pass alone, to test an equivalence-preserving rewrite in
+#: float (K-sort's head-wise channel permutation of q/k/v/o, RoPE tables and MLP blocks)
+ALONE = {"k-sort": {"mlp": True}}
+TOLERANCE = {"none": 0.999999, "rotate": 0.99999, "k-sort": 0.99999, "kv-prerope": 0.99, "bfp": 0.99,
              "rotate+kv-prerope": 0.99, "int-only": 0.95}
 
 
@@ -161,20 +170,6 @@ REFUSED = {
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
-    **{(m, "bfp"): "k-sort groups queries by KV head only when the export groups them; a GQA written "
-                   "as a K/V repeat (expand_dims + broadcast_to) is not mapped to head groups yet"
-       for m in ("llama", "mistral", "qwen2", "gemma")},
-    ("phi3", "bfp"): "k-sort reads the strided_slice of the fused qkv_proj as a partial rotary",
-    ("gpt_neox", "bfp"): "k-sort does not support partial rotary (RoPE on 25 % of the head)",
-    ("opt", "bfp"): "bfp runs the kv-prerope cache analysis, which requires RoPE; BFP itself does not",
-    ("gemma", "kv-prerope"): "positions made in-graph (no position_ids input) are re-emitted for the "
-                             "cache through a reshape the cache rewrite cannot re-run",
-    ("gemma", "rotate+kv-prerope"): "as gemma / kv-prerope",
-    ("bert", "int-only"): "int-only needs a static sequence length (Shiftmax's overflow bounds); with "
-                          "--input-shape it compiles (tests/test_int_only.py::test_optimum_bert_int_only)",
-    ("distilbert", "int-only"): "int-only needs a static sequence length (Shiftmax's overflow bounds)",
-    ("vit", "int-only"): "the conv2d patch embedding has no integer lowering",
-    ("deit", "int-only"): "the conv2d patch embedding has no integer lowering",
 }
 
 
@@ -202,14 +197,22 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
 
     t0 = time.perf_counter()
     try:
-        model = qc.load(str(path))
+        arch = ZOO.get(Path(path).stem)
+        fixed = FIXED_SHAPES.get((kind, pipeline))
+        model = qc.load(str(path), input_shapes=fixed(arch) if fixed and arch else None)
         calib = None
-        if pipeline not in ("none", "rotate"):
+        if pipeline not in ("none", "rotate", *ALONE):
             feeds = [onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(calib_samples)]
             tmp = Path(tempfile.mkdtemp(prefix="qc_zoo_")) / "calib.npz"
             np.savez(tmp, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
             calib = qc.Calibration(str(tmp), batch=2, progress=False)
-        mod = qc.PassManager(qc.pipeline(pipeline), calibration=calib).run(model.mod)
+        if pipeline in ALONE:
+            from qcompile.pipelines import PASSES
+
+            passes = [PASSES["canonicalize"](), PASSES[pipeline](**ALONE[pipeline])]
+        else:
+            passes = qc.pipeline(pipeline, OPTIONS.get(pipeline))
+        mod = qc.PassManager(passes, calibration=calib).run(model.mod)
         art = qc.build(mod, "llvm")
     except QCompileError as e:
         return {"status": "refused", "reason": str(e), "seconds": round(time.perf_counter() - t0, 2)}

@@ -78,7 +78,7 @@ class Bfp(Pass):
         c = self.config
         notes = {}
         if c.keys != NONE or c.values != NONE:
-            g, layers = decoder_layers(mod, "bfp")
+            g, layers = decoder_layers(mod, "bfp", need_rope=c.pre_rope)
             for L in layers:
                 for cache, f in ((L.key, self.fmt(c.keys)), (L.value, self.fmt(c.values))):
                     if f:

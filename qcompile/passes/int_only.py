@@ -29,6 +29,13 @@ model-input quantization and output dequantization; ``int_io`` removes both (the
 gives the scales). Every integer intermediate is bounded from the dtypes and the constants
 (``notes['overflow']``); a bound over its type's range stops the pass naming the binding,
 except Shiftmax, whose clamp ``n`` is lowered until ``L 2^(K+n) < 2^31``.
+
+A symbolic attention length (an encoder exported with a dynamic sequence axis) is bounded
+by ``max_length`` (default 512, BERT's limit): the overflow analysis and Shiftmax's ``n``
+use the bound, and ``main`` checks it at run time before any integer work (an artifact
+called with a longer sequence fails naming the length; it never overflows silently).
+Image sizes must be static (``--input-shape pixel_values=?x3x224x224`` keeps the batch
+symbolic): the patch embedding is lowered as a matmul over patches of one grid.
 """
 from __future__ import annotations
 
@@ -177,6 +184,8 @@ class IntOnlyConfig:
     weight_bits: int = 8              # per-channel weight range [-(2^(b-1)-1), 2^(b-1)-1]; 7 lets
                                       # the llvm build use vpmaddubsw exactly (x86_packed.py)
     int_io: Optional[bool] = None     # None: decided by the target (int-accel: True)
+    max_length: int = 512             # bound of a symbolic attention length (Shiftmax's overflow
+                                      # bounds choose n by it; checked at run time); 0: refuse one
 
 
 FLOATS = ("float16", "float32", "float64", "bfloat16")
@@ -236,7 +245,40 @@ class _Lowering:
         self.binding = "?"
         self.kernels = 0
         self.notes_shiftmax: list[dict] = []
+        self.bounded: list[str] = []   # symbolic attention lengths bounded by max_length
         self.normalized: dict = {}
+
+    def symbolic_lengths(self, main) -> list:
+        """The symbolic attention lengths (last axis of each attention's ``k``), once each,
+        when ``max_length`` bounds them (else the attention refuses them)."""
+        if self.cfg.max_length <= 0:
+            return []
+        out = {}
+        for blk in main.body.blocks:
+            for b in blk.bindings:
+                v = b.value
+                if not (isinstance(v, relax.Call) and isinstance(v.op, relax.GlobalVar)):
+                    continue
+                f = self.mod[v.op]
+                if (f.attrs or {}).get("Composite") != "qcompile.attention" or attention_roles(f) is None:
+                    continue
+                length = v.args[attention_roles(f)["params"].index("k")].ty.shape[-1]
+                if not isinstance(length, tvm.tirx.IntImm):
+                    out.setdefault(str(length), length)
+        return list(out.values())
+
+    def length_guards(self, lengths: list) -> None:
+        """Run-time checks, ahead of the dataflow, that every symbolic attention length is at
+        most ``max_length``: the overflow analysis (Shiftmax's row sums, P·V's accumulator)
+        assumed it. The artifact fails with the length named rather than overflow silently."""
+        bound = self.cfg.max_length
+        self.bounded = [str(v) for v in lengths]
+        for length in lengths:
+            n = self.bb.emit(O.reshape(O.shape_to_tensor(relax.ShapeExpr([length])), []))
+            ok = self.bb.emit(O.less_equal(n, relax.const(bound, "int64")))
+            self.bb.emit(O.assert_op(ok, format_args=[n], format=(
+                f"int-only: attention length {{}} exceeds max_length={bound}, the bound the integer "
+                "kernels were compiled for")))
 
     # ------------------------------------------------------------------ scales
     def _stat(self, var):
@@ -356,7 +398,9 @@ class _Lowering:
                 params.append(nv)
                 self.env[p] = Raw(nv)
         attrs = dict(main.attrs) if main.attrs else {}
-        with self.bb.function("main", params, attrs=attrs or None):
+        lengths = self.symbolic_lengths(main)
+        with self.bb.function("main", params, attrs=attrs or None, pure=not lengths):
+            self.length_guards(lengths)
             with self.bb.dataflow():
                 for p, nv, s in float_inputs:  # the input boundary: floor(x / s + 0.5), clipped
                     lo, hi = intops.INT_RANGE["int8"]
@@ -411,6 +455,18 @@ class _Lowering:
         rule = getattr(self, "op_" + name.replace(".", "_"), None)
         if rule is None and name in DATA_MOVEMENT:
             return self._move(var, value, args, _keeps_last(value, var))
+        if rule is None and name == "nn.conv2d":
+            xs = shape_of(value.args[0]) or []
+            if not all(isinstance(d, int) for d in xs[2:]):
+                p = value.args[0]
+                fix = "x".join("?" if not isinstance(d, int) else str(d) for d in xs[:2]) + "xHxW"
+                raise QCompileError(f"int-only: the convolution at '{var.name}' (a patch embedding?) has symbolic "
+                                    f"spatial dims {[str(d) for d in xs[2:]]}; int-only lowers it as a matmul over "
+                                    "patches, for one image size",
+                                    hint=f"fix the image size with --input-shape {p.name}={fix}" if isinstance(p, relax.Var)
+                                    and p in self.mod["main"].params else "fix the image size with --input-shape")
+            raise QCompileError(f"int-only: op 'nn.conv2d' at binding '{var.name}' has no integer lowering (only a "
+                                "patch embedding: stride equal to the kernel, no padding, dilation or groups)")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
                                 hint="supported: matmul, add, multiply, layer_norm, gelu, attention, where "
@@ -568,9 +624,15 @@ class _Lowering:
             c = float(const_value(a.get("scale", a.get("inv_scale"))).reshape(()))
             alpha = c if "scale" in a else 1.0 / c
         D, L = shape_of(a["q"])[-1], shape_of(a["k"])[-1]
-        if not (isinstance(D, int) and isinstance(L, int)):
-            raise QCompileError(f"int-only: attention at '{var.name}' has a symbolic length ({L}); Shiftmax's "
-                                "overflow bounds need it static", hint="fix the sequence length with --input-shape")
+        if not isinstance(D, int):
+            raise QCompileError(f"int-only: attention at '{var.name}' has a symbolic head size ({D})")
+        if not isinstance(L, int):
+            if cfg.max_length <= 0:
+                raise QCompileError(f"int-only: attention at '{var.name}' has a symbolic length ({L}); Shiftmax's "
+                                    "overflow bounds need a bound on it",
+                                    hint="set int-only's option max_length (checked at run time), or fix the "
+                                         "sequence length with --input-shape")
+            L = cfg.max_length  # checked at run time by the guards emitted first (length_guards)
         self.check("q k^T accumulator", D * 127.0 * 127.0, 32)
         scores = self.emit(O.matmul(q.expr, k.expr, out_dtype="int32"))
         K = cfg.shiftmax_K
@@ -670,6 +732,8 @@ class _Lowering:
         worst = min(self.overflow, key=lambda r: r["headroom_bits"]) if self.overflow else None
         return {"integer_kernels": self.kernels, "io": self.io, "int_io": self.int_io,
                 "shiftmax": list(self.notes_shiftmax),
+                "symbolic_lengths": {"bound": self.cfg.max_length, "checked_at_run_time": self.bounded}
+                if self.bounded else None,
                 "overflow": {"checked": len(self.overflow), "tightest": worst}}
 
 

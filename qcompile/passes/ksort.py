@@ -55,6 +55,11 @@ class KSortConfig:
     mlp: bool = False          # also sort the input channels of MLP down projections (for BFP weight blocks)
 
 
+def _key_stat_var(L):
+    """The key the statistics are taken on: before RoPE, or as cached without RoPE."""
+    return L.key.new if L.key.pre_rope is None else L.key.pre_rope
+
+
 @register_pass
 class KSort(Pass):
     name = "k-sort"
@@ -74,30 +79,33 @@ class KSort(Pass):
     def calibration_requests(self, mod) -> dict:
         """Per (head, channel) absmax of the pre-RoPE keys, the values and (``key/query``)
         the pre-RoPE queries."""
-        g, layers = decoder_layers(mod, "k-sort")
+        g, layers = decoder_layers(mod, "k-sort", need_rope=False)
         out = {}
         for L, A in zip(layers, ks.attention_layers(g, layers)):
-            out[L.key.pre_rope] = [AbsMaxPerChannel(axis=(1, 3))]
+            out[_key_stat_var(L)] = [AbsMaxPerChannel(axis=(1, 3))]
             out[L.value.new] = [AbsMaxPerChannel(axis=(1, 3))]
             if self.config.criterion == "key/query":
-                out[g.defs[A.rope_q].args[0]] = [AbsMaxPerChannel(axis=(1, 3))]
+                if A.q_input is None:
+                    raise QCompileError(f"k-sort: layer {L.index}: criterion 'key/query' needs the whole query "
+                                        "head as one tensor; its rotary and pass-through parts are separate")
+                out[A.q_input] = [AbsMaxPerChannel(axis=(1, 3))]
         return out
 
     def permutations(self, mod, stats: dict | None = None) -> tuple[list, list]:
         """``(analysis per layer, [(key perms, value perms)] per layer)``, one SignedPerm per KV head."""
         c = self.config
-        g, layers = decoder_layers(mod, "k-sort")
+        g, layers = decoder_layers(mod, "k-sort", need_rope=False)
         att = ks.attention_layers(g, layers)
         out = []
         for L, A in zip(layers, att):
-            q_var = g.defs[A.rope_q].args[0]
+            q_var = A.q_input
             if c.source == "weights":
                 nk = ks.weight_norms(A.k, const_value(g.defs[A.k.matmul].args[1]))
                 nq = ks.weight_norms(A.q, const_value(g.defs[A.q.matmul].args[1]))
                 w_v = const_value(g.defs[A.v_matmul].args[1]).astype(np.float64)
                 nv = np.linalg.norm(w_v, axis=0)[A.v_columns]
             else:
-                got = [(stats or {}).get(v) for v in (L.key.pre_rope, L.value.new)]
+                got = [(stats or {}).get(v) for v in (_key_stat_var(L), L.value.new)]
                 if c.criterion == "key/query":
                     got.append((stats or {}).get(q_var))
                 if not all(got):
@@ -108,7 +116,7 @@ class KSort(Pass):
                 nq = np.stack([nq[A.q_group == h].max(0) for h in range(A.kv_heads)])
             else:
                 nq = [None] * A.kv_heads
-            kp = [ks.sort_keys(ks.key_statistic(nk[h], nq[h], c.criterion), A.form) if c.keys
+            kp = [ks.sort_keys(ks.key_statistic(nk[h], nq[h], c.criterion), A.form, A.rotary) if c.keys
                   else ks.SignedPerm.identity(A.head_dim) for h in range(A.kv_heads)]
             vp = [ks.sort_values(nv[h]) if c.values else ks.SignedPerm.identity(A.head_dim)
                   for h in range(A.kv_heads)]
@@ -157,8 +165,9 @@ class _Rewrite:
             for rows, grp in zip(A.o_rows, A.o_group):
                 p = vp[grp]
                 self._edit(A.o_matmul, 1, lambda w, rows=rows, p=p: _set_rows(w, rows, p))
-            self.rope[A.rope_k] = kp
-            self.rope[A.rope_q] = q_perm
+            if A.rope_k is not None:  # the tables follow the rotary channels' order
+                self.rope[A.rope_k] = [p.leading(A.rotary) for p in kp]
+                self.rope[A.rope_q] = [p.leading(A.rotary) for p in q_perm]
         for m in self.mlps:  # rows of W_down by norm, descending; the producers' columns with them
             w = const_value(self.g.defs[m.down].args[1])
             p = ks.sort_values(np.linalg.norm(w.astype(np.float64), axis=1))
@@ -193,7 +202,10 @@ class _Rewrite:
         f = self.g.funcs[val.op.name_hint]
         key = (val.op.name_hint, len(heads))
         if key not in self.retyped:
-            types = [None] + [relax.TensorType(t.ty.shape, t.ty.dtype) for t in new_tabs]
+            # the composite's own symbolic dims (main's may not be defined in two functions),
+            # with the head axis widened to one table per head
+            types = [None] + [relax.TensorType([len(heads) if i == 1 else d for i, d in enumerate(p.ty.shape)],
+                                               p.ty.dtype) for p in f.params[1:]]
             self.retyped[key] = bb.add_func(retyped(f, types), f"{val.op.name_hint}_heads{len(heads)}")
         return relax.Call(self.retyped[key], [x, *new_tabs])
 
