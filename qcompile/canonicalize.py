@@ -145,6 +145,65 @@ def _identity_rewrites(func):
     return func
 
 
+def _static_shape_values(func):
+    """``take(shape_to_tensor(shape), i)`` picking dims that are static -> a constant
+    (Falcon computes the key's head index as ``shape[2] - 2``; with symbolic batch and
+    sequence dims the frontend keeps the whole shape at run time)."""
+    shp, idx = wildcard(), is_const()
+    pat = is_op("relax.take")(is_op("relax.shape_to_tensor")(shp), idx)
+
+    def fn(call, m):
+        ty = m[shp].ty
+        vals = getattr(ty, "values", None)
+        if not isinstance(ty, relax.ShapeType) or vals is None:
+            return call
+        i = const_value(m[idx])
+        picked = np.take(np.array(list(vals), dtype=object), i.astype(np.int64), axis=0, mode="wrap")
+        if not all(isinstance(d, tvm.tirx.IntImm) for d in np.asarray(picked).reshape(-1)):
+            return call
+        ints = np.vectorize(int, otypes=[np.int64])(picked) if np.ndim(picked) else np.array(int(picked))
+        return relax.const(np.asarray(ints, np.int64), "int64")  # shape_to_tensor is int64
+
+    return rewrite(pat, fn, func)
+
+
+def _split_to_slices(func):
+    """``split(x)[i]`` -> ``strided_slice(x)`` of that part (GPT-2's ``c_attn`` output split
+    into q, k, v): the analyses follow a strided slice as data movement."""
+
+    @relax.expr_functor.mutator
+    class _M(relax.PyExprMutator):
+        def visit_tuple_getitem_(self, op):
+            op = super().visit_tuple_getitem_(op)
+            t = op.tuple_value
+            val = self.lookup_binding(t) if isinstance(t, relax.Var) else t
+            if not (isinstance(val, relax.Call) and getattr(val.op, "name", "") == "relax.split"):
+                return op
+            x = val.args[0]
+            shape = shape_of(x)
+            if shape is None:
+                return op
+            axis = int(val.attrs.axis) % len(shape)
+            ind = val.attrs.indices_or_sections
+            if isinstance(ind, tvm.tirx.IntImm):  # n equal sections of a static axis
+                if not isinstance(shape[axis], int) or shape[axis] % int(ind):
+                    return op
+                step = shape[axis] // int(ind)
+                cuts = [step * k for k in range(1, int(ind))]
+            else:
+                cuts = [int(c) for c in ind]
+            bounds = [0, *cuts, None]
+            i = int(op.index)
+            begin, end = bounds[i], bounds[i + 1]
+            if end is None:
+                if not isinstance(shape[axis], int):
+                    return op
+                end = shape[axis]
+            return self.builder_.normalize(O.strided_slice(x, [axis], [begin], [end]))
+
+    return _M().visit_expr(func)
+
+
 def _materialize_full(func):
     """``full(static shape, const)`` -> a constant. (TVM 0.27's legalizer for ``full`` crashes
     inside FoldConstant: ``TypeError: argument of type 'PrimType' is not iterable``.)"""
@@ -522,6 +581,48 @@ def rope_patterns() -> list[FusionPattern]:
     return pats
 
 
+@tvm.ir.transform.module_pass(opt_level=0, name="qcompile.InlineRopeShapes")
+def _inline_rope_shapes(mod, ctx):
+    """Interleaved RoPE merges its pairs back with ``reshape(.., shape)``; with symbolic dims
+    the fusion lifts that shape into a parameter of the composite, which no backend can
+    lower (``reshape`` needs its target in the function). The target is the shape of the
+    RoPE input ``x`` (the output has the input's shape): it is rebuilt from ``x``'s own
+    dims inside the composite, and the argument dropped at the call sites."""
+    fixed = {}
+    for gv, f in mod.functions.items():
+        if not isinstance(f, relax.Function) or (f.attrs or {}).get("Composite") != "qcompile.rope":
+            continue
+        shape_params = [i for i, p in enumerate(f.params) if isinstance(p.ty, relax.ShapeType)]
+        x_shape = f.params[0].ty.shape if isinstance(f.params[0].ty, relax.TensorType) else None
+        if not shape_params or not isinstance(x_shape, relax.ShapeExpr):
+            continue
+        fixed[gv] = (f.bind_params({f.params[i]: relax.ShapeExpr(x_shape.values) for i in shape_params}),
+                     set(shape_params))
+    if not fixed:
+        return mod
+
+    bb = relax.BlockBuilder(mod)
+    new_gv = {gv: bb.add_func(f, gv.name_hint + "_inlined") for gv, (f, _) in fixed.items()}
+
+    @relax.expr_functor.mutator
+    class _Calls(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if isinstance(call.op, relax.GlobalVar) and call.op in fixed:
+                drop = fixed[call.op][1]
+                return relax.Call(new_gv[call.op], [a for i, a in enumerate(call.args) if i not in drop])
+            return call
+
+    out = bb.get()
+    for gv, f in list(out.functions.items()):
+        if isinstance(f, relax.Function) and gv not in fixed and gv not in new_gv.values():
+            out[gv] = _Calls(out).visit_expr(f)
+    for gv in new_gv:
+        del out[gv]
+    out = relax.transform.Normalize()(out)
+    return out
+
+
 def _slice_params(call):
     """(axes, begin, end, strides) of a strided_slice; in 0.27 they are Tuple arguments."""
     def ints(t):
@@ -566,7 +667,7 @@ def canonicalize_passes() -> list:
     """The canonicalization pipeline as TVM passes (run in order, idempotent)."""
     T = relax.transform
     return [
-        _func_rewrites(_materialize_full, _take_clip),
+        _func_rewrites(_materialize_full, _take_clip, _static_shape_values, _split_to_slices),
         _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
@@ -575,6 +676,7 @@ def canonicalize_passes() -> list:
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
+        _inline_rope_shapes,
         T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),
         T.DeadCodeElimination(),
         T.CanonicalizeBindings(),

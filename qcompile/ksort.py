@@ -178,6 +178,7 @@ class Projection:
     bias: relax.Var | None       # the add of a constant bias after it
     columns: np.ndarray          # [heads, D]: W's output column of each (head, channel)
     gamma: np.ndarray | None     # the constant scale of the norm feeding x, if any
+    head_axis: int = 1           # the axis of the heads where RoPE applies (1: [B, H, T, D], 2: [B, T, H, D])
 
 
 @dataclasses.dataclass
@@ -199,6 +200,7 @@ class AttentionLayer:
     kv_heads: int
     q_input: relax.Var | None = None  # the query entering RoPE (or the attention, without RoPE)
     rotary: int = 0              # channels RoPE covers (head_dim, or fewer with partial rotary)
+    head_axis: int = 1           # the heads' axis where RoPE applies ([B, H, T, D]: 1; GPT-J's [B, T, H, D]: 2)
 
 
 def _err(layer: int, what: str) -> QCompileError:
@@ -255,7 +257,10 @@ def _head_projection(g: Graph, parts: list, layer: int, what: str) -> Projection
     first = projs[0]
     if any(p.matmul != first.matmul or p.bias != first.bias for p in projs[1:]):
         raise _err(layer, f"the rotary and pass-through channels of the {what} come from different projections")
-    return Projection(first.matmul, first.bias, np.concatenate([p.columns for p in projs], axis=1), first.gamma)
+    if any(p.head_axis != first.head_axis for p in projs[1:]):
+        raise _err(layer, f"the rotary and pass-through channels of the {what} have different layouts")
+    return Projection(first.matmul, first.bias, np.concatenate([p.columns for p in projs], axis=1), first.gamma,
+                      first.head_axis)
 
 
 def _projection(g: Graph, x, layer: int, what: str) -> Projection:
@@ -293,14 +298,20 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
             raise _err(layer, f"cannot follow the {what}'s data movement")
     if ids.ndim != 4:
         raise _err(layer, f"the {what} entering RoPE is not [batch, heads, tokens, head_dim]")
-    cols = ids[0, :, 0, :]
-    if not all(np.array_equal(ids[b, :, t, :], cols) for b in range(ids.shape[0]) for t in range(ids.shape[2])):
+    # heads on axis 1 ([B, H, T, D], most exports) or 2 ([B, T, H, D]: GPT-J applies RoPE
+    # before moving the heads forward): the token axis is the one the columns do not vary on
+    for head_axis in (1, 2):
+        heads = np.moveaxis(ids, head_axis, 1)
+        cols = heads[0, :, 0, :]
+        if all(np.array_equal(heads[b, :, t, :], cols) for b in range(heads.shape[0]) for t in range(heads.shape[2])):
+            break
+    else:
         raise _err(layer, f"the {what}'s heads do not take the same columns at every token")
     src = g.defs[mm].args[0]
     gamma = None
     if isinstance(src, relax.Var) and src in g.defs and op_name(g.defs[src]) in NORMS:
         gamma = const_value(g.defs[src].args[1])
-    return Projection(mm, bias, cols, gamma)
+    return Projection(mm, bias, cols, gamma, head_axis)
 
 
 def _push(g: Graph, src, operand, ops, layer: int, what: str) -> np.ndarray:
@@ -339,7 +350,7 @@ def _slot_heads(g: Graph, cache: "Cache", operand, layer: int, what: str) -> np.
     return np.array(out)
 
 
-def _query_groups(g: Graph, rope_q, q_operand, k_slots: np.ndarray, layer: int) -> np.ndarray:
+def _query_groups(g: Graph, rope_q, q_operand, k_slots: np.ndarray, layer: int, head_axis: int = 1) -> np.ndarray:
     """The KV head each query head of ``rope_q`` attends with: the queries are pushed, as
     element ids, from their RoPE output to the attention's head axis, where each slot pairs
     the query heads it holds with the KV head ``k_slots`` says it reads (the export may
@@ -348,8 +359,8 @@ def _query_groups(g: Graph, rope_q, q_operand, k_slots: np.ndarray, layer: int) 
     if qids.ndim != 4 or qids.shape[1] != len(k_slots):
         raise _err(layer, "the attention's query and key operands are not [batch, heads, tokens, head_dim] "
                           "with the same number of heads")
-    q_head = np.unravel_index(qids, shape1(rope_q))[1]
-    groups = np.full(shape1(rope_q)[1], -1)
+    q_head = np.unravel_index(qids, shape1(rope_q))[head_axis]
+    groups = np.full(shape1(rope_q)[head_axis], -1)
     for slot, kv in enumerate(k_slots):
         for h in np.unique(q_head[:, slot]):
             if groups[h] not in (-1, kv):
@@ -392,7 +403,13 @@ def attention_layers(g: Graph, layers: list[Layer]) -> list[AttentionLayer]:
         kv = L.key.heads
         k_slots = _slot_heads(g, L.key, att.args[roles.index("k")], L.index, "keys")
         v_slots = _slot_heads(g, L.value, att.args[roles.index("v")], L.index, "values")
-        groups = _query_groups(g, q_head, q_operand, k_slots, L.index)
+        n_att = shape1(q_operand)[1] if len(shape1(q_operand)) == 4 else len(k_slots)
+        # multi-query attention broadcast by the attention's matmuls (Falcon: one KV head
+        # against all query heads): the single slot serves every head
+        k_slots, v_slots = (np.repeat(x, n_att) if len(x) == 1 else x for x in (k_slots, v_slots))
+        if rope_q is not None and q.head_axis != k.head_axis:
+            raise _err(L.index, "the queries and keys have their heads on different axes at RoPE")
+        groups = _query_groups(g, q_head, q_operand, k_slots, L.index, q.head_axis if rope_q is not None else 1)
         for proj, what in ((k, "key"), (q, "query")):
             if proj.columns.shape[1] != L.key.head_dim:
                 raise _err(L.index, f"the {what} heads are {proj.columns.shape[1]} projection columns wide, "
@@ -403,7 +420,7 @@ def attention_layers(g: Graph, layers: list[Layer]) -> list[AttentionLayer]:
         v_cols[v_slots[vp.v_heads]] = vp.v_columns
         out.append(AttentionLayer(L.index, q, k, v_cols, vp.producer, vp.bias, vp.consumer, vp.o_rows,
                                   v_slots[np.asarray(vp.o_heads)], groups, rope_q and rope_q.call, rope_k and rope_k.call,
-                                  form, L.key.head_dim, kv, q_in, rotary))
+                                  form, L.key.head_dim, kv, q_in, rotary, k.head_axis))
     return out
 
 

@@ -125,9 +125,19 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
     anc = nx.ancestors(g.g, key.new) & data
     sub = g.g.subgraph(anc | {key.new})
     root = next(n for n in sub if sub.in_degree(n) == 0)
-    pre = nx.immediate_dominators(sub, root)[key.new]
-    chain_vars = (nx.descendants(sub, pre) & nx.ancestors(sub, key.new)) | {key.new}
-    chain = [v for v in g.order if v in chain_vars]
+    idom = nx.immediate_dominators(sub, root)
+
+    def chain_from(pre):
+        vs = (nx.descendants(sub, pre) & nx.ancestors(sub, key.new)) | {key.new}
+        return vs, [v for v in g.order if v in vs]
+
+    # the nearest dominator with a RoPE between it and the cache (GPT-J: a permute after the
+    # partial-rotary concat makes that concat the immediate dominator)
+    pre = idom[key.new]
+    chain_vars, chain = chain_from(pre)
+    while not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain) and idom.get(pre, pre) is not pre:
+        pre = idom[pre]
+        chain_vars, chain = chain_from(pre)
     if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
         if not need_rope:
             return

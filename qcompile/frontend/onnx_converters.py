@@ -102,6 +102,23 @@ class Gather(F.Gather):
         return super()._impl_v13(bb, inputs, attr, params)
 
 
+class Expand(F.Expand):
+    """``Expand(x, const_shape)`` with symbolic dims in ``x`` (GPT-J's positions expanded
+    over its sin/cos table): TVM's constant-shape path reads every dim of ``x`` as an
+    integer (``'Var' object has no attribute 'value'``); its shape-expression path applies
+    the same ONNX broadcasting rules to symbolic dims, so the constant goes there."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        data, shape = inputs[0], inputs[1]
+        dims = getattr(getattr(data, "ty", None), "shape", None)
+        if isinstance(shape, tvm.ir.GenericConst) and isinstance(dims, relax.ShapeExpr) \
+                and not all(isinstance(d, tirx.IntImm) for d in dims.values):
+            target = shape.value.numpy().reshape(-1).tolist()
+            inputs = [data, relax.ShapeExpr([tirx.IntImm("int64", int(v)) for v in target]), *inputs[2:]]
+        return super()._impl_v13(bb, inputs, attr, params)
+
+
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
@@ -168,6 +185,7 @@ OVERRIDES = {
     "ConstantOfShape": ConstantOfShape,
     "Range": Range,
     "Gather": Gather,
+    "Expand": Expand,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
 }
 

@@ -90,6 +90,9 @@ def fold_shape_values(proto):
     folded = 0
     keep = []
     for node in graph.node:
+        if node.op_type == "Tile" and node.input[1] not in consts and _tile_is_broadcast(node, ssi):
+            node.op_type = "Expand"  # TVM's Tile cannot take repeats computed from shapes
+            folded += 1
         outs = [o for o in node.output if o]
         if node.op_type != "Constant" and outs and all(o in consts for o in outs):
             for o in outs:
@@ -106,6 +109,20 @@ def fold_shape_values(proto):
     del graph.initializer[:]
     graph.initializer.extend(inits)
     return model, folded
+
+
+def _tile_is_broadcast(node, ssi) -> bool:
+    """``Tile(x, r)`` equals ``Expand(x, r)`` when every axis either repeats once or has
+    length 1 in ``x`` (GPT-J tiles its sin/cos table over the batch with ``r`` made from
+    ``Shape``; TVM's importer refuses a shape value as Tile's repeats)."""
+    vals = ssi.sympy_data_.get(node.input[1])
+    vi = ssi.known_vi_.get(node.input[0])
+    if not isinstance(vals, list) or vi is None or not vi.type.HasField("tensor_type"):
+        return False
+    dims = vi.type.tensor_type.shape.dim
+    if len(dims) != len(vals):
+        return False
+    return all(_as_int(r) == 1 or (d.HasField("dim_value") and d.dim_value == 1) for r, d in zip(vals, dims))
 
 
 def _live(nodes, outputs):

@@ -469,7 +469,7 @@ class _Lowering:
                                 "patch embedding: stride equal to the kernel, no padding, dilation or groups)")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: matmul, add, multiply, layer_norm, gelu, attention, where "
+                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), attention, where "
                                      "(attention masks), concat and data movement (" + ", ".join(sorted(DATA_MOVEMENT)) + ")")
         return rule(var, value, args)
 
@@ -611,6 +611,11 @@ class _Lowering:
         out = self.kernel("shiftgelu", lambda a, b: intops.shiftgelu_te(a, b, p), [xq.expr, t],
                           dict(K=p.K, n=p.n, B=p.B))
         return Acc(out, np.asarray(xq.scale * 2.0 ** -p.B), 127.0 * 2 ** p.B)
+
+    # ShiftGELU is I-ViT's x·σ(1.702x), an approximation of GELU whichever way the model
+    # writes it: the tanh form (GPT-2's gelu_new, ALBERT, ViT's gelu_pytorch_tanh) differs
+    # from the erf form by < 5e-4, far below the approximation's own error
+    op_nn_gelu_tanh = op_nn_gelu
 
     def attention(self, var, call, f):
         roles = attention_roles(f)

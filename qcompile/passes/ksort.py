@@ -166,8 +166,8 @@ class _Rewrite:
                 p = vp[grp]
                 self._edit(A.o_matmul, 1, lambda w, rows=rows, p=p: _set_rows(w, rows, p))
             if A.rope_k is not None:  # the tables follow the rotary channels' order
-                self.rope[A.rope_k] = [p.leading(A.rotary) for p in kp]
-                self.rope[A.rope_q] = [p.leading(A.rotary) for p in q_perm]
+                self.rope[A.rope_k] = ([p.leading(A.rotary) for p in kp], A.head_axis)
+                self.rope[A.rope_q] = ([p.leading(A.rotary) for p in q_perm], A.head_axis)
         for m in self.mlps:  # rows of W_down by norm, descending; the producers' columns with them
             w = const_value(self.g.defs[m.down].args[1])
             p = ks.sort_values(np.linalg.norm(w.astype(np.float64), axis=1))
@@ -191,29 +191,32 @@ class _Rewrite:
             return None
         args = [relax.const(self.consts[(var, i)]) if (var, i) in self.consts else a for i, a in enumerate(val.args)]
         if var in self.rope:
-            return self._rope_call(bb, val, args, self.rope[var])
+            return self._rope_call(bb, val, args, *self.rope[var])
         if len(args) and any((var, i) in self.consts for i in range(len(args))):
             return relax.Call(val.op, args, val.attrs, val.ty_args)
         return None
 
-    def _rope_call(self, bb, val, args, heads: list):
+    def _rope_call(self, bb, val, args, heads: list, axis: int = 1):
         x, *tabs = args
-        new_tabs = [self._table(bb, t, heads) for t in tabs]
+        new_tabs = [self._table(bb, t, heads, axis) for t in tabs]
         f = self.g.funcs[val.op.name_hint]
-        key = (val.op.name_hint, len(heads))
+        key = (val.op.name_hint, len(heads), axis)
         if key not in self.retyped:
             # the composite's own symbolic dims (main's may not be defined in two functions),
             # with the head axis widened to one table per head
-            types = [None] + [relax.TensorType([len(heads) if i == 1 else d for i, d in enumerate(p.ty.shape)],
+            types = [None] + [relax.TensorType([len(heads) if i == axis else d for i, d in enumerate(p.ty.shape)],
                                                p.ty.dtype) for p in f.params[1:]]
             self.retyped[key] = bb.add_func(retyped(f, types), f"{val.op.name_hint}_heads{len(heads)}")
         return relax.Call(self.retyped[key], [x, *new_tabs])
 
-    def _table(self, bb, table, heads: list):
-        """``[B, 1, T, D]`` shared table -> ``[B, H, T, D]``, head ``h`` permuted by ``heads[h]``."""
+    def _table(self, bb, table, heads: list, axis: int = 1):
+        """A table shared by the heads (size 1 on the heads' ``axis``: ``[B, 1, T, D]``, or
+        GPT-J's ``[B, T, 1, D]``) -> one table per head on that axis, head ``h`` permuted by
+        ``heads[h]``."""
         shape = table.ty.shape
-        if len(shape) != 4 or int(shape[1]) != 1:
-            raise QCompileError(f"k-sort: a RoPE table of shape {[str(s) for s in shape]} is not [batch, 1, tokens, head_dim]")
+        if len(shape) != 4 or int(shape[axis]) != 1:
+            raise QCompileError(f"k-sort: a RoPE table of shape {[str(s) for s in shape]} is not shared by the heads "
+                                f"(size 1 on axis {axis})")
         per = []
         for p in heads:
             key = (table, tuple(p.perm.tolist()))
@@ -222,7 +225,7 @@ class _Rewrite:
             per.append(self.tables[key])
         whole = (table, tuple(id(v) for v in per))
         if whole not in self.tables:
-            self.tables[whole] = bb.emit(O.concat(per, axis=1))
+            self.tables[whole] = bb.emit(O.concat(per, axis=axis))
         return self.tables[whole]
 
 
