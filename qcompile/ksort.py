@@ -179,6 +179,7 @@ class Projection:
     columns: np.ndarray          # [heads, D]: W's output column of each (head, channel)
     gamma: np.ndarray | None     # the constant scale of the norm feeding x, if any
     head_axis: int = 1           # the axis of the heads where RoPE applies (1: [B, H, T, D], 2: [B, T, H, D])
+    head_norms: list = dataclasses.field(default_factory=list)  # [(per-head RMSNorm var, its head axis)]
 
 
 @dataclasses.dataclass
@@ -259,8 +260,10 @@ def _head_projection(g: Graph, parts: list, layer: int, what: str) -> Projection
         raise _err(layer, f"the rotary and pass-through channels of the {what} come from different projections")
     if any(p.head_axis != first.head_axis for p in projs[1:]):
         raise _err(layer, f"the rotary and pass-through channels of the {what} have different layouts")
+    if any(p.head_norms for p in projs[1:]):
+        raise _err(layer, f"a per-head norm on the pass-through channels of the {what}")
     return Projection(first.matmul, first.bias, np.concatenate([p.columns for p in projs], axis=1), first.gamma,
-                      first.head_axis)
+                      first.head_axis, first.head_norms)
 
 
 def _projection(g: Graph, x, layer: int, what: str) -> Projection:
@@ -281,37 +284,51 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
             mm, bias = val.args[0], v
             break
         if op in NORMS:
-            raise _err(layer, f"a per-head norm ({op}) between the {what} projection and RoPE (q/k norm) "
-                              "is not supported: its scale is shared by all heads")
+            ok = op == "nn.rms_norm" and [int(a) for a in val.attrs.axes] in ([-1], [len(val.ty.shape) - 1]) \
+                and const_value(val.args[1]) is not None
+            if not ok:
+                raise _err(layer, f"a per-head norm ({op}) between the {what} projection and RoPE is not supported "
+                                  "(an RMSNorm over head_dim with a constant gain is: Qwen3's q/k norm)")
         scalar = op == "multiply" and const_value(val.args[1]) is not None and const_value(val.args[1]).size == 1
-        if (op not in MOVES or op == "concat") and not scalar:  # a scalar factor (OPT's d^-1/2) commutes
+        if (op not in MOVES or op == "concat") and not scalar and op != "nn.rms_norm":  # a scalar factor (OPT's d^-1/2) commutes
             raise _err(layer, f"the {what} passes through {op} between its projection and the attention")
         chain.append(v)
         v = val.args[0]
     out = bias if bias is not None else mm
     ids = np.broadcast_to(np.arange(shape1(out)[-1]), shape1(out)).copy()
+    head_norms = []
     for c in reversed(chain):
-        if op_name(g.defs[c]) == "multiply":
+        op = op_name(g.defs[c])
+        if op == "nn.rms_norm":  # per head: no element moves; its gain is permuted per head
+            if ids.ndim != 4:
+                raise _err(layer, f"the {what}'s per-head norm '{c.name}' is not on [batch, heads|tokens, .., head_dim]")
+            head_norms.append((c, _head_layout(ids, layer, what)[0]))
+            continue
+        if op == "multiply":
             continue
         ids = move_ids(g.defs[c], [ids], c)
         if ids is None:
             raise _err(layer, f"cannot follow the {what}'s data movement")
     if ids.ndim != 4:
         raise _err(layer, f"the {what} entering RoPE is not [batch, heads, tokens, head_dim]")
-    # heads on axis 1 ([B, H, T, D], most exports) or 2 ([B, T, H, D]: GPT-J applies RoPE
-    # before moving the heads forward): the token axis is the one the columns do not vary on
-    for head_axis in (1, 2):
-        heads = np.moveaxis(ids, head_axis, 1)
-        cols = heads[0, :, 0, :]
-        if all(np.array_equal(heads[b, :, t, :], cols) for b in range(heads.shape[0]) for t in range(heads.shape[2])):
-            break
-    else:
-        raise _err(layer, f"the {what}'s heads do not take the same columns at every token")
+    head_axis, cols = _head_layout(ids, layer, what)
     src = g.defs[mm].args[0]
     gamma = None
     if isinstance(src, relax.Var) and src in g.defs and op_name(g.defs[src]) in NORMS:
         gamma = const_value(g.defs[src].args[1])
-    return Projection(mm, bias, cols, gamma, head_axis)
+    return Projection(mm, bias, cols, gamma, head_axis, head_norms)
+
+
+def _head_layout(ids: np.ndarray, layer: int, what: str) -> tuple[int, np.ndarray]:
+    """``(head axis, [heads, D] columns)`` of 4-D column ids: heads on axis 1 ([B, H, T, D],
+    most exports) or 2 ([B, T, H, D]: GPT-J applies RoPE, Qwen3 its q/k norm, before moving
+    the heads forward); the token axis is the one the columns do not vary on."""
+    for head_axis in (1, 2):
+        heads = np.moveaxis(ids, head_axis, 1)
+        cols = heads[0, :, 0, :]
+        if all(np.array_equal(heads[b, :, t, :], cols) for b in range(heads.shape[0]) for t in range(heads.shape[2])):
+            return head_axis, cols
+    raise _err(layer, f"the {what}'s heads do not take the same columns at every token")
 
 
 def _push(g: Graph, src, operand, ops, layer: int, what: str) -> np.ndarray:

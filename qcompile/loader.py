@@ -180,9 +180,9 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
         symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
         hint = None
         if symbolic:
-            hint = "the model has symbolic input dims; fix them with " + " ".join(
-                f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else '1' for d in s.shape)}"
-                for s in symbolic)
+            hint = "the model has symbolic input dims; fix the ones TVM cannot carry with " + " ".join(
+                f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else f'<{d}>' for d in s.shape)}"
+                for s in symbolic) + " (a number per <dim>, or ? to keep it symbolic)"
         raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}", hint=hint) from None
     return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, {"opset": opset})
 

@@ -204,9 +204,9 @@ def regions(g: Graph) -> list[Region]:
             for u, _ in g.users.get(var, []):
                 uval = g.defs[u]
                 if op_name(uval) == "add" and all(isinstance(a, relax.Var) for a in uval.args):
-                    raise _err(g, var, value, "normalizes the residual stream in place (a post-norm model: its "
-                                              "output is added to another branch at "
-                                              f"'{u.name}'); its scale and shift sit on the residual path, so no "
+                    raise _err(g, var, value, "normalizes the residual stream in place (its output is added to "
+                                              f"another branch at '{u.name}': a post-norm block, or an embedding "
+                                              "LayerNorm); its scale and shift sit on the residual path, so no "
                                               "rotation fuses across it")
     seen: dict = {}
     out = []
@@ -215,10 +215,27 @@ def regions(g: Graph) -> list[Region]:
         if op_name(value) in NORMS:
             x = value.args[0]
             nd = len(x.ty.shape)
-            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or x in seen:
+            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or x in seen or _per_head(g, x):
                 continue
             out.append(_grow(g, x, nd - 1, seen))
     return out
+
+
+def _per_head(g: Graph, x) -> bool:
+    """``x`` is a projection split into heads (Qwen3's and OLMo-2's q/k norms normalize each
+    head): through permutes, a reshape that splits the last axis. Such a norm reads no
+    residual stream; the rotation leaves it alone."""
+    while isinstance(x, relax.Var) and x in g.defs:
+        val = g.defs[x]
+        op = op_name(val)
+        if op == "permute_dims":
+            x = val.args[0]
+            continue
+        if op == "reshape":
+            src, dst = _dims(val.args[0]), _dims(x)
+            return len(dst) > len(src) and isinstance(src[-1], int) and isinstance(dst[-1], int) and dst[-1] < src[-1]
+        return False
+    return False
 
 
 def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:

@@ -186,7 +186,8 @@ def test_sort_keys_keeps_pairs_and_orders_them():
 # ----------------------------------------------------------------------------- k-sort on decoders
 
 DECODERS = {"gqa_half": dict(), "mha_interleaved": dict(kv_heads=6, rope="interleaved"),
-            "gqa_qkv_bias": dict(qkv_bias=True), "gqa_partial_rotary": dict(rotary_dim=4)}
+            "gqa_qkv_bias": dict(qkv_bias=True), "gqa_partial_rotary": dict(rotary_dim=4),
+            "gqa_qk_norm": dict(qkv_bias=True, qk_norm=True)}
 
 
 @pytest.mark.parametrize("variant", sorted(DECODERS))
@@ -218,13 +219,6 @@ def _stats(mod, source, criterion):
     if source != "calibrated":
         return None
     return _calib().collect(mod, KSort(source=source, criterion=criterion).calibration_requests(mod))
-
-
-@pytest.mark.parametrize("kw, match", [(dict(qk_norm=True), "q/k norm")])
-def test_ksort_refusals(kw, match, tmp_path):
-    _, path = tiny_decoder(tmp_path, **kw)
-    with pytest.raises(QCompileError, match=match):
-        qc.PassManager([KSort()]).run(_canon(path))
 
 
 def test_ksort_missing_calibration(tmp_path):

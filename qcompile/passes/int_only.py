@@ -559,6 +559,30 @@ class _Lowering:
         t = self.emit(O.add(ta, tb))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
+    def op_mean(self, var, call, args):
+        """Mean over static axes (BEiT's mean pooling over tokens): an int32 sum, the 1/N
+        folded into the scale (a per-channel accumulator scale survives while the last axis
+        is not reduced)."""
+        shape = shape_of(call.args[0]) or []
+        nd = len(shape)
+        axes = sorted(int(a) % nd for a in call.attrs.axis) if call.attrs.axis is not None else list(range(nd))
+        n = 1
+        for a in axes:
+            if not isinstance(shape[a], int):
+                raise QCompileError(f"int-only: mean at '{var.name}' over a symbolic axis ({shape[a]})")
+            n *= shape[a]
+        src = args[0]
+        if isinstance(src, Acc) and (src.scale.size == 1 or nd - 1 not in axes):
+            x, scale, bound = src.expr, src.scale, src.bound
+        else:
+            q = self.as_q(call.args[0], "int16")
+            x, scale, bound = q.expr, np.asarray(q.scale), 32767.0
+        self.check("mean (int32 sum)", n * bound, 32)
+        keep = bool(call.attrs.keepdims)
+        total = self.emit(O.sum(self.emit(O.astype(x, "int32")) if _dtype(x) != "int32" else x,
+                                axis=axes, keepdims=keep))
+        return Acc(total, np.asarray(scale, np.float64) / n, n * bound)
+
     def op_multiply(self, var, call, args):
         a, b = args
         if isinstance(a, Const):
@@ -653,10 +677,19 @@ class _Lowering:
         p = intops.ExpParams(K, n, cfg.softmax_bits)
         ins = [t]
         if "mask" in a:
-            m = self.env.get(a["mask"])
-            if not isinstance(m, Mask):
-                raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is not a 0/-inf mask")
-            ins.append(m.keep)
+            m = self.env.get(a["mask"]) if isinstance(a["mask"], relax.Var) else None
+            if isinstance(m, Mask):
+                ins.append(m.keep)
+            elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
+                # a constant bias on the logits (BEiT's relative position bias, ALiBi slopes
+                # times distances): added to the log-domain scores at their scale 2^-K
+                bias = self.to_scale(a["mask"], 2.0 ** -K, 2 ** 20)
+                self.check("Shiftmax input with a constant bias", 2.0 ** 21, 32)
+                t = self.emit(O.add(t, bias))
+                ins = [t]
+            else:
+                raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is neither a "
+                                    "0/-inf mask nor a constant")
         probs = self.kernel("shiftmax", (lambda s, mk: intops.shiftmax_te(s, mk, p)) if len(ins) == 2
                             else (lambda s: intops.shiftmax_te(s, None, p)), ins, dict(K=K, n=n, B=p.B))
         self.check("P V accumulator", L * 255.0 * 127.0, 32)

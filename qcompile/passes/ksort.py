@@ -145,6 +145,7 @@ class _Rewrite:
         self.rope: dict = {}       # rope call var -> (layer analysis, per-head perms)
         self.tables: dict = {}     # (table var, perm key) -> per-head table var
         self.retyped: dict = {}    # (composite name, heads) -> GlobalVar
+        self.head_norms: dict = {} # per-head RMSNorm var -> (per-head perms, head axis)
 
     def _edit(self, var, arg: int, fn) -> None:
         key = (var, arg)
@@ -156,6 +157,8 @@ class _Rewrite:
         for A, (kp, vp) in zip(self.att, self.perms):
             q_perm = [kp[grp] for grp in A.q_group]
             for proj, heads in ((A.k, kp), (A.q, q_perm)):
+                for norm, axis in proj.head_norms:
+                    self.head_norms[norm] = (heads, axis)
                 self._columns(proj.matmul, 1, proj.columns, heads)
                 if proj.bias is not None:
                     self._columns(proj.bias, 1, proj.columns, heads)
@@ -192,6 +195,8 @@ class _Rewrite:
         args = [relax.const(self.consts[(var, i)]) if (var, i) in self.consts else a for i, a in enumerate(val.args)]
         if var in self.rope:
             return self._rope_call(bb, val, args, *self.rope[var])
+        if var in self.head_norms:
+            return self._head_norm(bb, var, val, args, *self.head_norms[var])
         if len(args) and any((var, i) in self.consts for i in range(len(args))):
             return relax.Call(val.op, args, val.attrs, val.ty_args)
         return None
@@ -208,6 +213,18 @@ class _Rewrite:
                                                p.ty.dtype) for p in f.params[1:]]
             self.retyped[key] = bb.add_func(retyped(f, types), f"{val.op.name_hint}_heads{len(heads)}")
         return relax.Call(self.retyped[key], [x, *new_tabs])
+
+    def _head_norm(self, bb, var, val, args, heads: list, axis: int):
+        """A per-head RMSNorm (q/k norm): its statistic is invariant under each head's signed
+        permutation, its shared gain is not; the gain becomes one per head,
+        ``gain[p.perm]`` (no sign: the sign is carried by x), multiplied after a unit-gain norm."""
+        w = const_value(val.args[1])
+        gain, nd = w.astype(np.float64), len(var.ty.shape)
+        per = np.stack([gain[p.perm] for p in heads])  # [H, D]
+        shape = [1] * nd
+        shape[axis], shape[-1] = len(heads), gain.shape[-1]
+        normed = bb.emit(relax.Call(val.op, [args[0], relax.const(np.ones_like(w))], val.attrs, val.ty_args))
+        return O.multiply(normed, relax.const(per.reshape(shape).astype(w.dtype)))
 
     def _table(self, bb, table, heads: list, axis: int = 1):
         """A table shared by the heads (size 1 on the heads' ``axis``: ``[B, 1, T, D]``, or
