@@ -190,6 +190,8 @@ class CacheRewrite:
     def _emit_cache(self, bb, layer, cache: Cache):
         pre = self.stores_pre_rope(cache)
         x = self.env[cache.pre_rope if pre else cache.new]
+        if pre and cache.pre_perm is not None:  # stored in the cache's layout
+            x = bb.emit(O.permute_dims(x, list(cache.pre_perm)))
         order = [s for s, *_ in self.tensors(cache)]
         past = dict(zip(order, self.cache_params[cache.param]))
         new = self.encode(bb, layer, cache, x)
@@ -253,6 +255,8 @@ class CacheRewrite:
         return not (nx.ancestors(self.g.g, v) & self.g.params)
 
     def _rope(self, bb, cache: Cache, full):
+        if cache.pre_perm is not None:  # back to the layout the model's RoPE bindings expect
+            full = bb.emit(O.permute_dims(full, [int(i) for i in np.argsort(cache.pre_perm)]))
         memo = {cache.pre_rope: full}
 
         def arg(a):

@@ -415,6 +415,41 @@ def _scalars_out_of_matmul(func):
     return rewrite(mul(mul(a, c), c2), merge, func)
 
 
+def _channel_scale_into_linear(func):
+    """``(x @ W [+ b]) * g`` with a constant per-output-channel ``g`` -> ``x @ (W g) [+ b g]``:
+    LayerScale (DINOv2, BEiT, CaiT) is a scale on the residual branch that no pass needs to
+    see; folded, the branch ends in a plain linear layer (rotation fuses into it, int-only
+    quantizes one weight)."""
+    x, w, b, g = wildcard(), is_const(), is_const(), is_const()
+    lin = is_op("relax.matmul")(x, w)
+    biased = add(lin, b)
+
+    def gains(call, m):
+        wv, gv = const_value(m[w]), const_value(m[g])
+        if wv is None or wv.ndim != 2 or gv is None or gv.size != wv.shape[1] or gv.size == 1 \
+                or any(d != 1 for d in gv.shape[:-1]) or str(call.ty.dtype) != str(wv.dtype):
+            return None
+        return wv, gv.reshape(-1).astype(wv.dtype)
+
+    def plain(call, m):
+        got = gains(call, m)
+        if got is None:
+            return call
+        wv, gv = got
+        return O.matmul(m[x], relax.const(wv * gv))
+
+    def with_bias(call, m):
+        got = gains(call, m)
+        bv = const_value(m[b])
+        if got is None or bv is None or bv.size != got[1].size:
+            return call
+        wv, gv = got
+        return O.add(O.matmul(m[x], relax.const(wv * gv)), relax.const((bv.reshape(-1) * gv).astype(bv.dtype)))
+
+    func = rewrite(comm(mul, biased, g), with_bias, func)
+    return rewrite(comm(mul, lin, g), plain, func)
+
+
 # ----------------------------------------------------------------------------- idioms
 
 
@@ -671,7 +706,8 @@ def canonicalize_passes() -> list:
         _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
+        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul,
+                       _channel_scale_into_linear),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms),

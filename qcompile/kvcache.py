@@ -41,6 +41,7 @@ class Cache:
     head_dim: int
     is_key: bool
     pre_rope: relax.Var | None = None     # keys: the tensor before RoPE
+    pre_perm: tuple | None = None         # keys: axes taking pre_rope to the cache layout (GPT-J: [B, T, H, D])
     rope_chain: list = dataclasses.field(default_factory=list)  # keys: bindings pre_rope -> new, in order
 
 
@@ -119,6 +120,19 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
     raise _fail(layer, f"no {what} cache: the attention's {what} operand does not come from concat(past, new)")
 
 
+def _layout_perm(pre, new, layer: int) -> tuple | None:
+    """``None`` when the pre-RoPE key has the cache's layout ``[B, H, T, D]``; the axes
+    that take it there when its heads and tokens are swapped (GPT-J applies RoPE on
+    ``[B, T, H, D]`` and moves the heads forward after)."""
+    a, b = [str(d) for d in pre.ty.shape], [str(d) for d in new.ty.shape]
+    if a == b:
+        return None
+    if len(a) == len(b) == 4 and [a[0], a[2], a[1], a[3]] == b:
+        return (0, 2, 1, 3)
+    raise _fail(layer, f"the pre-RoPE key '{pre.name}' {a} is not in the cache's layout {b} "
+                       "(or its heads and tokens swapped)")
+
+
 def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, need_rope: bool = True) -> None:
     """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
     key = layer.key
@@ -144,6 +158,7 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
         raise _fail(layer.index, f"no RoPE (qcompile.rope composite) between the key '{pre.name}' and the cache")
     layer.key.pre_rope = pre
     layer.key.rope_chain = chain
+    layer.key.pre_perm = _layout_perm(pre, key.new, layer.index)
     # the chain's other inputs: constants or functions of the position ids only
     for v in chain:
         for a in Graph.args(g.defs[v]):

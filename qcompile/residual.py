@@ -177,6 +177,10 @@ class NormRead:
     var: relax.Var
     kind: str                    # rms_norm | layer_norm
     readers: list
+    # the normalized stream is also a model output or read by something other than a linear
+    # layer (DINOv2's last_hidden_state): the norm re-materializes its original output with
+    # one explicit un-rotation (y = n(xR) Rᵀ diag(γ) + β) and its readers stay as they are
+    unrotate: bool = False
 
 
 @dataclasses.dataclass
@@ -300,6 +304,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                 push(a, a_ax)
             else:
                 writers.append(Writer("const", v, 0, a_ax))
+        elif op in ("mean", "sum") and _reduce_axis(val, ax, back=True) is not None:
+            push(val.args[0], _reduce_axis(val, ax, back=True))  # pooling over tokens commutes with R
         elif op in MOVES:
             src_ax = _move_back(val, v, ax)
             if src_ax is None:
@@ -336,6 +342,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
             elif uop == "multiply" and i == 0 and const_value(uval.args[1]) is not None \
                     and const_value(uval.args[1]).size == 1:
                 push(u, ax)  # a scalar factor commutes with the rotation
+            elif uop in ("mean", "sum") and _reduce_axis(uval, ax, back=False) is not None:
+                push(u, _reduce_axis(uval, ax, back=False))
             elif uop in MOVES and (uop != "take" or i == 0):
                 u_ax = _move_forward(uval, v, ax, u)
                 if u_ax is None:
@@ -348,7 +356,29 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         raise QCompileError("rotate: one residual stream is read by both LayerNorm and RMSNorm",
                             hint="centring the stream for LayerNorm would change the RMSNorms")
     d = _dims(seed)[axis]
-    return Region(d, axes, writers, [NormRead(n, k, _readers(g, n)) for n, k in norms.items()])
+    reads = []
+    for n, k in norms.items():
+        got = _readers(g, n)
+        reads.append(NormRead(n, k, [], True) if got is None else NormRead(n, k, got))
+    return Region(d, axes, writers, reads)
+
+
+def _reduce_axis(val, ax: int, back: bool) -> int | None:
+    """A mean/sum over axes other than the channel axis: the channel axis of its input
+    (``back``, given the output's ``ax``) or of its output (given the input's); None when
+    it reduces the channels."""
+    nd = len(val.args[0].ty.shape)
+    red = sorted(int(a) % nd for a in val.attrs.axis) if val.attrs.axis is not None else list(range(nd))
+    keep = bool(val.attrs.keepdims)
+    kept = list(range(nd)) if keep else [i for i in range(nd) if i not in red]
+    if back:
+        if ax >= len(kept):
+            return None
+        src = kept[ax]
+        return None if src in red else src
+    if ax in red:
+        return None
+    return kept.index(ax)
 
 
 def _move_back(val, out_var, ax) -> int | None:
@@ -364,8 +394,11 @@ def _move_forward(val, in_var, ax, out_var) -> int | None:
     return moves.axis_forward(val, in_var.ty, ax, out_var.ty)
 
 
-def _readers(g: Graph, norm) -> list[Reader]:
-    """Linear layers reading a norm's output over its channels, through token-axis moves."""
+def _readers(g: Graph, norm) -> list[Reader] | None:
+    """Linear layers reading a norm's output over its channels, through token-axis moves;
+    None when something else reads it or it is a model output (see ``NormRead.unrotate``)."""
+    if norm in g.outputs:
+        return None
     out = []
     work = [(norm, [])]
     while work:
@@ -382,11 +415,10 @@ def _readers(g: Graph, norm) -> list[Reader]:
                         bias = users[0][0]
                 out.append(Reader(u, bias, path))
             elif op in ("take", "reshape") and i == 0 and _move_forward(val, v, len(v.ty.shape) - 1, u) \
-                    == len(u.ty.shape) - 1:
+                    == len(u.ty.shape) - 1 and u not in g.outputs:
                 work.append((u, path + [u]))
             else:
-                raise _err(g, u, val, f"reads the normalized stream '{norm.name}'; only linear layers can "
-                                      "absorb the norm's scale and the rotation")
+                return None
     return out
 
 

@@ -262,3 +262,29 @@ def test_smollm2_rotated_step_is_equivalent(smollm2_canon):
     lb, _ = lm.artifact_step(qc.build(rot, "llvm"))(ids, *lm.step_feed(ids, 0), cache)
     assert np.abs(la - lb).max() <= 1e-3 * np.ptp(la)
     np.testing.assert_array_equal(la.argmax(-1), lb.argmax(-1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dinov2", "beit"])
+def test_rotate_layerscale_pooling_and_output_norm(name):
+    """Optimum exports of DINOv2 and BEiT (the zoo's tiny seeded ones, image size fixed):
+    LayerScale folds into the branch's last linear layer, the stream is sliced and
+    mean-pooled over tokens (rotation-invariant), and a final norm whose output is a model
+    output is un-rotated explicitly (before: DINOv2's last_hidden_state came out rotated,
+    cosine -0.03, with no error)."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    path = str(zoo.ZOO[name].onnx)
+    model = qc.load(path, input_shapes={"pixel_values": (None, 3, 32, 32)})
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    art = qc.build(pm.run(model.mod), "llvm")
+    feed = zoo.onnx_feed(path, seed=7)
+    got = art.run(*[feed[s.name] for s in model.inputs])
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feed)
+    for g, r in zip(got, ref):
+        assert zoo._cosine(g, r) >= 0.99999
+    regions = pm.records[-1].notes["regions"]
+    if name == "dinov2":
+        assert any(r["unrotated_norms"] for r in regions)

@@ -127,6 +127,9 @@ def axis_forward(call, in_ty, ax: int, out_ty, reshape_axis=None) -> int | None:
     if op in ("tile", "repeat"):
         out_ax = ax + nd_out - nd_in
         return None if out_ax in _repeated_axes(call, nd_out) else out_ax
+    if op == "strided_slice":  # selecting tokens (BEiT drops its CLS token before pooling)
+        sliced = {int(a) % nd_in for a in call.args[1].fields} if isinstance(call.args[1], relax.Tuple) else None
+        return None if sliced is None or ax in sliced else ax
     return None
 
 

@@ -119,6 +119,20 @@ class Expand(F.Expand):
         return super()._impl_v13(bb, inputs, attr, params)
 
 
+class Tile(F.Tile):
+    """``Tile(x, const repeats)``: TVM emits a TIR kernel (``call_tir(topi.tile)``) whose
+    output shape is frozen at import; the Relax ``tile`` op keeps it an operator that the
+    analyses follow as data movement and that re-runs on other shapes (GPT-J's sin/cos
+    tables, re-made for the cached positions by kv-prerope)."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        reps = F.get_constant(inputs[1], params)
+        if isinstance(reps, tvm.ir.GenericConst):
+            return relax.op.tile(inputs[0], [int(r) for r in reps.value.numpy().reshape(-1)])
+        return super()._impl_v13(bb, inputs, attr, params)
+
+
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
@@ -186,6 +200,7 @@ OVERRIDES = {
     "Range": Range,
     "Gather": Gather,
     "Expand": Expand,
+    "Tile": Tile,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
 }
 

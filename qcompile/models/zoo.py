@@ -204,9 +204,6 @@ REFUSED = {
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
-    ("gptj", "kv-prerope"): "the pre-RoPE key is [batch, tokens, heads, head_dim] (GPT-J moves the heads forward "
-                            "after RoPE); the cache rewrite stores pre-RoPE keys in the cache's own layout only",
-    ("gptj", "rotate+kv-prerope"): "as gptj / kv-prerope",
     **{("bloom", p): "attention over batch*heads (3-D matmuls, reshapes around the softmax) with an ALiBi bias "
                      "is not recognized as a qcompile.attention composite"
        for p in ("k-sort", "bfp", "kv-prerope", "rotate+kv-prerope")},

@@ -112,7 +112,8 @@ class KvPrerope(Pass):
         out = {}
         for layer in layers:
             if self.config.keys != "per-token":
-                out[self._stat_var(layer)] = [ChannelHistogram(axes=(1, 3))]
+                heads = 2 if self.config.keys == "pre-rope" and layer.key.pre_perm is not None else 1
+                out[self._stat_var(layer)] = [ChannelHistogram(axes=(heads, 3))]
             if self.config.nuq:
                 if self.config.keys == "per-token":
                     out[layer.key.new] = [RowNormHistogram()]

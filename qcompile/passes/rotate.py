@@ -112,6 +112,9 @@ class Rotate(Pass):
                 beta = const_value(call.args[2]) if n.kind == "layer_norm" else None
                 if gamma is None or (n.kind == "layer_norm" and beta is None):
                     raise QCompileError(f"rotate: norm '{n.var.name}' has a scale or shift that is not a constant")
+                if n.unrotate:  # y = n(xR) Rᵀ diag(γ) + β, exactly the original output
+                    norms[n.var] = (q.T @ np.diag(gamma.astype(np.float64)), beta)
+                    continue
                 norms[n.var] = n.kind
                 for rd in n.readers:
                     w0 = edits.get(rd.matmul, 1).copy()
@@ -134,7 +137,8 @@ class Rotate(Pass):
                 "width": r.d, "rotation": desc, "centered": r.centered,
                 "writers": dict(sorted(kinds.items())), "norms_folded": len(r.norms),
                 "norm_kind": sorted({n.kind for n in r.norms}),
-                "readers": sum(len(n.readers) for n in r.norms)})
+                "readers": sum(len(n.readers) for n in r.norms),
+                "unrotated_norms": [n.var.name for n in r.norms if n.unrotate]})
         v_notes = {"applied": 0, "skipped": []}
         if cfg.rotate_v:
             paths, skipped = value_paths(g)
@@ -185,7 +189,13 @@ def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: 
         dtype = str(var.ty.dtype)
         if var in norms:
             ones = relax.const(np.ones(int(var.ty.shape[-1]), dtype))
-            return O.nn.rms_norm(args[0], ones, axes=[-1], epsilon=float(val.attrs.epsilon))
+            normed = O.nn.rms_norm(args[0], ones, axes=[-1], epsilon=float(val.attrs.epsilon))
+            if isinstance(norms[var], tuple):  # un-rotated: the norm's own output, for non-linear readers
+                m, beta = norms[var]
+                out = O.matmul(bb.emit(normed), relax.const(m.astype(dtype)))
+                return out if beta is None or not np.any(beta != 0) else \
+                    O.add(bb.emit(out), relax.const(beta.astype(dtype)))
+            return normed
         if var in online:
             n = online[var]
             k, _ = hadamard.split(n)
