@@ -94,7 +94,13 @@ def _main_run(argv) -> int:
     rep_path, lib = folder / "report.json", folder / "model.so"
     if not rep_path.exists() or not lib.exists():
         raise QCompileError(f"{folder} is not a qcompile artifact folder (needs report.json and model.so)")
-    rep = json.loads(rep_path.read_text())
+    out_dir = Path(a.output).resolve().parent
+    if not out_dir.is_dir():
+        raise QCompileError(f"--output {a.output}: folder {out_dir} does not exist")
+    if a.batch < 1:
+        raise QCompileError(f"--batch must be >= 1, got {a.batch}")
+    rep = _artifact_report(rep_path)
+    _check_library(lib)
     device = "cpu"
     if rep["build"]["target"] == "cuda":
         from .backends.cuda import gpu_present
@@ -107,6 +113,23 @@ def _main_run(argv) -> int:
     missing = [s["name"] for s in specs if s["name"] not in data]
     if missing:
         raise QCompileError(f"{a.inputs} lacks input(s) {', '.join(missing)}")
+    from .evaluate import conform_dtype
+
+    io = (rep.get("io") or {}).get("inputs") or {}
+    for s_ in specs:
+        arr = data[s_["name"]]
+        want = (io.get(s_["name"]) or {}).get("dtype") or s_.get("dtype") or str(arr.dtype)
+        arr = data[s_["name"]] = conform_dtype(s_["name"], arr, want, what=str(a.inputs))
+        shape = s_["shape"]
+        if arr.ndim != len(shape):
+            raise QCompileError(f"{a.inputs}: input '{s_['name']}' has shape {arr.shape}, the artifact takes rank "
+                                f"{len(shape)} {shape}")
+        for d, (want_d, have) in enumerate(zip(shape[1:], arr.shape[1:]), start=1):
+            if isinstance(want_d, int) and want_d > 0 and want_d != have:
+                raise QCompileError(f"{a.inputs}: input '{s_['name']}' dim {d} is {have}, the artifact takes "
+                                    f"{want_d} (shape {shape})")
+        if len(arr) == 0:
+            raise QCompileError(f"{a.inputs}: input '{s_['name']}' has 0 samples")
     first = {s["shape"][0] for s in specs if s["shape"]}
     fixed = [d for d in first if isinstance(d, int) and d > 0]
     bs = fixed[0] if fixed else a.batch
@@ -124,6 +147,38 @@ def _main_run(argv) -> int:
     tmp.replace(a.output)
     print(f"wrote {a.output}: " + ", ".join(f"{n} {np.concatenate(o).shape}" for n, o in zip(names, outs)))
     return 0
+
+
+def _artifact_report(path: Path) -> dict:
+    """An artifact's ``report.json``, checked for what ``run`` reads."""
+    try:
+        rep = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QCompileError(f"{path} is not valid JSON ({type(e).__name__}: {e}); the artifact is damaged") from None
+    ok = isinstance(rep, dict) and isinstance(rep.get("build"), dict) and "target" in rep["build"] \
+        and isinstance(rep.get("model"), dict) and isinstance(rep["model"].get("inputs"), list) \
+        and all(isinstance(s, dict) and "name" in s and isinstance(s.get("shape"), list) for s in rep["model"]["inputs"])
+    if not ok:
+        raise QCompileError(f"{path} lacks build.target or model.inputs: not a complete qcompile report")
+    return rep
+
+
+def _check_library(lib: Path) -> None:
+    """``model.so`` must be a whole ELF file: a truncated one crashes the process (SIGBUS)
+    when loaded, so its section table is checked against the file size first."""
+    import struct
+
+    size = lib.stat().st_size
+    with open(lib, "rb") as f:
+        head = f.read(64)
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+        raise QCompileError(f"{lib} is not a 64-bit ELF shared library; the artifact is damaged")
+    end = "<" if head[5] == 1 else ">"
+    shoff, = struct.unpack(end + "Q", head[40:48])
+    shentsize, shnum = struct.unpack(end + "HH", head[58:62])
+    if shoff + shentsize * shnum > size:
+        raise QCompileError(f"{lib} is truncated ({size} bytes, its section table ends at "
+                            f"{shoff + shentsize * shnum}); the artifact is damaged")
 
 
 def _main_assets(argv) -> int:

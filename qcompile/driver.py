@@ -41,7 +41,8 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     seconds = {}
     try:  # the output's folder is made (and proven writable) before any work
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        _remove_stale_temporaries(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
     except OSError as e:
         raise QCompileError(f"cannot create output folder {out}: {e.strerror or e}") from None
     try:
@@ -104,6 +105,22 @@ def is_artifact(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(rep, dict) and ARTIFACT_MARKER in rep
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary folders (``.OUT.<pid>.*``) left beside ``OUT`` by a killed compile: removed
+    when their process is gone (a live one may be a concurrent compile)."""
+    for p in out.parent.glob(f".{out.name}.*.*"):
+        parts = p.name[len(out.name) + 2:].split(".")
+        if not p.is_dir() or not parts[0].isdigit() or parts[0] == "old":
+            continue
+        pid = int(parts[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 def check_output_folder(out: Path) -> None:

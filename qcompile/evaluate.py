@@ -51,24 +51,51 @@ class Reference:
         return [o.numpy() for o in out]
 
 
-def check_inputs(model: Model, data: dict) -> None:
+def conform_dtype(name: str, arr: np.ndarray, want: str, what: str = "data") -> np.ndarray:
+    """``arr`` as the model input's dtype when the cast loses nothing (float64 data that is
+    float32-exact is not required: any finite float data casts to a float input, with its
+    rounding; integers cast where every value fits); else a one-line refusal."""
+    want = np.dtype(want)
+    if arr.dtype == want:
+        return arr
+    if want.kind == "f" and arr.dtype.kind in "fiub":
+        out = arr.astype(want)
+        if arr.dtype.kind == "f" and not np.isfinite(out[np.isfinite(arr)]).all():
+            raise QCompileError(f"{what} input '{name}' ({arr.dtype}) has values out of {want}'s range")
+        return out
+    if want.kind in "iub" and arr.dtype.kind in "iub":
+        info = np.iinfo(want) if want.kind != "b" else None
+        if info is None or arr.size == 0 or (arr.min() >= info.min and arr.max() <= info.max):
+            return arr.astype(want)
+    raise QCompileError(f"{what} input '{name}' is {arr.dtype}, the model takes {want}",
+                        hint="save the array with the model input's dtype")
+
+
+def check_inputs(model: Model, data: dict) -> dict:
+    """``data`` with every model input checked (present, rank, fixed dims, finite) and cast
+    to the input's dtype where that loses nothing."""
     names = [s.name for s in model.inputs]
     missing = [n for n in names if n not in data]
     if missing:
         raise QCompileError(f"data lacks model input(s) {', '.join(missing)}", hint=f"it has: {', '.join(data)}")
+    data = dict(data)
     for s in model.inputs:
-        arr = data[s.name]
+        arr = data[s.name] = conform_dtype(s.name, np.asarray(data[s.name]), s.dtype)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).sum())
+            raise QCompileError(f"data input '{s.name}' has {bad} NaN/Inf value(s)")
         if arr.ndim != len(s.shape):
             raise QCompileError(f"input '{s.name}' needs rank {len(s.shape)} {s.shape}, data has shape {arr.shape}")
         for d, (want, have) in enumerate(zip(s.shape[1:], arr.shape[1:]), start=1):
             if isinstance(want, int) and want > 0 and want != have:
                 raise QCompileError(f"input '{s.name}' dim {d} must be {want}, data has {have} (shape {arr.shape})")
+    return data
 
 
 def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
             progress: bool = True) -> dict:
     """Run artifact and reference on ``data`` in batches; return metrics per output."""
-    check_inputs(model, data)
+    data = check_inputs(model, data)
     labels = data.get("labels")
     if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
         raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
@@ -85,6 +112,13 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
         lab = feed.get("labels")
         ref = reference(feed)
         for i, (g, r) in enumerate(zip(got, ref)):
+            for who, arr in (("the artifact", g), ("the float reference", r)):
+                arr = np.asarray(arr)
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    name = model.outputs[i] if i < len(model.outputs) else f"output{i}"
+                    raise QCompileError(f"{who} gives {int((~np.isfinite(arr)).sum())} NaN/Inf value(s) in output "
+                                        f"'{name}' on the evaluation data: no figure is computed from them",
+                                        hint="check the model's weights (an Inf weight makes every output NaN)")
             g64, r64 = g.astype(np.float64).ravel(), np.asarray(r, np.float64).ravel()
             a = acc.setdefault(i, {"max_abs_err": 0.0, "dot": 0.0, "gg": 0.0, "rr": 0.0, "agree": 0, "rows": 0,
                                    "correct": 0, "ref_correct": 0})

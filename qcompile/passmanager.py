@@ -184,6 +184,8 @@ class PassManager:
                 return tvm_pass(mod)
         except Exception as e:  # noqa: BLE001 - becomes a one-line PassError
             e = raised[0] if raised else e
+            if isinstance(e, KeyboardInterrupt):  # Ctrl-C inside a pass: an interrupt, not a failed pass
+                raise KeyboardInterrupt from None
             if isinstance(e, QCompileError):
                 raise e from None
             binding, cause, root = None, e, e

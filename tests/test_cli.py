@@ -74,7 +74,8 @@ def _unsupported_model(path):
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "unsupported", "bad-eval-shape", "bad-pipeline",
-                                  "bad-input-shape", "tune-without-db", "missing-tune-db", "tune-cuda"])
+                                  "bad-input-shape", "tune-without-db", "missing-tune-db", "tune-cuda",
+                                  "nan-eval-data", "inf-weight", "complex-eval-data"])
 def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx, case):
     out = tmp_path / "out"
     out.mkdir()  # a previous artifact, which a failed compile must leave as it was
@@ -106,6 +107,27 @@ def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx,
         extra, expect = ["--tune-db", tmp_path / "nodb"], "no tuning database"
     elif case == "tune-cuda":
         extra, expect = ["--target", "cuda", "--tune", "8", "--tune-db", tmp_path / "db"], "llvm only"
+    elif case in ("nan-eval-data", "inf-weight"):
+        from qcompile.models.tiny import encoder_inputs
+
+        x, mask = (t.numpy() for t in encoder_inputs(b=4, seed=1))
+        if case == "nan-eval-data":
+            x[1, 0, 0] = np.nan
+        else:  # before: all-NaN outputs summarized as "cosine nan, max |err| 0, top-1 agreement 100 %"
+            proto = onnx.load(str(model))
+            init = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+            arr = onnx.numpy_helper.to_array(init).copy()
+            arr.flat[0] = np.inf
+            init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+            model = tmp_path / "inf.onnx"
+            onnx.save(proto, str(model))
+        ev = tmp_path / "ev.npz"
+        np.savez(ev, x=x, mask=mask)
+        extra, expect = ["--eval-data", ev], "NaN/Inf"
+    elif case == "complex-eval-data":
+        ev = tmp_path / "ev.npz"
+        np.savez(ev, x=np.zeros((2, 3, 3), np.complex64), mask=np.zeros((2, 1, 1, 3), np.float32))
+        extra, expect = ["--eval-data", ev], "complex64"
     rc, _, err = compile_(capsys, model, "-o", out, "-q", *extra)
     assert rc == 2
     lines = err.strip().splitlines()
@@ -166,3 +188,71 @@ def test_output_folder_replaces_a_previous_artifact(tmp_path, capsys, tiny_encod
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_run_boundary(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):
+    """`qcompile run` checks what it is given before TVM sees it: one line and exit 2 for a
+    damaged artifact (malformed or incomplete report.json, truncated model.so: before, a
+    JSONDecodeError, a KeyError or SIGBUS), inputs of the wrong rank or with no samples, an
+    output in a missing folder; float64 inputs for a float32 model are cast (before: a TVM
+    'Check failed: ptr->dtype == dtype')."""
+    import shutil
+
+    art = tmp_path / "art"
+    assert compile_(capsys, tiny_encoder_onnx, "-o", art, "-q")[0] == 0
+    data = dict(np.load(tiny_encoder_eval))
+    f64 = tmp_path / "f64.npz"
+    np.savez(f64, x=data["x"].astype(np.float64), mask=data["mask"].astype(np.float64))
+    rc, out, err = compile_(capsys, "run", art, "--inputs", f64, "--output", tmp_path / "r.npz")
+    assert rc == 0, err
+    sess = ort.InferenceSession(str(tiny_encoder_onnx), providers=["CPUExecutionProvider"])
+    (got,) = np.load(tmp_path / "r.npz").values()
+    np.testing.assert_allclose(got, sess.run(None, data)[0], rtol=1e-4, atol=1e-5)
+
+    def refused(folder, inputs, output, expect):
+        rc, _, err = compile_(capsys, "run", folder, "--inputs", inputs, "--output", output)
+        lines = err.strip().splitlines()
+        assert rc == 2 and lines[0].startswith("qcompile: error:") and len(lines) <= 2, err
+        assert expect in err, err
+        assert not Path(output).exists()
+
+    from pathlib import Path
+
+    for name, mutate, expect in [
+        ("badjson", lambda d: (d / "report.json").write_text("{not json"), "not valid JSON"),
+        ("empty", lambda d: (d / "report.json").write_text("{}"), "not a complete qcompile report"),
+        ("trunc", lambda d: (d / "model.so").write_bytes((d / "model.so").read_bytes()[:4096]), "truncated"),
+    ]:
+        broken = tmp_path / name
+        shutil.copytree(art, broken)
+        mutate(broken)
+        refused(broken, tiny_encoder_eval, tmp_path / f"{name}.npz", expect)
+    rank = tmp_path / "rank.npz"
+    np.savez(rank, x=data["x"][:, 0], mask=data["mask"])
+    refused(art, rank, tmp_path / "o1.npz", "rank")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=data["x"][:0], mask=data["mask"][:0])
+    refused(art, empty, tmp_path / "o2.npz", "0 samples")
+    refused(art, tiny_encoder_eval, tmp_path / "missing" / "o3.npz", "does not exist")
+
+
+def test_interrupt_in_a_pass_and_stale_temporaries(tmp_path, capsys, monkeypatch, tiny_encoder_onnx):
+    """Ctrl-C inside a pass (which runs under TVM's FFI) is an interrupt: exit 130,
+    'interrupted', no temporary folder left (before: "pass 'canonicalize' failed:
+    RuntimeError", exit 2). A temporary folder left by a killed compile (its process gone)
+    is removed by the next compile into the same OUT."""
+    from qcompile.passes.canonicalize import Canonicalize
+
+    stale = tmp_path / ".out.999999999.abcd"
+    stale.mkdir()
+    (stale / "model.so").write_bytes(b"half written")
+
+    def interrupted(self, mod, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Canonicalize, "transform", interrupted)
+    rc, _, err = compile_(capsys, tiny_encoder_onnx, "-o", tmp_path / "out", "-q")
+    assert rc == 130 and "interrupted" in err and "failed" not in err
+    assert not stale.exists()
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
