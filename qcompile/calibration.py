@@ -289,11 +289,12 @@ class Calibration:
             if missing:
                 raise QCompileError(f"calibration data lacks input(s) {', '.join(missing)}",
                                     hint=f"it has: {', '.join(feed) or 'nothing'}")
-            outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(by_param[p])) for p in params])
-            for value, collectors in zip(list(outs)[1:], requests.values()):
-                arr = value.numpy()
-                for c in collectors:
-                    c.update(arr)
+            for part in _model_batches(mod["main"], by_param, params):
+                outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(part[p])) for p in params])
+                for value, collectors in zip(list(outs)[1:], requests.values()):
+                    arr = value.numpy()
+                    for c in collectors:
+                        c.update(arr)
             seen += 1
             bar.update()
             try:
@@ -304,6 +305,41 @@ class Calibration:
         if seen == 0:
             raise QCompileError("calibration data is empty")
         return requests
+
+
+def _model_batches(func, feed: dict, params: list):
+    """``feed`` checked against ``main``'s parameters (dtype cast where lossless, rank, static
+    dims, finite values) and split into the model's fixed batch where it has one (samples
+    are along the first axis, as for evaluation): a mismatch is one line, never TVM's
+    ``match_cast`` error."""
+    from .evaluate import conform_dtype
+
+    out, fixed = {}, None
+    for p in func.params:
+        if p.name not in feed or not isinstance(p.ty, relax.TensorType):
+            continue
+        arr = conform_dtype(p.name, np.asarray(feed[p.name]), str(p.ty.dtype), what="calibration")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise QCompileError(f"calibration input '{p.name}' has {int((~np.isfinite(arr)).sum())} NaN/Inf value(s)")
+        dims = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in p.ty.shape]
+        if arr.ndim != len(dims):
+            raise QCompileError(f"calibration input '{p.name}' has shape {arr.shape}, the model takes rank {len(dims)}")
+        for d, (want, have) in enumerate(zip(dims[1:], arr.shape[1:]), start=1):
+            if want is not None and want != have:
+                raise QCompileError(f"calibration input '{p.name}' dim {d} is {have}, the model takes {want}")
+        if dims and dims[0] is not None and dims[0] > 0:
+            fixed = dims[0]
+        out[p.name] = arr
+    n = {len(v) for v in out.values() if np.ndim(v)}
+    if fixed is None or n == {fixed} or not n:
+        yield {**feed, **out}
+        return
+    total = n.pop()
+    if total % fixed:
+        raise QCompileError(f"calibration batch of {total} samples does not split into the model's fixed batch "
+                            f"of {fixed}", hint=f"use a multiple of {fixed} samples (--batch {fixed})")
+    for i in range(0, total, fixed):
+        yield {**feed, **{k: v[i:i + fixed] for k, v in out.items()}}
 
 
 class Collected:

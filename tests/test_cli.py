@@ -256,3 +256,31 @@ def test_interrupt_in_a_pass_and_stale_temporaries(tmp_path, capsys, monkeypatch
     assert not stale.exists()
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_calibration_samples_split_into_fixed_batch(tmp_path, tiny_encoder):
+    """A fixed-batch model calibrated with more samples than its batch: the samples are
+    split into the model's batch, as evaluation does (before: a TVM match_cast traceback,
+    exit 1); a count that does not split, and NaN in calibration data, are one line naming
+    the input (before: 'dyadic multiplier must be finite' from inside the pass)."""
+    import qcompile as qc
+    from qcompile.calibration import Calibration, MinMax
+    from qcompile.errors import QCompileError
+    from qcompile.models.tiny import encoder_inputs, export_onnx
+
+    m, inp = tiny_encoder
+    b = inp[0].shape[0]
+    mod = qc.PassManager(qc.pipeline("none")).run(
+        qc.load(export_onnx(m, inp, tmp_path / "fixed.onnx", ["x", "mask"], dynamic_batch=False)).mod)
+    x, mask = (t.numpy() for t in encoder_inputs(b=4 * b, seed=3))
+    param = mod["main"].params[0]
+    got = Calibration({"x": x, "mask": mask}, batch=4 * b, progress=False).collect(mod, {param: [MinMax()]})
+    (mm,) = got[param]
+    assert mm.min == float(x.min()) and mm.max == float(x.max())  # every sample seen, in batches of b
+    if b > 1:
+        with pytest.raises(QCompileError, match="fixed batch"):
+            Calibration({"x": x[:b + 1], "mask": mask[:b + 1]}, batch=b + 1, progress=False).collect(
+                mod, {param: [MinMax()]})
+    x[0, 0, 0] = np.nan
+    with pytest.raises(QCompileError, match="calibration input 'x' has 1 NaN"):
+        Calibration({"x": x, "mask": mask}, batch=4 * b, progress=False).collect(mod, {param: [MinMax()]})
