@@ -214,7 +214,10 @@ def _materialize_full(func):
         shape = shape_of(call)
         if shape is None or not all(isinstance(d, int) for d in shape):
             return call
-        return relax.const(np.full(shape, const_value(m[fill]), dtype=str(call.ty.dtype)))
+        dtype = str(getattr(call.attrs, "dtype", "") or "") or str(call.ty.dtype)
+        if dtype in ("", "void"):
+            dtype = str(m[fill].ty.dtype)
+        return relax.const(np.full(shape, const_value(m[fill]), dtype=dtype))
 
     return rewrite(pat, fn, func)
 
@@ -447,7 +450,20 @@ def _channel_scale_into_linear(func):
         return O.add(O.matmul(m[x], relax.const(wv * gv)), relax.const((bv.reshape(-1) * gv).astype(bv.dtype)))
 
     func = rewrite(comm(mul, biased, g), with_bias, func)
-    return rewrite(comm(mul, lin, g), plain, func)
+    func = rewrite(comm(mul, lin, g), plain, func)
+    # torch.export flattens the tokens around a linear layer: (x @ W + b).reshape(..) * g
+    shp = wildcard()
+    for inner, fn in ((biased, with_bias), (lin, plain)):
+        rp = is_op("relax.reshape")(inner, shp)
+
+        def through_reshape(call, m, fn=fn, rp=rp, inner=inner):
+            r, src = m[rp], m[inner]
+            if shape_of(r) is None or shape_of(src) is None or shape_of(r)[-1] != shape_of(src)[-1]:
+                return call
+            new = fn(src, m)
+            return call if new is src else O.reshape(new, m[shp])
+        func = rewrite(comm(mul, rp, g), through_reshape, func)
+    return func
 
 
 # ----------------------------------------------------------------------------- idioms
@@ -706,11 +722,11 @@ def canonicalize_passes() -> list:
         _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul,
-                       _channel_scale_into_linear),
+        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms),
+        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms,
+                       _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,
         T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),

@@ -82,9 +82,11 @@ def split_heads(mod) -> tuple[tvm.IRModule, int]:
         axis = int(value.attrs.axis)
         axis = axis + len(shape_of(src)) if axis < 0 else axis
         dim = shape_of(src)[axis]
-        i = min(max(int(const_value(value.args[1])), 0), dim - 1)  # mode="clip"
+        idx = const_value(value.args[1])
+        i = min(max(int(idx.reshape(-1)[0]), 0), dim - 1)  # mode="clip"
         part = bb.emit(relax.op.strided_slice(src, axes=[axis], begin=[i], end=[i + 1]))
-        return relax.op.squeeze(part, axis=[axis])
+        # a scalar index drops the axis; a one-element index (Falcon's key head) keeps it
+        return relax.op.squeeze(part, axis=[axis]) if idx.ndim == 0 else part
 
     mod = rebuild_main(mod, on_binding, env=env)
     return relax.transform.DeadCodeElimination(["main"])(mod), len(found)
