@@ -1,6 +1,7 @@
 """The architecture zoo matrix: every applicable pipeline on every tiny zoo model (Optimum
 exports committed under tests/zoo, symbolic dims, decoders also from an empty past),
-compiled for llvm and compared with onnxruntime on the float model.
+compiled for llvm and compared with onnxruntime on the float model; and a torch.export
+column (the live transformers model through qc.load, `none`, compared with torch).
 
     python benchmarks/zoo.py [--models llama,bert] [--pipelines none,rotate]
         -> benchmarks/results/zoo.json, and the README matrix printed as Markdown
@@ -21,8 +22,14 @@ from common import header, write_json  # noqa: E402
 
 from qcompile.models import zoo  # noqa: E402
 
-ALL = sorted({p for ps in zoo.PIPELINES.values() for p in ps}, key=lambda p: ["none", "rotate", "kv-prerope", "bfp",
-                                                                          "rotate+kv-prerope", "int-only"].index(p))
+ORDER = ["none", "rotate", "k-sort", "kv-prerope", "bfp", "rotate+kv-prerope", "int-only"]
+#: the torch.export column: the `none` pipeline on the live transformers model through qc.load
+TORCH = "torch.export"
+ALL = sorted({p for ps in zoo.PIPELINES.values() for p in ps}, key=ORDER.index) + [TORCH]
+
+
+def _gap(name, p):
+    return zoo.TORCH_GAPS.get(name) if p == TORCH else zoo.GAPS.get((name, p))
 
 
 def markdown(results: dict) -> str:
@@ -39,8 +46,8 @@ def markdown(results: dict) -> str:
                 cells.append(f"pass ({r['cosine']:.6f})")
             else:
                 kind = "refused" if r["status"] == "refused" and (name, p) in zoo.REFUSED else \
-                    "gap" if (name, p) in zoo.GAPS else r["status"]
-                why = zoo.REFUSED[(name, p)][1] if kind == "refused" else zoo.GAPS.get((name, p), "")
+                    "gap" if _gap(name, p) else r["status"]
+                why = zoo.REFUSED[(name, p)][1] if kind == "refused" else (_gap(name, p) or "")
                 notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
                 cells.append(f"{kind} [{len(notes)}]")
         lines.append(f"| {name} ({zoo.ZOO[name].kind}) | " + " | ".join(cells) + " |")
@@ -67,9 +74,9 @@ def main() -> int:
         arch = zoo.ZOO[name]
         row = results.setdefault(name, {})
         for p in a.pipelines.split(","):
-            if p not in zoo.PIPELINES[arch.kind]:
+            if p != TORCH and p not in zoo.PIPELINES[arch.kind]:
                 continue
-            r = zoo.check(arch.onnx, p, arch.kind)
+            r = zoo.check_torch(name) if p == TORCH else zoo.check(arch.onnx, p, arch.kind)
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     out["models"] = results

@@ -38,6 +38,17 @@ first, where ``n`` is (``criterion``):
   channels (the low RoPE frequencies), so sorting by the key alone gathers the large
   queries with the large keys, the costliest grouping; sorting by ``k/q`` gives the
   channels the queries weigh most the blocks with the smallest keys.
+
+**Which graphs.** The analysis follows element ids through data movement
+(:mod:`qcompile.analysis.moves`), so it is written for the class of decoder, not one export:
+the KV head of every attention head slot is pushed from the cache concat (GQA as a K/V
+repeat, or queries grouped by KV head, or MQA broadcast by the attention's matmuls); q/k/v
+may be slices of one fused projection; the heads may sit on axis 1 or 2 where RoPE applies;
+**partial rotary** (RoPE on the first ``r`` channels, the rest passed through) sorts rotary
+pairs among the first ``r`` channels and the pass-through channels freely among the rest;
+**no RoPE** (learned positions) sorts key channels freely; a per-head **RMSNorm on q or k**
+(Qwen3) keeps its statistic (a sum of squares, invariant under signed permutation) and
+gets one gain per head, ``γ[perm]``.
 """
 from __future__ import annotations
 
@@ -206,7 +217,7 @@ class AttentionLayer:
 
 def _err(layer: int, what: str) -> QCompileError:
     return QCompileError(f"k-sort: layer {layer}: {what}",
-                         hint="k-sort needs q/k/v/o linear layers around each attention and full-width RoPE")
+                         hint="k-sort needs q/k/v/o linear layers around each attention, reached through data movement")
 
 
 def rope_form(g: Graph, call) -> str:

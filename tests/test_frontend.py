@@ -144,3 +144,34 @@ def test_input_shape_accepts_an_empty_past():
     assert parse_input_shapes(["past=1x2x0x16"]) == {"past": (1, 2, 0, 16)}
     with pytest.raises(qc.QCompileError):
         parse_input_shapes(["past=1x-1"])
+
+
+def test_tile_and_expand_over_symbolic_dims(tmp_path):
+    """GPT-J's sin/cos tables: ``Tile`` with constant repeats (TVM froze its output shape in
+    a TIR kernel: the Relax ``tile`` op now), ``Tile`` with repeats computed from ``Shape``
+    over an axis of length 1 (TVM: 'cannot handle ShapeExpr inputs'; it equals ``Expand``),
+    and ``Expand`` to a constant shape over symbolic dims (TVM: 'Var' object has no
+    attribute 'value')."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 4])
+    nodes = [helper.make_node("Unsqueeze", ["x", "ax2"], ["x3"]),                 # [b, s, 1]
+             helper.make_node("Expand", ["x3", "one_one_two"], ["e"]),             # [b, s, 2]
+             helper.make_node("Tile", ["e", "reps_const"], ["t"]),                 # [b, s, 4]
+             helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Gather", ["sx", "zero_s"], ["b0"], axis=0),
+             helper.make_node("Unsqueeze", ["b0", "ax0"], ["b1"]),
+             helper.make_node("Concat", ["b1", "one", "one"], ["reps"], axis=0),    # [b, 1, 1]
+             helper.make_node("Slice", ["t", "zero", "one", "zero"], ["first"]),    # [1, s, 4]
+             helper.make_node("Tile", ["first", "reps"], ["tiled"]),                # [b, s, 4]
+             helper.make_node("Add", ["t", "tiled"], ["y"])]
+    inits = [_i64("ax0", [0]), _i64("ax2", [2]), _i64("one_one_two", [1, 1, 2]), _i64("reps_const", [1, 1, 2]),
+             _i64("zero", [0]), _i64("one", [1]), _i64("zero_s", 0)]
+    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    ops = {getattr(b.value.op, "name", "") for blk in model.mod["main"].body.blocks for b in blk.bindings
+           if hasattr(b.value, "op")}
+    assert "relax.tile" in ops and "relax.call_tir" not in ops
+    for b in (1, 3):
+        feed = {"x": np.arange(b * 5, dtype=np.float32).reshape(b, 5)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_array_equal(got[0], ref[0])

@@ -44,3 +44,15 @@ def test_fixtures_are_the_optimum_exports():
             assert "past_key_values.0.key" in names and any(o.name == "present.0.key" for o in proto.graph.output)
         dims = proto.graph.input[0].type.tensor_type.shape.dim
         assert dims[0].dim_param, f"{name}: batch is not symbolic"
+
+
+def _torch_marks(m):
+    return [pytest.mark.xfail(reason=zoo.TORCH_GAPS[m], strict=True)] if m in zoo.TORCH_GAPS else []
+
+
+@pytest.mark.parametrize("model", [pytest.param(m, marks=_torch_marks(m), id=m) for m in zoo.ZOO])
+def test_zoo_torch_export(model):
+    """The same architectures through the Python API's torch.export path (the installed
+    transformers, no cache, static shapes): loaded, canonicalized, built, equal to torch."""
+    r = zoo.check_torch(model)
+    assert r["status"] == "pass", r

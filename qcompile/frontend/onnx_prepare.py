@@ -91,7 +91,17 @@ def fold_shape_values(proto):
     keep = []
     for node in graph.node:
         if node.op_type == "Tile" and node.input[1] not in consts and _tile_is_broadcast(node, ssi):
-            node.op_type = "Expand"  # TVM's Tile cannot take repeats computed from shapes
+            # TVM's Tile cannot take repeats computed from shapes; Expand can. The length-1
+            # axes are made static first (Reshape with 0 = keep the dim): TVM's broadcast
+            # of a dim it cannot prove to be 1 (a slice's min(1, b)) reads out of bounds
+            dims = ssi.known_vi_[node.input[0]].type.tensor_type.shape.dim
+            shape_name, flat = f"{node.output[0]}__ones", f"{node.output[0]}__static1"
+            graph.initializer.append(numpy_helper.from_array(
+                np.array([1 if d.HasField("dim_value") and d.dim_value == 1 else 0 for d in dims], np.int64),
+                shape_name))
+            keep.append(onnx.helper.make_node("Reshape", [node.input[0], shape_name], [flat]))
+            node.input[0] = flat
+            node.op_type = "Expand"
             folded += 1
         outs = [o for o in node.output if o]
         if node.op_type != "Constant" and outs and all(o in consts for o in outs):
