@@ -64,7 +64,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             "qcompile_version": __import__("qcompile").__version__,
             "tvm_version": tvm.__version__,
             "model": {"name": Path(model_path).name, "path": str(model_path), "source": model.source,
-                      **model.meta,
+                      **{k: v for k, v in model.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
                       "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in model.inputs],
                       "outputs": model.outputs},
             "pipeline": pipeline_spec,
@@ -82,7 +82,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                 report["evaluation_skipped"] = f"a {target} artifact cannot run on this machine"
             else:
                 t = time.perf_counter()
-                ref = Reference(model)
+                ref = Reference(model, module=model.meta.get("module"))
                 ev = compare(art, model, evald, ref, batch=batch, progress=progress)
                 report["evaluation"] = {"reference": "onnxruntime" if model.source == "onnx" else "torch", **ev}
                 seconds["evaluate"] = time.perf_counter() - t

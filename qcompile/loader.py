@@ -63,6 +63,8 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int | None, .
 def load(model, input_shapes: dict | None = None, example_inputs: tuple | None = None) -> Model:
     """Load an ONNX path or a ``torch.nn.Module`` (with ``example_inputs``) into Relax."""
     if isinstance(model, (str, os.PathLike)):
+        if Path(model).is_dir() and (Path(model) / "config.json").exists():
+            return load_hf(Path(model), input_shapes or {})
         return load_onnx(Path(model), input_shapes or {})
     try:
         import torch
@@ -185,6 +187,69 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
                 for s in symbolic) + " (a number per <dim>, or ? to keep it symbolic)"
         raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}", hint=hint) from None
     return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, {"opset": opset})
+
+
+# --------------------------------------------------------------------------- HF folder
+def load_hf(folder: Path, input_shapes: dict) -> Model:
+    """A Hugging Face checkpoint folder (``config.json`` + weights), loaded with
+    ``transformers`` (the ``hf`` extra) and traced by torch.export at the example shapes:
+    ``input_ids``/``attention_mask`` of ``1x16`` for text models (decoders without cache,
+    returning logits), ``pixel_values`` of ``1xCxSxS`` at the config's image size for vision
+    models; ``input_shapes`` (``--input-shape``) changes them. The float reference of
+    ``--eval-data`` is the same torch module."""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        raise QCompileError(f"{folder} is a Hugging Face checkpoint folder; loading it needs transformers",
+                            hint="pip install 'qcompile[hf]' (transformers==5.23.0)") from None
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(folder))
+        arch = (getattr(config, "architectures", None) or [None])[0]
+        cls = getattr(transformers, arch, None) if arch else None
+        cls = cls or transformers.AutoModel
+        hf = cls.from_pretrained(str(folder), attn_implementation="eager").eval()
+    except Exception as e:  # noqa: BLE001 - a bad folder is the user's input
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QCompileError(f"cannot load the Hugging Face checkpoint {folder}: {msg}") from None
+    vision = hasattr(config, "image_size") and hasattr(config, "num_channels") and not hasattr(config, "vocab_size")
+    decoder = bool(arch and arch.endswith("ForCausalLM"))
+
+    def shape(name, default):
+        got = input_shapes.get(name)
+        if got is not None and any(d is None for d in got):
+            raise QCompileError(f"--input-shape {name}: a Hugging Face folder is traced at fixed shapes (no ?)")
+        return tuple(got) if got is not None else default
+
+    if vision:
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = hf
+
+            def forward(self, pixel_values):
+                return self.m(pixel_values=pixel_values)[0]
+
+        size = int(config.image_size) if not isinstance(config.image_size, (list, tuple)) else config.image_size
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        ex = (torch.randn(*shape("pixel_values", (1, int(config.num_channels), *hw))),)
+    else:
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = hf
+
+            def forward(self, input_ids, attention_mask):
+                extra = {"use_cache": False} if decoder else {}
+                return self.m(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
+
+        ids = shape("input_ids", (1, 16))
+        ex = (torch.randint(0, int(getattr(config, "vocab_size", 2)), ids),
+              torch.ones(shape("attention_mask", ids), dtype=torch.int64))
+    module = Wrapped().eval()
+    model = load_torch(module, ex)
+    model.meta.update(module=module, hf_folder=str(folder), architecture=arch or type(hf).__name__)
+    return model
 
 
 # --------------------------------------------------------------------------------- torch

@@ -56,3 +56,30 @@ def test_zoo_torch_export(model):
     transformers, no cache, static shapes): loaded, canonicalized, built, equal to torch."""
     r = zoo.check_torch(model)
     assert r["status"] == "pass", r
+
+
+@pytest.mark.parametrize("name", ["llama", "vit"])
+def test_hf_checkpoint_folder_cli(name, tmp_path, capsys):
+    """`qcompile path/to/hf_folder` (config.json + safetensors, as save_pretrained writes it)
+    loads the model with transformers, traces it with torch.export, and evaluates against the
+    same torch module."""
+    import json
+
+    import numpy as np
+
+    from qcompile.cli import main
+
+    folder = tmp_path / "hf"
+    zoo.hf_model(name).save_pretrained(folder)
+    rng = np.random.default_rng(0)
+    data = {"pixel_values": rng.standard_normal((2, 3, 32, 32)).astype(np.float32)} if zoo.ZOO[name].kind == "vision" \
+        else {"input_ids": rng.integers(0, 256, (2, 16)), "attention_mask": np.ones((2, 16), np.int64)}
+    np.savez(tmp_path / "ev.npz", **data)
+    out = tmp_path / "out"
+    rc = main([str(folder), "--pipeline", "none", "-o", str(out), "--eval-data", str(tmp_path / "ev.npz"),
+               "--batch", "1", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["evaluation"]["reference"] == "torch" and rep["model"]["hf_folder"] == str(folder)
+    (m,) = rep["evaluation"]["outputs"].values()
+    assert m["cosine"] >= 0.999999
