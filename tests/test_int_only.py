@@ -439,3 +439,25 @@ def test_symbolic_length_int_only():
     feed = zoo.onnx_feed(path, batch=2, seq=17, seed=7)
     with pytest.raises(Exception, match="attention length 17 exceeds max_length=16"):
         art.run(*[feed[s.name] for s in model.inputs])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bert", "albert"])
+def test_zoo_encoder_int_accel_matches_llvm(name):
+    """Optimum encoders of the zoo (symbolic sequence, bounded by max_length) through
+    int-only with integer I/O: the int-accel build passes the integer-only verifier and
+    gives the llvm build's integers bit for bit; cuda code is generated (not run here)."""
+    from qcompile.models import zoo
+
+    path = str(zoo.ZOO[name].onnx)
+    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(4)]
+    calib = Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
+    model = qc.load(path)
+    mod = qc.PassManager(qc.pipeline("int-only", {"int-only": {"int_io": True}}), calibration=calib).run(model.mod)
+    ia, cpu = qc.build(mod, "int-accel"), qc.build(mod, "llvm")
+    assert ia.info["verified_integer_only"] is True
+    feed = zoo.onnx_feed(path, batch=2, seq=6, seed=7)
+    args = [feed[s.name] for s in model.inputs]
+    for a, b in zip(ia.run(*args), cpu.run(*args)):
+        np.testing.assert_array_equal(a, b)
+    assert "__global__" in qc.build(mod, "cuda").sources["model.cu"]
