@@ -147,7 +147,7 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
 
     # the nearest dominator with a RoPE between it and the cache (GPT-J: a permute after the
     # partial-rotary concat makes that concat the immediate dominator)
-    pre = idom[key.new]
+    pre = first = idom[key.new]
     chain_vars, chain = chain_from(pre)
     while not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain) and idom.get(pre, pre) is not pre:
         pre = idom[pre]
@@ -155,7 +155,7 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
     if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
         if not need_rope:
             return
-        raise _fail(layer.index, f"no RoPE (qcompile.rope composite) between the key '{pre.name}' and the cache")
+        raise _fail(layer.index, f"no RoPE (qcompile.rope composite) between the key '{first.name}' and the cache")
     layer.key.pre_rope = pre
     layer.key.rope_chain = chain
     layer.key.pre_perm = _layout_perm(pre, key.new, layer.index)
