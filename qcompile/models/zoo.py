@@ -198,6 +198,7 @@ REFUSED = {
     ("gpt2", "kv-prerope"): ("no RoPE", "learned positions: there is no RoPE to quantize before"),
     ("gpt2", "rotate+kv-prerope"): ("no RoPE", "learned positions: there is no RoPE to quantize before"),
     ("bloom", "rotate"): ("embedding LayerNorm", "the embedding LayerNorm's scale and shift sit on the residual path"),
+    ("bloom", "rotate+kv-prerope"): ("embedding LayerNorm", "as bloom / rotate (and BLOOM has no RoPE: ALiBi)"),
     ("roberta", "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path"),
     ("albert", "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path"),
 }
@@ -206,7 +207,7 @@ REFUSED = {
 GAPS = {
     **{("bloom", p): "attention over batch*heads (3-D matmuls, reshapes around the softmax) with an ALiBi bias "
                      "is not recognized as a qcompile.attention composite"
-       for p in ("k-sort", "bfp", "kv-prerope", "rotate+kv-prerope")},
+       for p in ("k-sort", "bfp", "kv-prerope")},
     **{(m, p): "symbolic image size: the position-embedding interpolation resizes to a size computed from the "
                "image shape, which TVM's importer cannot take (fixed with --input-shape pixel_values=?x3x32x32, "
                "as the int-only cell does)"
