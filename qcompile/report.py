@@ -64,6 +64,8 @@ def markdown(rep: dict) -> str:
             acc = (f"{o['top1_accuracy'] * 100:.2f} % / {o['reference_top1_accuracy'] * 100:.2f} %"
                    if "top1_accuracy" in o else "-")
             lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} | {acc} |")
+    if rep.get("evaluation_skipped"):
+        lines += ["", f"Evaluation skipped: {rep['evaluation_skipped']}."]
     lines += ["", f"Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items()), ""]
     return "\n".join(lines)
 
@@ -93,6 +95,8 @@ def summary(rep: dict, out_dir) -> str:
                        f"(reference {o['reference_top1_accuracy'] * 100:.2f} %)")
             rows.append(f"  vs {ev['reference']} on {ev['samples']} samples: {name} cosine {o['cosine']:.7f}, "
                         f"max |err| {o['max_abs_err']:.3g}{t1}")
+    if rep.get("evaluation_skipped"):  # said, not silent: --eval-data was given and not used
+        rows.append(f"  evaluation skipped: {rep['evaluation_skipped']}")
     rows.append(f"  report: {out_dir}/report.md")
     return "\n".join(rows)
 

@@ -55,8 +55,16 @@ def test_compile_llvm_end_to_end(tmp_path, capsys, tiny_encoder_onnx, tiny_encod
 
 def test_cuda_and_int_accel_targets(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):
     out = tmp_path / "cuda"
-    rc, stdout, _ = compile_(capsys, tiny_encoder_onnx, "--target", "cuda", "-o", out, "-q")
+    rc, stdout, _ = compile_(capsys, tiny_encoder_onnx, "--target", "cuda", "-o", out, "-q",
+                             "--eval-data", tiny_encoder_eval)
     assert rc == 0 and (out / "model.cu").exists() and (out / "model.so").exists()
+    from qcompile.backends.cuda import gpu_present
+
+    if gpu_present():
+        assert "cosine" in stdout
+    else:  # --eval-data given and not usable here: said, not skipped silently
+        assert "evaluation skipped: a cuda artifact cannot run on this machine" in stdout
+        assert "Evaluation skipped" in (out / "report.md").read_text()
     # a float model is refused by the integer-only target: one line, exit 2, no folder
     rc, _, err = compile_(capsys, tiny_encoder_onnx, "--target", "int-accel", "-o", tmp_path / "ia", "-q")
     assert rc == 2 and "refuses the build" in err and len(err.strip().splitlines()) <= 2
