@@ -60,8 +60,11 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int | None, .
     return out
 
 
-def load(model, input_shapes: dict | None = None, example_inputs: tuple | None = None) -> Model:
-    """Load an ONNX path or a ``torch.nn.Module`` (with ``example_inputs``) into Relax."""
+def load(model, input_shapes: dict | None = None, example_inputs: tuple | None = None,
+         dynamic_shapes=None) -> Model:
+    """Load an ONNX path, a Hugging Face checkpoint folder, or a ``torch.nn.Module`` (with
+    ``example_inputs``, and torch.export's ``dynamic_shapes`` for dims to keep symbolic)
+    into Relax."""
     if isinstance(model, (str, os.PathLike)):
         if Path(model).is_dir() and (Path(model) / "config.json").exists():
             return load_hf(Path(model), input_shapes or {})
@@ -73,7 +76,7 @@ def load(model, input_shapes: dict | None = None, example_inputs: tuple | None =
     if torch is not None and isinstance(model, torch.nn.Module):
         if example_inputs is None:
             raise QCompileError("a torch.nn.Module needs example_inputs", hint="qc.load(module, example_inputs=(x,))")
-        return load_torch(model, tuple(example_inputs))
+        return load_torch(model, tuple(example_inputs), dynamic_shapes)
     raise QCompileError(f"cannot load a {type(model).__name__}", hint="give an ONNX path or a torch.nn.Module")
 
 
@@ -253,7 +256,10 @@ def load_hf(folder: Path, input_shapes: dict) -> Model:
 
 
 # --------------------------------------------------------------------------------- torch
-def load_torch(module, example_inputs: tuple) -> Model:
+def load_torch(module, example_inputs: tuple, dynamic_shapes=None) -> Model:
+    """A ``torch.nn.Module`` through ``torch.export`` at ``example_inputs``; with
+    ``dynamic_shapes`` (torch.export's: ``{1: Dim("seq")}`` per input, or for a ``*args``
+    forward a one-element tuple of them) those dims stay symbolic in the module."""
     import torch
     from tvm.relax.frontend.torch import from_exported_program
 
@@ -262,14 +268,17 @@ def load_torch(module, example_inputs: tuple) -> Model:
             raise QCompileError(f"weight '{name}' has {int(torch.isnan(p).sum())} NaN value(s)")
     module = module.eval()
     try:
-        ep = torch.export.export(module, example_inputs)
+        ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
         mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QCompileError(f"torch.export/import failed: {type(e).__name__}: {msg}") from None
     mod = promote_integral_scans(mod)
     params = mod["main"].params
-    inputs = [InputSpec(p.name, tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in params]
+    import tvm
+
+    inputs = [InputSpec(p.name, tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else str(d) for d in p.ty.shape),
+                        str(p.ty.dtype)) for p in params]
     return Model(mod, inputs, ["output"], "torch", None, {"example_inputs": example_inputs})
 
 
