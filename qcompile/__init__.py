@@ -7,17 +7,56 @@
 """
 __version__ = "0.1.0"
 
+import importlib  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+
 from . import threads as _threads  # noqa: E402
 
 _threads.set_default()  # before TVM's thread pool starts: all physical cores (see qcompile.threads)
 
-from .build import build  # noqa: E402
-from .calibration import AbsMaxPerChannel, Calibration, Histogram, MinMax  # noqa: E402
-from .canonicalize import canonicalize  # noqa: E402
-from .errors import PassError, QCompileError, UnsupportedOpError  # noqa: E402
-from .loader import load  # noqa: E402
-from .passmanager import Pass, PassContext, PassManager  # noqa: E402
-from .pipelines import pipeline, register, register_pass  # noqa: E402
+# the public API, imported on first use (PEP 562): `qcompile --help` and `--version` answer
+# without importing TVM (seconds); `import qcompile as qc; qc.load(...)` is unchanged
+_LAZY = {"Calibration": "calibration", "MinMax": "calibration",
+         "AbsMaxPerChannel": "calibration", "Histogram": "calibration",
+         "PassError": "errors", "QCompileError": "errors", "UnsupportedOpError": "errors", "load": "loader",
+         "Pass": "passmanager", "PassContext": "passmanager", "PassManager": "passmanager",
+         "pipeline": "pipelines", "register": "pipelines", "register_pass": "pipelines"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qcompile' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """``build`` and ``canonicalize`` are submodules and the API's functions of the same
+    name: the functions win, whenever the submodule is first imported (the import system's
+    binding of the submodule to the package is ignored; ``from .build import ..`` reads
+    ``sys.modules``)."""
+
+    @property
+    def build(self):
+        return importlib.import_module(".build", __name__).build
+
+    @build.setter
+    def build(self, _submodule):
+        pass
+
+    @property
+    def canonicalize(self):
+        return importlib.import_module(".canonicalize", __name__).canonicalize
+
+    @canonicalize.setter
+    def canonicalize(self, _submodule):
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = ["build", "Calibration", "MinMax", "AbsMaxPerChannel", "Histogram", "canonicalize", "QCompileError",
            "PassError", "UnsupportedOpError", "load", "Pass", "PassContext", "PassManager", "pipeline",

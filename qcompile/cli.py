@@ -21,15 +21,21 @@ from pathlib import Path
 from .errors import QCompileError
 
 
+#: the names of qcompile.backends.TARGETS, here so that `--help` imports no TVM (a test
+#: keeps the two equal)
+TARGET_NAMES = ("cuda", "int-accel", "llvm")
+
+
 def _compile_parser() -> argparse.ArgumentParser:
-    from .backends import TARGETS
+    from . import __version__
 
     ap = argparse.ArgumentParser(prog="qcompile", description="Quantization compiler for transformer models (TVM Relax).",
                                  epilog="Other commands: `qcompile run OUT --inputs F.npz --output G.npz`, "
                                         "`qcompile assets fetch [NAME ...]`.")
     ap.add_argument("model", nargs="?", help="ONNX file")
     ap.add_argument("--pipeline", "-p", default="none", help="pipeline name, a+b composition, or a .toml recipe")
-    ap.add_argument("--target", "-t", default="llvm", choices=sorted(TARGETS))
+    ap.add_argument("--version", action="version", version=f"qcompile {__version__}")
+    ap.add_argument("--target", "-t", default="llvm", choices=TARGET_NAMES)
     ap.add_argument("-o", "--out", default="build", help="output folder (default build); written atomically on success. An existing folder is "
                          "replaced only if it is empty or a previous qcompile artifact")
     ap.add_argument("--calib-data", help=".npz of calibration inputs (leading axis = samples); for a decoder "
@@ -55,12 +61,13 @@ def _compile_parser() -> argparse.ArgumentParser:
 
 
 def _main_compile(argv) -> int:
+    a = _compile_parser().parse_args(argv)  # --help and --version before TVM is imported
+
     from .driver import compile_model
     from .loader import parse_input_shapes
     from .pipelines import describe
     from .report import summary
 
-    a = _compile_parser().parse_args(argv)
     if a.list_pipelines:
         print("\n".join(describe()))
         return 0
@@ -77,12 +84,6 @@ def _main_compile(argv) -> int:
 
 
 def _main_run(argv) -> int:
-    import numpy as np
-    import tvm
-
-    from .backends.common import Artifact
-    from .calibration import batches, read_npz
-
     ap = argparse.ArgumentParser(prog="qcompile run",
                                  description="Execute a compiled artifact (llvm, int-accel; cuda where a GPU is present).")
     ap.add_argument("artifact", help="output folder of `qcompile MODEL ... -o OUT`")
@@ -90,6 +91,13 @@ def _main_run(argv) -> int:
     ap.add_argument("--output", required=True, help=".npz to write, one array per model output")
     ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args(argv)
+
+    import numpy as np
+    import tvm
+
+    from .backends.common import Artifact
+    from .calibration import batches, read_npz
+
     folder = Path(a.artifact)
     rep_path, lib = folder / "report.json", folder / "model.so"
     if not rep_path.exists() or not lib.exists():
