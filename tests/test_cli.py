@@ -315,3 +315,19 @@ def test_help_version_and_assets_list_import_no_tvm():
                 "assert 'tvm' not in sys.modules, 'tvm imported'\n" % argv)
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, (argv, r.stderr[-500:])
+
+
+def test_few_calibration_samples_warn(tiny_encoder_onnx, capsys):
+    """Calibration on fewer than 16 samples says so on stderr (one sample cost the ViT's
+    int-only cosine 0.9997 -> 0.949); 16 or more are silent."""
+    import qcompile as qc
+    from qcompile.calibration import FEW_SAMPLES, Calibration, MinMax
+    from qcompile.models.tiny import encoder_inputs
+
+    mod = qc.PassManager(qc.pipeline("none")).run(qc.load(str(tiny_encoder_onnx)).mod)
+    param = mod["main"].params[0]
+    for n, warned in ((2, True), (FEW_SAMPLES, False)):
+        x, mask = (t.numpy() for t in encoder_inputs(b=n, seed=4))
+        Calibration({"x": x, "mask": mask}, batch=8, progress=False).collect(mod, {param: [MinMax()]})
+        err = capsys.readouterr().err
+        assert ("warning: calibration on 2 sample(s) only" in err) == warned, err
