@@ -32,27 +32,20 @@ def __getattr__(name):
     raise AttributeError(f"module 'qcompile' has no attribute {name!r}")
 
 
+def _api_function(name: str) -> property:
+    """The function ``name`` of submodule ``name``; setting it (the import system binding the
+    submodule to the package) is ignored."""
+    get = property(lambda self: getattr(importlib.import_module(f".{name}", __name__), name))
+    return get.setter(lambda self, _submodule: None)
+
+
 class _Package(types.ModuleType):
     """``build`` and ``canonicalize`` are submodules and the API's functions of the same
-    name: the functions win, whenever the submodule is first imported (the import system's
-    binding of the submodule to the package is ignored; ``from .build import ..`` reads
-    ``sys.modules``)."""
+    name: the functions win, whenever the submodule is first imported (``from .build import
+    ..`` reads ``sys.modules``)."""
 
-    @property
-    def build(self):
-        return importlib.import_module(".build", __name__).build
-
-    @build.setter
-    def build(self, _submodule):
-        pass
-
-    @property
-    def canonicalize(self):
-        return importlib.import_module(".canonicalize", __name__).canonicalize
-
-    @canonicalize.setter
-    def canonicalize(self, _submodule):
-        pass
+    build = _api_function("build")
+    canonicalize = _api_function("canonicalize")
 
 
 sys.modules[__name__].__class__ = _Package
