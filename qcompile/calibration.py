@@ -310,7 +310,7 @@ class Calibration:
             import sys
 
             print(f"qcompile: warning: calibration on {samples} sample(s) only: activation ranges from so few "
-                  f"are unreliable (the bundled ViT's int-only cosine: 0.949 with 1 sample, 0.9997 with 256); "
+                  f"are unreliable; "
                   f"{FEW_SAMPLES} or more are advised", file=sys.stderr)
         return requests
 
@@ -324,24 +324,16 @@ def _model_batches(func, feed: dict, params: list):
     dims, finite values) and split into the model's fixed batch where it has one (samples
     are along the first axis, as for evaluation): a mismatch is one line, never TVM's
     ``match_cast`` error."""
-    from .evaluate import conform_dtype
+    from .evaluate import check_array
 
     out, fixed = {}, None
     for p in func.params:
         if p.name not in feed or not isinstance(p.ty, relax.TensorType):
             continue
-        arr = conform_dtype(p.name, np.asarray(feed[p.name]), str(p.ty.dtype), what="calibration")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise QCompileError(f"calibration input '{p.name}' has {int((~np.isfinite(arr)).sum())} NaN/Inf value(s)")
         dims = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in p.ty.shape]
-        if arr.ndim != len(dims):
-            raise QCompileError(f"calibration input '{p.name}' has shape {arr.shape}, the model takes rank {len(dims)}")
-        for d, (want, have) in enumerate(zip(dims[1:], arr.shape[1:]), start=1):
-            if want is not None and want != have:
-                raise QCompileError(f"calibration input '{p.name}' dim {d} is {have}, the model takes {want}")
+        out[p.name] = check_array(p.name, feed[p.name], dims, str(p.ty.dtype), what="calibration")
         if dims and dims[0] is not None and dims[0] > 0:
             fixed = dims[0]
-        out[p.name] = arr
     n = {len(v) for v in out.values() if np.ndim(v)}
     if fixed is None or n == {fixed} or not n:
         yield {**feed, **out}

@@ -121,21 +121,13 @@ def _main_run(argv) -> int:
     missing = [s["name"] for s in specs if s["name"] not in data]
     if missing:
         raise QCompileError(f"{a.inputs} lacks input(s) {', '.join(missing)}")
-    from .evaluate import conform_dtype
+    from .evaluate import check_array
 
     io = (rep.get("io") or {}).get("inputs") or {}
     for s_ in specs:
         arr = data[s_["name"]]
         want = (io.get(s_["name"]) or {}).get("dtype") or s_.get("dtype") or str(arr.dtype)
-        arr = data[s_["name"]] = conform_dtype(s_["name"], arr, want, what=str(a.inputs))
-        shape = s_["shape"]
-        if arr.ndim != len(shape):
-            raise QCompileError(f"{a.inputs}: input '{s_['name']}' has shape {arr.shape}, the artifact takes rank "
-                                f"{len(shape)} {shape}")
-        for d, (want_d, have) in enumerate(zip(shape[1:], arr.shape[1:]), start=1):
-            if isinstance(want_d, int) and want_d > 0 and want_d != have:
-                raise QCompileError(f"{a.inputs}: input '{s_['name']}' dim {d} is {have}, the artifact takes "
-                                    f"{want_d} (shape {shape})")
+        arr = data[s_["name"]] = check_array(s_["name"], arr, s_["shape"], want, what=str(a.inputs))
         if len(arr) == 0:
             raise QCompileError(f"{a.inputs}: input '{s_['name']}' has 0 samples")
     first = {s["shape"][0] for s in specs if s["shape"]}

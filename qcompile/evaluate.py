@@ -71,25 +71,30 @@ def conform_dtype(name: str, arr: np.ndarray, want: str, what: str = "data") -> 
                         hint="save the array with the model input's dtype")
 
 
+def check_array(name: str, arr, shape, dtype: str, what: str = "data") -> np.ndarray:
+    """One input array against the model's input ``shape`` (ints fixed; anything else, a
+    symbolic dim) and ``dtype``, samples along the first axis: cast where lossless, finite,
+    same rank, fixed dims equal. The one check that evaluation data, calibration data and
+    ``qcompile run`` inputs all go through."""
+    arr = conform_dtype(name, np.asarray(arr), dtype, what)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise QCompileError(f"{what} input '{name}' has {int((~np.isfinite(arr)).sum())} NaN/Inf value(s)")
+    if arr.ndim != len(shape):
+        raise QCompileError(f"{what} input '{name}' has shape {arr.shape}, the model takes rank {len(shape)} "
+                            f"{list(shape)}")
+    for d, (want, have) in enumerate(zip(shape[1:], arr.shape[1:]), start=1):
+        if isinstance(want, int) and want > 0 and want != have:
+            raise QCompileError(f"{what} input '{name}' dim {d} is {have}, the model takes {want} "
+                                f"(shape {list(shape)})")
+    return arr
+
+
 def check_inputs(model: Model, data: dict) -> dict:
-    """``data`` with every model input checked (present, rank, fixed dims, finite) and cast
-    to the input's dtype where that loses nothing."""
-    names = [s.name for s in model.inputs]
-    missing = [n for n in names if n not in data]
+    """``data`` with every model input present and checked (:func:`check_array`)."""
+    missing = [s.name for s in model.inputs if s.name not in data]
     if missing:
         raise QCompileError(f"data lacks model input(s) {', '.join(missing)}", hint=f"it has: {', '.join(data)}")
-    data = dict(data)
-    for s in model.inputs:
-        arr = data[s.name] = conform_dtype(s.name, np.asarray(data[s.name]), s.dtype)
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            bad = int((~np.isfinite(arr)).sum())
-            raise QCompileError(f"data input '{s.name}' has {bad} NaN/Inf value(s)")
-        if arr.ndim != len(s.shape):
-            raise QCompileError(f"input '{s.name}' needs rank {len(s.shape)} {s.shape}, data has shape {arr.shape}")
-        for d, (want, have) in enumerate(zip(s.shape[1:], arr.shape[1:]), start=1):
-            if isinstance(want, int) and want > 0 and want != have:
-                raise QCompileError(f"input '{s.name}' dim {d} must be {want}, data has {have} (shape {arr.shape})")
-    return data
+    return {**data, **{s.name: check_array(s.name, data[s.name], s.shape, s.dtype) for s in model.inputs}}
 
 
 def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,

@@ -318,8 +318,8 @@ def test_help_version_and_assets_list_import_no_tvm():
 
 
 def test_few_calibration_samples_warn(tiny_encoder_onnx, capsys):
-    """Calibration on fewer than 16 samples says so on stderr (one sample cost the ViT's
-    int-only cosine 0.9997 -> 0.949); 16 or more are silent."""
+    """Calibration on fewer than 16 samples says so on stderr (issue #30: one sample gave
+    visibly worse int-only scales); 16 or more are silent."""
     import qcompile as qc
     from qcompile.calibration import FEW_SAMPLES, Calibration, MinMax
     from qcompile.models.tiny import encoder_inputs
