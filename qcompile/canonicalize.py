@@ -36,6 +36,7 @@ from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 from tvm.relax.transform import FusionPattern
 
+from .analysis.moves import slice_params
 from .ir import const_value, shape_of
 from .rewrite import rewrite
 
@@ -109,7 +110,7 @@ def _identity_rewrites(func):
     # concatenated back after RoPE
     def whole_slice(call, m):
         try:
-            *_, strides = _slice_params(call)
+            *_, strides = slice_params(call)
         except (TypeError, ValueError, AttributeError):  # symbolic begin/end: not provably whole
             return call
         return drop_same_shape(call, m) if all(s == 1 for s in strides) else call
@@ -674,19 +675,10 @@ def _inline_rope_shapes(mod, ctx):
     return out
 
 
-def _slice_params(call):
-    """(axes, begin, end, strides) of a strided_slice; in 0.27 they are Tuple arguments."""
-    def ints(t):
-        return [int(getattr(v, "value", v)) for v in t.fields]
-    axes, begin, end = (ints(call.args[i]) for i in (1, 2, 3))
-    strides = ints(call.args[4]) if len(call.args) > 4 else [1] * len(axes)
-    return axes, begin, end, strides
-
-
 def _slices_are_rope(sa, sb, d, form) -> bool:
     """rotate-half: -x[d/2:], x[:d/2]; interleaved: -x[1::2], x[0::2]; both on the last axis."""
     ndim = len(sa.args[0].ty.shape)
-    pa, pb = _slice_params(sa), _slice_params(sb)
+    pa, pb = slice_params(sa), slice_params(sb)
     for axes, *_ in (pa, pb):
         if len(axes) != 1 or axes[0] not in (-1, ndim - 1):
             return False

@@ -484,10 +484,8 @@ def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
     if op == "broadcast_to":  # GQA's repeat of K/V heads: each column id appears once per group
         return np.broadcast_to(x, shape1(out_var)).copy()
     if op == "strided_slice":  # a fused qkv projection split into q, k, v
-        from .canonicalize import _slice_params
-
         try:
-            axes, begin, end, strides = _slice_params(val)
+            axes, begin, end, strides = moves.slice_params(val)
         except (TypeError, ValueError, AttributeError):  # symbolic bounds
             return None
         index = [slice(None)] * x.ndim

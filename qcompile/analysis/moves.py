@@ -50,6 +50,15 @@ def _same(a, b) -> bool:
     return bool(tvm_ffi.structural_equal(a, b))
 
 
+def slice_params(call):
+    """(axes, begin, end, strides) of a strided_slice; in 0.27 they are Tuple arguments."""
+    def ints(t):
+        return [int(getattr(v, "value", v)) for v in t.fields]
+    axes, begin, end = (ints(call.args[i]) for i in (1, 2, 3))
+    strides = ints(call.args[4]) if len(call.args) > 4 else [1] * len(axes)
+    return axes, begin, end, strides
+
+
 def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
     """Input axis of output axis ``ax`` (see module doc). ``reshape_axis(src_dims, dst_dims,
     axis)`` maps an axis through a reshape (the caller's rule for split/merged axes)."""
