@@ -34,6 +34,9 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     tuning_options.check_options(tune, tune_db)
     passes = pipeline(pipeline_spec)  # validate everything cheap before any work
     set_int_io(passes, target, int_io)
+    if target == "int-accel" and any(getattr(p.config, "float_islands", False) for p in passes):
+        raise QCompileError("--target int-accel runs integers only: float_islands cannot be used with it",
+                            hint="drop float_islands, or build for llvm or cuda")
     calib = Calibration(calib_data, batch=batch, progress=progress, window=calib_window) if calib_data else None
     evald = read_npz(eval_data) if eval_data else None
     if evald is not None and eval_limit:

@@ -171,4 +171,13 @@ def technique_lines(notes: dict) -> list[tuple[str, list[str]]]:
         out.append(("KV cache", _kv_lines(notes["kv_cache"])))
     if "weights" in notes:
         out.append(("Block formats for weights and matmul inputs", _weight_lines(notes["weights"])))
+    if notes.get("float_islands"):
+        out.append(("Float islands", _island_lines(notes["float_islands"])))
     return out
+
+
+def _island_lines(islands: list[dict]) -> list[str]:
+    total = sum(i.get("flops_share", 0) for i in islands)
+    return [f"{len(islands)} float island(s), {total * 100:.3g} % of the model's FLOPs, dequantized in and "
+            "requantized (int16) out"] + [f"float island `{i['op']}` at `{i['binding']}` "
+                                          f"({i.get('flops_share', 0) * 100:.3g} % of FLOPs): {i['why']}" for i in islands]

@@ -461,3 +461,112 @@ def test_zoo_encoder_int_accel_matches_llvm(name):
     for a, b in zip(ia.run(*args), cpu.run(*args)):
         np.testing.assert_array_equal(a, b)
     assert "__global__" in qc.build(mod, "cuda").sources["model.cu"]
+
+
+class _TorchEncoder(torch.nn.Module):
+    """``nn.TransformerEncoder`` (packed in-projection, ReLU FFN, post- or pre-norm) between
+    a linear stem and a mean-pooled head; ``pooler_tanh`` adds BERT's tanh pooler, an op
+    without an integer lowering."""
+
+    def __init__(self, norm_first=False, pooler_tanh=False):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.stem = torch.nn.Linear(8, 32)
+        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.pool = torch.nn.Linear(32, 32) if pooler_tanh else None
+        self.head = torch.nn.Linear(32, 5)
+
+    def forward(self, x):
+        h = self.enc(self.stem(x)).mean(1)
+        if self.pool is not None:
+            h = torch.tanh(self.pool(h))
+        return self.head(h)
+
+
+def _torch_encoder_onnx(path, **kw):
+    import warnings
+
+    torch.manual_seed(0)
+    m = _TorchEncoder(**kw).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(1, 6, 8),), str(path), input_names=["x"], output_names=["y"],
+                          dynamo=False, opset_version=17)
+    return m
+
+
+def _calibrated(model, calib, spec="int-only", options=None):
+    passes = qc.pipeline(spec, options)
+    pm = qc.PassManager(passes, calibration=Calibration(calib, batch=1, progress=False))
+    return pm.run(model.mod), pm.records[-1].notes
+
+
+def _cos(a, b):
+    return float((a.ravel() @ b.ravel()) / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_torch_transformer_encoder_int_only(tmp_path, norm_first):
+    """``torch.nn.TransformerEncoderLayer`` exported by ``torch.onnx.export``: its packed
+    in-projection is unflattened and unsqueezed (before the data-movement rule: "op
+    'expand_dims' ... has no integer lowering") and its FFN uses ReLU (before: "op
+    'nn.relu' ... has no integer lowering"). All integer on llvm and on int-accel,
+    bit-equal there, and close to torch."""
+    from qcompile.passes.int_only import count_ops
+
+    path = tmp_path / "enc.onnx"
+    m = _torch_encoder_onnx(path, norm_first=norm_first)
+    rng = np.random.default_rng(0)
+    calib = {"x": rng.standard_normal((32, 6, 8)).astype(np.float32)}
+    model = qc.load(str(path))
+    mod, notes = _calibrated(model, calib)
+    assert len(count_ops(mod["main"])["float"]) == 6  # the input quantization and the output dequantization
+    assert notes["float_islands"] == []
+    art = qc.build(mod, "llvm")
+    xs = rng.standard_normal((8, 1, 6, 8)).astype(np.float32)
+    got = np.concatenate([art.run(x)[0] for x in xs])
+    ref = np.concatenate([m(torch.from_numpy(x)).detach().numpy() for x in xs])
+    assert _cos(got, ref) >= 0.99
+    mod_i, notes_i = _calibrated(model, calib, options={"int-only": {"int_io": True}})
+    xq = intops.quantize_ref(xs[0], notes_i["io"]["inputs"]["x"]["scale"], "int8")
+    ia = qc.build(mod_i, "int-accel")
+    assert ia.info["verified_integer_only"] is True
+    np.testing.assert_array_equal(ia.run(xq)[0], qc.build(mod_i, "llvm").run(xq)[0])
+
+
+def test_float_islands_option(tmp_path):
+    """An op without an integer lowering (BERT's tanh pooler): by default int-only stops,
+    naming the op and binding and pointing at ``float_islands``; with the option (API or a
+    recipe) the op runs in float between a dequantize and a requantize, and the notes and
+    report list the island with its share of the FLOPs. int-accel refuses the option."""
+    from qcompile import driver
+    from qcompile.errors import QCompileError as E
+
+    path = tmp_path / "enc.onnx"
+    m = _torch_encoder_onnx(path, pooler_tanh=True)
+    rng = np.random.default_rng(0)
+    calib = {"x": rng.standard_normal((32, 6, 8)).astype(np.float32)}
+    model = qc.load(str(path))
+    with pytest.raises(E, match=r"op 'tanh' at binding '\w+' has no integer lowering.*float_islands") as e:
+        _calibrated(model, calib)
+    assert len(str(e.value).splitlines()) == 1
+    mod, notes = _calibrated(model, calib, options={"int-only": {"float_islands": True}})
+    (isl,) = notes["float_islands"]
+    assert isl["op"] == "tanh" and 0 < isl["flops_share"] < 0.01
+    assert [f.split(": ")[1] for f in notes["ops"]["float"]].count("tanh") == 1
+    xs = rng.standard_normal((8, 1, 6, 8)).astype(np.float32)
+    got = np.concatenate([qc.build(mod, "llvm").run(x)[0] for x in xs])
+    ref = np.concatenate([m(torch.from_numpy(x)).detach().numpy() for x in xs])
+    assert _cos(got, ref) >= 0.99
+    assert "tanh" in qc.build(mod, "cuda").sources["model.cu"]
+    recipe = tmp_path / "islands.toml"
+    recipe.write_text('[[pass]]\nname = "int-prepare"\n[[pass]]\nname = "int-only"\nfloat_islands = true\n')
+    np.savez(tmp_path / "calib.npz", **calib)
+    rep = driver.compile_model(str(path), str(recipe), "llvm", out=tmp_path / "out", calib_data=tmp_path / "calib.npz",
+                               progress=False)
+    assert [i["op"] for i in rep["passes"][-1]["notes"]["float_islands"]] == ["tanh"]
+    assert "float island" in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(E, match="int-accel runs integers only"):
+        driver.compile_model(str(path), str(recipe), "int-accel", out=tmp_path / "out2",
+                             calib_data=tmp_path / "calib.npz", progress=False)
+    assert not (tmp_path / "out2").exists()

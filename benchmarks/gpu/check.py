@@ -38,7 +38,12 @@ print("cuda exists", dev.exist, dev.device_name if dev.exist else "", flush=True
 
 
 def load(name, art=None):
-    return rvm.VirtualMachine(tvm.runtime.load_module(f"{art or ART}/{name}.so"), dev)
+    path = f"{art or ART}/{name}.so"
+    if not os.path.exists(path) and os.path.exists(path + ".xz"):  # carried compressed (device carry limit)
+        import lzma
+        with lzma.open(path + ".xz") as src, open(path, "wb") as dst:
+            dst.write(src.read())
+    return rvm.VirtualMachine(tvm.runtime.load_module(path), dev)
 
 
 def first(out):

@@ -20,11 +20,7 @@ info = json.load(open(ART + "/build_info.json"))
 res = {"device": dev.device_name, "build": info}
 for name, meta in info.items():
     b = meta["batch"]
-    if not os.path.exists(f"{ART}/{name}.so") and os.path.exists(f"{ART}/{name}.so.xz"):
-        import lzma  # carried compressed: the int8 weights make a 45 MB library
-        with lzma.open(f"{ART}/{name}.so.xz") as src, open(f"{ART}/{name}.so", "wb") as dst:
-            dst.write(src.read())
-    if not os.path.exists(f"{ART}/{name}.so"):
+    if not any(os.path.exists(f"{ART}/{name}.so{x}") for x in ("", ".xz")):
         print(name, "not carried, skipped", flush=True)
         continue
     vm = check.load(name, ART)

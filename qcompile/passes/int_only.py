@@ -50,6 +50,7 @@ from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
 
 from .. import intops
+from ..analysis.flops import binding_flops
 from ..calibration import AbsMaxPerChannel, Histogram, MinMax
 from ..errors import QCompileError
 from ..ir import attention_roles, const_value, shape_of
@@ -162,6 +163,22 @@ class Raw:
     expr: relax.Expr        # a non-float value (ids, masks): copied as is
 
 
+@dataclasses.dataclass
+class TupleOf:
+    fields: list            # a tuple of float-model expressions (each looked up where it is used)
+
+
+@dataclasses.dataclass
+class Lin:
+    """A float tensor computed exactly from an integer one: ``a * float(expr) + b`` (an
+    attention mask cast to float and scaled, ``(1 - float(m)) * min``), kept as the integer
+    tensor and the two numbers until a consumer needs it: an attention turns it into a keep
+    mask, a float island into the float value."""
+    expr: relax.Expr        # integer (or bool) tensor
+    a: float = 1.0
+    b: float = 0.0
+
+
 def _c(v, dt):
     return relax.const(np.asarray(v, dtype=dt), dt)
 
@@ -186,6 +203,9 @@ class IntOnlyConfig:
     int_io: Optional[bool] = None     # None: decided by the target (int-accel: True)
     max_length: int = 512             # bound of a symbolic attention length (Shiftmax's overflow
                                       # bounds choose n by it; checked at run time); 0: refuse one
+    float_islands: bool = False       # an op without an integer lowering runs in float between a
+                                      # dequantize and a requantize (listed in the notes); never on
+                                      # int-accel. False: such an op stops the pass, named
 
 
 FLOATS = ("float16", "float32", "float64", "bfloat16")
@@ -225,6 +245,11 @@ class IntOnly(Pass):
                 out[gv] = f
         out = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
         ctx.notes.update(lowering.notes())
+        if lowering.islands:  # each island's share of the float model's arithmetic
+            work = binding_flops(mod, mod["main"], fill=max(cfg.max_length, 1))
+            total = sum(work.values()) or 1
+            for isl in lowering.islands:
+                isl["flops_share"] = round(work.get(isl["binding"], 0) / total, 6)
         ctx.notes["ops"] = count_ops(out["main"])
         return out
 
@@ -247,6 +272,7 @@ class _Lowering:
         self.notes_shiftmax: list[dict] = []
         self.bounded: list[str] = []   # symbolic attention lengths bounded by max_length
         self.normalized: dict = {}
+        self.islands: list[dict] = []  # float islands (``float_islands``), in graph order
 
     def symbolic_lengths(self, main) -> list:
         """The symbolic attention lengths (last axis of each attention's ``k``), once each,
@@ -417,6 +443,8 @@ class _Lowering:
         return self.bb.get()["main"]
 
     def outputs(self, body):
+        if isinstance(body, relax.Var) and isinstance(self.env.get(body), TupleOf):
+            body = relax.Tuple(self.env[body].fields)  # the output tuple, bound in the dataflow block
         fields = body.fields if isinstance(body, relax.Tuple) else [body]
         res = []
         for f in fields:
@@ -439,6 +467,11 @@ class _Lowering:
             return self.const(value) if str(value.ty.dtype) in FLOATS else Raw(value)
         if isinstance(value, relax.Var):
             return self.env[value]
+        if isinstance(value, relax.Tuple) and any(_is_float_tensor(f) for f in value.fields):
+            return TupleOf(list(value.fields))
+        if isinstance(value, relax.TupleGetItem) and isinstance(self.env.get(value.tuple_value), TupleOf):
+            f = self.env[value.tuple_value].fields[int(value.index)]
+            return self.operand(f)
         if not isinstance(value, relax.Call):
             if not _is_float_tensor(var):
                 return Raw(self.emit(self._subst(value)))
@@ -467,11 +500,21 @@ class _Lowering:
                                     and p in self.mod["main"].params else "fix the image size with --input-shape")
             raise QCompileError(f"int-only: op 'nn.conv2d' at binding '{var.name}' has no integer lowering (only a "
                                 "patch embedding: stride equal to the kernel, no padding, dilation or groups)")
+        if rule is None and self.cfg.float_islands:
+            return self.island(var, value, f"no integer lowering for '{name}'")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), attention, where "
-                                     "(attention masks), concat and data movement (" + ", ".join(sorted(DATA_MOVEMENT)) + ")")
-        return rule(var, value, args)
+                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), relu, attention, "
+                                     "where (attention masks), concat and data movement ("
+                                     + ", ".join(sorted(DATA_MOVEMENT)) + "); " + ISLAND_HINT)
+        try:
+            return rule(var, value, args)
+        except QCompileError as e:  # a form the rule does not lower (e.g. a matmul of two activations)
+            if self.cfg.float_islands:
+                return self.island(var, value, e.message.removeprefix("int-only: "))
+            if e.hint is None:
+                raise QCompileError(e.message, hint=ISLAND_HINT) from None
+            raise
 
     def _subst(self, value):
         def sub(e):
@@ -538,8 +581,33 @@ class _Lowering:
             return self.as_q(x, "int8"), wv
         return Q(self.rescale(v, sj * S, "int8"), S, "int8"), sj[:, None] * wv
 
+    def op_astype(self, var, call, args):
+        if isinstance(args[0], Raw):  # ids or a mask, cast to float: exact, kept integer
+            return Lin(args[0].expr)
+        if isinstance(args[0], (Q, Acc, Lin)) and _is_float_tensor(call.args[0]):
+            return args[0]  # a float -> float cast: the integer form stands for either
+        raise QCompileError(f"int-only: astype at '{var.name}' of a '{type(args[0]).__name__}' value")
+
+    def _lin(self, var, x, c, fn):
+        cv = c.value if isinstance(c, Const) else None
+        if not isinstance(x, Lin) or cv is None or cv.size != 1:
+            raise QCompileError(f"int-only: binding '{var.name}' combines a cast integer tensor with a "
+                                "non-scalar")
+        return Lin(x.expr, *fn(x.a, x.b, float(cv.reshape(()))))
+
+    def op_subtract(self, var, call, args):
+        x, y = args
+        if isinstance(y, Lin):  # c - (a m + b)
+            return self._lin(var, y, x, lambda a, b, c: (-a, c - b))
+        if isinstance(x, Lin):
+            return self._lin(var, x, y, lambda a, b, c: (a, b - c))
+        raise QCompileError(f"int-only: subtract at '{var.name}' has no integer lowering outside cast masks")
+
     def op_add(self, var, call, args):
         a, b = args
+        if isinstance(a, Lin) or isinstance(b, Lin):
+            x, c = (a, b) if isinstance(a, Lin) else (b, a)
+            return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
         if isinstance(a, Const) and not isinstance(b, Const):
             a, b = b, a
         if isinstance(a, Acc) and isinstance(b, Const) and b.value is not None:  # bias: into the accumulator
@@ -585,6 +653,9 @@ class _Lowering:
 
     def op_multiply(self, var, call, args):
         a, b = args
+        if isinstance(a, Lin) or isinstance(b, Lin):
+            x, c = (a, b) if isinstance(a, Lin) else (b, a)
+            return self._lin(var, x, c, lambda a_, b_, c_: (a_ * c_, b_ * c_))
         if isinstance(a, Const):
             a, b = b, a
             cv = const_value(call.args[0])
@@ -678,6 +749,8 @@ class _Lowering:
         ins = [t]
         if "mask" in a:
             m = self.env.get(a["mask"]) if isinstance(a["mask"], relax.Var) else None
+            if isinstance(m, Lin):
+                m = self.lin_mask(var, m)
             if isinstance(m, Mask):
                 ins.append(m.keep)
             elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
@@ -696,6 +769,19 @@ class _Lowering:
         out = self.emit(O.matmul(probs, v.expr, out_dtype="int32"))
         self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
         return Acc(out, np.asarray(v.scale * 2.0 ** -p.B), L * 255.0 * 127.0)
+
+    def lin_mask(self, var, m: Lin) -> Mask:
+        """An additive mask ``a * float(m) + b`` from a 0/1 integer mask (older HF exports:
+        ``(1 - float(mask)) * min``): 0 for one value of ``m``, <= -1e4 for the other. The
+        keep mask is ``m == m0`` (an ``attention_mask`` holds 0/1: other values, for which
+        the float model would add a large positive or infinite bias, count as masked)."""
+        for m0 in (1, 0):
+            if m.a * m0 + m.b == 0 and m.a * (1 - m0) + m.b <= -1e4:
+                dt = _dtype(m.expr)
+                keep = m.expr if dt == "bool" and m0 == 1 else self.emit(O.equal(m.expr, _c(m0, dt)))
+                return Mask(self.emit(O.astype(keep, "int8")))
+        raise QCompileError(f"int-only: attention at '{var.name}' adds {m.a:g} * float(m) + {m.b:g}, which is not "
+                            "a 0/-inf mask of a 0/1 integer tensor")
 
     def kernel(self, op, fn, ins, params):
         self.kernels += 1
@@ -724,6 +810,8 @@ class _Lowering:
 
         if isinstance(src, Const):
             return Const(lambda s, dt: self.emit(rebuild(src.make(s, dt))), src.absmax)
+        if isinstance(src, Lin):
+            return Lin(self.emit(rebuild(src.expr)), src.a, src.b)
         if isinstance(src, Acc) and (src.scale.size == 1 or keeps_last):
             return Acc(self.emit(rebuild(src.expr)), src.scale, src.bound)
         if isinstance(src, Acc):
@@ -752,6 +840,59 @@ class _Lowering:
     def op_broadcast_to(self, var, call, args):
         return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
 
+    # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
+    # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
+    def op_nn_relu(self, var, call, args):
+        return self._move(var, call, args, True)
+
+    def op_nn_max_pool2d(self, var, call, args):
+        return self._move(var, call, args, False)
+
+    op_nn_max_pool1d = op_nn_max_pool2d
+
+    # ------------------------------------------------------------------ float islands
+    def dequantize(self, e):
+        """The float value of operand ``e`` (as the float model had it) from its integer form."""
+        if isinstance(e, tvm.ir.GenericConst) or not isinstance(e, relax.Var):
+            return e
+        v = self.env[e]
+        dt = str(e.ty.dtype) if _is_float_tensor(e) else None
+        if isinstance(v, Raw):
+            return v.expr
+        if isinstance(v, Lin):
+            x = self.emit(O.astype(v.expr, dt))
+            return self.emit(O.add(self.emit(O.multiply(x, _c(v.a, dt))), _c(v.b, dt)))
+        if isinstance(v, Const):
+            if v.value is not None:
+                return _c(v.value, dt)
+            s = v.absmax / 2 ** 30 if v.absmax > 0 else 1.0
+            v = Q(v.make(s, "int32"), s, "int32")
+        if isinstance(v, (Q, Acc)):
+            scale = np.asarray(v.scale, np.float64)
+            return self.emit(O.multiply(self.emit(O.astype(v.expr, dt)), _c(scale, dt)))
+        raise QCompileError(f"int-only: '{e.name}' ({type(v).__name__}) cannot enter a float island at "
+                            f"'{self.binding}'")
+
+    def island(self, var, call, why: str):
+        """``call`` kept in float (``float_islands``): its operands dequantized, its float
+        result requantized to int16 at its calibrated scale. Listed in ``notes['float_islands']``."""
+        if isinstance(call.op, relax.GlobalVar):
+            raise QCompileError(f"int-only: binding '{var.name}' ({why}) cannot be a float island")
+        args = []
+        for a in call.args:
+            if isinstance(a, relax.Tuple):
+                args.append(relax.Tuple([self.dequantize(f) for f in a.fields]))
+            else:
+                args.append(self.dequantize(a))
+        out = self.emit(relax.Call(call.op, args, call.attrs, call.ty_args))
+        self.islands.append({"binding": var.name, "op": call.op.name.removeprefix("relax."), "why": why})
+        if not _is_float_tensor(var):
+            return Raw(out)
+        s = self.scale(var, "int16")
+        t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(out, _c(1.0 / s, str(var.ty.dtype)))),
+                                              _c(0.5, str(var.ty.dtype))))))
+        return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
+
     def op_concat(self, var, call, args):
         s = self.scale(var, "int16")
         tup = call.args[0]
@@ -772,8 +913,11 @@ class _Lowering:
                 "shiftmax": list(self.notes_shiftmax),
                 "symbolic_lengths": {"bound": self.cfg.max_length, "checked_at_run_time": self.bounded}
                 if self.bounded else None,
-                "overflow": {"checked": len(self.overflow), "tightest": worst}}
+                "overflow": {"checked": len(self.overflow), "tightest": worst},
+                "float_islands": self.islands}
 
+
+ISLAND_HINT = "or keep such ops in float with int-only's option float_islands=true (a recipe; llvm and cuda only)"
 
 #: ops that only move, select or repeat values: an integer tensor passes through with its
 #: scale (a per-channel scale only while the last axis stays whole; else it is requantized
