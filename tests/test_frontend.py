@@ -175,3 +175,22 @@ def test_tile_and_expand_over_symbolic_dims(tmp_path):
         feed = {"x": np.arange(b * 5, dtype=np.float32).reshape(b, 5)}
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_resize_to_computed_sizes_with_a_symbolic_batch(tmp_path):
+    """``F.interpolate(x, size=(8, 8))`` exported by torch.onnx with a dynamic batch:
+    ``Resize(x, sizes=concat(shape(x)[:2], [8, 8]))`` (DINOv2 saliency heads). TVM read the
+    symbolic batch of the size shape as an integer ('Var' object has no attribute 'value');
+    only the spatial sizes matter, and they are constants."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2, 8, 8])
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Slice", ["sx", "zero", "two"], ["bc"]),
+             helper.make_node("Concat", ["bc", "hw"], ["sizes"], axis=0),
+             helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
+                              coordinate_transformation_mode="half_pixel")]
+    _model(nodes, [x], [y], [_i64("zero", [0]), _i64("two", [2]), _i64("hw", [8, 8])], tmp_path / "m.onnx")
+    for b in (1, 3):
+        feed = {"x": np.random.default_rng(b).standard_normal((b, 2, 4, 4)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)

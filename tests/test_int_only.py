@@ -495,9 +495,9 @@ def _torch_encoder_onnx(path, **kw):
     return m
 
 
-def _calibrated(model, calib, spec="int-only", options=None):
+def _calibrated(model, calib, spec="int-only", options=None, batch=1):
     passes = qc.pipeline(spec, options)
-    pm = qc.PassManager(passes, calibration=Calibration(calib, batch=1, progress=False))
+    pm = qc.PassManager(passes, calibration=Calibration(calib, batch=batch, progress=False))
     return pm.run(model.mod), pm.records[-1].notes
 
 
@@ -570,3 +570,83 @@ def test_float_islands_option(tmp_path):
         driver.compile_model(str(path), str(recipe), "int-accel", out=tmp_path / "out2",
                              calib_data=tmp_path / "calib.npz", progress=False)
     assert not (tmp_path / "out2").exists()
+
+
+class _LegacyMaskEncoder(torch.nn.Module):
+    """One attention layer whose additive mask is spelled as older HF BERTs (and
+    sentence-transformers' ONNX exports of them) wrote it: ``(1 - float(m)) * finfo.min``,
+    plus masked mean pooling as a second output; the outputs are a tuple."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 16)
+        self.qkv = torch.nn.Linear(16, 48)
+        self.o = torch.nn.Linear(16, 16)
+
+    def forward(self, ids, mask):
+        h = self.emb(ids)
+        q, k, v = self.qkv(h).split(16, -1)
+        add = (1.0 - mask[:, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+        p = torch.softmax(q @ k.transpose(-1, -2) / 4.0 + add, -1)
+        t = torch.nn.functional.layer_norm(self.o(p @ v) + h, (16,))
+        m = mask[..., None].to(torch.float32)
+        return t, (t * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def test_legacy_additive_mask_and_islands_on_tuple_fields(tmp_path):
+    """The mask ``(1 - float(m)) * min`` is an integer keep mask (before: "op 'astype' ...
+    has no integer lowering"); the token output is integer, the masked mean pooling needs
+    float islands (named, and with the option, run in float); a batch-norm island's tuple
+    field is requantized where it is read."""
+    import warnings
+
+    torch.manual_seed(0)
+    m = _LegacyMaskEncoder().eval()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, (32, 1, 7))
+    mask = np.ones((32, 1, 7), np.int64)
+    mask[:, :, 5:] = 0
+    path = tmp_path / "enc.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.from_numpy(ids[0]), torch.from_numpy(mask[0])), str(path), dynamo=False,
+                          input_names=["ids", "mask"], output_names=["tokens", "pooled"], opset_version=17)
+    model = qc.load(str(path))
+    calib = {"ids": ids.reshape(32, 7), "mask": mask.reshape(32, 7)}
+    with pytest.raises(QCompileError, match=r"lv\d+.*float_islands=true"):
+        _calibrated(model, calib)
+    mod, notes = _calibrated(model, calib, options={"int-only": {"float_islands": True}})
+    assert {i["op"] for i in notes["float_islands"]} >= {"sum", "divide"}
+    assert all("matmul" not in i["op"] for i in notes["float_islands"])
+    art = qc.build(mod, "llvm")
+    for i in range(4):
+        got = art.run(ids[i], mask[i])
+        ref = [t.detach().numpy() for t in m(torch.from_numpy(ids[i]), torch.from_numpy(mask[i]))]
+        for g, r in zip(got, ref):
+            assert _cos(g, r) >= 0.99
+
+
+def test_batch_norm_island_tuple_field():
+    """A float island whose op returns a tuple (``nn.batch_norm``: output, mean, var): the
+    field read is requantized at its calibrated scale."""
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(8, 8)
+            self.bn = torch.nn.BatchNorm1d(8)
+            self.b = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.bn(self.a(x))))
+
+    torch.manual_seed(0)
+    m = Head().eval()
+    m.bn.running_mean.uniform_(-1, 1)
+    m.bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(16, 8)
+    model = qc.load(m, example_inputs=(x,))
+    mod, notes = _calibrated(model, {model.inputs[0].name: x.numpy()}, options={"int-only": {"float_islands": True}},
+                              batch=16)
+    assert [i["op"] for i in notes["float_islands"]] == ["nn.batch_norm"]
+    got = qc.build(mod, "llvm").run(x.numpy())[0]
+    assert _cos(got, m(x).detach().numpy()) >= 0.99

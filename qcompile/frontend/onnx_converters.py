@@ -192,6 +192,23 @@ def _broadcasting(cls):
     return Refined
 
 
+class Resize(F.Resize):
+    """``Resize(x, sizes=concat(shape(x)[:2], const))`` with a symbolic batch (torch.onnx's
+    ``F.interpolate(size=...)`` in a segmentation or saliency head): TVM reads every entry
+    of the size shape as an integer (``'Var' object has no attribute 'value'``) although it
+    only uses the spatial ones. The leading (batch, channel) entries are replaced by 1 for
+    the converter; a symbolic *spatial* size still fails there, as it must."""
+
+    @classmethod
+    def _impl_v18(cls, bb, inputs, attr, params):
+        sizes = inputs[3] if len(inputs) > 3 else None
+        if isinstance(sizes, relax.ShapeExpr) and len(sizes.values) > 2 \
+                and all(isinstance(d, tirx.IntImm) for d in sizes.values[2:]):
+            one = tirx.IntImm("int64", 1)
+            inputs = [*inputs[:3], relax.ShapeExpr([one, one, *sizes.values[2:]]), *inputs[4:]]
+        return super()._impl_v18(bb, inputs, attr, params)
+
+
 _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
                  "GreaterOrEqual", "And", "Or", "Xor", "Max", "Min", "Mod", "BitShift")
 
@@ -201,6 +218,7 @@ OVERRIDES = {
     "Gather": Gather,
     "Expand": Expand,
     "Tile": Tile,
+    "Resize": Resize,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
 }
 

@@ -472,6 +472,10 @@ class _Lowering:
         if isinstance(value, relax.TupleGetItem) and isinstance(self.env.get(value.tuple_value), TupleOf):
             f = self.env[value.tuple_value].fields[int(value.index)]
             return self.operand(f)
+        if isinstance(value, relax.TupleGetItem) and isinstance(self.env.get(value.tuple_value), Raw) \
+                and _is_float_tensor(var):  # a field of a float island's tuple (batch_norm's output)
+            t = self.env[value.tuple_value].expr
+            return self.requantize_float(var, self.emit(relax.TupleGetItem(t, int(value.index))))
         if not isinstance(value, relax.Call):
             if not _is_float_tensor(var):
                 return Raw(self.emit(self._subst(value)))
@@ -888,9 +892,12 @@ class _Lowering:
         self.islands.append({"binding": var.name, "op": call.op.name.removeprefix("relax."), "why": why})
         if not _is_float_tensor(var):
             return Raw(out)
-        s = self.scale(var, "int16")
-        t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(out, _c(1.0 / s, str(var.ty.dtype)))),
-                                              _c(0.5, str(var.ty.dtype))))))
+        return self.requantize_float(var, out)
+
+    def requantize_float(self, var, out) -> Q:
+        """The float value ``out`` of ``var`` as int16 at ``var``'s calibrated scale."""
+        s, dt = self.scale(var, "int16"), str(var.ty.dtype)
+        t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(out, _c(1.0 / s, dt))), _c(0.5, dt)))))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
     def op_concat(self, var, call, args):
