@@ -36,10 +36,11 @@ def markdown(rep: dict) -> str:
              f"* pipeline `{rep['pipeline']}`, target `{b['target']}` ({', '.join(f'{k} {len(v) if isinstance(v, list) else v}' for k, v in b['info'].items())})",
              f"* inputs: " + ", ".join(f"`{i['name']}` {i['dtype']}{list(i['shape'])}" for i in m["inputs"]),
              f"* weights: {rep['memory']['weight_bytes_before']:,} B before, {rep['memory']['weight_bytes_after']:,} B after",
-             f"* artifact: {', '.join(b['files'])} ({b['artifact_bytes']:,} B), built in {b['seconds']:.1f} s",
+             f"* artifact: {', '.join(b['files'])} ({b['artifact_bytes']:,} B), built in {rep['seconds']['build']:.1f} s",
              "", "## Passes", "", "| # | pass | time (s) | op changes | IR |", "|---|---|---|---|---|"]
     for p in rep["passes"]:
-        lines.append(f"| {p['index']} | {p['name']} | {p['seconds']:.2f} | {_fmt_ops(p['op_changes'])} | `ir/{p['ir_file']}` |")
+        lines.append(f"| {p['index']} | {p['name']} | {_pass_seconds(rep, p):.2f} | {_fmt_ops(p['op_changes'])} | "
+                     f"`ir/{p['ir_file']}` |")
     if rep["passes"]:
         lines += ["", "Ops after the last pass: " + ", ".join(f"{k} {v}" for k, v in rep["ops_after"].items())]
     for p in rep["passes"]:
@@ -66,15 +67,19 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} | {acc} |")
     if rep.get("evaluation_skipped"):
         lines += ["", f"Evaluation skipped: {rep['evaluation_skipped']}."]
-    lines += ["", f"Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items()), ""]
+    lines += ["", "Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items() if k != "each_pass"), ""]
     return "\n".join(lines)
+
+
+def _pass_seconds(rep: dict, p: dict) -> float:
+    return rep["seconds"]["each_pass"][f"{p['index']:02d}_{p['name']}"]
 
 
 def summary(rep: dict, out_dir) -> str:
     b = rep["build"]
     rows = [f"qcompile: {rep['model']['name']}  pipeline={rep['pipeline']}  target={b['target']}"]
     for p in rep["passes"]:
-        rows.append(f"  {p['index']:>2} {p['name']:<16} {p['seconds']:7.2f} s  {_fmt_ops(p['op_changes'])}")
+        rows.append(f"  {p['index']:>2} {p['name']:<16} {_pass_seconds(rep, p):7.2f} s  {_fmt_ops(p['op_changes'])}")
     for p in rep["passes"]:
         ops = p["notes"].get("ops")
         if ops:
@@ -85,7 +90,7 @@ def summary(rep: dict, out_dir) -> str:
             rows += [f"  {p['name']}: {r}" for r in lines]
     if b["info"].get("verified_integer_only"):
         rows.append("  int-accel verifier: no floating point in the lowered code")
-    rows.append(f"  build {b['seconds']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
+    rows.append(f"  build {rep['seconds']['build']:.1f} s -> {out_dir}/{{{','.join(b['files'])}}} ({b['artifact_bytes'] / 1e6:.1f} MB)")
     ev = rep.get("evaluation")
     if ev:
         for name, o in ev["outputs"].items():
