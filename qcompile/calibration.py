@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import tvm
-from tqdm import tqdm
+from . import progress as _progress
 from tvm import relax
 
 from .errors import QCompileError
@@ -282,7 +282,7 @@ class Calibration:
             feeds, total = iter(self), self.num_batches
         send = getattr(feeds, "send", None)  # a generator source gets each step's outputs back
         seen, samples, feed = 0, 0, next(feeds, None)
-        bar = tqdm(total=total, desc="calibrating", unit="batch", disable=not self.progress)
+        bar = _progress.bar(total, "calibrating", "batch", self.progress)
         while feed is not None:
             by_param = param_feed(params, feed)
             missing = [p for p in params if p not in by_param]

@@ -21,6 +21,7 @@ from .evaluate import Reference, compare
 from .loader import load
 from .passmanager import PassManager
 from .pipelines import pipeline
+from .progress import status
 
 
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
@@ -50,14 +51,17 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         raise QCompileError(f"cannot create output folder {out}: {e.strerror or e}") from None
     try:
         t = time.perf_counter()
+        status(f"loading {model_path}", progress)
         model = load(model_path, input_shapes=input_shapes or {})
         seconds["load"] = time.perf_counter() - t
         pm = PassManager(passes, calibration=calib, ir_dir=tmp / "ir")
+        status(f"running {len(passes)} pass(es): {', '.join(p.name for p in passes)}", progress)
         t = time.perf_counter()
         weights_before = rep_mod.weight_bytes(model.mod)
         mod = pm.run(model.mod)
         seconds["passes"] = time.perf_counter() - t
         t = time.perf_counter()
+        status(f"building for {target}", progress)
         tuning = {"tune_db": tune_db, "tune_trials": tune, "progress": progress} if tune_db else {}
         art = build(mod, target, arch=arch, mcpu=mcpu, **tuning)
         art.io = host_io(pm)

@@ -9,7 +9,7 @@ for the reference.
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
+from .progress import iterate
 
 from .calibration import batches
 from .errors import QCompileError
@@ -112,7 +112,7 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
     data = {k: v[:usable] for k, v in data.items()}
     acc: dict[int, dict] = {}
     order = [s.name for s in model.inputs]
-    for feed in tqdm(batches(data, bs), total=-(-usable // bs), desc="evaluating", unit="batch", disable=not progress):
+    for feed in iterate(batches(data, bs), -(-usable // bs), "evaluating", "batch", progress):
         got = artifact.run(*[feed[k] for k in order])
         lab = feed.get("labels")
         ref = reference(feed)

@@ -378,3 +378,15 @@ def test_few_calibration_samples_warn(tiny_encoder_onnx, capsys):
         Calibration({"x": x, "mask": mask}, batch=8, progress=False).collect(mod, {param: [MinMax()]})
         err = capsys.readouterr().err
         assert ("warning: calibration on 2 sample(s) only" in err) == warned, err
+
+
+def test_status_lines_without_a_terminal(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):
+    """Without -q, each step says what it does on stderr (load, passes, build, evaluation);
+    stderr is not a terminal here, so progress is plain start/end lines, no ``\\r`` redraws."""
+    rc, _, err = compile_(capsys, tiny_encoder_onnx, "-o", tmp_path / "out", "--eval-data", tiny_encoder_eval,
+                          "--batch", "2")
+    assert rc == 0 and "\r" not in err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("qcompile: loading ") and "qcompile: running 1 pass(es): canonicalize" in lines
+    assert "qcompile: building for llvm" in lines and "qcompile: evaluating: 3 batches" in lines
+    assert any(re.fullmatch(r"qcompile: evaluating: 3 batches done in \d+\.\d s", x) for x in lines)
