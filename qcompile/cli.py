@@ -56,6 +56,7 @@ def _compile_parser() -> argparse.ArgumentParser:
                          "(minutes; the default build never tunes)")
     ap.add_argument("--tune-db", metavar="DIR", help="llvm: tuning database to use (and to add to with --tune)")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    ap.add_argument("--debug", action="store_true", help="on an internal error, show its Python traceback")
     ap.add_argument("--list-pipelines", action="store_true", help="list pipelines and exit")
     return ap
 
@@ -223,6 +224,8 @@ def _main_assets(argv) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
         if argv[:1] == ["run"]:
             return _main_run(argv[1:])
@@ -235,6 +238,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("qcompile: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a defect of qcompile or TVM, not of the input: one line, exit 1
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[-1][:300]
+        print(f"qcompile: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     inputs = _onnx_inputs(proto)
     names = [s.name for s in inputs]
     for name, shape in input_shapes.items():
+        shape = tuple(None if d == "?" else d for d in shape)  # "?" or None: keep the model's dim
         if name not in names:
             raise QCompileError(f"--input-shape names '{name}', which is not a model input",
                                 hint=f"inputs are: {', '.join(names)}")
