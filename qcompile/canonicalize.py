@@ -16,7 +16,7 @@ Whatever frontend produced the graph (ONNX or torch.export), after this pipeline
   LayerNorm           ``R.nn.layer_norm``    from ``(x-mean)/sqrt(var+eps)*g+b``
   RMSNorm             ``R.nn.rms_norm``      from ``x*rsqrt(mean(x^2)+eps)*g``
   softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``
-  attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``
+  attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``; ``softmax((QK^T+mask)*s)`` first becomes ``softmax(QK^T*s + mask*s)``
   RoPE                composite ``qcompile.rope``: ``x*cos + rot(x)*sin``, ``rot`` rotate-half
                       or interleaved; partial rotary keeps its slice/concat around the call
   ==================  ====================================================================
@@ -381,6 +381,25 @@ def _mask_idioms(func):
     return rewrite(is_op("relax.astype")(sub(k, is_op("relax.astype")(mi))), not_equal, func)
 
 
+def _mask_before_scale(func):
+    """``softmax((q kT + mask) / s)`` (CodeGen adds the causal mask before scaling) is
+    ``softmax(q kT / s + mask / s)``, the attention form (scale, then mask); equal up to
+    float round-off. Only when the sum feeds a softmax directly."""
+    scores, m, c = is_op("relax.matmul")(wildcard(), wildcard()), wildcard(), is_const()
+    summed = add(scores, m)
+    by_div = div(summed, c)
+
+    def fn(call, mm):
+        cv = _scalar(mm[c])
+        if cv is None or cv == 0:
+            return call
+        dt = str(call.ty.dtype)
+        k = relax.const(1.0 / cv if by_div in mm else cv, dt)
+        return O.nn.softmax(O.add(O.multiply(mm[scores], k), O.multiply(mm[m], k)), axis=int(call.attrs.axis))
+
+    return rewrite(is_op("relax.nn.softmax")(by_div | mul(summed, c)), fn, func)
+
+
 def _scalar(c) -> float | None:
     v = const_value(c)
     return float(v.reshape(())) if v is not None and v.size == 1 and v.dtype.kind == "f" else None
@@ -717,7 +736,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _norms, _softmax, _mask_before_scale, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

@@ -122,3 +122,20 @@ def test_cast_bound_to_the_output_alias():
     mod = qc.PassManager(qc.pipeline("none")).run(model.mod)
     got = qc.build(mod, "llvm").run(x.numpy())[0]
     np.testing.assert_array_equal(got, AnyPositive()(x).numpy())
+
+
+def test_mask_added_before_the_scale(tmp_path):
+    """CodeGen's attention, ``softmax((q kT + mask) / s) v``: the mask is moved behind the
+    scale so the attention composite forms (before: "no attention (qcompile.attention
+    composite) in the model" for k-sort, bfp and kv-prerope); the float graph is unchanged
+    up to round-off."""
+    class Attn(torch.nn.Module):
+        def forward(self, q, k, v, mask):
+            return torch.softmax((q @ k.transpose(-1, -2) + mask) / 4.0, -1) @ v
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 5, 8) for _ in range(3))
+    mask = torch.triu(torch.full((5, 5), -1e9), 1)[None, None]
+    inp = (q, k, v, mask)
+    mod = qc.load(export_onnx(Attn(), inp, tmp_path / "a.onnx", ["q", "k", "v", "mask"])).mod
+    _check(mod, Attn(), inp, {"composite:qcompile.attention": 1, "nn.softmax": 0})

@@ -680,3 +680,38 @@ def test_silu_and_quick_gelu_are_shiftgelu(act):
     mod, notes = _calibrated(model, {model.inputs[0].name: x.numpy()}, batch=32)
     assert notes["float_islands"] == [] and len(notes["ops"]["float"]) == 6
     assert _cos(qc.build(mod, "llvm").run(x.numpy())[0], ref) >= 0.99
+
+
+def test_divide_by_constant_and_mask_multiply():
+    """DeBERTa's spellings: the embedding output multiplied by ``float(attention_mask)`` (an
+    integer select, not a float island) and q divided by a constant (a multiplication by
+    its reciprocal); and an ``arange`` over the symbolic sequence length as an operand (a
+    shape variable, not a tensor of the model: before, a KeyError inside the pass)."""
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(40, 16)
+            self.pos = torch.nn.Embedding(64, 16)
+            self.a = torch.nn.Linear(16, 16)
+
+        def forward(self, ids, mask):
+            pos = torch.arange(ids.shape[1])
+            h = torch.nn.functional.layer_norm(self.emb(ids) + self.pos(pos), (16,))
+            h = h * mask[..., None].to(torch.float32)
+            return self.a(h) / 2.5
+
+    torch.manual_seed(0)
+    m = M().eval()
+    rng = np.random.default_rng(0)
+    ids, mask = rng.integers(0, 40, (16, 7)), np.ones((16, 7), np.int64)
+    mask[:, 5:] = 0
+    seq = torch.export.Dim("seq", min=2, max=64)
+    model = qc.load(m, example_inputs=(torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])),
+                    dynamic_shapes=({1: seq}, {1: seq}))
+    mod, notes = _calibrated(model, {"ids": ids, "mask": mask}, batch=2)
+    assert notes["float_islands"] == []
+    got = qc.build(mod, "llvm").run(ids[:2], mask[:2])[0]
+    ref = m(torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])).detach().numpy()
+    assert _cos(got, ref) >= 0.99
+    # masked positions: h = 0 exactly, so the output is the bias / 2.5 (up to its quantization)
+    np.testing.assert_allclose(got[:, 5:], ref[:, 5:], atol=0.02 * np.abs(ref).max())

@@ -421,9 +421,9 @@ class _Lowering:
     def operand(self, e):
         if isinstance(e, tvm.ir.GenericConst):
             return self.const(e) if str(e.ty.dtype) in FLOATS else Raw(e)
-        if isinstance(e, relax.Var):
+        if isinstance(e, relax.Var) and e in self.env:
             return self.env[e]
-        return Raw(e)
+        return Raw(e)  # a shape variable (arange(0, seq)), a PrimValue, a shape
 
     # ------------------------------------------------------------------ walk
     def run(self):
@@ -682,6 +682,8 @@ class _Lowering:
         a, b = args
         if isinstance(a, Lin) or isinstance(b, Lin):
             x, c = (a, b) if isinstance(a, Lin) else (b, a)
+            if isinstance(c, (Q, Acc)) and x.b == 0:  # activation * float(mask): a select
+                return self.mask_select(var, c, x)
             return self._lin(var, x, c, lambda a_, b_, c_: (a_ * c_, b_ * c_))
         if isinstance(a, Const):
             a, b = b, a
@@ -691,7 +693,7 @@ class _Lowering:
         if cv is None or not isinstance(a, (Q, Acc)):
             raise QCompileError(f"int-only: multiply at '{var.name}' is not by a constant")
         cv = cv.astype(np.float64)
-        last = shape_of(call)[-1]
+        last = shape_of(var)[-1]
         if not (cv.size == 1 or (cv.shape[-1] == cv.size and cv.size == last)):
             raise QCompileError(f"int-only: multiply at '{var.name}' is not per tensor or per last-axis channel")
         cv = cv.reshape(-1)
@@ -704,6 +706,18 @@ class _Lowering:
         src = call.args[0] if isinstance(args[1], Const) else call.args[1]
         norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
         return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
+
+    def op_divide(self, var, call, args):
+        """Division by a constant is multiplication by its reciprocal (DeBERTa scales q by
+        ``1/sqrt(d * scale_factor)`` with a divide)."""
+        a, b = args
+        if not isinstance(b, Const) or b.value is None or not np.all(b.value != 0):
+            raise QCompileError(f"int-only: divide at '{var.name}' is not by a nonzero constant")
+        if isinstance(a, Lin):
+            return self._lin(var, a, b, lambda a_, b_, c_: (a_ / c_, b_ / c_))
+        inv = relax.const((1.0 / b.value).astype(str(call.args[1].ty.dtype)))
+        return self.op_multiply(var, relax.Call(O.multiply(call.args[0], inv).op, [call.args[0], inv]),
+                                [a, self.const(inv)])
 
     # ------------------------------------------------------------------ nonlinear
     def op_nn_layer_norm(self, var, call, args):
@@ -805,6 +819,25 @@ class _Lowering:
         out = self.emit(O.matmul(probs, v.expr, out_dtype="int32"))
         self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
         return Acc(out, np.asarray(v.scale * 2.0 ** -p.B), L * 255.0 * 127.0)
+
+    def mask_select(self, var, v, m: Lin):
+        """``x * (a * float(mask))`` with a 0/1 integer ``mask`` (DeBERTa's embeddings, masked
+        mean pooling): ``where(mask != 0, x, 0)`` at the scale ``a`` times x's. As for additive
+        masks, ``mask`` is taken to hold 0/1."""
+        xm = v.expr
+        if shape_of(m.expr) != shape_of(var):  # broadcast the mask to the product's shape
+            m = Lin(self.emit(O.broadcast_to(m.expr, relax.ShapeExpr(list(var.ty.shape.values)))), m.a, m.b)
+        dt = _dtype(m.expr)
+        keep = m.expr if dt == "bool" else self.emit(O.not_equal(m.expr, _c(0, dt)))
+        if shape_of(v.expr) != shape_of(var):
+            xm = self.emit(O.broadcast_to(xm, relax.ShapeExpr(list(var.ty.shape.values))))
+        out = self.emit(O.where(keep, xm, _c(0, _dtype(xm))))
+        scale = np.asarray(v.scale, np.float64) * abs(m.a)
+        if m.a < 0:
+            out = self.emit(O.negative(out))
+        if isinstance(v, Acc):
+            return Acc(out, scale, v.bound)
+        return Q(out, float(scale), v.dtype)
 
     def lin_mask(self, var, m: Lin) -> Mask:
         """An additive mask ``a * float(m) + b`` from a 0/1 integer mask (older HF exports:
