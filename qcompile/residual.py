@@ -209,9 +209,10 @@ def regions(g: Graph) -> list[Region]:
                 uval = g.defs[u]
                 if op_name(uval) == "add" and all(isinstance(a, relax.Var) for a in uval.args):
                     raise _err(g, var, value, "normalizes the residual stream in place (its output is added to "
-                                              f"another branch at '{u.name}': a post-norm block, or an embedding "
-                                              "LayerNorm); its scale and shift sit on the residual path, so no "
-                                              "rotation fuses across it")
+                                              f"another branch at '{u.name}': a post-norm block, an embedding "
+                                              "LayerNorm, or a sandwich norm on a branch output as in Gemma2); its "
+                                              "scale and shift sit on the residual path, so no rotation fuses "
+                                              "across it")
     seen: dict = {}
     out = []
     for var in g.order:
