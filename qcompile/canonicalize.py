@@ -31,10 +31,12 @@ import math
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 from tvm.relax.transform import FusionPattern
+from tvm.sym import Analyzer
 
 from .analysis.moves import slice_params
 from .ir import const_value, shape_of
@@ -400,6 +402,125 @@ def _mask_before_scale(func):
     return rewrite(is_op("relax.nn.softmax")(by_div | mul(summed, c)), fn, func)
 
 
+def _dims(e) -> list | None:
+    ty = getattr(e, "ty", None)
+    if not isinstance(ty, relax.TensorType) or ty.shape is None or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    return list(ty.shape.values)
+
+
+def _merged_heads(src, dst) -> bool:
+    """``dst`` is ``src`` with its two leading dims merged: [B, H, *r] -> [B*H, *r]."""
+    a, b = _dims(src), _dims(dst)
+    if a is None or b is None or len(a) < 3 or len(b) != len(a) - 1:
+        return False
+    ana = Analyzer()
+    return ana.can_prove_equal(b[0], a[0] * a[1]) and all(ana.can_prove_equal(x, y) for x, y in zip(b[1:], a[2:]))
+
+
+def _heads_split(func):
+    """Attention computed over ``batch*heads`` (BLOOM's baddbmm, DeBERTa: 4-D q/k/v reshaped
+    to 3-D, 3-D matmuls, the scores reshaped to 4-D around the mask and softmax, and back):
+    every op on a head-merged tensor moves before the merge, so the attention is written
+    over [batch, heads, ...] as the composite expects. Exact (only reshapes move):
+
+    * ``permute_dims(merge(x), [0, 2, 1])`` -> ``merge(permute_dims(x, [0, 1, 3, 2]))``;
+    * ``matmul(merge(a), merge(b))`` -> ``merge(matmul(a, b))`` (same batch and heads);
+    * ``merge(x) * c`` (scalar c) -> ``merge(x * c)``;
+    * ``merge(x) + y`` (y [B*H or 1, ., .], ALiBi) -> ``merge(x + split(y))``;
+    * ``reshape(merge(x), shape of x)`` -> ``x`` (proved with the arithmetic analyzer)."""
+    x, y, z, c, shp = wildcard(), wildcard(), wildcard(), is_const(), wildcard()
+    merge = is_op("relax.reshape")(x, shp)
+    merge_b = is_op("relax.reshape")(y, wildcard())
+
+    def permute(call, m):
+        inner = call.args[0] if isinstance(call.args[0], relax.Call) else None
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
+        if axes != [0, 2, 1] or not _merged_heads(m[x], m[merge]):
+            return call
+        return O.reshape(O.permute_dims(m[x], [0, 1, 3, 2]), call.ty.shape)
+
+    def matmul(call, m):
+        if not (_merged_heads(m[x], m[merge]) and _merged_heads(m[y], m[merge_b])):
+            return call
+        a, b, ana = _dims(m[x]), _dims(m[y]), Analyzer()
+        if not (ana.can_prove_equal(a[0], b[0]) and ana.can_prove_equal(a[1], b[1])):
+            return call
+        return O.reshape(O.matmul(m[x], m[y], out_dtype=call.attrs.out_dtype), call.ty.shape)
+
+    def scale(call, m):
+        if _scalar(m[c]) is None or not _merged_heads(m[x], m[merge]):
+            return call
+        op = O.divide if call.op.name == "relax.divide" else O.multiply
+        return O.reshape(op(m[x], m[c]), call.ty.shape)
+
+    def bias(call, m):
+        if not _merged_heads(m[x], m[merge]):
+            return call
+        a, b, ana = _dims(m[x]), _dims(m[z]), Analyzer()
+        if b is None or len(b) != len(a) - 1:
+            return call
+        if ana.can_prove_equal(b[0], a[0] * a[1]):
+            split = [a[0], a[1], *b[1:]]
+        elif ana.can_prove_equal(b[0], 1):
+            split = [1, 1, *b[1:]]
+        else:
+            return call
+        return O.reshape(O.add(m[x], O.reshape(m[z], split)), call.ty.shape)
+
+    def unmerge(call, m):
+        a, b = _dims(m[x]), _dims(call)
+        if not _merged_heads(m[x], m[merge]) or b is None or len(a) != len(b):
+            return call
+        ana = Analyzer()
+        return m[x] if all(ana.can_prove_equal(p, q) for p, q in zip(a, b)) else call
+
+    for _ in range(8):  # each rule exposes the next one's match: repeat until nothing moves
+        before = func
+        func = rewrite(is_op("relax.permute_dims")(merge), permute, func)
+        func = rewrite(comm(mul, merge, c) | div(merge, c), scale, func)
+        func = rewrite(is_op("relax.matmul")(merge, merge_b), matmul, func)
+        func = rewrite(comm(add, merge, z), bias, func)
+        func = rewrite(is_op("relax.reshape")(merge, wildcard()), unmerge, func)
+        if tvm_ffi.structural_equal(before, func):
+            break
+    return func
+
+
+def _where_mask(func):
+    """``softmax(where(m, min, scores))`` (DeBERTa's masked_fill with the dtype's minimum)
+    -> ``softmax(scores + where(m, min, 0))``, the additive-mask form; also with the branches
+    swapped. Exact for a fill <= -1e30: ``x + min`` rounds to ``min`` for any score below 1e21."""
+    cond, sc, c = wildcard(), wildcard(), is_const()
+
+    def fn(call, m):
+        cv = _scalar(m[c])
+        if cv is None or cv > -1e30:
+            return call
+        dt = str(m[sc].ty.dtype)
+        zero = relax.const(0.0, dt)
+        mask = O.where(m[cond], m[c], zero) if fill_first in m else O.where(m[cond], zero, m[c])
+        return O.nn.softmax(O.add(m[sc], mask), axis=int(call.attrs.axis))
+
+    where = is_op("relax.where")
+    fill_first = where(cond, c, sc)
+    return rewrite(is_op("relax.nn.softmax")(fill_first | where(cond, sc, c)), fn, func)
+
+
+def _two_biases(func):
+    """``softmax(scores + a + b)`` (ALiBi, then the mask) -> ``softmax(scores + (a + b))``:
+    the attention form has one additive term; equal up to float round-off."""
+    sc, a, b = wildcard(), wildcard(), wildcard()
+    scores = is_op("relax.matmul")(wildcard(), wildcard())
+    scaled = scores | comm(mul, scores, is_const()) | div(scores, is_const())
+
+    def fn(call, m):
+        return O.nn.softmax(O.add(m[sc], O.add(m[a], m[b])), axis=int(call.attrs.axis))
+
+    sc = scaled
+    return rewrite(is_op("relax.nn.softmax")(add(add(sc, a), b)), fn, func)
+
+
 def _scalar(c) -> float | None:
     v = const_value(c)
     return float(v.reshape(())) if v is not None and v.size == 1 and v.dtype.kind == "f" else None
@@ -736,7 +857,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _mask_before_scale, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

@@ -139,3 +139,27 @@ def test_mask_added_before_the_scale(tmp_path):
     inp = (q, k, v, mask)
     mod = qc.load(export_onnx(Attn(), inp, tmp_path / "a.onnx", ["q", "k", "v", "mask"])).mod
     _check(mod, Attn(), inp, {"composite:qcompile.attention": 1, "nn.softmax": 0})
+
+
+def test_attention_over_merged_heads(tmp_path):
+    """BLOOM/DeBERTa-style attention over ``batch*heads``: 4-D q/k/v merged to 3-D, 3-D
+    matmuls, an ALiBi-like bias per merged head, the scores split back to 4-D for a
+    ``masked_fill`` with the dtype's minimum, softmax, merged again for ``P V``. The merges
+    move behind the ops and the fill becomes an additive mask, so the composite forms; the
+    float graph is unchanged up to round-off."""
+    class Attn(torch.nn.Module):
+        def forward(self, q, k, v, alibi, drop):
+            b, h, t, d = q.shape
+            s = (q.reshape(b * h, t, d) @ (k.reshape(b * h, t, d) / 4.0).transpose(1, 2)) * 0.5 + alibi
+            s = s.reshape(b, h, t, t).masked_fill(drop, torch.finfo(torch.float32).min)
+            p = torch.softmax(s, -1).reshape(b * h, t, t)
+            return (p @ v.reshape(b * h, t, d)).reshape(b, h, t, d)
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8) for _ in range(3))
+    alibi = torch.randn(6, 1, 5)
+    drop = torch.zeros(2, 1, 5, 5, dtype=torch.bool)
+    drop[..., 3:] = True
+    inp = (q, k, v, alibi, drop)
+    mod = qc.load(export_onnx(Attn(), inp, tmp_path / "a.onnx", ["q", "k", "v", "alibi", "drop"])).mod
+    _check(mod, Attn(), inp, {"composite:qcompile.attention": 1, "nn.softmax": 0, "where": 1})
