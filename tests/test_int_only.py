@@ -442,7 +442,7 @@ def test_symbolic_length_int_only():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["albert"])  # benchmarks/zoo.py's int-only cells cover the others on llvm
+@pytest.mark.parametrize("name", ["albert", "deberta-v2"])  # benchmarks/zoo.py's int-only cells cover the others on llvm
 def test_zoo_encoder_int_accel_matches_llvm(name):
     """Optimum encoders of the zoo (symbolic sequence, bounded by max_length) through
     int-only with integer I/O: the int-accel build passes the integer-only verifier and

@@ -267,10 +267,6 @@ GAPS = {
                     "refuses as dynamic pads even at fixed shapes" for p in PIPELINES["vision"]},
     ("mpnet", "int-only"): "the relative position bias's log buckets are float arithmetic on positions "
                            "(divide, log) with no integer lowering (float_islands=true runs them in float)",
-    ("deberta-v2", "int-only"): "compiles, and the real tokens match (a per-token probe during development), but "
-                                "DeBERTa masks query rows too: a padded token's row is masked everywhere, where the "
-                                "float softmax of all-minimum scores is uniform and Shiftmax gives zero, so the padded "
-                                "token's output differs and pulls the whole-output cosine under the tolerance",
 }
 
 

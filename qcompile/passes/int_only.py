@@ -802,7 +802,7 @@ class _Lowering:
             if isinstance(m, Lin):
                 m = self.lin_mask(var, m)
             if isinstance(m, Mask):
-                ins.append(m.keep)
+                ins = [*self.dead_rows(t, m.keep, roles["nan_guard"])]
             elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
                 # a constant bias on the logits (BEiT's relative position bias, ALiBi slopes
                 # times distances): added to the log-domain scores at their scale 2^-K
@@ -838,6 +838,22 @@ class _Lowering:
         if isinstance(v, Acc):
             return Acc(out, scale, v.bound)
         return Q(out, float(scale), v.dtype)
+
+    def dead_rows(self, t, keep, nan_guard: bool):
+        """(scores, keep) for Shiftmax. A mask that depends on the query (DeBERTa's
+        ``m_i m_j``, [.., T, S] with T > 1) can mask a padded token's row everywhere: the
+        float softmax of a row of equal minimum scores is uniform, so such a row gets all
+        keys kept and its scores zeroed (uniform probabilities), unless the model guards the
+        row to zero itself (SDPA's NaN guard, which Shiftmax's zero row already matches)."""
+        kshape = shape_of(keep)
+        if nan_guard or kshape is None or len(kshape) < 2 or kshape[-2] == 1:
+            return t, keep
+        alive = self.emit(O.max(keep, axis=[-1], keepdims=True))                  # [.., T, 1]
+        dead = self.emit(O.equal(alive, _c(0, _dtype(keep))))
+        keep = self.emit(O.astype(self.emit(O.logical_or(self.emit(O.not_equal(keep, _c(0, _dtype(keep)))), dead)),
+                                  _dtype(keep)))
+        t = self.emit(O.where(dead, _c(0, _dtype(t)), t))
+        return t, keep
 
     def lin_mask(self, var, m: Lin) -> Mask:
         """An additive mask ``a * float(m) + b`` from a 0/1 integer mask (older HF exports:
