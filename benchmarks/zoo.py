@@ -80,7 +80,7 @@ def main() -> int:
     out["runs"] = runs
     for name in models:
         arch = zoo.ZOO[name]
-        row = results[name] = {}
+        row = results.setdefault(name, {})
         for p in a.pipelines.split(","):
             if p != TORCH and p not in zoo.PIPELINES[arch.kind]:
                 continue

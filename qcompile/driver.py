@@ -93,7 +93,8 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                 ev = compare(art, model, evald, ref, batch=batch, progress=progress)
                 report["evaluation"] = {"reference": "onnxruntime" if model.source == "onnx" else "torch", **ev}
                 seconds["evaluate"] = time.perf_counter() - t
-        # every timing in this one field: two compiles of the same inputs differ nowhere else
+        # every timing in this one field (and, with --tune, build.info's tuning time): two compiles of
+        # the same inputs differ nowhere else
         report["seconds"] = {**{k: round(v, 3) for k, v in seconds.items()},
                              "each_pass": {f"{r.index:02d}_{r.name}": round(r.seconds, 4) for r in pm.records}}
         rep_mod.write(tmp, report)

@@ -390,3 +390,20 @@ def test_status_lines_without_a_terminal(tmp_path, capsys, tiny_encoder_onnx, ti
     assert lines[0].startswith("qcompile: loading ") and "qcompile: running 1 pass(es): canonicalize" in lines
     assert "qcompile: building for llvm" in lines and "qcompile: evaluating: 3 batches" in lines
     assert any(re.fullmatch(r"qcompile: evaluating: 3 batches done in \d+\.\d s", x) for x in lines)
+
+
+def test_internal_error_is_one_line_and_debug_shows_it(tmp_path, capsys, monkeypatch, tiny_encoder_onnx):
+    """A defect (any exception that is not an input error) is one line, exit 1, pointing at
+    --debug; with --debug the exception propagates with its traceback."""
+    from qcompile import driver
+
+    def broken(*a, **k):
+        raise RuntimeError("something inside broke\nCheck failed: x == y")
+
+    monkeypatch.setattr(driver, "compile_model", broken)
+    rc, _, err = compile_(capsys, tiny_encoder_onnx, "-o", tmp_path / "o", "-q")
+    assert rc == 1 and err.strip().splitlines() == [
+        "qcompile: internal error: RuntimeError: Check failed: x == y (rerun with --debug for the traceback; "
+        "please report it)"]
+    with pytest.raises(RuntimeError, match="something inside broke"):
+        main([str(tiny_encoder_onnx), "-o", str(tmp_path / "o"), "-q", "--debug"])

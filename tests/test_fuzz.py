@@ -22,7 +22,7 @@ from qcompile.cli import main
 
 TRIED: collections.Counter = collections.Counter()
 OUTCOMES: collections.Counter = collections.Counter()
-FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=10, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

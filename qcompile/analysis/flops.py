@@ -27,10 +27,10 @@ def _call_flops(mod, call, out, fill: int) -> int:
         f = mod[call.op]
         return sum(binding_flops(mod, f, fill).values()) if isinstance(f, relax.Function) else 0
     name = call.op.name.removeprefix("relax.")
-    if name == "matmul":
+    if name == "matmul" and shape_of(call.args[0]):
         k = shape_of(call.args[0])[-1]
         return 2 * _numel(out, fill) * (k if isinstance(k, int) else fill)
-    if name.startswith("nn.conv"):
+    if name.startswith("nn.conv") and shape_of(call.args[1]):
         w = shape_of(call.args[1])
         per = math.prod(d if isinstance(d, int) else fill for d in w[1:])
         return 2 * _numel(out, fill) * per

@@ -179,6 +179,7 @@ class Const:
 @dataclasses.dataclass
 class Mask:
     keep: relax.Expr        # int8, 1 = attend
+    fill: float = -3.4e38   # what the float model adds where it drops (its minimum, or -1e4 ...)
 
 
 @dataclasses.dataclass
@@ -515,7 +516,7 @@ class _Lowering:
         rule = getattr(self, "op_" + name.replace(".", "_"), None)
         if rule is None and name in DATA_MOVEMENT:
             return self._move(var, value, args, _keeps_last(value, var))
-        if rule is None and name == "nn.conv2d":
+        if rule is None and name == "nn.conv2d" and not self.cfg.float_islands:
             xs = shape_of(value.args[0]) or []
             if not all(isinstance(d, int) for d in xs[2:]):
                 p = value.args[0]
@@ -534,9 +535,12 @@ class _Lowering:
                                 hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), relu, attention, "
                                      "where (attention masks), concat and data movement ("
                                      + ", ".join(sorted(DATA_MOVEMENT)) + "); " + ISLAND_HINT)
+        checked, kernels = len(self.overflow), self.kernels
         try:
             return rule(var, value, args)
         except QCompileError as e:  # a form the rule does not lower (e.g. a matmul of two activations)
+            del self.overflow[checked:]  # the rule's bounds no longer describe the graph
+            self.kernels = kernels
             if self.cfg.float_islands:
                 return self.island(var, value, e.message.removeprefix("int-only: "))
             if e.hint is None:
@@ -611,7 +615,7 @@ class _Lowering:
     def op_astype(self, var, call, args):
         if isinstance(args[0], Raw):  # ids or a mask, cast to float: exact, kept integer
             return Lin(args[0].expr)
-        if isinstance(args[0], (Q, Acc, Lin)) and _is_float_tensor(call.args[0]):
+        if isinstance(args[0], (Q, Acc, Lin)) and _is_float_tensor(call.args[0]) and _is_float_tensor(var):
             return args[0]  # a float -> float cast: the integer form stands for either
         raise QCompileError(f"int-only: astype at '{var.name}' of a '{type(args[0]).__name__}' value")
 
@@ -683,6 +687,7 @@ class _Lowering:
         if isinstance(a, Lin) or isinstance(b, Lin):
             x, c = (a, b) if isinstance(a, Lin) else (b, a)
             if isinstance(c, (Q, Acc)) and x.b == 0:  # activation * float(mask): a select
+                self.two_valued(call.args[0] if isinstance(a, Lin) else call.args[1], x)
                 return self.mask_select(var, c, x)
             return self._lin(var, x, c, lambda a_, b_, c_: (a_ * c_, b_ * c_))
         if isinstance(a, Const):
@@ -800,9 +805,10 @@ class _Lowering:
         if "mask" in a:
             m = self.env.get(a["mask"]) if isinstance(a["mask"], relax.Var) else None
             if isinstance(m, Lin):
+                self.two_valued(a["mask"], m)
                 m = self.lin_mask(var, m)
             if isinstance(m, Mask):
-                ins = [*self.dead_rows(t, m.keep, roles["nan_guard"])]
+                ins = [*self.dead_rows(t, m, roles["nan_guard"])]
             elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
                 # a constant bias on the logits (BEiT's relative position bias, ALiBi slopes
                 # times distances): added to the log-domain scores at their scale 2^-K
@@ -819,6 +825,22 @@ class _Lowering:
         out = self.emit(O.matmul(probs, v.expr, out_dtype="int32"))
         self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
         return Acc(out, np.asarray(v.scale * 2.0 ** -p.B), L * 255.0 * 127.0)
+
+    def two_valued(self, e, m: Lin) -> None:
+        """A cast integer tensor taken for a 0/1 mask must have been one on the calibration
+        data: its float value ``a m + b`` took only ``b`` and ``a + b`` there."""
+        st = self.stats.get(e) if isinstance(e, relax.Var) else None
+        if st is None:
+            return  # a value made inside the pass (no statistics): the rules' forms are masks
+        mm = st[0]
+        ok = np.array([m.b, m.a + m.b], np.float64)
+
+        def seen(v):  # the statistics are float32 values, a and b double
+            return bool(np.isclose(v, ok, rtol=1e-6, atol=0).any())
+
+        if not (seen(mm.min) and seen(mm.max)):
+            raise QCompileError(f"int-only: '{e.name}' is used as a 0/1 mask but took values in [{mm.min:g}, {mm.max:g}] "
+                                "on the calibration data", hint="only 0/1 integer masks are lowered as masks")
 
     def mask_select(self, var, v, m: Lin):
         """``x * (a * float(mask))`` with a 0/1 integer ``mask`` (DeBERTa's embeddings, masked
@@ -839,12 +861,15 @@ class _Lowering:
             return Acc(out, scale, v.bound)
         return Q(out, float(scale), v.dtype)
 
-    def dead_rows(self, t, keep, nan_guard: bool):
+    def dead_rows(self, t, mask: "Mask", nan_guard: bool):
         """(scores, keep) for Shiftmax. A mask that depends on the query (DeBERTa's
-        ``m_i m_j``, [.., T, S] with T > 1) can mask a padded token's row everywhere: the
-        float softmax of a row of equal minimum scores is uniform, so such a row gets all
-        keys kept and its scores zeroed (uniform probabilities), unless the model guards the
-        row to zero itself (SDPA's NaN guard, which Shiftmax's zero row already matches)."""
+        ``m_i m_j``, [.., T, S] with T > 1) can mask a padded token's row everywhere. The
+        float model then adds the fill to every score of the row: a fill that swamps the
+        scores (<= -1e30, the dtype's minimum) makes the row uniform, so its keys are all
+        kept and its scores zeroed; a smaller fill (-1e4) shifts the row evenly, so its keys
+        are all kept and its scores left. Unless the model guards the row to zero itself
+        (SDPA's NaN guard, which Shiftmax's zero row already matches)."""
+        keep = mask.keep
         kshape = shape_of(keep)
         if nan_guard or kshape is None or len(kshape) < 2 or kshape[-2] == 1:
             return t, keep
@@ -852,7 +877,8 @@ class _Lowering:
         dead = self.emit(O.equal(alive, _c(0, _dtype(keep))))
         keep = self.emit(O.astype(self.emit(O.logical_or(self.emit(O.not_equal(keep, _c(0, _dtype(keep)))), dead)),
                                   _dtype(keep)))
-        t = self.emit(O.where(dead, _c(0, _dtype(t)), t))
+        if mask.fill <= -1e30:
+            t = self.emit(O.where(dead, _c(0, _dtype(t)), t))
         return t, keep
 
     def lin_mask(self, var, m: Lin) -> Mask:
@@ -864,7 +890,7 @@ class _Lowering:
             if m.a * m0 + m.b == 0 and m.a * (1 - m0) + m.b <= -1e4:
                 dt = _dtype(m.expr)
                 keep = m.expr if dt == "bool" and m0 == 1 else self.emit(O.equal(m.expr, _c(m0, dt)))
-                return Mask(self.emit(O.astype(keep, "int8")))
+                return Mask(self.emit(O.astype(keep, "int8")), m.a * (1 - m0) + m.b)
         raise QCompileError(f"int-only: attention at '{var.name}' adds {m.a:g} * float(m) + {m.b:g}, which is not "
                             "a 0/-inf mask of a 0/1 integer tensor")
 
@@ -878,9 +904,9 @@ class _Lowering:
         av, bv = const_value(a), const_value(b)
         if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1:
             if float(av) == 0.0 and float(bv) <= -1e4:  # where(keep, 0, -big)
-                return Mask(self.emit(O.astype(args[0].expr, "int8")))
+                return Mask(self.emit(O.astype(args[0].expr, "int8")), float(bv))
             if float(bv) == 0.0 and float(av) <= -1e4:  # where(drop, -big, 0): HF encoders
-                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")))
+                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")), float(av))
         raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
 
     # ------------------------------------------------------------------ data movement
@@ -928,10 +954,18 @@ class _Lowering:
     # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
     # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
     def op_nn_relu(self, var, call, args):
+        self._monotone_lin(var, args[0])
         return self._move(var, call, args, True)
 
     def op_nn_max_pool2d(self, var, call, args):
+        self._monotone_lin(var, args[0])
         return self._move(var, call, args, False)
+
+    @staticmethod
+    def _monotone_lin(var, x) -> None:
+        """relu / max commute with ``a * float(m)`` only for ``a >= 0`` and no offset."""
+        if isinstance(x, Lin) and not (x.a >= 0 and x.b == 0):
+            raise QCompileError(f"int-only: '{var.name}' applies a monotone op to {x.a:g} * float(m) + {x.b:g}")
 
     op_nn_max_pool1d = op_nn_max_pool2d
 
