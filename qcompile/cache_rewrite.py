@@ -131,7 +131,7 @@ class CacheRewrite:
         return True
 
     def stores_pre_rope(self, cache: Cache) -> bool:
-        return cache.is_key and self.pre_rope
+        return cache.is_key and self.pre_rope and cache.pre_rope is not None
 
     def sink_tensor(self, cache: Cache) -> list:
         b, h, _, d = cache.param.ty.shape

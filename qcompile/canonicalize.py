@@ -225,6 +225,59 @@ def _materialize_full(func):
     return rewrite(pat, fn, func)
 
 
+def _materialize_arange(func):
+    """``arange(start, stop, step)`` with constant bounds -> a constant. FoldConstant folds
+    only calls with tensor arguments, so everything computed from such an ``arange`` (Swin's
+    window-mask indices at a fixed image size, a ``Range`` over static dims) stayed a
+    run-time computation, and a ``scatter_nd`` over it reached the quantizing passes."""
+    pat = is_op("relax.arange")(wildcard(), wildcard(), wildcard())
+
+    def fn(call, m):
+        try:
+            start, stop, step = (a.value for a in call.args)
+        except AttributeError:  # a symbolic bound
+            return call
+        if not all(isinstance(v, (int, float)) for v in (start, stop, step)):
+            return call
+        dtype = str(call.attrs.dtype)
+        return relax.const(np.arange(start, stop, step, dtype=dtype), dtype)
+
+    return rewrite(pat, fn, func)
+
+
+def _fold_nonzero(func):
+    """``nonzero(constant)`` -> its constant indices. torch exports ``repeat_interleave``
+    with a constant count as ``NonZero(range(max) < repeats)`` and ``GatherND`` (Cohere's RoPE
+    tables): the mask is constant, but ``nonzero`` has a data-dependent shape, so nothing
+    after it folded and its ``match_cast`` reached the passes that re-emit the positions."""
+    x = is_const()
+
+    def fn(call, m):
+        v = const_value(m[x])
+        if v is None:
+            return call
+        return relax.const(np.stack(np.nonzero(v)).astype("int64").reshape(v.ndim, -1), "int64")
+
+    return rewrite(is_op("relax.nonzero")(x), fn, func)
+
+
+def _trivial_casts(func):
+    """A ``match_cast`` whose value already has the target type (after :func:`_fold_nonzero`,
+    ``match_cast(const (2, 16), (2, n))`` became ``(2, 16)``) -> a plain binding: passes
+    that re-emit bindings need not know about it."""
+
+    @relax.expr_functor.mutator
+    class _M(relax.PyExprMutator):
+        def visit_match_cast_(self, binding):
+            value = self.visit_expr(binding.value)
+            if tvm_ffi.structural_equal(value.ty, binding.ty):
+                self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
+                return
+            super().visit_match_cast_(binding)
+
+    return _M().visit_expr(func)
+
+
 def _take_clip(func):
     """``take(mode="fast")`` -> ``mode="clip"``: the same result for every valid index, no
     out-of-bounds read for an invalid one, and no "Fast mode segfaults" warning each time
@@ -490,8 +543,10 @@ def _heads_split(func):
 def _where_mask(func):
     """``softmax(where(m, min, scores))`` (DeBERTa's masked_fill with the dtype's minimum)
     -> ``softmax(scores + where(m, min, 0))``, the additive-mask form; also with the branches
-    swapped. Exact for a fill <= -1e30: ``x + min`` rounds to ``min`` for any score below 1e21."""
-    cond, sc, c = wildcard(), wildcard(), is_const()
+    swapped, and with a second additive term after it (GPT-Neo: ``where(causal, scores, min)
+    + attention_mask``; :func:`_two_biases` then merges the two terms). Exact for a fill
+    <= -1e30: ``x + min`` rounds to ``min`` for any score below 1e21."""
+    cond, sc, c, other = wildcard(), wildcard(), is_const(), wildcard()
 
     def fn(call, m):
         cv = _scalar(m[c])
@@ -500,11 +555,16 @@ def _where_mask(func):
         dt = str(m[sc].ty.dtype)
         zero = relax.const(0.0, dt)
         mask = O.where(m[cond], m[c], zero) if fill_first in m else O.where(m[cond], zero, m[c])
-        return O.nn.softmax(O.add(m[sc], mask), axis=int(call.attrs.axis))
+        x = O.add(m[sc], mask)
+        if other in m:
+            x = O.add(x, m[other])
+        return O.nn.softmax(x, axis=int(call.attrs.axis))
 
     where = is_op("relax.where")
     fill_first = where(cond, c, sc)
-    return rewrite(is_op("relax.nn.softmax")(fill_first | where(cond, sc, c)), fn, func)
+    masked = fill_first | where(cond, sc, c)
+    plus = is_op("relax.add")(masked, other) | is_op("relax.add")(other, masked)
+    return rewrite(is_op("relax.nn.softmax")(masked | plus), fn, func)
 
 
 def _two_biases(func):
@@ -850,10 +910,13 @@ def canonicalize_passes() -> list:
     """The canonicalization pipeline as TVM passes (run in order, idempotent)."""
     T = relax.transform
     return [
-        _func_rewrites(_materialize_full, _take_clip, _static_shape_values, _split_to_slices),
+        _func_rewrites(_materialize_full, _materialize_arange, _take_clip, _static_shape_values, _split_to_slices),
         _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
+        _func_rewrites(_fold_nonzero),
+        T.FoldConstant(),
+        _func_rewrites(_trivial_casts),
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),

@@ -153,6 +153,16 @@ def shiftgelu_ref(x: np.ndarray, t: np.ndarray, p: ExpParams) -> np.ndarray:
     return (x * sig).astype(np.int32)
 
 
+def shiftsigmoid_ref(t: np.ndarray, p: ExpParams) -> np.ndarray:
+    """``σ(x)`` at scale ``2^-B`` from ``t``, ``x`` at scale ``2^-K`` (int32): ShiftGELU's
+    sigmoid on its own (a gate, a detection head's box). Output int32 in ``[0, 2^B]``."""
+    t = t.astype(np.int64)
+    e = _exp2_shift_ref(_log2e_ref(-np.abs(t)), p.K, p.n)
+    one = np.int64(1) << np.int64(p.K + p.n)
+    num = np.where(t >= 0, one, e) << np.int64(p.B)
+    return (num // (one + e)).astype(np.int32)
+
+
 def isqrt_ref(v: np.ndarray) -> np.ndarray:
     v = v.astype(np.int64)
     bits = np.zeros_like(v)
@@ -288,6 +298,18 @@ def shiftgelu_te(x, t, p: ExpParams):
         return (xv * sig).astype("int32")
 
     return te.compute(x.shape, f, name="shiftgelu")
+
+
+def shiftsigmoid_te(t, p: ExpParams):
+    one = 1 << (p.K + p.n)
+
+    def f(*i):
+        tv = _i64(t(*i))
+        e = _exp2_shift_te(_log2e_te(-tirx.abs(tv)), p.K, p.n)
+        num = tirx.Select(tv >= _c(0), _c(one), e) << _c(p.B)
+        return tirx.floordiv(num, _c(one) + e).astype("int32")
+
+    return te.compute(t.shape, f, name="shiftsigmoid")
 
 
 def layernorm_te(x, eps_int: int, P: int):

@@ -130,6 +130,8 @@ class _Interp:
             return intops.shiftmax_ref(ins[0], ins[1] if len(ins) > 1 else None, intops.ExpParams(**p))
         if op == "shiftgelu":
             return intops.shiftgelu_ref(ins[0], ins[1], intops.ExpParams(**p))
+        if op == "shiftsigmoid":
+            return intops.shiftsigmoid_ref(ins[0], intops.ExpParams(**p))
         if op == "ilayernorm":
             return intops.layernorm_ref(ins[0], p["eps_int"], p["P"])
         raise QCompileError(f"intref: no NumPy rule for kernel '{op}'")

@@ -191,6 +191,7 @@ class Projection:
     gamma: np.ndarray | None     # the constant scale of the norm feeding x, if any
     head_axis: int = 1           # the axis of the heads where RoPE applies (1: [B, H, T, D], 2: [B, T, H, D])
     head_norms: list = dataclasses.field(default_factory=list)  # [(per-head RMSNorm var, its head axis)]
+    full_norms: list = dataclasses.field(default_factory=list)  # RMSNorms over the whole projection (OLMo-2)
 
 
 @dataclasses.dataclass
@@ -271,10 +272,10 @@ def _head_projection(g: Graph, parts: list, layer: int, what: str) -> Projection
         raise _err(layer, f"the rotary and pass-through channels of the {what} come from different projections")
     if any(p.head_axis != first.head_axis for p in projs[1:]):
         raise _err(layer, f"the rotary and pass-through channels of the {what} have different layouts")
-    if any(p.head_norms for p in projs[1:]):
+    if any(p.head_norms or p.full_norms for p in projs[1:]):
         raise _err(layer, f"a per-head norm on the pass-through channels of the {what}")
     return Projection(first.matmul, first.bias, np.concatenate([p.columns for p in projs], axis=1), first.gamma,
-                      first.head_axis, first.head_norms)
+                      first.head_axis, first.head_norms, first.full_norms)
 
 
 def _projection(g: Graph, x, layer: int, what: str) -> Projection:
@@ -307,9 +308,14 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
         v = val.args[0]
     out = bias if bias is not None else mm
     ids = np.broadcast_to(np.arange(shape1(out)[-1]), shape1(out)).copy()
-    head_norms = []
+    head_norms, full_norms = [], []
     for c in reversed(chain):
         op = op_name(g.defs[c])
+        if op == "nn.rms_norm" and ids.ndim < 4 and (ids == np.arange(ids.shape[-1])).all():
+            # over the whole projection output (OLMo-2's q/k norm): its statistic is invariant
+            # under any signed permutation of the columns, its gain follows the columns
+            full_norms.append(c)
+            continue
         if op == "nn.rms_norm":  # per head: no element moves; its gain is permuted per head
             if ids.ndim != 4:
                 raise _err(layer, f"the {what}'s per-head norm '{c.name}' is not on [batch, heads|tokens, .., head_dim]")
@@ -327,7 +333,7 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
     gamma = None
     if isinstance(src, relax.Var) and src in g.defs and op_name(g.defs[src]) in NORMS:
         gamma = const_value(g.defs[src].args[1])
-    return Projection(mm, bias, cols, gamma, head_axis, head_norms)
+    return Projection(mm, bias, cols, gamma, head_axis, head_norms, full_norms)
 
 
 def _head_layout(ids: np.ndarray, layer: int, what: str) -> tuple[int, np.ndarray]:

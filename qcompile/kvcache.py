@@ -133,6 +133,14 @@ def _layout_perm(pre, new, layer: int) -> tuple | None:
                        "(or its heads and tokens swapped)")
 
 
+def _linear(g: Graph, v) -> bool:
+    """``v`` is a linear layer's matmul (a constant weight)."""
+    from .ir import const_value
+
+    val = g.defs.get(v)
+    return op_name(val) == "matmul" and const_value(val.args[1]) is not None
+
+
 def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, need_rope: bool = True) -> None:
     """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
     key = layer.key
@@ -149,9 +157,14 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
     # partial-rotary concat makes that concat the immediate dominator)
     pre = first = idom[key.new]
     chain_vars, chain = chain_from(pre)
-    while not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain) and idom.get(pre, pre) is not pre:
+    while not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain) and idom.get(pre, pre) is not pre \
+            and not any(_linear(g, v) for v in chain):
+        # climb no further than the key's projection: past it lies the previous layer (whose
+        # RoPE a NoPE layer, as in SmolLM3, would otherwise borrow)
         pre = idom[pre]
         chain_vars, chain = chain_from(pre)
+    if any(_linear(g, v) for v in chain):
+        chain = []
     if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
         if not need_rope:
             return

@@ -214,7 +214,7 @@ def regions(g: Graph) -> list[Region]:
                                               "scale and shift sit on the residual path, so no rotation fuses "
                                               "across it")
     seen: dict = {}
-    out = []
+    out, left = [], []
     for var in g.order:
         value = g.defs[var]
         if op_name(value) in NORMS:
@@ -222,8 +222,21 @@ def regions(g: Graph) -> list[Region]:
             nd = len(x.ty.shape)
             if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or x in seen or _per_head(g, x):
                 continue
-            out.append(_grow(g, x, nd - 1, seen))
+            try:
+                out.append(_grow(g, x, nd - 1, seen))
+            except StreamIsOutput as e:
+                # a stream that is itself a model output (SigLIP's attention-pooling head, whose
+                # residual sum is pooler_output): left unrotated; each region has its own
+                # rotation, so the others are unaffected
+                left.append(e)
+    if left and not out:
+        raise left[0]
+    g.unrotated = [str(e) for e in left]
     return out
+
+
+class StreamIsOutput(QCompileError):
+    """A residual stream that is a model output: rotating it would change the output."""
 
 
 def _per_head(g: Graph, x) -> bool:
@@ -252,6 +265,12 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
     def push(v, ax):
         work.append((v, ax))
 
+    def push_or_const(a, ax):  # the single operand of a channel-preserving op
+        if isinstance(a, relax.Var):
+            push(a, ax)
+        else:
+            writers.append(Writer("const", v, 0, ax))
+
     def aligned(src_var, ax, other) -> int | None:
         """Channel axis of ``other`` broadcast against ``src_var`` (aligned from the right)."""
         k = len(src_var.ty.shape) - 1 - ax
@@ -270,8 +289,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
             raise QCompileError(f"rotate: the residual stream is the model input '{v.name}'",
                                 hint="rotation needs the stream to start at an embedding or a linear layer")
         if v in g.outputs:
-            raise QCompileError(f"rotate: the residual stream '{v.name}' is a model output",
-                                hint="a rotated stream would change the model's outputs")
+            raise StreamIsOutput(f"rotate: the residual stream '{v.name}' is a model output",
+                                 hint="a rotated stream would change the model's outputs")
         # ---- how v is written
         val = g.defs[v]
         op = op_name(val)
@@ -307,6 +326,12 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                 writers.append(Writer("const", v, 0, a_ax))
         elif op in ("mean", "sum") and _reduce_axis(val, ax, back=True) is not None:
             push(val.args[0], _reduce_axis(val, ax, back=True))  # pooling over tokens commutes with R
+        elif op == "image.resize2d" and ax == str(val.attrs.layout).index("C"):
+            # the same linear map over the spatial axes for every channel (DINOv2's
+            # position table interpolated to the image size) commutes with R
+            push_or_const(val.args[0], ax)
+        elif op == "astype" and str(val.attrs.dtype) == str(val.args[0].ty.dtype):
+            push_or_const(val.args[0], ax)
         elif op in MOVES:
             src_ax = _move_back(val, v, ax)
             if src_ax is None:

@@ -60,6 +60,10 @@ def rewrite(pattern, rewriter, func, budget: int | None = None):
                 name = name_of(call)
                 if name is not None:
                     counts[name] = counts.get(name, 0) + 1
+            if not isinstance(call, relax.Call):
+                # TVM 0.27's rewrite_call also offers the variable a ``match_cast`` binds
+                # when its value matched; that binding is not this rewrite's to change
+                return call
             return rewriter(call, matches)
         except Exception as e:  # noqa: BLE001 - re-raised below with context
             # Exceptions lose their type crossing the FFI boundary: keep the original here.
@@ -92,6 +96,9 @@ def _emit_body(bb, func, env: dict, on_binding=None):
     for blk in func.body.blocks:
         for b in blk.bindings:
             v = b.value
+            if isinstance(b, relax.MatchCast):  # a run-time shape check the importer added: keep it
+                env[b.var] = bb.match_cast(_sub(v, env), b.ty, name_hint=b.var.name)
+                continue
             if isinstance(v, relax.Call):
                 v = relax.Call(v.op, [_sub(a, env) for a in v.args], v.attrs, v.ty_args)
             elif isinstance(v, relax.TupleGetItem):

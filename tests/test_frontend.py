@@ -194,3 +194,124 @@ def test_resize_to_computed_sizes_with_a_symbolic_batch(tmp_path):
         feed = {"x": np.random.default_rng(b).standard_normal((b, 2, 4, 4)).astype(np.float32)}
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+
+
+def test_position_table_resized_to_a_size_computed_from_the_image(tmp_path):
+    """DINOv2 / BEiT / Data2Vec-vision with a symbolic image size: the position table is
+    interpolated to ``(height // p, width // p)`` (``Resize`` with ``sizes`` computed by
+    ``Shape -> Gather -> Div -> Concat``) and flattened by a ``Reshape`` whose target is also
+    computed (``concat(shape(t)[:1], [C], [-1])``). TVM took constant sizes and targets only
+    (`Type Call for size is currently unsupported`, `Reshape requires the input new shape to
+    be Shape`); its integer ``Div`` of dims was a truncating division that its own shapes
+    (``height // 4``) could not be proven equal to."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, None])
+    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((1, 2, 3, 3)).astype(np.float32), "t")
+    nodes = [helper.make_node("Shape", ["x"], ["sx"])]
+    for k, axis in enumerate(("two", "three")):  # torch.onnx: one Gather/Div/Unsqueeze per dim
+        nodes += [helper.make_node("Gather", ["sx", axis], [f"d{k}"], axis=0),
+                  helper.make_node("Div", [f"d{k}", "p"], [f"g{k}"]),
+                  helper.make_node("Unsqueeze", [f"g{k}", "zero"], [f"u{k}"])]
+    nodes += [helper.make_node("Concat", ["lead", "u0", "u1"], ["sizes"], axis=0),
+             helper.make_node("Resize", ["t", "", "", "sizes"], ["r"], mode="cubic",
+                              coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75),
+             helper.make_node("Shape", ["r"], ["sr"]),
+             helper.make_node("Slice", ["sr", "zero", "one"], ["n"]),
+             helper.make_node("Concat", ["n", "c", "minus1"], ["target"], axis=0),
+             helper.make_node("Reshape", ["r", "target"], ["y"])]
+    _model(nodes, [x], [y], [table, _i64("two", 2), _i64("three", 3), _i64("p", 4), _i64("lead", [1, 2]),
+                             _i64("zero", [0]), _i64("one", [1]), _i64("c", [2]), _i64("minus1", [-1])],
+           tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    out = model.mod["main"].ret_ty if hasattr(model.mod["main"], "ret_ty") else None
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((12, 12), (16, 24)):
+        feed = {"x": np.zeros((1, 3, h, w), np.float32)}
+        got, ref = art.run(feed["x"]), sess.run(None, feed)
+        assert got[0].shape == ref[0].shape == (1, 2, (h // 4) * (w // 4))
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+    assert out is None or "T.Div" not in str(out)
+
+
+def test_shifted_copies_with_pads_computed_through_a_rank2_reversal(tmp_path):
+    """MobileBERT's trigram embedding: ``concat([pad(x[:, 1:]), x, pad(x[:, :-1])])`` where
+    each pad list is torch's, reversed into ONNX order by ``Reshape(-1, 2) -> Slice(step -1)
+    -> Transpose -> Reshape``. onnxruntime's symbolic inference keeps values as flat lists,
+    so folding its value of that chain padded the wrong side (silently wrong numbers, even
+    with fixed shapes); over a symbolic sequence TVM could not prove the three copies the
+    same length (`min(INT64_MAX, s) - min(1, s) + 1`)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 6])
+    nodes = []
+    for k, (start, end, torch_pads) in enumerate(((1, 2**63 - 1, [0, 0, 0, 1]), (0, -1, [0, 0, 1, 0]))):
+        nodes += [helper.make_node("Slice", ["x", f"st{k}", f"en{k}", "ax1"], [f"sl{k}"]),
+                  helper.make_node("Concat", [f"tp{k}", "zeros2"], [f"full{k}"], axis=0),  # torch: 4 -> 6 entries
+                  helper.make_node("Reshape", [f"full{k}", "m1_2"], [f"pairs{k}"]),
+                  helper.make_node("Slice", [f"pairs{k}", "m1", "big_neg", "zero", "m1"], [f"rev{k}"]),
+                  helper.make_node("Transpose", [f"rev{k}"], [f"tr{k}"], perm=[1, 0]),
+                  helper.make_node("Reshape", [f"tr{k}", "m1"], [f"pads{k}"]),
+                  helper.make_node("Pad", [f"sl{k}", f"pads{k}"], [f"p{k}"], mode="constant")]
+    nodes.append(helper.make_node("Concat", ["p0", "x", "p1"], ["y"], axis=2))
+    inits = [_i64("ax1", [1]), _i64("zeros2", [0, 0]), _i64("m1_2", [-1, 2]), _i64("m1", [-1]),
+             _i64("big_neg", [-2**63 + 1]), _i64("zero", [0])]
+    for k, (start, end, torch_pads) in enumerate(((1, 2**63 - 1, [0, 0, 0, 1]), (0, -1, [0, 0, 1, 0]))):
+        inits += [_i64(f"st{k}", [start]), _i64(f"en{k}", [end]), _i64(f"tp{k}", torch_pads)]
+    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 5, 2)).astype(np.float32)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    np.testing.assert_array_equal(got[0], ref[0])
+    fixed = qc.load(str(tmp_path / "m.onnx"), input_shapes={"x": (2, 5, 2)})
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(fixed.mod), "llvm")
+    np.testing.assert_array_equal(art.run(feed["x"])[0], ref[0])
+
+
+def test_tile_repeats_from_the_batch(tmp_path):
+    """SigLIP's attention-pooling probe tiled to the batch, Cohere's sin/cos tables: repeats
+    computed from a shape (``concat([1], shape(x)[:1], [1])``) are a shape value, which TVM's
+    importer refuses as any input of ``Tile`` (`cannot handle ShapeExpr inputs`); over an
+    axis longer than 1 it is not a broadcast either."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, None, 4])
+    probe = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(1, 2, 4), "probe")
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Gather", ["sx", "zero"], ["b0"], axis=0),
+             helper.make_node("Unsqueeze", ["b0", "zeros"], ["b1"]),
+             helper.make_node("Concat", ["one", "b1", "one"], ["reps"], axis=0),
+             helper.make_node("Tile", ["probe", "reps"], ["y"])]  # (1, 2b, 4)
+    _model(nodes, [x], [y], [probe, _i64("zero", 0), _i64("zeros", [0]), _i64("one", [1])], tmp_path / "m.onnx")
+    for b in (1, 3):
+        feed = {"x": np.zeros((b, 3), np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        assert got[0].shape == (1, 2 * b, 4)
+        np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_alibi_table_sliced_by_the_cache_length(tmp_path):
+    """MPT slices its precomputed ALiBi table ``alibi[:, :, n - kv_len:]`` (``Slice`` with a
+    symbolic start and an ``INT64_MAX`` end): TVM took the end literally once a bound was
+    symbolic and gave the slice length ``kv_len + 2**63 - n - 1``, losing every shape after."""
+    past = helper.make_tensor_value_info("past", TensorProto.FLOAT, ["b", 2, "p", 3])
+    new = helper.make_tensor_value_info("new", TensorProto.FLOAT, ["b", 2, "s", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2, "s", None])
+    table = numpy_helper.from_array(np.arange(32, dtype=np.float32).reshape(1, 2, 16), "table")
+    nodes = [helper.make_node("Concat", ["past", "new"], ["kv"], axis=2),
+             helper.make_node("Shape", ["kv"], ["skv"]),
+             helper.make_node("Gather", ["skv", "two"], ["kvlen"], axis=0),
+             helper.make_node("Sub", ["n", "kvlen"], ["start0"]),
+             helper.make_node("Unsqueeze", ["start0", "zeros"], ["start"]),
+             helper.make_node("Slice", ["table", "start", "end", "axis2"], ["bias"]),  # (1, 2, kv)
+             helper.make_node("Unsqueeze", ["bias", "twos"], ["bias4"]),  # (1, 2, 1, kv)
+             helper.make_node("Transpose", ["kv"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["new", "kt"], ["scores"]),
+             helper.make_node("Add", ["scores", "bias4"], ["y"])]
+    _model(nodes, [past, new], [y], [table, _i64("two", 2), _i64("n", 16), _i64("zeros", [0]), _i64("twos", [2]),
+                                     _i64("end", [2**63 - 1]), _i64("axis2", [2])], tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    assert "9223372036854775" not in str(model.mod["main"].script())
+    for p in (0, 4):
+        rng = np.random.default_rng(p)
+        feed = {"past": rng.standard_normal((1, 2, p, 3)).astype(np.float32),
+                "new": rng.standard_normal((1, 2, 3, 3)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)

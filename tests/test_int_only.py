@@ -41,6 +41,7 @@ KERNELS = {
                                 ((3, 17), "int8")),
     "shiftgelu": lambda: _module(lambda x, t: intops.shiftgelu_te(x, t, P), "shiftgelu", ((4, 24), "int8"),
                                  ((4, 24), "int32")),
+    "shiftsigmoid": lambda: _module(lambda t: intops.shiftsigmoid_te(t, P), "shiftsigmoid", ((4, 24), "int32")),
     "ilayernorm": lambda: _module(lambda x: intops.layernorm_te(x, LN_EPS, intops.layernorm_out_bits(LN_C)),
                                   "ilayernorm", ((5, LN_C), "int16")),
 }
@@ -107,6 +108,23 @@ def test_shiftmax_bit_exact_with_wide_output(bits):
 def test_shiftgelu_bit_exact(kernel_builds, x, s):
     t = intops.requant_ref(x, intops.dyadic(1.702 * s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)
     _same_on_both(kernel_builds["shiftgelu"], intops.shiftgelu_ref(x, t, P), x, t)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int8, (4, 24), elements=st.integers(-127, 127)), st.floats(1e-3, 0.5))
+def test_shiftsigmoid_bit_exact(kernel_builds, x, s):
+    t = intops.requant_ref(x, intops.dyadic(s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)
+    _same_on_both(kernel_builds["shiftsigmoid"], intops.shiftsigmoid_ref(t, P), t)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.int8, (64,), elements=st.integers(-127, 127)), st.floats(0.005, 0.2))
+def test_shiftsigmoid_close_to_sigmoid(x, s):
+    t = intops.requant_ref(x, intops.dyadic(s * 2 ** P.K), -2 ** 24, 2 ** 24, np.int32)
+    y = intops.shiftsigmoid_ref(t, P) / 2 ** P.B
+    ref = 1 / (1 + np.exp(-(t / 2 ** P.K)))
+    # exp by shifts is within 6.1 % relative; the sigmoid's slope <= 1/4 scales it down
+    assert np.all((0 <= y) & (y <= 1)) and np.abs(y - ref).max() <= 0.02 + 2.0 ** -P.B
 
 
 @settings(max_examples=30, deadline=None)

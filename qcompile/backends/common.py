@@ -164,3 +164,25 @@ def scalar_params_to_shape(mod, _ctx):
         if isinstance(f, relax.Function) and not (f.attrs or {}).get("Primitive"):
             rewriter.builder_.update_func(gv, rewriter.visit_expr(f))
     return rewriter.builder_.get()
+
+
+def guard_plan(passes) -> list:
+    """Relax's finalize passes (``passes``) with ``StaticPlanBlockMemory`` guarded: over symbolic dims
+    whose tensors grow as a high power of them (BEiT's relative position bias over a
+    symbolic image size, ``(h/8 * w/8 + 1)^2`` entries per head) its upper-bound arithmetic
+    overflows int64 in TVM 0.27 (``Literal value ... exceeds range of int64``). Then the
+    module keeps its per-tensor allocations (no storage reuse planned, same results)."""
+    out = []
+    for p in passes:
+        out.append(_guarded_plan if str(p.info.name) == "StaticPlanBlockMemory" else p)
+    return out
+
+
+@tvm.transform.module_pass(opt_level=0, name="qcompile.StaticPlanBlockMemory")
+def _guarded_plan(mod, _ctx):
+    try:
+        return relax.transform.StaticPlanBlockMemory()(mod)
+    except ValueError as e:
+        if "exceeds range of int64" not in str(e):
+            raise
+        return mod

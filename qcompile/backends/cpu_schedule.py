@@ -312,7 +312,7 @@ def _fuse_rows(sch, names):
     return trial
 
 
-def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
+def schedule_func(func: tirx.PrimFunc, validate: bool = False) -> tirx.PrimFunc:
     base = func.with_attr("global_symbol", "f") if "global_symbol" not in (func.attrs or {}) else func
     sch = s_tir.Schedule(tvm.IRModule({"main": base}))
     done = False
@@ -325,7 +325,7 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
         sch, names, done = inlined, names[-1:], True
     rows = _fuse_rows(sch, names) if inlined is None else None
     if rows is not None:
-        return _finish(rows, func)
+        return _finish(rows, func, validate)
     for name in names:
         try:
             block = sch.get_sblock(name)
@@ -345,19 +345,55 @@ def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
         if ok:
             sch = trial
             done = True
-    return _finish(sch, func) if done else func
+    return _finish(sch, func, validate) if done else func
 
 
-def _finish(sch, func):
+def _finish(sch, func, validate: bool = False):
     out = sch.mod["main"]
-    return out if "global_symbol" in (func.attrs or {}) else out.without_attr("global_symbol")
+    out = out if "global_symbol" in (func.attrs or {}) else out.without_attr("global_symbol")
+    if not validate or not _symbolic(func):
+        return out
+    return out if _lowers(out) or not _lowers(func) else func
+
+
+def _symbolic(func) -> bool:
+    """A parameter buffer with a symbolic dim (TVM 0.27: the parameters are the buffers)."""
+    return any(not isinstance(d, tirx.IntImm) for p in func.params for d in (getattr(p, "shape", None) or []))
+
+
+def _lowers(func) -> bool:
+    """Whether TIR's buffer compaction takes ``func``. Over symbolic extents it can fail on a
+    schedule of ours (a loop fused over ``batch * (h/8 * w/8 + 5) * 64`` and split by the
+    vector width: ``The padding factor ... is not divisible``, YOLOS over a symbolic image
+    size) at the end of the build; such a function keeps TVM's own (unscheduled) form."""
+    from tvm import s_tir as S
+
+    mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+    try:
+        tvm.transform.Sequential([S.transform.LowerInitBlock(), S.transform.PlanAndUpdateBufferAllocationLocation(),
+                                  S.transform.ConvertBlocksToOpaque(), S.transform.CompactBufferAllocation()])(mod)
+    except Exception:  # noqa: BLE001 - any failure here is the build's failure later
+        return False
+    return True
+
+
+def _schedule_all(mod, validate: bool):
+    out = {}
+    for gv, f in mod.functions.items():
+        if isinstance(f, tirx.PrimFunc) and not (f.attrs or {}).get("tirx.is_scheduled", False):
+            f = schedule_func(f, validate)
+        out[gv] = f
+    return tvm.IRModule(out, attrs=mod.attrs)
 
 
 @tvm.transform.module_pass(opt_level=0, name="qcompile.DefaultCPUSchedule")
 def default_cpu_schedule(mod, _ctx):
-    out = {}
-    for gv, f in mod.functions.items():
-        if isinstance(f, tirx.PrimFunc) and not (f.attrs or {}).get("tirx.is_scheduled", False):
-            f = schedule_func(f)
-        out[gv] = f
-    return tvm.IRModule(out, attrs=mod.attrs)
+    return _schedule_all(mod, validate=False)
+
+
+@tvm.transform.module_pass(opt_level=0, name="qcompile.DefaultCPUScheduleValidated")
+def validated_cpu_schedule(mod, _ctx):
+    """:func:`default_cpu_schedule`, keeping TVM's form of any kernel over symbolic extents
+    whose schedule TIR's buffer compaction refuses (see :func:`_lowers`). The llvm build
+    reruns with it when the plain one fails that way (each check costs a TIR lowering)."""
+    return _schedule_all(mod, validate=True)

@@ -18,7 +18,7 @@ import tvm
 import tvm_ffi
 
 from ..errors import QCompileError
-from .common import Artifact, after_fuse_ops
+from .common import Artifact, after_fuse_ops, guard_plan
 from .cuda_dp4a import uses_dp4a
 from .verify import float_nodes
 
@@ -67,7 +67,7 @@ def pipeline(target, seen: dict | None = None):
     schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
-    back = P.dataflow_lower_passes(target) + P.finalize_passes(target)
+    back = P.dataflow_lower_passes(target) + guard_plan(P.finalize_passes(target))
 
     @tvm.transform.module_pass(opt_level=0, name="qcompile.cuda_pipeline")
     def run(mod, _ctx):

@@ -18,9 +18,9 @@ import os
 import tvm
 from tvm import relax
 
-from .common import Artifact, scalar_params_to_shape
+from .common import Artifact, guard_plan, scalar_params_to_shape
 from . import fast_math, lut, mul32, shift32, split_heads, x86_packed
-from .cpu_schedule import default_cpu_schedule
+from .cpu_schedule import default_cpu_schedule, validated_cpu_schedule
 
 
 def make_target(mcpu: str | None = None, **_):
@@ -65,7 +65,7 @@ def fusion_passes(target) -> list:
     return out
 
 
-def pipeline(target, symbolic: bool, db=None):
+def pipeline(target, symbolic: bool, db=None, validate: bool = False):
     """``db``: a MetaSchedule database (:mod:`qcompile.backends.tune`); kernels it has a
     record for take the tuned schedule, the others the default one."""
     from tvm.relax.backend.cpu_generic import pipeline as P
@@ -73,7 +73,8 @@ def pipeline(target, symbolic: bool, db=None):
     lower = [p for p in P.dataflow_lower_passes(target)
              if not (symbolic and "RewriteDataflowReshape" in str(p.info.name))]
     before = fusion_passes(target)
-    after = [default_cpu_schedule] + lower + P.finalize_passes(target)
+    schedule = validated_cpu_schedule if validate else default_cpu_schedule
+    after = [schedule] + lower + guard_plan(P.finalize_passes(target))
 
     @tvm.transform.module_pass(opt_level=0, name="qcompile.llvm_pipeline")
     def run(mod, _ctx):
@@ -110,7 +111,15 @@ def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, prog
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)
     db = tune.database(tune_db) if tune_db is not None else None
-    ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, symbolic, db))
+    try:
+        ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, symbolic, db))
+    except tvm.error.InternalError as e:
+        if "padding factor" not in str(e):
+            raise
+        # a default schedule over symbolic extents that TIR's buffer compaction refuses
+        # (YOLOS over a symbolic image size): build again keeping TVM's form of such kernels
+        ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, symbolic, db, validate=True))
+        info["schedules_validated"] = True
     if db is not None:
         info["tune_db"] = str(tune_db)
         info["tuned_kernels"] = tune.applied(mod, tgt, db)

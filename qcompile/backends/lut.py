@@ -36,7 +36,7 @@ from ..rewrite import rebuild_main
 ELEMENTWISE = {"add", "subtract", "multiply", "right_shift", "left_shift", "maximum", "minimum",
                "floor_divide", "clip", "astype"}
 # int-only kernels that are elementwise (read by their qcompile.kernel attribute).
-ELEMENTWISE_KERNELS = {"shiftgelu"}
+ELEMENTWISE_KERNELS = {"shiftgelu", "shiftsigmoid"}
 SOURCE_DTYPES = {"int8": -128, "uint8": 0}  # dtype -> the table's first index value
 ELEMENTWISE_ATTR = "qcompile.elementwise"  # see mark_elementwise
 

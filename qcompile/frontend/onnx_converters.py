@@ -14,8 +14,10 @@ import numpy as np
 import tvm
 import tvm_ffi
 from tvm.sym import Analyzer
-from tvm import relax, tirx
+from tvm import relax, tirx, topi
 from tvm.relax.frontend.onnx import onnx_frontend as F
+
+from .shape_values import floor_div, is_int, quotient, shape_value, value_array
 
 
 class ConstantOfShape(F.ConstantOfShape):
@@ -69,8 +71,12 @@ class Range(F.Range):
 
     @classmethod
     def _impl_v12(cls, bb, inputs, attr, params):
-        start, limit, delta = (_prim(F.get_constant(i, params)) for i in inputs)
+        start, limit, delta = (_prim_or_value(bb, F.get_constant(i, params)) for i in inputs)
         dyn = [i for i in inputs if not isinstance(i, tvm.ir.GenericConst)]
+        if dyn and all(isinstance(v, tirx.IntImm) for v in (start, limit, delta)):
+            # bounds computed from constants the importer did not fold (Cohere's max(...))
+            values = np.arange(int(start), int(limit), int(delta))
+            return relax.const(values.astype(_dtype(inputs[0])), _dtype(inputs[0]))
         if dyn and all(v is not None for v in (start, limit, delta)) and isinstance(delta, tirx.IntImm) and int(delta) == 1:
             an = Analyzer()
             count = an.simplify(tirx.Cast("int64", limit) - tirx.Cast("int64", start))
@@ -81,6 +87,22 @@ class Range(F.Range):
                     relax.op.shape_to_tensor(relax.ShapeExpr([tirx.Cast("int64", start)])), ()))
                 return out if dtype == "int64" else relax.op.astype(out, dtype)
         return super()._impl_v12(bb, inputs, attr, params)
+
+
+def _prim_tensor(x):
+    """A scalar dim value (a PrimExpr the importer made of ONNX shape arithmetic) as the 0-d
+    int64 tensor ONNX has there."""
+    value = x if x.ty.dtype == "int64" else tirx.Cast("int64", x)
+    return relax.op.reshape(relax.op.shape_to_tensor(relax.ShapeExpr([value])), ())
+
+
+def _prim_or_value(bb, x):
+    """:func:`_prim`, or a one-element integer tensor's value computed from shapes, or None."""
+    p = _prim(x)
+    if p is not None:
+        return p
+    values = shape_value(bb, x)
+    return values[0] if values is not None and len(values) == 1 and values[0].ty.dtype != "bool" else None
 
 
 def _dtype(x) -> str:
@@ -111,6 +133,14 @@ class Expand(F.Expand):
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
         data, shape = inputs[0], inputs[1]
+        if tvm.ir.is_prim_expr(data):  # a dim value (BEiT's window size)
+            data = bb.normalize(_prim_tensor(data))
+            inputs = [data, *inputs[1:]]
+        if not isinstance(shape, (tvm.ir.GenericConst, relax.ShapeExpr)):
+            values = shape_value(bb, shape)  # a target computed from shapes (Cohere's RoPE)
+            if values is not None:
+                shape = relax.ShapeExpr([v if v.ty.dtype == "int64" else tirx.Cast("int64", v) for v in values])
+                inputs = [data, shape, *inputs[2:]]
         dims = getattr(getattr(data, "ty", None), "shape", None)
         if isinstance(shape, tvm.ir.GenericConst) and isinstance(dims, relax.ShapeExpr) \
                 and not all(isinstance(d, tirx.IntImm) for d in dims.values):
@@ -123,13 +153,31 @@ class Tile(F.Tile):
     """``Tile(x, const repeats)``: TVM emits a TIR kernel (``call_tir(topi.tile)``) whose
     output shape is frozen at import; the Relax ``tile`` op keeps it an operator that the
     analyses follow as data movement and that re-runs on other shapes (GPT-J's sin/cos
-    tables, re-made for the cached positions by kv-prerope)."""
+    tables, re-made for the cached positions by kv-prerope).
+
+    ``Tile(x, repeats)`` with repeats computed from shapes (SigLIP's pooling probe tiled to
+    the batch, Cohere's sin/cos tables): TVM rejects them (``cannot handle ShapeExpr
+    inputs``). Their value is read back as dim expressions (:func:`shape_value`); a tile is
+    a broadcast over a new axis before each repeated one, then a merge of the two, which
+    Relax takes with symbolic repeats (an axis of length 1 is a plain broadcast)."""
 
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
         reps = F.get_constant(inputs[1], params)
         if isinstance(reps, tvm.ir.GenericConst):
             return relax.op.tile(inputs[0], [int(r) for r in reps.value.numpy().reshape(-1)])
+        values = shape_value(bb, reps)
+        dims = getattr(getattr(inputs[0], "ty", None), "shape", None)
+        if values is not None and isinstance(dims, relax.ShapeExpr) and len(values) == len(dims.values):
+            if all(isinstance(v, tirx.IntImm) for v in values):
+                return relax.op.tile(inputs[0], [int(v) for v in values])
+            x = inputs[0]
+            if not all(is_int(d, 1) or is_int(r, 1) for d, r in zip(dims.values, values)):
+                x = relax.op.expand_dims(x, list(range(0, 2 * len(values), 2)))  # [1, d0, 1, d1, ...]
+                grid = [e for r, d in zip(values, dims.values) for e in (r, d)]
+                return relax.op.reshape(relax.op.broadcast_to(x, grid),
+                                        [r * d for r, d in zip(values, dims.values)])
+            return relax.op.broadcast_to(x, [r if is_int(d, 1) else d for r, d in zip(values, dims.values)])
         return super()._impl_v13(bb, inputs, attr, params)
 
 
@@ -192,21 +240,236 @@ def _broadcasting(cls):
     return Refined
 
 
+class Reshape(F.Reshape):
+    """``Reshape(x, shape)`` in the two forms TVM's converter rejects over symbolic image
+    sizes (DINOv2, BEiT, Data2Vec-vision):
+
+    * the target is computed from shapes (a tensor, or dims with truncating division) rather than a constant (the flatten
+      after the position-table interpolation, ``concat(shape(x)[:1], [-1],
+      shape(x)[-1:])``): Relax's ``reshape`` takes a shape, not a tensor (``Reshape
+      requires the input new shape to be Shape``). Its value is read back as dim
+      expressions (:func:`shape_value`);
+    * the target has a ``-1`` and ``x``'s dims are unknown, only its rank (BEiT's relative
+      position bias gathered by an index computed in-graph): ``Reshape expects the input
+      tensor to have known shape``. ``x`` is bound to fresh dims by a ``match_cast`` first
+      (checked at run time), so the ``-1`` is their product over the others.
+
+    ``0`` copies the input's dim unless ``allowzero``."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        data, target = inputs[0], F.get_constant(inputs[1], params)
+        ty = getattr(data, "ty", None)
+        if isinstance(data, relax.ShapeExpr) or not isinstance(ty, relax.TensorType):
+            return super()._impl_v13(bb, inputs, attr, params)
+        values = shape_value(bb, target)
+        unknown = not isinstance(ty.shape, relax.ShapeExpr)
+        computed = not isinstance(target, tvm.ir.GenericConst) and not (
+            isinstance(target, relax.ShapeExpr) and all(isinstance(v, tirx.IntImm) for v in target.values))
+        if values is None or not (computed or unknown) or sum(is_int(v, -1) for v in values) > 1:
+            return super()._impl_v13(bb, inputs, attr, params)
+        known_value = value_array(bb, data) if unknown else None
+        if known_value is not None and not any(is_int(v, 0) for v in values) and \
+                all(isinstance(v, tirx.IntImm) for v in values):
+            # a small integer tensor whose value (so size) is known: plain reshape, so the
+            # chain stays readable by value_array (a match_cast would hide it)
+            rest = known_value.size // max(int(np.prod([int(v) for v in values if not is_int(v, -1)])), 1)
+            return relax.op.reshape(data, [rest if is_int(v, -1) else int(v) for v in values])
+        if unknown:
+            if ty.ndim < 0 or not any(is_int(v, -1) or is_int(v, 0) for v in values):
+                return super()._impl_v13(bb, inputs, attr, params)
+            x = data if isinstance(data, relax.Var) else bb.emit(data)
+            fresh = [tirx.Var(f"reshape_dim{i}", "int64") for i in range(ty.ndim)]
+            data = bb.match_cast(x, relax.TensorType(fresh, ty.dtype))
+        dims = data.ty.shape.values
+        if not attr.get("allowzero", 0):
+            values = [dims[i] if is_int(v, 0) else v for i, v in enumerate(values)]
+        an = Analyzer()
+        values = [an.simplify(floor_div(tirx.Cast("int64", v) if v.ty.dtype != "int64" else v)) for v in values]
+        if any(is_int(v, -1) for v in values):  # inferred here, by cancelling common factors
+            known = [v for v in values if not is_int(v, -1)]
+            rest = quotient(dims, known)
+            values = [rest if is_int(v, -1) else v for v in values]
+        return relax.op.reshape(data, values)
+
+
+class Pad(F.Pad):
+    """``Pad(x, pads)`` with ``pads`` computed from shapes (Swin pads each feature map to a
+    multiple of its window: ``(window - h % window) % window``): TVM takes constant pads
+    only (``Dynamic pads are not supported yet``), even at fixed shapes where the values
+    fold. The pads are read back as dim expressions (:func:`shape_value`): constant ones
+    become Relax's ``nn.pad`` (an op the passes see: int-only moves it as data, TVM emits an
+    opaque TIR kernel), symbolic ones TOPI's ``pad`` (which takes expressions)."""
+
+    @classmethod
+    def _lower_pad(cls, bb, inputs, attr, params, modes):
+        pads = F.get_constant(inputs[1], params) if len(inputs) > 1 else None
+        axes = inputs[3] if len(inputs) > 3 else None
+        mode = attr.get("mode", b"constant").decode("ascii")
+        if pads is not None and axes is None and mode == "constant":
+            values = shape_value(bb, pads)
+            value = F.get_constant(inputs[2], params) if len(inputs) > 2 else None
+            rank = len(inputs[0].ty.shape) if isinstance(getattr(inputs[0].ty, "shape", None), relax.ShapeExpr) else -1
+            if values is not None and len(values) == 2 * rank and (value is None or isinstance(value, tvm.ir.GenericConst)):
+                an = Analyzer()
+                values = [an.simplify(floor_div(tirx.Cast("int64", v) if v.ty.dtype != "int64" else v)) for v in values]
+                fill = 0.0 if value is None else value.value.numpy().item()
+                if all(isinstance(v, tirx.IntImm) for v in values):  # Relax's op, visible to the passes
+                    return relax.op.nn.pad(inputs[0], [int(v) for pair in zip(values[:rank], values[rank:]) for v in pair],
+                                           "constant", fill)
+                return bb.emit_te(topi.nn.pad, inputs[0], values[:rank], values[rank:], fill)
+        return super()._lower_pad(bb, inputs, attr, params, modes)
+
+
+class Slice(F.Slice):
+    """``Slice`` over symbolic dims or with symbolic bounds (constant bounds over static dims
+    are TVM's). A symbolic start over an axis of static length, to the end (MPT's
+    ``alibi[:, :, 256 - kv_len:]`` of its precomputed table, and any ``table[n - k:]``):
+    TVM assumes every bound is in range once one is symbolic, so the ``INT64_MAX`` end is
+    taken literally and the length comes out as ``kv_len + 2**63 - 257``; every shape after
+    it is lost. Constant bounds are clamped to the axis here (ONNX's own rule), and a
+    symbolic start that is provably negative counts from the end; a symbolic start that is
+    not is taken to lie in ``[0, n]``, which it does whenever the positions fit the table
+    (the model's own limit). Constant bounds over a symbolic axis: :func:`_symbolic_bound`."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        data = inputs[0]
+        ty = getattr(data, "ty", None)
+        starts, ends = (shape_value(bb, F.get_constant(i, params)) for i in inputs[1:3])
+        axes = shape_value(bb, F.get_constant(inputs[3], params)) if len(inputs) > 3 and inputs[3] is not None else None
+        steps = shape_value(bb, F.get_constant(inputs[4], params)) if len(inputs) > 4 and inputs[4] is not None else None
+        if isinstance(data, relax.ShapeExpr) or not isinstance(ty, relax.TensorType) \
+                or not isinstance(ty.shape, relax.ShapeExpr) or starts is None or ends is None:
+            return super()._impl_v13(bb, inputs, attr, params)
+        dims = ty.shape.values
+        axes = list(range(len(starts))) if axes is None else axes
+        steps = [tirx.IntImm("int64", 1)] * len(starts) if steps is None else steps
+        if not all(isinstance(v, tirx.IntImm) for v in axes + steps) or any(int(v) != 1 for v in steps):
+            return super()._impl_v13(bb, inputs, attr, params)
+        lengths = [dims[int(ax) % len(dims)] for ax in axes]
+        if all(isinstance(v, tirx.IntImm) for v in starts + ends + lengths):
+            return super()._impl_v13(bb, inputs, attr, params)
+        an = Analyzer()
+        b_out, e_out = [], []
+        for n, b, e in zip(lengths, starts, ends):
+            if isinstance(n, tirx.IntImm):
+                b_out.append(_bound(an, b, int(n)))
+                e_out.append(_bound(an, e, int(n)))
+            elif isinstance(b, tirx.IntImm) and isinstance(e, tirx.IntImm):
+                b_out.append(_symbolic_bound(an, int(b), n, start=True))
+                e_out.append(_symbolic_bound(an, int(e), n, start=False))
+            else:
+                return super()._impl_v13(bb, inputs, attr, params)
+        return relax.op.strided_slice(data, [int(a) for a in axes], b_out, e_out, assume_inbound=True)
+
+
+def _bound(an, v, n: int):
+    """A slice bound ``v`` over an axis of length ``n``, in ``[0, n]`` (see :class:`Slice`)."""
+    v = an.simplify(floor_div(v))
+    if isinstance(v, tirx.IntImm):
+        k = int(v)
+        return tirx.IntImm("int64", min(max(k + n if k < 0 else k, 0), n))
+    if an.can_prove(v < 0):
+        return an.simplify(v + n)
+    return v
+
+
+def _symbolic_bound(an, k: int, n, start: bool):
+    """A constant slice bound ``k`` over an axis of symbolic length ``n``: ``x[:, 1:]``,
+    ``x[:, :-1]``, ``x[:, -1:]`` (MobileBERT's trigram shifts, a last-token slice). TVM
+    writes ``min(INT64_MAX, n) - min(1, n)``, which its arithmetic cannot reduce to
+    ``n - 1``, so the shifted copies no longer concatenate with ``x``. Here an end past any
+    length is ``n``, a negative bound counts from the end (``|k| <= n`` assumed, as the
+    slice is meaningless otherwise), a start is taken as ``k <= n``, and another end keeps
+    ONNX's clamp ``min(k, n)``."""
+    if k < 0:
+        return an.simplify(n + k)
+    if start or k < (1 << 31):
+        return tirx.IntImm("int64", k) if start else an.simplify(tirx.min(tirx.IntImm("int64", k), n))
+    return n
+
+
+class Concat(F.Concat):
+    """``Concat`` of shape values mixed with computed 1-D tensors (Cohere's and SigLIP's
+    tile repeats: ``concat([batch], [1], [1])`` with the batch from ``Unsqueeze(Gather(
+    Shape))``): TVM builds a shape only when every part is a shape or constant, and
+    otherwise passes the shapes to ``concat`` as tensors it is not (``expects the input to
+    be a Tuple of Tensors``). When every part's value is known (:func:`shape_value`) the
+    result is a shape, as TVM's own fast path gives; otherwise the shapes become tensors."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        mixed = any(isinstance(i, relax.ShapeExpr) for i in inputs) and not all(
+            isinstance(i, (relax.ShapeExpr, tvm.ir.GenericConst)) for i in inputs)
+        if not mixed or int(attr.get("axis", 0)) not in (0, -1):
+            return super()._impl_v13(bb, inputs, attr, params)
+        parts = [shape_value(bb, i) for i in inputs]
+        if all(p is not None for p in parts):
+            return relax.ShapeExpr([v if v.ty.dtype == "int64" else tirx.Cast("int64", v) for p in parts for v in p])
+        return relax.op.concat([bb.normalize(relax.op.shape_to_tensor(i)) if isinstance(i, relax.ShapeExpr) else i
+                                for i in inputs], axis=0)
+
+
 class Resize(F.Resize):
-    """``Resize(x, sizes=concat(shape(x)[:2], const))`` with a symbolic batch (torch.onnx's
-    ``F.interpolate(size=...)`` in a segmentation or saliency head): TVM reads every entry
-    of the size shape as an integer (``'Var' object has no attribute 'value'``) although it
-    only uses the spatial ones. The leading (batch, channel) entries are replaced by 1 for
-    the converter; a symbolic *spatial* size still fails there, as it must."""
+    """``Resize(x, sizes=concat(shape(x)[:2], spatial))`` where the importer gives ``sizes``
+    as a tensor or shape (torch.onnx's ``F.interpolate(size=...)``):
+
+    * a symbolic batch with constant spatial sizes (a segmentation or saliency head): TVM
+      reads every entry as an integer (``'Var' object has no attribute 'value'``) although
+      it only uses the spatial ones, which are replaced by 1 here;
+    * spatial sizes computed from the input's shape (DINOv2, BEiT and Data2Vec-vision
+      interpolate their position table to ``(height // patch, width // patch)``): TVM takes
+      only constant sizes (``Type Call for size is currently unsupported``). The size
+      tensor's value is read back as dim expressions (``concat``/``astype`` of
+      ``shape_to_tensor``) and the 2-D resize is emitted with them, so the symbolic image
+      size survives."""
 
     @classmethod
     def _impl_v18(cls, bb, inputs, attr, params):
         sizes = inputs[3] if len(inputs) > 3 else None
-        if isinstance(sizes, relax.ShapeExpr) and len(sizes.values) > 2 \
-                and all(isinstance(d, tirx.IntImm) for d in sizes.values[2:]):
-            one = tirx.IntImm("int64", 1)
-            inputs = [*inputs[:3], relax.ShapeExpr([one, one, *sizes.values[2:]]), *inputs[4:]]
+        values = shape_value(bb, sizes) if sizes is not None and not isinstance(sizes, tvm.ir.GenericConst) else None
+        if values is not None and len(values) == 4 and len(inputs[0].ty.shape) == 4:
+            if all(isinstance(d, tirx.IntImm) for d in values[2:]):
+                one = tirx.IntImm("int64", 1)
+                inputs = [*inputs[:3], relax.ShapeExpr([one, one, *values[2:]]), *inputs[4:]]
+            elif inputs[1] is None or isinstance(inputs[1], tvm.ir.GenericConst) and inputs[1].value.numpy().size == 0:
+                mode = attr.get("mode", b"nearest").decode("ascii")
+                return relax.op.image.resize2d(
+                    inputs[0], size=relax.ShapeExpr([tirx.Cast("int64", d) for d in values[2:]]),
+                    roi=[0.0] * 4, layout="NCHW",
+                    method="nearest_neighbor" if mode == "nearest" else mode,
+                    coordinate_transformation_mode=attr.get("coordinate_transformation_mode", b"half_pixel").decode("ascii"),
+                    rounding_method=attr.get("nearest_mode", b"round_prefer_floor").decode("ascii"),
+                    cubic_alpha=attr.get("cubic_coeff_a", -0.75), cubic_exclude=attr.get("exclude_outside", 0),
+                    extrapolation_value=attr.get("extrapolation_value", 0.0))
         return super()._impl_v18(bb, inputs, attr, params)
+
+
+def _floor_divide(cls):
+    """ONNX's integer ``Div`` of dim values as a floor division where both operands are
+    provably non-negative (the two agree there): TVM writes a truncating ``T.Div``, which
+    its arithmetic cannot equate with the ``height // 8`` of the shapes it infers itself,
+    so a ``concat``/``ScatterND``/broadcast of the two (BEiT's relative position index over
+    a symbolic image size) loses or rejects the shape."""
+    class FloorDiv(cls):
+        @classmethod
+        def get_converter(c, opset):
+            convert = cls.get_converter(opset)
+
+            def run(bb, inputs, attr, params):
+                out = convert(bb, inputs, attr, params)
+                if tvm.ir.is_prim_expr(out) and isinstance(out, tirx.Div):
+                    an = Analyzer()
+                    if _nonnegative(an, out.a) and _nonnegative(an, out.b - tirx.IntImm(out.b.ty.dtype, 1)):
+                        return tirx.floordiv(out.a, out.b)
+                return out
+
+            return run
+
+    FloorDiv.__name__ = FloorDiv.__qualname__ = cls.__name__
+    FloorDiv.__doc__ = _floor_divide.__doc__
+    return FloorDiv
 
 
 _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
@@ -219,7 +482,12 @@ OVERRIDES = {
     "Expand": Expand,
     "Tile": Tile,
     "Resize": Resize,
+    "Concat": Concat,
+    "Slice": Slice,
+    "Pad": Pad,
+    "Reshape": Reshape,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
+    "Div": _floor_divide(_broadcasting(F._get_convert_map()["Div"])),
 }
 
 

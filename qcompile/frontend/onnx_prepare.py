@@ -9,7 +9,8 @@ shape``; ``shape_of expects a tensor input``). Most of these values are in fact 
 
 :func:`fold_shape_values` runs onnxruntime's symbolic shape inference (a maintained tool
 that propagates dim *values* through shape ops as sympy expressions) and replaces every
-integer/bool tensor whose value it proves constant by an initializer; nodes left without
+integer/bool tensor of rank 0 or 1 whose value it proves constant (from values of rank 0 or
+1 only: see :func:`_flat_values`) by an initializer; nodes left without
 consumers are dropped. Values that stay symbolic (``[batch, seq, -1]``) are left to TVM,
 which carries them as shape expressions. The rewrite preserves the model's function
 exactly: it only substitutes values the inference proved.
@@ -60,10 +61,13 @@ def fold_shape_values(proto):
     try:
         ssi = _symbolic_inference(proto)
     except Exception:  # an op the inference does not know: import the graph as it is
-        return proto, 0
+        return cast_tile_repeats(proto), 0
     vis = ssi.known_vi_
+    trusted = _flat_values(proto, vis)
     consts: dict[str, np.ndarray] = {}
     for name, value in ssi.sympy_data_.items():
+        if name not in trusted:
+            continue
         vi = vis.get(name)
         if vi is None or not vi.type.HasField("tensor_type"):
             continue
@@ -90,7 +94,8 @@ def fold_shape_values(proto):
     folded = 0
     keep = []
     for node in graph.node:
-        if node.op_type == "Tile" and node.input[1] not in consts and _tile_is_broadcast(node, ssi):
+        if node.op_type == "Tile" and node.input[1] not in consts and node.input[1] in trusted \
+                and _tile_is_broadcast(node, ssi):
             # TVM's Tile cannot take repeats computed from shapes; Expand can. The length-1
             # axes are made static first (Reshape with 0 = keep the dim): TVM's broadcast
             # of a dim it cannot prove to be 1 (a slice's min(1, b)) reads out of bounds
@@ -118,7 +123,65 @@ def fold_shape_values(proto):
     inits = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)
-    return model, folded
+    return cast_tile_repeats(model), folded
+
+
+def cast_tile_repeats(proto):
+    """``Tile(x, repeats)`` with repeats computed from shapes (SigLIP's pooling probe tiled
+    to the batch, Cohere's sin/cos tables): TVM's importer refuses a shape value as any
+    input of ``Tile`` before the converter runs (``cannot handle ShapeExpr inputs``). A
+    ``Cast`` to int64 (an identity for ONNX) makes it a tensor, whose value
+    ``onnx_converters.Tile`` reads back."""
+    import onnx
+
+    inits = {i.name for i in proto.graph.initializer}
+    consts = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    todo = [n for n in proto.graph.node if n.op_type == "Tile" and n.input[1] not in inits | consts]
+    if not todo:
+        return proto
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "Tile" and node.input[1] not in inits | consts:
+            cast = f"{node.output[0]}__repeats"
+            nodes.append(onnx.helper.make_node("Cast", [node.input[1]], [cast], to=onnx.TensorProto.INT64))
+            node.input[1] = cast
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def _rank(vis, name) -> int | None:
+    vi = vis.get(name)
+    if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return None
+    return len(vi.type.tensor_type.shape.dim)
+
+
+def _flat_values(proto, vis) -> set[str]:
+    """The tensors whose inferred value can be trusted: rank 0 or 1, computed only from
+    values that are. onnxruntime's inference keeps every value as a flat list, so an op on a
+    rank-2 value (the ``Reshape(-1, 2) -> Slice(step -1) -> Transpose -> Reshape`` that
+    reverses torch's pad list into ONNX order, in MobileBERT's trigram embedding) comes out
+    wrong: the pads folded from it padded the wrong side, silently."""
+    ok = {i.name for i in proto.graph.initializer if len(i.dims) <= 1}
+    ok |= {i.name for i in proto.graph.input if _rank(vis, i.name) in (0, 1)}
+    for node in proto.graph.node:
+        outs = [o for o in node.output if o]
+        if node.op_type == "Shape":
+            ok.update(outs)
+            continue
+        if node.op_type == "Constant":
+            if node.attribute and node.attribute[0].HasField("t") and len(node.attribute[0].t.dims) <= 1:
+                ok.update(outs)
+            elif node.attribute and node.attribute[0].name in ("value_int", "value_ints"):
+                ok.update(outs)
+            continue
+        if all(i in ok for i in node.input if i) and all(_rank(vis, o) in (0, 1) for o in outs):
+            ok.update(outs)
+    return ok
 
 
 def _tile_is_broadcast(node, ssi) -> bool:

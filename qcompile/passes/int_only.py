@@ -532,7 +532,7 @@ class _Lowering:
             return self.island(var, value, f"no integer lowering for '{name}'")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), relu, attention, "
+                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), silu, sigmoid, relu, attention, "
                                      "where (attention masks), concat and data movement ("
                                      + ", ".join(sorted(DATA_MOVEMENT)) + "); " + ISLAND_HINT)
         checked, kernels = len(self.overflow), self.kernels
@@ -762,6 +762,17 @@ class _Lowering:
                           dict(K=p.K, n=p.n, B=p.B))
         return Acc(out, np.asarray(xq.scale * 2.0 ** -p.B), 127.0 * 2 ** p.B)
 
+    def op_sigmoid(self, var, call, args):
+        """``σ(x)`` by ShiftGELU's sigmoid alone (YOLOS's box head, gates): ``x`` at scale
+        ``2^-K``, the result at ``2^-B`` in ``[0, 1]``."""
+        cfg = self.cfg
+        xq = self.as_q(call.args[0], "int8")
+        p = intops.ExpParams(cfg.gelu_K, cfg.gelu_n, cfg.gelu_bits)
+        t = self.requant(xq.expr, 127, xq.scale * 2 ** p.K, "int32", (-(2 ** 24), 2 ** 24))
+        self.check("ShiftGELU numerator (int64)", 2.0 ** (p.K + p.n + p.B), 64)
+        out = self.kernel("shiftsigmoid", lambda a: intops.shiftsigmoid_te(a, p), [t], dict(K=p.K, n=p.n, B=p.B))
+        return Acc(out, np.asarray(2.0 ** -p.B), 2.0 ** p.B)
+
     # ShiftGELU is I-ViT's x·σ(1.702x), an approximation of GELU whichever way the model
     # writes it: the tanh form (GPT-2's gelu_new, ALBERT, ViT's gelu_pytorch_tanh) differs
     # from the erf form by < 5e-4, far below the approximation's own error
@@ -968,6 +979,15 @@ class _Lowering:
             raise QCompileError(f"int-only: '{var.name}' applies a monotone op to {x.a:g} * float(m) + {x.b:g}")
 
     op_nn_max_pool1d = op_nn_max_pool2d
+
+    def op_nn_pad(self, var, call, args):
+        """Constant padding with 0 (Swin's windows): 0 is the integer 0 at any scale."""
+        if str(call.attrs.pad_mode) != "constant" or float(call.attrs.pad_value) != 0.0:
+            raise QCompileError(f"int-only: the pad at '{var.name}' is not a constant pad with 0")
+        if isinstance(args[0], Lin):
+            raise QCompileError(f"int-only: the pad at '{var.name}' pads a mask")
+        width = [int(w) for w in call.attrs.pad_width]
+        return self._move(var, call, args, width[-2:] == [0, 0])
 
     # ------------------------------------------------------------------ float islands
     def dequantize(self, e):

@@ -138,6 +138,15 @@ class KSort(Pass):
         return new
 
 
+def _gain_columns(w, columns, heads):
+    """A norm gain over the projection's columns after each head's signed permutation: the
+    columns move, the signs stay with ``x``."""
+    for cols, p in zip(columns, heads):
+        sign = p.apply(np.ones_like(w[..., cols]), axis=-1)
+        w[..., cols] = p.apply(w[..., cols], axis=-1) * sign
+    return w
+
+
 class _Rewrite:
     def __init__(self, g: Graph, att: list, perms: list, mlps: list):
         self.g, self.att, self.perms, self.mlps = g, att, perms, mlps
@@ -159,6 +168,8 @@ class _Rewrite:
             for proj, heads in ((A.k, kp), (A.q, q_perm)):
                 for norm, axis in proj.head_norms:
                     self.head_norms[norm] = (heads, axis)
+                for norm in proj.full_norms:  # the gain moves with the columns, without their signs
+                    self._edit(norm, 1, lambda w, cols=proj.columns, heads=heads: _gain_columns(w, cols, heads))
                 self._columns(proj.matmul, 1, proj.columns, heads)
                 if proj.bias is not None:
                     self._columns(proj.bias, 1, proj.columns, heads)

@@ -98,10 +98,17 @@ class KvPrerope(Pass):
         return tuple(c for c in (100, 99.99, 99.9, 99.5, 99, 98.5, 98, 97, 96, 95) if c <= top) or (top,)
 
     def _layers(self, mod):
-        return decoder_layers(mod, "kv-prerope")
+        """The decoder's layers. A layer without RoPE (SmolLM3's NoPE layers) stores its keys
+        as they are (there is no rotation to quantize before); a model with no RoPE at all
+        is refused (learned or ALiBi positions: the technique does not apply)."""
+        g, layers = decoder_layers(mod, "kv-prerope", need_rope=False)
+        if self.config.keys == "pre-rope" and all(layer.key.pre_rope is None for layer in layers):
+            decoder_layers(mod, "kv-prerope")  # raises the "no RoPE" error of the first layer
+        return g, layers
 
     def _stat_var(self, layer):
-        return layer.key.pre_rope if self.config.keys == "pre-rope" else layer.key.new
+        pre = layer.key.pre_rope if self.config.keys == "pre-rope" else None
+        return layer.key.new if pre is None else pre
 
     def calibration_requests(self, mod) -> dict:
         """Per-channel histograms of the keys (pre- or post-RoPE) for per-channel modes; with

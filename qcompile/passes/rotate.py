@@ -159,6 +159,8 @@ class Rotate(Pass):
             v_notes["head_dim"] = sorted({p.head_dim for p in paths})
             v_notes["value_cache_rotated"] = any(p.cache_is_output for p in paths)
         ctx.notes["regions"] = region_notes
+        if getattr(g, "unrotated", None):
+            ctx.notes["streams_left_unrotated"] = g.unrotated
         ctx.notes["online_hadamard"] = {
             "down_projections": len(online),
             "sizes": {str(n): " x ".join(f"{k}" for k in hadamard.split(n)) for n in sorted(set(online.values()))}}

@@ -4,12 +4,12 @@
 @I.ir_module
 class Module:
     @R.function(private=True)
-    def fused_relax_matmul_relax_divide_relax_add_relax_nn_softmax_relax_matmul(lv41: R.Tensor((1, 4, 8, 8), dtype="float32"), lv58: R.Tensor((1, 4, 8, 8), dtype="float32"), param_0: R.Tensor((), dtype="float32"), lv74: R.Tensor((8, 8), dtype="float32"), lv4: R.Tensor((1, 4, 8, 8), dtype="float32")) -> R.Tensor((1, 4, 8, 8), dtype="float32"):
+    def fused_relax_matmul_relax_divide_relax_add_relax_nn_softmax_relax_matmul(lv41: R.Tensor((1, 4, 8, 8), dtype="float32"), lv58: R.Tensor((1, 4, 8, 8), dtype="float32"), param_0: R.Tensor((), dtype="float32"), param_1: R.Tensor((8, 8), dtype="float32"), lv4: R.Tensor((1, 4, 8, 8), dtype="float32")) -> R.Tensor((1, 4, 8, 8), dtype="float32"):
         R.func_attr({"Composite": "qcompile.attention", "Primitive": True})
         with R.dataflow():
             lv64: R.Tensor((1, 4, 8, 8), dtype="float32") = R.matmul(lv41, lv58, out_dtype=None)
             lv65: R.Tensor((1, 4, 8, 8), dtype="float32") = R.divide(lv64, param_0)
-            lv75: R.Tensor((1, 4, 8, 8), dtype="float32") = R.add(lv65, lv74)
+            lv75: R.Tensor((1, 4, 8, 8), dtype="float32") = R.add(lv65, param_1)
             lv76: R.Tensor((1, 4, 8, 8), dtype="float32") = R.nn.softmax(lv75, axis=-1)
             gv: R.Tensor((1, 4, 8, 8), dtype="float32") = R.matmul(lv76, lv4, out_dtype=None)
             R.output(gv)
@@ -80,14 +80,8 @@ class Module:
             lv55: R.Tensor((1, 2, 1, 8, 8), dtype="float32") = R.expand_dims(lv31, axis=[2])
             lv56: R.Tensor((1, 2, 2, 8, 8), dtype="float32") = R.broadcast_to(lv55, R.shape([1, 2, 2, 8, 8]))
             lv58: R.Tensor((1, 4, 8, 8), dtype="float32") = R.permute_dims(lv54, axes=[0, 1, 3, 2])
-            lv67: R.Tensor((8,), dtype="int64") = R.arange(0, 8, 1, dtype="int64")
-            lv68: R.Tensor((1, 8), dtype="int64") = R.expand_dims(lv67, axis=[-2])
-            lv70: R.Tensor((8, 1), dtype="int64") = R.expand_dims(lv67, axis=[-1])
-            lv71: R.Tensor((8, 8), dtype="int64") = R.subtract(lv68, lv70)
-            lv72: R.Tensor((8, 8), dtype="bool") = R.greater_equal(lv71, R.const(1, "int64"))
-            lv74: R.Tensor((8, 8), dtype="float32") = R.where(lv72, metadata["ir.GenericConst"][5], R.const(0.0, "float32"))
             lv4_1: R.Tensor((1, 4, 8, 8), dtype="float32") = R.reshape(lv56, R.shape([1, 4, 8, 8]))
-            lv_2: R.Tensor((1, 4, 8, 8), dtype="float32") = cls.fused_relax_matmul_relax_divide_relax_add_relax_nn_softmax_relax_matmul(lv41, lv58, R.const(2.8284270763397217, "float32"), lv74, lv4_1)
+            lv_2: R.Tensor((1, 4, 8, 8), dtype="float32") = cls.fused_relax_matmul_relax_divide_relax_add_relax_nn_softmax_relax_matmul(lv41, lv58, R.const(2.8284270763397217, "float32"), metadata["ir.GenericConst"][5], lv4_1)
             lv83: R.Tensor((1, 8, 4, 8), dtype="float32") = R.permute_dims(lv_2, axes=[0, 2, 1, 3])
             lv86: R.Tensor((8, 32), dtype="float32") = R.reshape(lv83, R.shape([8, 32]))
             lv87: R.Tensor((8, 32), dtype="float32") = R.matmul(lv86, metadata["ir.GenericConst"][6], out_dtype="float32")
