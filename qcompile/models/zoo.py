@@ -309,16 +309,16 @@ REFUSED = {
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
-    **{("swin", p): "symbolic image size: the shifted-window attention mask is built by slice assignments over "
-                    "sizes computed from the image shape, which TVM's importer cannot take (its Expand converter "
-                    "compares symbolic dims with ==); with the image size fixed the model imports"
-       for p in ("none", "rotate")},
+    **{("swin", p): "symbolic image size: the shifted windows' torch.roll is exported as two slices, of "
+                    "lengths min(shift, n) and n - shift, which TVM's arithmetic cannot prove add up to n (it "
+                    "would need n >= shift), so the window attention's shapes are lost; with the image size "
+                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
     ("swin", "int-only"): "the window attention adds the shifted-window mask through a 5-D view of the scores "
                           "(batch/windows, windows, heads, n, n), which canonicalization does not recognize as "
                           "attention: the scores' matmul of two activations has no integer lowering",
-    **{("swinv2", p): "symbolic image size: the window partition reshapes to targets computed through the "
-                      "shifted-window mask that TVM's importer cannot read back (with the image size fixed the "
-                      "model imports and matches onnxruntime)" for p in ("none", "rotate")},
+    **{("swinv2", p): "symbolic image size: as Swin (torch.roll as two slices whose lengths TVM cannot add "
+                      "up); with the image size fixed the model imports and matches onnxruntime"
+       for p in ("none", "rotate")},
     ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized and scaled by a learned "
                             "exp(logit_scale) per head, a product of two activations with no integer lowering",
     **{("qwen3_moe", p): "mixture of experts: the experts' outputs are summed into the residual stream by a "
