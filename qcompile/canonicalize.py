@@ -82,8 +82,8 @@ def _last_axis(call) -> bool:
 
 
 def _identity_rewrites(func):
-    """broadcast_to / reshape / astype that do nothing, reshape(reshape(x)), 1/sqrt, bitwise
-    and/or of booleans."""
+    """broadcast_to / reshape / astype / adding a scalar 0 that do nothing, reshape(reshape(x)),
+    1/sqrt, bitwise and/or of booleans."""
     x = wildcard()
     bcast = is_op("relax.broadcast_to")(x, wildcard())
     resh = is_op("relax.reshape")(x, wildcard())
@@ -101,6 +101,15 @@ def _identity_rewrites(func):
     func = rewrite(bcast, drop_same_shape, func)
     func = rewrite(resh, drop_same_shape, func)
     func = rewrite(cast, drop_cast, func)
+    zero = is_const()
+
+    def drop_zero(call, m):  # x + 0 (a merged mask's zero term): x, where the shape is x's
+        v = const_value(m[zero])
+        if v is None or v.size != 1 or float(v.reshape(())) != 0.0:
+            return call
+        return drop_same_shape(call, m)
+
+    func = rewrite(is_op("relax.add")(x, zero) | is_op("relax.add")(zero, x), drop_zero, func)
     inner = is_op("relax.reshape")(x, wildcard())
     outer = is_op("relax.reshape")(inner, wildcard())
 
@@ -546,7 +555,21 @@ def _where_mask(func):
     swapped, and with a second additive term after it (GPT-Neo: ``where(causal, scores, min)
     + attention_mask``; :func:`_two_biases` then merges the two terms). Exact for a fill
     <= -1e30: ``x + min`` rounds to ``min`` for any score below 1e21."""
-    cond, sc, c, other = wildcard(), wildcard(), is_const(), wildcard()
+    for with_other in (False, True):
+        func = _where_mask_form(func, with_other)
+    return func
+
+
+def _where_mask_form(func, with_other: bool):
+    cond, c, other = wildcard(), is_const(), wildcard()
+    if with_other:  # the filled branch must be the scores: an additive mask's own where is not
+        scores = is_op("relax.matmul")(wildcard(), wildcard())
+        sc = scores | comm(mul, scores, is_const()) | div(scores, is_const())
+    else:
+        sc = wildcard()
+    where = is_op("relax.where")
+    fill_first = where(cond, c, sc)
+    masked = fill_first | where(cond, sc, c)
 
     def fn(call, m):
         cv = _scalar(m[c])
@@ -556,15 +579,12 @@ def _where_mask(func):
         zero = relax.const(0.0, dt)
         mask = O.where(m[cond], m[c], zero) if fill_first in m else O.where(m[cond], zero, m[c])
         x = O.add(m[sc], mask)
-        if other in m:
+        if with_other:
             x = O.add(x, m[other])
         return O.nn.softmax(x, axis=int(call.attrs.axis))
 
-    where = is_op("relax.where")
-    fill_first = where(cond, c, sc)
-    masked = fill_first | where(cond, sc, c)
-    plus = is_op("relax.add")(masked, other) | is_op("relax.add")(other, masked)
-    return rewrite(is_op("relax.nn.softmax")(masked | plus), fn, func)
+    body = is_op("relax.add")(masked, other) | is_op("relax.add")(other, masked) if with_other else masked
+    return rewrite(is_op("relax.nn.softmax")(body), fn, func)
 
 
 def _two_biases(func):

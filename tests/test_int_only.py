@@ -573,7 +573,8 @@ def test_float_islands_option(tmp_path):
     assert isl["op"] == "tanh" and 0 < isl["flops_share"] < 0.01
     assert [f.split(": ")[1] for f in notes["ops"]["float"]].count("tanh") == 1
     xs = rng.standard_normal((8, 1, 6, 8)).astype(np.float32)
-    got = np.concatenate([qc.build(mod, "llvm").run(x)[0] for x in xs])
+    art = qc.build(mod, "llvm")
+    got = np.concatenate([art.run(x)[0] for x in xs])
     ref = np.concatenate([m(torch.from_numpy(x)).detach().numpy() for x in xs])
     assert _cos(got, ref) >= 0.99
     assert "tanh" in qc.build(mod, "cuda").sources["model.cu"]

@@ -95,8 +95,15 @@ def tune(mod, target, db_dir: str | Path, trials: int, progress: bool = True) ->
     f = fused(mod, target)
     extracted = [t for t in ms.relax_integration.extract_tasks(f, target, params={}) if _hot(t.task_name)]
     _import_tensor_intrin()
+    # the evolutionary search's defaults (a population of 512, 4 generations) cost about a
+    # minute of candidate generation per task before the first measurement; a small budget
+    # gets a population in proportion (the defaults from 64 trials up)
+    population = max(16, min(512, 8 * trials))
+    strategy = ms.search_strategy.EvolutionarySearch(
+        population_size=population, init_min_unmeasured=min(50, population),
+        genetic_num_iters=4 if trials >= 64 else 1)
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        extracted_tasks=extracted, work_dir=str(db_dir), space="post-order-apply", strategy="evolutionary", seed=0)
+        extracted_tasks=extracted, work_dir=str(db_dir), space="post-order-apply", strategy=strategy, seed=0)
     tasks = []
     for ctx, w in zip(contexts, weights):  # MetaSchedule 0.27 cannot generate a space for some fused kernels
         try:

@@ -57,7 +57,16 @@ def _ints(x) -> list[int] | None:
         return None
 
 
-def value_array(bb, expr, depth=0):
+def value_array(bb, expr):
+    """:func:`_value_array`, or None where evaluating it fails (TVM's arithmetic refusing
+    an operand mix is "not known" here, never an import error)."""
+    try:
+        return _value_array(bb, expr)
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError):  # TVM errors are RuntimeErrors
+        return None
+
+
+def _value_array(bb, expr, depth=0):
     """The value of an integer tensor computed from shapes, as a NumPy object array of
     PrimExprs (its shape the tensor's), or None. Follows the bindings the importer emitted
     for ONNX's shape arithmetic: ``shape_of``/``shape_to_tensor``, constants, integer
@@ -79,17 +88,26 @@ def value_array(bb, expr, depth=0):
         return _objects([tirx.IntImm(dt, int(x)) for x in v.reshape(-1)]).reshape(v.shape)
     if isinstance(expr, relax.Var):
         bound = bb.lookup_binding(expr)
-        return None if bound is None else value_array(bb, bound, depth + 1)
+        return None if bound is None else _value_array(bb, bound, depth + 1)
     if not isinstance(expr, relax.Call) or not isinstance(expr.op, tvm.ir.Op):
         return None
     name, args = expr.op.name, expr.args
-    sub = (lambda e: value_array(bb, e, depth + 1))  # noqa: E731
+    sub = (lambda e: _value_array(bb, e, depth + 1))  # noqa: E731
     if name == "relax.shape_of":
         dims = getattr(getattr(args[0], "ty", None), "shape", None)
         return _objects([floor_div(v) for v in dims.values]) if isinstance(dims, relax.ShapeExpr) else None
-    if name in ("relax.shape_to_tensor", "relax.tensor_to_shape") or (
-            name == "relax.astype" and str(expr.attrs.dtype) in ("int64", "int32")):
+    if name in ("relax.shape_to_tensor", "relax.tensor_to_shape"):
         return sub(args[0])
+    if name == "relax.astype" and str(expr.attrs.dtype) in ("int64", "int32"):
+        x = sub(args[0])
+        if x is None:
+            return None
+        out = np.empty(x.shape, object)
+        for k in np.ndindex(x.shape):
+            v = x[k]
+            out[k] = v if v.ty.dtype == "int64" else tirx.Cast("int64", v) if not isinstance(v, tirx.IntImm) \
+                else tirx.IntImm("int64", int(v))
+        return out
     if name in ("relax.full", "relax.broadcast_to", "relax.zeros", "relax.ones"):
         # ConstantOfShape / Expand of a value to a shape (the zero pads torch appends)
         dims = getattr(getattr(expr, "ty", None), "shape", None)
