@@ -6,6 +6,7 @@ BIN     = $(VENV)/bin
 MODEL   = qcompile/models/assets/vit_fmnist.onnx
 EVAL    = qcompile/models/assets/fmnist_test256.npz
 PYTEST_ARGS ?=
+JOBS    ?= 2
 
 .PHONY: setup demo test test-fast assets clean
 
@@ -24,7 +25,7 @@ demo: setup
 # fails, e.g. with no registry, is reported but does not stop the suite).
 test: setup
 	-$(BIN)/qcompile assets fetch --for-tests
-	$(BIN)/python -m pytest -p no:logging -q --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:logging -q -n $(JOBS) --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -p no:logging -q -m 'not slow' $(PYTEST_ARGS)
