@@ -83,8 +83,7 @@ class Range(F.Range):
             if _nonnegative(an, count):
                 dtype = _dtype(inputs[0])
                 pos = relax.op.arange(0, count, 1, "int64")
-                out = relax.op.add(pos, relax.op.reshape(
-                    relax.op.shape_to_tensor(relax.ShapeExpr([tirx.Cast("int64", start)])), ()))
+                out = relax.op.add(pos, _prim_tensor(start))
                 return out if dtype == "int64" else relax.op.astype(out, dtype)
         return super()._impl_v12(bb, inputs, attr, params)
 
