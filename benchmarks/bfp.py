@@ -44,11 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 import qcompile as qc  # noqa: E402
 from benchmarks.common import cache_benchmark, cache_perplexity, write_json  # noqa: E402
-from qcompile import bfp  # noqa: E402
+from qcompile.passes.kvcache import bfp_format as bfp  # noqa: E402
 from qcompile.calibration import Calibration, Collected, Sample  # noqa: E402
-from qcompile.ksort import SignedPerm, attention_layers  # noqa: E402
-from qcompile.kvcache import decoder_layers  # noqa: E402
-from qcompile.passes.bfp import Bfp  # noqa: E402
+from qcompile.passes.ksort.sort import SignedPerm, attention_layers  # noqa: E402
+from qcompile.analysis.kvcache import decoder_layers  # noqa: E402
+from qcompile.passes.kvcache.bfp import Bfp  # noqa: E402
 from qcompile.passes.ksort import KSort  # noqa: E402
 
 ORDERS = {  # name -> (K-sort statistics, key criterion)

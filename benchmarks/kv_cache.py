@@ -38,7 +38,7 @@ import qcompile as qc  # noqa: E402
 from benchmarks.common import cache_benchmark, cache_perplexity, write_json  # noqa: E402
 from qcompile import lm  # noqa: E402
 from qcompile.calibration import Calibration, Collected  # noqa: E402
-from qcompile.passes.kv_prerope import KvPrerope  # noqa: E402
+from qcompile.passes.kvcache.prerope import KvPrerope  # noqa: E402
 
 CONFIGS = {"float": None}
 for _b in (4, 3, 2):

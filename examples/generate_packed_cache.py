@@ -17,7 +17,7 @@ import qcompile as qc  # noqa: E402
 from qcompile import lm  # noqa: E402
 from qcompile.calibration import Calibration, Collected  # noqa: E402
 from qcompile.models import corpus, smollm2  # noqa: E402
-from qcompile.passes.kv_prerope import KvPrerope  # noqa: E402
+from qcompile.passes.kvcache.prerope import KvPrerope  # noqa: E402
 
 
 def main():

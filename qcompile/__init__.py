@@ -11,17 +11,18 @@ import importlib  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
 
-from . import threads as _threads  # noqa: E402
+from qcompile import threads as _threads  # noqa: E402
 
 _threads.set_default()  # before TVM's thread pool starts: all physical cores (see qcompile.threads)
 
 # the public API, imported on first use (PEP 562): `qcompile --help` and `--version` answer
 # without importing TVM (seconds); `import qcompile as qc; qc.load(...)` is unchanged
-_LAZY = {"Calibration": "calibration", "MinMax": "calibration",
-         "AbsMaxPerChannel": "calibration", "Histogram": "calibration",
+_LAZY = {"Calibration": "calibration", "MinMax": "collectors",
+         "AbsMaxPerChannel": "collectors", "Histogram": "collectors",
          "PassError": "errors", "QCompileError": "errors", "UnsupportedOpError": "errors", "load": "loader",
          "Pass": "passmanager", "PassContext": "passmanager", "PassManager": "passmanager",
-         "pipeline": "pipelines", "register": "pipelines", "register_pass": "pipelines"}
+         "pipeline": "pipelines", "register": "pipelines", "register_pass": "pipelines",
+         "canonicalize": "passes.canonicalize.rules"}
 
 
 def __getattr__(name):
@@ -40,12 +41,11 @@ def _api_function(name: str) -> property:
 
 
 class _Package(types.ModuleType):
-    """``build`` and ``canonicalize`` are submodules and the API's functions of the same
-    name: the functions win, whenever the submodule is first imported (``from .build import
-    ..`` reads ``sys.modules``)."""
+    """``build`` is a submodule and the API's function of the same name: the function wins,
+    whenever the submodule is first imported (``from qcompile.build import ..`` reads
+    ``sys.modules``)."""
 
     build = _api_function("build")
-    canonicalize = _api_function("canonicalize")
 
 
 sys.modules[__name__].__class__ = _Package

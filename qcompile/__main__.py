@@ -1,6 +1,6 @@
 """``python -m qcompile``: the ``qcompile`` command."""
 import sys
 
-from .cli import main
+from qcompile.cli import main
 
 sys.exit(main())

@@ -19,9 +19,9 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from .errors import QCompileError
-from .models import corpus
-from .models.data import FMNIST_DIR
+from qcompile.errors import QCompileError
+from qcompile.models import corpus
+from qcompile.models.data import FMNIST_DIR
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import QCompileError
+from qcompile.errors import QCompileError
 
 
 #: the names of qcompile.backends.TARGETS, here so that `--help` imports no TVM (a test
@@ -27,7 +27,7 @@ TARGET_NAMES = ("cuda", "int-accel", "llvm")
 
 
 def _compile_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from qcompile import __version__
 
     ap = argparse.ArgumentParser(prog="qcompile", description="Quantization compiler for transformer models (TVM Relax).",
                                  epilog="Other commands: `qcompile run OUT --inputs F.npz --output G.npz`, "
@@ -64,10 +64,10 @@ def _compile_parser() -> argparse.ArgumentParser:
 def _main_compile(argv) -> int:
     a = _compile_parser().parse_args(argv)  # --help and --version before TVM is imported
 
-    from .driver import compile_model
-    from .loader import parse_input_shapes
-    from .pipelines import describe
-    from .report import summary
+    from qcompile.driver import compile_model
+    from qcompile.loader import parse_input_shapes
+    from qcompile.pipelines import describe
+    from qcompile.report import summary
 
     if a.list_pipelines:
         print("\n".join(describe()))
@@ -96,8 +96,8 @@ def _main_run(argv) -> int:
     import numpy as np
     import tvm
 
-    from .backends.common import Artifact
-    from .calibration import batches, read_npz
+    from qcompile.backends.common import Artifact
+    from qcompile.samples import batches, read_npz
 
     folder = Path(a.artifact)
     rep_path, lib = folder / "report.json", folder / "model.so"
@@ -112,7 +112,7 @@ def _main_run(argv) -> int:
     _check_library(lib)
     device = "cpu"
     if rep["build"]["target"] == "cuda":
-        from .backends.cuda import gpu_present
+        from qcompile.backends.cuda import gpu_present
 
         if not gpu_present():
             raise QCompileError("a cuda artifact cannot run on this machine (no CUDA GPU found)")
@@ -122,7 +122,7 @@ def _main_run(argv) -> int:
     missing = [s["name"] for s in specs if s["name"] not in data]
     if missing:
         raise QCompileError(f"{a.inputs} lacks input(s) {', '.join(missing)}")
-    from .evaluate import check_array
+    from qcompile.samples import check_array
 
     io = (rep.get("io") or {}).get("inputs") or {}
     for s_ in specs:
@@ -183,7 +183,7 @@ def _check_library(lib: Path) -> None:
 
 
 def _main_assets(argv) -> int:
-    from . import assets
+    from qcompile import assets
 
     ap = argparse.ArgumentParser(prog="qcompile assets", description="Fetch and cache models and data sets.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -200,12 +200,12 @@ def _main_assets(argv) -> int:
     c.add_argument("--tokens", type=int, default=8192, help="tokens of the calibration text (default 8192)")
     a = ap.parse_args(argv)
     if a.cmd == "calib":
-        from .models import smollm2
+        from qcompile.models import smollm2
 
         print(smollm2.calibration_tokens(a.tokens))
         return 0
     if a.cmd == "export":
-        from .models import smollm2
+        from qcompile.models import smollm2
 
         if a.chunk < 1:
             raise QCompileError(f"--chunk must be positive, got {a.chunk}")

@@ -2,7 +2,6 @@
 written atomically (a temporary folder renamed into place on success)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -12,16 +11,17 @@ from pathlib import Path
 
 import tvm
 
-from . import report as rep_mod
-from .backends import tune as tuning_options
-from .build import build
-from .calibration import Calibration, read_npz
-from .errors import QCompileError
-from .evaluate import Reference, compare
-from .loader import load
-from .passmanager import PassManager
-from .pipelines import pipeline
-from .progress import status
+from qcompile import report as rep_mod
+from qcompile.backends import tune as tuning_options
+from qcompile.build import build, check_target_options
+from qcompile.calibration import Calibration
+from qcompile.samples import read_npz
+from qcompile.errors import QCompileError
+from qcompile.evaluate import Reference, compare
+from qcompile.loader import load
+from qcompile.passmanager import PassManager
+from qcompile.pipelines import pipeline
+from qcompile.progress import status
 
 
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
@@ -33,8 +33,17 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     if (tune or tune_db) and target != "llvm":
         raise QCompileError("--tune/--tune-db apply to --target llvm only")
     tuning_options.check_options(tune, tune_db)
-    passes = pipeline(pipeline_spec)  # validate everything cheap before any work
-    set_int_io(passes, target, int_io)
+    build_options = {k: v for k, v in (("arch", arch), ("mcpu", mcpu)) if v is not None}
+    if tune_db:
+        build_options.update(tune_db=tune_db, tune_trials=tune, progress=progress)
+    check_target_options(target, build_options)
+    passes = pipeline(pipeline_spec, target=target)  # validate everything cheap before any work
+    if int_io is not None:
+        if not any(hasattr(p.config, "int_io") for p in passes):
+            if int_io:
+                raise QCompileError("--int-io needs an integer pipeline", hint="--pipeline int-only")
+        else:
+            passes = pipeline(pipeline_spec, target=target, int_io=int_io)
     if target == "int-accel" and any(getattr(p.config, "float_islands", False) for p in passes):
         raise QCompileError("--target int-accel runs integers only: float_islands cannot be used with it",
                             hint="drop float_islands, or build for llvm or cuda")
@@ -62,8 +71,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         seconds["passes"] = time.perf_counter() - t
         t = time.perf_counter()
         status(f"building for {target}", progress)
-        tuning = {"tune_db": tune_db, "tune_trials": tune, "progress": progress} if tune_db else {}
-        art = build(mod, target, arch=arch, mcpu=mcpu, **tuning)
+        art = build(mod, target, **build_options)
         art.io = host_io(pm)
         files = art.export(tmp)
         seconds["build"] = time.perf_counter() - t
@@ -155,18 +163,6 @@ def check_output_folder(out: Path) -> None:
         raise QCompileError(f"cannot create output folder {out}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise QCompileError(f"cannot create output folder {out}: {parent} is not writable")
-
-
-def set_int_io(passes, target: str, int_io: bool | None) -> None:
-    """``int_io`` of the passes that have it: as asked, else True for int-accel (an
-    integer-only device cannot quantize its own float input)."""
-    having = [p for p in passes if hasattr(p.config, "int_io")]
-    if int_io and not having:
-        raise QCompileError("--int-io needs an integer pipeline", hint="--pipeline int-only")
-    for p in having:
-        if p.config.int_io is None or int_io is not None:
-            want = int_io if int_io is not None else target == "int-accel"
-            p.config = dataclasses.replace(p.config, int_io=want)
 
 
 def host_io(pm) -> dict | None:

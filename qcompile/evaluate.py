@@ -9,11 +9,11 @@ for the reference.
 from __future__ import annotations
 
 import numpy as np
-from .progress import iterate
+from qcompile.progress import iterate
 
-from .calibration import batches
-from .errors import QCompileError
-from .loader import Model
+from qcompile.errors import QCompileError
+from qcompile.samples import batches, check_array
+from qcompile.loader import Model
 
 
 def batch_size_for(model: Model, requested: int) -> int:
@@ -49,44 +49,6 @@ class Reference:
             out = self.module(*[torch.from_numpy(feed[s.name]) for s in self.model.inputs])
         out = out if isinstance(out, (tuple, list)) else [out]
         return [o.numpy() for o in out]
-
-
-def conform_dtype(name: str, arr: np.ndarray, want: str, what: str = "data") -> np.ndarray:
-    """``arr`` as the model input's dtype when the cast loses nothing (float64 data that is
-    float32-exact is not required: any finite float data casts to a float input, with its
-    rounding; integers cast where every value fits); else a one-line refusal."""
-    want = np.dtype(want)
-    if arr.dtype == want:
-        return arr
-    if want.kind == "f" and arr.dtype.kind in "fiub":
-        out = arr.astype(want)
-        if arr.dtype.kind == "f" and not np.isfinite(out[np.isfinite(arr)]).all():
-            raise QCompileError(f"{what} input '{name}' ({arr.dtype}) has values out of {want}'s range")
-        return out
-    if want.kind in "iub" and arr.dtype.kind in "iub":
-        info = np.iinfo(want) if want.kind != "b" else None
-        if info is None or arr.size == 0 or (arr.min() >= info.min and arr.max() <= info.max):
-            return arr.astype(want)
-    raise QCompileError(f"{what} input '{name}' is {arr.dtype}, the model takes {want}",
-                        hint="save the array with the model input's dtype")
-
-
-def check_array(name: str, arr, shape, dtype: str, what: str = "data") -> np.ndarray:
-    """One input array against the model's input ``shape`` (ints fixed; anything else, a
-    symbolic dim) and ``dtype``, samples along the first axis: cast where lossless, finite,
-    same rank, fixed dims equal. The one check that evaluation data, calibration data and
-    ``qcompile run`` inputs all go through."""
-    arr = conform_dtype(name, np.asarray(arr), dtype, what)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise QCompileError(f"{what} input '{name}' has {int((~np.isfinite(arr)).sum())} NaN/Inf value(s)")
-    if arr.ndim != len(shape):
-        raise QCompileError(f"{what} input '{name}' has shape {arr.shape}, the model takes rank {len(shape)} "
-                            f"{list(shape)}")
-    for d, (want, have) in enumerate(zip(shape[1:], arr.shape[1:]), start=1):
-        if isinstance(want, int) and want > 0 and want != have:
-            raise QCompileError(f"{what} input '{name}' dim {d} is {have}, the model takes {want} "
-                                f"(shape {list(shape)})")
-    return arr
 
 
 def check_inputs(model: Model, data: dict) -> dict:

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .errors import QCompileError
+from qcompile.errors import QCompileError
 
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray, list], tuple[np.ndarray, list]]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QCompileError, UnsupportedOpError
+from qcompile.errors import QCompileError, UnsupportedOpError
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
@@ -146,8 +146,8 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     from tvm.relax.frontend.onnx import from_onnx
 
-    from .frontend.onnx_converters import patched_converters
-    from .frontend.onnx_prepare import fold_shape_values
+    from qcompile.frontend.onnx_converters import patched_converters
+    from qcompile.frontend.onnx_prepare import fold_shape_values
 
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import tvm
 
-from .errors import PassError, QCompileError
-from .ir import op_histogram, script
-from .rewrite import RewriteError
+from qcompile.errors import PassError, QCompileError
+from qcompile.ir import op_histogram, script
+from qcompile.rewrite import RewriteError
 
 
 @dataclasses.dataclass(frozen=True)

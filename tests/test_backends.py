@@ -145,6 +145,17 @@ def test_cuda_int8_matmul_and_arch(tmp_path):
         qc.build(IntModule, target="cuda", arch="ampere")
 
 
+def test_backends_refuse_options_they_do_not_take():
+    """Before, every backend's ``build(mod, **_)`` swallowed unknown options: ``arch`` for
+    llvm was silently ignored."""
+    with pytest.raises(QCompileError, match=r"--target llvm takes no option 'arch' \(it is for --target cuda\)"):
+        qc.build(IntModule, target="llvm", arch="sm_86")
+    with pytest.raises(QCompileError, match="--target int-accel takes no option 'mcpu'"):
+        qc.build(IntModule, target="int-accel", mcpu="znver3")
+    with pytest.raises(QCompileError, match="takes no option 'tune_trial'"):
+        qc.build(IntModule, target="llvm", tune_trial=3)
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_nvcc_accepts_cuda_source():
     art = qc.build(IntModule, target="cuda")

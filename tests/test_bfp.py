@@ -13,10 +13,12 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
 
 import qcompile as qc
-from qcompile import bfp, ksort as ks, lm
+from qcompile import lm
+from qcompile.passes.kvcache import bfp_format as bfp
+from qcompile.passes.ksort import sort as ks
 from qcompile.errors import QCompileError
 from qcompile.ir import script
-from qcompile.passes.bfp import Bfp
+from qcompile.passes.kvcache.bfp import Bfp
 from qcompile.passes.ksort import KSort
 
 sys.path.insert(0, str(Path(__file__).parent))

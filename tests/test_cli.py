@@ -132,7 +132,8 @@ def _unsupported_model(path):
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "unsupported", "bad-eval-shape", "bad-pipeline",
                                   "bad-input-shape", "tune-without-db", "missing-tune-db", "tune-cuda",
-                                  "nan-eval-data", "inf-weight", "complex-eval-data"])
+                                  "nan-eval-data", "inf-weight", "complex-eval-data", "arch-with-llvm",
+                                  "mcpu-with-cuda", "exclusive-pipelines"])
 def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx, case):
     out = tmp_path / "out"
     out.mkdir()  # a previous artifact, which a failed compile must leave as it was
@@ -185,6 +186,12 @@ def test_bad_input_one_line_exit_2_out_kept(tmp_path, capsys, tiny_encoder_onnx,
         ev = tmp_path / "ev.npz"
         np.savez(ev, x=np.zeros((2, 3, 3), np.complex64), mask=np.zeros((2, 1, 1, 3), np.float32))
         extra, expect = ["--eval-data", ev], "complex64"
+    elif case == "arch-with-llvm":  # before: --arch was silently ignored by the llvm build
+        extra, expect = ["--target", "llvm", "--arch", "sm_86"], "--target llvm takes no option 'arch'"
+    elif case == "mcpu-with-cuda":
+        extra, expect = ["--target", "cuda", "--mcpu", "znver3"], "it is for --target llvm"
+    elif case == "exclusive-pipelines":
+        extra, expect = ["--pipeline", "bfp+kv-prerope"], "cannot be combined"
     rc, _, err = compile_(capsys, model, "-o", out, "-q", *extra)
     assert rc == 2
     lines = err.strip().splitlines()
@@ -358,7 +365,7 @@ def test_help_version_and_assets_list_import_no_tvm():
     import qcompile.driver  # noqa: F401 - imports the submodules named like the API's functions
 
     assert callable(qc.build) and qc.build.__module__ == "qcompile.build"
-    assert callable(qc.canonicalize) and qc.canonicalize.__module__ == "qcompile.canonicalize"
+    assert callable(qc.canonicalize) and qc.canonicalize.__module__ == "qcompile.passes.canonicalize.rules"
     for argv in (["--help"], ["--version"], ["run", "--help"], ["assets", "list"]):
         code = ("import sys\nfrom qcompile.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
                 "assert 'tvm' not in sys.modules, 'tvm imported'\n" % argv)

@@ -220,7 +220,7 @@ def test_row_kernel_is_one_parallel_loop_over_rows(kind):
     for the integer kernels, against the unscheduled build for the float one."""
     from tvm.relax import op as O
 
-    from qcompile import intops
+    from qcompile.passes.int_only import intops
 
     rng = np.random.default_rng(5)
     bb = relax.BlockBuilder()

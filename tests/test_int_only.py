@@ -13,7 +13,8 @@ from hypothesis.extra.numpy import arrays
 from tvm import relax
 
 import qcompile as qc
-from qcompile import intops, intref
+from qcompile.passes.int_only import intops
+from qcompile.passes.int_only import intref
 from qcompile.calibration import Calibration
 from qcompile.errors import QCompileError
 from qcompile.ir import script
@@ -208,8 +209,7 @@ def vit_int():
     model = qc.load(DEFAULT_MODEL)
     out = {}
     for io in (True, False):
-        passes = qc.pipeline("int-only")
-        passes[-1].__init__(int_io=io)
+        passes = qc.pipeline("int-only", int_io=io)
         pm = qc.PassManager(passes, calibration=Calibration({"pixels": calib["pixels"][:64]}, batch=32,
                                                             progress=False))
         out[io] = (pm.run(model.mod), pm.records[-1].notes)
@@ -280,8 +280,7 @@ def test_overflow_refused_names_binding():
     m = TinyEncoder(masked=False).eval()
     x, _ = encoder_inputs(b=4)
     model = qc.load(m, example_inputs=(x, torch.ones(4, 8)))
-    passes = qc.pipeline("int-only")
-    passes[-1].__init__(shiftmax_K=28)
+    passes = qc.pipeline("int-only", shiftmax_K=28)
     pm = qc.PassManager(passes, calibration=Calibration({"x": x.numpy(), "mask": np.ones((4, 8), np.float32)},
                                                         progress=False))
     with pytest.raises(QCompileError, match=r"Shiftmax at '.*' over rows of 8: L 2\^\(K\+n\) overflows int32"):
@@ -337,12 +336,10 @@ def test_int_io_needs_an_integer_pipeline(tmp_path, capsys):
 
 
 def test_int_accel_defaults_to_integer_io():
-    from qcompile.driver import set_int_io
-
-    for target, want in (("int-accel", True), ("llvm", False)):
-        passes = qc.pipeline("int-only")
-        set_int_io(passes, target, None)
-        assert passes[-1].config.int_io is want
+    """The target's choice is made where the passes are built; the user's choice wins."""
+    for target, want in (("int-accel", True), ("llvm", None), ("cuda", None)):
+        assert qc.pipeline("int-only", target=target)[-1].config.int_io is want
+    assert qc.pipeline("int-only", target="int-accel", int_io=False)[-1].config.int_io is False
 
 
 def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
@@ -359,8 +356,7 @@ def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
     ones = torch.ones(4, 8)
     model = qc.load(m, example_inputs=(x, ones))
     cal = Calibration({"x": x.numpy(), "mask": ones.numpy()}, progress=False)
-    passes = qc.pipeline("int-only")
-    passes[-1].__init__(weight_bits=7)
+    passes = qc.pipeline("int-only", weight_bits=7)
     mod = qc.PassManager(passes, calibration=cal).run(model.mod)
     weights = [const_value(b.value.args[1]) for blk in mod["main"].body.blocks for b in blk.bindings
                if getattr(b.value, "op", None) is not None and getattr(b.value.op, "name", "") == "relax.matmul"
@@ -370,9 +366,8 @@ def test_seven_bit_weights_take_the_vpmaddubsw_kernel_and_stay_exact():
     if x86_packed.supported(llvm.make_target()):
         assert art.info["int8_matmuls_pmaddubsw"] == len(weights) and art.info["int8_matmuls_pmaddwd"] == 0
     np.testing.assert_array_equal(art.run(x.numpy(), ones.numpy())[0], intref.run(mod, x.numpy(), ones.numpy())[0])
-    passes[-1].__init__(weight_bits=9)
     with pytest.raises(QCompileError, match="weight_bits=9 is outside 2..8"):
-        qc.PassManager(passes, calibration=cal).run(model.mod)
+        qc.PassManager(qc.pipeline("int-only", weight_bits=9), calibration=cal).run(model.mod)
 
 
 def test_data_movement_passes_integers_through():

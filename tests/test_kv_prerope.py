@@ -11,14 +11,15 @@ from hypothesis import given, settings, strategies as st
 from tvm import relax, tirx
 
 import qcompile as qc
-from qcompile import kvquant as kq, lm
+from qcompile import lm
+from qcompile.passes.kvcache import kvquant as kq
 from qcompile.calibration import Calibration, Collected
 from qcompile.errors import QCompileError
 from qcompile.ir import script
-from qcompile.kvcache import cache_paths
+from qcompile.analysis.kvcache import cache_paths
 from qcompile.models.llama import LlamaConfig, LlamaDecoder, export_onnx
-from qcompile.passes.kv_prerope import KvPrerope
-from qcompile.residual import Graph
+from qcompile.passes.kvcache.prerope import KvPrerope
+from qcompile.analysis.residual import Graph
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_golden import GOLDEN, check_golden  # noqa: E402

@@ -7,7 +7,8 @@ from tvm import relax
 from tvm.relax import op as O
 
 import qcompile as qc
-from qcompile import intops, intref
+from qcompile.passes.int_only import intops
+from qcompile.passes.int_only import intref
 from qcompile.backends import lut
 
 P = intops.ExpParams()

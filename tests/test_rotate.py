@@ -9,7 +9,9 @@ import torch.nn as nn
 from tvm import relax
 
 import qcompile as qc
-from qcompile import hadamard, lm, residual
+from qcompile import lm
+from qcompile.passes.rotate import hadamard
+from qcompile.analysis import residual
 from qcompile.errors import QCompileError
 from qcompile.ir import script
 from qcompile.models.llama import LlamaConfig, LlamaDecoder, export_onnx

@@ -14,7 +14,7 @@ import torch
 import tvm
 
 import qcompile as qc
-from qcompile.canonicalize import canonicalize
+from qcompile.passes.canonicalize.rules import canonicalize
 
 
 class _F(torch.nn.Module):

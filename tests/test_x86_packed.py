@@ -242,7 +242,7 @@ def test_ragged_attention_scores_padded_through_requantization_into_shiftmax(key
     kernel writes the padded panels (no per-lane guard), the requantization after it runs
     on the padded columns, and Shiftmax reads only the real ones (no separate crop kernel).
     The artifact is bit-exact against the NumPy reference."""
-    from qcompile import intops
+    from qcompile.passes.int_only import intops
 
     rng = np.random.default_rng(keys)
     lead, m, k = (1, 4), 20, 32

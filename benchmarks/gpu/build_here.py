@@ -4,7 +4,7 @@ references:
 * the bundled ViT through ``none`` (float32) and ``int-only`` (float I/O: the artifact
   quantizes its input and dequantizes its logits), at batch 32 and 256;
 * the ``int-only`` ViT with ``--int-io`` (int8 in, int16 out) at batch 256, whose output
-  must equal the NumPy interpreter of the integer graph (``qcompile.intref``) bit for bit;
+  must equal the NumPy interpreter of the integer graph (``qcompile.passes.int_only.intref``) bit for bit;
 * the small all-integer test module of ``tests/test_backends.py``.
 
 The build info (which matmuls became ``__dp4a`` kernels, which kernels hold floats) is
@@ -19,10 +19,10 @@ import onnxruntime as ort
 
 sys.path.insert(0, "tests")
 import qcompile as qc  # noqa: E402
-from qcompile import intref  # noqa: E402
+from qcompile.passes.int_only import intref  # noqa: E402
 from qcompile.calibration import Calibration  # noqa: E402
-from qcompile.driver import host_io, set_int_io  # noqa: E402
-from qcompile.intops import quantize_ref  # noqa: E402
+from qcompile.driver import host_io  # noqa: E402
+from qcompile.passes.int_only.intops import quantize_ref  # noqa: E402
 from qcompile.models import ASSETS, DEFAULT_MODEL  # noqa: E402
 from test_backends import IntModule, numpy_reference  # noqa: E402
 
@@ -50,8 +50,7 @@ for batch in (32, 256):
     data[f"ort{batch}"] = ort.InferenceSession(str(DEFAULT_MODEL)).run(None, {"pixels": x})[0]
     export(f"vit_none_b{batch}", qc.PassManager(qc.pipeline("none")).run(model.mod), batch)
     for int_io in ((False, True) if batch == 256 else (False,)):
-        passes = qc.pipeline("int-only")
-        set_int_io(passes, "cuda", int_io)
+        passes = qc.pipeline("int-only", target="cuda", int_io=int_io)
         pm = qc.PassManager(passes, calibration=Calibration({"pixels": calib["pixels"]}, batch=batch,
                                                             progress=False))
         mod = pm.run(model.mod)

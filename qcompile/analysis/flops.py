@@ -12,7 +12,7 @@ import math
 import tvm
 from tvm import relax
 
-from ..ir import shape_of
+from qcompile.ir import shape_of
 
 
 def _numel(expr, fill: int) -> int:

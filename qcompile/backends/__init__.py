@@ -1,5 +1,5 @@
 """Targets: ``llvm`` (CPU, runs here), ``cuda`` (NVIDIA GPU; builds without one) and
 ``int-accel`` (TVM's C target, integer-only, checked by :mod:`.verify`)."""
-from . import cuda, int_accel, llvm
+from qcompile.backends import cuda, int_accel, llvm
 
 TARGETS = {"llvm": llvm, "cuda": cuda, "int-accel": int_accel}

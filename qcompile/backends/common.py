@@ -54,7 +54,7 @@ class Artifact:
 
 
 def host_quantize(io: dict, inputs) -> list[np.ndarray]:
-    from ..intops import quantize_ref
+    from qcompile.passes.int_only.intops import quantize_ref
 
     specs = list(io["inputs"].values())
     out, k = [], 0

@@ -33,7 +33,7 @@ import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.gpu.matmul import auto_inline_consumer_chain
 
-from . import x86_packed
+from qcompile.backends import x86_packed
 
 VEC = 16   # fp32 lanes per inner tile (two AVX2 registers)
 ROWS = 6   # rows sharing one weight vector (6 x 2 accumulator vectors + 2 weight vectors + 1 broadcast: 15 of 16 AVX2 registers)

@@ -17,15 +17,15 @@ import shutil
 import tvm
 import tvm_ffi
 
-from ..errors import QCompileError
-from .common import Artifact, after_fuse_ops, guard_plan
-from .cuda_dp4a import uses_dp4a
-from .verify import float_nodes
+from qcompile.errors import QCompileError
+from qcompile.backends.common import Artifact, after_fuse_ops, guard_plan
+from qcompile.backends.cuda_dp4a import uses_dp4a
+from qcompile.backends.verify import float_nodes
 
 DEFAULT_ARCH = "sm_80"
 
 
-def make_target(arch: str | None = None, **_):
+def make_target(arch: str | None = None):
     arch = arch or DEFAULT_ARCH
     if not arch.startswith("sm_") or not arch[3:].isdigit():
         raise QCompileError(f"bad CUDA arch '{arch}'", hint="use sm_NN, e.g. sm_80 or sm_90")
@@ -60,7 +60,7 @@ def pipeline(target, seen: dict | None = None):
 
     from tvm.s_tir import dlight as dl
 
-    from .cuda_dp4a import Int8MatmulDP4A
+    from qcompile.backends.cuda_dp4a import Int8MatmulDP4A
 
     seen = {} if seen is None else seen
     legal = after_fuse_ops(P.legalize_passes(target)[:-1])  # all but dlight's ApplyDefaultSchedule
@@ -87,7 +87,7 @@ def cuda_source(ex) -> str:
     raise RuntimeError("no CUDA module in the executable")
 
 
-def build(mod, arch: str | None = None, **_) -> Artifact:
+def build(mod, *, arch: str | None = None) -> Artifact:
     """``info`` lists the matmuls computed with ``__dp4a`` and every kernel that still has a
     floating-point value (for an ``int-only --int-io`` model: none)."""
     tgt = make_target(arch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax, te, topi
 
-from ..rewrite import rebuild_main
+from qcompile.rewrite import rebuild_main
 
 SQRT_HALF = 0.7071067811865476
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import tvm
 
-from ..errors import QCompileError
-from .common import Artifact, legalize_stage
-from .verify import find_floats
+from qcompile.errors import QCompileError
+from qcompile.backends.common import Artifact, legalize_stage
+from qcompile.backends.verify import find_floats
 
 
-def make_target(**_):
+def make_target():
     return tvm.target.Target({"kind": "c"})
 
 
-def build(mod, **_) -> Artifact:
+def build(mod) -> Artifact:
     tgt = make_target()
     offences = find_floats(legalize_stage(mod, tgt), tgt)
     if offences:

@@ -18,12 +18,12 @@ import os
 import tvm
 from tvm import relax
 
-from .common import Artifact, guard_plan, scalar_params_to_shape
-from . import fast_math, lut, mul32, shift32, split_heads, x86_packed
-from .cpu_schedule import default_cpu_schedule, validated_cpu_schedule
+from qcompile.backends.common import Artifact, guard_plan, scalar_params_to_shape
+from qcompile.backends import fast_math, lut, mul32, shift32, split_heads, x86_packed
+from qcompile.backends.cpu_schedule import default_cpu_schedule, validated_cpu_schedule
 
 
-def make_target(mcpu: str | None = None, **_):
+def make_target(mcpu: str | None = None):
     cpu = mcpu or tvm.target.codegen.llvm_get_system_cpu()
     return tvm.target.Target({"kind": "llvm", "mcpu": cpu, "num-cores": os.cpu_count() or 1})
 
@@ -37,8 +37,8 @@ def patch_convs_as_matmuls(mod):
     """Patch-embedding convolutions (stride = kernel, no padding) become a reshape and a
     matmul: the default schedules tile matmuls, not convolutions (an unscheduled DeiT-S
     patch embedding took a quarter of the model's time). Exact up to float summation order."""
-    from ..ir import op_histogram
-    from ..passes.int_only import patchify
+    from qcompile.ir import op_histogram
+    from qcompile.passes.int_only import patchify
 
     if "nn.conv2d" not in op_histogram(mod):
         return mod
@@ -87,11 +87,10 @@ def pipeline(target, symbolic: bool, db=None, validate: bool = False):
     return run
 
 
-def build(mod, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, progress: bool = False,
-          **_) -> Artifact:
+def build(mod, *, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, progress: bool = False) -> Artifact:
     """``tune_trials > 0`` tunes the matmul kernels into ``tune_db`` first; ``tune_db`` alone
     reuses a database (see :mod:`qcompile.backends.tune`)."""
-    from . import tune
+    from qcompile.backends import tune
 
     tgt = make_target(mcpu)
     symbolic = has_symbolic_shapes(mod)

@@ -4,7 +4,7 @@ An int8 tensor takes 256 values, so any chain of elementwise integer ops that de
 one int8 tensor ``x`` and on scalar constants only is a function ``f: int8 -> T`` with 256
 points. This pass finds such chains in ``main`` (analysis: :func:`find_regions`),
 evaluates each on ``[-128, 127]`` with the NumPy integer interpreter
-(:mod:`qcompile.intref`, the same oracle the artifacts are verified against) and replaces
+(:mod:`qcompile.passes.int_only.intref`, the same oracle the artifacts are verified against) and replaces
 the chain's result by ``table[x + 128]`` (rewrite: :func:`tabulate`).
 
 It is exact by construction: the table holds the chain's own integer results. What it
@@ -28,9 +28,10 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .. import intops, intref
-from ..ir import call_tir_inputs, const_value, shape_of
-from ..rewrite import rebuild_main
+from qcompile.passes.int_only import intops
+from qcompile.passes.int_only import intref
+from qcompile.ir import call_tir_inputs, const_value, shape_of
+from qcompile.rewrite import rebuild_main
 
 # Relax ops that act elementwise (with scalar constants) and whose NumPy rule is in intref.
 ELEMENTWISE = {"add", "subtract", "multiply", "right_shift", "left_shift", "maximum", "minimum",

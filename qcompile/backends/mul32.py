@@ -2,7 +2,7 @@
 
 Every dyadic requantization of ``int-only`` computes ``int64(x) * M`` with ``x`` an int32 (or
 narrower) value widened to int64 and ``M`` an int64 constant below ``2^31``, per tensor or
-per output channel (:func:`qcompile.intops.requant_ref`). Both factors fit in 32 signed
+per output channel (:func:`qcompile.passes.int_only.intops.requant_ref`). Both factors fit in 32 signed
 bits, so the product is one ``vpmuldq`` per 4 lanes. LLVM picks ``vpmuldq`` only where it
 can prove that both 64-bit operands are sign-extended 32-bit values; otherwise it emulates
 the full 64 x 64 multiply with three ``vpmuludq`` and the shifts and adds to combine them.
@@ -27,8 +27,8 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from ..ir import const_value
-from ..rewrite import rebuild_main
+from qcompile.ir import const_value
+from qcompile.rewrite import rebuild_main
 
 NARROW = ("int8", "uint8", "int16", "uint16", "int32")  # astype sources whose int64 value fits 32 signed bits
 I32 = np.iinfo(np.int32)

@@ -2,7 +2,7 @@
 
 Every dyadic requantization of ``int-only`` ends with ``clip((w + 2^(s-1)) >> s, lo, hi)``
 on an int64 product ``w``, then a cast to the output type
-(:func:`qcompile.intops.requant_ref`). AVX2 has no 64-bit arithmetic right shift, minimum
+(:func:`qcompile.passes.int_only.intops.requant_ref`). AVX2 has no 64-bit arithmetic right shift, minimum
 or maximum, so LLVM emulates each of them on four lanes at a time: the shift as
 ``vpsrad, vpshufd, vpsrad, vpblendd`` and each clip bound as ``vpcmpgtq + vblendvpd``.
 
@@ -37,8 +37,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from ..ir import const_value
-from ..rewrite import rebuild_main
+from qcompile.ir import const_value
+from qcompile.rewrite import rebuild_main
 
 I32 = np.iinfo(np.int32)
 

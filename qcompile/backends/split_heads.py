@@ -20,8 +20,8 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from ..ir import const_value, shape_of
-from ..rewrite import rebuild_main
+from qcompile.ir import const_value, shape_of
+from qcompile.rewrite import rebuild_main
 
 LAYOUT = ("relax.reshape", "relax.permute_dims")
 

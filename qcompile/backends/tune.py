@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tvm
 
-from ..errors import QCompileError
+from qcompile.errors import QCompileError
 
 def _hot(task_name: str) -> bool:
     """The fused matmul kernels (with their epilogues), not attention's fused
@@ -74,7 +74,7 @@ def fused(mod, target):
     """The module at the level MetaSchedule extracts tasks from and applies records to."""
     from tvm.relax.backend.cpu_generic import pipeline as P
 
-    from .common import after_fuse_ops
+    from qcompile.backends.common import after_fuse_ops
 
     with target:
         return tvm.transform.Sequential(after_fuse_ops(P.library_dispatch_passes(target) + P.legalize_passes(target)))(mod)

@@ -57,9 +57,9 @@ from tvm import relax, te
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from .. import intops
-from ..ir import call_tir_inputs, const_value, shape_of
-from ..rewrite import rebuild_main
+from qcompile.passes.int_only import intops
+from qcompile.ir import call_tir_inputs, const_value, shape_of
+from qcompile.rewrite import rebuild_main
 
 BLOCK = "qmatmul_pmaddwd"   # the tensorized block's name (the schedule finds it by this name)
 BLOCK_U8 = "qmatmul_pmaddubsw"

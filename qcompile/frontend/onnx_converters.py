@@ -17,7 +17,7 @@ from tvm.sym import Analyzer
 from tvm import relax, tirx, topi
 from tvm.relax.frontend.onnx import onnx_frontend as F
 
-from .shape_values import floor_div, is_int, quotient, shape_value, value_array
+from qcompile.frontend.shape_values import floor_div, is_int, quotient, shape_value, value_array
 
 
 class ConstantOfShape(F.ConstantOfShape):

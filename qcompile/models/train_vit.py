@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import ASSETS
-from .data import fashion_mnist
-from .vit import ViT, ViTConfig, export_onnx, save_checkpoint
+from qcompile.models import ASSETS
+from qcompile.models.data import fashion_mnist
+from qcompile.models.vit import ViT, ViTConfig, export_onnx, save_checkpoint
 
 
 def evaluate(model, x, y, batch=500) -> float:

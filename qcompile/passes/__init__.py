@@ -1,16 +1,9 @@
-"""Rewrite passes, one module per technique.
+"""Rewrite passes, one package (or module) per technique.
 
-A technique module defines :class:`qcompile.Pass` subclasses and registers them, and the
-named pipeline that uses them, with :func:`qcompile.pipelines.register_pass` and
-:func:`qcompile.pipelines.register` at import time. :data:`BUILTIN` lists those modules;
-:mod:`qcompile.pipelines` imports them once it is itself fully defined, so a technique
-module may import from it freely.
+Each technique keeps its pass, its rewrite and its kernels with their NumPy references side
+by side: :mod:`.canonicalize`, :mod:`.rotate` (QuaRot), :mod:`.qdq_sim`, :mod:`.ksort`
+(K-sort), :mod:`.kvcache` (KVQuant's pre-RoPE cache and BFP caches), :mod:`.int_only`
+(I-ViT). The graph questions they ask are answered in :mod:`qcompile.analysis`; which
+passes a named pipeline runs, and in what order, is the table in :mod:`qcompile.pipelines`.
+A pass module imports neither the pipelines nor the backends.
 """
-import importlib
-
-BUILTIN: list[str] = ["rotate", "qdq_sim", "ksort", "bfp", "kv_prerope", "int_only"]
-
-
-def load_builtin() -> None:
-    for name in BUILTIN:
-        importlib.import_module(f"{__name__}.{name}")

@@ -22,12 +22,11 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
-from ..errors import QCompileError
-from ..ir import const_value
-from ..passmanager import Pass
-from ..pipelines import register, register_pass
-from ..residual import Graph, op_name
-from ..rewrite import rebuild_main
+from qcompile.errors import QCompileError
+from qcompile.passmanager import Pass
+from qcompile.analysis.graph import Graph, linear_at
+from qcompile.analysis.moves import op_name
+from qcompile.rewrite import rebuild_main
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +65,6 @@ def _head_linears(g: Graph) -> set:
     return out
 
 
-@register_pass
 class QdqSim(Pass):
     """Simulated W/A quantization of the linear layers (labelled as a simulation in reports)."""
 
@@ -83,11 +81,10 @@ class QdqSim(Pass):
         counts = {"linears_quantized": 0, "kept_float_head": len(heads)}
 
         def on_binding(bb, var, val):
-            if op_name(val) != "matmul" or var in heads:
+            lin = linear_at(g.defs, var, rank2=True, with_bias=False)
+            if lin is None or var in heads or lin.weight.dtype.kind != "f":
                 return None
-            w = const_value(val.args[1])
-            if w is None or w.ndim != 2 or w.dtype.kind != "f":
-                return None
+            w = lin.weight
             counts["linears_quantized"] += 1
             x = val.args[0]
             if cfg.a_bits:
@@ -111,7 +108,3 @@ def _qdq_act(bb, x, bits: int, dtype: str):
     s = bb.emit(O.maximum(O.divide(amax, c(qmax)), c(1e-12)))
     q = bb.emit(O.clip(O.round(O.divide(x, s)), -qmax, qmax))
     return O.multiply(q, s)
-
-
-register("qdq-sim", 30, "simulated W8A8 quantize-dequantize of the linear layers (a measuring instrument; "
-                        "other widths through a recipe or the API)", lambda: [QdqSim()])

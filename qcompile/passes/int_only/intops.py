@@ -101,7 +101,7 @@ class ExpParams:
 
 def kernel_attrs(op: str, **params) -> dict:
     """PrimFunc attributes naming the kernel and its parameters (read back by
-    :func:`kernel_spec`: the NumPy reference interpreter, :mod:`qcompile.intref`, and the llvm
+    :func:`kernel_spec`: the NumPy reference interpreter, :mod:`qcompile.passes.int_only.intref`, and the llvm
     backend's rewrites)."""
     return {"qcompile.kernel": json.dumps({"op": op, **params}, sort_keys=True)}
 

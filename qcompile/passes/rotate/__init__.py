@@ -1,7 +1,7 @@
 """``rotate``: Hadamard rotation of the residual stream, fused into the weights
 (QuaRot, Ashkboos et al. 2024; SpinQuant's R1/R2 with fixed random Hadamards).
 
-For each residual-stream region found by :mod:`qcompile.residual`, with ``Q`` a seeded
+For each residual-stream region found by :mod:`qcompile.analysis.residual`, with ``Q`` a seeded
 random Hadamard matrix of the stream width ``d`` (``Qᵀ Q = I``), in float64:
 
 1. **Norm folding.** RMSNorm: ``γ`` moves into the rows of every linear reading the norm
@@ -15,7 +15,7 @@ random Hadamard matrix of the stream width ``d`` (``Qᵀ Q = I``), in float64:
    the float model is unchanged.
 3. **Online Hadamard** before each down projection (its input comes out of GELU /
    SwiGLU, which a rotation cannot cross): ``x ← x H`` by the fast Walsh-Hadamard kernel
-   (:func:`qcompile.hadamard.fwht_te`), ``W_down ← Hᵀ W_down``.
+   (:func:`qcompile.passes.rotate.hadamard.fwht_te`), ``W_down ← Hᵀ W_down``.
 4. **Head-wise V rotation**: the columns of each V head of the value projection get
    ``H_D``, the matching rows of the output projection ``H_Dᵀ``. Attention mixes
    tokens, not head dims, so this is exact; the value cache is then stored rotated.
@@ -32,13 +32,13 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
-from .. import hadamard
-from ..errors import QCompileError
-from ..ir import const_value
-from ..passmanager import Pass
-from ..pipelines import register, register_pass
-from ..residual import Graph, down_projections, regions, value_paths
-from ..rewrite import rebuild_main
+from qcompile.passes.rotate import hadamard
+from qcompile.errors import QCompileError
+from qcompile.ir import const_value
+from qcompile.passmanager import Pass
+from qcompile.analysis.graph import Graph
+from qcompile.analysis.residual import down_projections, regions, value_paths
+from qcompile.rewrite import rebuild_main
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,6 @@ class _Edits:
         self.set(var, arg, m @ self.get(var, arg))
 
 
-@register_pass
 class Rotate(Pass):
     """Fuse seeded random Hadamard rotations into the weights (the float model is unchanged)."""
 
@@ -212,8 +211,3 @@ def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: 
         return new
 
     return rebuild_main(mod, on_binding)
-
-
-register("rotate", 10, "QuaRot: norm folding + random Hadamard rotation fused into the weights, online "
-                       "Hadamard before down projections, head-wise V rotation (float model unchanged)",
-         lambda: [Rotate()])

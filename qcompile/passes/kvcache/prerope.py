@@ -9,10 +9,10 @@ applies RoPE when attention reads them:
     K_attn  = RoPE(deQ(K_cache), positions of the cached tokens)
     V_cache = Q_tok(V)                         per token, zero/scale computed at run time
 
-For every layer found by :func:`qcompile.kvcache.cache_paths` the pass
+For every layer found by :func:`qcompile.analysis.kvcache.cache_paths` the pass
 
 1. replaces the float cache inputs ``past_*`` by packed codes (``bits`` = 2, 3, 4 or 8;
-   :mod:`qcompile.kvquant`), their per-token scales (float16) where the mode has them, a
+   :mod:`qcompile.passes.kvcache.kvquant`), their per-token scales (float16) where the mode has them, a
    float16 **sink** buffer of the first ``sinks`` positions, and the **outlier** side
    buffer (values and channel indices of the ``k = round(outliers * H * D)`` entries of
    each token's row kept exactly) when ``outliers > 0``;
@@ -45,14 +45,13 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
-from .. import kvquant as kq
-from ..calibration import ChannelHistogram, RowNormHistogram
-from ..errors import QCompileError
-from ..cache_rewrite import CacheRewrite
-from ..kvcache import Cache, decoder_layers
-from ..passmanager import Pass
-from ..pipelines import register, register_pass
-from ..residual import Graph
+from qcompile.passes.kvcache import kvquant as kq
+from qcompile.collectors import ChannelHistogram, RowNormHistogram
+from qcompile.errors import QCompileError
+from qcompile.passes.kvcache.cache_rewrite import CacheRewrite
+from qcompile.analysis.kvcache import Cache, decoder_layers
+from qcompile.passmanager import Pass
+from qcompile.analysis.graph import Graph
 
 KEY_MODES = ("pre-rope", "post-rope", "per-token")
 
@@ -68,7 +67,6 @@ class KvPreropeConfig:
     nuq: bool = False        # non-uniform per-layer datatype (k-means levels) for keys and values, <= 4 bits
 
 
-@register_pass
 class KvPrerope(Pass):
     name = "kv-prerope"
     Config = KvPreropeConfig
@@ -188,7 +186,7 @@ class _ChannelRange:
 
 
 class _Rewrite(CacheRewrite):
-    """KVQuant's storage: packed integer codes (:mod:`qcompile.kvquant`)."""
+    """KVQuant's storage: packed integer codes (:mod:`qcompile.passes.kvcache.kvquant`)."""
 
     name = "kv-prerope"
 
@@ -310,8 +308,3 @@ class _Rewrite(CacheRewrite):
             "bytes_per_token_at_512": per_tok + fixed / 512,
             "ratio_to_float16_at_512": f16 / (per_tok + fixed / 512),
         }
-
-
-register("kv-prerope", 35, "KVQuant: packed 2/3/4/8-bit KV cache, keys per channel before RoPE (RoPE applied "
-         "after dequantization), values per token, float sinks, optional dense-and-sparse outliers",
-         lambda: [KvPrerope()])

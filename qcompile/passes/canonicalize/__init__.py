@@ -1,8 +1,8 @@
-"""The ``canonicalize`` pass: first in every pipeline (see :mod:`qcompile.canonicalize`)."""
+"""The ``canonicalize`` pass: first in every pipeline (see :mod:`qcompile.passes.canonicalize.rules`)."""
 from __future__ import annotations
 
-from ..canonicalize import canonicalize
-from ..passmanager import Pass, PassContext
+from qcompile.passes.canonicalize.rules import canonicalize
+from qcompile.passmanager import Pass, PassContext
 
 
 class Canonicalize(Pass):

@@ -5,7 +5,7 @@ checked against bit for bit.
 operations with the same integer semantics (wrapping arithmetic, arithmetic shifts,
 ``clip`` then cast); each ``call_tir`` kernel emitted by the ``int-only`` pass carries its
 name and parameters (``qcompile.kernel``) and runs the NumPy formula of
-:mod:`qcompile.intops`, written independently of its TE code. An op or kernel without a
+:mod:`qcompile.passes.int_only.intops`, written independently of its TE code. An op or kernel without a
 NumPy rule is an error, never a silent fallback to TVM.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from . import intops
-from .errors import QCompileError
+from qcompile.passes.int_only import intops
+from qcompile.errors import QCompileError
 
 
 def _np_dtype(dt: str):

@@ -1,7 +1,7 @@
 """The format-independent half of a KV-cache rewrite, shared by ``kv-prerope`` (KVQuant's
 packed integer codes) and ``bfp`` (block floating point).
 
-For every layer found by :func:`qcompile.kvcache.cache_paths`, a subclass says how one
+For every layer found by :func:`qcompile.analysis.kvcache.cache_paths`, a subclass says how one
 cache is stored (:meth:`CacheRewrite.tensors`: the tensors replacing the float ``past_*``
 input, each with a token axis), how this step's tokens are encoded into them
 (:meth:`CacheRewrite.encode`) and how the whole cache is read back as float
@@ -22,11 +22,11 @@ import tvm
 from tvm import relax, te
 from tvm.relax import op as O
 
-from .errors import QCompileError
-from .kvcache import Cache
-from .kvquant import sink_update_te
-from .residual import Graph
-from .rewrite import rebuild_main
+from qcompile.errors import QCompileError
+from qcompile.analysis.kvcache import Cache
+from qcompile.passes.kvcache.kvquant import sink_update_te
+from qcompile.analysis.graph import Graph
+from qcompile.rewrite import rebuild_main
 
 
 def _reshape_target(val, new_input):

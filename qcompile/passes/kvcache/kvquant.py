@@ -46,7 +46,7 @@ def packed_width(d: int, bits: int) -> int:
 
 
 def check_layout(d: int, bits: int) -> None:
-    from .errors import QCompileError
+    from qcompile.errors import QCompileError
 
     if bits not in BITS:
         raise QCompileError(f"cache bit width {bits} is not supported", hint=f"choose one of {BITS}")

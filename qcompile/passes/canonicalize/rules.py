@@ -38,37 +38,13 @@ from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 from tvm.relax.transform import FusionPattern
 from tvm.sym import Analyzer
 
-from .analysis.moves import slice_params
-from .ir import const_value, shape_of
-from .rewrite import rewrite
+from qcompile.analysis.moves import slice_params
+from qcompile.analysis.patterns import add, comm, div, mul, sub
+from qcompile.analysis.patterns import is_scalar as _is, positive_scalar as _positive_scalar, same as _same, scalar as _scalar
+from qcompile.ir import const_value, shape_of
+from qcompile.rewrite import rewrite
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _op(name):
-    return lambda *args: is_op(f"relax.{name}")(*args)
-
-
-add, sub, mul, div = _op("add"), _op("subtract"), _op("multiply"), _op("divide")
-
-
-def comm(f, a, b):
-    """Both operand orders of a commutative op."""
-    return f(a, b) | f(b, a)
-
-
-def _is(c, value, rtol=1e-3) -> bool:
-    v = const_value(c)
-    return v is not None and v.size == 1 and math.isclose(float(v.reshape(())), value, rel_tol=rtol)
-
-
-def _positive_scalar(c) -> bool:
-    v = const_value(c)
-    return v is not None and v.size == 1 and float(v.reshape(())) > 0
-
-
-def _same(*exprs) -> bool:
-    return all(e.same_as(exprs[0]) for e in exprs[1:])
 
 
 def _last_axis(call) -> bool:
@@ -601,11 +577,6 @@ def _two_biases(func):
     return rewrite(is_op("relax.nn.softmax")(add(add(sc, a), b)), fn, func)
 
 
-def _scalar(c) -> float | None:
-    v = const_value(c)
-    return float(v.reshape(())) if v is not None and v.size == 1 and v.dtype.kind == "f" else None
-
-
 def _scalars_out_of_matmul(func):
     """Scalar factors of an activation x activation matmul move behind it, and scalar factors
     in a row merge: ``matmul(q * a, kT * b)`` -> ``matmul(q, kT) * (a b)``. torch's
@@ -967,4 +938,4 @@ def canonicalize(mod):
     """Run the canonicalization pipeline on a module (weights bound as constants)."""
     mod = bind_params(mod)
     with tvm.transform.PassContext(opt_level=0):
-        return tvm.transform.Sequential(canonicalize_passes(), name="qcompile.canonicalize")(mod)
+        return tvm.transform.Sequential(canonicalize_passes(), name="qcompile.passes.canonicalize.rules")(mod)

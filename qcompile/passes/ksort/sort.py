@@ -57,11 +57,13 @@ import dataclasses
 import numpy as np
 from tvm import relax
 
-from .errors import QCompileError
-from .ir import attention_roles, const_value
-from .analysis.moves import REPEATS
-from .kvcache import Cache, Layer
-from .residual import MOVES, NORMS, Graph, move_ids, op_name, shape1, value_paths
+from qcompile.errors import QCompileError
+from qcompile.ir import attention_roles, const_value
+from qcompile.analysis.moves import REPEATS
+from qcompile.analysis.kvcache import Cache, Layer
+from qcompile.analysis.graph import NORMS, Graph, linear_at
+from qcompile.analysis.moves import MOVES, op_name
+from qcompile.analysis.residual import move_ids, shape1, value_paths
 
 SOURCES = ("weights", "calibrated")
 CRITERIA = ("key", "key/query")
@@ -287,13 +289,9 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
             raise _err(layer, f"the {what} does not come from a linear layer")
         val = g.defs[v]
         op = op_name(val)
-        if op == "matmul" and const_value(val.args[1]) is not None:
-            mm, bias = v, None
-            break
-        if op == "add" and isinstance(val.args[0], relax.Var) and val.args[0] in g.defs \
-                and op_name(g.defs[val.args[0]]) == "matmul" and const_value(g.defs[val.args[0]].args[1]) is not None \
-                and const_value(val.args[1]) is not None and len(val.args[1].ty.shape) <= 1:
-            mm, bias = val.args[0], v
+        lin = linear_at(g.defs, v)
+        if lin is not None:
+            mm, bias = lin.matmul, lin.bias
             break
         if op in NORMS:
             ok = op == "nn.rms_norm" and [int(a) for a in val.attrs.axes] in ([-1], [len(val.ty.shape) - 1]) \
@@ -406,7 +404,7 @@ def _query_groups(g: Graph, rope_q, q_operand, k_slots: np.ndarray, layer: int, 
 
 
 def attention_layers(g: Graph, layers: list[Layer]) -> list[AttentionLayer]:
-    """For each cache layer (:func:`qcompile.kvcache.cache_paths`): its q/k/v/o linear layers,
+    """For each cache layer (:func:`qcompile.analysis.kvcache.cache_paths`): its q/k/v/o linear layers,
     their head columns, the RoPE calls and the GQA grouping."""
     paths, skipped = value_paths(g)
     out = []

@@ -5,7 +5,7 @@ The ``bfp`` pipeline is ``k-sort`` (:mod:`qcompile.passes.ksort`: channels of ea
 sorted by norm, folded into W_q/W_k/W_v/W_o and the RoPE tables; the float model is
 unchanged) followed by this pass:
 
-* **Caches** (:class:`qcompile.cache_rewrite.CacheRewrite`): each layer's ``past`` key and
+* **Caches** (:class:`qcompile.passes.kvcache.cache_rewrite.CacheRewrite`): each layer's ``past`` key and
   value become packed significands ``[B, H, N, D*m/8]`` (uint8) and block exponents
   ``[B, H, N, D/B]`` (uint8) in the format named by ``keys`` / ``values`` (``bfp16``,
   ``bfp12``, ``mxint8``, ``mxint4``; ``none`` keeps that cache in float), blocks of ``block``
@@ -20,7 +20,7 @@ unchanged) followed by this pass:
   quantized and dequantized in blocks along its channels, which is what a BFP matmul unit
   would read (simulated: there is no BFP matmul kernel).
 
-Kernels and the exact format: :mod:`qcompile.bfp` (bit-exact against its NumPy reference).
+Kernels and the exact format: :mod:`qcompile.passes.kvcache.bfp_format` (bit-exact against its NumPy reference).
 """
 from __future__ import annotations
 
@@ -30,16 +30,13 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
-from .. import bfp
-from ..cache_rewrite import CacheRewrite
-from ..errors import QCompileError
-from ..ir import const_value
-from ..kvcache import Cache, decoder_layers
-from ..passmanager import Pass
-from ..pipelines import register, register_pass
-from ..residual import op_name
-from ..rewrite import rebuild_main
-from .ksort import KSort
+from qcompile.passes.kvcache import bfp_format as bfp
+from qcompile.passes.kvcache.cache_rewrite import CacheRewrite
+from qcompile.errors import QCompileError
+from qcompile.analysis.graph import linear_at
+from qcompile.analysis.kvcache import Cache, decoder_layers
+from qcompile.passmanager import Pass
+from qcompile.rewrite import rebuild_main
 
 NONE = "none"
 
@@ -55,7 +52,6 @@ class BfpConfig:
     activations: str = NONE
 
 
-@register_pass
 class Bfp(Pass):
     name = "bfp"
     Config = BfpConfig
@@ -147,11 +143,10 @@ def _linear_layers(mod, wfmt, afmt, c: BfpConfig):
              "float32_weight_bytes": 0, "stored_weight_bytes": 0, "skipped": []}
 
     def on_binding(bb, var, val):
-        if op_name(val) != "matmul":
+        lin = linear_at({var: val}, var, rank2=True, with_bias=False)
+        if lin is None or lin.weight.dtype != np.float32:
             return None
-        w = const_value(val.args[1])
-        if w is None or w.ndim != 2 or w.dtype != np.float32:
-            return None
+        w = lin.weight
         k = w.shape[0]
         if k % c.block or k % 8:
             stats["skipped"].append(f"{var.name}: {k} input channels")
@@ -173,8 +168,3 @@ def _linear_layers(mod, wfmt, afmt, c: BfpConfig):
         return relax.Call(val.op, [x, weight], val.attrs, val.ty_args)
 
     return rebuild_main(mod, on_binding), stats
-
-
-register("bfp", 30, "block floating point KV cache (BFP12 keys, BFP16 values, blocks of 32) after K-sort channel "
-                    "reordering folded into the weights (float model unchanged); optional sinks, pre-RoPE keys, "
-                    "BFP weights and matmul inputs", lambda: [KSort(), Bfp()])

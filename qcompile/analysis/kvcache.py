@@ -1,4 +1,4 @@
-"""KV-cache path analysis (analysis only; :mod:`qcompile.passes.kv_prerope` rewrites).
+"""KV-cache path analysis (analysis only; :mod:`qcompile.passes.kvcache.prerope` rewrites).
 
 A decoder step exported with an explicit cache (HF layout: ``past_key_values.*`` in,
 ``present.*`` out) concatenates, per layer, each cached tensor ``past [B, H, P, D]`` (a
@@ -26,10 +26,10 @@ import dataclasses
 import networkx as nx
 from tvm import relax
 
-from .errors import QCompileError
-from .ir import attention_roles
-from .analysis.moves import REPEATS, op_name
-from .residual import Graph
+from qcompile.errors import QCompileError
+from qcompile.ir import attention_roles
+from qcompile.analysis.moves import REPEATS, op_name
+from qcompile.analysis.graph import Graph, linear_at
 
 
 @dataclasses.dataclass
@@ -133,14 +133,6 @@ def _layout_perm(pre, new, layer: int) -> tuple | None:
                        "(or its heads and tokens swapped)")
 
 
-def _linear(g: Graph, v) -> bool:
-    """``v`` is a linear layer's matmul (a constant weight)."""
-    from .ir import const_value
-
-    val = g.defs.get(v)
-    return op_name(val) == "matmul" and const_value(val.args[1]) is not None
-
-
 def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, need_rope: bool = True) -> None:
     """Dominator of the new key in the token-data flow, with a RoPE composite in between."""
     key = layer.key
@@ -158,12 +150,12 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
     pre = first = idom[key.new]
     chain_vars, chain = chain_from(pre)
     while not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain) and idom.get(pre, pre) is not pre \
-            and not any(_linear(g, v) for v in chain):
+            and not any(linear_at(g.defs, v, with_bias=False) for v in chain):
         # climb no further than the key's projection: past it lies the previous layer (whose
         # RoPE a NoPE layer, as in SmolLM3, would otherwise borrow)
         pre = idom[pre]
         chain_vars, chain = chain_from(pre)
-    if any(_linear(g, v) for v in chain):
+    if any(linear_at(g.defs, v, with_bias=False) for v in chain):
         chain = []
     if not any(g.composite(g.defs[v]) == "qcompile.rope" for v in chain):
         if not need_rope:

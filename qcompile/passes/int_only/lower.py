@@ -50,14 +50,14 @@ from tvm import relax
 from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from .. import intops
-from ..analysis.flops import binding_flops
-from ..calibration import AbsMaxPerChannel, Histogram, MinMax
-from ..errors import QCompileError
-from ..ir import attention_roles, const_value, shape_of
-from ..passmanager import Pass
-from ..pipelines import register, register_pass
-from ..rewrite import rewrite
+from qcompile.passes.int_only import intops
+from qcompile.analysis.flops import binding_flops
+from qcompile.analysis.patterns import comm, mul, same, scalar
+from qcompile.collectors import AbsMaxPerChannel, Histogram, MinMax
+from qcompile.errors import QCompileError
+from qcompile.ir import attention_roles, const_value, shape_of
+from qcompile.passmanager import Pass
+from qcompile.rewrite import rewrite
 
 # ============================================================================ int-prepare
 
@@ -119,17 +119,15 @@ def _split_layernorm(func):
 def _silu(func):
     """``x * sigmoid(x)`` is SiLU; ``x * sigmoid(c x)`` (CLIP's quick GELU, c = 1.702) is
     ``silu(c x) / c``: one op that int-only lowers as ShiftGELU's ``x σ(x)``."""
-    from ..canonicalize import _same, _scalar, comm, mul
-
     x, x2, c = wildcard(), wildcard(), is_const()
     sig = is_op("relax.sigmoid")
 
     def plain(call, m):
-        return O.nn.silu(m[x]) if _same(m[x], m[x2]) else call
+        return O.nn.silu(m[x]) if same(m[x], m[x2]) else call
 
     def scaled(call, m):
-        cv = _scalar(m[c])
-        if not _same(m[x], m[x2]) or cv is None or cv == 0:
+        cv = scalar(m[c])
+        if not same(m[x], m[x2]) or cv is None or cv == 0:
             return call
         dt = str(call.ty.dtype)
         return O.multiply(O.nn.silu(O.multiply(m[x], relax.const(cv, dt))), relax.const(1.0 / cv, dt))
@@ -138,7 +136,6 @@ def _silu(func):
     return rewrite(comm(mul, x, sig(x2)), plain, func)
 
 
-@register_pass
 class IntPrepare(Pass):
     """Float-level preparation for ``int-only`` (equivalence-preserving)."""
 
@@ -239,7 +236,6 @@ def _is_float_tensor(v) -> bool:
     return isinstance(getattr(v, "ty", None), relax.TensorType) and str(v.ty.dtype) in FLOATS
 
 
-@register_pass
 class IntOnly(Pass):
     name = "int-only"
     Config = IntOnlyConfig
@@ -1069,7 +1065,7 @@ DATA_MOVEMENT = frozenset({"expand_dims", "squeeze", "strided_slice", "tile", "r
 
 def _keeps_last(call, out_var) -> bool:
     """The output's last axis is the input's last axis, whole (per-channel scales still apply)."""
-    from ..analysis.moves import axis_back
+    from qcompile.analysis.moves import axis_back
 
     src = call.args[0]
     nd_in, nd_out = len(src.ty.shape), len(out_var.ty.shape)
@@ -1098,11 +1094,3 @@ def count_ops(main) -> dict:
 
 def _dtype(e) -> str:
     return str(e.ty.dtype)
-
-
-def _build():
-    return [IntPrepare(), IntOnly()]
-
-
-register("int-only", 40, "I-ViT integer-only: int8 matmuls, Shiftmax, ShiftGELU, integer LayerNorm, dyadic requant",
-         _build)

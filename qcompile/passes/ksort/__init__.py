@@ -1,10 +1,10 @@
 """``k-sort``: compile-time channel reordering of the KV heads for block formats
 (Trukhanov & Soloveychik 2024), folded into the weights; the float model is unchanged.
 
-Per layer (:func:`qcompile.ksort.attention_layers`) and KV head ``g``, with the signed
+Per layer (:func:`qcompile.passes.ksort.sort.attention_layers`) and KV head ``g``, with the signed
 permutations ``P_g`` (keys, RoPE-commuting: rotary pairs move together, in-pair swaps
-negate one member) and ``V_g`` (values) chosen by :func:`qcompile.ksort.sort_keys` /
-:func:`~qcompile.ksort.sort_values`:
+negate one member) and ``V_g`` (values) chosen by :func:`qcompile.passes.ksort.sort.sort_keys` /
+:func:`~qcompile.passes.ksort.sort.sort_values`:
 
 1. the columns of ``W_k`` of head ``g`` and of ``W_q`` of every query head reading ``g``
    (GQA) become ``P_g`` of themselves, biases likewise: ``q' · k' = q · k``;
@@ -18,14 +18,14 @@ negate one member) and ``V_g`` (values) chosen by :func:`qcompile.ksort.sort_key
 With ``mlp``, the input channels of every MLP down projection (rows of ``W_down``) are
 sorted by row norm and the output columns of the linear layers feeding it elementwise
 (SwiGLU's gate and up) follow, so BFP weight blocks along input channels are homogeneous
-(:func:`qcompile.ksort.mlp_blocks`). The residual stream (the input of q/k/v/gate/up) is not
+(:func:`qcompile.passes.ksort.sort.mlp_blocks`). The residual stream (the input of q/k/v/gate/up) is not
 permuted.
 
 The order comes from the weights alone (``source="weights"``: ``||γ ⊙ W[:, c]||``, no data)
 or from calibration (``source="calibrated"``: per-channel absmax of the pre-RoPE keys and
 of the values on the calibration text). Keys are sorted by their own magnitude
 (``criterion="key"``, the paper) or by key over query magnitude (``"key/query"``, see
-:mod:`qcompile.ksort`).
+:mod:`qcompile.passes.ksort.sort`).
 """
 from __future__ import annotations
 
@@ -35,15 +35,14 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
-from .. import ksort as ks
-from ..calibration import AbsMaxPerChannel
-from ..errors import QCompileError
-from ..ir import const_value
-from ..kvcache import decoder_layers
-from ..passmanager import Pass
-from ..pipelines import register_pass
-from ..residual import Graph
-from ..rewrite import rebuild_main, retyped
+from qcompile.passes.ksort import sort as ks
+from qcompile.collectors import AbsMaxPerChannel
+from qcompile.errors import QCompileError
+from qcompile.ir import const_value
+from qcompile.analysis.kvcache import decoder_layers
+from qcompile.passmanager import Pass
+from qcompile.analysis.graph import Graph
+from qcompile.rewrite import rebuild_main, retyped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +59,6 @@ def _key_stat_var(L):
     return L.key.new if L.key.pre_rope is None else L.key.pre_rope
 
 
-@register_pass
 class KSort(Pass):
     name = "k-sort"
     Config = KSortConfig

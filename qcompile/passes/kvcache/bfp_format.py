@@ -22,7 +22,7 @@ at any block size.
   ``2^(m-127)`` (about 1e-36): it keeps both powers of two normal float32 numbers, so both
   multiplications are exact. The ceiling 254 makes ``inf`` saturate; ``NaN`` inputs are not
   defined (the pass refuses NaN weights).
-* **Storage is packed**: significands like :mod:`qcompile.kvquant` codes (runs of 8 in
+* **Storage is packed**: significands like :mod:`qcompile.passes.kvcache.kvquant` codes (runs of 8 in
   ``m`` bytes, little-endian bit stream), exponents one ``uint8`` per block, so a vector of
   ``D`` values takes ``D*m/8 + D/B`` bytes (BFP12 at B = 32: 34 bytes for 64 values,
   float16: 128).
@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from .errors import QCompileError
-from .kvquant import pack_ref, pack_te, unpack_ref, unpacked_te
+from qcompile.errors import QCompileError
+from qcompile.passes.kvcache.kvquant import pack_ref, pack_te, unpack_ref, unpacked_te
 
 BITS = (3, 4, 5, 6, 7, 8)
 
