@@ -28,6 +28,16 @@ def check_target_options(target: str, options: dict) -> None:
                                 hint=f"--target {target} options: {', '.join(known) or 'none'}")
 
 
+def target_passes(target: str, options: dict) -> list:
+    """The target's graph rewrites as passes (``[]`` for a target without any), built with
+    the options of ``options`` that they take."""
+    make = getattr(TARGETS[target], "graph_passes", None)
+    if make is None:
+        return []
+    takes = inspect.signature(make).parameters
+    return make(**{k: v for k, v in options.items() if k in takes})
+
+
 def build(mod, target: str = "llvm", **options) -> Artifact:
     """Compile ``mod`` for ``target`` (``llvm``, ``cuda``, ``int-accel``).
     Options: ``mcpu``, ``tune_db``, ``tune_trials``, ``progress`` (llvm), ``arch`` (cuda,

@@ -13,7 +13,7 @@ import tvm
 
 from qcompile import report as rep_mod
 from qcompile.backends import tune as tuning_options
-from qcompile.build import build, check_target_options
+from qcompile.build import build, check_target_options, target_passes
 from qcompile.calibration import Calibration
 from qcompile.samples import read_npz
 from qcompile.errors import QCompileError
@@ -63,8 +63,10 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         status(f"loading {model_path}", progress)
         model = load(model_path, input_shapes=input_shapes or {})
         seconds["load"] = time.perf_counter() - t
-        pm = PassManager(passes, calibration=calib, ir_dir=tmp / "ir")
-        status(f"running {len(passes)} pass(es): {', '.join(p.name for p in passes)}", progress)
+        lowering = target_passes(target, build_options)  # the backend's graph rewrites, dumped like passes
+        pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir")
+        status(f"running {len(passes)} pass(es): {', '.join(p.name for p in passes)}"
+               + (f" + {len(lowering)} {target} graph rewrite(s)" if lowering else ""), progress)
         t = time.perf_counter()
         weights_before = rep_mod.weight_bytes(model.mod)
         mod = pm.run(model.mod)
@@ -72,6 +74,8 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         t = time.perf_counter()
         status(f"building for {target}", progress)
         art = build(mod, target, **build_options)
+        for r in pm.records[len(passes):]:
+            art.info.update(r.notes)
         art.io = host_io(pm)
         files = art.export(tmp)
         seconds["build"] = time.perf_counter() - t
@@ -85,7 +89,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             "pipeline": pipeline_spec,
             "passes": [{"index": r.index, "name": r.name,
                         "op_changes": r.changed_ops(), "ir_file": r.ir_file, "notes": r.notes} for r in pm.records],
-            "ops_after": pm.records[-1].ops_after if pm.records else {},
+            "ops_after": pm.records[len(passes) - 1].ops_after if pm.records else {},  # after the pipeline
             "io": art.io,
             "memory": {"weight_bytes_before": weights_before, "weight_bytes_after": rep_mod.weight_bytes(mod)},
             "build": {"target": target, "info": art.info, "files": files,

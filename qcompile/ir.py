@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 
 import numpy as np
 import tvm
@@ -65,8 +66,43 @@ def composites(mod, name: str | None = None) -> list[tuple[str, relax.Function]]
 
 
 def script(mod) -> str:
-    """Deterministic TVMScript text of a module (weights as ``metadata[...]`` references)."""
-    return mod.script(show_meta=False)
+    """Deterministic TVMScript text of a module (weights as ``metadata[...]`` references),
+    followed by :func:`constants_digest`, so that a changed weight or multiplier shows in a
+    diff of the text."""
+    digest = constants_digest(mod)
+    return mod.script(show_meta=False) + ("\n# constants\n" + "\n".join(digest) + "\n" if digest else "")
+
+
+def constants_digest(mod) -> list[str]:
+    """One comment line per constant of each Relax function, in binding order:
+    ``# func.binding #i: dtype[shape] summary`` (:func:`_summary`)."""
+    lines = []
+    for gv in sorted(mod.functions, key=lambda g: g.name_hint):
+        f = mod[gv]
+        if not isinstance(f, relax.Function) or not isinstance(f.body, relax.SeqExpr):
+            continue
+        for blk in f.body.blocks:
+            for b in blk.bindings:
+                found = []
+                relax.analysis.post_order_visit(b.value, lambda e: found.append(e) if isinstance(e, tvm.ir.GenericConst) else None)
+                for i, c in enumerate(found):
+                    a = const_value(c)
+                    lines.append(f"# {gv.name_hint}.{b.var.name} #{i}: {a.dtype}{list(a.shape)} {_summary(a)}")
+    return lines
+
+
+def _summary(a: np.ndarray) -> str:
+    """Integers (quantized weights, multipliers, shifts) exactly: the value or a hash. Floats
+    to a few digits (``max|x|``, mean), so that constant folding that rounds differently
+    on another CPU does not change the text while a changed weight does."""
+    if a.dtype.kind in "iub":
+        return repr(a.reshape(()).item()) if a.size == 1 else "sha256:" + hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:12]
+    if a.size == 1:
+        return f"{float(a.reshape(())):.6g}"
+    if a.size == 0:
+        return "empty"
+    amax = max(abs(float(a.max())), abs(float(a.min())))  # no temporary the size of a weight
+    return f"max|x| {amax:.6g} mean {float(a.mean(dtype=np.float64)):.3g}"
 
 
 def attention_roles(f):

@@ -42,7 +42,7 @@ def markdown(rep: dict) -> str:
         lines.append(f"| {p['index']} | {p['name']} | {_pass_seconds(rep, p):.2f} | {_fmt_ops(p['op_changes'])} | "
                      f"`ir/{p['ir_file']}` |")
     if rep["passes"]:
-        lines += ["", "Ops after the last pass: " + ", ".join(f"{k} {v}" for k, v in rep["ops_after"].items())]
+        lines += ["", "Ops after the pipeline: " + ", ".join(f"{k} {v}" for k, v in rep["ops_after"].items())]
     for p in rep["passes"]:
         ops = p["notes"].get("ops")
         if ops:

@@ -5,6 +5,7 @@ import ast
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "qcompile"
 
@@ -80,3 +81,50 @@ def test_techniques_do_not_import_each_other():
     cross = [f"{a} -> {b}" for a, b in g.edges
              if _technique(a) and _technique(b) and _technique(a) != _technique(b)]
     assert not cross, "\n".join(cross)
+
+
+def test_the_example_pass_in_the_docs_runs(monkeypatch):
+    """``examples/weight_only_pass.py`` (the pass docs/architecture.md tells a newcomer to
+    copy) registers, takes its place in the order, quantizes the layers its option selects
+    and stays close to the float model (int8 weights per output channel)."""
+    import sys
+
+    import numpy as np
+    import torch
+
+    import qcompile as qc
+    from qcompile import pipelines
+
+    sys.path.insert(0, str(ROOT.parent))
+    from examples.weight_only_pass import WeightOnly
+
+    monkeypatch.setattr(pipelines, "ORDER", list(pipelines.ORDER))
+    monkeypatch.setattr(pipelines, "PASSES", dict(pipelines.PASSES))
+    monkeypatch.setattr(pipelines, "PIPELINES", dict(pipelines.PIPELINES))
+    qc.register_pass(WeightOnly, after="qdq-sim")
+    qc.register("w8", [WeightOnly], "int8 weight-only linear layers")
+    assert [p.name for p in qc.pipeline("bfp+w8+rotate")] == ["canonicalize", "rotate", "weight-only", "k-sort", "bfp"]
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = torch.nn.Linear(32, 64), torch.nn.Linear(64, 32), torch.nn.Linear(32, 4)
+
+        def forward(self, x):
+            return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+    torch.manual_seed(0)
+    m, x = M().eval(), torch.randn(3, 32)
+    model = qc.load(m, example_inputs=(x,))
+    pm = qc.PassManager(qc.pipeline("w8", min_in=64))  # only the layer with 64 inputs
+    out = pm.run(model.mod)
+    assert pm.records[-1].notes["weight_only"]["linear_layers"] == 1
+    pm = qc.PassManager(qc.pipeline("w8"))
+    out = pm.run(model.mod)
+    stats = pm.records[-1].notes["weight_only"]
+    assert stats["linear_layers"] == 3 and stats["weight_bytes_after"] < stats["weight_bytes_before"] / 3
+    want = m(x).detach().numpy()
+    got = qc.build(out).run(x.numpy())[0]
+    assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+    with pytest.raises(qc.QCompileError, match="none of its passes has it"):
+        qc.pipeline("w8", bits=4)

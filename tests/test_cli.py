@@ -27,13 +27,18 @@ def test_compile_llvm_end_to_end(tmp_path, capsys, tiny_encoder_onnx, tiny_encod
                              "--eval-data", tiny_encoder_eval, "--batch", "4", "-q")
     assert rc == 0
     assert {p.name for p in out.iterdir()} == {"model.so", "ir", "report.json", "report.md"}
-    assert sorted(p.name for p in (out / "ir").iterdir()) == ["00_input.py", "01_canonicalize.py"]
+    # the llvm backend's graph rewrites are passes too: timed, dumped, their counts in the report
+    llvm_steps = ["patch_convs", "lut", "fast_gelu", "split_heads", "x86_packed", "mul32", "shift32"]
+    assert sorted(p.name for p in (out / "ir").iterdir()) == \
+        ["00_input.py", "01_canonicalize.py"] + [f"{i:02d}_llvm_{n}.py" for i, n in enumerate(llvm_steps, start=2)]
     rep = json.loads((out / "report.json").read_text())
     ev = rep["evaluation"]
     assert ev["reference"] == "onnxruntime" and ev["samples"] == 6
     (metrics,) = ev["outputs"].values()
     assert metrics["cosine"] >= 0.99999 and metrics["max_abs_err"] < 1e-4
     assert rep["passes"][0]["name"] == "canonicalize" and rep["seconds"]["each_pass"]["01_canonicalize"] >= 0
+    assert [p["name"] for p in rep["passes"][1:]] == [f"llvm.{n.replace('_', '-')}" for n in llvm_steps]
+    assert rep["build"]["info"]["fast_gelu"] == rep["passes"][3]["notes"]["fast_gelu"] and "int8_luts" in rep["build"]["info"]
     assert "composite:qcompile.attention" in rep["ops_after"]
     assert "cosine" in stdout and "report.md" in stdout
     assert "## Against the float reference" in (out / "report.md").read_text()
@@ -41,7 +46,7 @@ def test_compile_llvm_end_to_end(tmp_path, capsys, tiny_encoder_onnx, tiny_encod
     # IR dumps are byte-identical across runs
     out2 = tmp_path / "out2"
     assert compile_(capsys, tiny_encoder_onnx, "-o", out2, "-q")[0] == 0
-    for name in ("00_input.py", "01_canonicalize.py"):
+    for name in (p.name for p in (out / "ir").iterdir()):
         assert (out / "ir" / name).read_bytes() == (out2 / "ir" / name).read_bytes()
 
     # `qcompile run` executes the artifact; it agrees with onnxruntime
@@ -396,7 +401,8 @@ def test_status_lines_without_a_terminal(tmp_path, capsys, tiny_encoder_onnx, ti
                           "--batch", "2")
     assert rc == 0 and "\r" not in err
     lines = err.strip().splitlines()
-    assert lines[0].startswith("qcompile: loading ") and "qcompile: running 1 pass(es): canonicalize" in lines
+    assert lines[0].startswith("qcompile: loading ")
+    assert "qcompile: running 1 pass(es): canonicalize + 7 llvm graph rewrite(s)" in lines
     assert "qcompile: building for llvm" in lines and "qcompile: evaluating: 3 batches" in lines
     assert any(re.fullmatch(r"qcompile: evaluating: 3 batches done in \d+\.\d s", x) for x in lines)
 

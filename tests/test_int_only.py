@@ -578,7 +578,8 @@ def test_float_islands_option(tmp_path):
     np.savez(tmp_path / "calib.npz", **calib)
     rep = driver.compile_model(str(path), str(recipe), "llvm", out=tmp_path / "out", calib_data=tmp_path / "calib.npz",
                                progress=False)
-    assert [i["op"] for i in rep["passes"][-1]["notes"]["float_islands"]] == ["tanh"]
+    (int_only,) = [p for p in rep["passes"] if p["name"] == "int-only"]
+    assert [i["op"] for i in int_only["notes"]["float_islands"]] == ["tanh"]
     assert "float island" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(E, match="int-accel runs integers only"):
         driver.compile_model(str(path), str(recipe), "int-accel", out=tmp_path / "out2",
@@ -754,3 +755,18 @@ def test_integer_tensor_that_is_not_a_mask_is_refused():
     mod, notes = _calibrated(model, calib, options={"int-only": {"float_islands": True}}, batch=16)
     assert [i["op"] for i in notes["float_islands"]] == ["multiply"]
     assert _cos(qc.build(mod, "llvm").run(x.numpy(), t.numpy())[0], m(x, t).detach().numpy()) >= 0.99
+
+
+def test_lowering_rules_are_one_registry():
+    """int-only's op rules are registered per Relax op (``@lowers``), like TVM's
+    ``register_legalize``; the refusal's list of supported ops is read from the registry,
+    so it cannot go stale."""
+    from qcompile.passes.int_only import lower
+
+    methods = {n for n in dir(lower._Lowering) if n.startswith("op_")}
+    registered = {fn.__name__ for fn in lower.RULES.values()}
+    assert methods == registered, methods ^ registered  # no rule defined but unreachable
+    assert {"relax.matmul", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.nn.pad"} <= set(lower.RULES)
+    assert {"matmul", "qcompile.attention", "strided_slice", "nn.layer_norm"} <= set(lower.supported_ops())
+    with pytest.raises(ValueError, match="two lowerings"):
+        lower.lowers("relax.matmul")(lambda self, var, call, args: None)

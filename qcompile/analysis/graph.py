@@ -6,7 +6,9 @@ Analysis only: nothing here rewrites.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import zlib
 
 import networkx as nx
 import numpy as np
@@ -84,16 +86,16 @@ def _dims(expr, subst=None) -> list:
         if isinstance(d, tvm.tirx.IntImm):
             out.append(int(d))
         else:
-            out.append(subst(d) if subst else _PRIMES.setdefault(str(d), _next_prime()))
+            out.append(subst(d) if subst else stand_in(str(d)))
     return out
 
 
-_PRIMES: dict[str, int] = {}
-
-
-def _next_prime() -> int:
-    p = 100003 + 2 * len(_PRIMES) * 97
-    while any(p % q == 0 for q in range(2, math.isqrt(p) + 1)):
+@functools.lru_cache(maxsize=None)
+def stand_in(name: str) -> int:
+    """A prime standing in for the symbolic dim ``name``, derived from the name alone (no
+    table that grows with use): distinct names get distinct primes above any real dim."""
+    p = 1_000_003 + 2 * (zlib.crc32(name.encode()) % 50_000_000)
+    while any(p % q == 0 for q in range(3, math.isqrt(p) + 1, 2)):
         p += 2
     return p
 

@@ -8,6 +8,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from qcompile.passmanager import Pass
+
 
 @dataclasses.dataclass
 class Artifact:
@@ -186,3 +188,18 @@ def _guarded_plan(mod, _ctx):
         if "exceeds range of int64" not in str(e):
             raise
         return mod
+
+
+class TargetRewrite(Pass):
+    """A backend's graph rewrite run by the pass manager like any pass (timed, its IR
+    dumped to ``OUT/ir/``, its counts in the notes); ``mark`` = ``(attr, value)`` is set on
+    the result so the build does not run the rewrites again."""
+
+    def __init__(self, name: str, fn, mark: tuple | None = None):
+        super().__init__()
+        self.name, self.fn, self.mark = name, fn, mark
+
+    def transform(self, mod, ctx):
+        mod, info = self.fn(mod)
+        ctx.notes.update(info)
+        return mod.with_attr(*self.mark) if self.mark else mod

@@ -87,6 +87,47 @@ def pipeline(target, symbolic: bool, db=None, validate: bool = False):
     return run
 
 
+def graph_rewrites(mcpu: str | None = None) -> list[tuple[str, object]]:
+    """The llvm build's graph rewrites, in order, as ``(name, mod -> (mod, info))``: the
+    driver runs them as passes (``OUT/ir/NN_llvm_<name>.py``), :func:`build` runs them
+    itself on a module that has not been through them."""
+    tgt = make_target(mcpu)
+
+    def count(key, fn):
+        return lambda m: (lambda r: (r[0], {key: r[1]}))(fn(m))
+
+    def x86(m):
+        if not x86_packed.supported(tgt):
+            return m, {}
+        m, packed = x86_packed.pack_int8_matmuls(m)
+        info = {"int8_matmuls_pmaddwd": packed["pmaddwd"], "int8_matmuls_pmaddubsw": packed["pmaddubsw"]}
+        m, info["int8_runtime_matmuls_pmaddwd"] = x86_packed.pack_runtime_int8_matmuls(m)
+        m, info["f32_matmuls_packed"] = x86_packed.pack_f32_matmuls(m)
+        return m, info
+
+    return [("patch-convs", lambda m: (patch_convs_as_matmuls(m), {})),
+            ("lut", count("int8_luts", lambda m: lut.tabulate(m))),
+            ("fast-gelu", count("fast_gelu", lambda m: fast_math.fast_gelu(m))),
+            ("split-heads", count("split_heads", lambda m: split_heads.split_heads(m))),
+            ("x86-packed", x86),
+            # after packing: mul32 reads the plain requantization ops
+            ("mul32", count("requant_mul32", lambda m: mul32.narrow_requant_products(m))),
+            ("shift32", count("requant_shift32", lambda m: shift32.narrow_requant_shifts(m)))]
+
+
+REWRITTEN = "qcompile.llvm_rewrites"  # module attribute: the graph rewrites ran, for this mcpu
+
+
+def graph_passes(mcpu: str | None = None) -> list:
+    """:func:`graph_rewrites` as passes, the last one marking the module as rewritten."""
+    from qcompile.backends.common import TargetRewrite
+
+    steps = graph_rewrites(mcpu)
+    cpu = str(make_target(mcpu).attrs["mcpu"])
+    return [TargetRewrite(f"llvm.{name}", fn, mark=(REWRITTEN, cpu) if i == len(steps) - 1 else None)
+            for i, (name, fn) in enumerate(steps)]
+
+
 def build(mod, *, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, progress: bool = False) -> Artifact:
     """``tune_trials > 0`` tunes the matmul kernels into ``tune_db`` first; ``tune_db`` alone
     reuses a database (see :mod:`qcompile.backends.tune`)."""
@@ -94,18 +135,11 @@ def build(mod, *, mcpu: str | None = None, tune_db=None, tune_trials: int = 0, p
 
     tgt = make_target(mcpu)
     symbolic = has_symbolic_shapes(mod)
-    mod = patch_convs_as_matmuls(mod)
     info = {"mcpu": str(tgt.attrs["mcpu"]), "symbolic_shapes": symbolic}
-    mod, info["int8_luts"] = lut.tabulate(mod)
-    mod, info["fast_gelu"] = fast_math.fast_gelu(mod)
-    mod, info["split_heads"] = split_heads.split_heads(mod)
-    if x86_packed.supported(tgt):
-        mod, packed = x86_packed.pack_int8_matmuls(mod)
-        info["int8_matmuls_pmaddwd"], info["int8_matmuls_pmaddubsw"] = packed["pmaddwd"], packed["pmaddubsw"]
-        mod, info["int8_runtime_matmuls_pmaddwd"] = x86_packed.pack_runtime_int8_matmuls(mod)
-        mod, info["f32_matmuls_packed"] = x86_packed.pack_f32_matmuls(mod)
-    mod, info["requant_mul32"] = mul32.narrow_requant_products(mod)  # after packing: it reads the plain requantization ops
-    mod, info["requant_shift32"] = shift32.narrow_requant_shifts(mod)
+    if str((mod.attrs or {}).get(REWRITTEN, "")) != info["mcpu"]:
+        for _, step in graph_rewrites(mcpu):
+            mod, got = step(mod)
+            info.update(got)
     tune.check_options(tune_trials, tune_db)
     if tune_trials:
         info["tuning"] = tune.tune(mod, tgt, tune_db, tune_trials, progress=progress)

@@ -234,3 +234,28 @@ class Module:
         return gv2
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv2 #0: int64[] 0
+# main.lv4 #0: int64[] 97
+# main.lv8 #0: float32[4] max|x| 1 mean 0.304
+# main.lv13 #0: int64[] 1
+# main.lv18 #0: int64[] 0
+# main.lv20 #0: float32[] 0
+# main.lv20 #1: float32[] -3.40282e+38
+# main.lv22 #0: float32[97, 48] max|x| 4.10149 mean -0.0148
+# main.lv29 #0: float32[48] max|x| 1 mean 1
+# main.lv30 #0: float32[48, 48] max|x| 0.144295 mean 0.0037
+# main.lv32 #0: float32[48, 16] max|x| 0.144159 mean 0.00301
+# main.lv34 #0: float32[48, 16] max|x| 0.144303 mean 0.00165
+# main.lv #0: int32[8] sha256:99f8b2e9d82c
+# main.lv1 #0: int32[8] sha256:380e099972fc
+# main.lv23 #0: int32[8] sha256:99f8b2e9d82c
+# main.lv24 #0: int32[8] sha256:380e099972fc
+# main.lv381 #0: float32[] 0.353553
+# main.lv68 #0: float32[48, 48] max|x| 0.144321 mean 0.000632
+# main.lv76 #0: float32[48] max|x| 1 mean 1
+# main.lv77 #0: float32[48, 80] max|x| 0.144251 mean 0.00218
+# main.lv80 #0: float32[48, 80] max|x| 0.144288 mean 0.000784
+# main.lv82 #0: float32[80, 48] max|x| 0.111799 mean -4e-05
+# main.lv90 #0: float32[48] max|x| 1 mean 1
+# main.lv91 #0: float32[48, 97] max|x| 4.10149 mean -0.0148

@@ -98,3 +98,16 @@ class Module:
         return gv
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv2 #0: float32[2] max|x| 1 mean 0.505
+# main.lv12 #0: float32[32] max|x| 1.17516 mean 0.964
+# main.lv13 #0: float32[32, 32] max|x| 0.176749 mean -7.34e-05
+# main.lv15 #0: float32[32, 16] max|x| 0.176624 mean -0.00342
+# main.lv17 #0: float32[32, 16] max|x| 0.17597 mean 0.00258
+# main.lv #0: float32[] 2.82843
+# main.lv #1: float32[8, 8] max|x| inf mean -inf
+# main.lv58 #0: float32[32, 32] max|x| 0.176712 mean -0.00157
+# main.lv66 #0: float32[32] max|x| 1.28875 mean 1
+# main.lv67 #0: float32[32, 64] max|x| 0.176724 mean -0.00361
+# main.lv70 #0: float32[32, 64] max|x| 0.176691 mean 0.00242
+# main.lv72 #0: float32[64, 32] max|x| 0.124986 mean 0.00257

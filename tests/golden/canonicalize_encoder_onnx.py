@@ -54,3 +54,23 @@ class Module:
         return gv
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv #0: float32[32, 32] max|x| 0.636086 mean 0.00246
+# main.lv1 #0: float32[32] max|x| 0.239637 mean 0.0155
+# main.lv3 #0: float32[32, 32] max|x| 0.763645 mean 0.00727
+# main.lv4 #0: float32[32] max|x| 0.222032 mean 0.0077
+# main.lv5 #0: float32[32, 32] max|x| 0.689982 mean -0.00348
+# main.lv6 #0: float32[32] max|x| 0.179511 mean -0.0312
+# main.lv14 #0: float32[] 1
+# main.lv16 #0: float32[] -10000
+# main.lv #0: float32[] 2.82843
+# main.lv23 #0: float32[32, 32] max|x| 0.639752 mean 0.00122
+# main.lv24 #0: float32[32] max|x| 0.242728 mean 0.0101
+# main.lv34 #0: float32[32] max|x| 0.233617 mean -0.0112
+# main.lv34 #1: float32[32] max|x| 0.224378 mean -0.00451
+# main.lv35 #0: float32[32, 128] max|x| 0.775905 mean -0.00596
+# main.lv36 #0: float32[128] max|x| 0.226197 mean -0.00618
+# main.lv42 #0: float32[128, 32] max|x| 0.744674 mean 0.00292
+# main.lv43 #0: float32[32] max|x| 0.217806 mean -0.002
+# main.gv #0: float32[32] max|x| 0.285945 mean 0.0156
+# main.gv #1: float32[32] max|x| 0.270662 mean -0.0294

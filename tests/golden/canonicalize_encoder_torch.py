@@ -60,3 +60,23 @@ class Module:
         return gv
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv2 #0: float32[32, 32] max|x| 0.636086 mean 0.00246
+# main.lv3 #0: float32[32] max|x| 0.239637 mean 0.0155
+# main.lv9 #0: float32[32, 32] max|x| 0.763645 mean 0.00727
+# main.lv10 #0: float32[32] max|x| 0.222032 mean 0.0077
+# main.lv16 #0: float32[32, 32] max|x| 0.689982 mean -0.00348
+# main.lv17 #0: float32[32] max|x| 0.179511 mean -0.0312
+# main.lv31 #0: float32[] 1
+# main.lv32 #0: float32[] -10000
+# main.lv #0: float32[] 2.82843
+# main.lv45 #0: float32[32, 32] max|x| 0.639752 mean 0.00122
+# main.lv46 #0: float32[32] max|x| 0.242728 mean 0.0101
+# main.lv58 #0: float32[32] max|x| 0.233617 mean -0.0112
+# main.lv58 #1: float32[32] max|x| 0.224378 mean -0.00451
+# main.lv61 #0: float32[32, 128] max|x| 0.775905 mean -0.00596
+# main.lv62 #0: float32[128] max|x| 0.226197 mean -0.00618
+# main.lv71 #0: float32[128, 32] max|x| 0.744674 mean 0.00292
+# main.lv72 #0: float32[32] max|x| 0.217806 mean -0.002
+# main.gv #0: float32[32] max|x| 0.285945 mean 0.0156
+# main.gv #1: float32[32] max|x| 0.270662 mean -0.0294

@@ -463,3 +463,83 @@ class Module:
         return gv
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv #0: float32[] 30.9643
+# main.lv1 #0: float32[] 0.5
+# main.lv12 #0: int64[32] sha256:8afdecd79c4f
+# main.lv13 #0: int64[] 268435456
+# main.lv14 #0: int64[] 29
+# main.lv17 #0: int8[32, 32] sha256:38d891c67f82
+# main.lv18 #0: int32[32] sha256:66d7f9ec236a
+# main.lv20 #0: int64[32] sha256:a516bf59ea6d
+# main.lv21 #0: int64[] 536870912
+# main.lv22 #0: int64[] 30
+# main.lv28 #0: int64[32] sha256:48a2c86283e5
+# main.lv29 #0: int64[] 268435456
+# main.lv30 #0: int64[] 29
+# main.lv33 #0: int8[32, 32] sha256:df0fc7d8890a
+# main.lv34 #0: int32[32] sha256:73f17576ae54
+# main.lv36 #0: int64[32] sha256:beb1494ee955
+# main.lv37 #0: int64[] 536870912
+# main.lv38 #0: int64[] 30
+# main.lv44 #0: int64[32] sha256:deb1e4c20122
+# main.lv45 #0: int64[] 268435456
+# main.lv46 #0: int64[] 29
+# main.lv49 #0: int8[32, 32] sha256:f22cd3a5ab0f
+# main.lv50 #0: int32[32] sha256:0bbb2e5e2151
+# main.lv52 #0: int64[32] sha256:4b4ca2848857
+# main.lv53 #0: int64[] 536870912
+# main.lv54 #0: int64[] 30
+# main.lv61 #0: int64[] 2130771458
+# main.lv62 #0: int64[] 274877906944
+# main.lv63 #0: int64[] 39
+# main.lv67 #0: int64[] 2130771458
+# main.lv68 #0: int64[] 274877906944
+# main.lv69 #0: int64[] 39
+# main.lv73 #0: int64[] 2130771458
+# main.lv74 #0: int64[] 274877906944
+# main.lv75 #0: int64[] 39
+# main.lv80 #0: int64[] 1598018829
+# main.lv81 #0: int64[] 8589934592
+# main.lv82 #0: int64[] 34
+# main.lv90 #0: int64[32] sha256:a29c74ca5b5d
+# main.lv91 #0: int64[] 34359738368
+# main.lv92 #0: int64[] 36
+# main.lv95 #0: int8[32, 32] sha256:7cb2ec337e81
+# main.lv96 #0: int32[32] sha256:03aceeb5244e
+# main.lv99 #0: int64[] 2011632641
+# main.lv100 #0: int64[] 4194304
+# main.lv101 #0: int64[] 23
+# main.lv105 #0: int64[32] sha256:bf3ab5331e88
+# main.lv106 #0: int64[] 1073741824
+# main.lv107 #0: int64[] 31
+# main.lv115 #0: int32[32] sha256:efcb99bddb14
+# main.lv116 #0: int32[32] sha256:1f81eb8b5bc8
+# main.lv119 #0: int64[32] sha256:48556493328d
+# main.lv120 #0: int64[] 68719476736
+# main.lv121 #0: int64[] 37
+# main.lv124 #0: int8[32, 128] sha256:9db9ab1fb24a
+# main.lv125 #0: int32[128] sha256:ed020615361d
+# main.lv128 #0: int64[128] sha256:43d52c105533
+# main.lv129 #0: int64[] 137438953472
+# main.lv130 #0: int64[] 38
+# main.lv134 #0: int64[] 1255819638
+# main.lv135 #0: int64[] 268435456
+# main.lv136 #0: int64[] 29
+# main.lv142 #0: int64[128] sha256:de34c0e1983c
+# main.lv143 #0: int64[] 34359738368
+# main.lv144 #0: int64[] 36
+# main.lv147 #0: int8[128, 32] sha256:078e26086e18
+# main.lv148 #0: int32[32] sha256:7dfe3800dd7c
+# main.lv151 #0: int64[32] sha256:8507448bcb20
+# main.lv152 #0: int64[] 536870912
+# main.lv153 #0: int64[] 30
+# main.lv157 #0: int64[32] sha256:7beeece334a7
+# main.lv158 #0: int64[] 1073741824
+# main.lv159 #0: int64[] 31
+# main.lv167 #0: int32[32] sha256:8e7d545160b5
+# main.lv168 #0: int32[32] sha256:f872f1c37127
+# main.lv170 #0: int64[32] sha256:e3954b8c44af
+# main.lv171 #0: int64[] 134217728
+# main.lv172 #0: int64[] 28
+# main.lv176 #0: float32[] 1.44134e-05

@@ -32,3 +32,15 @@ class Module:
         return gv
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv #0: float32[] 47.102
+# main.lv1 #0: float32[] 0.5
+# main.lv6 #0: int64[16] sha256:49731c47f548
+# main.lv7 #0: int64[] 268435456
+# main.lv8 #0: int64[] 29
+# main.lv11 #0: int8[16, 8] sha256:9165574f33b6
+# main.lv12 #0: int32[8] sha256:b16b1888a7bc
+# main.lv14 #0: int64[8] sha256:ef75ba1c244a
+# main.lv15 #0: int64[] 1073741824
+# main.lv16 #0: int64[] 31
+# main.lv20 #0: float32[] 5.99845e-05

@@ -238,3 +238,33 @@ class Module:
         return gv1
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv2 #0: int64[] 0
+# main.lv4 #0: int64[] 97
+# main.lv8 #0: float32[4] max|x| 1 mean 0.304
+# main.lv13 #0: int64[] 1
+# main.lv18 #0: int64[] 0
+# main.lv20 #0: float32[] 0
+# main.lv20 #1: float32[] -3.40282e+38
+# main.lv22 #0: float32[97, 48] max|x| 4.10149 mean -0.0148
+# main.lv29 #0: float32[48] max|x| 1 mean 1
+# main.lv30 #0: float32[48, 48] max|x| 0.144295 mean 0.000272
+# main.lv32 #0: float32[48, 16] max|x| 0.144159 mean 0.00131
+# main.lv34 #0: float32[48, 16] max|x| 0.144303 mean 0.00165
+# main.lv3 #0: float32[1, 2, 1, 8] max|x| 0.35192 mean 0.0201
+# main.lv24 #0: float32[1, 2, 1, 8] max|x| 1.17932 mean 0.928
+# main.lv43 #0: float32[2, 8] max|x| 1.48054 mean -1.08
+# main.lv43 #1: float32[2, 8] max|x| 4.12762 mean 3.25
+# main.lv49 #0: float32[2, 8] max|x| 0.387473 mean 0.314
+# main.lv49 #1: float32[2, 8] max|x| 1.48054 mean -1.08
+# main.lv51 #0: int64[] 1
+# main.lv52 #0: int64[] 0
+# main.lv56 #0: float32[4] max|x| 1 mean 0.304
+# main.lv89 #0: float32[] 0.353553
+# main.lv681 #0: float32[48, 48] max|x| 0.144321 mean 0.000632
+# main.lv761 #0: float32[48] max|x| 1 mean 1
+# main.lv771 #0: float32[48, 80] max|x| 0.144251 mean 0.00218
+# main.lv801 #0: float32[48, 80] max|x| 0.144288 mean 0.000784
+# main.lv821 #0: float32[80, 48] max|x| 0.111799 mean -4e-05
+# main.lv90 #0: float32[48] max|x| 1 mean 1
+# main.lv91 #0: float32[48, 97] max|x| 4.10149 mean -0.0148

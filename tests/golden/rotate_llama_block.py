@@ -148,3 +148,25 @@ class Module:
         return gv1
 
 # Metadata omitted. Use show_meta=True in script() method to show it.
+# constants
+# main.lv2 #0: int64[] 0
+# main.lv4 #0: int64[] 97
+# main.lv8 #0: float32[4] max|x| 1 mean 0.304
+# main.lv13 #0: int64[] 1
+# main.lv18 #0: int64[] 0
+# main.lv20 #0: float32[] 0
+# main.lv20 #1: float32[] -3.40282e+38
+# main.lv22 #0: float32[97, 48] max|x| 3.71556 mean 0.0157
+# main.lv29 #0: float32[48] max|x| 1 mean 1
+# main.lv30 #0: float32[48, 48] max|x| 0.297752 mean 0.000283
+# main.lv32 #0: float32[48, 16] max|x| 0.290657 mean 0.00887
+# main.lv34 #0: float32[48, 16] max|x| 0.260367 mean 0.00131
+# main.lv3 #0: float32[] 0.353553
+# main.lv68 #0: float32[48, 48] max|x| 0.279214 mean -0.00208
+# main.lv76 #0: float32[48] max|x| 1 mean 1
+# main.lv77 #0: float32[48, 24] max|x| 0.271016 mean -0.00183
+# main.lv80 #0: float32[48, 24] max|x| 0.289481 mean 0.000207
+# main.lv23 #0: float32[12, 12] max|x| 1 mean -0.0556
+# main.lv82 #0: float32[24, 48] max|x| 0.372834 mean -0.00329
+# main.lv90 #0: float32[48] max|x| 1 mean 1
+# main.lv91 #0: float32[48, 97] max|x| 4.23455 mean 0.0176

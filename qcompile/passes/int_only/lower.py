@@ -274,8 +274,29 @@ class IntOnly(Pass):
         return out
 
 
+#: Relax op name -> the method of :class:`_Lowering` that lowers it (``@lowers``), as TVM's
+#: ``register_legalize`` maps ops to legalizations: one rule per op, found by name
+RULES: dict[str, Callable] = {}
+
+
+def lowers(op: str):
+    """Register the decorated ``_Lowering`` method as the integer lowering of ``op``."""
+    def deco(fn):
+        if op in RULES:
+            raise ValueError(f"int-only: two lowerings for {op}")
+        RULES[op] = fn
+        return fn
+    return deco
+
+
+def supported_ops() -> list[str]:
+    """The ops int-only lowers: the rules, the attention composite, data movement."""
+    return sorted({op.removeprefix("relax.") for op in RULES} | set(DATA_MOVEMENT) | {"qcompile.attention"})
+
+
 class _Lowering:
-    """One walk over ``main``: float bindings in, integer bindings out."""
+    """One walk over ``main``: float bindings in, integer bindings out. Each op's rule is a
+    method registered with :func:`lowers`."""
 
     def __init__(self, mod, stats, cfg: IntOnlyConfig):
         if not 2 <= int(cfg.weight_bits) <= 8:
@@ -509,7 +530,8 @@ class _Lowering:
         args = [self.operand(a) for a in value.args]
         if all(isinstance(a, Raw) for a in args) and not _is_float_tensor(var):
             return Raw(self.emit(self._subst(value)))
-        rule = getattr(self, "op_" + name.replace(".", "_"), None)
+        rule = RULES.get(value.op.name)
+        rule = rule.__get__(self) if rule is not None else None
         if rule is None and name in DATA_MOVEMENT:
             return self._move(var, value, args, _keeps_last(value, var))
         if rule is None and name == "nn.conv2d" and not self.cfg.float_islands:
@@ -528,9 +550,7 @@ class _Lowering:
             return self.island(var, value, f"no integer lowering for '{name}'")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: matmul, add, multiply, layer_norm, gelu (erf and tanh), silu, sigmoid, relu, attention, "
-                                     "where (attention masks), concat and data movement ("
-                                     + ", ".join(sorted(DATA_MOVEMENT)) + "); " + ISLAND_HINT)
+                                hint="supported: " + ", ".join(supported_ops()) + "; " + ISLAND_HINT)
         checked, kernels = len(self.overflow), self.kernels
         try:
             return rule(var, value, args)
@@ -556,6 +576,7 @@ class _Lowering:
         return value
 
     # ------------------------------------------------------------------ linear algebra
+    @lowers("relax.matmul")
     def op_matmul(self, var, call, args):
         x, w = call.args
         wv = const_value(w)
@@ -608,6 +629,7 @@ class _Lowering:
             return self.as_q(x, "int8"), wv
         return Q(self.rescale(v, sj * S, "int8"), S, "int8"), sj[:, None] * wv
 
+    @lowers("relax.astype")
     def op_astype(self, var, call, args):
         if isinstance(args[0], Raw):  # ids or a mask, cast to float: exact, kept integer
             return Lin(args[0].expr)
@@ -622,6 +644,7 @@ class _Lowering:
                                 "non-scalar")
         return Lin(x.expr, *fn(x.a, x.b, float(cv.reshape(()))))
 
+    @lowers("relax.subtract")
     def op_subtract(self, var, call, args):
         x, y = args
         if isinstance(y, Lin):  # c - (a m + b)
@@ -630,6 +653,7 @@ class _Lowering:
             return self._lin(var, x, y, lambda a, b, c: (a, b - c))
         raise QCompileError(f"int-only: subtract at '{var.name}' has no integer lowering outside cast masks")
 
+    @lowers("relax.add")
     def op_add(self, var, call, args):
         a, b = args
         if isinstance(a, Lin) or isinstance(b, Lin):
@@ -654,6 +678,7 @@ class _Lowering:
         t = self.emit(O.add(ta, tb))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
+    @lowers("relax.mean")
     def op_mean(self, var, call, args):
         """Mean over static axes (BEiT's mean pooling over tokens): an int32 sum, the 1/N
         folded into the scale (a per-channel accumulator scale survives while the last axis
@@ -678,6 +703,7 @@ class _Lowering:
                                 axis=axes, keepdims=keep))
         return Acc(total, np.asarray(scale, np.float64) / n, n * bound)
 
+    @lowers("relax.multiply")
     def op_multiply(self, var, call, args):
         a, b = args
         if isinstance(a, Lin) or isinstance(b, Lin):
@@ -708,6 +734,7 @@ class _Lowering:
         norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
         return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
 
+    @lowers("relax.divide")
     def op_divide(self, var, call, args):
         """Division by a constant is multiplication by its reciprocal (DeBERTa scales q by
         ``1/sqrt(d * scale_factor)`` with a divide)."""
@@ -721,6 +748,7 @@ class _Lowering:
                                 [a, self.const(inv)])
 
     # ------------------------------------------------------------------ nonlinear
+    @lowers("relax.nn.layer_norm")
     def op_nn_layer_norm(self, var, call, args):
         x, g, b = call.args
         a = call.attrs
@@ -739,9 +767,11 @@ class _Lowering:
         self.normalized[var] = True
         return Q(out, 2.0 ** -P, "int16")
 
+    @lowers("relax.nn.gelu")
     def op_nn_gelu(self, var, call, args):
         return self.x_sigmoid(call, 1.702)
 
+    @lowers("relax.nn.silu")
     def op_nn_silu(self, var, call, args):
         """SiLU ``x σ(x)`` (and CLIP's quick GELU ``x σ(1.702 x)``, which canonicalization
         writes as ``silu(1.702 x) / 1.702``): ShiftGELU's kernel is ``x σ(α x)`` with α = 1."""
@@ -758,6 +788,7 @@ class _Lowering:
                           dict(K=p.K, n=p.n, B=p.B))
         return Acc(out, np.asarray(xq.scale * 2.0 ** -p.B), 127.0 * 2 ** p.B)
 
+    @lowers("relax.sigmoid")
     def op_sigmoid(self, var, call, args):
         """``σ(x)`` by ShiftGELU's sigmoid alone (YOLOS's box head, gates): ``x`` at scale
         ``2^-K``, the result at ``2^-B`` in ``[0, 1]``."""
@@ -772,7 +803,7 @@ class _Lowering:
     # ShiftGELU is I-ViT's x·σ(1.702x), an approximation of GELU whichever way the model
     # writes it: the tanh form (GPT-2's gelu_new, ALBERT, ViT's gelu_pytorch_tanh) differs
     # from the erf form by < 5e-4, far below the approximation's own error
-    op_nn_gelu_tanh = op_nn_gelu
+    lowers("relax.nn.gelu_tanh")(op_nn_gelu)
 
     def attention(self, var, call, f):
         roles = attention_roles(f)
@@ -906,6 +937,7 @@ class _Lowering:
         return self.emit(self.bb.call_te(fn, *ins, primfunc_name_hint=op,
                                          primfunc_attrs=intops.kernel_attrs(op, **params)))
 
+    @lowers("relax.where")
     def op_where(self, var, call, args):
         cond, a, b = call.args
         av, bv = const_value(a), const_value(b)
@@ -938,14 +970,17 @@ class _Lowering:
             return Q(self.emit(rebuild(src.expr)), src.scale, src.dtype)
         raise QCompileError(f"int-only: cannot move '{type(src).__name__}' at '{var.name}'")
 
+    @lowers("relax.reshape")
     def op_reshape(self, var, call, args):
         return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
 
+    @lowers("relax.permute_dims")
     def op_permute_dims(self, var, call, args):
         axes = call.attrs.axes
         nd = len(shape_of(call))
         return self._move(var, call, args, axes is not None and int(axes[-1]) == nd - 1)
 
+    @lowers("relax.take")
     def op_take(self, var, call, args):
         if isinstance(args[0], Const) and isinstance(args[1], Raw):  # embedding lookup from a float table
             c = args[0]
@@ -955,15 +990,18 @@ class _Lowering:
         nd = len(shape_of(call.args[0]))
         return self._move(var, call, args, int(call.attrs.axis) % nd != nd - 1)
 
+    @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
         return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
 
     # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
     # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
+    @lowers("relax.nn.relu")
     def op_nn_relu(self, var, call, args):
         self._monotone_lin(var, args[0])
         return self._move(var, call, args, True)
 
+    @lowers("relax.nn.max_pool2d")
     def op_nn_max_pool2d(self, var, call, args):
         self._monotone_lin(var, args[0])
         return self._move(var, call, args, False)
@@ -974,8 +1012,9 @@ class _Lowering:
         if isinstance(x, Lin) and not (x.a >= 0 and x.b == 0):
             raise QCompileError(f"int-only: '{var.name}' applies a monotone op to {x.a:g} * float(m) + {x.b:g}")
 
-    op_nn_max_pool1d = op_nn_max_pool2d
+    lowers("relax.nn.max_pool1d")(op_nn_max_pool2d)
 
+    @lowers("relax.nn.pad")
     def op_nn_pad(self, var, call, args):
         """Constant padding with 0 (Swin's windows): 0 is the integer 0 at any scale."""
         if str(call.attrs.pad_mode) != "constant" or float(call.attrs.pad_value) != 0.0:
@@ -1031,6 +1070,7 @@ class _Lowering:
         t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(out, _c(1.0 / s, dt))), _c(0.5, dt)))))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
+    @lowers("relax.concat")
     def op_concat(self, var, call, args):
         s = self.scale(var, "int16")
         tup = call.args[0]
