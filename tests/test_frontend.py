@@ -315,3 +315,27 @@ def test_alibi_table_sliced_by_the_cache_length(tmp_path):
                 "new": rng.standard_normal((1, 2, 3, 3)).astype(np.float32)}
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+
+
+
+def test_integer_subgraphs_through_nonzero_are_evaluated():
+    """GLM's Optimum export (tests/zoo/glm.onnx): torch.onnx writes the interleaved RoPE
+    tables' ``repeat_interleave`` as ``NonZero`` over a mask built from a static dim and a
+    ``GatherND`` with its indices; shape inference cannot carry a value through NonZero, so
+    the shapes after it were unknown and TVM's importer failed at the next ``Slice`` of a
+    ``Shape`` ("Slice requires a statically known input rank"; the zoo's glm cells). The
+    integer subgraph is now evaluated before import: no NonZero is left, and the model
+    imports with its dims symbolic."""
+    from qcompile.frontend.onnx_prepare import fold_integer_constants
+    from qcompile.models import zoo
+
+    proto = onnx.load(str(zoo.ZOO["glm"].onnx))
+    assert "NonZero" in {n.op_type for n in proto.graph.node}
+    folded, n = fold_integer_constants(proto)
+    assert n > 0 and "NonZero" not in {x.op_type for x in folded.graph.node}
+    given = {j.name for j in proto.graph.initializer} | {o for x in proto.graph.node if x.op_type == "Constant"
+                                                         for o in x.output}
+    computed = [i for i in folded.graph.initializer if i.name not in given]
+    assert computed and all(numpy_helper.to_array(i).dtype.kind in "iub" for i in computed), \
+        "only integer values are computed; float arithmetic is left to TVM"
+    qc.load(str(zoo.ZOO["glm"].onnx))  # before: TVMError, "Slice requires a statically known input rank"

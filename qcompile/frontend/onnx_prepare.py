@@ -60,8 +60,9 @@ def fold_shape_values(proto):
 
     try:
         ssi = _symbolic_inference(proto)
-    except Exception:  # an op the inference does not know: import the graph as it is
-        return cast_tile_repeats(proto), 0
+    except Exception:  # an op the inference does not know: only what needs no inference
+        model, folded = fold_integer_constants(proto)
+        return cast_tile_repeats(model), folded
     vis = ssi.known_vi_
     trusted = _flat_values(proto, vis)
     consts: dict[str, np.ndarray] = {}
@@ -123,7 +124,141 @@ def fold_shape_values(proto):
     inits = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)
-    return cast_tile_repeats(model), folded
+    model, more = fold_integer_constants(model)
+    return cast_tile_repeats(model), folded + more
+
+
+#: ops never folded: their result is not a function of their inputs
+_NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+                     "Bernoulli"}
+_SMALL = 1 << 16  # elements: index tables, masks, repeat counts; never weights
+
+
+def fold_integer_constants(proto, rounds: int = 4):
+    """Repeat :func:`_fold_integer_round` (each round re-infers the static dims, which the
+    previous round's constants may have made known) until nothing folds."""
+    total = 0
+    for _ in range(rounds):
+        proto, n = _fold_integer_round(proto)
+        total += n
+        if not n:
+            break
+    return proto, total
+
+
+def _fold_integer_round(proto):
+    """Evaluate nodes whose inputs are all constants and whose outputs are small integer or
+    bool tensors (ONNX's reference evaluator, exact for integers), until none is left, and
+    replace them by initializers. This reaches what shape inference does not propagate: a
+    ``NonZero`` over a mask built from a static dim, which is how torch.onnx writes
+    ``repeat_interleave`` (GLM's interleaved RoPE tables): with its indices constant, the
+    ``GatherND`` after it keeps a known rank. Float arithmetic is left to TVM."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    values = {i.name: i for i in graph.initializer if int(np.prod(i.dims)) <= _SMALL}
+    dims = _static_dims(model)
+    shapes = {}  # output of a Shape node -> the dims it reads (None: symbolic)
+    keep, folded = [], 0
+    for node in graph.node:
+        ins = [i for i in node.input if i]
+        if node.op_type == "Shape" and ins and ins[0] in dims:
+            attrs = {a.name: a.i for a in node.attribute}
+            d = dims[ins[0]]
+            shapes[node.output[0]] = d[slice(attrs.get("start", 0), attrs.get("end", len(d)))]
+        read = _dims_read(node, shapes, values)
+        if read is not None:  # a static dim read out of a partly symbolic shape
+            t = numpy_helper.from_array(read, node.output[0])
+            graph.initializer.append(t)
+            values[node.output[0]] = t
+            folded += 1
+            continue
+        const = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+        foldable = const or (node.op_type not in _NONDETERMINISTIC and node.domain in ("", "ai.onnx") and ins
+                             and all(i in values for i in ins)
+                             and not any(a.HasField("g") or a.graphs for a in node.attribute))
+        if foldable:
+            try:
+                sub = onnx.helper.make_model(
+                    onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(o)
+                                                               for o in node.output if o],
+                                           initializer=[values[i] for i in dict.fromkeys(ins)]),
+                    opset_imports=model.opset_import)
+                outs = ReferenceEvaluator(sub).run(None, {})
+            except Exception:  # noqa: BLE001 - an op the evaluator lacks: leave it to TVM
+                outs = None
+            names = [o for o in node.output if o]
+            if outs is not None and all((const or np.asarray(v).dtype.kind in "iub") and np.asarray(v).size <= _SMALL
+                                        for v in outs):
+                for name, v in zip(names, outs):
+                    t = numpy_helper.from_array(np.asarray(v), name)
+                    graph.initializer.append(t)
+                    values[name] = t
+                folded += 1
+                continue
+        keep.append(node)
+    if not folded:
+        return proto, 0
+    del graph.node[:]
+    graph.node.extend(_live(keep, [o.name for o in graph.output]))
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    return model, folded
+
+
+def _static_dims(proto) -> dict[str, list]:
+    """Each tensor's dims from ONNX's own shape inference (which never fails on a graph it
+    cannot fully type): ints where static, None where symbolic."""
+    import onnx
+
+    skeleton = onnx.ModelProto()  # the graph without its weights' bytes: only dims matter here
+    skeleton.opset_import.extend(proto.opset_import)
+    skeleton.ir_version = proto.ir_version
+    g = skeleton.graph
+    g.node.extend(proto.graph.node)
+    g.input.extend(proto.graph.input)
+    g.output.extend(proto.graph.output)
+    have = {i.name for i in proto.graph.input}
+    for init in proto.graph.initializer:
+        if int(np.prod(init.dims)) <= _SMALL:
+            g.initializer.append(init)  # small values: shape inference may read them (Reshape targets)
+        elif init.name not in have:
+            g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton)
+    except Exception:  # noqa: BLE001
+        return {}
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if t is not None and t.HasField("shape"):
+            out[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return out
+
+
+def _dims_read(node, shapes: dict, values: dict):
+    """``Shape(x)`` with every dim static, or ``Gather(Shape(x), k)`` of static dims: the
+    value as an int64 array; else None."""
+    from onnx import numpy_helper
+
+    if node.op_type == "Shape" and node.output[0] in shapes and all(d is not None for d in shapes[node.output[0]]):
+        return np.array(shapes[node.output[0]], np.int64)
+    if node.op_type == "Gather" and node.input[0] in shapes and node.input[1] in values:
+        d = shapes[node.input[0]]
+        idx = numpy_helper.to_array(values[node.input[1]])
+        if idx.dtype.kind not in "iu" or idx.size > len(d) or ((idx < -len(d)) | (idx >= len(d))).any():
+            return None
+        got = [d[int(i)] for i in idx.reshape(-1)]
+        if any(g is None for g in got):
+            return None
+        return np.array(got, np.int64).reshape(idx.shape)
+    return None
 
 
 def cast_tile_repeats(proto):

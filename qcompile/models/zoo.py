@@ -187,6 +187,41 @@ ZOO = {a.name: a for a in [
          dict(image_size=32, patch_size=4, num_channels=3, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
               window_size=4, mlp_ratio=2.0, num_labels=10), "cosine attention, continuous position bias (an MLP)"),
     ]],
+    # ---- the fifth wave, held out in the same way (probed after the fourth was done)
+    *[Arch(*a, held_out=True) for a in [
+        ("arcee", "ArceeConfig", "ArceeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2), "ReLU-squared MLP without a gate, GQA"),
+        ("helium", "HeliumConfig", "HeliumForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, head_dim=16), "Llama layout, RMSNorm, GQA"),
+        ("glm", "GlmConfig", "GlmForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, pad_token_id=0),
+         "fused gate_up projection, interleaved partial rotary, biased q/k/v"),
+        ("gemma3_text", "Gemma3TextConfig", "Gemma3ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, head_dim=16, sliding_window=4, query_pre_attn_scalar=16,
+              layer_types=["sliding_attention", "full_attention"]),
+         "q/k RMSNorm, sandwich norms, local/global RoPE bases"),
+        ("esm", "EsmConfig", "EsmModel", "encoder", "feature-extraction",
+         dict(_ENC, pad_token_id=1, mask_token_id=2, position_embedding_type="rotary", token_dropout=False,
+              emb_layer_norm_before=False), "rotary positions in a pre-norm encoder (protein LM)"),
+        ("megatron-bert", "MegatronBertConfig", "MegatronBertModel", "encoder", "feature-extraction",
+         dict(_ENC), "pre-norm BERT, a final LayerNorm"),
+        ("convbert", "ConvBertConfig", "ConvBertModel", "encoder", "feature-extraction",
+         dict(_ENC, embedding_size=64, head_ratio=2, conv_kernel_size=3),
+         "span-based dynamic convolution heads beside self-attention"),
+        ("data2vec-text", "Data2VecTextConfig", "Data2VecTextModel", "encoder", "feature-extraction",
+         dict(_ENC, pad_token_id=1), "RoBERTa layout"),
+        ("vit_msn", "ViTMSNConfig", "ViTMSNModel", "vision", "feature-extraction",
+         {k: v for k, v in _IMG.items() if k != "num_labels"}, "ViT layout without a pooler"),
+        ("levit", "LevitConfig", "LevitForImageClassification", "vision", "image-classification",
+         dict(image_size=64, num_channels=3, kernel_size=3, stride=2, padding=1, patch_size=16,
+              hidden_sizes=[32, 48, 64], num_attention_heads=[2, 3, 4], depths=[1, 1, 1], key_dim=[8, 8, 8],
+              drop_path_rate=0, mlp_ratio=[2, 2, 2], attention_ratio=[2, 2, 2], num_labels=10),
+         "conv stem with BatchNorm, attention biases, Hardswish, subsampling attention"),
+        ("segformer", "SegformerConfig", "SegformerForImageClassification", "vision", "image-classification",
+         dict(image_size=32, num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
+              hidden_sizes=[32, 64], patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2],
+              mlp_ratios=[2, 2], num_labels=10), "efficient attention (keys from a strided conv), Mix-FFN depthwise conv"),
+    ]],
 ]}
 
 
@@ -305,6 +340,14 @@ REFUSED = {
                                                       "residual path"),
     ("mobilebert", "rotate"): ("no residual stream", "MobileBERT's NoNorm is an elementwise affine map, not a "
                                                      "normalization: nothing in a block is rotation-invariant"),
+    # ---- the fifth wave
+    **{("gemma3_text", p): ("sandwich", "Gemma3 normalizes each branch's output before the residual add (as "
+                                        "Gemma2): its gains cannot move into a rotation")
+       for p in ("rotate", "rotate+kv-prerope")},
+    **{(m, "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path")
+       for m in ("convbert", "data2vec-text")},
+    ("segformer", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in a "
+                                                                          "LayerNorm on the residual path"),
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
@@ -333,6 +376,20 @@ GAPS = {
                                 "to the same relax var); not investigated yet",
     ("mpnet", "int-only"): "the relative position bias's log buckets are float arithmetic on positions "
                            "(divide, log) with no integer lowering (float_islands=true runs them in float)",
+    # ---- the fifth wave
+    **{("levit", p): "symbolic image size: LeViT's fixed 16x16 attention-bias tables are added to scores over "
+                     "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
+                     "(canonicalize names it and asks for --input-shape; the model is only valid at its "
+                     "trained size anyway)" for p in ("none", "rotate")},
+    ("levit", "int-only"): "a convolutional stem (3x3 stride-2 convolutions with padding and BatchNorm): int-only "
+                           "lowers a convolution only as a patch embedding",
+    ("segformer", "int-only"): "overlapping patch embeddings (7x7 stride-4 convolutions with padding) and a "
+                               "depthwise convolution in the Mix-FFN: int-only lowers a convolution only as a "
+                               "patch embedding",
+    ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
+                              "integer lowering of conv1d",
+    ("esm", "int-only"): "RoPE in an encoder (as RoFormer): the rotary tables reach the attention through a "
+                         "call_tir the importer emits, with no integer lowering",
 }
 
 
@@ -368,7 +425,8 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
             # int-only's per-tensor scales want the 16 samples the pipeline asks for (fewer
             # draw its warning); the KV-cache pipelines calibrate per channel on 8
             n = max(calib_samples, 8) if pipeline == "int-only" else calib_samples
-            feeds = [onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(n)]
+            image = _image_hw(arch) if arch is not None and arch.kind == "vision" else (32, 32)
+            feeds = [onnx_feed(path, batch=2, seq=8, seed=100 + i, image=image) for i in range(n)]
             tmp = Path(tempfile.mkdtemp(prefix="qc_zoo_")) / "calib.npz"
             np.savez(tmp, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
             calib = qc.Calibration(str(tmp), batch=2, progress=False)
@@ -389,7 +447,7 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     try:
         pairs = _decode_two_steps(art, mod["main"], sess, path) if kind == "decoder" else \
-            _one_step(art, model, sess, path)
+            _one_step(art, model, sess, path, _image_hw(arch) if arch is not None and kind == "vision" else (32, 32))
     except Exception as e:  # noqa: BLE001 - a run-time failure is a failed cell, not a crash
         return {"status": "fail", "reason": f"running the artifact: {type(e).__name__}: {str(e)[:200]}",
                 "seconds": round(time.perf_counter() - t0, 2)}
@@ -479,11 +537,11 @@ TORCH_GAPS = {
 }
 
 
-def _one_step(art, model, sess, path):
-    """One batch; for an image model with a symbolic image size, also one at another size
-    (40x48: a different patch grid, so position tables are interpolated at run time) where
-    onnxruntime runs the float model at that size."""
-    sizes = [(32, 32)]
+def _one_step(art, model, sess, path, image=(32, 32)):
+    """One batch at the model's image size; for an image model with a symbolic image size,
+    also one at another size (40x48: a different patch grid, so position tables are
+    interpolated at run time) where onnxruntime runs the float model at that size."""
+    sizes = [tuple(image)]
     pix = next((s for s in model.inputs if s.name == "pixel_values"), None)
     if pix is not None and not all(isinstance(d, int) for d in pix.shape[2:]):
         sizes.append((40, 48))

@@ -937,5 +937,19 @@ def bind_params(mod):
 def canonicalize(mod):
     """Run the canonicalization pipeline on a module (weights bound as constants)."""
     mod = bind_params(mod)
-    with tvm.transform.PassContext(opt_level=0):
-        return tvm.transform.Sequential(canonicalize_passes(), name="qcompile.passes.canonicalize.rules")(mod)
+    try:
+        with tvm.transform.PassContext(opt_level=0):
+            return tvm.transform.Sequential(canonicalize_passes(), name="qcompile.passes.canonicalize.rules")(mod)
+    except Exception as e:
+        symbolic = sorted({str(v) for f in mod.functions.values() if isinstance(f, relax.Function)
+                           for v in relax.analysis.defined_symbolic_vars(f)})
+        if "emit_te now only supports Tensor that has ShapeExpr shape" not in str(e) or not symbolic:
+            raise
+        # TVM 0.27's FoldConstant loses a shape that mixes symbolic and fixed dims (LeViT: a
+        # fixed 16x16 attention-bias table added to scores over a symbolic image size)
+        from qcompile.errors import QCompileError
+
+        raise QCompileError("canonicalize: TVM's constant folding lost a tensor shape that mixes the symbolic dims "
+                            f"{', '.join(symbolic)} with fixed ones (a fixed-size table broadcast against "
+                            "them?)", hint="fix those dims with --input-shape (e.g. the image size the model "
+                                           "was trained at)") from None
