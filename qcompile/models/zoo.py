@@ -362,16 +362,18 @@ GAPS = {
     **{("swinv2", p): "symbolic image size: as Swin (torch.roll as two slices whose lengths TVM cannot add "
                       "up); with the image size fixed the model imports and matches onnxruntime"
        for p in ("none", "rotate")},
-    ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized and scaled by a learned "
-                            "exp(logit_scale) per head, a product of two activations with no integer lowering",
+    ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized (a sum of squares and a division by "
+                            "the norm: no integer lowering of sum) before the scores",
     **{("qwen3_moe", p): "mixture of experts: the experts' outputs are summed into the residual stream by a "
                          "ScatterElements (index_add over tokens), which commutes with the rotation only when its "
                          "indices are the same for every channel; rotate does not analyse that yet"
        for p in ("rotate", "rotate+kv-prerope")},
     ("roformer", "int-only"): "RoPE in an encoder: int-only has no integer lowering of the qcompile.rope "
                               "composite (products with per-position cos/sin tables)",
-    ("modernbert", "int-only"): "GeGLU: the MLP multiplies two activations (gelu(gate) * up), which int-only "
-                                "lowers nowhere but in attention (and RoPE, as for RoFormer)",
+    ("modernbert", "int-only"): "RoPE in an encoder, as RoFormer: the cos/sin tables are computed in the graph "
+                                "from the positions (inv_freq @ positions, cos, sin) and the qcompile.rope "
+                                "composite has no integer lowering (GeGLU's product of two activations is "
+                                "lowered since the architecture session)",
     ("mobilebert", "int-only"): "TVM 0.27's FuseTIR fails on the int-only graph (Inconsistent buffers ... mapped "
                                 "to the same relax var); not investigated yet",
     ("mpnet", "int-only"): "the relative position bias's log buckets are float arithmetic on positions "

@@ -712,6 +712,8 @@ class _Lowering:
                 self.two_valued(call.args[0] if isinstance(a, Lin) else call.args[1], x)
                 return self.mask_select(var, c, x)
             return self._lin(var, x, c, lambda a_, b_, c_: (a_ * c_, b_ * c_))
+        if isinstance(a, (Q, Acc)) and isinstance(b, (Q, Acc)):
+            return self.activation_product(call)
         if isinstance(a, Const):
             a, b = b, a
             cv = const_value(call.args[0])
@@ -733,6 +735,15 @@ class _Lowering:
         src = call.args[0] if isinstance(args[1], Const) else call.args[1]
         norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
         return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
+
+    def activation_product(self, call):
+        """The elementwise product of two activations (a GLU's ``act(gate) * up``, a gate
+        computed in the graph): each operand as int8 at its calibrated scale, the product in
+        int32 at the product of the scales (|q_a q_b| <= 127^2), requantized by its user."""
+        qa, qb = (self.as_q(e, "int8") for e in call.args)
+        self.check("product of two activations (int32)", 127.0 * 127.0, 32)
+        x = self.emit(O.multiply(self.emit(O.astype(qa.expr, "int32")), self.emit(O.astype(qb.expr, "int32"))))
+        return Acc(x, np.asarray(qa.scale * qb.scale), 127.0 * 127.0)
 
     @lowers("relax.divide")
     def op_divide(self, var, call, args):
