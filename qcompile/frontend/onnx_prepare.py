@@ -118,12 +118,7 @@ def fold_shape_values(proto):
             folded += 1
             continue
         keep.append(node)
-    del graph.node[:]
-    graph.node.extend(_live(keep, [o.name for o in graph.output]))
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    inits = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
+    _keep_live(graph, keep)
     model, more = fold_integer_constants(model)
     return cast_tile_repeats(model), folded + more
 
@@ -203,12 +198,7 @@ def _fold_integer_round(proto):
         keep.append(node)
     if not folded:
         return proto, 0
-    del graph.node[:]
-    graph.node.extend(_live(keep, [o.name for o in graph.output]))
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    inits = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
+    _keep_live(graph, keep)
     return model, folded
 
 
@@ -331,6 +321,17 @@ def _tile_is_broadcast(node, ssi) -> bool:
     if len(dims) != len(vals):
         return False
     return all(_as_int(r) == 1 or (d.HasField("dim_value") and d.dim_value == 1) for r, d in zip(vals, dims))
+
+
+def _keep_live(graph, nodes) -> None:
+    """``graph``'s nodes become those of ``nodes`` that an output depends on; initializers
+    nothing reads any more are dropped."""
+    del graph.node[:]
+    graph.node.extend(_live(nodes, [o.name for o in graph.output]))
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
 
 
 def _live(nodes, outputs):
