@@ -203,6 +203,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         elif op == "multiply" and isinstance(val.args[0], relax.Var) and const_value(val.args[1]) is not None \
                 and const_value(val.args[1]).size == 1:
             push(val.args[0], ax)  # a scalar factor (Gemma's sqrt(d) on the embedding) commutes with R
+        elif op == "broadcast_to" and _is_zero(val.args[0]):
+            pass  # zeros (an MoE's scatter target): R 0 = 0, nothing to absorb
         elif op == "broadcast_to":
             a = val.args[0]
             a_ax = aligned(v, ax, a)
@@ -212,6 +214,14 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                 push(a, a_ax)
             else:
                 writers.append(Writer("const", v, 0, a_ax))
+        elif op == "scatter_elements" and _scatters_rows(g, val, ax):
+            # an MoE's expert outputs written to their tokens' rows: the same row for every
+            # channel, so the scatter commutes with R (data and updates both carry the stream)
+            push_or_const(val.args[0], ax)
+            push_or_const(val.args[2], ax)
+        elif op == "multiply" and _row_factor(v, val, ax) is not None:
+            i = _row_factor(v, val, ax)  # an MoE's routing weight: one factor per row commutes with R
+            push(val.args[i], aligned(v, ax, val.args[i]))
         elif op in ("mean", "sum") and _reduce_axis(val, ax, back=True) is not None:
             push(val.args[0], _reduce_axis(val, ax, back=True))  # pooling over tokens commutes with R
         elif op == "image.resize2d" and ax == str(val.attrs.layout).index("C"):
@@ -258,6 +268,10 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                 push(u, ax)  # a scalar factor commutes with the rotation
             elif uop in ("mean", "sum") and _reduce_axis(uval, ax, back=False) is not None:
                 push(u, _reduce_axis(uval, ax, back=False))
+            elif uop == "scatter_elements" and i != 1 and _scatters_rows(g, uval, aligned(v, ax, u)):
+                push(u, aligned(v, ax, u))
+            elif uop == "multiply" and _row_factor(u, uval, aligned(v, ax, u)) == i:
+                push(u, aligned(v, ax, u))
             elif uop in MOVES and (uop != "take" or i == 0):
                 u_ax = _move_forward(uval, v, ax, u)
                 if u_ax is None:
@@ -275,6 +289,43 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         got = _readers(g, n)
         reads.append(NormRead(n, k, [], True) if got is None else NormRead(n, k, got))
     return Region(d, axes, writers, reads)
+
+
+def _is_zero(e) -> bool:
+    c = const_value(e)
+    return c is not None and c.size >= 1 and not c.any()
+
+
+def _scatters_rows(g: Graph, val, ax: int) -> bool:
+    """``scatter_elements(data, idx, updates)`` along an axis other than the channel axis
+    ``ax``, with ``idx`` the same along ``ax`` (a broadcast of a tensor of length 1 there):
+    whole rows are written, each channel the same way."""
+    if ax is None or int(val.attrs.axis) % len(val.ty.shape) == ax or str(val.attrs.reduction) not in ("update", "add"):
+        return False  # (a product of rows would not be linear)
+    idx = val.args[1]
+    src = g.defs.get(idx) if isinstance(idx, relax.Var) else None
+    if op_name(src) != "broadcast_to":
+        return False
+    inner = src.args[0]
+    k = len(inner.ty.shape) - (len(idx.ty.shape) - ax)
+    return k < 0 or _dims(inner)[k] == 1
+
+
+def _row_factor(out, val, ax: int) -> int | None:
+    """For ``multiply(a, b)`` writing ``out`` with channel axis ``ax``: the index of the
+    operand that carries the channels when the other is one factor per row (length 1 along
+    the channel axis, and not a constant: those are handled as scalars), else None."""
+    if ax is None:
+        return None
+    nd = len(out.ty.shape)
+    for i in (0, 1):
+        a, o = val.args[i], val.args[1 - i]
+        if not isinstance(a, relax.Var) or not isinstance(o, relax.Var):
+            continue
+        ka, ko = len(a.ty.shape) - (nd - ax), len(o.ty.shape) - (nd - ax)
+        if ka >= 0 and _dims(a)[ka] == _dims(out)[ax] and (ko < 0 or _dims(o)[ko] == 1):
+            return i
+    return None
 
 
 def _reduce_axis(val, ax: int, back: bool) -> int | None:

@@ -364,10 +364,6 @@ GAPS = {
        for p in ("none", "rotate")},
     ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized (a sum of squares and a division by "
                             "the norm: no integer lowering of sum) before the scores",
-    **{("qwen3_moe", p): "mixture of experts: the experts' outputs are summed into the residual stream by a "
-                         "ScatterElements (index_add over tokens), which commutes with the rotation only when its "
-                         "indices are the same for every channel; rotate does not analyse that yet"
-       for p in ("rotate", "rotate+kv-prerope")},
     ("roformer", "int-only"): "RoPE in an encoder: int-only has no integer lowering of the qcompile.rope "
                               "composite (products with per-position cos/sin tables)",
     ("modernbert", "int-only"): "RoPE in an encoder, as RoFormer: the cos/sin tables are computed in the graph "
