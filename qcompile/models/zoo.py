@@ -364,12 +364,9 @@ GAPS = {
        for p in ("none", "rotate")},
     ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized (a sum of squares and a division by "
                             "the norm: no integer lowering of sum) before the scores",
-    ("roformer", "int-only"): "RoPE in an encoder: int-only has no integer lowering of the qcompile.rope "
-                              "composite (products with per-position cos/sin tables)",
-    ("modernbert", "int-only"): "RoPE in an encoder, as RoFormer: the cos/sin tables are computed in the graph "
-                                "from the positions (inv_freq @ positions, cos, sin) and the qcompile.rope "
-                                "composite has no integer lowering (GeGLU's product of two activations is "
-                                "lowered since the architecture session)",
+    ("modernbert", "int-only"): "RoPE's cos/sin tables are computed in the graph from the positions "
+                                "(inv_freq @ positions, cos, sin: float arithmetic with no integer lowering); "
+                                "RoPE itself and GeGLU's product of two activations are lowered",
     ("mobilebert", "int-only"): "TVM 0.27's FuseTIR fails on the int-only graph (Inconsistent buffers ... mapped "
                                 "to the same relax var); not investigated yet",
     ("mpnet", "int-only"): "the relative position bias's log buckets are float arithmetic on positions "
@@ -386,8 +383,9 @@ GAPS = {
                                "patch embedding",
     ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
                               "integer lowering of conv1d",
-    ("esm", "int-only"): "RoPE in an encoder (as RoFormer): the rotary tables reach the attention through a "
-                         "call_tir the importer emits, with no integer lowering",
+    ("esm", "int-only"): "RoPE's tables are computed in the graph from the positions (an einsum the importer "
+                         "emits as call_tir, cos, sin: float arithmetic with no integer lowering); RoPE itself "
+                         "is lowered (RoFormer, whose tables are a constant, passes)",
 }
 
 

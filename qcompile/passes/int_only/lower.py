@@ -142,10 +142,42 @@ class IntPrepare(Pass):
     name = "int-prepare"
 
     def transform(self, mod, ctx):
+        mod = _inline_rope(mod)
         mod = mod.clone() if hasattr(mod, "clone") else mod
         f = _silu(_split_layernorm(patchify(mod["main"])))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
+
+
+def _inline_rope(mod):
+    """``qcompile.rope`` composites (RoPE in an encoder: RoFormer, ModernBERT, ESM) inlined
+    back into ``main``: their slices, negation, concat and the two products with the cos/sin
+    tables each have an integer rule, the composite as a whole has none."""
+    from qcompile.rewrite import _emit_body, rebuild_main
+
+    funcs = {gv: f for gv, f in mod.functions.items()
+             if isinstance(f, relax.Function) and str((f.attrs or {}).get("Composite", "")) == "qcompile.rope"}
+    if not funcs:
+        return mod
+
+    def on_binding(bb, var, val):
+        if isinstance(val, relax.Call) and isinstance(val.op, relax.GlobalVar) and val.op in funcs:
+            f = funcs[val.op]
+            dims = {}  # the composite's own symbolic dims, as main's
+            for prm, arg in zip(f.params, val.args):
+                pshape, ashape = getattr(prm.ty, "shape", None), getattr(arg.ty, "shape", None)
+                if pshape is not None and ashape is not None and len(pshape) == len(ashape):
+                    dims.update((pd, ad) for pd, ad in zip(pshape, ashape)
+                                if isinstance(pd, tvm.tirx.Var) and pd not in dims)
+            f = f.bind_symbolic_vars(dims) if dims else f
+            return _emit_body(bb, f, dict(zip(f.params, val.args)))
+        return None
+
+    out = rebuild_main(mod, on_binding)
+    for gv in list(out.functions):
+        if gv.name_hint in {g.name_hint for g in funcs}:
+            del out[gv]
+    return out
 
 
 # ============================================================================ integer forms
@@ -744,6 +776,16 @@ class _Lowering:
         self.check("product of two activations (int32)", 127.0 * 127.0, 32)
         x = self.emit(O.multiply(self.emit(O.astype(qa.expr, "int32")), self.emit(O.astype(qb.expr, "int32"))))
         return Acc(x, np.asarray(qa.scale * qb.scale), 127.0 * 127.0)
+
+    @lowers("relax.negative")
+    def op_negative(self, var, call, args):
+        """``-x``: exact on the symmetric ranges (int8 and int16 stop at +-(2^(b-1) - 1))."""
+        (a,) = args
+        if isinstance(a, Q):
+            return Q(self.emit(O.negative(a.expr)), a.scale, a.dtype)
+        if isinstance(a, Acc):
+            return Acc(self.emit(O.negative(a.expr)), a.scale, a.bound)
+        raise QCompileError(f"int-only: negative at '{var.name}' of {type(a).__name__}")
 
     @lowers("relax.divide")
     def op_divide(self, var, call, args):
