@@ -376,11 +376,6 @@ GAPS = {
                      "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
                      "(canonicalize names it and asks for --input-shape; the model is only valid at its "
                      "trained size anyway)" for p in ("none", "rotate")},
-    ("levit", "int-only"): "a convolutional stem (3x3 stride-2 convolutions with padding and BatchNorm): int-only "
-                           "lowers a convolution only as a patch embedding",
-    ("segformer", "int-only"): "overlapping patch embeddings (7x7 stride-4 convolutions with padding) and a "
-                               "depthwise convolution in the Mix-FFN: int-only lowers a convolution only as a "
-                               "patch embedding",
     ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
                               "integer lowering of conv1d",
     ("esm", "int-only"): "RoPE's tables are computed in the graph from the positions (an einsum the importer "

@@ -115,6 +115,13 @@ class _Interp:
             return np.concatenate(args[0], axis=int(a.axis))
         if name == "where":
             return np.where(args[0], args[1], args[2]).astype(out_dt)
+        if name == "nn.relu":
+            return np.maximum(args[0], 0).astype(args[0].dtype)
+        if name == "negative":
+            return np.negative(args[0])
+        if name == "nn.conv2d" and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "OIHW":
+            return conv2d_ref(args[0], args[1], [int(v) for v in a.strides], [int(v) for v in a.padding],
+                              [int(v) for v in a.dilation], int(a.groups)).astype(out_dt)
         if name == "gather_nd" and int(a.batch_dims) == 0:
             x, idx = args
             return x[tuple(idx[..., i] for i in range(idx.shape[-1]))]
@@ -151,3 +158,25 @@ def run(mod, *inputs: np.ndarray) -> list[np.ndarray]:
     """Outputs of ``mod['main']`` on ``inputs``, computed with NumPy only."""
     with np.errstate(over="ignore"):
         return _Interp(mod).run(inputs)
+
+
+def conv2d_ref(x: np.ndarray, w: np.ndarray, strides, padding, dilation, groups: int) -> np.ndarray:
+    """NCHW x OIHW convolution in int64 (padding ``[top, left, bottom, right]`` with zeros)."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    top, left, bottom, right = padding if len(padding) == 4 else (padding[0], padding[1]) * 2
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    sh, sw = strides
+    dh, dw = dilation
+    oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + left + right - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, o, oh, ow), np.int64)
+    og = o // groups
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = w[g * og:(g + 1) * og].astype(np.int64)
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
+    return out

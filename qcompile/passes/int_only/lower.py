@@ -143,6 +143,8 @@ class IntPrepare(Pass):
 
     def transform(self, mod, ctx):
         mod = _inline_rope(mod)
+        # inference BatchNorm (LeViT) as its per-channel affine: multiplies and adds by constants
+        mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
         mod = mod.clone() if hasattr(mod, "clone") else mod
         f = _silu(_split_layernorm(patchify(mod["main"])))
         mod["main"] = f
@@ -644,6 +646,47 @@ class _Lowering:
             acc = self.emit(O.add(acc, _c(bi, "int32")))
         return Acc(acc, xq.scale * sw, bound)
 
+    @lowers("relax.clip")
+    def op_clip(self, var, call, args):
+        """``clip(x, lo, hi)`` (ReLU6, Hardswish's ``relu6(x + 3)``): the bounds rounded to
+        ``x``'s int16 grid; monotone, so the calibrated scale carries over."""
+        try:
+            lo, hi = (float(e.value) for e in call.args[1:3])
+        except (AttributeError, TypeError, ValueError):
+            raise QCompileError(f"int-only: clip at '{var.name}' has bounds that are not constants") from None
+        q = self.as_q(call.args[0], "int16")
+        top = intops.INT_RANGE["int16"][1]
+        lq, hq = (int(np.clip(np.floor(b / q.scale + 0.5), -top, top)) for b in (lo, hi))
+        return Q(self.emit(O.clip(q.expr, lq, hq)), q.scale, "int16")
+
+    @lowers("relax.nn.conv2d")
+    def op_nn_conv2d(self, var, call, args):
+        """A convolution that is not a patch embedding (those became matmuls in
+        ``int-prepare``): overlapping patch embeddings, depthwise convolutions, conv stems.
+        int8 input at its calibrated scale, int8 weights with one scale for the tensor (the
+        output channels are not on the last axis, where per-channel scales live), int32
+        accumulation bounded by the taps each output sums."""
+        x, w = call.args
+        wv = const_value(w)
+        a = call.attrs
+        if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW" \
+                or str(a.out_layout) not in ("NCHW", ""):
+            raise QCompileError(f"int-only: convolution at '{var.name}' (not NCHW/OIHW with a constant weight)")
+        wv = wv.astype(np.float64)
+        if not np.all(np.isfinite(wv)):
+            raise QCompileError(f"int-only: weight of convolution '{var.name}' holds NaN or inf")
+        xq = self.as_q(x, "int8")
+        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
+        sw = float(np.abs(wv).max()) / qmax or 1.0
+        wq = np.clip(np.floor(wv / sw + 0.5), -qmax, qmax).astype(np.int8)
+        taps = int(np.prod(wv.shape[1:]))  # input channels per group x kernel area
+        bound = taps * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
+        self.check("int8 convolution accumulator", bound, 32)
+        acc = self.emit(O.nn.conv2d(xq.expr, _c(wq, "int8"), strides=a.strides, padding=a.padding,
+                                    dilation=a.dilation, groups=int(a.groups), data_layout="NCHW",
+                                    kernel_layout="OIHW", out_dtype="int32"))
+        return Acc(acc, np.asarray(xq.scale * sw), bound)
+
     def smoothed(self, x, wv):
         """SmoothQuant (Xiao et al. 2023) in the integer domain: input channel j is quantized
         at its own scale ``s_j S`` (one per-channel dyadic requantization, where a per-tensor
@@ -683,6 +726,11 @@ class _Lowering:
             return self._lin(var, y, x, lambda a, b, c: (-a, c - b))
         if isinstance(x, Lin):
             return self._lin(var, x, y, lambda a, b, c: (a, b - c))
+        if isinstance(x, (Q, Acc, Const)) and isinstance(y, (Q, Acc, Const)) and not (isinstance(x, Const) and isinstance(y, Const)):
+            # a BatchNorm's mean, a difference of branches: as add, at the output's int16 scale
+            s = self.scale(var, "int16")
+            t = self.emit(O.subtract(self.to_scale(call.args[0], s, 2 ** 30), self.to_scale(call.args[1], s, 2 ** 30)))
+            return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
         raise QCompileError(f"int-only: subtract at '{var.name}' has no integer lowering outside cast masks")
 
     @lowers("relax.add")
@@ -756,7 +804,7 @@ class _Lowering:
         cv = cv.astype(np.float64)
         last = shape_of(var)[-1]
         if not (cv.size == 1 or (cv.shape[-1] == cv.size and cv.size == last)):
-            raise QCompileError(f"int-only: multiply at '{var.name}' is not per tensor or per last-axis channel")
+            return self.constant_product(call, a, cv)
         cv = cv.reshape(-1)
         sign = np.where(cv < 0, -1, 1)
         x = a.expr if isinstance(a, Acc) else self.emit(O.astype(a.expr, "int32"))
@@ -767,6 +815,19 @@ class _Lowering:
         src = call.args[0] if isinstance(args[1], Const) else call.args[1]
         norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
         return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
+
+    def constant_product(self, call, a, cv: np.ndarray):
+        """``x * c`` with ``c`` a constant varying along an axis other than the last (a
+        BatchNorm2d's per-channel scale over NCHW): ``c`` as 12-bit codes at one scale (the
+        int32 product keeps 2^15 of headroom for a bias added after it), ``x`` as int16, the
+        product in int32 at the product of the scales."""
+        src = call.args[0] if isinstance(self.operand(call.args[0]), (Q, Acc)) else call.args[1]
+        xq = self.as_q(src, "int16")
+        sc = float(np.abs(cv).max()) / 2047 or 1.0
+        codes = np.clip(np.floor(cv / sc + 0.5), -2047, 2047)
+        self.check("product by a per-channel constant (int32)", 32767.0 * float(np.abs(codes).max(initial=0)), 32)
+        x = self.emit(O.multiply(self.emit(O.astype(xq.expr, "int32")), _c(codes, "int32")))
+        return Acc(x, np.asarray(xq.scale * sc), 32767.0 * float(np.abs(codes).max(initial=0)))
 
     def activation_product(self, call):
         """The elementwise product of two activations (a GLU's ``act(gate) * up``, a gate
