@@ -71,46 +71,41 @@ def plot_kv(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_bfp(data: dict, path: Path) -> None:
+def _grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, line: tuple, path: Path,
+                  width_in: float = 7.2, legend_outside: bool = False) -> None:
+    """One bar per (group, series) from ``{group: {series: value}}``, a horizontal reference
+    ``line = (y, label, style)``."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    series = bfp_series(data)
-    cells = list(series)
-    variants = sorted({v for s in series.values() for v in s})
-    fig, ax = plt.subplots(figsize=(9.0, 4.2))
-    width = 0.8 / len(variants)
-    for i, v in enumerate(variants):
-        ax.bar(np.arange(len(cells)) + i * width, [series[c].get(v, np.nan) for c in cells], width, label=v)
-    ax.axhline(0.5, color="k", lw=1, ls="--", label="goal: half the gap")
-    ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, cells)
-    ax.set_ylabel("fraction of the BFP12 -> BFP16 gap closed")
-    ax.set_title("K-sort before BFP12 (SmolLM2-135M perplexity)", fontsize=9)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    names = list(groups)
+    series = sorted({k for g in groups.values() for k in g})
+    fig, ax = plt.subplots(figsize=(width_in, 4.2))
+    width = 0.8 / len(series)
+    for i, k in enumerate(series):
+        ax.bar(np.arange(len(names)) + i * width, [groups[n].get(k, np.nan) for n in names], width, label=k)
+    ax.axhline(line[0], color="k", lw=1, ls=line[2], label=line[1])
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if legend_outside:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_bfp(data: dict, path: Path) -> None:
+    _grouped_bars(bfp_series(data), "fraction of the BFP12 -> BFP16 gap closed",
+                  "K-sort before BFP12 (SmolLM2-135M perplexity)", (0.5, "goal: half the gap", "--"), path,
+                  width_in=9.0, legend_outside=True)
 
 
 def plot_speed(data: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    series = speed_series(data)
-    models = list(series)
-    engines = sorted({e for s in series.values() for e in s})
-    fig, ax = plt.subplots(figsize=(7.2, 4.2))
-    width = 0.8 / len(engines)
-    for i, e in enumerate(engines):
-        ax.bar(np.arange(len(models)) + i * width, [series[m].get(e, np.nan) for m in models], width, label=e)
-    ax.axhline(1.0, color="k", lw=1, label="onnxruntime float32")
-    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2, models)
-    ax.set_ylabel("latency / onnxruntime float32 (lower is faster)")
-    ax.set_title(f"CPU latency, {data['threads']} threads (speed.json)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _grouped_bars(speed_series(data), "latency / onnxruntime float32 (lower is faster)",
+                  f"CPU latency, {data['threads']} threads (speed.json)", (1.0, "onnxruntime float32", "-"), path)
 
 
 PLOTS = {"kv_ppl_vs_bits.png": ("kv_cache.json", plot_kv),
