@@ -90,7 +90,7 @@ def _sub(e, env: dict):
     return e
 
 
-def _emit_body(bb, func, env: dict, on_binding=None):
+def emit_body(bb, func, env: dict, on_binding=None):
     """Re-emit ``func``'s bindings through ``bb`` with vars mapped by ``env`` (filled as it
     goes); ``on_binding`` as in :func:`rebuild_main`. Returns the mapped body result."""
     for blk in func.body.blocks:
@@ -135,7 +135,7 @@ def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None =
         attrs["num_input"] = len(params)
     with bb.function("main", params, attrs=attrs):
         with bb.dataflow():
-            gv = bb.emit_output(_emit_body(bb, main, env, on_binding))
+            gv = bb.emit_output(emit_body(bb, main, env, on_binding))
         bb.emit_func_output(gv)
     return bb.get()
 
@@ -148,6 +148,6 @@ def retyped(func: relax.Function, types: list) -> relax.Function:
     bb = relax.BlockBuilder()
     with bb.function("f", params, attrs=dict(func.attrs) if func.attrs else None, private=True):
         with bb.dataflow():
-            out = bb.emit_output(_emit_body(bb, func, dict(zip(func.params, params))))
+            out = bb.emit_output(emit_body(bb, func, dict(zip(func.params, params))))
         bb.emit_func_output(out)
     return bb.get()["f"]

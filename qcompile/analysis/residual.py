@@ -219,9 +219,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
             # channel, so the scatter commutes with R (data and updates both carry the stream)
             push_or_const(val.args[0], ax)
             push_or_const(val.args[2], ax)
-        elif op == "multiply" and _row_factor(v, val, ax) is not None:
-            i = _row_factor(v, val, ax)  # an MoE's routing weight: one factor per row commutes with R
-            push(val.args[i], aligned(v, ax, val.args[i]))
+        elif op == "multiply" and (i := _row_factor(v, val, ax)) is not None:
+            push(val.args[i], aligned(v, ax, val.args[i]))  # an MoE's routing weight: one factor per row
         elif op in ("mean", "sum") and _reduce_axis(val, ax, back=True) is not None:
             push(val.args[0], _reduce_axis(val, ax, back=True))  # pooling over tokens commutes with R
         elif op == "image.resize2d" and ax == str(val.attrs.layout).index("C"):

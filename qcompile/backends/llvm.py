@@ -18,7 +18,7 @@ import os
 import tvm
 from tvm import relax
 
-from qcompile.backends.common import Artifact, guard_plan, scalar_params_to_shape
+from qcompile.backends.common import Artifact, TargetRewrite, guard_plan, scalar_params_to_shape
 from qcompile.backends import fast_math, lut, mul32, shift32, split_heads, x86_packed
 from qcompile.backends.cpu_schedule import default_cpu_schedule, validated_cpu_schedule
 
@@ -93,8 +93,11 @@ def graph_rewrites(mcpu: str | None = None) -> list[tuple[str, object]]:
     itself on a module that has not been through them."""
     tgt = make_target(mcpu)
 
-    def count(key, fn):
-        return lambda m: (lambda r: (r[0], {key: r[1]}))(fn(m))
+    def count(key, fn):  # a rewrite returning (mod, n) -> (mod, {key: n})
+        def step(m):
+            m, n = fn(m)
+            return m, {key: n}
+        return step
 
     def x86(m):
         if not x86_packed.supported(tgt):
@@ -106,6 +109,7 @@ def graph_rewrites(mcpu: str | None = None) -> list[tuple[str, object]]:
         return m, info
 
     return [("patch-convs", lambda m: (patch_convs_as_matmuls(m), {})),
+            # (looked up at each call: tests replace these module functions)
             ("lut", count("int8_luts", lambda m: lut.tabulate(m))),
             ("fast-gelu", count("fast_gelu", lambda m: fast_math.fast_gelu(m))),
             ("split-heads", count("split_heads", lambda m: split_heads.split_heads(m))),
@@ -120,8 +124,6 @@ REWRITTEN = "qcompile.llvm_rewrites"  # module attribute: the graph rewrites ran
 
 def graph_passes(mcpu: str | None = None) -> list:
     """:func:`graph_rewrites` as passes, the last one marking the module as rewritten."""
-    from qcompile.backends.common import TargetRewrite
-
     steps = graph_rewrites(mcpu)
     cpu = str(make_target(mcpu).attrs["mcpu"])
     return [TargetRewrite(f"llvm.{name}", fn, mark=(REWRITTEN, cpu) if i == len(steps) - 1 else None)

@@ -130,30 +130,35 @@ _SMALL = 1 << 16  # elements: index tables, masks, repeat counts; never weights
 
 
 def fold_integer_constants(proto, rounds: int = 4):
-    """Repeat :func:`_fold_integer_round` (each round re-infers the static dims, which the
-    previous round's constants may have made known) until nothing folds."""
+    """Evaluate nodes whose inputs are all constants and whose outputs are small integer or
+    bool tensors (ONNX's reference evaluator, exact for integers), and replace them by
+    initializers; ``Constant`` nodes become initializers too. This reaches what shape
+    inference does not propagate: a ``NonZero`` over a mask built from a static dim, which
+    is how torch.onnx writes ``repeat_interleave`` (GLM's interleaved RoPE tables): with its
+    indices constant, the ``GatherND`` after it keeps a known rank. Float arithmetic is left
+    to TVM. Rounds repeat (each re-infers the static dims, which the previous round's
+    constants may have made known) until nothing folds; the model is copied once, and
+    ``proto`` itself comes back when nothing folded."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
     total = 0
     for _ in range(rounds):
-        proto, n = _fold_integer_round(proto)
+        n = _fold_integer_round(model)
         total += n
         if not n:
             break
-    return proto, total
+    return (model, total) if total else (proto, 0)
 
 
-def _fold_integer_round(proto):
-    """Evaluate nodes whose inputs are all constants and whose outputs are small integer or
-    bool tensors (ONNX's reference evaluator, exact for integers), until none is left, and
-    replace them by initializers. This reaches what shape inference does not propagate: a
-    ``NonZero`` over a mask built from a static dim, which is how torch.onnx writes
-    ``repeat_interleave`` (GLM's interleaved RoPE tables): with its indices constant, the
-    ``GatherND`` after it keeps a known rank. Float arithmetic is left to TVM."""
+def _fold_integer_round(model) -> int:
+    """One round of :func:`fold_integer_constants` on ``model``, in place; how many nodes
+    were folded."""
     import onnx
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
 
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
     graph = model.graph
     values = {i.name: i for i in graph.initializer if int(np.prod(i.dims)) <= _SMALL}
     dims = _static_dims(model)
@@ -196,10 +201,9 @@ def _fold_integer_round(proto):
                 folded += 1
                 continue
         keep.append(node)
-    if not folded:
-        return proto, 0
-    _keep_live(graph, keep)
-    return model, folded
+    if folded:
+        _keep_live(graph, keep)
+    return folded
 
 
 def _static_dims(proto) -> dict[str, list]:

@@ -2,9 +2,11 @@
 
 Two passes:
 
-``int-prepare`` (float -> float, the model's function unchanged): a convolution whose
-stride equals its kernel (a ViT patch embedding) becomes reshape/transpose + matmul (+
-its bias), ``x * sigmoid(x)`` becomes SiLU (``x * sigmoid(c x)``, CLIP's quick GELU,
+``int-prepare`` (float -> float, the model's function unchanged): ``qcompile.rope``
+composites are inlined (RoPE in an encoder), inference BatchNorm becomes its per-channel
+affine, a convolution whose stride equals its kernel (a ViT patch embedding) becomes
+reshape/transpose + matmul (+ its bias; other convolutions are integer ``conv2d``s with
+one weight scale), ``x * sigmoid(x)`` becomes SiLU (``x * sigmoid(c x)``, CLIP's quick GELU,
 ``silu(c x) / c``), and every LayerNorm ``LN(x; g, b)`` becomes ``LN(x; 1, 0) * g + b`` so the
 normalized value is a tensor of its own (calibrated, quantized, and its affine folded
 into the matmuls that read it: "gamma migration").
@@ -145,7 +147,7 @@ class IntPrepare(Pass):
         mod = _inline_rope(mod)
         # inference BatchNorm (LeViT) as its per-channel affine: multiplies and adds by constants
         mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
-        mod = mod.clone() if hasattr(mod, "clone") else mod
+        mod = mod.clone() if hasattr(mod, "clone") else mod  # a pass may hand back its input: never mutate it
         f = _silu(_split_layernorm(patchify(mod["main"])))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
@@ -155,7 +157,7 @@ def _inline_rope(mod):
     """``qcompile.rope`` composites (RoPE in an encoder: RoFormer, ModernBERT, ESM) inlined
     back into ``main``: their slices, negation, concat and the two products with the cos/sin
     tables each have an integer rule, the composite as a whole has none."""
-    from qcompile.rewrite import _emit_body, rebuild_main
+    from qcompile.rewrite import emit_body, rebuild_main
 
     funcs = {gv: f for gv, f in mod.functions.items()
              if isinstance(f, relax.Function) and str((f.attrs or {}).get("Composite", "")) == "qcompile.rope"}
@@ -172,13 +174,13 @@ def _inline_rope(mod):
                     dims.update((pd, ad) for pd, ad in zip(pshape, ashape)
                                 if isinstance(pd, tvm.tirx.Var) and pd not in dims)
             f = f.bind_symbolic_vars(dims) if dims else f
-            return _emit_body(bb, f, dict(zip(f.params, val.args)))
+            return emit_body(bb, f, dict(zip(f.params, val.args)))
         return None
 
     out = rebuild_main(mod, on_binding)
-    for gv in list(out.functions):
-        if gv.name_hint in {g.name_hint for g in funcs}:
-            del out[gv]
+    names = {g.name_hint for g in funcs}
+    for gv in [gv for gv in out.functions if gv.name_hint in names]:
+        del out[gv]
     return out
 
 
@@ -727,10 +729,7 @@ class _Lowering:
         if isinstance(x, Lin):
             return self._lin(var, x, y, lambda a, b, c: (a, b - c))
         if isinstance(x, (Q, Acc, Const)) and isinstance(y, (Q, Acc, Const)) and not (isinstance(x, Const) and isinstance(y, Const)):
-            # a BatchNorm's mean, a difference of branches: as add, at the output's int16 scale
-            s = self.scale(var, "int16")
-            t = self.emit(O.subtract(self.to_scale(call.args[0], s, 2 ** 30), self.to_scale(call.args[1], s, 2 ** 30)))
-            return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
+            return self.combine(var, call, O.subtract)  # a BatchNorm's mean, a difference of branches
         raise QCompileError(f"int-only: subtract at '{var.name}' has no integer lowering outside cast masks")
 
     @lowers("relax.add")
@@ -750,12 +749,14 @@ class _Lowering:
                 self.check("accumulator + bias", bound, 32)
                 norm = (a.norm[0], a.norm[1], a.norm[2] + bv.reshape(-1)) if a.norm is not None and per_last else None
                 return Acc(self.emit(O.add(a.expr, _c(bi, "int32"))), a.scale, bound, norm)
-        # general add: both branches requantized to the output's scale, summed, int16
+        return self.combine(var, call, O.add)
+
+    def combine(self, var, call, op):
+        """``op`` (add, subtract) of two values: both requantized to the output's calibrated
+        int16 scale, combined in int32, clipped to int16."""
         s = self.scale(var, "int16")
-        lim = 2 ** 30
-        ta = self.to_scale(call.args[0], s, lim)
-        tb = self.to_scale(call.args[1], s, lim)
-        t = self.emit(O.add(ta, tb))
+        ta, tb = (self.to_scale(e, s, 2 ** 30) for e in call.args)
+        t = self.emit(op(ta, tb))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
     @lowers("relax.mean")
