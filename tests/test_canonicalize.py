@@ -163,3 +163,41 @@ def test_attention_over_merged_heads(tmp_path):
     inp = (q, k, v, alibi, drop)
     mod = qc.load(export_onnx(Attn(), inp, tmp_path / "a.onnx", ["q", "k", "v", "alibi", "drop"])).mod
     _check(mod, Attn(), inp, {"composite:qcompile.attention": 1, "nn.softmax": 0, "where": 1})
+
+
+def test_symbolic_dims_are_simplified(tmp_path):
+    """MobileBERT's trigram embedding slices a token off and pads it back: the importer types
+    the result ``seq - 1 + 1``. Canonicalization leaves every binding's dims simplified (a
+    reshape to ``seq``), so that kernels emitted later describe the tensor as legalization
+    does (before: int-only's build failed in FuseTIR, "Inconsistent buffers ... mapped to the
+    same relax var"); the graph still computes the same."""
+    from tvm import relax
+    from tvm.sym import Analyzer
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            nxt = torch.nn.functional.pad(x[:, 1:], (0, 0, 0, 1))
+            prv = torch.nn.functional.pad(x[:, :-1], (0, 0, 1, 0))
+            return torch.cat([nxt, x, prv], -1) * 2.0
+
+    x = torch.randn(2, 6, 4)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(M(), (x,), str(path), input_names=["x"], dynamic_axes={"x": {1: "seq"}}, dynamo=False)
+    mod = qc.load(str(path)).mod
+    ana = Analyzer()
+
+    def unsimplified(m):
+        return [b.var.name for blk in m["main"].body.blocks for b in blk.bindings
+                if isinstance(b.var.ty, relax.TensorType) and isinstance(b.var.ty.shape, relax.ShapeExpr)
+                and not all(tvm_ffi.structural_equal(d, ana.simplify(d)) for d in b.var.ty.shape.values)]
+
+    assert unsimplified(mod), "the importer's spelling changed: this test no longer covers the case"
+    canon = qc.canonicalize(mod)
+    left = set(unsimplified(canon))
+    users = [(b.value.op.name, a.name) for blk in canon["main"].body.blocks for b in blk.bindings
+             if isinstance(b.value, relax.Call) for a in b.value.args if isinstance(a, relax.Var) and a.name in left]
+    assert left and all(op == "relax.reshape" for op, _ in users), users  # only read through the reshape
+    assert tvm_ffi.structural_equal(canon, qc.canonicalize(canon))
+    for n in (6, 3):
+        xs = np.random.default_rng(n).standard_normal((2, n, 4)).astype(np.float32)
+        np.testing.assert_allclose(qc.build(canon, "llvm").run(xs)[0], M()(torch.from_numpy(xs)).numpy(), rtol=1e-6)

@@ -842,3 +842,55 @@ def test_convolutions_and_hardswish_are_integer():
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
     io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
     assert qc.build(io, "int-accel").info["verified_integer_only"]
+
+
+class _PositionTables(torch.nn.Module):
+    """An encoder layer whose position terms are computed in the graph from the sequence
+    length, as ModernBERT, ESM and MPNet do: a sinusoid table added to the input, a
+    distance bias on the scores summed with the padding mask first (MPNet's order), and a
+    local window merged into the mask with ``where`` (ModernBERT's sliding window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = torch.nn.Linear(16, 48)
+        self.o = torch.nn.Linear(16, 16)
+        self.register_buffer("freq", torch.linspace(0.05, 1.0, 16))
+        self.register_buffer("slope", torch.tensor([[[-0.5]], [[-0.25]]]))
+
+    def forward(self, x, mask):
+        B, T, _ = x.shape
+        pos = torch.arange(T, dtype=torch.float32)
+        x = x + torch.sin(pos[:, None] * self.freq)
+        q, k, v = (t.reshape(B, T, 2, 8).transpose(1, 2) for t in self.qkv(x).split(16, -1))
+        rel = (torch.arange(T)[None, :] - torch.arange(T)[:, None]).abs()
+        low = torch.finfo(torch.float32).min
+        add = (1.0 - mask[:, None, None, :].to(torch.float32)) * low
+        add = torch.where(rel > 3, low, add)
+        add = add + self.slope * rel.to(torch.float32)
+        p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + add, -1)
+        return self.o((p @ v).transpose(1, 2).reshape(B, T, 16))
+
+
+def test_position_tables_fold_with_a_fixed_length_and_masks_combine():
+    """With the sequence length fixed, the shape-only position terms fold into constants
+    and int-only lowers the layer: the distance bias goes into Shiftmax's input, the window
+    into its keep mask (before: "combines a cast integer tensor with a non-scalar", "float
+    where ... is not an attention mask"). With the length symbolic the refusal names the
+    table as computed from the shapes alone and says which --input-shape folds it."""
+    torch.manual_seed(0)
+    m = _PositionTables().eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 7, 16)).astype(np.float32)
+    mask = np.ones((16, 7), np.int64)
+    mask[::2, 5:] = 0
+    ex = (torch.from_numpy(x[:2]), torch.from_numpy(mask[:2]))
+    model = qc.load(m, example_inputs=ex)
+    mod, notes = _calibrated(model, {"x": x, "mask": mask}, batch=2)
+    assert notes["float_islands"] == []
+    got = qc.build(mod, "llvm").run(x[:2], mask[:2])[0]
+    assert _cos(got, m(*ex).detach().numpy()) >= 0.99
+    seq = torch.export.Dim("seq", min=2, max=64)
+    sym = qc.load(m, example_inputs=ex, dynamic_shapes=({1: seq}, {1: seq}))
+    with pytest.raises(QCompileError, match=r"computed from the input shapes alone \(a position table\): fix them "
+                                            r"\(--input-shape x=2xNx16 --input-shape mask=2xN\)"):
+        _calibrated(sym, {"x": x, "mask": mask}, batch=2)

@@ -67,6 +67,16 @@ class Graph:
             return [value.tuple_value]
         return []
 
+    def shape_only(self) -> set:
+        """The bindings that no input's *values* reach: computed from constants and the
+        inputs' (symbolic) shapes alone, such as RoPE's cos/sin tables from ``arange(seq)`` or
+        a relative position bias. With every shape fixed they fold into constants."""
+        seen = set()
+        for p in self.params:
+            if p in self.g:
+                seen |= nx.descendants(self.g, p) | {p}
+        return {v for v in self.order if v not in seen}
+
     def composite(self, value) -> str | None:
         if isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar):
             f = self.funcs.get(value.op.name_hint)

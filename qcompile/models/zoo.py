@@ -299,7 +299,11 @@ def _image_hw(a) -> tuple[int, int]:
 
 
 FIXED_SHAPES = {("vision", "int-only"): lambda a: {
-    "pixel_values": (None, a.kwargs.get("num_channels", 3), *_image_hw(a))}}
+    "pixel_values": (None, a.kwargs.get("num_channels", 3), *_image_hw(a))},
+    # encoders whose position tables (RoPE's cos/sin, a log-bucket relative bias) are
+    # computed from the sequence length: fixed, they fold into constants
+    **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8)}
+       for m in ("modernbert", "esm", "mpnet")}}
 #: pseudo-pipelines of the zoo: one pass alone, to test an equivalence-preserving rewrite in
 #: float (K-sort's head-wise channel permutation of q/k/v/o, RoPE tables and MLP blocks)
 ALONE = {"k-sort": {"mlp": True}}
@@ -364,13 +368,6 @@ GAPS = {
        for p in ("none", "rotate")},
     ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized (a sum of squares and a division by "
                             "the norm: no integer lowering of sum) before the scores",
-    ("modernbert", "int-only"): "RoPE's cos/sin tables are computed in the graph from the positions "
-                                "(inv_freq @ positions, cos, sin: float arithmetic with no integer lowering); "
-                                "RoPE itself and GeGLU's product of two activations are lowered",
-    ("mobilebert", "int-only"): "TVM 0.27's FuseTIR fails on the int-only graph (Inconsistent buffers ... mapped "
-                                "to the same relax var); not investigated yet",
-    ("mpnet", "int-only"): "the relative position bias's log buckets are float arithmetic on positions "
-                           "(divide, log) with no integer lowering (float_islands=true runs them in float)",
     # ---- the fifth wave
     **{("levit", p): "symbolic image size: LeViT's fixed 16x16 attention-bias tables are added to scores over "
                      "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
@@ -378,9 +375,6 @@ GAPS = {
                      "trained size anyway)" for p in ("none", "rotate")},
     ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
                               "integer lowering of conv1d",
-    ("esm", "int-only"): "RoPE's tables are computed in the graph from the positions (an einsum the importer "
-                         "emits as call_tir, cos, sin: float arithmetic with no integer lowering); RoPE itself "
-                         "is lowered (RoFormer, whose tables are a constant, passes)",
 }
 
 
@@ -409,7 +403,7 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
     t0 = time.perf_counter()
     try:
         arch = ZOO.get(Path(path).stem)
-        fixed = FIXED_SHAPES.get((kind, pipeline))
+        fixed = FIXED_SHAPES.get((Path(path).stem, pipeline)) or FIXED_SHAPES.get((kind, pipeline))
         model = qc.load(str(path), input_shapes=fixed(arch) if fixed and arch else None)
         calib = None
         if pipeline not in ("none", "rotate", *ALONE):
@@ -537,8 +531,10 @@ def _one_step(art, model, sess, path, image=(32, 32)):
     if pix is not None and not all(isinstance(d, int) for d in pix.shape[2:]):
         sizes.append((40, 48))
     out = []
+    ids = next((s for s in model.inputs if s.name == "input_ids"), None)
+    seq = ids.shape[1] if ids is not None and isinstance(ids.shape[1], int) else 5  # a fixed length
     for size in sizes:
-        feed = onnx_feed(path, seed=7, image=size)
+        feed = onnx_feed(path, seed=7, seq=seq, image=size)
         try:
             ref = sess.run(None, feed)
         except Exception:  # noqa: BLE001 - the float model takes one size only (ViT's position table)

@@ -42,7 +42,7 @@ from qcompile.analysis.moves import slice_params
 from qcompile.analysis.patterns import add, comm, div, mul, sub
 from qcompile.analysis.patterns import is_scalar as _is, positive_scalar as _positive_scalar, same as _same, scalar as _scalar
 from qcompile.ir import const_value, shape_of
-from qcompile.rewrite import rewrite
+from qcompile.rewrite import rebuild_main, rewrite
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -824,6 +824,39 @@ def rope_patterns() -> list[FusionPattern]:
     return pats
 
 
+def _canonical_shape(ty, ana) -> list | None:
+    """``ty``'s dims simplified, where any of them is not in its simplest form."""
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    dims = list(ty.shape.values)
+    new = [ana.simplify(d) for d in dims]
+    return None if all(tvm_ffi.structural_equal(a, b) for a, b in zip(dims, new)) else new
+
+
+@tvm.ir.transform.module_pass(opt_level=0, name="qcompile.SimplifyShapes")
+def _simplify_shapes(mod, ctx):
+    """Symbolic dims in their simplest form. The importer leaves arithmetic in a tensor's
+    type where it slices and pads (MobileBERT's trigram embedding: ``seq - 1 + 1``), and TVM
+    simplifies it in some places and not others: a kernel emitted with one spelling and a
+    legalized op with the other then describe one tensor twice, and ``FuseTIR`` fails
+    ("Inconsistent buffers ... mapped to the same relax var"). A binding whose type is not
+    simplified is followed by a ``reshape`` to the simplified shape (a no-op view), so every
+    later type is inferred from simplified dims."""
+    ana = Analyzer()
+    main = next((f for gv, f in mod.functions.items() if gv.name_hint == "main"), None)
+    if not isinstance(main, relax.Function) or not any(
+            _canonical_shape(b.var.ty, ana) is not None for blk in main.body.blocks for b in blk.bindings):
+        return mod
+
+    def on_binding(bb, var, value):
+        new = _canonical_shape(bb.normalize(value).ty, ana)
+        if new is None:
+            return None
+        return O.reshape(bb.emit(value, name_hint=var.name), relax.ShapeExpr(new))
+
+    return rebuild_main(mod, on_binding)
+
+
 @tvm.ir.transform.module_pass(opt_level=0, name="qcompile.InlineRopeShapes")
 def _inline_rope_shapes(mod, ctx):
     """Interleaved RoPE merges its pairs back with ``reshape(.., shape)``; with symbolic dims
@@ -901,6 +934,7 @@ def canonicalize_passes() -> list:
     """The canonicalization pipeline as TVM passes (run in order, idempotent)."""
     T = relax.transform
     return [
+        _simplify_shapes,
         _func_rewrites(_materialize_full, _materialize_arange, _take_clip, _static_shape_values, _split_to_slices),
         _func_rewrites(_bool_arithmetic),
         T.FoldConstant(),

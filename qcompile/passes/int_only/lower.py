@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import tvm
@@ -54,6 +54,7 @@ from tvm.relax.dpl import is_const, is_op, wildcard
 
 from qcompile.passes.int_only import intops
 from qcompile.analysis.flops import binding_flops
+from qcompile.analysis.graph import Graph
 from qcompile.analysis.patterns import comm, mul, same, scalar
 from qcompile.collectors import AbsMaxPerChannel, Histogram, MinMax
 from qcompile.errors import QCompileError
@@ -236,6 +237,16 @@ class Lin:
     b: float = 0.0
 
 
+@dataclasses.dataclass
+class Biased:
+    """An additive mask plus a constant bias on the logits, summed before the scores take
+    them (MPNet adds its relative position bias to the padding mask): the attention adds
+    the bias in the log domain and drops by the mask."""
+    mask: Union[Lin, Mask]
+    bias: Const
+    src: relax.Expr         # the mask's own binding (its statistics show it two-valued)
+
+
 def _c(v, dt):
     return relax.const(np.asarray(v, dtype=dt), dt)
 
@@ -350,6 +361,7 @@ class _Lowering:
         self.bounded: list[str] = []   # symbolic attention lengths bounded by max_length
         self.normalized: dict = {}
         self.islands: list[dict] = []  # float islands (``float_islands``), in graph order
+        self.shape_only = Graph(mod).shape_only()  # for the hint of a failing position table
 
     def symbolic_lengths(self, main) -> list:
         """The symbolic attention lengths (last axis of each attention's ``k``), once each,
@@ -586,7 +598,8 @@ class _Lowering:
             return self.island(var, value, f"no integer lowering for '{name}'")
         if rule is None:
             raise QCompileError(f"int-only: op '{name}' at binding '{var.name}' has no integer lowering",
-                                hint="supported: " + ", ".join(supported_ops()) + "; " + ISLAND_HINT)
+                                hint=self.shape_hint(var) + "supported: " + ", ".join(supported_ops()) + "; "
+                                + ISLAND_HINT)
         checked, kernels = len(self.overflow), self.kernels
         try:
             return rule(var, value, args)
@@ -596,8 +609,23 @@ class _Lowering:
             if self.cfg.float_islands:
                 return self.island(var, value, e.message.removeprefix("int-only: "))
             if e.hint is None:
-                raise QCompileError(e.message, hint=ISLAND_HINT) from None
+                raise QCompileError(e.message, hint=self.shape_hint(var) + ISLAND_HINT) from None
             raise
+
+    def shape_hint(self, var) -> str:
+        """Where a failing binding is computed from the input shapes alone (a position
+        table), the way to make it a constant."""
+        if var not in self.shape_only:
+            return ""
+        fix = []
+        for p in self.mod["main"].params:
+            dims = shape_of(p) or []
+            if not all(isinstance(d, int) for d in dims[1:]):  # the batch may stay symbolic
+                fix.append(f"--input-shape {p.name}=" + "x".join(
+                    "?" if i == 0 and not isinstance(d, int) else str(d) if isinstance(d, int) else "N"
+                    for i, d in enumerate(dims)))
+        return (f"'{var.name}' is computed from the input shapes alone (a position table): fix them "
+                f"({' '.join(fix) or '--input-shape'}) and it folds into a constant; ")
 
     def _subst(self, value):
         def sub(e):
@@ -735,8 +763,10 @@ class _Lowering:
     @lowers("relax.add")
     def op_add(self, var, call, args):
         a, b = args
-        if isinstance(a, Lin) or isinstance(b, Lin):
-            x, c = (a, b) if isinstance(a, Lin) else (b, a)
+        if isinstance(a, (Lin, Mask)) or isinstance(b, (Lin, Mask)):
+            x, c = (a, b) if isinstance(a, (Lin, Mask)) else (b, a)
+            if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
+                return Biased(x, c, call.args[0] if x is a else call.args[1])  # both go to the attention
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
         if isinstance(a, Const) and not isinstance(b, Const):
             a, b = b, a
@@ -957,17 +987,19 @@ class _Lowering:
         ins = [t]
         if "mask" in a:
             m = self.env.get(a["mask"]) if isinstance(a["mask"], relax.Var) else None
+            src = a["mask"]
+            if isinstance(m, Biased):
+                t = self.logit_bias(t, m.bias, K)
+                m, src = m.mask, m.src
             if isinstance(m, Lin):
-                self.two_valued(a["mask"], m)
+                self.two_valued(src, m)
                 m = self.lin_mask(var, m)
             if isinstance(m, Mask):
                 ins = [*self.dead_rows(t, m, roles["nan_guard"])]
             elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
                 # a constant bias on the logits (BEiT's relative position bias, ALiBi slopes
                 # times distances): added to the log-domain scores at their scale 2^-K
-                bias = self.to_scale(a["mask"], 2.0 ** -K, 2 ** 20)
-                self.check("Shiftmax input with a constant bias", 2.0 ** 21, 32)
-                t = self.emit(O.add(t, bias))
+                t = self.logit_bias(t, self.operand(a["mask"]), K)
                 ins = [t]
             else:
                 raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is neither a "
@@ -978,6 +1010,14 @@ class _Lowering:
         out = self.emit(O.matmul(probs, v.expr, out_dtype="int32"))
         self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
         return Acc(out, np.asarray(v.scale * 2.0 ** -p.B), L * 255.0 * 127.0)
+
+    def logit_bias(self, t, bias: Const, K: int):
+        """``t`` (scores at scale ``2^-K``) plus a constant bias at the same scale."""
+        if bias.absmax * 2.0 ** K > 2 ** 20:
+            raise QCompileError(f"int-only: a constant bias on the scores at '{self.binding}' reaches "
+                                f"{bias.absmax:g}, beyond Shiftmax's input range", hint="lower shiftmax_K")
+        self.check("Shiftmax input with a constant bias", 2.0 ** 21, 32)
+        return self.emit(O.add(t, bias.make(2.0 ** -K, "int32")))
 
     def two_valued(self, e, m: Lin) -> None:
         """A cast integer tensor taken for a 0/1 mask must have been one on the calibration
@@ -1061,6 +1101,21 @@ class _Lowering:
                 return Mask(self.emit(O.astype(args[0].expr, "int8")), float(bv))
             if float(bv) == 0.0 and float(av) <= -1e4:  # where(drop, -big, 0): HF encoders
                 return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")), float(av))
+        if isinstance(args[0], Raw):  # where(drop, -big, mask) / where(keep, mask, -big): masks combined
+            for drop, big, i in ((True, av, 2), (False, bv, 1)):
+                m = args[i]
+                if big is None or big.size != 1 or float(big) > -1e4 or not isinstance(m, (Mask, Lin)):
+                    continue
+                if isinstance(m, Lin):
+                    self.two_valued(call.args[i], m)
+                    m = self.lin_mask(var, m)
+                c = args[0].expr
+                if _dtype(c) != "bool":
+                    c = self.emit(O.not_equal(c, _c(0, _dtype(c))))
+                if drop:
+                    c = self.emit(O.logical_not(c))
+                keep = self.emit(O.logical_and(self.emit(O.not_equal(m.keep, _c(0, "int8"))), c))
+                return Mask(self.emit(O.astype(keep, "int8")), min(m.fill, float(big)))
         raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
 
     # ------------------------------------------------------------------ data movement
