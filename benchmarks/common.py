@@ -116,8 +116,8 @@ def interleaved(cmds: dict, rounds: int, env=None, cwd=None) -> dict:
     A B C, ...). Each command prints a JSON line ``{"ms": median}`` last. An engine's figure
     is the lowest of its round medians: on a shared machine a burst of load from elsewhere
     slows whichever engine is running at the time, and interleaving spreads that over the
-    rounds. Returns ``{name: {"ms": best, "rounds_ms": [...]}}``, or ``{"ms": None, "error"}``
-    for an engine whose process failed."""
+    rounds. Returns ``{name: {"ms": best, "rounds_ms": [...], "last": the last round's JSON
+    line}}``, or ``{"ms": None, "error"}`` for an engine whose process failed."""
     out = {name: {"ms": None, "rounds_ms": []} for name in cmds}
     for _ in range(rounds):
         for name, cmd in cmds.items():
@@ -128,7 +128,9 @@ def interleaved(cmds: dict, rounds: int, env=None, cwd=None) -> dict:
                 err = p.stderr.strip().splitlines()
                 out[name]["error"] = err[-1] if err else f"exit {p.returncode}"
                 continue
-            out[name]["rounds_ms"].append(round(json.loads(p.stdout.strip().splitlines()[-1])["ms"], 3))
+            last = json.loads(p.stdout.strip().splitlines()[-1])
+            out[name]["rounds_ms"].append(round(last["ms"], 3))
+            out[name]["last"] = last  # the worker's other figures (resident memory, ...)
     for r in out.values():
         if r["rounds_ms"] and not r.get("error"):
             r["ms"] = min(r["rounds_ms"])

@@ -67,15 +67,32 @@ def window_sequence(tokens: np.ndarray, w: int, window: int, bos: int | None) ->
     return seq.copy() if bos is None else np.concatenate([[bos], seq[:-1]])
 
 
-def empty_cache_for(func, batch: int = 1) -> list[np.ndarray]:
-    """The empty cache of any step function (``main``, float or packed): zeros for every
-    parameter after ``input_ids, attention_mask, position_ids``, symbolic dims (the cached
-    token count) set to 0 and the batch dim to ``batch``."""
+def empty_cache_for(func, batch: int = 1, past: int = 0) -> list[np.ndarray]:
+    """The cache of any step function (``main``, float or packed) holding ``past`` tokens
+    (default: empty): zeros for every parameter after ``input_ids, attention_mask,
+    position_ids``, with its symbolic dims evaluated at ``past`` cached tokens and its batch
+    dim set to ``batch``."""
+    return [np.zeros(dims, dt) for dims, dt in cache_shapes(func, batch, past)]
+
+
+def cache_shapes(func, batch: int = 1, past: int = 0) -> list[tuple[list[int], str]]:
+    """``(shape, dtype)`` of each cache parameter of ``func`` with ``past`` cached tokens (a
+    packed cache's dims may be expressions of the token count)."""
+    from tvm.sym import Analyzer
+    from tvm.tirx.analysis import undefined_vars
+
     out = []
     for p in list(func.params)[3:]:
-        dims = [int(d) if hasattr(d, "value") else 0 for d in p.ty.shape]
+        dims = []
+        for d in p.ty.shape:
+            if not hasattr(d, "value"):
+                ana = Analyzer()
+                for v in undefined_vars(d):
+                    ana.bind(v, past)
+                d = ana.simplify(d)
+            dims.append(int(d))
         dims[0] = batch
-        out.append(np.zeros(dims, str(p.ty.dtype)))
+        out.append((dims, str(p.ty.dtype)))
     return out
 
 

@@ -28,7 +28,8 @@ def test_compile_llvm_end_to_end(tmp_path, capsys, tiny_encoder_onnx, tiny_encod
     assert rc == 0
     assert {p.name for p in out.iterdir()} == {"model.so", "ir", "report.json", "report.md"}
     # the llvm backend's graph rewrites are passes too: timed, dumped, their counts in the report
-    llvm_steps = ["patch_convs", "lut", "fast_gelu", "split_heads", "x86_packed", "mul32", "shift32"]
+    llvm_steps = ["patch_convs", "lut", "fast_gelu", "split_heads", "decode_attention", "x86_packed", "mul32",
+                  "shift32"]
     assert sorted(p.name for p in (out / "ir").iterdir()) == \
         ["00_input.py", "01_canonicalize.py"] + [f"{i:02d}_llvm_{n}.py" for i, n in enumerate(llvm_steps, start=2)]
     rep = json.loads((out / "report.json").read_text())

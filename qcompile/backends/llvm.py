@@ -19,7 +19,7 @@ import tvm
 from tvm import relax
 
 from qcompile.backends.common import Artifact, TargetRewrite, guard_plan, scalar_params_to_shape
-from qcompile.backends import fast_math, lut, mul32, shift32, split_heads, x86_packed
+from qcompile.backends import decode_attention, fast_math, lut, mul32, shift32, split_heads, x86_packed
 from qcompile.backends.cpu_schedule import default_cpu_schedule, validated_cpu_schedule
 
 
@@ -113,6 +113,7 @@ def graph_rewrites(mcpu: str | None = None) -> list[tuple[str, object]]:
             ("lut", count("int8_luts", lambda m: lut.tabulate(m))),
             ("fast-gelu", count("fast_gelu", lambda m: fast_math.fast_gelu(m))),
             ("split-heads", count("split_heads", lambda m: split_heads.split_heads(m))),
+            ("decode-attention", count("decode_attentions", lambda m: decode_attention.rewrite(m))),
             ("x86-packed", x86),
             # after packing: mul32 reads the plain requantization ops
             ("mul32", count("requant_mul32", lambda m: mul32.narrow_requant_products(m))),

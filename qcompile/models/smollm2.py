@@ -65,15 +65,15 @@ def load():
     return LlamaDecoder.from_hf(hf), tok
 
 
-def export_onnx(chunk: int, path: Path | None = None) -> Path:
-    """ONNX decoder step (batch 1, ``chunk`` new tokens, symbolic past), exported once and cached."""
+def export_onnx(chunk: int, path: Path | None = None, batch: int = 1) -> Path:
+    """ONNX decoder step (``batch``, ``chunk`` new tokens, symbolic past), exported once and cached."""
     from qcompile.models.llama import export_onnx as _export
 
-    path = Path(path or CACHE / f"smollm2_t{chunk}.onnx")
+    path = Path(path or CACHE / (f"smollm2_t{chunk}.onnx" if batch == 1 else f"smollm2_t{chunk}_b{batch}.onnx"))
     if path.exists():
         return path
     model, _ = load()
-    return _export(model, path, chunk=chunk)
+    return _export(model, path, chunk=chunk, batch=batch)
 
 
 def calibration_tokens(n: int = 8192, path: Path | None = None) -> Path:

@@ -1,0 +1,179 @@
+"""One kernel for a float attention over a cache of symbolic length (a decoder step).
+
+A decoder step's attention reads a key cache of ``past + new`` positions, written by the
+exporter as ``softmax(q @ k^T * scale + mask) @ v`` with ``k^T = permute_dims(k)``. Lowered
+as it stands on llvm, with the length symbolic, three things cost more than the weights'
+matmuls together (SmolLM2-135M, one token after 4096, two threads): the transpose copies
+the whole key cache every step (one strided pass per layer), and the default schedule
+leaves the attention's matmuls over a symbolic length unscheduled (one thread, scalar).
+
+This rewrite (llvm only) replaces each such ``qcompile.attention`` call, where ``k^T`` is a
+``permute_dims`` of the last two axes, by a call of :func:`attention_te` on the
+untransposed ``k``, scheduled by :func:`schedule`: the (batch, head, query) rows run in
+parallel; each row's scores are dot products along the contiguous head dimension, sixteen
+lanes at a time (partial sums over the lanes, then summed), then the softmax and the
+``P @ V`` sum over positions with the head dimension vectorized. Every value is read
+once, in the cache's own layout. Float results match the composite's up to summation order
+(tests compare with NumPy and with onnxruntime on the zoo's decoders).
+"""
+from __future__ import annotations
+
+import tvm
+from tvm import relax, s_tir, te, tirx
+
+from qcompile.ir import attention_roles, const_value, shape_of
+from qcompile.rewrite import rebuild_main
+
+LANES = 16
+NAME = "decode_attention"
+
+
+def _at(t, idx):
+    """``t`` read at the output index ``idx`` with numpy broadcasting (a size-1 axis reads 0)."""
+    lead = len(idx) - len(t.shape)
+    return t[tuple(0 if isinstance(d, tirx.IntImm) and int(d) == 1 else idx[lead + a]
+                   for a, d in enumerate(t.shape))]
+
+
+def attention_te(q, k, v, scale, mask=None, inverse: bool = False, nan_guard: bool = False):
+    """``softmax(q k^T * scale + mask) v`` over the last axis, ``k`` untransposed: ``q``
+    ``[.., M, D]``, ``k`` and ``v`` ``[.., L, D]``, ``scale`` a 0-d tensor (divided by where
+    ``inverse``), ``mask`` broadcast to ``[.., M, L]``. ``nan_guard``: a row masked
+    everywhere with ``-inf`` gives 0 (SDPA's ``where(isnan(p), 0, p)``), not NaN."""
+    *lead, M, D = q.shape
+    L = k.shape[-2]
+
+    def kv(t, lead_idx, pos, d):  # k or v, broadcast over q's leading axes (multi-query: one head)
+        ld = t.shape[:-2]
+        off = len(lead_idx) - len(ld)
+        return t[(*(0 if isinstance(n, tirx.IntImm) and int(n) == 1 else lead_idx[off + a] for a, n in enumerate(ld)),
+                  pos, d)]
+
+    lanes = LANES if isinstance(D, tirx.IntImm) and int(D) % LANES == 0 else 1
+    dc = te.reduce_axis((0, D // lanes), name="dc")
+    part = te.compute((*lead, M, L, lanes), lambda *i: te.sum(
+        q[(*i[:-3], i[-3], dc * lanes + i[-1])] * kv(k, i[:-3], i[-2], dc * lanes + i[-1]), axis=dc),
+        name=NAME + "_qk_lanes")
+    j = te.reduce_axis((0, lanes), name="j")
+    qk = te.compute((*lead, M, L), lambda *i: te.sum(part[(*i, j)], axis=j), name=NAME + "_qk")
+
+    def logit(*i):
+        s = qk[i] / scale[()] if inverse else qk[i] * scale[()]
+        return s + _at(mask, i) if mask is not None else s
+
+    logits = te.compute((*lead, M, L), logit, name=NAME + "_logits")
+    lm = te.reduce_axis((0, L), name="lm")
+    mx = te.compute((*lead, M), lambda *i: te.max(logits[(*i, lm)], axis=lm), name=NAME + "_max")
+    ex = te.compute((*lead, M, L), lambda *i: te.exp(logits[i] - mx[i[:-1]]), name=NAME + "_exp")
+    ls = te.reduce_axis((0, L), name="ls")
+    den = te.compute((*lead, M), lambda *i: te.sum(ex[(*i, ls)], axis=ls), name=NAME + "_sum")
+    lv = te.reduce_axis((0, L), name="lv")
+    pv = te.compute((*lead, M, D), lambda *i: te.sum(ex[(*i[:-1], lv)] * kv(v, i[:-2], lv, i[-1]), axis=lv),
+                    name=NAME + "_pv")
+    if nan_guard:
+        return te.compute((*lead, M, D), lambda *i: tirx.Select(den[i[:-1]] > 0, pv[i] / den[i[:-1]],
+                                                                 tirx.const(0.0, "float32")), name=NAME)
+    return te.compute((*lead, M, D), lambda *i: pv[i] / den[i[:-1]], name=NAME)
+
+
+def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Rows (all axes but the head dimension) in parallel, every block computed per row."""
+    sch = s_tir.Schedule(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
+    out = sch.get_sblock(NAME)
+    loops = sch.get_loops(out)
+    rows = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+    sch.parallel(rows)
+    for name in ("_pv", "_sum", "_exp", "_max", "_logits", "_qk"):
+        sch.compute_at(sch.get_sblock(NAME + name), rows, preserve_unit_loops=True)
+    qk, lanes = sch.get_sblock(NAME + "_qk"), sch.get_sblock(NAME + "_qk_lanes")
+    sch.compute_at(lanes, sch.get_loops(qk)[-2], preserve_unit_loops=True)  # per key position
+    lane, dc = sch.get_loops(lanes)[-2:]
+    sch.reorder(dc, lane)  # sixteen lanes of one key row at a time
+    sch.vectorize(lane)
+    sch.decompose_reduction(lanes, dc)
+    pv = sch.get_sblock(NAME + "_pv")
+    d, p = sch.get_loops(pv)[-2:]
+    sch.reorder(p, d)  # positions outside, the head dimension inside (contiguous in v)
+    sch.vectorize(d)
+    sch.decompose_reduction(pv, p)
+    return sch.mod["main"].without_attr("global_symbol").with_attr("tirx.is_scheduled", True)
+
+
+def _transposed_last(value):
+    """The operand of ``permute_dims(x, [.., -1, -2])``, else ``None``."""
+    if not (isinstance(value, relax.Call) and getattr(value.op, "name", "") == "relax.permute_dims"):
+        return None
+    x = value.args[0]
+    n = len(shape_of(x) or [])
+    axes = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else list(range(n))[::-1]
+    return x if n >= 2 and axes == [*range(n - 2), n - 1, n - 2] else None
+
+
+def _guard_fill(f):
+    """The constant a NaN guard ``where(isnan(p), fill, p)`` writes, when it is in ``f``."""
+    binds = [b for blk in f.body.blocks for b in blk.bindings]
+    where = [b.value for b in binds if getattr(getattr(b.value, "op", None), "name", "") == "relax.where"]
+    return const_value(where[-1].args[1]) if where else None
+
+
+def find(mod) -> dict:
+    """``{binding var: (roles, untransposed k)}`` for the float32 attention calls of ``main``
+    whose key length is symbolic and whose ``k^T`` is a transpose of the last two axes."""
+    main = mod["main"]
+    defs = {b.var: b.value for blk in main.body.blocks for b in blk.bindings}
+    out = {}
+    for var, value in defs.items():
+        if not (isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar)):
+            continue
+        f = mod[value.op]
+        if not isinstance(f, relax.Function) or str((f.attrs or {}).get("Composite", "")) != "qcompile.attention":
+            continue
+        roles = attention_roles(f)
+        if roles is None:
+            continue
+        a = dict(zip(roles["params"], value.args))
+        fill = const_value(a["nan_fill"]) if "nan_fill" in a else _guard_fill(f)
+        if roles["nan_guard"] and (fill is None or fill.size != 1 or float(fill.reshape(())) != 0.0):
+            continue  # a guard filling with anything but 0
+        kt = a["k"]
+        k = _transposed_last(defs.get(kt)) if isinstance(kt, relax.Var) else None
+        if k is None or any(str(getattr(getattr(x, "ty", None), "dtype", "")) != "float32"
+                            for x in (a["q"], k, a["v"])):
+            continue
+        L = (shape_of(k) or [None, None])[-2]
+        if isinstance(L, int):
+            continue  # static lengths: the default matmul schedule handles them
+        out[var] = (roles, k)
+    return out
+
+
+def rewrite(mod) -> tuple[tvm.IRModule, int]:
+    """``mod`` with every attention found by :func:`find` computed by one scheduled kernel."""
+    if not any(gv.name_hint == "main" for gv in mod.get_global_vars()):
+        return mod, 0
+    found = find(mod)
+    if not found:
+        return mod, 0
+    env: dict = {}
+    kernels: set = set()
+
+    def on_binding(bb, var, value):
+        if var not in found:
+            return None
+        roles, k = found[var]
+        a = dict(zip(roles["params"], value.args))
+        scale = a.get("scale", a.get("inv_scale"))
+        if scale is None:
+            scale = relax.const(roles["scale"], "float32")
+        args = [a["q"], env.get(k, k), a["v"], scale] + ([a["mask"]] if "mask" in a else [])
+        call = bb.call_te(lambda q, kk, v, s, *m: attention_te(q, kk, v, s, m[0] if m else None,
+                                                               inverse="inv_scale" in a,
+                                                               nan_guard=roles["nan_guard"]),
+                          *args, primfunc_name_hint=NAME, primfunc_attrs={"op_pattern": 8})
+        kernels.add(call.args[0])  # call_te shares one PrimFunc between layers of the same shapes
+        return call
+
+    out = rebuild_main(mod, on_binding, env=env)
+    for gv in kernels:
+        out[gv] = schedule(out[gv])
+    return relax.transform.DeadCodeElimination(["main"])(out), len(found)  # the transposes are dead
