@@ -23,15 +23,17 @@ def _reference(q, k, v, s, m, inverse):
     return (p / p.sum(-1, keepdims=True)) @ v
 
 
-@pytest.mark.parametrize("qs,ks,ms,inverse", [
-    ((1, 3, 3, 64), (1, 3, None, 64), (1, 1, 3, None), False),   # GQA grouped as [kv heads, group, D]
-    ((2, 4, 1, 16), (2, 1, None, 16), (2, 1, 1, None), False),   # multi-query: one K/V head
-    ((1, 2, 5, 20), (1, 2, None, 20), None, True),               # no mask, divided scale, D % 16 != 0
-], ids=["gqa", "mqa", "nomask"])
-def test_kernel_matches_numpy(qs, ks, ms, inverse):
+@pytest.mark.parametrize("qs,ks,ms,inverse,dv", [
+    ((1, 3, 3, 64), (1, 3, None, 64), (1, 1, 3, None), False, None),   # GQA grouped as [kv heads, group, D]
+    ((2, 4, 1, 16), (2, 1, None, 16), (2, 1, 1, None), False, None),   # multi-query: one K/V head
+    ((1, 2, 5, 20), (1, 2, None, 20), None, True, None),               # no mask, divided scale, D % 16 != 0
+    ((1, 2, 3, 24), (1, 2, None, 24), (1, 1, 3, None), False, 16),     # latent attention: value head 16 < 24
+], ids=["gqa", "mqa", "nomask", "mla"])
+def test_kernel_matches_numpy(qs, ks, ms, inverse, dv):
     L = tirx.Var("L", "int64")
     sym = lambda s: tuple(L if d is None else d for d in s)  # noqa: E731
-    q, k, v = te.placeholder(qs, name="q"), te.placeholder(sym(ks), name="k"), te.placeholder(sym(ks), name="v")
+    vs = ks if dv is None else (*ks[:-1], dv)
+    q, k, v = te.placeholder(qs, name="q"), te.placeholder(sym(ks), name="k"), te.placeholder(sym(vs), name="v")
     s = te.placeholder((), name="s")
     m = te.placeholder(sym(ms), name="m") if ms else None
     out = da.attention_te(q, k, v, s, m, inverse=inverse)
@@ -40,12 +42,12 @@ def test_kernel_matches_numpy(qs, ks, ms, inverse):
     rng = np.random.default_rng(0)
     for n in (1, 7, 300):
         fix = lambda s: tuple(n if d is None else d for d in s)  # noqa: E731
-        a = [rng.standard_normal(qs), rng.standard_normal(fix(ks)), rng.standard_normal(fix(ks)), np.array(0.3)]
+        a = [rng.standard_normal(qs), rng.standard_normal(fix(ks)), rng.standard_normal(fix(vs)), np.array(0.3)]
         if ms:
             a.append(np.where(rng.random(fix(ms)) < 0.3, -3.4e38, 0.0))
             a[-1][..., 0] = 0.0  # every row keeps a position
         a = [x.astype(np.float32) for x in a]
-        o = tvm.runtime.tensor(np.zeros(qs, np.float32))
+        o = tvm.runtime.tensor(np.zeros((*qs[:-1], vs[-1]), np.float32))
         ex["main"](*[tvm.runtime.tensor(x) for x in a], o)
         ref = _reference(*[x.astype(np.float64) for x in a], *([] if ms else [None]), inverse)
         np.testing.assert_allclose(o.numpy(), ref, rtol=1e-4, atol=1e-5)

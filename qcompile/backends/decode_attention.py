@@ -37,11 +37,12 @@ def _at(t, idx):
 
 def attention_te(q, k, v, scale, mask=None, inverse: bool = False, nan_guard: bool = False):
     """``softmax(q k^T * scale + mask) v`` over the last axis, ``k`` untransposed: ``q``
-    ``[.., M, D]``, ``k`` and ``v`` ``[.., L, D]``, ``scale`` a 0-d tensor (divided by where
+    ``[.., M, D]``, ``k`` ``[.., L, D]`` and ``v`` ``[.., L, Dv]`` (multi-head latent
+    attention's value head is narrower than its query/key head), ``scale`` a 0-d tensor (divided by where
     ``inverse``), ``mask`` broadcast to ``[.., M, L]``. ``nan_guard``: a row masked
     everywhere with ``-inf`` gives 0 (SDPA's ``where(isnan(p), 0, p)``), not NaN."""
     *lead, M, D = q.shape
-    L = k.shape[-2]
+    L, Dv = k.shape[-2], v.shape[-1]
 
     def kv(t, lead_idx, pos, d):  # k or v, broadcast over q's leading axes (multi-query: one head)
         ld = t.shape[:-2]
@@ -68,12 +69,12 @@ def attention_te(q, k, v, scale, mask=None, inverse: bool = False, nan_guard: bo
     ls = te.reduce_axis((0, L), name="ls")
     den = te.compute((*lead, M), lambda *i: te.sum(ex[(*i, ls)], axis=ls), name=NAME + "_sum")
     lv = te.reduce_axis((0, L), name="lv")
-    pv = te.compute((*lead, M, D), lambda *i: te.sum(ex[(*i[:-1], lv)] * kv(v, i[:-2], lv, i[-1]), axis=lv),
+    pv = te.compute((*lead, M, Dv), lambda *i: te.sum(ex[(*i[:-1], lv)] * kv(v, i[:-2], lv, i[-1]), axis=lv),
                     name=NAME + "_pv")
     if nan_guard:
-        return te.compute((*lead, M, D), lambda *i: tirx.Select(den[i[:-1]] > 0, pv[i] / den[i[:-1]],
+        return te.compute((*lead, M, Dv), lambda *i: tirx.Select(den[i[:-1]] > 0, pv[i] / den[i[:-1]],
                                                                  tirx.const(0.0, "float32")), name=NAME)
-    return te.compute((*lead, M, D), lambda *i: pv[i] / den[i[:-1]], name=NAME)
+    return te.compute((*lead, M, Dv), lambda *i: pv[i] / den[i[:-1]], name=NAME)
 
 
 def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:

@@ -62,6 +62,17 @@ def _nonnegative(analyzer, expr) -> bool:
     return analyzer.can_prove(expr >= tirx.IntImm("int64", 0))
 
 
+class TopK(F.TopK):
+    """``TopK(..., sorted=0)`` (a mixture-of-experts router picking its experts, DeepSeek-V3's
+    group-limited routing): ONNX leaves the order of the k results unspecified then, so the
+    sorted order TVM computes is one valid answer; TVM refuses the attribute instead
+    (``TopK sorted must be 1``)."""
+
+    @classmethod
+    def _impl_v11(cls, bb, inputs, attr, params):
+        return super()._impl_v11(bb, inputs, {**attr, "sorted": 1}, params)
+
+
 class Range(F.Range):
     """``Range(start, limit, 1)`` over dim expressions (``arange(past, past + seq)``, the
     cache positions of every HF decoder). TVM computes the length at run time into a fresh
@@ -223,6 +234,20 @@ def _refine_broadcast(bb, inputs):
     return out
 
 
+def _scalars_as_tensors(bb, inputs):
+    """A dim value (a PrimExpr the importer made of ``Gather(Shape)``) meeting a computed
+    tensor: TVM lifts the PrimExpr to a 1-D tensor of one element, so ``batch * 32 *
+    t`` with a 0-d ``t`` comes out 1-D and the ``Unsqueeze``/``Concat`` after it fails
+    (MobileViT's unfold: ``Concat expects all input tensors to have same ndim``). ONNX has
+    a 0-d tensor there; the PrimExpr becomes one. Dim arithmetic among PrimExprs and
+    constants stays TVM's (it folds to a PrimExpr)."""
+    if not any(tvm.ir.is_prim_expr(x) for x in inputs) or not any(
+            isinstance(getattr(x, "ty", None), relax.TensorType) and not isinstance(x, tvm.ir.GenericConst)
+            for x in inputs):
+        return inputs
+    return [bb.normalize(_prim_tensor(x)) if tvm.ir.is_prim_expr(x) else x for x in inputs]
+
+
 def _broadcasting(cls):
     class Refined(cls):
         @classmethod
@@ -230,7 +255,7 @@ def _broadcasting(cls):
             convert = cls.get_converter(opset)
 
             def run(bb, inputs, attr, params):
-                return convert(bb, _refine_broadcast(bb, inputs), attr, params)
+                return convert(bb, _refine_broadcast(bb, _scalars_as_tensors(bb, inputs)), attr, params)
 
             return run
 
@@ -329,7 +354,10 @@ class Slice(F.Slice):
     it is lost. Constant bounds are clamped to the axis here (ONNX's own rule), and a
     symbolic start that is provably negative counts from the end; a symbolic start that is
     not is taken to lie in ``[0, n]``, which it does whenever the positions fit the table
-    (the model's own limit). Constant bounds over a symbolic axis: :func:`_symbolic_bound`."""
+    (the model's own limit). Constant bounds over a symbolic axis: :func:`_symbolic_bound`.
+    Bounds computed from static dims (GPT-OSS's ``chunk``: ``Div(Add(Gather(Shape), 1),
+    2)``) are read back as their values: TVM makes a ``dynamic_strided_slice`` of them,
+    whose result has no shape."""
 
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
@@ -347,20 +375,22 @@ class Slice(F.Slice):
         if not all(isinstance(v, tirx.IntImm) for v in axes + steps) or any(int(v) != 1 for v in steps):
             return super()._impl_v13(bb, inputs, attr, params)
         lengths = [dims[int(ax) % len(dims)] for ax in axes]
-        if all(isinstance(v, tirx.IntImm) for v in starts + ends + lengths):
-            return super()._impl_v13(bb, inputs, attr, params)
+        if all(isinstance(v, tirx.IntImm) for v in starts + ends + lengths) and all(
+                isinstance(F.get_constant(i, params), tvm.ir.GenericConst) for i in inputs[1:] if i is not None):
+            return super()._impl_v13(bb, inputs, attr, params)  # TVM's own path (constant bounds)
         an = Analyzer()
         b_out, e_out = [], []
         for n, b, e in zip(lengths, starts, ends):
             if isinstance(n, tirx.IntImm):
                 b_out.append(_bound(an, b, int(n)))
                 e_out.append(_bound(an, e, int(n)))
-            elif isinstance(b, tirx.IntImm) and isinstance(e, tirx.IntImm):
-                b_out.append(_symbolic_bound(an, int(b), n, start=True))
-                e_out.append(_symbolic_bound(an, int(e), n, start=False))
             else:
-                return super()._impl_v13(bb, inputs, attr, params)
-        return relax.op.strided_slice(data, [int(a) for a in axes], b_out, e_out, assume_inbound=True)
+                b, e = _symbolic_bound(an, b, n, start=True), _symbolic_bound(an, e, n, start=False)
+                if b is None or e is None:
+                    return super()._impl_v13(bb, inputs, attr, params)
+                b_out.append(b)
+                e_out.append(e)
+        return relax.op.strided_slice(data, [int(a) % len(dims) for a in axes], b_out, e_out, assume_inbound=True)
 
 
 def _bound(an, v, n: int):
@@ -374,19 +404,35 @@ def _bound(an, v, n: int):
     return v
 
 
-def _symbolic_bound(an, k: int, n, start: bool):
-    """A constant slice bound ``k`` over an axis of symbolic length ``n``: ``x[:, 1:]``,
-    ``x[:, :-1]``, ``x[:, -1:]`` (MobileBERT's trigram shifts, a last-token slice). TVM
-    writes ``min(INT64_MAX, n) - min(1, n)``, which its arithmetic cannot reduce to
-    ``n - 1``, so the shifted copies no longer concatenate with ``x``. Here an end past any
-    length is ``n``, a negative bound counts from the end (``|k| <= n`` assumed, as the
-    slice is meaningless otherwise), a start is taken as ``k <= n``, and another end keeps
-    ONNX's clamp ``min(k, n)``."""
-    if k < 0:
-        return an.simplify(n + k)
-    if start or k < (1 << 31):
-        return tirx.IntImm("int64", k) if start else an.simplify(tirx.min(tirx.IntImm("int64", k), n))
-    return n
+def _symbolic_bound(an, v, n, start: bool):
+    """A slice bound ``v`` over an axis of symbolic length ``n``, or None where it cannot be
+    placed. Constant bounds: ``x[:, 1:]``, ``x[:, :-1]``, ``x[:, -1:]`` (MobileBERT's
+    trigram shifts, a last-token slice). TVM writes ``min(INT64_MAX, n) - min(1, n)``,
+    which its arithmetic cannot reduce to ``n - 1``, so the shifted copies no longer
+    concatenate with ``x``. Here an end past any length is ``n``, a negative bound counts
+    from the end (``|k| <= n`` assumed, as the slice is meaningless otherwise), a start is
+    taken as ``k <= n``, and another end keeps ONNX's clamp ``min(k, n)``.
+
+    Symbolic bounds: ``-n`` itself (XLM's ``x[:, -seq:]`` over its ``seq`` positions) is
+    ``0`` whether or not ``n`` is zero; a bound provably negative (every dim variable
+    non-negative) counts from the end; one provably non-negative is taken as in range (a
+    start) or clamped (an end); anything else is not placed."""
+    v = an.simplify(floor_div(v))
+    if isinstance(v, tirx.IntImm):
+        k = int(v)
+        if k < 0:
+            return an.simplify(n + k)
+        if start or k < (1 << 31):
+            return tirx.IntImm("int64", k) if start else an.simplify(tirx.min(tirx.IntImm("int64", k), n))
+        return n
+    v = v if v.ty.dtype == "int64" else tirx.Cast("int64", v)
+    if is_int(an.simplify(v + n), 0):
+        return tirx.IntImm("int64", 0)
+    if _nonnegative(an, -v - 1):
+        return an.simplify(v + n)
+    if _nonnegative(an, v):
+        return v if start else an.simplify(tirx.min(v, n))
+    return None
 
 
 class Concat(F.Concat):
@@ -477,6 +523,7 @@ _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "L
 OVERRIDES = {
     "ConstantOfShape": ConstantOfShape,
     "Range": Range,
+    "TopK": TopK,
     "Gather": Gather,
     "Expand": Expand,
     "Tile": Tile,

@@ -136,7 +136,7 @@ def fold_integer_constants(proto, rounds: int = 4):
     inference does not propagate: a ``NonZero`` over a mask built from a static dim, which
     is how torch.onnx writes ``repeat_interleave`` (GLM's interleaved RoPE tables): with its
     indices constant, the ``GatherND`` after it keeps a known rank. Float arithmetic is left
-    to TVM. Rounds repeat (each re-infers the static dims, which the previous round's
+    to TVM, except on sizes (a dim cast to float, divided and rounded). Rounds repeat (each re-infers the static dims, which the previous round's
     constants may have made known) until nothing folds; the model is copied once, and
     ``proto`` itself comes back when nothing folded."""
     import onnx
@@ -164,6 +164,7 @@ def _fold_integer_round(model) -> int:
     dims = _static_dims(model)
     shapes = {}  # output of a Shape node -> the dims it reads (None: symbolic)
     keep, folded = [], 0
+    sized = set()  # small float values folded from sizes (see below)
     for node in graph.node:
         ins = [i for i in node.input if i]
         if node.op_type == "Shape" and ins and ins[0] in dims:
@@ -192,8 +193,15 @@ def _fold_integer_round(model) -> int:
             except Exception:  # noqa: BLE001 - an op the evaluator lacks: leave it to TVM
                 outs = None
             names = [o for o in node.output if o]
-            if outs is not None and all((const or np.asarray(v).dtype.kind in "iub") and np.asarray(v).size <= _SMALL
-                                        for v in outs):
+            # float arithmetic on sizes (MobileViT's ``ceil(height / patch) * patch`` through a
+            # Cast of a dim): small float results of an input that is an integer or itself such
+            # a result are folded too; other float constants (weights, scales) stay TVM's
+            from_sizes = any(i in sized or numpy_helper.to_array(values[i]).dtype.kind in "iub" for i in ins)
+            if outs is not None and all((const or np.asarray(v).dtype.kind in "iub"
+                                         or from_sizes and np.asarray(v).dtype.kind == "f" and np.asarray(v).size <= 64)
+                                        and np.asarray(v).size <= _SMALL for v in outs):
+                if not const and from_sizes:
+                    sized.update(names)
                 for name, v in zip(names, outs):
                     t = numpy_helper.from_array(np.asarray(v), name)
                     graph.initializer.append(t)

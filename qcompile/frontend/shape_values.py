@@ -21,6 +21,10 @@ from tvm.sym import Analyzer
 _ELEMENTWISE = {
     "relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b,
     "relax.multiply": lambda a, b: a * b, "relax.floor_divide": tirx.floordiv,
+    # an integer Div that TVM's importer kept as a tensor op (GPT-OSS's ``chunk`` bounds,
+    # ``(d + 1) // 2`` of a dim read through ``Shape``): truncating, as Relax's integer
+    # divide is; :func:`floor_div` makes it a floor division where the value is used
+    "relax.divide": tirx.truncdiv,
     "relax.less": lambda a, b: a < b, "relax.less_equal": lambda a, b: a <= b,
     "relax.greater": lambda a, b: a > b, "relax.greater_equal": lambda a, b: a >= b,
     "relax.equal": lambda a, b: a == b,

@@ -222,6 +222,63 @@ ZOO = {a.name: a for a in [
               hidden_sizes=[32, 64], patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2],
               mlp_ratios=[2, 2], num_labels=10), "efficient attention (keys from a strided conv), Mix-FFN depthwise conv"),
     ]],
+    # ---- the sixth wave, held out in the same way (probed after the fifth was done)
+    *[Arch(*a, held_out=True) for a in [
+        ("deepseek_v3", "DeepseekV3Config", "DeepseekV3ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8,
+              qk_nope_head_dim=16, v_head_dim=16, n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
+              n_group=1, topk_group=1, moe_intermediate_size=32, first_k_dense_replace=1, rope_scaling=None),
+         "multi-head latent attention (q/kv LoRA, decoupled interleaved RoPE), sigmoid-routed MoE in layer 2"),
+        ("gpt_oss", "GptOssConfig", "GptOssForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, intermediate_size=64, num_key_value_heads=2, head_dim=16, num_local_experts=4,
+              num_experts_per_tok=2, sliding_window=4, layer_types=["sliding_attention", "full_attention"]),
+         "attention sinks, MoE with clamped SwiGLU, alternating sliding window, YaRN RoPE"),
+        ("deberta", "DebertaConfig", "DebertaModel", "encoder", "feature-extraction",
+         dict(_ENC, relative_attention=True, pos_att_type=["c2p", "p2c"], position_biased_input=False),
+         "disentangled attention (c2p/p2c relative terms), DeBERTa LayerNorm, post-norm"),
+        ("nystromformer", "NystromformerConfig", "NystromformerModel", "encoder", "feature-extraction",
+         dict(_ENC, num_landmarks=64, segment_means_seq_len=64, conv_kernel_size=5),
+         "landmarks == segment length (exact softmax branch) plus a depthwise conv over values"),
+        ("rembert", "RemBertConfig", "RemBertModel", "encoder", "feature-extraction",
+         dict(_ENC, input_embedding_size=32, output_embedding_size=32),
+         "decoupled input embedding 32 -> 64 projection, post-norm"),
+        ("squeezebert", "SqueezeBertConfig", "SqueezeBertModel", "encoder", "feature-extraction",
+         dict(_ENC, embedding_size=64, q_groups=4, k_groups=4, v_groups=4, post_attention_groups=1,
+              intermediate_groups=4, output_groups=4), "grouped 1x1 conv1d projections, channels-first layout"),
+        ("xlm", "XLMConfig", "XLMModel", "encoder", "feature-extraction",
+         dict(vocab_size=256, emb_dim=64, n_layers=2, n_heads=4, max_position_embeddings=128),
+         "post-norm, hidden states multiplied by the mask, sinusoid-free learned positions"),
+        ("flaubert", "FlaubertConfig", "FlaubertModel", "encoder", "feature-extraction",
+         dict(vocab_size=256, emb_dim=64, n_layers=2, n_heads=4, max_position_embeddings=128, pre_norm=True,
+              layerdrop=0.0), "XLM layout in its pre-norm variant"),
+        ("cvt", "CvtConfig", "CvtForImageClassification", "vision", "image-classification",
+         dict(image_size=32, num_channels=3, patch_sizes=[7, 3], patch_stride=[4, 2], patch_padding=[2, 1],
+              embed_dim=[32, 64], num_heads=[1, 2], depth=[1, 2], mlp_ratio=[2.0, 2.0], attention_drop_rate=[0.0, 0.0],
+              drop_rate=[0.0, 0.0], drop_path_rate=[0.0, 0.0], qkv_bias=[True, True], cls_token=[False, True],
+              qkv_projection_method=["dw_bn", "dw_bn"], kernel_qkv=[3, 3], padding_kv=[1, 1], stride_kv=[2, 2],
+              padding_q=[1, 1], stride_q=[1, 1], num_labels=10),
+         "convolutional token embedding, q/k/v from depthwise conv + BatchNorm (strided k/v), CLS in the last stage"),
+        ("pvt", "PvtConfig", "PvtForImageClassification", "vision", "image-classification",
+         dict(image_size=32, num_channels=3, num_encoder_blocks=2, depths=[1, 1], sequence_reduction_ratios=[2, 1],
+              hidden_sizes=[32, 64], patch_sizes=[4, 2], strides=[4, 2], num_attention_heads=[1, 2],
+              mlp_ratios=[2, 2]), "spatial-reduction attention, per-stage position embeddings, CLS last "
+                                  "(PvtConfig resets num_labels to 1000 on reload: the default head)"),
+        ("mobilevit", "MobileViTConfig", "MobileViTForImageClassification", "vision", "image-classification",
+         dict(image_size=64, num_channels=3, hidden_sizes=[32, 48, 64], neck_hidden_sizes=[8, 8, 16, 16, 32, 48, 64],
+              num_attention_heads=4, patch_size=2, expand_ratio=2.0, num_labels=10),
+         "inverted residual convs (SiLU, BatchNorm) with transformer blocks over unfolded patches"),
+        ("hiera", "HieraConfig", "HieraForImageClassification", "vision", "image-classification",
+         dict(image_size=[64, 64], embed_dim=16, num_heads=[1, 2], depths=[1, 1], embed_dim_multiplier=2.0,
+              num_query_pool=1, query_stride=[2, 2], masked_unit_size=[8, 8], masked_unit_attention=[True, False],
+              patch_stride=[4, 4], patch_size=[7, 7], patch_padding=[3, 3], mlp_ratio=2.0, num_labels=10),
+         "mask-unit attention, query pooling (max over strided tokens), unrolled token order"),
+        ("convnext", "ConvNextConfig", "ConvNextForImageClassification", "vision", "image-classification",
+         dict(image_size=32, num_channels=3, patch_size=4, num_stages=2, hidden_sizes=[16, 32], depths=[1, 1],
+              num_labels=10), "no attention (a control): 7x7 depthwise conv, channels-last LayerNorm, LayerScale"),
+        ("donut-swin", "DonutSwinConfig", "DonutSwinModel", "vision", "feature-extraction",
+         dict(image_size=32, patch_size=4, num_channels=3, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
+              window_size=4, mlp_ratio=2.0), "Swin layout without a head (Donut's encoder)"),
+    ]],
 ]}
 
 
@@ -375,6 +432,31 @@ GAPS = {
                      "trained size anyway)" for p in ("none", "rotate")},
     ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
                               "integer lowering of conv1d",
+    # ---- the sixth wave (symbolic image sizes: each imports and matches onnxruntime with the
+    # image size fixed, `--input-shape pixel_values=?x3xHxW`)
+    **{("cvt", p): "symbolic image size: the last stage concatenates a CLS token to the tokens of a strided "
+                   "conv embedding, whose count TVM's importer writes in float ((h/4 - 3/4)/2 floored) and "
+                   "cannot prove non-negative, so the Add after the concat gets a shape value it cannot take"
+       for p in ("none", "rotate")},
+    **{("pvt", p): "symbolic image size: the position table interpolated to the feature map is flattened by a "
+                   "reshape whose -1 TVM infers as 1024 // (h//8 * (w//8)) instead of the channel count, so the "
+                   "sum with the patch tokens has no shape and the attention's head reshape fails"
+       for p in ("none", "rotate")},
+    **{("hiera", p): "symbolic image size: the mask-unit unroll's reshape infers the batch as "
+                     "b*(h//8)*(w//8)*4 // ((h//4)*(w//4)), equal to b only for sizes that are multiples of 8, "
+                     "which TVM cannot assume; the residual add after it loses its shape"
+       for p in ("none", "rotate")},
+    **{("donut-swin", p): "symbolic image size: as Swin (each feature map padded to a multiple of the window with "
+                          "min(...) expressions that TVM cannot reduce), so the window attention's reshape loses "
+                          "its shape" for p in ("none", "rotate")},
+    **{("mobilevit", p): "symbolic image size: the patch unfold computes ceil(h / p) * p in float from the image "
+                         "size, and Relax's ceil takes a tensor, not a dim expression (TVM's importer fails); "
+                         "with the size fixed the float arithmetic folds before import"
+       for p in ("none", "rotate")},
+    **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "
+                       "length != key length, folds only with shape reasoning: onnxruntime's symbolic shape "
+                       "inference fails on this graph and TVM 0.27 has no If converter"
+       for p in ("none", "rotate", "int-only")},
 }
 
 
