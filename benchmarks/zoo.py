@@ -45,8 +45,9 @@ def markdown(results: dict) -> str:
             elif r["status"] == "pass":
                 cells.append(f"pass ({r['cosine']:.6f})")
             else:
+                # a refusal the model does not deserve (not in zoo.REFUSED) is a failure
                 kind = "refused" if r["status"] == "refused" and (name, p) in zoo.REFUSED else \
-                    "gap" if _gap(name, p) else r["status"]
+                    "gap" if _gap(name, p) else "fail"
                 why = zoo.REFUSED[(name, p)][1] if kind == "refused" else (_gap(name, p) or "")
                 notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
                 cells.append(f"{kind} [{len(notes)}]")

@@ -440,3 +440,24 @@ def test_integer_subgraphs_through_nonzero_are_evaluated():
     assert computed and all(numpy_helper.to_array(i).dtype.kind in "iub" for i in computed), \
         "only integer values are computed; float arithmetic is left to TVM"
     qc.load(str(zoo.ZOO["glm"].onnx))  # before: TVMError, "Slice requires a statically known input rank"
+
+
+@pytest.mark.parametrize("eq,sa,sb", [("bhlk,bhtk->bhlt", (2, 3, 4, 5), (2, 3, 6, 5)),
+                                      ("bhlt,bhtv->bhlv", (2, 3, 4, 6), (2, 3, 6, 5)),
+                                      ("bik,bkj->bji", (2, 4, 5), (2, 5, 3)),
+                                      ("ij,kj->ik", (4, 5), (3, 5))])
+def test_einsum_batched_matmul_becomes_matmul(tmp_path, eq, sa, sb):
+    """CvT's attention is written with einsum: TVM made it a TIR kernel that no analysis reads
+    (int-only refused ``call_tir``). An einsum that is a batched matrix product is imported as
+    permute + matmul (+ permute), equal to onnxruntime's result."""
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, list(sa))
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, list(sb))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * (len(eq.split("->")[1])))
+    _model([helper.make_node("Einsum", ["a", "b"], ["y"], equation=eq)], [a, b], [y], path=tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    text = str(model.mod["main"].script())
+    assert "call_tir" not in text and "R.matmul" in text
+    rng = np.random.default_rng(0)
+    feed = {"a": rng.standard_normal(sa).astype(np.float32), "b": rng.standard_normal(sb).astype(np.float32)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)

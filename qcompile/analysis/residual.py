@@ -129,8 +129,10 @@ class StreamIsOutput(QCompileError):
 
 def _per_head(g: Graph, x) -> bool:
     """``x`` is a projection split into heads (Qwen3's and OLMo-2's q/k norms normalize each
-    head): through permutes, a reshape that splits the last axis. Such a norm reads no
-    residual stream; the rotation leaves it alone."""
+    head): through permutes, a reshape that splits the last axis; or a slice of a
+    projection's channels (DeepSeek-V3's kv_a_layernorm normalizes the latent part of
+    ``kv_a_proj``'s output, the rest being the RoPE key). Such a norm reads no residual
+    stream; the rotation leaves it alone."""
     while isinstance(x, relax.Var) and x in g.defs:
         val = g.defs[x]
         op = op_name(val)
@@ -140,6 +142,9 @@ def _per_head(g: Graph, x) -> bool:
         if op == "reshape":
             src, dst = _dims(val.args[0]), _dims(x)
             return len(dst) > len(src) and isinstance(src[-1], int) and isinstance(dst[-1], int) and dst[-1] < src[-1]
+        if op == "strided_slice":
+            nd = len(_dims(x))
+            return any(a % nd == nd - 1 for a in moves.slice_params(val)[0])
         return False
     return False
 

@@ -73,6 +73,53 @@ class TopK(F.TopK):
         return super()._impl_v11(bb, inputs, {**attr, "sorted": 1}, params)
 
 
+class Einsum(F.Einsum):
+    """A two-operand ``Einsum`` that is a batched matrix product (CvT's attention:
+    ``bhlk,bhtk->bhlt`` for the scores, ``bhlt,bhtv->bhlv`` for the values): TVM emits a
+    TIR kernel (``call_tir(einsum)``) that no analysis can read, so canonicalization finds
+    no attention and int-only refuses the call. Here it is ``permute_dims`` + ``matmul``
+    (+ ``permute_dims`` of the result), the form every exporter's ``q @ k.transpose(-1, -2)``
+    takes. Other equations stay TVM's."""
+
+    @classmethod
+    def _impl_v12(cls, bb, inputs, attr, params):
+        plan = _matmul_plan(attr["equation"].decode("utf-8"))
+        if plan is None or len(inputs) != 2:
+            return super()._impl_v12(bb, inputs, attr, params)
+        perm_a, perm_b, perm_out = plan
+        a, b = inputs
+        if perm_a != sorted(perm_a):
+            a = relax.op.permute_dims(a, perm_a)
+        if perm_b != sorted(perm_b):
+            b = relax.op.permute_dims(b, perm_b)
+        out = relax.op.matmul(a, b)
+        return out if perm_out == sorted(perm_out) else relax.op.permute_dims(bb.normalize(out), perm_out)
+
+
+def _matmul_plan(eq: str):
+    """``(perm_a, perm_b, perm_out)`` for an einsum ``A,B->C`` that is ``permute(A) @
+    permute(B)`` then ``permute``: batch letters (in A, B and C, in A's order), one ``m``
+    (A and C), one contracted ``k`` (A and B) and one ``n`` (B and C); else None."""
+    if "..." in eq or "->" not in eq:
+        return None
+    lhs, out = eq.replace(" ", "").split("->")
+    ops = lhs.split(",")
+    if len(ops) != 2:
+        return None
+    a, b = ops
+    if any(len(set(t)) != len(t) for t in (a, b, out)) or set(out) - set(a) - set(b):
+        return None
+    batch = [c for c in a if c in b and c in out]
+    m = [c for c in a if c not in b and c in out]
+    n = [c for c in b if c not in a and c in out]
+    k = [c for c in a if c in b and c not in out]
+    if len(m) != 1 or len(n) != 1 or len(k) != 1 or len(batch) + 2 != len(a) or len(batch) + 2 != len(b):
+        return None
+    prod = batch + m + n
+    return ([a.index(c) for c in batch + m + k], [b.index(c) for c in batch + k + n],
+            [prod.index(c) for c in out])
+
+
 class Range(F.Range):
     """``Range(start, limit, 1)`` over dim expressions (``arange(past, past + seq)``, the
     cache positions of every HF decoder). TVM computes the length at run time into a fresh
@@ -245,7 +292,8 @@ def _scalars_as_tensors(bb, inputs):
             isinstance(getattr(x, "ty", None), relax.TensorType) and not isinstance(x, tvm.ir.GenericConst)
             for x in inputs):
         return inputs
-    return [bb.normalize(_prim_tensor(x)) if tvm.ir.is_prim_expr(x) else x for x in inputs]
+    return [bb.normalize(_prim_tensor(x)) if tvm.ir.is_prim_expr(x) and str(x.ty.dtype).startswith("int") else x
+            for x in inputs]
 
 
 def _broadcasting(cls):
@@ -524,6 +572,7 @@ OVERRIDES = {
     "ConstantOfShape": ConstantOfShape,
     "Range": Range,
     "TopK": TopK,
+    "Einsum": Einsum,
     "Gather": Gather,
     "Expand": Expand,
     "Tile": Tile,

@@ -409,6 +409,14 @@ REFUSED = {
        for m in ("convbert", "data2vec-text")},
     ("segformer", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in a "
                                                                           "LayerNorm on the residual path"),
+    # ---- the sixth wave
+    **{(m, "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path")
+       for m in ("nystromformer", "rembert", "xlm")},
+    ("squeezebert", "rotate"): ("not rotation-invariant", "post-norm, and its projections are grouped 1x1 conv1d "
+                                                          "over channels-first activations: no rotation fuses into "
+                                                          "a grouped conv"),
+    ("convnext", "rotate"): ("not rotation-invariant", "a 7x7 depthwise conv reads the residual stream: a per-channel "
+                                                       "filter does not commute with a rotation of the channels"),
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
@@ -453,6 +461,17 @@ GAPS = {
                          "size, and Relax's ceil takes a tensor, not a dim expression (TVM's importer fails); "
                          "with the size fixed the float arithmetic folds before import"
        for p in ("none", "rotate")},
+    **{("deepseek_v3", p): "multi-head latent attention: the query and key heads are concat(no-RoPE part, RoPE "
+                           "part) with the RoPE part shared by all heads, a head layout the cache analyses (k-sort's "
+                           "q/k/v/o heads, kv-prerope's RoPE before the cache) do not know"
+       for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
+    **{("gpt_oss", p): "attention sinks: the scores are concatenated with a learned per-head sink logit before "
+                       "the softmax and the sink column is sliced off after, which canonicalization does not "
+                       "recognize as attention (so no qcompile.attention for the cache passes)"
+       for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
+    ("squeezebert", "int-only"): "grouped 1x1 conv1d projections: no integer lowering of conv1d (as ConvBERT)",
+    ("donut-swin", "int-only"): "as Swin: the window attention adds its mask through a 5-D view of the scores, "
+                                "which canonicalization does not recognize as attention",
     **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "
                        "length != key length, folds only with shape reasoning: onnxruntime's symbolic shape "
                        "inference fails on this graph and TVM 0.27 has no If converter"

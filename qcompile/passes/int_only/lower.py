@@ -1184,6 +1184,18 @@ class _Lowering:
 
     lowers("relax.nn.max_pool1d")(op_nn_max_pool2d)
 
+    @lowers("relax.max")
+    def op_max(self, var, call, args):
+        """A max (or min) over axes (Hiera's query pooling: the max over strided tokens)
+        commutes with a positive scale like a pooling window; a per-channel scale survives
+        unless the reduction crosses the channel axis."""
+        self._monotone_lin(var, args[0])
+        nd = len(shape_of(call.args[0]))
+        axes = call.attrs.axis
+        return self._move(var, call, args, axes is not None and all(int(a) % nd != nd - 1 for a in axes))
+
+    lowers("relax.min")(op_max)
+
     @lowers("relax.nn.pad")
     def op_nn_pad(self, var, call, args):
         """Constant padding with 0 (Swin's windows): 0 is the integer 0 at any scale."""

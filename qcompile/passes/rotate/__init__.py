@@ -76,7 +76,7 @@ class _Edits:
         self.set(var, arg, np.moveaxis(v @ m, -1, axis))
 
     def rows(self, var, arg: int, m: np.ndarray) -> None:
-        """Left-multiply a matmul weight ``[in, out]`` by ``m``."""
+        """Left-multiply a matmul weight ``[in, out]`` (or a stack ``[E, in, out]``) by ``m``."""
         self.set(var, arg, m @ self.get(var, arg))
 
 
@@ -101,8 +101,8 @@ class Rotate(Pass):
             q, desc = hadamard.random_orthogonal_hadamard(r.d, cfg.seed + i)
             m = (np.eye(r.d) - 1.0 / r.d) @ q if r.centered else q
             for w in r.writers:
-                if w.kind == "matmul":
-                    edits.channels(w.var, 1, 1, m)
+                if w.kind == "matmul":  # the output axis: last, also of batched (E, in, out) experts
+                    edits.channels(w.var, 1, -1, m)
                 else:
                     edits.channels(w.var, w.arg, w.axis, m)
             for n in r.norms:
@@ -126,7 +126,7 @@ class Rotate(Pass):
                             new_bias[rd.matmul] = shift
             if cfg.online_down:
                 for v in down_projections(g, r):
-                    n_in = int(g.defs[v].args[1].ty.shape[0])
+                    n_in = int(g.defs[v].args[1].ty.shape[-2])  # (in, out), or (E, in, out): GPT-OSS's experts
                     if hadamard.split(n_in) is None:
                         continue
                     online[v] = n_in
