@@ -461,3 +461,22 @@ def test_einsum_batched_matmul_becomes_matmul(tmp_path, eq, sa, sb):
     feed = {"a": rng.standard_normal(sa).astype(np.float32), "b": rng.standard_normal(sb).astype(np.float32)}
     got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_int32_dim_meeting_a_computed_int32_scalar(tmp_path):
+    """A dim value cast to int32 times a computed 0-d int32 tensor stays int32 and 0-d (the
+    dim becomes a 0-d tensor of its own dtype, not int64, which Relax would refuse to mix)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 2])
+    n = helper.make_tensor_value_info("n", TensorProto.INT32, [3])
+    z = helper.make_tensor_value_info("z", TensorProto.INT32, [1])
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Gather", ["sx", "one"], ["s"], axis=0),
+             helper.make_node("Cast", ["s"], ["s32"], to=TensorProto.INT32),
+             helper.make_node("ReduceMax", ["n"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["s32", "m"], ["sm"]),
+             helper.make_node("Unsqueeze", ["sm", "zeros"], ["z"])]
+    _model(nodes, [x, n], [z], [_i64("one", 1), _i64("zeros", [0])], tmp_path / "m.onnx")
+    feed = {"x": np.zeros((2, 5, 2), np.float32), "n": np.array([2, 7, 5], np.int32)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    assert got[0].dtype == np.int32
+    np.testing.assert_array_equal(got[0], ref[0])

@@ -144,7 +144,8 @@ def _per_head(g: Graph, x) -> bool:
             return len(dst) > len(src) and isinstance(src[-1], int) and isinstance(dst[-1], int) and dst[-1] < src[-1]
         if op == "strided_slice":
             nd = len(_dims(x))
-            return any(a % nd == nd - 1 for a in moves.slice_params(val)[0])
+            axes = [int(getattr(a, "value", a)) for a in val.args[1].fields]  # the bounds may be symbolic
+            return any(a % nd == nd - 1 for a in axes)
         return False
     return False
 

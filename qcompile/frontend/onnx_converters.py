@@ -146,11 +146,12 @@ class Range(F.Range):
         return super()._impl_v12(bb, inputs, attr, params)
 
 
-def _prim_tensor(x):
+def _prim_tensor(x, dtype: str = "int64"):
     """A scalar dim value (a PrimExpr the importer made of ONNX shape arithmetic) as the 0-d
-    int64 tensor ONNX has there."""
+    integer tensor ONNX has there (int64 unless ``dtype`` says otherwise)."""
     value = x if x.ty.dtype == "int64" else tirx.Cast("int64", x)
-    return relax.op.reshape(relax.op.shape_to_tensor(relax.ShapeExpr([value])), ())
+    out = relax.op.reshape(relax.op.shape_to_tensor(relax.ShapeExpr([value])), ())
+    return out if dtype == "int64" else relax.op.astype(out, dtype)
 
 
 def _prim_or_value(bb, x):
@@ -292,8 +293,8 @@ def _scalars_as_tensors(bb, inputs):
             isinstance(getattr(x, "ty", None), relax.TensorType) and not isinstance(x, tvm.ir.GenericConst)
             for x in inputs):
         return inputs
-    return [bb.normalize(_prim_tensor(x)) if tvm.ir.is_prim_expr(x) and str(x.ty.dtype).startswith("int") else x
-            for x in inputs]
+    return [bb.normalize(_prim_tensor(x, str(x.ty.dtype))) if tvm.ir.is_prim_expr(x)
+            and str(x.ty.dtype).startswith("int") else x for x in inputs]
 
 
 def _broadcasting(cls):
@@ -430,8 +431,11 @@ class Slice(F.Slice):
         b_out, e_out = [], []
         for n, b, e in zip(lengths, starts, ends):
             if isinstance(n, tirx.IntImm):
-                b_out.append(_bound(an, b, int(n)))
-                e_out.append(_bound(an, e, int(n)))
+                b, e = _bound(an, b, int(n)), _bound(an, e, int(n))
+                if isinstance(b, tirx.IntImm) and isinstance(e, tirx.IntImm) and int(e) < int(b):
+                    e = b  # an empty slice, as ONNX has it (never a negative length)
+                b_out.append(b)
+                e_out.append(e)
             else:
                 b, e = _symbolic_bound(an, b, n, start=True), _symbolic_bound(an, e, n, start=False)
                 if b is None or e is None:

@@ -119,6 +119,9 @@ class Rotate(Pass):
                     w0 = edits.get(rd.matmul, 1).copy()
                     edits.rows(rd.matmul, 1, q.T @ np.diag(gamma.astype(np.float64)))
                     if beta is not None and np.any(beta != 0):
+                        if w0.ndim != 2:
+                            raise QCompileError(f"rotate: the LayerNorm shift of '{n.var.name}' would move into the "
+                                                f"stacked weight of '{rd.matmul.name}' {w0.shape}: not supported")
                         shift = beta.astype(np.float64) @ w0
                         if rd.bias is not None:
                             edits.set(rd.bias, 1, edits.get(rd.bias, 1) + shift)
