@@ -403,7 +403,7 @@ def test_status_lines_without_a_terminal(tmp_path, capsys, tiny_encoder_onnx, ti
     assert rc == 0 and "\r" not in err
     lines = err.strip().splitlines()
     assert lines[0].startswith("qcompile: loading ")
-    assert "qcompile: running 1 pass(es): canonicalize + 7 llvm graph rewrite(s)" in lines
+    assert "qcompile: running 1 pass(es): canonicalize + 8 llvm graph rewrite(s)" in lines
     assert "qcompile: building for llvm" in lines and "qcompile: evaluating: 3 batches" in lines
     assert any(re.fullmatch(r"qcompile: evaluating: 3 batches done in \d+\.\d s", x) for x in lines)
 

@@ -15,6 +15,8 @@ from qcompile.models import zoo
 
 
 def _reference(q, k, v, s, m, inverse):
+    if k.shape[1] not in (1, q.shape[1]):  # grouped-query: repeat_kv
+        k, v = (np.repeat(t, q.shape[1] // t.shape[1], axis=1) for t in (k, v))
     lg = q @ np.swapaxes(k, -1, -2)
     lg = lg / s if inverse else lg * s
     if m is not None:
@@ -28,7 +30,8 @@ def _reference(q, k, v, s, m, inverse):
     ((2, 4, 1, 16), (2, 1, None, 16), (2, 1, 1, None), False, None),   # multi-query: one K/V head
     ((1, 2, 5, 20), (1, 2, None, 20), None, True, None),               # no mask, divided scale, D % 16 != 0
     ((1, 2, 3, 24), (1, 2, None, 24), (1, 1, 3, None), False, 16),     # latent attention: value head 16 < 24
-], ids=["gqa", "mqa", "nomask", "mla"])
+    ((2, 6, 2, 16), (2, 2, None, 16), (2, 1, 2, None), False, None),   # 6 query heads on 2 KV heads (h // 3)
+], ids=["gqa", "mqa", "nomask", "mla", "kv_heads"])
 def test_kernel_matches_numpy(qs, ks, ms, inverse, dv):
     L = tirx.Var("L", "int64")
     sym = lambda s: tuple(L if d is None else d for d in s)  # noqa: E731
@@ -55,9 +58,18 @@ def test_kernel_matches_numpy(qs, ks, ms, inverse, dv):
 
 def test_zoo_decoder_attention_rewritten_and_matches_onnxruntime():
     """Llama (GQA, an Optimum export): both layers' attentions read the untransposed cache in
-    the one kernel (the transposes are gone), prefill and a decode step match onnxruntime."""
+    the one kernel (the transposes are gone), each query head its KV head directly (the
+    repeated copies of the cache ``repeat_kv`` makes are gone), prefill and a decode step
+    match onnxruntime."""
     arch = zoo.ZOO["llama"]
     mod = qc.PassManager(qc.pipeline("none")).run(qc.load(str(arch.onnx)).mod)
+
+    def repeats(m):  # float 5-D broadcasts: repeat_kv's [b, kv, group, L, D]
+        return sum(1 for line in m["main"].script().splitlines()
+                   if "R.broadcast_to(" in line and 'dtype="float32"' in line and line.count(",") >= 9
+                   and "R.Tensor((batch_size, 2, 2," in line)
+    assert repeats(mod) == 2 * arch.kwargs["num_hidden_layers"]
+    assert repeats(da.rewrite(mod)[0]) == 0
     art = qc.build(mod, "llvm")
     assert art.info["decode_attentions"] == arch.kwargs["num_hidden_layers"]
     sess = ort.InferenceSession(str(arch.onnx), providers=["CPUExecutionProvider"])

@@ -19,6 +19,7 @@ once, in the cache's own layout. Float results match the composite's up to summa
 from __future__ import annotations
 
 import tvm
+import tvm_ffi
 from tvm import relax, s_tir, te, tirx
 
 from qcompile.ir import attention_roles, const_value, shape_of
@@ -44,11 +45,23 @@ def attention_te(q, k, v, scale, mask=None, inverse: bool = False, nan_guard: bo
     *lead, M, D = q.shape
     L, Dv = k.shape[-2], v.shape[-1]
 
-    def kv(t, lead_idx, pos, d):  # k or v, broadcast over q's leading axes (multi-query: one head)
+    def kv(t, lead_idx, pos, d):
+        """k or v at q's leading index: an axis of length 1 is broadcast (multi-query: one
+        head); a static axis shorter than q's serves ``q_len / len`` consecutive query heads
+        (grouped-query attention as ``repeat_kv`` spells it: head ``h`` reads KV head
+        ``h // group``)."""
         ld = t.shape[:-2]
         off = len(lead_idx) - len(ld)
-        return t[(*(0 if isinstance(n, tirx.IntImm) and int(n) == 1 else lead_idx[off + a] for a, n in enumerate(ld)),
-                  pos, d)]
+
+        def at(a, n):
+            qn = lead[off + a]
+            if isinstance(n, tirx.IntImm) and int(n) == 1:
+                return 0
+            if isinstance(n, tirx.IntImm) and isinstance(qn, tirx.IntImm) and int(qn) != int(n):
+                return lead_idx[off + a] // (int(qn) // int(n))
+            return lead_idx[off + a]
+
+        return t[(*(at(a, n) for a, n in enumerate(ld)), pos, d)]
 
     lanes = LANES if isinstance(D, tirx.IntImm) and int(D) % LANES == 0 else 1
     dc = te.reduce_axis((0, D // lanes), name="dc")
@@ -110,6 +123,37 @@ def _transposed_last(value):
     return x if n >= 2 and axes == [*range(n - 2), n - 1, n - 2] else None
 
 
+def _unrepeated(defs, x):
+    """``(w, group)`` where ``x`` is ``repeat_kv(w, group)`` spelled as HF's models and their
+    exports write it, ``reshape(broadcast_to(expand_dims(w, h + 1), [.., KV, G, L, D]),
+    [.., KV * G, L, D])`` with ``h`` the head axis; else ``(x, 1)``. The kernel then reads
+    the KV head of each query head directly instead of a materialized repeated copy."""
+    r = defs.get(x) if isinstance(x, relax.Var) else None
+    if not (isinstance(r, relax.Call) and getattr(r.op, "name", "") == "relax.reshape"):
+        return x, 1
+    y = r.args[0]
+    b = defs.get(y) if isinstance(y, relax.Var) else None
+    if not (isinstance(b, relax.Call) and getattr(b.op, "name", "") == "relax.broadcast_to"):
+        return x, 1
+    z = b.args[0]
+    e = defs.get(z) if isinstance(z, relax.Var) else None
+    if not (isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.expand_dims"):
+        return x, 1
+    w = e.args[0]
+    ws, ys, xs = shape_of(w), shape_of(y), shape_of(x)
+    if ws is None or ys is None or xs is None or len(ws) < 3 or len(ys) != len(ws) + 1 or len(xs) != len(ws):
+        return x, 1
+    h = len(ws) - 3
+    axes = [int(a) % len(ys) for a in e.attrs.axis]
+    g = ys[h + 1]
+    if axes != [h + 1] or not isinstance(g, int) or not isinstance(ws[h], int) or xs[h] != ws[h] * g:
+        return x, 1
+    same = lambda a, c: a == c if isinstance(a, int) or isinstance(c, int) else tvm_ffi.structural_equal(a, c)  # noqa: E731
+    if not all(same(a, c) for a, c in zip(ws[:h] + ws[h + 1:], ys[:h] + ys[h + 2:])):
+        return x, 1
+    return w, g
+
+
 def _guard_fill(f):
     """The constant a NaN guard ``where(isnan(p), fill, p)`` writes, when it is in ``f``."""
     binds = [b for blk in f.body.blocks for b in blk.bindings]
@@ -118,8 +162,9 @@ def _guard_fill(f):
 
 
 def find(mod) -> dict:
-    """``{binding var: (roles, untransposed k)}`` for the float32 attention calls of ``main``
-    whose key length is symbolic and whose ``k^T`` is a transpose of the last two axes."""
+    """``{binding var: (roles, untransposed k, v)}`` for the float32 attention calls of
+    ``main`` whose key length is symbolic and whose ``k^T`` is a transpose of the last two
+    axes; k and v un-repeated where they are a grouped-query repetition (:func:`_unrepeated`)."""
     main = mod["main"]
     defs = {b.var: b.value for blk in main.body.blocks for b in blk.bindings}
     out = {}
@@ -144,7 +189,10 @@ def find(mod) -> dict:
         L = (shape_of(k) or [None, None])[-2]
         if isinstance(L, int):
             continue  # static lengths: the default matmul schedule handles them
-        out[var] = (roles, k)
+        (k, gk), (v, gv) = _unrepeated(defs, k), _unrepeated(defs, a["v"])
+        if gk != gv:  # read both repeated copies rather than mix the two forms
+            (k, v) = (_transposed_last(defs.get(kt)), a["v"])
+        out[var] = (roles, k, v)
     return out
 
 
@@ -161,12 +209,12 @@ def rewrite(mod) -> tuple[tvm.IRModule, int]:
     def on_binding(bb, var, value):
         if var not in found:
             return None
-        roles, k = found[var]
+        roles, k, v = found[var]
         a = dict(zip(roles["params"], value.args))
         scale = a.get("scale", a.get("inv_scale"))
         if scale is None:
             scale = relax.const(roles["scale"], "float32")
-        args = [a["q"], env.get(k, k), a["v"], scale] + ([a["mask"]] if "mask" in a else [])
+        args = [a["q"], env.get(k, k), env.get(v, v), scale] + ([a["mask"]] if "mask" in a else [])
         call = bb.call_te(lambda q, kk, v, s, *m: attention_te(q, kk, v, s, m[0] if m else None,
                                                                inverse="inv_scale" in a,
                                                                nan_guard=roles["nan_guard"]),
