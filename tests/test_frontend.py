@@ -480,3 +480,21 @@ def test_an_int32_dim_meeting_a_computed_int32_scalar(tmp_path):
     got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
     assert got[0].dtype == np.int32
     np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_folding_keeps_what_an_if_branch_reads():
+    """An initializer read only inside an If branch (DeBERTa's relative-position helper reads
+    outer constants by name) survives the pre-import folding, which used to count only the
+    main graph's node inputs as uses and dropped it (the branch then read a missing name)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    c = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    then_g = helper.make_graph([helper.make_node("Add", ["x", "offset"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
+    else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
+    m = _model([helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)], [x, c], [y],
+               [numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "offset")])
+    out, _ = fold_shape_values(m)
+    assert [i.name for i in out.graph.initializer] == ["offset"]
+    onnx.checker.check_model(out)

@@ -340,7 +340,7 @@ def _keep_live(graph, nodes) -> None:
     nothing reads any more are dropped."""
     del graph.node[:]
     graph.node.extend(_live(nodes, [o.name for o in graph.output]))
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    used = {i for n in graph.node for i in _reads(n)} | {o.name for o in graph.output}
     inits = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)
@@ -355,8 +355,16 @@ def _live(nodes, outputs):
         if i is None or i in live:
             continue
         live.add(i)
-        stack.extend(nodes[i].input)
-        for attr in nodes[i].attribute:  # subgraphs (If/Loop) read outer values by name
-            for g in list(attr.g.node if attr.HasField("g") else []) + [n for sg in attr.graphs for n in sg.node]:
-                stack.extend(g.input)
+        stack.extend(_reads(nodes[i]))
     return [n for i, n in enumerate(nodes) if i in live]
+
+
+def _reads(node):
+    """The names ``node`` reads: its inputs and, for If/Loop, what its subgraphs read from the
+    outer scope (by name, at any depth; DeBERTa's If branches read outer initializers)."""
+    out = list(node.input)
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for n in g.node:
+                out += _reads(n)
+    return out

@@ -474,7 +474,9 @@ GAPS = {
                                 "which canonicalization does not recognize as attention",
     **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "
                        "length != key length, folds only with shape reasoning: onnxruntime's symbolic shape "
-                       "inference fails on this graph and TVM 0.27 has no If converter"
+                       "inference fails on this graph, and TVM 0.27 imports If as a relax.If that qcompile's "
+                       "passes do not take (so the loader refuses it). Tried: with dim comparisons folded, the "
+                       "branch's relative positions still lose their shape (a Clip bounded by min(seq, 128))"
        for p in ("none", "rotate", "int-only")},
 }
 
