@@ -45,6 +45,8 @@ KERNELS = {
     "shiftsigmoid": lambda: _module(lambda t: intops.shiftsigmoid_te(t, P), "shiftsigmoid", ((4, 24), "int32")),
     "ilayernorm": lambda: _module(lambda x: intops.layernorm_te(x, LN_EPS, intops.layernorm_out_bits(LN_C)),
                                   "ilayernorm", ((5, LN_C), "int16")),
+    "irmsnorm": lambda: _module(lambda x: intops.layernorm_te(x, LN_EPS, intops.layernorm_out_bits(LN_C), center=False),
+                                "irmsnorm", ((5, LN_C), "int16")),
 }
 
 
@@ -135,6 +137,14 @@ def test_layernorm_bit_exact(kernel_builds, x, const_rows):
     _same_on_both(kernel_builds["ilayernorm"], intops.layernorm_ref(x, LN_EPS, intops.layernorm_out_bits(LN_C)), x)
 
 
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int16, (5, LN_C), elements=st.integers(-32767, 32767)), st.integers(0, 4))
+def test_rmsnorm_bit_exact(kernel_builds, x, zero_rows):
+    x[:zero_rows] = 0  # all-zero rows: out = 0, no division by zero
+    _same_on_both(kernel_builds["irmsnorm"],
+                  intops.layernorm_ref(x, LN_EPS, intops.layernorm_out_bits(LN_C), center=False), x)
+
+
 # ----------------------------------------------------------------------------- error bounds
 
 
@@ -176,6 +186,19 @@ def test_layernorm_close_to_float(x):
     # the int16 output rounds to 2^-P (plus the root's and factor's truncations)
     bound = 4 * 2.0 ** -Pb + 1.01 * (0.5 / sd + np.abs(ref) / (8 * sd ** 2))
     assert np.all((np.abs(n - ref) <= bound)[ok])
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.int16, (3, LN_C), elements=st.integers(-32767, 32767)))
+def test_rmsnorm_close_to_float(x):
+    Pb = intops.layernorm_out_bits(LN_C)
+    n = intops.layernorm_ref(x, 0, Pb, center=False) / 2 ** Pb
+    xf = x.astype(np.float64)
+    rms = np.sqrt((xf ** 2).mean(-1, keepdims=True))
+    ok = rms[:, 0] > 4
+    ref = xf / np.maximum(rms, 1e-9)
+    # no mean to round: the int16 output's rounding and the root's and factor's truncations
+    assert np.all((np.abs(n - ref) <= 4 * 2.0 ** -Pb + 1e-3 * np.abs(ref))[ok])
 
 
 def test_isqrt_exact_over_int63():
@@ -894,3 +917,66 @@ def test_position_tables_fold_with_a_fixed_length_and_masks_combine():
     with pytest.raises(QCompileError, match=r"computed from the input shapes alone \(a position table\): fix them "
                                             r"\(--input-shape x=2xNx16 --input-shape mask=2xN\)"):
         _calibrated(sym, {"x": x, "mask": mask}, batch=2)
+
+
+class _SpeechPixelEncoder(torch.nn.Module):
+    """The seventh wave's constructs in one small model: a speech front end (a strided
+    ``Conv1d`` with a per-channel GroupNorm over time, which ONNX spells
+    InstanceNormalization and TVM decomposes with ``variance``; a grouped, padded positional
+    ``Conv1d``), ImageGPT's RMS-style norm written out, and GPT-2's causal ``where`` summed
+    with the padding mask ``(1 - float(mask)) * min``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(1, 16, 10, stride=5, bias=False)
+        self.gn = torch.nn.GroupNorm(16, 16)
+        self.pos = torch.nn.Conv1d(16, 16, 5, padding=2, groups=4)
+        self.w = torch.nn.Parameter(1 + 0.1 * torch.randn(16))
+        self.qkv, self.o = torch.nn.Linear(16, 48), torch.nn.Linear(16, 16)
+
+    def forward(self, wave, mask):
+        h = torch.nn.functional.gelu(self.gn(self.conv(wave[:, None])))
+        h = (h + torch.nn.functional.gelu(self.pos(h))).transpose(1, 2)  # [B, T, 16]
+        n = self.w * (h / torch.sqrt((h * h).mean(-1, keepdim=True) + 1e-5))
+        B, T, _ = n.shape
+        q, k, v = (t.reshape(B, T, 2, 8).transpose(1, 2) for t in self.qkv(n).split(16, -1))
+        low = torch.finfo(torch.float32).min
+        causal = torch.where(torch.ones(T, T, dtype=torch.bool).tril(), 0.0, low)
+        add = causal + (1.0 - mask[:, None, None, :].to(torch.float32)) * low
+        p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + add, -1)
+        return h + self.o((p @ v).transpose(1, 2).reshape(B, T, 16))
+
+
+def test_speech_front_end_rmsnorm_and_summed_masks_are_integer(tmp_path):
+    """conv1d (also grouped and padded) lowers as an integer conv2d over a unit height; an
+    instance norm over time is canonicalized to a LayerNorm; RMSNorm has an integer kernel;
+    a causal mask summed with a padding mask is one attention mask (before: "op 'nn.conv1d'
+    ... has no integer lowering", "op 'nn.rms_norm' ...", "combines a cast integer tensor
+    with a non-scalar"). int-prepare is exact in float; the integer graph is bit-exact
+    against the NumPy interpreter, close to torch, and integer-only on int-accel."""
+    from qcompile.models.tiny import export_onnx
+
+    torch.manual_seed(0)
+    m = _SpeechPixelEncoder().eval()
+    wave = torch.randn(16, 200)
+    mask = torch.ones(16, 39, dtype=torch.int64)
+    mask[::3, :5] = 0
+    model = qc.load(export_onnx(m, (wave[:4], mask[:4]), tmp_path / "m.onnx", ["wave", "mask"]))
+    with torch.no_grad():
+        ref = m(wave[:4], mask[:4]).numpy()
+    prepared = qc.PassManager(qc.pipeline("int-only")[:2]).run(model.mod)
+    text = str(prepared["main"])
+    assert "R.nn.conv1d" not in text and "R.variance" not in text and "R.nn.rms_norm" in text
+    np.testing.assert_allclose(qc.build(prepared, "llvm").run(wave[:4].numpy(), mask[:4].numpy())[0], ref,
+                               rtol=1e-4, atol=1e-4)
+    cal = Calibration({"wave": wave.numpy(), "mask": mask.numpy()}, batch=4, progress=False)
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
+    mod = pm.run(model.mod)
+    floats = {f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]}
+    assert not floats & {"nn.conv2d", "nn.layer_norm", "nn.rms_norm", "matmul"}, floats
+    xs = (wave[:4].numpy(), mask[:4].numpy())
+    got = qc.build(mod, "llvm").run(*xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, *xs)[0])
+    assert _cos(got, ref) >= 0.99
+    io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
+    assert qc.build(io, "int-accel").info["verified_integer_only"]

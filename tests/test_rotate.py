@@ -193,6 +193,71 @@ def test_non_invariant_op_in_the_stream_is_named():
         qc.PassManager(qc.pipeline("rotate")).run(model.mod)
 
 
+class _DepthwiseStem(nn.Module):
+    """A conv stem whose last layer, a depthwise conv, writes the residual stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.norm, self.lin = nn.LayerNorm(16), nn.Linear(16, 16)
+        self.out_norm, self.head = nn.LayerNorm(16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        t = self.dw(self.patch(x)).flatten(2).transpose(1, 2)
+        t = t + self.lin(self.norm(t))
+        return self.head(self.out_norm(t).mean(1))
+
+
+def test_depthwise_conv_writing_the_stream_is_refused():
+    """A grouped convolution's output channel reads only its group, so rotating its output
+    channels is no weight edit (before, its weight was rotated like a dense conv's: wrong
+    numbers, no error)."""
+    torch.manual_seed(0)
+    model = qc.load(_DepthwiseStem().eval(), example_inputs=(torch.randn(2, 3, 16, 16),))
+    with pytest.raises(QCompileError, match=r"\(nn.conv2d\) is a grouped \(or depthwise\) convolution"):
+        qc.PassManager(qc.pipeline("rotate")).run(model.mod)
+
+
+class _TwoTokenHead(nn.Module):
+    """Pre-norm blocks, then AST's head: the mean of the first two tokens of the final
+    norm's output, normalized again (a region of its own that is not rotation-invariant:
+    its input is a norm's output) and classified."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Linear(8, 16)
+        self.norms = nn.ModuleList(nn.LayerNorm(16) for _ in range(2))
+        self.lins = nn.ModuleList(nn.Linear(16, 16) for _ in range(2))
+        self.out_norm, self.head_norm, self.head = nn.LayerNorm(16), nn.LayerNorm(16), nn.Linear(16, 3)
+        for n in [*self.norms, self.out_norm, self.head_norm]:
+            nn.init.normal_(n.weight, 1, 0.2), nn.init.normal_(n.bias, 0, 0.2)
+
+    def forward(self, x):
+        t = self.emb(x)
+        for n, lin in zip(self.norms, self.lins):
+            t = t + lin(n(t))
+        y = self.out_norm(t)
+        return self.head(self.head_norm((y[:, 0] + y[:, 1]) / 2))
+
+
+def test_a_small_region_that_cannot_rotate_is_left_unrotated():
+    """A region that is not rotation-invariant (AST's head) stays unrotated, and says so,
+    when the rotated regions hold most of the norms (before: the whole model was refused,
+    "(divide) writes the residual stream ..."); the model is unchanged in float."""
+    torch.manual_seed(0)
+    m = _TwoTokenHead().eval()
+    x = torch.randn(2, 6, 8)
+    model = qc.load(m, example_inputs=(x,))
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    got = qc.build(pm.run(model.mod), "llvm").run(x.numpy())[0]
+    np.testing.assert_allclose(got, m(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    notes = pm.records[-1].notes
+    assert sum(r["norms_folded"] for r in notes["regions"]) == 3
+    (left,) = notes["streams_left_unrotated"]
+    assert "rotate: binding" in left
+
+
 def test_stream_that_is_the_model_input_is_refused():
     from qcompile.models.tiny import TinyDecoder, decoder_inputs
 

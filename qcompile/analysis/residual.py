@@ -102,24 +102,38 @@ def regions(g: Graph) -> list[Region]:
                                               "scale and shift sit on the residual path, so no rotation fuses "
                                               "across it")
     seen: dict = {}
-    out, left = [], []
+    out, left, failed = [], [], []
+    n_seeds = 0
     for var in g.order:
         value = g.defs[var]
         if op_name(value) in NORMS:
             x = value.args[0]
             nd = len(x.ty.shape)
-            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or x in seen or _per_head(g, x):
+            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or _per_head(g, x):
                 continue
+            n_seeds += 1
+            if x in seen:
+                continue
+            trial = dict(seen)  # a region that fails leaves nothing marked
             try:
-                out.append(_grow(g, x, nd - 1, seen))
+                out.append(_grow(g, x, nd - 1, trial))
+                seen = trial
             except StreamIsOutput as e:
                 # a stream that is itself a model output (SigLIP's attention-pooling head, whose
                 # residual sum is pooler_output): left unrotated; each region has its own
                 # rotation, so the others are unaffected
                 left.append(e)
+            except QCompileError as e:
+                failed.append(e)
+    # a region that is not rotation-invariant (a classifier head's norm over pooled tokens,
+    # AST's mean of its two CLS tokens) stays unrotated when the rotated regions hold most of
+    # the model's norms; otherwise the model's main stream is what failed: refuse, naming it
+    rotated = sum(len(r.norms) for r in out)
+    if failed and rotated * 2 <= n_seeds:
+        raise failed[0]
     if left and not out:
         raise left[0]
-    g.unrotated = [str(e) for e in left]
+    g.unrotated = [str(e) for e in left + failed]
     return out
 
 
@@ -200,8 +214,10 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                     writers.append(Writer("const", v, i, a_ax))
         elif ax == nd - 1 and linear_at(g.defs, v, with_bias=False) is not None:
             writers.append(Writer("matmul", v))
-        elif op == "nn.conv2d" and ax == 1 and str(val.attrs.data_layout) == "NCHW" \
+        elif op == "nn.conv2d" and ax == 1 and str(val.attrs.data_layout) == "NCHW" and int(val.attrs.groups) == 1 \
                 and str(val.attrs.kernel_layout) == "OIHW" and const_value(val.args[1]) is not None:
+            # (a grouped or depthwise conv's output channel reads only its group: no rotation
+            # of its output channels is a weight edit)
             writers.append(Writer("conv2d", v, 1, 0))
         elif op == "take" and const_value(val.args[0]) is not None and int(val.attrs.axis) == 0 \
                 and ax == nd - 1 and len(val.args[0].ty.shape) == 2:
@@ -251,6 +267,9 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                     writers.append(Writer("const", v, 0, src_ax))
                 else:
                     push(a, src_ax)
+        elif op in ("nn.conv1d", "nn.conv2d") and int(val.attrs.groups) != 1:
+            raise _err(g, v, val, "is a grouped (or depthwise) convolution writing the residual stream: each output "
+                                  "channel reads only its group, so it is not rotation-invariant")
         elif op in NORMS:
             raise _err(g, v, val, "normalizes the residual stream in place (a post-norm model): its scale "
                                   "and shift sit on the residual path, so no rotation fuses across it")

@@ -40,7 +40,7 @@ class Arch:
     name: str
     config: str          # transformers config class
     model: str           # transformers model class
-    kind: str            # "decoder" | "encoder" | "vision"
+    kind: str            # "decoder" | "encoder" | "vision" | "audio"
     task: str            # Optimum task
     kwargs: dict = field(default_factory=dict)
     notes: str = ""
@@ -279,6 +279,29 @@ ZOO = {a.name: a for a in [
          dict(image_size=32, patch_size=4, num_channels=3, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
               window_size=4, mlp_ratio=2.0), "Swin layout without a head (Donut's encoder)"),
     ]],
+    # ---- the seventh wave, held out in the same way: speech, a causal pixel model, GRN
+    *[Arch(*a, held_out=True) for a in [
+        ("hubert", "HubertConfig", "HubertModel", "audio", "feature-extraction",
+         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+              num_conv_pos_embedding_groups=4, do_stable_layer_norm=True, feat_extract_norm="group",
+              mask_time_prob=0.0), "raw waveform: conv feature extractor (GroupNorm), grouped positional "
+                                  "conv, pre-norm encoder"),
+        ("audio-spectrogram-transformer", "ASTConfig", "ASTForAudioClassification", "audio", "audio-classification",
+         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, patch_size=16,
+              frequency_stride=10, time_stride=10, max_length=64, num_mel_bins=32, num_labels=10),
+         "ViT over a spectrogram: overlapping patches, CLS + distillation tokens"),
+        ("imagegpt", "ImageGPTConfig", "ImageGPTModel", "encoder", "feature-extraction",
+         dict(vocab_size=257, n_positions=64, n_embd=64, n_layer=2, n_head=4),
+         "causal GPT-2 over pixel clusters, its own RMS-style LayerNorm (no mean, no bias)"),
+        ("big_bird", "BigBirdConfig", "BigBirdModel", "encoder", "feature-extraction",
+         dict(_ENC, attention_type="original_full"), "BigBird in its full-attention mode, post-norm"),
+        ("ibert", "IBertConfig", "IBertModel", "encoder", "feature-extraction", dict(_ENC, quant_mode=False),
+         "I-BERT with quantization off (RoBERTa layout, padding-offset positions)"),
+        ("convnextv2", "ConvNextV2Config", "ConvNextV2ForImageClassification", "vision", "image-classification",
+         dict(image_size=32, num_channels=3, patch_size=4, num_stages=2, hidden_sizes=[16, 32], depths=[1, 1],
+              num_labels=10), "no attention (a control): global response normalization (L2 over space)"),
+    ]],
 ]}
 
 
@@ -331,6 +354,9 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0, 
             feed[name] = np.broadcast_to(np.arange(past, past + seq, dtype=np.int64), (batch, seq)).copy()
         elif name == "token_type_ids":
             feed[name] = np.zeros((batch, seq), np.int64)
+        elif name == "input_values":  # audio: a waveform [B, samples] or a spectrogram [B, T, F]
+            shape = [batch, *(d if d is not None else 400 for d in dims[1:])]
+            feed[name] = rng.standard_normal(shape).astype(np.float32)
         elif name == "pixel_values":
             shape = [batch, 3 if dims[1] is None else dims[1], *(d if d is not None else k for d, k in zip(dims[2:], image))]
             feed[name] = rng.standard_normal(shape).astype(np.float32)
@@ -342,7 +368,8 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0, 
 #: pipelines that apply to each kind of model
 PIPELINES = {"decoder": ["none", "rotate", "k-sort", "kv-prerope", "bfp", "rotate+kv-prerope"],
              "encoder": ["none", "rotate", "int-only"],
-             "vision": ["none", "rotate", "int-only"]}
+             "vision": ["none", "rotate", "int-only"],
+             "audio": ["none", "rotate", "int-only"]}
 #: how close a pipeline's artifact must be to onnxruntime on the float model. ``none`` and
 #: ``rotate`` claim equivalence (round-off); the others quantize (cosine of all outputs on
 #: random tiny models, whose activations have no outliers to speak of)
@@ -360,7 +387,9 @@ FIXED_SHAPES = {("vision", "int-only"): lambda a: {
     # encoders whose position tables (RoPE's cos/sin, a log-bucket relative bias) are
     # computed from the sequence length: fixed, they fold into constants
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8)}
-       for m in ("modernbert", "esm", "mpnet")}}
+       for m in ("modernbert", "esm", "mpnet")},
+    # a waveform's length: HuBERT's feature extractor normalizes each channel over time
+    ("hubert", "int-only"): lambda a: {"input_values": (None, 400)}}
 #: pseudo-pipelines of the zoo: one pass alone, to test an equivalence-preserving rewrite in
 #: float (K-sort's head-wise channel permutation of q/k/v/o, RoPE tables and MLP blocks)
 ALONE = {"k-sort": {"mlp": True}}
@@ -415,8 +444,15 @@ REFUSED = {
     ("squeezebert", "rotate"): ("not rotation-invariant", "post-norm, and its projections are grouped 1x1 conv1d "
                                                           "over channels-first activations: no rotation fuses into "
                                                           "a grouped conv"),
-    ("convnext", "rotate"): ("not rotation-invariant", "a 7x7 depthwise conv reads the residual stream: a per-channel "
-                                                       "filter does not commute with a rotation of the channels"),
+    **{(m, "rotate"): ("not rotation-invariant", "a 7x7 depthwise conv reads and writes the residual stream: a "
+                                                  "per-channel filter does not commute with a rotation of the channels")
+       for m in ("convnext", "convnextv2")},
+    # ---- the seventh wave
+    ("hubert", "rotate"): ("writes the residual stream", "the positional embedding is GELU(grouped conv(x)) added "
+                                                         "to the stream: a nonlinearity writes it, so no rotation is "
+                                                         "absorbed there"),
+    **{(m, "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path")
+       for m in ("big_bird", "ibert")},
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
@@ -438,8 +474,11 @@ GAPS = {
                      "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
                      "(canonicalize names it and asks for --input-shape; the model is only valid at its "
                      "trained size anyway)" for p in ("none", "rotate")},
-    ("convbert", "int-only"): "span-based dynamic convolution (a depthwise nn.conv1d and per-token kernels): no "
-                              "integer lowering of conv1d",
+    ("convbert", "int-only"): "span-based dynamic convolution: per-token kernels applied to an unfold of the "
+                              "values whose shape is read at run time (shape_of), which int-only does not lower "
+                              "(its depthwise conv1d lowers since the seventh wave)",
+    ("convnextv2", "int-only"): "global response normalization: an L2 norm over the spatial axes (a sum of "
+                                "squares and its square root) has no integer lowering",
     # ---- the sixth wave (symbolic image sizes: each imports and matches onnxruntime with the
     # image size fixed, `--input-shape pixel_values=?x3xHxW`)
     **{("cvt", p): "symbolic image size: the last stage concatenates a CLS token to the tokens of a strided "
@@ -469,7 +508,6 @@ GAPS = {
                        "the softmax and the sink column is sliced off after, which canonicalization does not "
                        "recognize as attention (so no qcompile.attention for the cache passes)"
        for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
-    ("squeezebert", "int-only"): "grouped 1x1 conv1d projections: no integer lowering of conv1d (as ConvBERT)",
     ("donut-swin", "int-only"): "as Swin: the window attention adds its mask through a 5-D view of the scores, "
                                 "which canonicalization does not recognize as attention",
     **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "

@@ -700,7 +700,8 @@ def _norms(func):
     mu = mean(x)
     d = sub(xr, mu)
     d2 = is_op("relax.power")(d, c_two) | mul(d, d)
-    var = mean(d2)
+    xvar = wildcard()
+    var = mean(d2) | is_op("relax.variance")(xvar)  # (TVM decomposes InstanceNormalization with variance)
     veps = comm(add, var, c_eps)
     y_ln = div(d, is_op("relax.sqrt")(veps)) | comm(mul, d, is_op("relax.rsqrt")(veps))
     ln_full, ln_g, ln_bare = add(comm(mul, y_ln, g), b), comm(mul, y_ln, g), y_ln
@@ -711,11 +712,16 @@ def _norms(func):
                 return call
             if c_two in m and not _is(m[c_two], 2.0):
                 return call
-            means = [e for e in m.values() if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.mean"]
+            if xvar in m and not _same(m[x], m[xvar]):
+                return call
+            means = [e for e in m.values() if isinstance(e, relax.Call)
+                     and getattr(e.op, "name", "") in ("relax.mean", "relax.variance")]
             if not all(_last_axis(e) for e in means):
                 return call
             dim = shape_of(m[x])[-1]
             dt = str(m[x].ty.dtype)
+            if not isinstance(dim, int):  # over a symbolic axis (an instance norm over time)
+                return call
             gamma = m[g] if kind != "bare" else relax.const(np.ones(dim, dt))
             beta = m[b] if kind == "full" else relax.const(np.zeros(dim, dt))
             if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[x])) - 1) + (dim,)):
@@ -740,6 +746,8 @@ def _norms(func):
             if not all(_last_axis(e) for e in means):
                 return call
             dim, dt = shape_of(m[xv])[-1], str(m[xv].ty.dtype)
+            if not isinstance(dim, int):
+                return call
             gamma = m[g] if with_gamma else relax.const(np.ones(dim, dt))
             if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[xv])) - 1) + (dim,)):
                 return call

@@ -25,7 +25,7 @@ Fixed-point conventions (all arithmetic is integer; a real value is ``int * scal
   floor; ``f = (R << (31 + h)) // max(sigma, 1)`` with ``R = round(sqrt(C) 2^P)``;
   ``out = (y f + 2^30) >> 31`` in int16 at scale ``2^-P``. ``|y| 2^h <= sigma`` bounds
   ``|y f| <= R 2^31``, so int64 never overflows, and a zero variance gives ``out = 0``
-  instead of a division by zero.
+  instead of a division by zero. **Integer RMSNorm** is the same with ``mu = 0``.
 * **isqrt**: ``b = bit length of V`` (a sum of 63 comparisons), start at ``2^ceil(b/2) >=
   sqrt(V)``, then 6 Newton steps ``g = min(g, (g + V // g) >> 1)``: exact
   ``floor(sqrt(V))`` for every ``0 <= V < 2^63`` (I-ViT's 10 steps from ``2^16`` are wrong
@@ -174,10 +174,11 @@ def isqrt_ref(v: np.ndarray) -> np.ndarray:
     return g
 
 
-def layernorm_ref(x: np.ndarray, eps_int: int, P: int) -> np.ndarray:
+def layernorm_ref(x: np.ndarray, eps_int: int, P: int, center: bool = True) -> np.ndarray:
+    """``center=False``: the integer RMSNorm (``mu = 0``, the same root and factor)."""
     x = x.astype(np.int64)
     C = x.shape[-1]
-    mu = (x.sum(-1, keepdims=True) + C // 2) // C
+    mu = (x.sum(-1, keepdims=True) + C // 2) // C if center else np.int64(0)
     y = x - mu
     h = layernorm_sqrt_bits(C)
     v = ((y * y).sum(-1, keepdims=True) + eps_int) << np.int64(2 * h)
@@ -312,13 +313,17 @@ def shiftsigmoid_te(t, p: ExpParams):
     return te.compute(t.shape, f, name="shiftsigmoid")
 
 
-def layernorm_te(x, eps_int: int, P: int):
+def layernorm_te(x, eps_int: int, P: int, center: bool = True):
+    """The integer LayerNorm; ``center=False`` is the integer RMSNorm (no mean)."""
     shape = x.shape
     C = int(shape[-1])
     R = round(math.sqrt(C) * 2 ** P)
-    k = te.reduce_axis((0, C), "k")
-    sx = te.compute(shape[:-1], lambda *i: te.sum(_i64(x(*i, k)), axis=k), name="row_sum")
-    mu = te.compute(shape[:-1], lambda *i: tirx.floordiv(sx(*i) + _c(C // 2), _c(C)), name="mean")
+    if center:
+        k = te.reduce_axis((0, C), "k")
+        sx = te.compute(shape[:-1], lambda *i: te.sum(_i64(x(*i, k)), axis=k), name="row_sum")
+        mu = te.compute(shape[:-1], lambda *i: tirx.floordiv(sx(*i) + _c(C // 2), _c(C)), name="mean")
+    else:
+        mu = lambda *i: _c(0)  # noqa: E731 - no mean: the root of the mean square
     k2 = te.reduce_axis((0, C), "k2")
     v = te.compute(shape[:-1], lambda *i: te.sum((_i64(x(*i, k2)) - mu(*i)) * (_i64(x(*i, k2)) - mu(*i)), axis=k2),
                    name="sum_sq")
@@ -331,7 +336,7 @@ def layernorm_te(x, eps_int: int, P: int):
         y = _i64(x(*i)) - mu(*i[:-1])
         return tirx.max(tirx.min((y * f(*i[:-1]) + _c(1 << 30)) >> _c(31), _c(32767)), _c(-32767)).astype("int16")
 
-    return te.compute(shape, out, name="ilayernorm")
+    return te.compute(shape, out, name="ilayernorm" if center else "irmsnorm")
 
 
 def isqrt_te(v):

@@ -56,6 +56,8 @@ class _Interp:
             return int(e.value)
         if isinstance(e, tvm.tirx.FloatImm):
             return float(e.value)
+        if isinstance(e, tvm.tirx.PrimExpr):  # a symbolic slice bound
+            return self.dim(e)
         raise QCompileError(f"intref: unsupported expression {type(e).__name__}")
 
     def run(self, inputs):
@@ -101,6 +103,26 @@ class _Interp:
             return np.matmul(x, w).astype(dt)
         if name == "reshape":
             return args[0].reshape(args[1])
+        if name == "expand_dims":
+            out = args[0]
+            for ax in sorted(int(i) % (out.ndim + len(a.axis)) for i in a.axis):
+                out = np.expand_dims(out, ax)
+            return out
+        if name in ("max", "min", "sum"):
+            ax = None if a.axis is None else tuple(int(i) for i in a.axis)
+            return np.asarray(getattr(np, {"max": "amax", "min": "amin", "sum": "sum"}[name])(
+                args[0], axis=ax, keepdims=bool(a.keepdims))).astype(out_dt)
+        if name == "logical_not":
+            return np.logical_not(args[0])
+        if name == "strided_slice":  # (Python slicing clamps the bounds as Relax does)
+            x, axes, begin, end = args[:4]
+            steps = args[4] if len(args) > 4 else (1,) * len(axes)
+            idx = [slice(None)] * x.ndim
+            for ax, b, e_, st in zip(axes, begin, end, steps):
+                idx[int(ax) % x.ndim] = slice(int(b), int(e_), int(st))
+            return x[tuple(idx)]
+        if name == "squeeze":
+            return np.squeeze(args[0], None if a.axis is None else tuple(int(i) for i in a.axis))
         if name == "permute_dims":
             axes = None if a.axes is None else [int(i) for i in a.axes]
             return np.transpose(args[0], axes)
@@ -139,8 +161,8 @@ class _Interp:
             return intops.shiftgelu_ref(ins[0], ins[1], intops.ExpParams(**p))
         if op == "shiftsigmoid":
             return intops.shiftsigmoid_ref(ins[0], intops.ExpParams(**p))
-        if op == "ilayernorm":
-            return intops.layernorm_ref(ins[0], p["eps_int"], p["P"])
+        if op in ("ilayernorm", "irmsnorm"):
+            return intops.layernorm_ref(ins[0], p["eps_int"], p["P"], center=op == "ilayernorm")
         raise QCompileError(f"intref: no NumPy rule for kernel '{op}'")
 
 
@@ -148,7 +170,7 @@ BINARY = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
     "right_shift": np.right_shift, "left_shift": np.left_shift,
     "maximum": np.maximum, "minimum": np.minimum,
-    "less": np.less, "greater": np.greater, "equal": np.equal,
+    "less": np.less, "greater": np.greater, "equal": np.equal, "not_equal": np.not_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or,
     "floor_divide": np.floor_divide,
 }

@@ -6,7 +6,7 @@ Two passes:
 composites are inlined (RoPE in an encoder), inference BatchNorm becomes its per-channel
 affine, a convolution whose stride equals its kernel (a ViT patch embedding) becomes
 reshape/transpose + matmul (+ its bias; other convolutions are integer ``conv2d``s with
-one weight scale), ``x * sigmoid(x)`` becomes SiLU (``x * sigmoid(c x)``, CLIP's quick GELU,
+one weight scale; a ``conv1d`` is a ``conv2d`` over a unit height), ``x * sigmoid(x)`` becomes SiLU (``x * sigmoid(c x)``, CLIP's quick GELU,
 ``silu(c x) / c``), and every LayerNorm ``LN(x; g, b)`` becomes ``LN(x; 1, 0) * g + b`` so the
 normalized value is a tensor of its own (calibrated, quantized, and its affine folded
 into the matmuls that read it: "gamma migration").
@@ -104,6 +104,28 @@ def patchify(func):
     return rewrite(pat, fn, func)
 
 
+def conv1d_as_conv2d(func):
+    """conv1d(x [N, C, L], w [O, C/g, K]) -> squeeze(conv2d(x [N, C, 1, L], w [O, C/g, 1, K]))
+    with the same stride, padding, dilation and groups: one integer convolution rule for
+    speech feature extractors, HuBERT's grouped positional conv and SqueezeBERT's grouped
+    1x1 projections."""
+    x, w = wildcard(), is_const()
+
+    def fn(call, m):
+        a = call.attrs
+        wv = const_value(m[w])
+        if str(a.data_layout) != "NCW" or str(a.kernel_layout) != "OIW" or str(a.out_layout) not in ("NCW", "") \
+                or wv is None or wv.ndim != 3:
+            return call
+        pad = [int(p) for p in a.padding]
+        y = O.nn.conv2d(O.expand_dims(m[x], [2]), relax.const(wv[:, :, None, :]), strides=[1, int(a.strides[0])],
+                        padding=[0, pad[0], 0, pad[-1]], dilation=[1, int(a.dilation[0])], groups=int(a.groups),
+                        data_layout="NCHW", kernel_layout="OIHW")
+        return O.squeeze(y, [2])
+
+    return rewrite(is_op("relax.nn.conv1d")(x, w), fn, func)
+
+
 def _split_layernorm(func):
     x, g, b = wildcard(), is_const(), is_const()
 
@@ -116,7 +138,17 @@ def _split_layernorm(func):
                             axes=[int(i) for i in a.axes], epsilon=float(a.epsilon))
         return O.add(O.multiply(n, m[g]), m[b])
 
-    return rewrite(is_op("relax.nn.layer_norm")(x, g, b), fn, func)
+    f = rewrite(is_op("relax.nn.layer_norm")(x, g, b), fn, func)
+
+    def fn_rms(call, m):  # RMSNorm: the same split of its scale
+        gv = const_value(m[g])
+        if np.all(gv == 1):
+            return call
+        a = call.attrs
+        n = O.nn.rms_norm(m[x], relax.const(np.ones_like(gv)), axes=[int(i) for i in a.axes], epsilon=float(a.epsilon))
+        return O.multiply(n, m[g])
+
+    return rewrite(is_op("relax.nn.rms_norm")(x, g), fn_rms, f)
 
 
 def _silu(func):
@@ -149,7 +181,7 @@ class IntPrepare(Pass):
         # inference BatchNorm (LeViT) as its per-channel affine: multiplies and adds by constants
         mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
         mod = mod.clone() if hasattr(mod, "clone") else mod  # a pass may hand back its input: never mutate it
-        f = _silu(_split_layernorm(patchify(mod["main"])))
+        f = _silu(_split_layernorm(patchify(conv1d_as_conv2d(mod["main"]))))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
 
@@ -763,6 +795,8 @@ class _Lowering:
     @lowers("relax.add")
     def op_add(self, var, call, args):
         a, b = args
+        if isinstance(a, (Lin, Mask)) and isinstance(b, (Lin, Mask)):
+            return self.masks_summed(var, call, args)
         if isinstance(a, (Lin, Mask)) or isinstance(b, (Lin, Mask)):
             x, c = (a, b) if isinstance(a, (Lin, Mask)) else (b, a)
             if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
@@ -895,19 +929,34 @@ class _Lowering:
     # ------------------------------------------------------------------ nonlinear
     @lowers("relax.nn.layer_norm")
     def op_nn_layer_norm(self, var, call, args):
-        x, g, b = call.args
+        return self.norm(var, call, center=True)
+
+    @lowers("relax.nn.rms_norm")
+    def op_nn_rms_norm(self, var, call, args):
+        return self.norm(var, call, center=False)
+
+    def norm(self, var, call, center: bool):
+        """Integer LayerNorm (``center``) or RMSNorm over the last axis; the affine was split
+        off by int-prepare and is lowered as a per-channel multiply (and add)."""
+        x, g = call.args[:2]
+        b = call.args[2] if center else None
         a = call.attrs
+        kind = "layer_norm" if center else "rms_norm"
         xs = shape_of(x)
         if [int(i) % len(xs) for i in a.axes] != [len(xs) - 1]:
-            raise QCompileError(f"int-only: layer_norm at '{var.name}' is not over the last axis")
-        if not (np.all(const_value(g) == 1) and np.all(const_value(b) == 0)):
-            raise QCompileError(f"int-only: layer_norm at '{var.name}' keeps its affine (run int-prepare first)")
+            raise QCompileError(f"int-only: {kind} at '{var.name}' is not over the last axis")
+        if not (np.all(const_value(g) == 1) and (b is None or np.all(const_value(b) == 0))):
+            raise QCompileError(f"int-only: {kind} at '{var.name}' keeps its affine (run int-prepare first)")
+        if not isinstance(xs[-1], int):
+            raise QCompileError(f"int-only: {kind} at '{var.name}' normalizes a symbolic axis ({xs[-1]})",
+                                hint="fix that dimension with --input-shape")
         xq = self.as_q(x, "int16")
         C = int(xs[-1])
         P = intops.layernorm_out_bits(C)
         eps_int = int(round(C * float(a.epsilon) / xq.scale ** 2))
-        self.check("layernorm sum of squares (int64)", C * (2.0 * 32767) ** 2 + eps_int, 64)
-        out = self.kernel("ilayernorm", lambda t: intops.layernorm_te(t, eps_int, P), [xq.expr],
+        self.check(f"{kind.replace('_', '')} sum of squares (int64)", C * (2.0 * 32767) ** 2 + eps_int, 64)
+        op = "ilayernorm" if center else "irmsnorm"
+        out = self.kernel(op, lambda t: intops.layernorm_te(t, eps_int, P, center=center), [xq.expr],
                           dict(eps_int=eps_int, P=P))
         self.normalized[var] = True
         return Q(out, 2.0 ** -P, "int16")
@@ -988,20 +1037,26 @@ class _Lowering:
         if "mask" in a:
             m = self.env.get(a["mask"]) if isinstance(a["mask"], relax.Var) else None
             src = a["mask"]
+            bias = None  # a constant bias on the logits (BEiT's relative position bias, ALiBi
+            # slopes times distances): added to the log-domain scores at their scale 2^-K
             if isinstance(m, Biased):
-                t = self.logit_bias(t, m.bias, K)
-                m, src = m.mask, m.src
+                bias, m, src = m.bias, m.mask, m.src
+            elif isinstance(a["mask"], tvm.ir.GenericConst):
+                bias, m = const_value(a["mask"]).astype(np.float64), None
+            elif isinstance(m, Const):
+                bias, m = m, None
+            if bias is not None:
+                kept, bias = self.const_mask(bias)
+                if bias is not None:
+                    t = self.logit_bias(t, bias, K)
+                if kept is not None:
+                    m = kept if m is None else self.and_masks(var, [(m, src), (kept, None)])
             if isinstance(m, Lin):
                 self.two_valued(src, m)
                 m = self.lin_mask(var, m)
             if isinstance(m, Mask):
                 ins = [*self.dead_rows(t, m, roles["nan_guard"])]
-            elif isinstance(m, Const) or isinstance(a["mask"], tvm.ir.GenericConst):
-                # a constant bias on the logits (BEiT's relative position bias, ALiBi slopes
-                # times distances): added to the log-domain scores at their scale 2^-K
-                t = self.logit_bias(t, self.operand(a["mask"]), K)
-                ins = [t]
-            else:
+            elif m is not None:
                 raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is neither a "
                                     "0/-inf mask nor a constant")
         probs = self.kernel("shiftmax", (lambda s, mk: intops.shiftmax_te(s, mk, p)) if len(ins) == 2
@@ -1086,6 +1141,38 @@ class _Lowering:
                 return Mask(self.emit(O.astype(keep, "int8")), m.a * (1 - m0) + m.b)
         raise QCompileError(f"int-only: attention at '{var.name}' adds {m.a:g} * float(m) + {m.b:g}, which is not "
                             "a 0/-inf mask of a 0/1 integer tensor")
+
+    def masks_summed(self, var, call, args) -> Mask:
+        """Two additive masks summed (ImageGPT, older GPT-2 exports: a causal ``where`` plus
+        ``(1 - float(attention_mask)) * min``): a position is kept where both keep it."""
+        return self.and_masks(var, list(zip(args, call.args)))
+
+    def and_masks(self, var, masks) -> Mask:
+        """One keep mask from ``(Mask or Lin, its binding)`` pairs: kept where all keep."""
+        ms = []
+        for m, e in masks:
+            if isinstance(m, Lin):
+                self.two_valued(e, m)
+                m = self.lin_mask(var, m)
+            ms.append(m)
+        keep = self.emit(O.logical_and(*[self.emit(O.not_equal(m.keep, _c(0, _dtype(m.keep)))) for m in ms]))
+        return Mask(self.emit(O.astype(keep, "int8")), min(m.fill for m in ms))
+
+    def const_mask(self, bias):
+        """A constant logit bias (a ``Const`` or its float array) whose entries <= -1e4 drop
+        positions (a causal mask folded to a constant once the length is fixed, alone or summed
+        with a position bias; -inf too): (a keep ``Mask`` or None, the finite bias or None)."""
+        v = bias.value if isinstance(bias, Const) else bias
+        if v is None:
+            return None, bias  # a constant made inside the pass: a bias as it is
+        drop = v <= -1e4
+        if np.isnan(v).any() or np.isposinf(v).any():
+            raise QCompileError(f"int-only: the constant bias on the scores at '{self.binding}' holds NaN or +inf")
+        if not drop.any():
+            return None, bias if isinstance(bias, Const) else self.const(relax.const(v.astype(np.float32)))
+        fin = np.where(drop, 0.0, v)
+        kept = Mask(_c((~drop).astype(np.int8), "int8"), float(v[drop].max()))
+        return kept, self.const(relax.const(fin.astype(np.float32))) if np.any(fin != 0) else None
 
     def kernel(self, op, fn, ins, params):
         self.kernels += 1
