@@ -120,6 +120,7 @@ def _rotation_lines(n: dict) -> list[str]:
         out.append(f"head-wise V rotation in {v['applied']} attentions"
                    + (" (the value cache is stored rotated)" if v.get("value_cache_rotated") else "")
                    + (f"; skipped: {'; '.join(v['skipped'])}" if v.get("skipped") else ""))
+    out += [f"left unrotated (the model there is unchanged): {why}" for why in n.get("streams_left_unrotated", [])]
     out.append(f"not done: {n['not_done']}")
     return out
 

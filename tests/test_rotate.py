@@ -256,6 +256,10 @@ def test_a_small_region_that_cannot_rotate_is_left_unrotated():
     assert sum(r["norms_folded"] for r in notes["regions"]) == 3
     (left,) = notes["streams_left_unrotated"]
     assert "rotate: binding" in left
+    from qcompile.report import technique_lines
+
+    (_, lines), = technique_lines(notes)  # in the CLI summary and report.md
+    assert any(line.startswith("left unrotated") and left in line for line in lines)
 
 
 def test_stream_that_is_the_model_input_is_refused():
