@@ -980,3 +980,38 @@ def test_speech_front_end_rmsnorm_and_summed_masks_are_integer(tmp_path):
     assert _cos(got, ref) >= 0.99
     io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
     assert qc.build(io, "int-accel").info["verified_integer_only"]
+
+
+def test_hf_encoder_dynamo_onnx_export_int_only(tmp_path):
+    """An HF DistilBERT exported by ``torch.onnx.export(dynamo=True)`` with symbolic batch and
+    length: transformers 5 builds the padding mask with integer index tensors concatenated
+    and gathered (``gather_nd``), which int-only copies as integer code (before: "produced
+    ill-formed IR: DataflowVar ... is not defined", the concat's operands were not
+    substituted). Close to onnxruntime on the float export."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+    path = tmp_path / "distilbert.onnx"
+    b, t = torch.export.Dim("batch", max=64), torch.export.Dim("seq", min=2, max=128)
+    torch.onnx.export(Wrap(zoo.hf_model("distilbert")).eval(),
+                      (torch.randint(0, 256, (2, 8)), torch.ones(2, 8, dtype=torch.int64)), str(path),
+                      dynamo=True, opset_version=18, input_names=["input_ids", "attention_mask"], output_names=["y"],
+                      dynamic_shapes={"input_ids": {0: b, 1: t}, "attention_mask": {0: b, 1: t}},
+                      external_data=False, verbose=False)
+    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(8)]
+    cal = Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
+    model = qc.load(str(path))
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=cal).run(model.mod)
+    feed = zoo.onnx_feed(path, batch=2, seq=8, seed=7)  # the last row left-padded
+    got = qc.build(mod, "llvm").run(*[feed[s.name] for s in model.inputs])[0]
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    assert _cos(got, ref) >= 0.99

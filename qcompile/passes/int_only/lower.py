@@ -663,6 +663,8 @@ class _Lowering:
         def sub(e):
             if isinstance(e, relax.Var) and e in self.env and isinstance(self.env[e], Raw):
                 return self.env[e].expr
+            if isinstance(e, relax.Tuple):  # concat's operands (a transformers-5 mask's gather indices)
+                return relax.Tuple([sub(f) for f in e.fields])
             return e
 
         if isinstance(value, relax.Call):
