@@ -201,3 +201,28 @@ def test_symbolic_dims_are_simplified(tmp_path):
     for n in (6, 3):
         xs = np.random.default_rng(n).standard_normal((2, n, 4)).astype(np.float32)
         np.testing.assert_allclose(qc.build(canon, "llvm").run(xs)[0], M()(torch.from_numpy(xs)).numpy(), rtol=1e-6)
+
+
+class _NormsWithoutEpsilon(torch.nn.Module):
+    """RMSNorm and LayerNorm written out with no epsilon, as torch's dynamo ONNX export of
+    Helium (eps 1e-8) and I-BERT (eps 1e-12) leaves them: ``x * rsqrt(mean(x^2))`` and
+    ``(x - mean) / sqrt(mean((x - mean)^2))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.g = torch.nn.Parameter(1 + 0.1 * torch.randn(16))
+        self.lin = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        r = self.g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True)))
+        d = self.lin(r) - self.lin(r).mean(-1, keepdim=True)
+        return self.g * (d / torch.sqrt(d.pow(2).mean(-1, keepdim=True)))
+
+
+@pytest.mark.parametrize("frontend", ["torch", "onnx"])
+def test_norms_without_epsilon(frontend, tmp_path):
+    """Before: neither was recognized (no residual stream for rotate, ``power`` for int-only)."""
+    torch.manual_seed(0)
+    m, inp = _NormsWithoutEpsilon().eval(), (torch.randn(2, 5, 16),)
+    _check(_load(frontend, m, inp, tmp_path, ["x"]), m, inp,
+           {"nn.rms_norm": 1, "nn.layer_norm": 1, "power": 0, "rsqrt": 0, "sqrt": 0})

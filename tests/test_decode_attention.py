@@ -97,3 +97,32 @@ def test_nan_guard_row_masked_everywhere_is_zero():
     assert np.all(got[:, :, 1] == 0)
     ref = _reference(*[x.astype(np.float64) for x in a], 0.25, np.where(np.isinf(mask), 0, mask), False)
     np.testing.assert_allclose(got[:, :, [0, 2]], ref[:, :, [0, 2]], rtol=1e-4, atol=1e-5)
+
+
+def test_packed_value_cache_read_inside_the_kernel(tmp_path, monkeypatch):
+    """kv-prerope's value cache: the kernel reads the packed codes and dequantizes each value
+    where ``P @ V`` reads it (the ``kv_dequant`` kernel of the values is gone, so the float
+    copy of the whole value cache is never written), with the same results as the
+    dequantize-then-attend path, prefill and decode step, and close to onnxruntime."""
+    arch = zoo.ZOO["llama"]
+    path = arch.onnx
+    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(4)]
+    np.savez(tmp_path / "c.npz", **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
+    cal = qc.Calibration(str(tmp_path / "c.npz"), batch=2, progress=False)
+    mod = qc.PassManager(qc.pipeline("kv-prerope"), calibration=cal).run(qc.load(str(path)).mod)
+
+    def dequants(m):
+        return sum(1 for blk in m["main"].body.blocks for b in blk.bindings
+                   if getattr(getattr(b.value, "op", None), "name", "") == "relax.call_tir"
+                   and b.value.args[0].name_hint.startswith("kv_dequant"))
+
+    layers = arch.kwargs["num_hidden_layers"]
+    assert dequants(mod) == 2 * layers and dequants(da.rewrite(mod)[0]) == layers  # keys: RoPE after
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    fused = zoo._decode_two_steps(qc.build(mod, "llvm"), mod["main"], sess, path)
+    monkeypatch.setattr(da, "FUSE_DEQUANT", False)
+    plain = zoo._decode_two_steps(qc.build(mod, "llvm"), mod["main"], sess, path)
+    for (gf, ref), (gp, _) in zip(fused, plain):
+        for a, b in zip(gf, gp):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        assert zoo._cosine(gf[0], ref[0]) >= zoo.TOLERANCE["kv-prerope"]

@@ -498,3 +498,32 @@ def test_folding_keeps_what_an_if_branch_reads():
     out, _ = fold_shape_values(m)
     assert [i.name for i in out.graph.initializer] == ["offset"]
     onnx.checker.check_model(out)
+
+
+def test_alibi_offset_max_of_dims_and_a_reshaped_dim_value(tmp_path):
+    """MPT and BLOOM as ``torch.onnx.export(dynamo=True)`` writes them: the ALiBi table is
+    sliced from ``max(n - seq, 0)``, a ``Max`` of a dim value and a constant reshaped to one
+    element (TVM stacked the dim value: "'PrimType' object has no attribute 'shape'", and its
+    ``Reshape`` took no dim value: "Reshape expects the input data to be a Tensor"); the
+    slice's length ``n - max(n - seq, 0)`` then meets the scores' ``seq``, which TVM cannot
+    prove equal, and the sum lost its shape. The length is cast to ``seq`` (ONNX requires
+    them equal; checked at run time)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, "s"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2, "s"])
+    table = numpy_helper.from_array(np.arange(32, dtype=np.float32).reshape(2, 16), "table")
+    nodes = [helper.make_node("Shape", ["x"], ["shp"]),
+             helper.make_node("Gather", ["shp", "two"], ["s"], axis=0),
+             helper.make_node("Sub", ["n", "s"], ["d"]),
+             helper.make_node("Max", ["d", "zero"], ["m"]),
+             helper.make_node("Reshape", ["m", "one"], ["start"]),
+             helper.make_node("Slice", ["table", "start", "end", "axis1"], ["bias"]),  # (2, n - max(n - s, 0))
+             helper.make_node("Add", ["x", "bias"], ["y"])]
+    _model(nodes, [x], [y], [table, _i64("two", 2), _i64("n", 16), _i64("zero", 0), _i64("one", [1]),
+                             _i64("end", [16]), _i64("axis1", [1])], tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    out_ty = model.mod["main"].ret_ty
+    assert str(out_ty) == 'R.Tensor((b, 2, s), dtype="float32")'
+    for s in (3, 16):
+        feed = {"x": np.random.default_rng(s).standard_normal((2, 2, s)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)

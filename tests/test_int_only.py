@@ -992,21 +992,7 @@ def test_hf_encoder_dynamo_onnx_export_int_only(tmp_path):
 
     from qcompile.models import zoo
 
-    class Wrap(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask)[0]
-
-    path = tmp_path / "distilbert.onnx"
-    b, t = torch.export.Dim("batch", max=64), torch.export.Dim("seq", min=2, max=128)
-    torch.onnx.export(Wrap(zoo.hf_model("distilbert")).eval(),
-                      (torch.randint(0, 256, (2, 8)), torch.ones(2, 8, dtype=torch.int64)), str(path),
-                      dynamo=True, opset_version=18, input_names=["input_ids", "attention_mask"], output_names=["y"],
-                      dynamic_shapes={"input_ids": {0: b, 1: t}, "attention_mask": {0: b, 1: t}},
-                      external_data=False, verbose=False)
+    path = zoo.export_dynamo("distilbert", tmp_path)
     feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(8)]
     cal = Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
     model = qc.load(str(path))

@@ -18,15 +18,21 @@ once, in the cache's own layout. Float results match the composite's up to summa
 """
 from __future__ import annotations
 
+import json
+
 import tvm
 import tvm_ffi
 from tvm import relax, s_tir, te, tirx
 
 from qcompile.ir import attention_roles, const_value, shape_of
+from qcompile.passes.kvcache import kvquant
 from qcompile.rewrite import rebuild_main
 
 LANES = 16
 NAME = "decode_attention"
+#: read a kv-prerope value cache's packed codes inside the kernel (False: the float values
+#: its kv_dequant kernel wrote; tests compare the two)
+FUSE_DEQUANT = True
 
 
 def _at(t, idx):
@@ -90,9 +96,19 @@ def attention_te(q, k, v, scale, mask=None, inverse: bool = False, nan_guard: bo
     return te.compute((*lead, M, Dv), lambda *i: pv[i] / den[i[:-1]], name=NAME)
 
 
+def _has_block(sch, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - TVM raises its own error for a missing block
+        return False
+    return True
+
+
 def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Rows (all axes but the head dimension) in parallel, every block computed per row."""
     sch = s_tir.Schedule(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
+    if _has_block(sch, "kv_dequant"):  # each value dequantized where P @ V reads it
+        sch.compute_inline(sch.get_sblock("kv_dequant"))
     out = sch.get_sblock(NAME)
     loops = sch.get_loops(out)
     rows = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
@@ -154,6 +170,20 @@ def _unrepeated(defs, x):
     return w, g
 
 
+def _dequant(mod, defs, x):
+    """``(args, spec)`` where ``x`` is a packed cache dequantized by the kv-prerope pass's
+    ``kv_dequant`` kernel (``spec``: its :func:`~qcompile.passes.kvcache.kvquant.dequant_te`
+    parameters), else ``None``: the attention then reads the codes themselves."""
+    call = defs.get(x) if isinstance(x, relax.Var) else None
+    while isinstance(call, relax.Var):  # through plain aliases (x = y)
+        call = defs.get(call)
+    if not (isinstance(call, relax.Call) and getattr(call.op, "name", "") == "relax.call_tir"):
+        return None
+    f = mod[call.args[0]]
+    spec = (f.attrs or {}).get(kvquant.DEQUANT_ATTR) if isinstance(f, tirx.PrimFunc) else None
+    return None if spec is None else (list(call.args[1].fields), json.loads(str(spec)))
+
+
 def _guard_fill(f):
     """The constant a NaN guard ``where(isnan(p), fill, p)`` writes, when it is in ``f``."""
     binds = [b for blk in f.body.blocks for b in blk.bindings]
@@ -192,7 +222,7 @@ def find(mod) -> dict:
         (k, gk), (v, gv) = _unrepeated(defs, k), _unrepeated(defs, a["v"])
         if gk != gv:  # read both repeated copies rather than mix the two forms
             (k, v) = (_transposed_last(defs.get(kt)), a["v"])
-        out[var] = (roles, k, v)
+        out[var] = (roles, k, v, _dequant(mod, defs, v) if FUSE_DEQUANT else None)
     return out
 
 
@@ -209,16 +239,24 @@ def rewrite(mod) -> tuple[tvm.IRModule, int]:
     def on_binding(bb, var, value):
         if var not in found:
             return None
-        roles, k, v = found[var]
+        roles, k, v, deq = found[var]
         a = dict(zip(roles["params"], value.args))
         scale = a.get("scale", a.get("inv_scale"))
         if scale is None:
             scale = relax.const(roles["scale"], "float32")
-        args = [a["q"], env.get(k, k), env.get(v, v), scale] + ([a["mask"]] if "mask" in a else [])
-        call = bb.call_te(lambda q, kk, v, s, *m: attention_te(q, kk, v, s, m[0] if m else None,
-                                                               inverse="inv_scale" in a,
-                                                               nan_guard=roles["nan_guard"]),
-                          *args, primfunc_name_hint=NAME, primfunc_attrs={"op_pattern": 8})
+        # v: the float cache, or the packed codes and constants its kv_dequant read (the
+        # dequantization is then computed where P @ V reads each value)
+        vs = [env.get(x, x) for x in deq[0]] if deq else [env.get(v, v)]
+        n = len(vs)
+        args = [a["q"], env.get(k, k), *vs, scale] + ([a["mask"]] if "mask" in a else [])
+
+        def fte(q, kk, *rest):
+            vt = kvquant.dequant_te(**deq[1])(*rest[:n]) if deq else rest[0]
+            s, m = rest[n], rest[n + 1:]
+            return attention_te(q, kk, vt, s, m[0] if m else None, inverse="inv_scale" in a,
+                                nan_guard=roles["nan_guard"])
+
+        call = bb.call_te(fte, *args, primfunc_name_hint=NAME, primfunc_attrs={"op_pattern": 8})
         kernels.add(call.args[0])  # call_te shares one PrimFunc between layers of the same shapes
         return call
 

@@ -9,6 +9,7 @@ exporter that writes it and TVM's failure; each has a minimal-graph test in
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import tvm
@@ -264,6 +265,14 @@ def _refine_broadcast(bb, inputs):
             if isinstance(d, tirx.IntImm) and int(d) != 1:
                 if want.setdefault(k, int(d)) != int(d):
                     return inputs  # incompatible: let TVM report it
+    # a symbolic dim meeting an input's dim (a plain variable) that it is computed from
+    # (MPT's ALiBi table sliced to ``256 - max(256 - seq, 0)`` positions against scores over
+    # ``seq``): ONNX requires them equal, TVM cannot prove it; the variable survives
+    plain: dict[int, tirx.Var] = {}
+    for s in known:
+        for k, d in enumerate(reversed(s)):
+            if k not in want and isinstance(d, tirx.Var):
+                plain.setdefault(k, d)
     out = list(inputs)
     for i, s in enumerate(shapes):
         if s is None:
@@ -273,6 +282,9 @@ def _refine_broadcast(bb, inputs):
             j = len(s) - 1 - k
             if k in want and not isinstance(s[j], tirx.IntImm):
                 new[j] = tirx.IntImm(s[j].ty.dtype, want[k])
+            elif k in plain and not isinstance(s[j], (tirx.IntImm, tirx.Var)) and _reads(s[j], plain[k]) \
+                    and not Analyzer().can_prove_equal(s[j], plain[k]):
+                new[j] = plain[k]
         changed = sum(not a.same_as(b) for a, b in zip(new, s))
         if changed == 1:  # a reshape: sizes equal exactly when the changed dim equals d
             out[i] = bb.normalize(relax.op.reshape(inputs[i], new))
@@ -280,6 +292,11 @@ def _refine_broadcast(bb, inputs):
             x = inputs[i] if isinstance(inputs[i], relax.Var) else bb.emit(inputs[i])
             out[i] = bb.match_cast(x, relax.TensorType(new, x.ty.dtype))
     return out
+
+
+def _reads(expr, var) -> bool:
+    """``expr`` mentions the dim variable ``var``."""
+    return any(v.same_as(var) for v in tirx.analysis.undefined_vars(expr))
 
 
 def _scalars_as_tensors(bb, inputs):
@@ -327,11 +344,19 @@ class Reshape(F.Reshape):
       tensor to have known shape``. ``x`` is bound to fresh dims by a ``match_cast`` first
       (checked at run time), so the ``-1`` is their product over the others.
 
-    ``0`` copies the input's dim unless ``allowzero``."""
+    ``0`` copies the input's dim unless ``allowzero``. A dim value (a PrimExpr) reshaped to
+    one element stays a dim value, as TVM's ``Unsqueeze`` keeps it (BLOOM's and MPT's
+    ALiBi sizes in a torch.onnx dynamo export)."""
 
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
         data, target = inputs[0], F.get_constant(inputs[1], params)
+        if tvm.ir.is_prim_expr(data) and isinstance(target, tvm.ir.GenericConst):
+            t = target.value.numpy().reshape(-1)
+            if t.size == 0:
+                return data
+            if t.size == 1 and int(t[0]) in (1, -1):
+                return relax.ShapeExpr([data])
         ty = getattr(data, "ty", None)
         if isinstance(data, relax.ShapeExpr) or not isinstance(ty, relax.TensorType):
             return super()._impl_v13(bb, inputs, attr, params)
@@ -572,6 +597,28 @@ def _floor_divide(cls):
 _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
                  "GreaterOrEqual", "And", "Or", "Xor", "Max", "Min", "Mod", "BitShift")
 
+def _prim_minmax(cls, fold):
+    """``Max``/``Min`` of dim values (PrimExprs the importer made of shape arithmetic) and
+    integer constants: folded to one dim value, as TVM folds ``Add``/``Sub`` of them (MPT's
+    ALiBi offset ``max(256 - seq, 0)``; TVM stacked a PrimExpr and failed). Tensors as TVM
+    has them, a dim value among them as the 0-d tensor ONNX has there."""
+    class Folded(cls):
+        @classmethod
+        def get_converter(c, opset):
+            convert = cls.get_converter(opset)
+
+            def run(bb, inputs, attr, params):
+                prims = [_prim(x) for x in inputs]
+                if any(tvm.ir.is_prim_expr(x) for x in inputs) and all(p is not None for p in prims):
+                    return functools.reduce(fold, prims)
+                return convert(bb, _scalars_as_tensors(bb, inputs), attr, params)
+
+            return run
+
+    Folded.__name__ = Folded.__qualname__ = cls.__name__
+    return Folded
+
+
 OVERRIDES = {
     "ConstantOfShape": ConstantOfShape,
     "Range": Range,
@@ -587,6 +634,8 @@ OVERRIDES = {
     "Reshape": Reshape,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
     "Div": _floor_divide(_broadcasting(F._get_convert_map()["Div"])),
+    "Max": _prim_minmax(_broadcasting(F.Max), tirx.max),
+    "Min": _prim_minmax(_broadcasting(F.Min), tirx.min),
 }
 
 

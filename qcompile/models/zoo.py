@@ -626,6 +626,55 @@ def torch_wrapper(name: str):
     return Wrapped().eval(), ex
 
 
+def export_dynamo(name: str, out_dir: Path) -> Path:
+    """The zoo entry exported by ``torch.onnx.export(dynamo=True)`` (the installed
+    ``transformers``, opset 18): the other ONNX spelling users bring. Symbolic batch, and
+    symbolic length for text models; no cache (decoders return logits), so it is checked as
+    one batch as encoders are."""
+    import warnings
+
+    import torch
+
+    arch = ZOO[name]
+    model = hf_model(name)
+    b = torch.export.Dim("batch", max=64)
+    if arch.kind == "vision":
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = model
+
+            def forward(self, pixel_values):
+                return self.m(pixel_values=pixel_values)[0]
+
+        ex = (torch.randn(2, arch.kwargs.get("num_channels", 3), *_image_hw(arch)),)
+        names, dyn = ["pixel_values"], {"pixel_values": {0: b}}
+    elif arch.kind in ("encoder", "decoder"):
+        extra = {"use_cache": False} if arch.kind == "decoder" else {}
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.m(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
+
+        t = torch.export.Dim("seq", min=2, max=64)
+        ex = (torch.randint(0, 256, (2, 8)), torch.ones(2, 8, dtype=torch.int64))
+        names, dyn = ["input_ids", "attention_mask"], {"input_ids": {0: b, 1: t}, "attention_mask": {0: b, 1: t}}
+    else:
+        raise ValueError(f"{name}: no dynamo export rule for kind '{arch.kind}'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Wrapped().eval(), ex, str(path), dynamo=True, opset_version=18, input_names=names,
+                          output_names=["y"], dynamic_shapes=dyn, external_data=False, verbose=False)
+    return path
+
+
 def check_torch(name: str, pipeline: str = "none") -> dict:
     """:func:`check` for the torch.export path: load the live ``transformers`` model with
     :func:`qcompile.load` (static shapes from the example inputs), compile for llvm, compare

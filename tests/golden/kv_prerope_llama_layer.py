@@ -9,7 +9,7 @@ past_sequence_length = TypeVar("past_sequence_length")
 class Module:
     @T.prim_func(private=True, s_tir=True)
     def kv_dequant(lv44: T.Buffer((T.int64(1), T.int64(2), "past_sequence_length + T.int64(4)", T.int64(3)), "uint8"), B: T.Buffer((T.int64(2), T.int64(8)), "float32"), C: T.Buffer((T.int64(2), T.int64(8)), "float32"), lv48: T.Buffer((T.int64(1), T.int64(2), T.int64(1), T.int64(8)), "float16"), lv46: T.Buffer((T.int64(1), past_sequence_length + T.int64(4), T.int64(1)), "float16"), lv47: T.Buffer((T.int64(1), past_sequence_length + T.int64(4), T.int64(1)), "uint8"), past_sequence_length: T.int64, kv_dequant: T.Buffer((T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(8)), "float32")):
-        T.func_attr({"tirx.noalias": True})
+        T.func_attr({"qcompile.kv_dequant": "{\"bits\": 3, \"d\": 8, \"k\": 1, \"per_channel\": true, \"sinks\": 1, \"table\": null}", "tirx.noalias": True})
         # with T.sblock("root"):
         for b, h, n, dd in T.grid(T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(8)):
             with T.sblock("kv_dequant"):
@@ -20,7 +20,7 @@ class Module:
 
     @T.prim_func(private=True, s_tir=True)
     def kv_dequant1(lv82: T.Buffer((T.int64(1), T.int64(2), "past_sequence_length + T.int64(4)", T.int64(3)), "uint8"), lv83: T.Buffer((T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(1)), "float16"), lv84: T.Buffer((T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(1)), "float16"), lv87: T.Buffer((T.int64(1), T.int64(2), T.int64(1), T.int64(8)), "float16"), lv85: T.Buffer((T.int64(1), past_sequence_length + T.int64(4), T.int64(1)), "float16"), lv86: T.Buffer((T.int64(1), past_sequence_length + T.int64(4), T.int64(1)), "uint8"), past_sequence_length: T.int64, kv_dequant: T.Buffer((T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(8)), "float32")):
-        T.func_attr({"tirx.noalias": True})
+        T.func_attr({"qcompile.kv_dequant": "{\"bits\": 3, \"d\": 8, \"k\": 1, \"per_channel\": false, \"sinks\": 1, \"table\": null}", "tirx.noalias": True})
         # with T.sblock("root"):
         for b, h, n, dd in T.grid(T.int64(1), T.int64(2), past_sequence_length + T.int64(4), T.int64(8)):
             with T.sblock("kv_dequant"):

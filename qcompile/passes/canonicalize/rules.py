@@ -702,13 +702,13 @@ def _norms(func):
     d2 = is_op("relax.power")(d, c_two) | mul(d, d)
     xvar = wildcard()
     var = mean(d2) | is_op("relax.variance")(xvar)  # (TVM decomposes InstanceNormalization with variance)
-    veps = comm(add, var, c_eps)
+    veps = comm(add, var, c_eps) | var  # (no epsilon: torch's dynamo export drops a tiny one)
     y_ln = div(d, is_op("relax.sqrt")(veps)) | comm(mul, d, is_op("relax.rsqrt")(veps))
     ln_full, ln_g, ln_bare = add(comm(mul, y_ln, g), b), comm(mul, y_ln, g), y_ln
 
     def rw_ln(kind):
         def fn(call, m):
-            if not _same(m[x], m[xr]) or not _positive_scalar(m[c_eps]):
+            if not _same(m[x], m[xr]) or (c_eps in m and not _positive_scalar(m[c_eps])):
                 return call
             if c_two in m and not _is(m[c_two], 2.0):
                 return call
@@ -726,7 +726,7 @@ def _norms(func):
             beta = m[b] if kind == "full" else relax.const(np.zeros(dim, dt))
             if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[x])) - 1) + (dim,)):
                 return call
-            eps = float(const_value(m[c_eps]))
+            eps = float(const_value(m[c_eps])) if c_eps in m else 0.0
             return O.nn.layer_norm(m[x], O.reshape(gamma, [dim]), O.reshape(beta, [dim]), axes=[-1], epsilon=eps)
         return fn
 
@@ -735,12 +735,13 @@ def _norms(func):
 
     # RMSNorm: x * rsqrt(mean(x^2) + eps) * g
     sq = is_op("relax.power")(xs, c_two) | mul(xs, xs)
-    veps = comm(add, mean(sq), c_eps)
+    veps = comm(add, mean(sq), c_eps) | mean(sq)
     y_rms = comm(mul, xv, is_op("relax.rsqrt")(veps)) | div(xv, is_op("relax.sqrt")(veps))
 
     def rw_rms(with_gamma):
         def fn(call, m):
-            if not _same(m[xs], m[xv]) or not _positive_scalar(m[c_eps]) or (c_two in m and not _is(m[c_two], 2.0)):
+            if not _same(m[xs], m[xv]) or (c_eps in m and not _positive_scalar(m[c_eps])) \
+                    or (c_two in m and not _is(m[c_two], 2.0)):
                 return call
             means = [e for e in m.values() if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.mean"]
             if not all(_last_axis(e) for e in means):
@@ -751,7 +752,8 @@ def _norms(func):
             gamma = m[g] if with_gamma else relax.const(np.ones(dim, dt))
             if shape_of(gamma) not in ((dim,), (1,) * (len(shape_of(m[xv])) - 1) + (dim,)):
                 return call
-            return O.nn.rms_norm(m[xv], O.reshape(gamma, [dim]), axes=[-1], epsilon=float(const_value(m[c_eps])))
+            eps = float(const_value(m[c_eps])) if c_eps in m else 0.0
+            return O.nn.rms_norm(m[xv], O.reshape(gamma, [dim]), axes=[-1], epsilon=eps)
         return fn
 
     func = rewrite(comm(mul, y_rms, g), rw_rms(True), func)

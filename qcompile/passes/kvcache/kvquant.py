@@ -289,6 +289,10 @@ def quant_token_te(bits: int, k: int = 0, table=None):
     return f
 
 
+#: PrimFunc attribute of a ``kv_dequant`` kernel: its :func:`dequant_te` parameters (JSON)
+DEQUANT_ATTR = "qcompile.kv_dequant"
+
+
 def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, table=None):
     """Dequantize a packed cache ``[B,H,N,D*bits/8]`` to float32 ``[B,H,N,D]``.
 

@@ -40,6 +40,7 @@ values).
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 from tvm import relax
@@ -258,8 +259,12 @@ class _Rewrite(CacheRewrite):
             args.append(present["sink"])
         if k:
             args += [present["outlier_values"], present["outlier_index"]]
-        return bb.emit_te(kq.dequant_te(self._bits(cache), cache.head_dim, per_channel, self.sinks, k,
-                                        self._table(layer, cache)), *args, primfunc_name_hint="kv_dequant")
+        spec = dict(bits=self._bits(cache), d=cache.head_dim, per_channel=per_channel, sinks=self.sinks, k=k,
+                    table=self._table(layer, cache))
+        # the parameters ride on the kernel so the llvm backend can rebuild it inside the
+        # attention that reads it (the cache is then read at its packed size, once)
+        return bb.emit_te(kq.dequant_te(**spec), *args, primfunc_name_hint="kv_dequant",
+                          primfunc_attrs={kq.DEQUANT_ATTR: json.dumps(spec, sort_keys=True)})
 
     def _outliers(self, bb, x, cache: Cache, k: int, ch):
         """Values (float16) and channel indices ``[B,T,k]`` of each token row's top-k entries:
