@@ -30,9 +30,14 @@ from qcompile.rewrite import rebuild_main
 
 LANES = 16
 NAME = "decode_attention"
-#: read a kv-prerope value cache's packed codes inside the kernel (False: the float values
-#: its kv_dequant kernel wrote; tests compare the two)
-FUSE_DEQUANT = True
+#: read a kv-prerope value cache's packed codes inside the kernel instead of the float values
+#: its kv_dequant kernel wrote. Off: measured slower (benchmarks/results/decode_fused_values.json,
+#: SmolLM2 at 4096 cached: 1.85x the float step against 1.29x unfused). Inlined into P @ V,
+#: each value is decoded once per query head of its group (3x for SmolLM2's GQA) and the
+#: code extraction with the sink/outlier selects does not vectorize; what is missing is a
+#: schedule that decodes a tile of V rows once per KV head for the group. Tests check the two
+#: paths give the same numbers.
+FUSE_DEQUANT = False
 
 
 def _at(t, idx):
