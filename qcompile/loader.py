@@ -166,12 +166,14 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
             if isinstance(want, int) and want > 0 and have is not None and want != have:
                 raise QCompileError(f"input '{name}' dim {d} is fixed to {want} in the model, --input-shape gives {have}")
         spec.shape = tuple(want if have is None else have for want, have in zip(spec.shape, shape))
-        if not all(isinstance(d, int) for d in spec.shape):  # partly fixed: TVM reads the proto's dims
-            dims = next(i for i in proto.graph.input if i.name == name).type.tensor_type.shape.dim
-            for dim, have in zip(dims, shape):
-                if have is not None:
-                    dim.Clear()
-                    dim.dim_value = have
+        # into the proto too: TVM reads a partly fixed shape's dims there, and the shape
+        # folding before import (fold_shape_values) folds what the fixed dims make constant
+        # (Longformer's chunk indices: NonZero over masks sized by the sequence)
+        dims = next(i for i in proto.graph.input if i.name == name).type.tensor_type.shape.dim
+        for dim, have in zip(dims, shape):
+            if have is not None:
+                dim.Clear()
+                dim.dim_value = have
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
     proto, _ = fold_shape_values(proto)

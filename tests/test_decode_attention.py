@@ -56,6 +56,32 @@ def test_kernel_matches_numpy(qs, ks, ms, inverse, dv):
         np.testing.assert_allclose(o.numpy(), ref, rtol=1e-4, atol=1e-5)
 
 
+def test_compound_query_length():
+    """An encoder's self-attention over ``n // 10 - 1`` frames (a strided conv's output
+    length, WavLM): queries and keys share the compound length, so the fused (batch, head,
+    query) loop has no affine split to vectorize under; the kernel still compiles (rows of
+    (batch, head) in parallel) and matches NumPy, and ``func`` is not left half-scheduled."""
+    n = tirx.Var("n", "int64")
+    T = n // 10 - 1
+    q, k, v = (te.placeholder((2, 4, T, 16), name=x) for x in "qkv")
+    s, m = te.placeholder((), name="s"), te.placeholder((2, 4, T, T), name="m")
+    func = te.create_prim_func([q, k, v, s, m, da.attention_te(q, k, v, s, m), n])
+    before = func.script()
+    f = da.schedule(func)
+    assert func.script() == before
+    ex = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}), target=make_target(None))
+    rng = np.random.default_rng(0)
+    for samples in (27, 95, 410):
+        frames = samples // 10 - 1
+        a = [rng.standard_normal((2, 4, frames, 16)) for _ in "qkv"] + [np.array(0.25)]
+        a.append(rng.standard_normal((2, 4, frames, frames)))
+        a = [x.astype(np.float32) for x in a]
+        o = tvm.runtime.tensor(np.zeros((2, 4, frames, 16), np.float32))
+        ex["main"](*[tvm.runtime.tensor(x) for x in a], o, samples)
+        np.testing.assert_allclose(o.numpy(), _reference(*[x.astype(np.float64) for x in a], False),
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_zoo_decoder_attention_rewritten_and_matches_onnxruntime():
     """Llama (GQA, an Optimum export): both layers' attentions read the untransposed cache in
     the one kernel (the transposes are gone), each query head its KV head directly (the

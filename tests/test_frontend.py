@@ -527,3 +527,26 @@ def test_alibi_offset_max_of_dims_and_a_reshaped_dim_value(tmp_path):
         feed = {"x": np.random.default_rng(s).standard_normal((2, 2, s)).astype(np.float32)}
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER"])
+def test_clip_and_same_padding_are_relax_ops(tmp_path, mode):
+    """MobileNet's ReLU6 (``Clip`` with constant bounds) and TF-style ``Conv(auto_pad=SAME_*)``
+    (EfficientNet): TVM wrote them as TIR kernels (``call_tir(maximum)``, ``call_tir(pad)``),
+    opaque to the passes (int-only refused both models at their first one). They import as
+    Relax's ``clip`` and a ``conv2d`` with the pads ONNX defines (odd sizes, stride 2: the
+    extra pad goes after for SAME_UPPER, before for SAME_LOWER), and match onnxruntime."""
+    f32 = TensorProto.FLOAT
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], auto_pad=mode, strides=[2, 2], kernel_shape=[3, 3]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    path = tmp_path / "m.onnx"
+    _model(nodes, [helper.make_tensor_value_info("x", f32, ["b", 3, 7, 8])],
+           [helper.make_tensor_value_info("y", f32, ["b", 4, 4, 4])],
+           [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "hi")], path)
+    text = qc.load(str(path)).mod["main"].script()
+    assert "call_tir" not in text and "R.clip(" in text
+    feed = {"x": np.random.default_rng(1).standard_normal((2, 3, 7, 8)).astype(np.float32)}
+    got, ref, _ = _run_both(path, feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-6)

@@ -867,6 +867,79 @@ def test_convolutions_and_hardswish_are_integer():
     assert qc.build(io, "int-accel").info["verified_integer_only"]
 
 
+def test_average_pools_are_integer():
+    """Average pooling as PoolFormer's token mixer (3x3, stride 1, ``count_include_pad=False``:
+    4, 6 or 9 values per window) and as EfficientNet's head (a ``ceil_mode`` window larger
+    than the map; before: "op 'nn.avg_pool2d' ... has no integer lowering"): int32 window
+    sums by a depthwise convolution of ones, divided by a scale or a per-position
+    reciprocal. Counts agree with torch's, the graph is bit-exact against the NumPy
+    interpreter and close to float."""
+    from qcompile.passes.int_only.lower import pool_counts
+
+    class Pools(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.mix = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+            self.head = torch.nn.AvgPool2d(10, ceil_mode=True)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.head(self.mix(y) - y).flatten(1)
+
+    for size, k, st, pad, inc, ceil in [(7, 3, 1, 1, False, False), (7, 3, 2, 1, True, True), (6, 10, 10, 0, True, True)]:
+        ones = torch.ones(1, 1, size, size)
+        pool = torch.nn.functional.avg_pool2d(ones, k, st, pad, ceil_mode=ceil, count_include_pad=inc)
+        n = pool.shape[-1]
+        # torch's divisor: the window sums of ones (divisor 1) over the mean of ones
+        sums = torch.nn.functional.avg_pool2d(ones, k, st, pad, ceil_mode=ceil, divisor_override=1)
+        np.testing.assert_allclose(pool_counts((size, size), (n, n), (k, k), (st, st), (pad,) * 4, inc),
+                                   (sums / pool)[0, 0].numpy(), rtol=1e-6)
+    torch.manual_seed(0)
+    m = Pools().eval()
+    x = torch.randn(16, 3, 8, 8)
+    model = qc.load(m, example_inputs=(x[:4],))
+    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
+    mod = pm.run(model.mod)
+    floats = [f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]]
+    assert not any("pool" in f for f in floats)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
+def test_bias_that_dwarfs_the_products_coarsens_the_accumulator():
+    """A BatchNorm shift folded into a convolution of small inputs (a deep random
+    EfficientNet: products at scale 1e-13, a shift of 0.2): the bias at the accumulator's
+    scale does not fit int32 (before: "accumulator + bias ... over the int32 range"). The
+    accumulator is requantized 2^k coarser first; bit-exact against NumPy, close to float."""
+    class Small(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+            self.bn = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.conv(x * 1e-6)))
+
+    torch.manual_seed(0)
+    m = Small().eval()
+    with torch.no_grad():
+        m.conv.weight.mul_(1e-3)
+        m.bn.bias.uniform_(-0.5, 0.5)
+        m.bn.running_var.fill_(1e-4)
+    x = torch.randn(8, 4, 6, 6)
+    model = qc.load(m, example_inputs=(x[:4],))
+    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=cal).run(model.mod)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
 class _PositionTables(torch.nn.Module):
     """An encoder layer whose position terms are computed in the graph from the sequence
     length, as ModernBERT, ESM and MPNet do: a sinusoid table added to the input, a

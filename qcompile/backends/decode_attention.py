@@ -110,14 +110,29 @@ def _has_block(sch, name: str) -> bool:
 
 
 def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """Rows (all axes but the head dimension) in parallel, every block computed per row."""
+    """Rows (all axes but the head dimension) in parallel, every block computed per row.
+
+    Where the query length is a compound expression (``seq // 10 - 1`` after a strided
+    conv: WavLM), the fused row index is not an affine binding TVM can vectorize under; the
+    rows are then the (batch, head) pairs in parallel with the queries a serial loop inside."""
+    fresh = tvm.ir.save_json(func)  # each try schedules a copy: TVM's schedule may change its input in place
+    try:
+        return _schedule(tvm.ir.load_json(fresh), fuse_queries=True)
+    except s_tir.schedule.ScheduleError:  # vectorize under a non-affine fused binding
+        return _schedule(tvm.ir.load_json(fresh), fuse_queries=False)
+
+
+def _schedule(func: tirx.PrimFunc, fuse_queries: bool) -> tirx.PrimFunc:
     sch = s_tir.Schedule(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
     if _has_block(sch, "kv_dequant"):  # each value dequantized where P @ V reads it
         sch.compute_inline(sch.get_sblock("kv_dequant"))
     out = sch.get_sblock(NAME)
-    loops = sch.get_loops(out)
-    rows = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+    loops = list(sch.get_loops(out))
+    lead = loops[:-1] if fuse_queries else loops[:-2]
+    rows = sch.fuse(*lead) if len(lead) > 1 else lead[0]
     sch.parallel(rows)
+    if not fuse_queries and len(loops) > 2:
+        rows = loops[-2]  # the queries of one (batch, head), serial
     for name in ("_pv", "_sum", "_exp", "_max", "_logits", "_qk"):
         sch.compute_at(sch.get_sblock(NAME + name), rows, preserve_unit_loops=True)
     qk, lanes = sch.get_sblock(NAME + "_qk"), sch.get_sblock(NAME + "_qk_lanes")

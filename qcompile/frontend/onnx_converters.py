@@ -19,6 +19,7 @@ from tvm import relax, tirx, topi
 from tvm.relax.frontend.onnx import onnx_frontend as F
 
 from qcompile.frontend.shape_values import floor_div, is_int, quotient, shape_value, value_array
+from qcompile.ir import const_value
 
 
 class ConstantOfShape(F.ConstantOfShape):
@@ -619,7 +620,74 @@ def _prim_minmax(cls, fold):
     return Folded
 
 
+class Clip(F.Clip):
+    """``Clip`` with constant bounds (ReLU6 in MobileNet, EfficientNet's Hardswish) as the
+    Relax ``clip`` operator. TVM writes every Clip as two TIR kernels
+    (``call_tir(maximum)``, ``call_tir(minimum)``), which the passes see as opaque
+    ``call_tir`` (int-only refused MobileNetV2 at its first ReLU6). A NaN bound is
+    unbounded, as in onnxruntime; bounds computed at run time stay TVM's kernels."""
+
+    @staticmethod
+    def _bound(x, default: float):
+        if x is None:
+            return default
+        v = const_value(x)
+        if v is None or v.size != 1:
+            return None
+        v = float(v.reshape(()))
+        return default if np.isnan(v) else v
+
+    @classmethod
+    def _clip(cls, inputs, lo, hi):
+        x = inputs[0]
+        if lo is None or hi is None or not str(getattr(getattr(x, "ty", None), "dtype", "")).startswith("float"):
+            return None
+        return relax.op.clip(x, lo, hi)
+
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        out = cls._clip(inputs, float(attr.get("min", -np.inf)), float(attr.get("max", np.inf)))
+        return out if out is not None else super()._impl_v1(bb, inputs, attr, params)
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        ins = list(inputs) + [None] * (3 - len(inputs))
+        out = cls._clip(inputs, cls._bound(ins[1], -np.inf), cls._bound(ins[2], np.inf))
+        return out if out is not None else super()._impl_v13(bb, inputs, attr, params)
+
+
+class Conv(F.Conv):
+    """``Conv(auto_pad=SAME_UPPER|SAME_LOWER)`` over static spatial dims (TF-style
+    "same" padding: EfficientNet's and MobileNet's exports): TVM pads the input with a TIR
+    kernel (``call_tir(pad)``) before the convolution, an opaque op to the passes (int-only
+    refused EfficientNet at its stem). The pads are computed here as ONNX defines them and
+    given to the convolution itself; symbolic spatial dims keep TVM's padding."""
+
+    @classmethod
+    def _impl_v11(cls, bb, inputs, attr, params):
+        mode = attr.get("auto_pad", b"NOTSET")
+        mode = mode.decode("ascii") if isinstance(mode, bytes) else str(mode)
+        shape = getattr(inputs[0].ty, "shape", None)
+        if mode in ("SAME_UPPER", "SAME_LOWER") and isinstance(shape, relax.ShapeExpr) \
+                and "kernel_shape" in attr and all(isinstance(d, tirx.IntImm) for d in list(shape)[2:]):
+            dims = [int(d) for d in list(shape)[2:]]
+            n = len(dims)
+            strides = list(attr.get("strides", [1] * n))
+            dil = list(attr.get("dilations", [1] * n))
+            before, after = [], []
+            for d, k, st, dl in zip(dims, attr["kernel_shape"], strides, dil):
+                total = max((-(-d // st) - 1) * st + (k - 1) * dl + 1 - d, 0)
+                lo = total // 2 if mode == "SAME_UPPER" else total - total // 2
+                before.append(lo)
+                after.append(total - lo)
+            attr = {**attr, "pads": before + after}
+            attr.pop("auto_pad")
+        return super()._impl_v11(bb, inputs, attr, params)
+
+
 OVERRIDES = {
+    "Conv": Conv,
+    "Clip": Clip,
     "ConstantOfShape": ConstantOfShape,
     "Range": Range,
     "TopK": TopK,

@@ -358,6 +358,19 @@ class IntOnly(Pass):
 RULES: dict[str, Callable] = {}
 
 
+def pool_counts(size, out, kernel, strides, padding, include_pad: bool) -> np.ndarray:
+    """The divisor of each output position of a 2-D average pool, ``[OH, OW]`` (float64),
+    as TOPI and PyTorch define it: the window clipped to the padded input where padding
+    counts, to the input where it does not."""
+    per_axis = []
+    for ax in range(2):
+        n, o, k, st, lo, hi = size[ax], out[ax], kernel[ax], strides[ax], padding[ax], padding[ax + 2]
+        start = np.arange(o) * st - lo
+        end = np.minimum(start + k, n + hi)
+        per_axis.append(end - start if include_pad else np.minimum(start + k, n) - np.maximum(start, 0))
+    return np.outer(per_axis[0], per_axis[1]).astype(np.float64)
+
+
 def lowers(op: str):
     """Register the decorated ``_Lowering`` method as the integer lowering of ``op``."""
     def deco(fn):
@@ -812,6 +825,16 @@ class _Lowering:
             if C == 1 or per_last:
                 bi = np.floor(bv / a.scale + 0.5)
                 bound = a.bound + float(np.abs(bi).max(initial=0))
+                if bound > 2 ** 31 - 1 and a.norm is None:
+                    # the bias dwarfs the products at the accumulator's fine scale (a BatchNorm
+                    # shift folded into a convolution of small inputs: EfficientNet): the
+                    # accumulator is requantized to a scale 2^k coarser first, which drops only
+                    # resolution far below the output's calibrated step
+                    k = 2.0 ** math.ceil(math.log2(bound / 2 ** 30))
+                    coarse = a.scale * k
+                    a = Acc(self.rescale(a, coarse, "int32"), coarse, a.bound / k + 1)
+                    bi = np.floor(bv / coarse + 0.5)
+                    bound = a.bound + float(np.abs(bi).max(initial=0))
                 self.check("accumulator + bias", bound, 32)
                 norm = (a.norm[0], a.norm[1], a.norm[2] + bv.reshape(-1)) if a.norm is not None and per_last else None
                 return Acc(self.emit(O.add(a.expr, _c(bi, "int32"))), a.scale, bound, norm)
@@ -1231,7 +1254,9 @@ class _Lowering:
 
     @lowers("relax.reshape")
     def op_reshape(self, var, call, args):
-        return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
+        src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
+        # a per-channel scale survives where the last axis is kept (not from a 0-d value: T5's scale)
+        return self._move(var, call, args, bool(src) and bool(dst) and dst[-1] == src[-1])
 
     @lowers("relax.permute_dims")
     def op_permute_dims(self, var, call, args):
@@ -1251,7 +1276,9 @@ class _Lowering:
 
     @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
-        return self._move(var, call, args, shape_of(call)[-1] == shape_of(call.args[0])[-1])
+        src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
+        # a per-channel scale survives where the last axis is kept (not from a 0-d value: T5's scale)
+        return self._move(var, call, args, bool(src) and bool(dst) and dst[-1] == src[-1])
 
     # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
     # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
@@ -1264,6 +1291,41 @@ class _Lowering:
     def op_nn_max_pool2d(self, var, call, args):
         self._monotone_lin(var, args[0])
         return self._move(var, call, args, False)
+
+    @lowers("relax.nn.avg_pool2d")
+    def op_nn_avg_pool2d(self, var, call, args):
+        """Average pooling (PoolFormer's token mixer, EfficientNet's global pool): the window
+        sums are an int32 depthwise convolution of the int8 values with a kernel of ones
+        (zero padding is the integer 0), then 1/count: folded into the scale where every
+        window counts the same, else (``count_include_pad=False`` at a border, a ``ceil_mode``
+        window) an int32 reciprocal per output position, ``round(2^k / count)``, at scale
+        ``2^-k``. Counts follow TOPI's (and PyTorch's) definition (:func:`pool_counts`)."""
+        a = call.attrs
+        shape, out = shape_of(call.args[0]), shape_of(var)
+        if str(a.layout) != "NCHW" or shape is None or out is None or len(shape) != 4 \
+                or not all(isinstance(d, int) for d in (*shape[1:], *out[2:])) or any(int(d) != 1 for d in a.dilation):
+            raise QCompileError(f"int-only: average pool at '{var.name}' (not NCHW with static spatial dims "
+                                "and no dilation)")
+        self._monotone_lin(var, args[0])
+        (kh, kw), (sh, sw) = [int(k) for k in a.pool_size], [int(k) for k in a.strides]
+        pt, pl, pb, pr = [int(p) for p in a.padding]
+        counts = pool_counts(shape[2:], out[2:], (kh, kw), (sh, sw), (pt, pl, pb, pr), bool(a.count_include_pad))
+        pb = max(pb, (out[2] - 1) * sh + kh - shape[2] - pt)  # ceil_mode: the last window runs past the pads
+        pr = max(pr, (out[3] - 1) * sw + kw - shape[3] - pl)
+        xq = self.as_q(call.args[0], "int8")
+        C = shape[1]
+        bound = kh * kw * 127.0
+        self.check("average pool (int32 window sum)", bound, 32)
+        total = self.emit(O.nn.conv2d(xq.expr, _c(np.ones((C, 1, kh, kw)), "int8"), strides=[sh, sw],
+                                      padding=[pt, pl, pb, pr], groups=C, data_layout="NCHW", kernel_layout="OIHW",
+                                      out_dtype="int32"))
+        if np.all(counts == counts.flat[0]):
+            return Acc(total, np.asarray(xq.scale / counts.flat[0], np.float64), bound)
+        k = min(15, int(math.floor(math.log2((2 ** 31 - 1) / (bound / counts.min())))))
+        recip = np.floor(2.0 ** k / counts + 0.5)
+        self.check("average pool (sum x reciprocal)", bound * float(recip.max()), 32)
+        scaled = self.emit(O.multiply(total, _c(recip.reshape(1, 1, *counts.shape), "int32")))
+        return Acc(scaled, np.asarray(xq.scale / 2.0 ** k, np.float64), bound * float(recip.max()))
 
     @staticmethod
     def _monotone_lin(var, x) -> None:
