@@ -50,6 +50,9 @@ class Arch:
     #: dozen in EfficientNet, where BatchNorm's shift then dwarfs them), which no trained
     #: model looks like
     fan_in_init: bool = False
+    #: export with Optimum's post-processing (as ``optimum-cli`` does by default): with
+    #: ``accelerate`` installed, a tied ``lm_head`` becomes a ``Transpose`` of the embedding
+    post_process: bool = False
 
     @property
     def onnx(self) -> Path:
@@ -340,6 +343,22 @@ ZOO = {a.name: a for a in [
               num_conv_pos_embedding_groups=4, num_buckets=32, max_bucket_distance=64, mask_time_prob=0.0),
          "gated relative position bias (log buckets, a GRU-style gate from the queries), post-norm"),
     ]],
+    # config variants of decoders already in the zoo, as the popular checkpoints ship them
+    Arch("llama3_tied", "LlamaConfig", "LlamaForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, tie_word_embeddings=True,
+              rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                            "original_max_position_embeddings": 64}),
+         "Llama 3.2's layout: tied embeddings (lm_head a Transpose of the embedding after Optimum's "
+         "post-processing), llama3 RoPE frequency scaling", held_out=True, post_process=True),
+    Arch("mistral_window", "MistralConfig", "MistralForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, sliding_window=4),
+         "sliding-window attention (window 4, active within the zoo's 6 positions) merged into the causal mask",
+         held_out=True),
+    Arch("phi3_longrope", "Phi3Config", "Phi3ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, num_key_value_heads=2, pad_token_id=0, original_max_position_embeddings=8,
+              rope_scaling={"type": "longrope", "short_factor": [1.0 + 0.1 * i for i in range(8)],
+                            "long_factor": [2.0 + 0.1 * i for i in range(8)]}),
+         "Phi-3.5's LongRoPE (per-frequency short/long factors, an attention scale)", held_out=True),
     Arch("efficientnet", "EfficientNetConfig", "EfficientNetForImageClassification", "vision",
          "image-classification", dict(image_size=32, width_coefficient=0.25, depth_coefficient=0.25,
                                       hidden_dim=320, num_labels=10),
@@ -868,7 +887,8 @@ def export_optimum(name: str, out_dir: Path) -> Path:
 
             ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(src)
         exp = Path(tmp) / "onnx"
-        main_export(str(src), output=str(exp), task=arch.task, no_post_process=True, do_validation=False)
+        main_export(str(src), output=str(exp), task=arch.task, no_post_process=not arch.post_process,
+                    do_validation=False)
         onnx_file = exp / "model.onnx"
         out_dir.mkdir(parents=True, exist_ok=True)
         dest = out_dir / f"{name}.onnx"
