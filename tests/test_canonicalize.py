@@ -226,3 +226,27 @@ def test_norms_without_epsilon(frontend, tmp_path):
     m, inp = _NormsWithoutEpsilon().eval(), (torch.randn(2, 5, 16),)
     _check(_load(frontend, m, inp, tmp_path, ["x"]), m, inp,
            {"nn.rms_norm": 1, "nn.layer_norm": 1, "power": 0, "rsqrt": 0, "sqrt": 0})
+
+
+def test_shifted_window_mask_on_a_split_view_is_an_attention_bias():
+    """Swin's shifted windows add their mask to a 5-D view of the scores
+    (``[batch, windows, heads, n, n]``) and view them back; the attention form has one
+    additive term on the 4-D scores, so those layers were no ``qcompile.attention`` (int-only
+    refused Swin and Donut-Swin at the scores' matmul). The term moves onto the unsplit scores
+    (a constant broadcast over the batch): every window attention is a composite now, and the
+    canonicalized float graph still matches onnxruntime, image size fixed, batch symbolic."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    arch = zoo.ZOO["swin"]
+    model = qc.load(str(arch.onnx), input_shapes={"pixel_values": (None, 3, 32, 32)})
+    mod = qc.PassManager(qc.pipeline("none")).run(model.mod)
+    names = {n for n, _ in composites(mod, "qcompile.attention")}
+    calls = [b for blk in mod["main"].body.blocks for b in blk.bindings
+             if getattr(getattr(b.value, "op", None), "name_hint", None) in names]
+    assert len(calls) == sum(arch.kwargs["depths"])  # before: 3 (stage 1's shifted block was not one)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    got = qc.build(mod, "llvm").run(x)[0]
+    ref = ort.InferenceSession(str(arch.onnx), providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)

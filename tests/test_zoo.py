@@ -20,7 +20,11 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
          # the seventh wave: integer conv1d / RMSNorm / summed masks, a head left unrotated,
          # a depthwise conv writing the stream refused (it used to be rotated wrongly)
          ("squeezebert", "int-only"), ("imagegpt", "int-only"), ("hubert", "int-only"),
-         ("audio-spectrogram-transformer", "rotate"), ("convnextv2", "rotate")}
+         ("audio-spectrogram-transformer", "rotate"), ("convnextv2", "rotate"),
+         # the eighth wave: Clip and SAME padding as Relax ops, integer average pools, a
+         # coarsened accumulator; Swin's shifted-window mask moved onto the unsplit scores
+         ("mobilenet_v2", "int-only"), ("efficientnet", "int-only"), ("poolformer", "int-only"),
+         ("swin", "int-only"), ("donut-swin", "int-only")}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
          if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)]
 

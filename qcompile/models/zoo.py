@@ -546,9 +546,6 @@ GAPS = {
                     "lengths min(shift, n) and n - shift, which TVM's arithmetic cannot prove add up to n (it "
                     "would need n >= shift), so the window attention's shapes are lost; with the image size "
                     "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
-    ("swin", "int-only"): "the window attention adds the shifted-window mask through a 5-D view of the scores "
-                          "(batch/windows, windows, heads, n, n), which canonicalization does not recognize as "
-                          "attention: the scores' matmul of two activations has no integer lowering",
     **{("swinv2", p): "symbolic image size: as Swin (torch.roll as two slices whose lengths TVM cannot add "
                       "up); with the image size fixed the model imports and matches onnxruntime"
        for p in ("none", "rotate")},
@@ -593,8 +590,6 @@ GAPS = {
                        "the softmax and the sink column is sliced off after, which canonicalization does not "
                        "recognize as attention (so no qcompile.attention for the cache passes)"
        for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
-    ("donut-swin", "int-only"): "as Swin: the window attention adds its mask through a 5-D view of the scores, "
-                                "which canonicalization does not recognize as attention",
     **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "
                        "length != key length, folds only with shape reasoning: onnxruntime's symbolic shape "
                        "inference fails on this graph, and TVM 0.27 imports If as a relax.If that qcompile's "

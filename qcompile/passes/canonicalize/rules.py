@@ -563,6 +563,33 @@ def _where_mask_form(func, with_other: bool):
     return rewrite(is_op("relax.nn.softmax")(body), fn, func)
 
 
+def _split_view_bias(func):
+    """``reshape(reshape(x, [b, w, ..]) + c, shape(x))`` (Swin's shifted-window mask: the
+    scores of ``b * w`` windows viewed as ``[b, w, heads, n, n]``, the per-window mask
+    added, viewed back) -> ``x + reshape(broadcast_to(c, [b, w, ..]), shape(x))``: the
+    same elementwise sum, with the term moved to the unsplit scores so that the attention's
+    one additive term (after :func:`_two_biases`) is visible. The term is any tensor that
+    broadcasts to the view (torch.onnx's dynamo export adds the relative position bias and
+    the mask in 5-D first); made of constants, the integer passes take it as a constant bias."""
+    x, c, s5, s4 = wildcard(), wildcard(), wildcard(), wildcard()
+    view = is_op("relax.reshape")(x, s5)
+    pat = is_op("relax.reshape")(comm(add, view, c), s4)
+
+    def fn(call, m):
+        xs, vs, out = shape_of(m[x]), shape_of(m[view]), shape_of(call)
+        cs = shape_of(m[c])
+        if xs is None or vs is None or out is None or cs is None or len(vs) != len(xs) + 1 or len(out) != len(xs) \
+                or len(cs) > len(vs):
+            return call
+        same = lambda a, b: a == b if isinstance(a, int) or isinstance(b, int) else tvm_ffi.structural_equal(a, b)  # noqa: E731
+        if not (all(same(a, b) for a, b in zip(out, xs)) and all(same(a, b) for a, b in zip(vs[2:], xs[1:]))):
+            return call  # not a split of the leading axis viewed back
+        term = O.reshape(O.broadcast_to(m[c], m[view].ty.shape), call.ty.shape)
+        return O.add(m[x], term)
+
+    return rewrite(pat, fn, func)
+
+
 def _two_biases(func):
     """``softmax(scores + a + b)`` (ALiBi, then the mask) -> ``softmax(scores + (a + b))``:
     the attention form has one additive term; equal up to float round-off."""
@@ -955,7 +982,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _split_view_bias, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

@@ -817,6 +817,15 @@ class _Lowering:
             if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
                 return Biased(x, c, call.args[0] if x is a else call.args[1])  # both go to the attention
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
+        if isinstance(a, Const) and isinstance(b, Const):  # two constant terms (Swin: the relative position
+            # bias plus the shifted-window mask broadcast over the batch): a constant, summed in int32
+            def make(s, dt, a=a, b=b):
+                lo, hi = intops.INT_RANGE[dt]
+                t = self.emit(O.add(a.make(s, "int32"), b.make(s, "int32")))
+                return t if dt == "int32" else self.emit(O.astype(self.emit(O.clip(t, lo, hi)), dt))
+
+            both = a.value is not None and b.value is not None
+            return Const(make, a.absmax + b.absmax, a.value + b.value if both else None)
         if isinstance(a, Const) and not isinstance(b, Const):
             a, b = b, a
         if isinstance(a, Acc) and isinstance(b, Const) and b.value is not None:  # bias: into the accumulator
