@@ -830,6 +830,17 @@ def test_glu_product_of_two_activations():
     assert qc.build(io, "int-accel").info["verified_integer_only"]
 
 
+def _int_only_of(m, x):
+    """``m`` (a torch module of one input) through int-only, calibrated on all of ``x`` and
+    loaded at its first four samples: (the integer module, its calibration, the ops left in
+    float)."""
+    model = qc.load(m, example_inputs=(x[:4],))
+    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
+    mod = pm.run(model.mod)
+    return mod, cal, model, [f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]]
+
+
 def test_convolutions_and_hardswish_are_integer():
     """Convolutions that are not patch embeddings (a padded stride-2 stem, a depthwise 3x3:
     SegFormer, LeViT), BatchNorm and Hardswish's clip: int8 x int8 -> int32 convolutions
@@ -853,11 +864,7 @@ def test_convolutions_and_hardswish_are_integer():
     m.bn.running_mean.uniform_(-0.5, 0.5)
     m.bn.running_var.uniform_(0.5, 2)
     x = torch.randn(16, 3, 16, 16)
-    model = qc.load(m, example_inputs=(x[:4],))
-    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
-    pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
-    mod = pm.run(model.mod)
-    floats = [f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]]
+    mod, cal, model, floats = _int_only_of(m, x)
     assert "nn.conv2d" not in floats and "clip" in floats  # the I/O quantization's clip only
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
@@ -898,11 +905,7 @@ def test_average_pools_are_integer():
     torch.manual_seed(0)
     m = Pools().eval()
     x = torch.randn(16, 3, 8, 8)
-    model = qc.load(m, example_inputs=(x[:4],))
-    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
-    pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
-    mod = pm.run(model.mod)
-    floats = [f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]]
+    mod, _, _, floats = _int_only_of(m, x)
     assert not any("pool" in f for f in floats)
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
@@ -931,9 +934,7 @@ def test_bias_that_dwarfs_the_products_coarsens_the_accumulator():
         m.bn.bias.uniform_(-0.5, 0.5)
         m.bn.running_var.fill_(1e-4)
     x = torch.randn(8, 4, 6, 6)
-    model = qc.load(m, example_inputs=(x[:4],))
-    cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
-    mod = qc.PassManager(qc.pipeline("int-only"), calibration=cal).run(model.mod)
+    mod = _int_only_of(m, x)[0]
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
