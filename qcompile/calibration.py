@@ -86,15 +86,15 @@ class Calibration:
             vm = build(tap(mod, list(requests)), "llvm").vm()
         except QCompileError:
             raise
-        except Exception as e:  # noqa: BLE001 - TVM's assertion on a shape it cannot carry (WavLM's
-            # position buckets over a symbolic length): one line, with the way around it
+        except (tvm.error.TVMError, AssertionError) as e:  # TVM's assertion on a shape it cannot carry
+            # (WavLM's position buckets over a symbolic length): one line, with the way around it
             first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
             symbolic = any(not isinstance(d, tvm.tirx.IntImm) for p in mod["main"].params
                            for d in (getattr(getattr(p.ty, "shape", None), "values", None) or []))
             raise QCompileError(f"calibration: the model observed at {len(requests)} tensor(s) does not build "
                                 f"for llvm: {type(e).__name__}: {first}",
                                 hint="fix the symbolic input dims with --input-shape (tables computed from "
-                                     "them then fold into constants)" if symbolic else None) from None
+                                     "them then fold into constants)" if symbolic else None) from e
         params = [p.name for p in mod["main"].params]
         if self.tokens is not None:
             from qcompile.lm import decoder_feeds

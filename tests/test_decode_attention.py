@@ -69,6 +69,7 @@ def test_compound_query_length():
     before = func.script()
     f = da.schedule(func)
     assert func.script() == before
+    assert "T.parallel(8)" in f.script()  # the fallback: 2 x 4 (batch, head) rows
     ex = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}), target=make_target(None))
     rng = np.random.default_rng(0)
     for samples in (27, 95, 410):

@@ -832,13 +832,14 @@ def test_glu_product_of_two_activations():
 
 def _int_only_of(m, x):
     """``m`` (a torch module of one input) through int-only, calibrated on all of ``x`` and
-    loaded at its first four samples: (the integer module, its calibration, the ops left in
-    float)."""
+    loaded at its first four samples: (the integer module, its calibration, the loaded model,
+    the ops left in float, the pass's notes)."""
     model = qc.load(m, example_inputs=(x[:4],))
     cal = Calibration({"x": x.numpy()}, batch=4, progress=False)
     pm = qc.PassManager(qc.pipeline("int-only"), calibration=cal)
     mod = pm.run(model.mod)
-    return mod, cal, model, [f.split(": ")[1] for f in pm.records[-1].notes["ops"]["float"]]
+    notes = pm.records[-1].notes
+    return mod, cal, model, [f.split(": ")[1] for f in notes["ops"]["float"]], notes
 
 
 def test_convolutions_and_hardswish_are_integer():
@@ -864,7 +865,7 @@ def test_convolutions_and_hardswish_are_integer():
     m.bn.running_mean.uniform_(-0.5, 0.5)
     m.bn.running_var.uniform_(0.5, 2)
     x = torch.randn(16, 3, 16, 16)
-    mod, cal, model, floats = _int_only_of(m, x)
+    mod, cal, model, floats, _ = _int_only_of(m, x)
     assert "nn.conv2d" not in floats and "clip" in floats  # the I/O quantization's clip only
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
@@ -905,7 +906,7 @@ def test_average_pools_are_integer():
     torch.manual_seed(0)
     m = Pools().eval()
     x = torch.randn(16, 3, 8, 8)
-    mod, _, _, floats = _int_only_of(m, x)
+    mod, _, _, floats, _ = _int_only_of(m, x)
     assert not any("pool" in f for f in floats)
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
@@ -934,7 +935,9 @@ def test_bias_that_dwarfs_the_products_coarsens_the_accumulator():
         m.bn.bias.uniform_(-0.5, 0.5)
         m.bn.running_var.fill_(1e-4)
     x = torch.randn(8, 4, 6, 6)
-    mod = _int_only_of(m, x)[0]
+    mod, notes = _int_only_of(m, x)[::4]
+    tight = notes["overflow"]["tightest"]  # the coarsened accumulator: near 2^30, not 1e14
+    assert tight["op"] == "accumulator + bias" and 2 ** 29 < tight["bound"] < 2 ** 31, tight
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])

@@ -118,8 +118,11 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
     fresh = tvm.ir.save_json(func)  # each try schedules a copy: TVM's schedule may change its input in place
     try:
         return _schedule(tvm.ir.load_json(fresh), fuse_queries=True)
-    except s_tir.schedule.ScheduleError:  # vectorize under a non-affine fused binding
-        return _schedule(tvm.ir.load_json(fresh), fuse_queries=False)
+    except s_tir.schedule.ScheduleError as first:  # vectorize under a non-affine fused binding
+        try:
+            return _schedule(tvm.ir.load_json(fresh), fuse_queries=False)
+        except Exception:  # noqa: BLE001 - no (lead, query) split to fall back to: the first error stands
+            raise first from None
 
 
 def _schedule(func: tirx.PrimFunc, fuse_queries: bool) -> tirx.PrimFunc:
@@ -129,6 +132,8 @@ def _schedule(func: tirx.PrimFunc, fuse_queries: bool) -> tirx.PrimFunc:
     out = sch.get_sblock(NAME)
     loops = list(sch.get_loops(out))
     lead = loops[:-1] if fuse_queries else loops[:-2]
+    if not lead:
+        raise ValueError("no leading loops to run in parallel")
     rows = sch.fuse(*lead) if len(lead) > 1 else lead[0]
     sch.parallel(rows)
     if not fuse_queries and len(loops) > 2:

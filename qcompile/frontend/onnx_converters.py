@@ -640,8 +640,8 @@ class Clip(F.Clip):
     @classmethod
     def _clip(cls, inputs, lo, hi):
         x = inputs[0]
-        if lo is None or hi is None or not str(getattr(getattr(x, "ty", None), "dtype", "")).startswith("float"):
-            return None
+        if lo is None or hi is None or lo > hi or not str(getattr(getattr(x, "ty", None), "dtype", "")).startswith("float"):
+            return None  # min > max: ONNX gives max, Relax's clip min; TVM's two kernels keep ONNX's order
         return relax.op.clip(x, lo, hi)
 
     @classmethod

@@ -584,6 +584,8 @@ def _split_view_bias(func):
         same = lambda a, b: a == b if isinstance(a, int) or isinstance(b, int) else tvm_ffi.structural_equal(a, b)  # noqa: E731
         if not (all(same(a, b) for a, b in zip(out, xs)) and all(same(a, b) for a, b in zip(vs[2:], xs[1:]))):
             return call  # not a split of the leading axis viewed back
+        if len(cs) < len(vs) - 1 or (isinstance(cs[len(cs) - len(vs) + 1], int) and cs[len(cs) - len(vs) + 1] == 1):
+            return call  # the term does not vary with the split-off axis: a plain broadcast already
         term = O.reshape(O.broadcast_to(m[c], m[view].ty.shape), call.ty.shape)
         return O.add(m[x], term)
 

@@ -368,7 +368,8 @@ def pool_counts(size, out, kernel, strides, padding, include_pad: bool) -> np.nd
         start = np.arange(o) * st - lo
         end = np.minimum(start + k, n + hi)
         per_axis.append(end - start if include_pad else np.minimum(start + k, n) - np.maximum(start, 0))
-    return np.outer(per_axis[0], per_axis[1]).astype(np.float64)
+    # a ceil_mode window starting past the input sums nothing: TOPI divides it by 1
+    return np.maximum(np.outer(per_axis[0], per_axis[1]), 1).astype(np.float64)
 
 
 def lowers(op: str):
@@ -824,8 +825,9 @@ class _Lowering:
                 t = self.emit(O.add(a.make(s, "int32"), b.make(s, "int32")))
                 return t if dt == "int32" else self.emit(O.astype(self.emit(O.clip(t, lo, hi)), dt))
 
-            both = a.value is not None and b.value is not None
-            return Const(make, a.absmax + b.absmax, a.value + b.value if both else None)
+            if a.value is not None and b.value is not None:
+                return self.const(relax.const((a.value + b.value).astype(np.float32)))
+            return Const(make, a.absmax + b.absmax)
         if isinstance(a, Const) and not isinstance(b, Const):
             a, b = b, a
         if isinstance(a, Acc) and isinstance(b, Const) and b.value is not None:  # bias: into the accumulator
@@ -841,6 +843,11 @@ class _Lowering:
                     # resolution far below the output's calibrated step
                     k = 2.0 ** math.ceil(math.log2(bound / 2 ** 30))
                     coarse = a.scale * k
+                    if var in self.stats and float(np.max(coarse)) > self.scale(var, "int16"):
+                        raise QCompileError(f"int-only: accumulator + bias at binding '{var.name}': the bias "
+                                            "needs an accumulator step coarser than the output's int16 step",
+                                            hint="a channel with tiny weights and a large bias; narrow the "
+                                                 "calibration range or keep this layer in float")
                     a = Acc(self.rescale(a, coarse, "int32"), coarse, a.bound / k + 1)
                     bi = np.floor(bv / coarse + 0.5)
                     bound = a.bound + float(np.abs(bi).max(initial=0))
