@@ -46,9 +46,8 @@ class Arch:
     notes: str = ""
     held_out: bool = False   # third wave: the suite runs `none` only, benchmarks/zoo.py every cell
     #: convolutions drawn at variance-preserving std 1/sqrt(fan_in) instead of the config's
-    #: 0.02: at 0.02 a deep random CNN's activations shrink about 6x per conv (1e-10 after a
-    #: dozen in EfficientNet, where BatchNorm's shift then dwarfs them), which no trained
-    #: model looks like
+    #: 0.02: at 0.02 a deep random CNN's activations shrink with every conv until BatchNorm's
+    #: shift dwarfs them (EfficientNet), which no trained model looks like
     fan_in_init: bool = False
     #: export with Optimum's post-processing (as ``optimum-cli`` does by default): with
     #: ``accelerate`` installed, a tied ``lm_head`` becomes a ``Transpose`` of the embedding
@@ -310,7 +309,7 @@ ZOO = {a.name: a for a in [
          dict(image_size=32, num_channels=3, patch_size=4, num_stages=2, hidden_sizes=[16, 32], depths=[1, 1],
               num_labels=10), "no attention (a control): global response normalization (L2 over space)"),
     ]],
-    # ---- the eighth wave, held out in the same way: relative-bucket bias, a text tower, layout
+    # ---- the eighth wave, held out in the same way: relative-bucket bias, chunked attention, layout
     # boxes, CNNs (pooling mixer, TF "same" padding, squeeze-excite), a dense-prediction neck,
     # gated relative positions over speech
     *[Arch(*a, held_out=True) for a in [
@@ -646,9 +645,7 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
             # draw its warning); the KV-cache pipelines calibrate per channel on 8
             n = max(calib_samples, 8) if pipeline == "int-only" else calib_samples
             image = _image_hw(arch) if arch is not None and arch.kind == "vision" else (32, 32)
-            ids = next((s for s in model.inputs if s.name == "input_ids"), None)
-            seq = ids.shape[1] if ids is not None and isinstance(ids.shape[1], int) else 8  # a fixed length
-            feeds = [onnx_feed(path, batch=2, seq=seq, seed=100 + i, image=image) for i in range(n)]
+            feeds = [onnx_feed(path, batch=2, seq=_fixed_seq(model, 8), seed=100 + i, image=image) for i in range(n)]
             tmp = Path(tempfile.mkdtemp(prefix="qc_zoo_")) / "calib.npz"
             np.savez(tmp, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
             calib = qc.Calibration(str(tmp), batch=2, progress=False)
@@ -808,6 +805,12 @@ TORCH_GAPS = {
 }
 
 
+def _fixed_seq(model, default: int) -> int:
+    """The token length the loaded model fixes (``input_ids``), else ``default``."""
+    ids = next((s for s in model.inputs if s.name == "input_ids"), None)
+    return ids.shape[1] if ids is not None and isinstance(ids.shape[1], int) else default
+
+
 def _one_step(art, model, sess, path, image=(32, 32)):
     """One batch at the model's image size; for an image model with a symbolic image size,
     also one at another size (40x48: a different patch grid, so position tables are
@@ -817,8 +820,7 @@ def _one_step(art, model, sess, path, image=(32, 32)):
     if pix is not None and not all(isinstance(d, int) for d in pix.shape[2:]):
         sizes.append((40, 48))
     out = []
-    ids = next((s for s in model.inputs if s.name == "input_ids"), None)
-    seq = ids.shape[1] if ids is not None and isinstance(ids.shape[1], int) else 5  # a fixed length
+    seq = _fixed_seq(model, 5)
     for size in sizes:
         feed = onnx_feed(path, seed=7, seq=seq, image=size)
         try:

@@ -820,13 +820,14 @@ class _Lowering:
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
         if isinstance(a, Const) and isinstance(b, Const):  # two constant terms (Swin: the relative position
             # bias plus the shifted-window mask broadcast over the batch): a constant, summed in int32
+            if a.value is not None and b.value is not None:
+                return self.const(relax.const((a.value + b.value).astype(np.float32)))
+
             def make(s, dt, a=a, b=b):
                 lo, hi = intops.INT_RANGE[dt]
                 t = self.emit(O.add(a.make(s, "int32"), b.make(s, "int32")))
                 return t if dt == "int32" else self.emit(O.astype(self.emit(O.clip(t, lo, hi)), dt))
 
-            if a.value is not None and b.value is not None:
-                return self.const(relax.const((a.value + b.value).astype(np.float32)))
             return Const(make, a.absmax + b.absmax)
         if isinstance(a, Const) and not isinstance(b, Const):
             a, b = b, a
@@ -1268,11 +1269,16 @@ class _Lowering:
             return Q(self.emit(rebuild(src.expr)), src.scale, src.dtype)
         raise QCompileError(f"int-only: cannot move '{type(src).__name__}' at '{var.name}'")
 
+    @staticmethod
+    def _keeps_last(call) -> bool:
+        """A per-channel scale survives where the last axis is kept (never from a 0-d value:
+        T5's scale broadcast)."""
+        src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
+        return bool(src) and bool(dst) and dst[-1] == src[-1]
+
     @lowers("relax.reshape")
     def op_reshape(self, var, call, args):
-        src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
-        # a per-channel scale survives where the last axis is kept (not from a 0-d value: T5's scale)
-        return self._move(var, call, args, bool(src) and bool(dst) and dst[-1] == src[-1])
+        return self._move(var, call, args, self._keeps_last(call))
 
     @lowers("relax.permute_dims")
     def op_permute_dims(self, var, call, args):
@@ -1292,9 +1298,7 @@ class _Lowering:
 
     @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
-        src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
-        # a per-channel scale survives where the last axis is kept (not from a 0-d value: T5's scale)
-        return self._move(var, call, args, bool(src) and bool(dst) and dst[-1] == src[-1])
+        return self._move(var, call, args, self._keeps_last(call))
 
     # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
     # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
