@@ -17,7 +17,7 @@ from qcompile.build import build, check_target_options, target_passes
 from qcompile.calibration import Calibration
 from qcompile.samples import read_npz
 from qcompile.errors import QCompileError
-from qcompile.evaluate import Reference, compare
+from qcompile.evaluate import Reference, compare, compare_layers
 from qcompile.loader import load
 from qcompile.passmanager import PassManager
 from qcompile.pipelines import pipeline
@@ -64,7 +64,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         model = load(model_path, input_shapes=input_shapes or {})
         seconds["load"] = time.perf_counter() - t
         lowering = target_passes(target, build_options)  # the backend's graph rewrites, dumped like passes
-        pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir")
+        pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir", probes=evald is not None)
         status(f"running {len(passes)} pass(es): {', '.join(p.name for p in passes)}"
                + (f" + {len(lowering)} {target} graph rewrite(s)" if lowering else ""), progress)
         t = time.perf_counter()
@@ -105,6 +105,18 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                 ev = compare(art, model, evald, ref, batch=batch, progress=progress)
                 report["evaluation"] = {"reference": "onnxruntime" if model.source == "onnx" else "torch", **ev}
                 seconds["evaluate"] = time.perf_counter() - t
+                if pm.probe is not None:
+                    t = time.perf_counter()
+                    at = pm.probe_index
+                    try:
+                        report["evaluation"]["layers"] = {
+                            "pass": pm.records[at - 1].name,
+                            "ir_file": pm.records[at - 2].ir_file if at > 1 else "00_input.py",
+                            **layer_errors(pm.probe, target, build_options, model, evald, batch, progress)}
+                    except (tvm.error.TVMError, QCompileError) as e:  # the artifact stands; said, not hidden
+                        report["evaluation"]["layers"] = None
+                        report["evaluation"]["layers_skipped"] = str(e).strip().splitlines()[0]
+                    seconds["layers"] = time.perf_counter() - t
         # every timing in this one field (and, with --tune, build.info's tuning time): two compiles of
         # the same inputs differ nowhere else
         report["seconds"] = {**{k: round(v, 3) for k, v in seconds.items()},
@@ -115,6 +127,17 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def layer_errors(probe, target: str, build_options: dict, model, data: dict, batch: int, progress: bool) -> dict:
+    """The per-layer error of a quantizing pass's probes (:func:`compare_layers`): both
+    probe modules built for ``target`` (the float one as the float model; neither is
+    exported), run on the evaluation data."""
+    status(f"building the per-layer probes ({len(probe.bindings)} block outputs)", progress)
+    float_art = build(probe.float_mod, target, **build_options)
+    quant_art = build(probe.quant_mod, target, **build_options)
+    return {"reference": "the float model before the quantizing pass, built by qcompile",
+            "blocks": compare_layers(probe, float_art, quant_art, model, data, batch, progress)}
 
 
 ARTIFACT_MARKER = "qcompile_version"  # a key of every report.json the driver writes

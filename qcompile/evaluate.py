@@ -59,19 +59,24 @@ def check_inputs(model: Model, data: dict) -> dict:
     return {**data, **{s.name: check_array(s.name, data[s.name], s.shape, s.dtype) for s in model.inputs}}
 
 
-def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
-            progress: bool = True) -> dict:
-    """Run artifact and reference on ``data`` in batches; return metrics per output."""
+def _usable(model: Model, data: dict, batch: int) -> tuple[dict, int, int]:
+    """``data`` checked and cut to whole batches of the model's batch size: (data, batch, samples)."""
     data = check_inputs(model, data)
-    labels = data.get("labels")
-    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
-        raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
     bs = batch_size_for(model, batch)
     n = len(next(iter(data.values())))
     usable = n - n % bs if bs != batch else n
     if usable == 0:
         raise QCompileError(f"evaluation data has {n} samples, the model's fixed batch is {bs}")
-    data = {k: v[:usable] for k, v in data.items()}
+    return {k: v[:usable] for k, v in data.items()}, bs, usable
+
+
+def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
+            progress: bool = True) -> dict:
+    """Run artifact and reference on ``data`` in batches; return metrics per output."""
+    data, bs, usable = _usable(model, data, batch)
+    labels = data.get("labels")
+    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
+        raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
     acc: dict[int, dict] = {}
     order = [s.name for s in model.inputs]
     for feed in iterate(batches(data, bs), -(-usable // bs), "evaluating", "batch", progress):
@@ -111,3 +116,35 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
                 m["reference_top1_accuracy"] = a["ref_correct"] / a["rows"]
         out[names[i]] = m
     return {"samples": usable, "batch": bs, "outputs": out}
+
+
+def compare_layers(probe, float_art, quant_art, model: Model, data: dict, batch: int = 16,
+                   progress: bool = True) -> list[dict]:
+    """Per-layer error: each probed block output of the quantized artifact against the same
+    tensor of the float model (``probe``: a :class:`qcompile.passmanager.Probes`, both of its
+    modules built), over the evaluation data. Per block: cosine similarity and relative error
+    ``||q - f|| / ||f||`` (both over all samples, flattened)."""
+    from qcompile.backends.common import host_quantize
+
+    data, bs, usable = _usable(model, data, batch)
+    n = len(probe.bindings)
+    acc = np.zeros((n, 4))  # q.f, q.q, f.f, |q - f|^2
+    order = [s.name for s in model.inputs]
+    for feed in iterate(batches(data, bs), -(-usable // bs), "per-layer error", "batch", progress):
+        xs = [feed[k] for k in order]
+        got = quant_art.run_raw(*(host_quantize({"inputs": probe.io}, xs) if probe.io else xs))[-n:]
+        ref = float_art.run_raw(*xs)[-n:]
+        for i, (q, f) in enumerate(zip(got, ref)):
+            q64, f64 = np.asarray(q, np.float64).ravel(), np.asarray(f, np.float64).ravel()
+            if not (np.isfinite(q64).all() and np.isfinite(f64).all()):
+                raise QCompileError(f"per-layer error: NaN/Inf at binding '{probe.bindings[i]}' "
+                                    f"({'the artifact' if not np.isfinite(q64).all() else 'the float model'})")
+            d = q64 - f64
+            acc[i] += (q64 @ f64, q64 @ q64, f64 @ f64, d @ d)
+    out = []
+    for i in range(n):
+        qf, qq, ff, dd = acc[i]
+        out.append({"label": probe.labels[i], "binding": probe.bindings[i],
+                    "cosine": float(qf / max(np.sqrt(qq * ff), 1e-30)),
+                    "relative_error": float(np.sqrt(dd / max(ff, 1e-30)))})
+    return out

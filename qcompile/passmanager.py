@@ -77,11 +77,43 @@ def make_config(cls, options: dict, pass_name: str):
 
 
 @dataclasses.dataclass
+class Probes:
+    """A quantizing pass's answer to a request for per-layer error: ``float_mod`` and
+    ``quant_mod`` are the pass's input and output modules whose ``main`` also returns, after
+    its own outputs, the tensors named ``bindings`` (binding names of the input module, in
+    the IR dump before the pass), dequantized in ``quant_mod``. ``labels`` say which block
+    each is; ``io`` is the integer-I/O input scales when the quantized ``main`` takes integers."""
+
+    bindings: list
+    labels: list
+    float_mod: object
+    quant_mod: object
+    io: dict | None = None
+
+
+def mapped_probes(before, after, env: dict) -> Probes | None:
+    """The :class:`Probes` of a pass that keeps the float graph's shape and re-emits it
+    (``rebuild_main(..., env=env)``: ``env`` maps each var of ``before``'s ``main`` to its
+    counterpart in ``after``'s): the block outputs of ``before``, read in both."""
+    from qcompile.analysis.blocks import block_outputs
+    from qcompile.rewrite import with_outputs
+
+    points = [(v, label) for v, label in block_outputs(before) if isinstance(env.get(v), tvm.relax.Var)]
+    if not points:
+        return None
+    return Probes([v.name for v, _ in points], [label for _, label in points],
+                  with_outputs(before, [v for v, _ in points]), with_outputs(after, [env[v] for v, _ in points]))
+
+
+@dataclasses.dataclass
 class PassContext:
-    """What a running pass can read (calibration statistics) and write (notes for the report)."""
+    """What a running pass can read (calibration statistics; ``probes``: whether per-layer
+    error was asked for) and write (notes for the report; ``probe``: a :class:`Probes`)."""
 
     stats: dict = dataclasses.field(default_factory=dict)
     notes: dict = dataclasses.field(default_factory=dict)
+    probes: bool = False
+    probe: Probes | None = None
 
 
 @dataclasses.dataclass
@@ -124,8 +156,12 @@ class PassRecorder:
 class PassManager:
     """Runs passes in order, collecting calibration statistics for the passes that need them."""
 
-    def __init__(self, passes: list[Pass], calibration=None, ir_dir: str | Path | None = None):
+    def __init__(self, passes: list[Pass], calibration=None, ir_dir: str | Path | None = None,
+                 probes: bool = False):
         self.passes = list(passes)
+        self.probes = probes       # ask quantizing passes for per-layer probes
+        self.probe: Probes | None = None  # the last one a pass gave, and that pass's index
+        self.probe_index = 0
         self.calibration = calibration
         self.ir_dir = Path(ir_dir) if ir_dir is not None else None
         self.records: list[PassRecord] = []
@@ -144,15 +180,18 @@ class PassManager:
 
     def run(self, mod):
         self.records = []
+        self.probe = None
         self._write_ir(0, "input", mod)
         for i, p in enumerate(self.passes, start=1):
-            ctx = PassContext()
+            ctx = PassContext(probes=self.probes)
             if p.needs_calibration:
                 if self.calibration is None:
                     raise QCompileError(f"pass '{p.name}' needs calibration data",
                                         hint="pass --calib-data F.npz (or calibration=qc.Calibration(...))")
                 ctx.stats = self.calibration.collect(mod, p.calibration_requests(mod))
             mod = self._run_one(p, mod, ctx, i)
+            if ctx.probe is not None:
+                self.probe, self.probe_index = ctx.probe, i
         return mod
 
     def _run_one(self, p: Pass, mod, ctx: PassContext, index: int):

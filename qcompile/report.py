@@ -27,7 +27,9 @@ def _fmt_ops(delta: dict) -> str:
 
 def write(out_dir, rep: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps(rep, indent=2, sort_keys=False) + "\n")
-    (out_dir / "report.md").write_text(markdown(rep))
+    md = markdown(rep)
+    (out_dir / "report.md").write_text(md)
+    (out_dir / "report.html").write_text(html(md, rep))
 
 
 def markdown(rep: dict) -> str:
@@ -65,10 +67,29 @@ def markdown(rep: dict) -> str:
             acc = (f"{o['top1_accuracy'] * 100:.2f} % / {o['reference_top1_accuracy'] * 100:.2f} %"
                    if "top1_accuracy" in o else "-")
             lines.append(f"| {name} | {o['max_abs_err']:.3g} | {o['cosine']:.7f} | {t1} | {acc} |")
+        lines += _layer_lines(ev.get("layers"))
+        if ev.get("layers_skipped"):
+            lines += ["", f"Error per block not measured: {ev['layers_skipped']}."]
     if rep.get("evaluation_skipped"):
         lines += ["", f"Evaluation skipped: {rep['evaluation_skipped']}."]
     lines += ["", "Times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["seconds"].items() if k != "each_pass"), ""]
     return "\n".join(lines)
+
+
+LAYER_TITLE = "## Error per block"
+
+
+def _layer_lines(layers: dict | None) -> list[str]:
+    if not layers:
+        return []
+    out = ["", f"{LAYER_TITLE} (`{layers['pass']}` against the float model before it, same samples)", "",
+           f"Each block's output (a residual add: bindings of `ir/{layers['ir_file']}`), dequantized, against the "
+           "same tensor of the float model: the error that has accumulated by that block.", "",
+           "| # | block | binding | cosine | relative error |", "|---|---|---|---|---|"]
+    for i, b in enumerate(layers["blocks"], start=1):
+        out.append(f"| {i} | {b['label'].split(' ', 1)[1]} | `{b['binding']}` | {b['cosine']:.6f} | "
+                   f"{b['relative_error'] * 100:.3g} % |")
+    return out
 
 
 def _pass_seconds(rep: dict, p: dict) -> float:
@@ -100,6 +121,14 @@ def summary(rep: dict, out_dir) -> str:
                        f"(reference {o['reference_top1_accuracy'] * 100:.2f} %)")
             rows.append(f"  vs {ev['reference']} on {ev['samples']} samples: {name} cosine {o['cosine']:.7f}, "
                         f"max |err| {o['max_abs_err']:.3g}{t1}")
+        layers = ev.get("layers")
+        if layers:
+            worst = min(layers["blocks"], key=lambda b: b["cosine"])
+            rows.append(f"  error per block ({len(layers['blocks'])} blocks, {layers['pass']} against the float model): "
+                        f"cosine {layers['blocks'][0]['cosine']:.6f} after block 1, lowest {worst['cosine']:.6f} at "
+                        f"block {worst['label']} (plot: {out_dir}/report.html)")
+        elif ev.get("layers_skipped"):
+            rows.append(f"  error per block not measured: {ev['layers_skipped']}")
     if rep.get("evaluation_skipped"):  # said, not silent: --eval-data was given and not used
         rows.append(f"  evaluation skipped: {rep['evaluation_skipped']}")
     rows.append(f"  report: {out_dir}/report.md")
@@ -187,3 +216,99 @@ def _island_lines(islands: list[dict]) -> list[str]:
     return [f"{len(islands)} float island(s), {total * 100:.3g} % of the model's FLOPs, dequantized in and "
             "requantized (int16) out"] + [f"float island `{i['op']}` at `{i['binding']}` "
                                           f"({i.get('flops_share', 0) * 100:.3g} % of FLOPs): {i['why']}" for i in islands]
+
+
+# ----------------------------------------------------------------------------- report.html
+
+
+def layer_plot_png(layers: dict) -> bytes | None:
+    """The per-block error as a PNG (relative error and cosine against the block), or None
+    without matplotlib (``pip install 'qcompile[plots]'``)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import io
+
+    blocks = layers["blocks"]
+    x = list(range(1, len(blocks) + 1))
+    fig, (a, b) = plt.subplots(2, 1, figsize=(max(6.0, 0.35 * len(x)), 5.5), sharex=True)
+    a.plot(x, [r["relative_error"] * 100 for r in blocks], "o-", color="tab:red")
+    a.set_ylabel("relative error (%)")
+    a.set_title(f"{layers['pass']}: error per block against the float model")
+    b.plot(x, [r["cosine"] for r in blocks], "o-", color="tab:blue")
+    b.set_ylabel("cosine similarity")
+    b.set_xticks(x, [r["label"] for r in blocks], rotation=60, ha="right", fontsize=8)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _inline(text: str) -> str:
+    import html as h
+    import re
+
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(f"<code>{h.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
+                   else h.escape(p) for p in parts)
+
+
+def html(md: str, rep: dict) -> str:
+    """report.md as one self-contained HTML page, with the per-block plot embedded (PNG)."""
+    import base64
+
+    layers = (rep.get("evaluation") or {}).get("layers")
+    plot = layer_plot_png(layers) if layers else None
+    body, table, bullets = [], False, False
+
+    def close():
+        nonlocal table, bullets
+        if table:
+            body.append("</table>")
+        if bullets:
+            body.append("</ul>")
+        table = bullets = False
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-: ") for c in cells):
+                continue
+            if not table:
+                close()
+                body.append("<table>")
+                table = True
+                body.append("<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells) + "</tr>")
+            else:
+                body.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if line.startswith("* "):
+            if not bullets:
+                close()
+                body.append("<ul>")
+                bullets = True
+            body.append(f"<li>{_inline(line[2:])}</li>")
+            continue
+        close()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            if line.startswith(LAYER_TITLE):
+                body.append(f'<p><img alt="error per block" src="data:image/png;base64,'
+                            f'{base64.b64encode(plot).decode()}"></p>' if plot else
+                            "<p>(no plot: matplotlib is not installed; <code>pip install 'qcompile[plots]'</code>)</p>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    close()
+    title = _inline(md.splitlines()[0].lstrip("# ")) if md else "qcompile report"
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+             "code{background:#f4f4f4}img{max-width:100%}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style>"
+            f"</head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -90,10 +90,11 @@ def _sub(e, env: dict):
     return e
 
 
-def emit_body(bb, func, env: dict, on_binding=None):
-    """Re-emit ``func``'s bindings through ``bb`` with vars mapped by ``env`` (filled as it
-    goes); ``on_binding`` as in :func:`rebuild_main`. Returns the mapped body result."""
-    for blk in func.body.blocks:
+def emit_body(bb, func, env: dict, on_binding=None, blocks=None):
+    """Re-emit ``func``'s bindings (or those of ``blocks``) through ``bb`` with vars mapped by
+    ``env`` (filled as it goes); ``on_binding`` as in :func:`rebuild_main`. Returns the mapped
+    body result."""
+    for blk in func.body.blocks if blocks is None else blocks:
         for b in blk.bindings:
             v = b.value
             if isinstance(b, relax.MatchCast):  # a run-time shape check the importer added: keep it
@@ -108,6 +109,31 @@ def emit_body(bb, func, env: dict, on_binding=None):
             new = on_binding(bb, b.var, v) if on_binding is not None else None
             env[b.var] = bb.emit(v if new is None else new, name_hint=b.var.name)
     return _sub(func.body.body, env)
+
+
+def _emit_main(bb, main, params: list, env: dict, attrs, on_binding=None, extra: list | None = None):
+    """``main`` re-emitted as a function of ``params``: its leading non-dataflow blocks (the
+    run-time checks int-only puts first, impure) stay outside the dataflow block, the rest
+    goes into one; purity is kept. With ``extra`` (vars of ``main``), their values are
+    returned after ``main``'s own output(s)."""
+    blocks = list(main.body.blocks)
+    lead = 0
+    while lead < len(blocks) - 1 and not isinstance(blocks[lead], relax.DataflowBlock):
+        lead += 1
+    with bb.function("main", params, attrs=attrs, pure=bool(main.is_pure)):
+        emit_body(bb, main, env, on_binding, blocks[:lead])
+        with bb.dataflow():
+            body = emit_body(bb, main, env, on_binding, blocks[lead:])
+            if extra:
+                if isinstance(body, relax.Tuple):
+                    fields = list(body.fields)
+                elif isinstance(body.ty, relax.TupleType):
+                    fields = [bb.emit(relax.TupleGetItem(body, i)) for i in range(len(body.ty.fields))]
+                else:
+                    fields = [body]
+                body = relax.Tuple(fields + [env[v] for v in extra])
+            gv = bb.emit_output(body)
+        bb.emit_func_output(gv)
 
 
 def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None = None):
@@ -133,10 +159,7 @@ def rebuild_main(mod, on_binding, params: list | None = None, env: dict | None =
     attrs = dict(main.attrs) if main.attrs else None
     if attrs and "num_input" in attrs and int(attrs["num_input"]) == len(main.params):
         attrs["num_input"] = len(params)
-    with bb.function("main", params, attrs=attrs):
-        with bb.dataflow():
-            gv = bb.emit_output(emit_body(bb, main, env, on_binding))
-        bb.emit_func_output(gv)
+    _emit_main(bb, main, params, env, attrs, on_binding)
     return bb.get()
 
 
@@ -151,3 +174,16 @@ def retyped(func: relax.Function, types: list) -> relax.Function:
             out = bb.emit_output(emit_body(bb, func, dict(zip(func.params, params))))
         bb.emit_func_output(out)
     return bb.get()["f"]
+
+
+def with_outputs(mod, extra: list):
+    """``mod`` whose ``main`` returns, after its own output(s), the values of the bindings
+    ``extra`` (vars of ``main``): the same computation, re-emitted, for probing inside it."""
+    main = mod["main"]
+    rest = mod.clone()
+    del rest["main"]
+    bb = relax.BlockBuilder(rest)
+    params = [relax.Var(p.name, p.ty) for p in main.params]
+    _emit_main(bb, main, params, dict(zip(main.params, params)), dict(main.attrs) if main.attrs else None,
+               extra=extra)
+    return bb.get()

@@ -26,7 +26,7 @@ def test_compile_llvm_end_to_end(tmp_path, capsys, tiny_encoder_onnx, tiny_encod
     rc, stdout, _ = compile_(capsys, tiny_encoder_onnx, "--pipeline", "none", "--target", "llvm", "-o", out,
                              "--eval-data", tiny_encoder_eval, "--batch", "4", "-q")
     assert rc == 0
-    assert {p.name for p in out.iterdir()} == {"model.so", "ir", "report.json", "report.md"}
+    assert {p.name for p in out.iterdir()} == {"model.so", "ir", "report.json", "report.md", "report.html"}
     # the llvm backend's graph rewrites are passes too: timed, dumped, their counts in the report
     llvm_steps = ["patch_convs", "lut", "fast_gelu", "split_heads", "decode_attention", "x86_packed", "mul32",
                   "shift32"]
@@ -94,7 +94,7 @@ def test_two_compiles_are_identical(tmp_path):
     files = sorted(str(p.relative_to(outs[0])) for p in outs[0].rglob("*") if p.is_file())
     assert files == sorted(str(p.relative_to(outs[1])) for p in outs[1].rglob("*") if p.is_file())
     identical = [f for f in files if (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes()]
-    assert set(files) - set(identical) <= {"report.json", "report.md", "model.so"}
+    assert set(files) - set(identical) <= {"report.json", "report.md", "report.html", "model.so"}
     assert {"ir/00_input.py", "ir/01_canonicalize.py", "ir/02_int_prepare.py", "ir/03_int_only.py"} <= set(identical)
     x = dict(np.load(ASSETS / "fmnist_test256.npz"))["pixels"][:32]
     a, b = (qc_run(o, x) for o in outs)
@@ -104,8 +104,9 @@ def test_two_compiles_are_identical(tmp_path):
     for r in reps:
         del r["seconds"]
     assert reps[0] == reps[1]
-    md = [re.sub(r"\d+\.\d+", "#", (o / "report.md").read_text()) for o in outs]
-    assert md[0] == md[1]
+    for page in ("report.md", "report.html"):  # the same apart from times (the plot's PNG included)
+        md = [re.sub(r"\d+\.\d+", "#", (o / page).read_text()) for o in outs]
+        assert md[0] == md[1]
 
 
 def test_cuda_and_int_accel_targets(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):

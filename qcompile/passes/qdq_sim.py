@@ -23,7 +23,7 @@ from tvm import relax
 from tvm.relax import op as O
 
 from qcompile.errors import QCompileError
-from qcompile.passmanager import Pass
+from qcompile.passmanager import Pass, mapped_probes
 from qcompile.analysis.graph import Graph, linear_at
 from qcompile.analysis.moves import op_name
 from qcompile.rewrite import rebuild_main
@@ -93,7 +93,10 @@ class QdqSim(Pass):
                 w = qdq_weight(w.astype(np.float64), cfg.w_bits).astype(w.dtype)
             return relax.Call(val.op, [x, relax.const(w)], val.attrs, val.ty_args)
 
-        out = rebuild_main(mod, on_binding)
+        env: dict = {}
+        out = rebuild_main(mod, on_binding, env=env)
+        if ctx.probes:
+            ctx.probe = mapped_probes(mod, out, env)
         ctx.notes["simulation"] = ("quantize-dequantize in float32: weights per output channel, activations "
                                    "per token, symmetric round-to-nearest")
         ctx.notes["w_bits"], ctx.notes["a_bits"] = cfg.w_bits, cfg.a_bits

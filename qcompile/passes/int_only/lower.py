@@ -53,14 +53,15 @@ from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
 
 from qcompile.passes.int_only import intops
+from qcompile.analysis.blocks import block_outputs
 from qcompile.analysis.flops import binding_flops
 from qcompile.analysis.graph import Graph
 from qcompile.analysis.patterns import comm, mul, same, scalar
 from qcompile.collectors import AbsMaxPerChannel, Histogram, MinMax
 from qcompile.errors import QCompileError
 from qcompile.ir import attention_roles, const_value, shape_of
-from qcompile.passmanager import Pass
-from qcompile.rewrite import rewrite
+from qcompile.passmanager import Pass, Probes
+from qcompile.rewrite import rewrite, with_outputs
 
 # ============================================================================ int-prepare
 
@@ -333,16 +334,7 @@ class IntOnly(Pass):
         if cfg.act_calib not in ("percentile", "max"):
             raise QCompileError(f"int-only: act_calib must be 'percentile' or 'max', not '{cfg.act_calib}'")
         lowering = _Lowering(mod, ctx.stats, cfg)
-        new_main = lowering.run()
-        out = mod.clone() if hasattr(mod, "clone") else mod
-        for gv, f in list(out.functions.items()):
-            if isinstance(f, relax.Function) and (f.attrs or {}).get("Composite"):
-                del out[gv]
-        out["main"] = new_main
-        for gv, f in lowering.bb.get().functions.items():
-            if isinstance(f, tvm.tirx.PrimFunc):
-                out[gv] = f
-        out = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
+        out = _assemble(mod, lowering, lowering.run())
         ctx.notes.update(lowering.notes())
         if lowering.islands:  # each island's share of the float model's arithmetic
             work = binding_flops(mod, mod["main"], fill=max(cfg.max_length, 1))
@@ -350,7 +342,36 @@ class IntOnly(Pass):
             for isl in lowering.islands:
                 isl["flops_share"] = round(work.get(isl["binding"], 0) / total, 6)
         ctx.notes["ops"] = count_ops(out["main"])
+        if ctx.probes:
+            ctx.probe = self.probes(mod, ctx.stats)
         return out
+
+    def probes(self, mod, stats) -> Probes | None:
+        """The input and output modules returning each block's output as well (a second
+        lowering walk, so the artifact's ``main`` is the one built without them)."""
+        points = dict(block_outputs(mod))
+        lowering = _Lowering(mod, stats, self.config)
+        qmod = _assemble(mod, lowering, lowering.run(list(points)))
+        points = [(v, points[v]) for v in lowering.probed]
+        if not points:
+            return None
+        return Probes([v.name for v, _ in points], [label for _, label in points],
+                      with_outputs(mod, [v for v, _ in points]), qmod,
+                      lowering.io["inputs"] if lowering.int_io else None)
+
+
+def _assemble(mod, lowering: "_Lowering", main):
+    """``mod`` with its float ``main`` replaced by ``main`` (lowered by ``lowering``): the
+    composites dropped, the integer kernels the lowering emitted added."""
+    out = mod.clone()
+    for gv, f in list(out.functions.items()):
+        if isinstance(f, relax.Function) and (f.attrs or {}).get("Composite"):
+            del out[gv]
+    out["main"] = main
+    for gv, f in lowering.bb.get().functions.items():
+        if isinstance(f, tvm.tirx.PrimFunc):
+            out[gv] = f
+    return relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
 
 
 #: Relax op name -> the method of :class:`_Lowering` that lowers it (``@lowers``), as TVM's
@@ -407,6 +428,7 @@ class _Lowering:
         self.bounded: list[str] = []   # symbolic attention lengths bounded by max_length
         self.normalized: dict = {}
         self.islands: list[dict] = []  # float islands (``float_islands``), in graph order
+        self.probed: list = []         # the probes :meth:`run` returns, in order
         self.shape_only = Graph(mod).shape_only()  # for the hint of a failing position table
 
     def symbolic_lengths(self, main) -> list:
@@ -538,7 +560,9 @@ class _Lowering:
         return Raw(e)  # a shape variable (arange(0, seq)), a PrimValue, a shape
 
     # ------------------------------------------------------------------ walk
-    def run(self):
+    def run(self, probes: list | None = None):
+        """The integer ``main``; with ``probes`` (float vars of the input's ``main``) it also
+        returns their values, dequantized, after its own outputs (for per-layer error)."""
         main = self.mod["main"]
         params, float_inputs = [], []
         for p in main.params:
@@ -573,6 +597,15 @@ class _Lowering:
                         self.binding = b.var.name
                         self.env[b.var] = self.lower(b.var, b.value)
                 outs = self.outputs(main.body.body)
+                if probes:
+                    fields = list(outs.fields) if isinstance(outs, relax.Tuple) else [outs]
+                    for v in probes:
+                        try:
+                            fields.append(self.dequantize(v))
+                            self.probed.append(v)
+                        except QCompileError:  # a form with no float value (a mask): not probed
+                            pass
+                    outs = relax.Tuple(fields)
                 gv = self.bb.emit_output(outs)
             self.bb.emit_func_output(gv)
         return self.bb.get()["main"]
