@@ -250,3 +250,36 @@ def test_shifted_window_mask_on_a_split_view_is_an_attention_bias():
     got = qc.build(mod, "llvm").run(x)[0]
     ref = ort.InferenceSession(str(arch.onnx), providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_two_score_products_summed_terminate():
+    """LiLT sums its text and layout scores (two scaled ``q k^T`` products) before the mask
+    and the softmax; the rule that gathers two biases into one term took the other product
+    for a bias and swapped them forever ("rewrite does not terminate"). Now such a sum is
+    left as it is, and the canonicalized graph matches onnxruntime."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    path = zoo.ZOO["lilt"].onnx
+    mod = qc.PassManager(qc.pipeline("none")).run(qc.load(str(path)).mod)
+    feed = zoo.onnx_feed(path, batch=2, seq=6)
+    got = qc.build(mod, "llvm").run(*[feed[k] for k in ("input_ids", "bbox", "attention_mask")])[0]
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_rope_over_a_compound_length_stays_well_formed():
+    """wav2vec2-conformer's rotary attention runs over ``samples // 10 - 1`` frames: the RoPE
+    composite's parameters only hold that expression, so once its shape parameter was
+    inlined nothing defined ``samples`` ("produced ill-formed IR: Var sequence_length is not
+    defined"). The composite now takes the dims it needs as a shape parameter of its own."""
+    from qcompile.models import zoo
+
+    mod = qc.PassManager(qc.pipeline("none")).run(qc.load(str(zoo.ZOO["wav2vec2-conformer"].onnx)).mod)
+    ropes = composites(mod, "qcompile.rope")
+    assert ropes
+    from tvm import relax
+
+    for _, f in ropes:
+        assert any(p.name == "dims" for p in f.params) and not list(relax.analysis.free_symbolic_vars(f))

@@ -1078,3 +1078,48 @@ def test_hf_encoder_dynamo_onnx_export_int_only(tmp_path):
     got = qc.build(mod, "llvm").run(*[feed[s.name] for s in model.inputs])[0]
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     assert _cos(got, ref) >= 0.99
+
+
+def test_pool1d_gather_and_activation_products_are_integer():
+    """SEW's ``avg_pool1d`` (an integer 2-D pool over a unit height), DeBERTa's / SEW-D's
+    ``torch.gather`` of relative-position scores (``gather_elements``: data movement) and a
+    product of two activations outside an attention (int8 x int8 -> int32 at ``s_a s_b``;
+    before: "multiplies two activations outside attention"): integer, bit-exact against the
+    NumPy interpreter, close to float."""
+    class Scores(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+            self.register_buffer("idx", torch.tensor([[2, 1, 0], [0, 2, 1], [1, 0, 2]]))
+
+        def forward(self, x):  # [N, 6, 8]
+            p = torch.nn.functional.avg_pool1d(x.transpose(1, 2), 2, 2).transpose(1, 2)  # [N, 3, 8]
+            s = self.a(p) @ self.b(p).transpose(1, 2)                                    # [N, 3, 3]
+            return torch.gather(s, -1, self.idx.expand(x.shape[0], 3, 3)).flatten(1)
+
+    torch.manual_seed(0)
+    m = Scores().eval()
+    x = torch.randn(16, 6, 8)
+    mod, _, _, floats, _ = _int_only_of(m, x)
+    ops = script(mod)
+    assert "R.nn.avg_pool1d" not in ops and "R.gather_elements" in ops
+    assert re.search(r"R\.matmul\(lv\w*, lv\w*, out_dtype=\"int32\"\)", ops)
+    assert not any(f.startswith(("matmul", "gather", "nn.avg")) for f in floats)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
+@pytest.mark.slow
+def test_a_mask_cut_to_the_length_moves_as_a_mask(monkeypatch):
+    """BART's decoder slices its causal mask (a ``where(keep, 0, -inf)``) to the sequence
+    length before adding it to the scores: a mask moves through data movement as a mask
+    (before: "cannot move 'Mask'"). With every dim fixed (its symbolic batch is a zoo gap)
+    int-only passes against onnxruntime."""
+    from qcompile.models import zoo
+
+    fixed = {k: (2, 8) for k in ("input_ids", "attention_mask", "decoder_input_ids")}
+    monkeypatch.setitem(zoo.FIXED_SHAPES, ("bart", "int-only"), lambda a: fixed)
+    r = zoo.check(zoo.ZOO["bart"].onnx, "int-only", "encoder")
+    assert r["status"] == "pass" and r["cosine"] >= 0.999, r

@@ -24,7 +24,10 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
          # the eighth wave: Clip and SAME padding as Relax ops, integer average pools, a
          # coarsened accumulator; Swin's shifted-window mask moved onto the unsplit scores
          ("mobilenet_v2", "int-only"), ("efficientnet", "int-only"), ("poolformer", "int-only"),
-         ("swin", "int-only"), ("donut-swin", "int-only")}
+         ("swin", "int-only"), ("donut-swin", "int-only"),
+         # the ninth wave: a -inf causal mask read as a mask, RoPE composites over compound
+         # lengths, a conformer's GLU / depthwise conv / BatchNorm in integers
+         ("whisper", "int-only"), ("wav2vec2-conformer", "int-only")}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
          if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)]
 

@@ -598,8 +598,11 @@ def _two_biases(func):
     sc, a, b = wildcard(), wildcard(), wildcard()
     scores = is_op("relax.matmul")(wildcard(), wildcard())
     scaled = scores | comm(mul, scores, is_const()) | div(scores, is_const())
+    var2val = relax.analysis.get_var2val(func)
 
     def fn(call, m):
+        if any(scaled.match(m[t], var2val=var2val) for t in (a, b)):
+            return call  # two score products summed (LiLT's text + layout scores): no single bias to form
         return O.nn.softmax(O.add(m[sc], O.add(m[a], m[b])), axis=int(call.attrs.axis))
 
     sc = scaled
@@ -911,26 +914,36 @@ def _inline_rope_shapes(mod, ctx):
         x_shape = f.params[0].ty.shape if isinstance(f.params[0].ty, relax.TensorType) else None
         if not shape_params or not isinstance(x_shape, relax.ShapeExpr):
             continue
-        fixed[gv] = (f.bind_params({f.params[i]: relax.ShapeExpr(x_shape.values) for i in shape_params}),
-                     set(shape_params))
+        g = f.bind_params({f.params[i]: relax.ShapeExpr(x_shape.values) for i in shape_params})
+        free = list(relax.analysis.free_symbolic_vars(g))
+        if free:  # x's dims are expressions of dims no parameter still defines (wav2vec2-conformer's
+            # ``samples // 10 - 1`` frames): they come in as one shape parameter of their own
+            g = relax.Function(list(g.params) + [relax.Var("dims", relax.ShapeType(free))], g.body, g.ret_ty,
+                               g.is_pure, g.attrs)
+        fixed[gv] = (g, set(shape_params), free)
     if not fixed:
         return mod
 
     bb = relax.BlockBuilder(mod)
-    new_gv = {gv: bb.add_func(f, gv.name_hint + "_inlined") for gv, (f, _) in fixed.items()}
+    new_gv = {gv: bb.add_func(f, gv.name_hint + "_inlined") for gv, (f, _, _) in fixed.items()}
 
     @relax.expr_functor.mutator
     class _Calls(relax.PyExprMutator):
         def visit_call_(self, call):
             call = super().visit_call_(call)
             if isinstance(call.op, relax.GlobalVar) and call.op in fixed:
-                drop = fixed[call.op][1]
-                return relax.Call(new_gv[call.op], [a for i, a in enumerate(call.args) if i not in drop])
+                _, drop, free = fixed[call.op]
+                return relax.Call(new_gv[call.op], [a for i, a in enumerate(call.args) if i not in drop]
+                                  + ([relax.ShapeExpr(free)] if free else []))
             return call
 
     out = bb.get()
     for gv, f in list(out.functions.items()):
         if isinstance(f, relax.Function) and gv not in fixed and gv not in new_gv.values():
+            # the composite's dims are its own tir vars: at a call site, the caller's of that name
+            own = {str(v): v for v in relax.analysis.defined_symbolic_vars(f)}
+            for k, (g, drop, free) in fixed.items():
+                fixed[k] = (g, drop, [own.get(str(v), v) for v in free])
             out[gv] = _Calls(out).visit_expr(f)
     for gv in new_gv:
         del out[gv]

@@ -144,6 +144,8 @@ class _Interp:
         if name == "nn.conv2d" and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "OIHW":
             return conv2d_ref(args[0], args[1], [int(v) for v in a.strides], [int(v) for v in a.padding],
                               [int(v) for v in a.dilation], int(a.groups)).astype(out_dt)
+        if name == "gather_elements":
+            return np.take_along_axis(args[0], args[1].astype(np.int64), axis=int(a.axis))
         if name == "gather_nd" and int(a.batch_dims) == 0:
             x, idx = args
             return x[tuple(idx[..., i] for i in range(idx.shape[-1]))]

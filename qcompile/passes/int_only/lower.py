@@ -127,6 +127,25 @@ def conv1d_as_conv2d(func):
     return rewrite(is_op("relax.nn.conv1d")(x, w), fn, func)
 
 
+def avg_pool1d_as_2d(func):
+    """avg_pool1d(x [N, C, L]) -> squeeze(avg_pool2d(x [N, C, 1, L])) with the same window,
+    stride, padding and count rule (SEW's squeezed sequence): one integer pooling rule."""
+    x = wildcard()
+
+    def fn(call, m):
+        a = call.attrs
+        if str(a.layout) != "NCW" or str(a.out_layout) not in ("NCW", ""):
+            return call
+        pad = [int(p) for p in a.padding]
+        y = O.nn.avg_pool2d(O.expand_dims(m[x], [2]), pool_size=[1, int(a.pool_size[0])],
+                            strides=[1, int(a.strides[0])], padding=[0, pad[0], 0, pad[-1]],
+                            dilation=[1, int(a.dilation[0])], ceil_mode=bool(a.ceil_mode),
+                            count_include_pad=bool(a.count_include_pad), layout="NCHW")
+        return O.squeeze(y, [2])
+
+    return rewrite(is_op("relax.nn.avg_pool1d")(x), fn, func)
+
+
 def _split_layernorm(func):
     x, g, b = wildcard(), is_const(), is_const()
 
@@ -182,7 +201,7 @@ class IntPrepare(Pass):
         # inference BatchNorm (LeViT) as its per-channel affine: multiplies and adds by constants
         mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
         mod = mod.clone() if hasattr(mod, "clone") else mod  # a pass may hand back its input: never mutate it
-        f = _silu(_split_layernorm(patchify(conv1d_as_conv2d(mod["main"]))))
+        f = _silu(_split_layernorm(patchify(avg_pool1d_as_2d(conv1d_as_conv2d(mod["main"])))))
         mod["main"] = f
         return relax.transform.Normalize()(mod)
 
@@ -543,14 +562,15 @@ class _Lowering:
 
     def const(self, c) -> Const:
         v = const_value(c).astype(np.float64)
-        if not np.all(np.isfinite(v)):
-            raise QCompileError(f"int-only: constant used at binding '{self.binding}' holds NaN or inf")
+        finite = bool(np.all(np.isfinite(v)))
 
-        def make(s, dt, v=v):
+        def make(s, dt, v=v):  # NaN/inf are refused where a consumer quantizes the constant; a mask's
+            if not finite:     # -inf (Whisper's causal mask) is read as a mask before that
+                raise QCompileError(f"int-only: constant used at binding '{self.binding}' holds NaN or inf")
             lo, hi = intops.INT_RANGE[dt]
             return _c(np.clip(np.floor(v / s + 0.5), lo, hi), dt)
 
-        return Const(make, float(np.abs(v).max()) if v.size else 0.0, v)
+        return Const(make, float(np.abs(v).max()) if v.size and finite else 0.0, v)
 
     def operand(self, e):
         if isinstance(e, tvm.ir.GenericConst):
@@ -725,6 +745,8 @@ class _Lowering:
     def op_matmul(self, var, call, args):
         x, w = call.args
         wv = const_value(w)
+        if wv is None and _is_float_tensor(x) and _is_float_tensor(w):
+            return self.activation_matmul(var, x, w)
         if wv is None or wv.ndim != 2:
             raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
         wv = wv.astype(np.float64)
@@ -756,6 +778,22 @@ class _Lowering:
             self.check("accumulator + folded LayerNorm bias", bound, 32)
             acc = self.emit(O.add(acc, _c(bi, "int32")))
         return Acc(acc, xq.scale * sw, bound)
+
+    def activation_matmul(self, var, a, b):
+        """``a @ b`` of two activations outside an attention (DeBERTa's and SEW-D's position
+        scores, LiLT's layout scores): both int8 at their calibrated per-tensor scales, an
+        int32 product at scale ``s_a s_b``, bounded by ``K 127^2``."""
+        K = (shape_of(a) or [None])[-1]
+        if not isinstance(K, int):
+            raise QCompileError(f"int-only: matmul of two activations at '{var.name}' over a symbolic length "
+                                f"({K}): its accumulator cannot be bounded")
+        aq, bq = self.as_q(a, "int8"), self.as_q(b, "int8")
+        if np.asarray(aq.scale).size != 1 or np.asarray(bq.scale).size != 1:
+            raise QCompileError(f"int-only: matmul of two activations at '{var.name}' needs per-tensor scales")
+        bound = K * 127.0 * 127.0
+        self.check("int8 x int8 activation matmul", bound, 32)
+        acc = self.emit(O.matmul(aq.expr, bq.expr, out_dtype="int32"))
+        return Acc(acc, np.asarray(float(aq.scale) * float(bq.scale), np.float64), bound)
 
     @lowers("relax.clip")
     def op_clip(self, var, call, args):
@@ -1259,14 +1297,14 @@ class _Lowering:
         cond, a, b = call.args
         av, bv = const_value(a), const_value(b)
         if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1:
-            if float(av) == 0.0 and float(bv) <= -1e4:  # where(keep, 0, -big)
-                return Mask(self.emit(O.astype(args[0].expr, "int8")), float(bv))
-            if float(bv) == 0.0 and float(av) <= -1e4:  # where(drop, -big, 0): HF encoders
-                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")), float(av))
+            if av.item() == 0.0 and bv.item() <= -1e4:  # where(keep, 0, -big)
+                return Mask(self.emit(O.astype(args[0].expr, "int8")), bv.item())
+            if bv.item() == 0.0 and av.item() <= -1e4:  # where(drop, -big, 0): HF encoders
+                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")), av.item())
         if isinstance(args[0], Raw):  # where(drop, -big, mask) / where(keep, mask, -big): masks combined
             for drop, big, i in ((True, av, 2), (False, bv, 1)):
                 m = args[i]
-                if big is None or big.size != 1 or float(big) > -1e4 or not isinstance(m, (Mask, Lin)):
+                if big is None or big.size != 1 or big.item() > -1e4 or not isinstance(m, (Mask, Lin)):
                     continue
                 if isinstance(m, Lin):
                     self.two_valued(call.args[i], m)
@@ -1277,7 +1315,7 @@ class _Lowering:
                 if drop:
                     c = self.emit(O.logical_not(c))
                 keep = self.emit(O.logical_and(self.emit(O.not_equal(m.keep, _c(0, "int8"))), c))
-                return Mask(self.emit(O.astype(keep, "int8")), min(m.fill, float(big)))
+                return Mask(self.emit(O.astype(keep, "int8")), min(m.fill, big.item()))
         raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
 
     # ------------------------------------------------------------------ data movement
@@ -1294,6 +1332,8 @@ class _Lowering:
             return Const(lambda s, dt: self.emit(rebuild(src.make(s, dt))), src.absmax)
         if isinstance(src, Lin):
             return Lin(self.emit(rebuild(src.expr)), src.a, src.b)
+        if isinstance(src, Mask):  # a mask sliced or reshaped (BART's causal mask cut to the length)
+            return Mask(self.emit(rebuild(src.keep)), src.fill)
         if isinstance(src, Acc) and (src.scale.size == 1 or keeps_last):
             return Acc(self.emit(rebuild(src.expr)), src.scale, src.bound)
         if isinstance(src, Acc):
@@ -1328,6 +1368,14 @@ class _Lowering:
                                       mode=str(call.attrs.mode))), s, "int16")
         nd = len(shape_of(call.args[0]))
         return self._move(var, call, args, int(call.attrs.axis) % nd != nd - 1)
+
+    @lowers("relax.gather_elements")
+    def op_gather_elements(self, var, call, args):
+        """torch.gather (DeBERTa's and SEW-D's relative-position scores picked per query):
+        selection by integer indices, so data movement; a per-channel scale survives only a
+        gather along another axis."""
+        nd = len(shape_of(call.args[0]))
+        return self._move(var, call, args, int(call.attrs.axis) % nd != nd - 1 and self._keeps_last(call))
 
     @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
