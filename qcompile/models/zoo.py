@@ -676,7 +676,8 @@ GAPS = {
                         "constants, but through ops (scatter_nd, shape_of) that int-only does not fold",
     ("longformer", "int-only"): "sliding-window attention over overlapping chunks: the scores are products of "
                                 "chunked, padded and diagonalized activations that canonicalization does not "
-                                "recognize as attention (so their matmul of two activations has no integer lowering)",
+                                "recognize as attention; their products lower since the ninth wave, the scatter_nd "
+                                "that writes the diagonals back into place does not",
     **{("dpt", p): "symbolic image size: the neck reshapes the tokens to a square grid of side "
                    "sqrt(tokens) computed in float (Pow of a dim: TVM's importer fails); with the image size "
                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
