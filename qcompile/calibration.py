@@ -41,6 +41,8 @@ class Calibration:
         if isinstance(samples, (str, os.PathLike)):
             samples = read_npz(samples)
         self.tokens = None
+        self.shapes: dict = {}  # input name -> array shape (samples first), for dict samples
+        self.float_names: set = set()  # the float arrays among them
         if isinstance(samples, dict) and "tokens" in samples and set(samples) <= {"tokens", "bos"}:
             # a decoder with a KV cache calibrates on a token stream (see qcompile.lm.decoder_feeds)
             self.tokens = np.asarray(samples["tokens"]).reshape(-1).astype(np.int64)
@@ -48,6 +50,8 @@ class Calibration:
             self.window = int(window)
             self._source, self.num_batches = (lambda: iter(())), None
         elif isinstance(samples, dict):
+            self.shapes = {k: np.shape(v) for k, v in samples.items()}
+            self.float_names = {k for k, v in samples.items() if np.asarray(v).dtype.kind == "f"}
             if limit is not None:
                 samples = {k: v[:limit] for k, v in samples.items()}
             self._source = lambda: batches(samples, batch)

@@ -61,7 +61,26 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     try:
         t = time.perf_counter()
         status(f"loading {model_path}", progress)
-        model = load(model_path, input_shapes=input_shapes or {})
+        try:
+            model = load(model_path, input_shapes=input_shapes or {})
+            fixed = static_input_shapes(model, passes, calib, input_shapes or {})
+        except QCompileError as e:
+            # TVM could not import it with symbolic sizes (Swin's windows); a pipeline that fixes
+            # them anyway tries the calibration data's sizes before giving up
+            fixed = static_input_shapes(None, passes, calib, input_shapes or {})
+            if not fixed:
+                raise
+            try:
+                load(model_path, input_shapes={**(input_shapes or {}), **fixed})
+            except QCompileError:
+                raise e from None
+        if fixed:
+            status("fixing " + ", ".join(f"{k}={'x'.join('?' if d is None else str(d) for d in v)}"
+                                         for k, v in fixed.items())
+                   + " from the calibration data (the integer kernels need static sizes; --input-shape "
+                     "overrides)", progress)
+            input_shapes = {**(input_shapes or {}), **fixed}
+            model = load(model_path, input_shapes=input_shapes)
         seconds["load"] = time.perf_counter() - t
         lowering = target_passes(target, build_options)  # the backend's graph rewrites, dumped like passes
         pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir", probes=evald is not None)
@@ -85,6 +104,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             "model": {"name": Path(model_path).name, "path": str(model_path), "source": model.source,
                       **{k: v for k, v in model.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
                       "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in model.inputs],
+                      **({"input_shapes_from_calibration": {k: list(v) for k, v in fixed.items()}} if fixed else {}),
                       "outputs": model.outputs},
             "pipeline": pipeline_spec,
             "passes": [{"index": r.index, "name": r.name,
@@ -127,6 +147,29 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def static_input_shapes(model, passes, calib, given: dict) -> dict:
+    """For a pipeline with a pass that lowers for static float input sizes (int-only):
+    ``{input: (None, d1, ...)}`` fixing each float input's symbolic dims beyond the batch
+    to the calibration data's (the batch stays symbolic), for inputs the user did not shape
+    with ``--input-shape``. Empty when nothing needs fixing or the data cannot say. ``model``
+    None (it did not load with its symbolic sizes): every float array's sizes beyond the batch."""
+    if calib is None or not calib.shapes or not any(getattr(p, "static_float_inputs", False) for p in passes):
+        return {}
+    if model is None:  # the model could not be loaded with symbolic sizes: every float array's
+        return {k: (None, *map(int, calib.shapes[k][1:])) for k in sorted(calib.float_names)
+                if k not in given and len(calib.shapes[k]) > 1}
+    out = {}
+    for spec in model.inputs:
+        have = calib.shapes.get(spec.name)
+        if spec.name in given or not str(spec.dtype).startswith("float") or have is None \
+                or len(have) != len(spec.shape):
+            continue
+        if all(isinstance(d, int) for d in spec.shape[1:]):
+            continue
+        out[spec.name] = (None, *(d if isinstance(d, int) else int(h) for d, h in zip(spec.shape[1:], have[1:])))
+    return out
 
 
 def layer_errors(probe, target: str, build_options: dict, model, data: dict, batch: int, progress: bool) -> dict:

@@ -38,6 +38,9 @@ class Pass:
     name: ClassVar[str] = "pass"
     Config: ClassVar[type] = NoConfig
     needs_calibration: ClassVar[bool] = False
+    #: the pass lowers for static sizes of float inputs beyond the batch (int-only's
+    #: convolutions, pools and means): the driver fixes symbolic ones from calibration data
+    static_float_inputs: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         self.config = make_config(self.Config, options, self.name)

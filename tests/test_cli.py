@@ -424,3 +424,49 @@ def test_internal_error_is_one_line_and_debug_shows_it(tmp_path, capsys, monkeyp
         "please report it)"]
     with pytest.raises(RuntimeError, match="something inside broke"):
         main([str(tiny_encoder_onnx), "-o", str(tmp_path / "o"), "-q", "--debug"])
+
+
+def test_int_only_fixes_symbolic_image_sizes_from_the_calibration_data(tmp_path, capsys):
+    """Optimum exports vision models with symbolic height and width; int-only lowers
+    convolutions, pools and means for one size (before: "mean at 'lv12' over a symbolic axis").
+    The driver fixes the float inputs' symbolic dims beyond the batch to the calibration
+    data's, says so, records it in report.json, and keeps the batch symbolic."""
+    from qcompile.models import zoo
+
+    path = zoo.ZOO["regnet"].onnx
+    feeds = [zoo.onnx_feed(path, batch=2, seed=i) for i in range(8)]
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
+    out = tmp_path / "out"
+    rc = main([str(path), "--pipeline", "int-only", "--calib-data", str(calib), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "fixing pixel_values=?x3x32x32 from the calibration data" in err
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["model"]["input_shapes_from_calibration"] == {"pixel_values": [None, 3, 32, 32]}
+    (inp,) = rep["model"]["inputs"]
+    assert inp["shape"][1:] == [3, 32, 32] and not isinstance(inp["shape"][0], int)
+    # an explicit --input-shape wins: no fixing said
+    rc = main([str(path), "--pipeline", "int-only", "--calib-data", str(calib), "-o", str(out),
+               "--input-shape", "pixel_values=?x3x32x32"])
+    assert rc == 0 and "from the calibration data" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_int_only_retries_an_import_that_needs_fixed_sizes(tmp_path, capsys):
+    """Swin's shifted windows do not import with a symbolic image size at all (a known zoo
+    gap at ``none``); for int-only, which fixes the sizes anyway, the driver retries the
+    import at the calibration data's sizes instead of stopping there."""
+    from qcompile.models import zoo
+
+    path = zoo.ZOO["swin"].onnx
+    feeds = [zoo.onnx_feed(path, batch=2, seed=i) for i in range(8)]
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
+    rc = main([str(path), "--pipeline", "int-only", "--calib-data", str(calib), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "fixing pixel_values=?x3x32x32 from the calibration data" in err
+    # without calibration data to say the size, the import error stands, with its hint
+    rc = main([str(path), "--pipeline", "none", "-o", str(tmp_path / "none")])
+    assert rc == 2 and "--input-shape" in capsys.readouterr().err

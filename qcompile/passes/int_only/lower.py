@@ -38,7 +38,8 @@ by ``max_length`` (default 512, BERT's limit): the overflow analysis and Shiftma
 use the bound, and ``main`` checks it at run time before any integer work (an artifact
 called with a longer sequence fails naming the length; it never overflows silently).
 Image sizes must be static (``--input-shape pixel_values=?x3x224x224`` keeps the batch
-symbolic): the patch embedding is lowered as a matmul over patches of one grid.
+symbolic; the CLI fixes them from the calibration data, ``static_float_inputs``): the patch
+embedding is lowered as a matmul over patches of one grid.
 """
 from __future__ import annotations
 
@@ -339,6 +340,7 @@ class IntOnly(Pass):
     name = "int-only"
     Config = IntOnlyConfig
     needs_calibration = True
+    static_float_inputs = True
 
     def calibration_requests(self, mod):
         main = mod["main"]
