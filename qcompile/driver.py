@@ -125,6 +125,11 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                 ev = compare(art, model, evald, ref, batch=batch, progress=progress)
                 report["evaluation"] = {"reference": "onnxruntime" if model.source == "onnx" else "torch", **ev}
                 seconds["evaluate"] = time.perf_counter() - t
+                failed = [r.notes["probes_failed"] for r in pm.records if "probes_failed" in r.notes]
+                if pm.probe is None and failed:
+                    report["evaluation"]["layers"] = None
+                    report["evaluation"]["layers_skipped"] = "internal error making the probes: " + \
+                        (failed[0].strip().splitlines() or [""])[0]
                 if pm.probe is not None:
                     t = time.perf_counter()
                     at = pm.probe_index
@@ -133,9 +138,13 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                             "pass": pm.records[at - 1].name,
                             "ir_file": pm.records[at - 2].ir_file if at > 1 else "00_input.py",
                             **layer_errors(pm.probe, target, build_options, model, evald, batch, progress)}
-                    except (tvm.error.TVMError, QCompileError) as e:  # the artifact stands; said, not hidden
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as e:  # noqa: BLE001 - the artifact stands; the cause is said, not hidden
                         report["evaluation"]["layers"] = None
-                        report["evaluation"]["layers_skipped"] = str(e).strip().splitlines()[0]
+                        first = (str(e).strip().splitlines() or [""])[0]
+                        report["evaluation"]["layers_skipped"] = (
+                            first if isinstance(e, QCompileError) else f"internal error: {type(e).__name__}: {first}")
                     seconds["layers"] = time.perf_counter() - t
         # every timing in this one field (and, with --tune, build.info's tuning time): two compiles of
         # the same inputs differ nowhere else

@@ -252,17 +252,26 @@ def test_shifted_window_mask_on_a_split_view_is_an_attention_bias():
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_two_score_products_summed_terminate():
+def test_two_score_products_summed_are_one_attention():
     """LiLT sums its text and layout scores (two scaled ``q k^T`` products) before the mask
     and the softmax; the rule that gathers two biases into one term took the other product
-    for a bias and swapped them forever ("rewrite does not terminate"). Now such a sum is
-    left as it is, and the canonicalized graph matches onnxruntime."""
+    for a bias and swapped them forever ("rewrite does not terminate"). Now the two products
+    are one over the concatenated head dims (``concat(q1 c1, q2 c2) @ concat(k1, k2)``): each
+    of LiLT's attentions (text and layout, in each layer) is a ``qcompile.attention`` (int-only
+    passes on LiLT since), and the
+    canonicalized graph matches onnxruntime."""
     import onnxruntime as ort
 
     from qcompile.models import zoo
 
     path = zoo.ZOO["lilt"].onnx
     mod = qc.PassManager(qc.pipeline("none")).run(qc.load(str(path)).mod)
+    names = {n for n, _ in composites(mod, "qcompile.attention")}
+    calls = [b for blk in mod["main"].body.blocks for b in blk.bindings
+             if getattr(getattr(b.value, "op", None), "name_hint", None) in names]
+    # two per layer but the last layer's layout attention, which no output reads (dead code)
+    assert len(calls) == 2 * zoo.ZOO["lilt"].kwargs["num_hidden_layers"] - 1
+    assert "nn.softmax" not in op_histogram(mod)  # before: softmax over the summed products, outside any
     feed = zoo.onnx_feed(path, batch=2, seq=6)
     got = qc.build(mod, "llvm").run(*[feed[k] for k in ("input_ids", "bbox", "attention_mask")])[0]
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]

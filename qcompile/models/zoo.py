@@ -689,11 +689,10 @@ GAPS = {
     ("bart", "int-only"): "symbolic batch: the decoder's causal mask is built by broadcasting constants over the "
                           "batch and gathering with arange(batch) (float tensors computed from the shapes alone, "
                           "which int-only does not carry); with the batch fixed too (2x8) it passes, cosine 0.999998",
-    ("patchtst", "int-only"): "symbolic batch: the scaler's observed-value count is a sum over a broadcast of ones "
-                              "(computed from the shapes alone), as BART's mask",
-    ("lilt", "int-only"): "text and layout scores summed before the softmax: two score products, so no single "
-                          "attention form; the softmax and the mask stay outside an attention (both products "
-                          "lower since the ninth wave)",
+    ("patchtst", "int-only"): "the scaler standardizes each series over time (sum, square, sqrt and a division "
+                              "by the std over axis 1: a norm over a non-last axis, which int-only does not "
+                              "lower), and its count of observed values is a sum over a broadcast of ones over the "
+                              "symbolic batch (computed from the shapes alone, as BART's mask)",
     **{("sew-d", p): "symbolic length: the squeezed sequence is padded back to the input length with pads "
                      "computed from shapes, and TVM's Slice then needs a static rank; with the length fixed the "
                      "model imports and matches onnxruntime" for p in ("none", "rotate")},

@@ -592,6 +592,52 @@ def _split_view_bias(func):
     return rewrite(pat, fn, func)
 
 
+def _summed_scores(func):
+    """``softmax(s1 + s2 [+ b])`` with two score products ``s_i = (q_i @ k_i) c_i`` (LiLT's
+    text and layout scores, added before the mask) -> ``softmax(concat(q1 c1, q2 c2) @
+    concat(k1, k2) [+ b])``: one product over the concatenated head dims is the same sum,
+    so the attention form applies (and int-only's Shiftmax). Equal up to float round-off."""
+    parts = []
+    for _ in range(2):
+        q, k, cm, cd = wildcard(), wildcard(), is_const(), is_const()
+        mm = is_op("relax.matmul")(q, k)
+        parts.append(((q, k, cm, cd), mm | comm(mul, mm, cm) | div(mm, cd)))
+    (w1, s1), (w2, s2) = parts
+    b = wildcard()
+    summed = add(s1, s2)
+
+    def get(m, p):
+        try:
+            return m[p]
+        except (KeyError, IndexError):
+            return None
+
+    def fn(call, m):
+        terms = []
+        for q, k, cm, cd in (w1, w2):
+            qv, kv = m[q], m[k]
+            qs, ks = shape_of(qv), shape_of(kv)
+            if qs is None or ks is None or len(qs) != len(ks) or len(qs) < 2 or not isinstance(qs[-1], int):
+                return call
+            c = _scalar(get(m, cm)) if get(m, cm) is not None else (
+                1.0 / _scalar(get(m, cd)) if get(m, cd) is not None and _scalar(get(m, cd)) else 1.0)
+            terms.append((qv, kv, c, qs, ks))
+        (q1, k1, c1, qs1, ks1), (q2, k2, c2, qs2, ks2) = terms
+        if len(qs1) != len(qs2) or str(q1.ty.dtype) != str(q2.ty.dtype) or str(k1.ty.dtype) != str(k2.ty.dtype):
+            return call
+        same = lambda a, b: a == b if isinstance(a, int) or isinstance(b, int) else tvm_ffi.structural_equal(a, b)  # noqa: E731
+        if not (all(same(a, b) for a, b in zip(qs1[:-1], qs2[:-1])) and all(same(a, b) for a, b in zip(ks1[:-2], ks2[:-2]))
+                and same(ks1[-1], ks2[-1])):
+            return call
+        dt = str(q1.ty.dtype)
+        qs = [q if c == 1.0 else O.multiply(q, relax.const(c, dt)) for q, c in ((q1, c1), (q2, c2))]
+        scores = O.matmul(O.concat(qs, axis=-1), O.concat([k1, k2], axis=len(ks1) - 2))
+        bias = get(m, b)
+        return O.nn.softmax(scores if bias is None else O.add(scores, bias), axis=int(call.attrs.axis))
+
+    return rewrite(is_op("relax.nn.softmax")(add(summed, b) | summed), fn, func)
+
+
 def _two_biases(func):
     """``softmax(scores + a + b)`` (ALiBi, then the mask) -> ``softmax(scores + (a + b))``:
     the attention form has one additive term; equal up to float round-off."""
@@ -997,7 +1043,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _split_view_bias, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,
