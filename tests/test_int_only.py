@@ -1123,3 +1123,66 @@ def test_a_mask_cut_to_the_length_moves_as_a_mask(monkeypatch):
     monkeypatch.setitem(zoo.FIXED_SHAPES, ("bart", "int-only"), lambda a: fixed)
     r = zoo.check(zoo.ZOO["bart"].onnx, "int-only", "encoder")
     assert r["status"] == "pass" and r["cosine"] >= 0.999, r
+
+
+def test_attention_with_an_activation_bias_is_integer():
+    """Scores plus a bias computed from the activations (DeBERTa-style position scores, a
+    gated relative bias; before: "adds a float bias that is neither a 0/-inf mask nor a
+    constant"): the bias is requantized to the log-domain scale of the scores and added
+    before Shiftmax. Bit-exact against the NumPy interpreter, close to float."""
+    H, N, D = 2, 6, 8
+
+    class BiasedAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = torch.nn.Linear(16, 3 * H * D)
+            self.pos = torch.nn.Linear(16, H * N)
+            self.o = torch.nn.Linear(H * D, 16)
+
+        def forward(self, x):  # [B, N, 16]
+            B = x.shape[0]
+            q, k, v = self.qkv(x).reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)
+            bias = self.pos(x).reshape(B, N, H, N).permute(0, 2, 1, 3)       # [B, H, N, N], from x
+            p = torch.softmax(q @ k.transpose(-1, -2) / D ** 0.5 + bias, dim=-1)
+            return self.o((p @ v).transpose(1, 2).reshape(B, N, H * D))
+
+    torch.manual_seed(0)
+    m = BiasedAttention().eval()
+    x = torch.randn(16, N, 16)
+    mod, _, _, floats, notes = _int_only_of(m, x)
+    assert notes["shiftmax"] and not any(f.startswith(("nn.softmax", "matmul")) for f in floats)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
+def test_attention_with_a_constant_bias_and_no_mask_keeps_the_bias():
+    """A constant bias on the scores with no mask beside it (BEiT's and LeViT's relative
+    position biases, Swin's unshifted windows) was added to the scores and then not used:
+    Shiftmax read the scores without it. Here a bias large enough to matter: close to float
+    only with the bias applied."""
+    H, N, D = 2, 6, 8
+
+    class RelBias(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = torch.nn.Linear(16, 3 * H * D)
+            self.rel = torch.nn.Parameter(2.0 * torch.randn(H, N, N))
+            self.o = torch.nn.Linear(H * D, 16)
+
+        def forward(self, x):
+            B = x.shape[0]
+            q, k, v = self.qkv(x).reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)
+            p = torch.softmax(q @ k.transpose(-1, -2) / D ** 0.5 + self.rel, dim=-1)
+            return self.o((p @ v).transpose(1, 2).reshape(B, N, H * D))
+
+    torch.manual_seed(0)
+    m = RelBias().eval()
+    x = torch.randn(16, N, 16)
+    mod, _, _, _, notes = _int_only_of(m, x)
+    assert notes["shiftmax"]
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995

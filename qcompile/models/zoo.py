@@ -696,9 +696,10 @@ GAPS = {
     **{("sew-d", p): "symbolic length: the squeezed sequence is padded back to the input length with pads "
                      "computed from shapes, and TVM's Slice then needs a static rank; with the length fixed the "
                      "model imports and matches onnxruntime" for p in ("none", "rotate")},
-    ("sew-d", "int-only"): "disentangled attention: the mask is added to the position scores (c2p + p2c) before "
-                           "the content scores join them, an activation plus a mask outside the attention form "
-                           "(its gather of position scores and its avg_pool1d lower since the ninth wave)",
+    ("sew-d", "int-only"): "DeBERTa's XSoftmax: the masked probabilities are zeroed by a where after the softmax, "
+                           "so no attention form takes the scores (c2c plus the position scores plus the mask) "
+                           "and the softmax stands alone; its gather of position scores, its avg_pool1d and an "
+                           "activation bias on the scores lower since the ninth wave",
     **{("swin2sr", p): "symbolic image size: the image is padded to a multiple of the window by amounts computed "
                        "from its size, and Relax's pad takes constant widths; with the size fixed the model imports "
                        "and matches onnxruntime" for p in ("none", "rotate")},

@@ -292,12 +292,14 @@ class Lin:
 
 @dataclasses.dataclass
 class Biased:
-    """An additive mask plus a constant bias on the logits, summed before the scores take
-    them (MPNet adds its relative position bias to the padding mask): the attention adds
-    the bias in the log domain and drops by the mask."""
+    """An additive mask plus a bias on the logits, summed before the scores take them (MPNet
+    adds its constant relative position bias to the padding mask; SEW-D adds the mask to its
+    position scores, an activation): the attention adds the bias in the log domain and drops
+    by the mask."""
     mask: Union[Lin, Mask]
-    bias: Const
+    bias: Optional[Const]
     src: relax.Expr         # the mask's own binding (its statistics show it two-valued)
+    act: Optional[relax.Var] = None  # an activation bias (its binding), instead of ``bias``
 
 
 def _c(v, dt):
@@ -893,6 +895,9 @@ class _Lowering:
             x, c = (a, b) if isinstance(a, (Lin, Mask)) else (b, a)
             if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
                 return Biased(x, c, call.args[0] if x is a else call.args[1])  # both go to the attention
+            if isinstance(c, (Q, Acc)):  # a mask plus activation scores (SEW-D's positions): the attention's
+                return Biased(x, None, call.args[0] if x is a else call.args[1],
+                              act=call.args[1] if x is a else call.args[0])
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
         if isinstance(a, Const) and isinstance(b, Const):  # two constant terms (Swin: the relative position
             # bias plus the shifted-window mask broadcast over the batch): a constant, summed in int32
@@ -1157,12 +1162,18 @@ class _Lowering:
             src = a["mask"]
             bias = None  # a constant bias on the logits (BEiT's relative position bias, ALiBi
             # slopes times distances): added to the log-domain scores at their scale 2^-K
+            act = None  # an activation bias (DeBERTa-style position scores): the same, requantized
             if isinstance(m, Biased):
-                bias, m, src = m.bias, m.mask, m.src
+                bias, m, src, act = m.bias, m.mask, m.src, m.act
             elif isinstance(a["mask"], tvm.ir.GenericConst):
                 bias, m = const_value(a["mask"]).astype(np.float64), None
             elif isinstance(m, Const):
                 bias, m = m, None
+            elif isinstance(m, (Q, Acc)):
+                act, m = a["mask"], None
+            if act is not None:
+                self.check("Shiftmax input with an activation bias", 2.0 ** 21, 32)
+                t = self.emit(O.add(t, self.to_scale(act, 2.0 ** -K, 2 ** 20)))
             if bias is not None:
                 kept, bias = self.const_mask(bias)
                 if bias is not None:
@@ -1177,6 +1188,8 @@ class _Lowering:
             elif m is not None:
                 raise QCompileError(f"int-only: attention at '{var.name}' adds a float bias that is neither a "
                                     "0/-inf mask nor a constant")
+            else:
+                ins = [t]  # the biased scores (before: the scores without their bias when no mask came with it)
         probs = self.kernel("shiftmax", (lambda s, mk: intops.shiftmax_te(s, mk, p)) if len(ins) == 2
                             else (lambda s: intops.shiftmax_te(s, None, p)), ins, dict(K=K, n=n, B=p.B))
         self.check("P V accumulator", L * 255.0 * 127.0, 32)
