@@ -292,3 +292,25 @@ def test_rope_over_a_compound_length_stays_well_formed():
 
     for _, f in ropes:
         assert any(p.name == "dims" for p in f.params) and not list(relax.analysis.free_symbolic_vars(f))
+
+
+def test_cosine_attention_is_rms_norm_and_a_per_head_scale_in_q():
+    """Swin-V2's cosine attention: ``F.normalize`` of q and k (a sum of squares, a root, a
+    clamp, a division) becomes ``rms_norm(x) / sqrt(D)``, its learned logit scale (one per
+    head) moves into q, and the shifted-window mask added to a 5-D view in two steps is one
+    constant term: every window attention is a ``qcompile.attention`` with one scalar scale,
+    nothing of the normalization is left, and the float graph still matches onnxruntime."""
+    import onnxruntime as ort
+
+    from qcompile.models import zoo
+
+    arch = zoo.ZOO["swinv2"]
+    model = qc.load(str(arch.onnx), input_shapes={"pixel_values": (None, 3, 32, 32)})
+    mod = qc.PassManager(qc.pipeline("none")).run(model.mod)
+    ops = op_histogram(mod)
+    assert "sum" not in ops and "sqrt" not in ops and "nn.softmax" not in ops
+    assert ops["nn.rms_norm"] == 2 * sum(arch.kwargs["depths"])  # q and k of every block
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    got = qc.build(mod, "llvm").run(x)[0]
+    ref = ort.InferenceSession(str(arch.onnx), providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)

@@ -27,7 +27,9 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
          ("swin", "int-only"), ("donut-swin", "int-only"),
          # the ninth wave: a -inf causal mask read as a mask, RoPE composites over compound
          # lengths, a conformer's GLU / depthwise conv / BatchNorm in integers
-         ("whisper", "int-only"), ("wav2vec2-conformer", "int-only"), ("lilt", "int-only")}
+         ("whisper", "int-only"), ("wav2vec2-conformer", "int-only"), ("lilt", "int-only"),
+         # Swin-V2's cosine attention: L2 normalization as RMSNorm, a logit scale per head into q
+         ("swinv2", "int-only")}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
          if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)]
 

@@ -623,8 +623,6 @@ GAPS = {
     **{("swinv2", p): "symbolic image size: as Swin (torch.roll as two slices whose lengths TVM cannot add "
                       "up); with the image size fixed the model imports and matches onnxruntime"
        for p in ("none", "rotate")},
-    ("swinv2", "int-only"): "cosine attention: q and k are L2-normalized (a sum of squares and a division by "
-                            "the norm: no integer lowering of sum) before the scores",
     # ---- the fifth wave
     **{("levit", p): "symbolic image size: LeViT's fixed 16x16 attention-bias tables are added to scores over "
                      "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "

@@ -563,6 +563,24 @@ def _where_mask_form(func, with_other: bool):
     return rewrite(is_op("relax.nn.softmax")(body), fn, func)
 
 
+def _constant_terms(func):
+    """``(x + c1) + c2`` with two constant tables (2-D or more) -> ``x + (c1 + c2)``: one
+    constant term (Swin-V2 adds its shifted-window mask to a view of the scores in two
+    steps). Equal up to float round-off."""
+    x, c1, c2 = wildcard(), is_const(), is_const()
+
+    def fn(call, m):
+        a, b = const_value(m[c1]), const_value(m[c2])
+        if a is None or b is None or a.dtype != b.dtype or a.ndim < 2 or b.ndim < 2:
+            return call  # (a linear's 1-D bias stays the linear's)
+        total = a + b
+        if shape_of(call) is None or total.ndim > len(shape_of(call)):
+            return call
+        return O.add(m[x], relax.const(total))
+
+    return rewrite(add(add(x, c1), c2), fn, func)
+
+
 def _split_view_bias(func):
     """``reshape(reshape(x, [b, w, ..]) + c, shape(x))`` (Swin's shifted-window mask: the
     scores of ``b * w`` windows viewed as ``[b, w, heads, n, n]``, the per-window mask
@@ -685,7 +703,20 @@ def _scalars_out_of_matmul(func):
             return call
         return O.multiply(m[a], relax.const(s1 * s2, str(call.ty.dtype)))
 
-    return rewrite(mul(mul(a, c), c2), merge, func)
+    func = rewrite(mul(mul(a, c), c2), merge, func)
+
+    def per_head(call, m):  # Swin-V2's learned logit scale, one per head: into q (exact, a constant
+        # along the contraction and the keys), so the attention keeps one scalar scale
+        mm, cv = m[prod], const_value(m[c])
+        qs = shape_of(mm.args[0]) if isinstance(mm, relax.Call) else None
+        if cv is None or cv.size <= 1 or cv.ndim < 2 or cv.shape[-1] != 1 or cv.shape[-2] != 1 or qs is None \
+                or cv.ndim > len(qs) or isinstance(mm.args[1], tvm.ir.GenericConst) \
+                or isinstance(mm.args[0], tvm.ir.GenericConst):
+            return call
+        return O.matmul(O.multiply(mm.args[0], m[c]), mm.args[1])
+
+    prod = is_op("relax.matmul")(wildcard(), wildcard())
+    return rewrite(comm(mul, prod, c), per_head, func)
 
 
 def _channel_scale_into_linear(func):
@@ -768,6 +799,46 @@ def _gelu(func):
 
     func = rewrite(forms(inner_erf), rw_erf, func)
     return rewrite(forms(inner_tanh), rw_tanh, func)
+
+
+def _l2_normalize(func):
+    """``x / max(||x||_2, eps)`` over the last axis (``F.normalize``: Swin-V2's cosine
+    attention normalizes q and k) -> ``rms_norm(x, 1, eps') / sqrt(D)``: ``||x|| = sqrt(D)
+    rms(x)``, and ``eps' = eps^2 / D`` inside the root keeps a zero vector at zero. Equal up
+    to float round-off (and the clamp, for vectors shorter than ``eps``); the normalization
+    then is one op every later pass knows (int-only's integer RMSNorm)."""
+    x, c_lo, c_hi = wildcard(), wildcard(), wildcard()
+    x2 = mul(x, x) | is_op("relax.power")(x, is_const())
+    norm = is_op("relax.sqrt")(is_op("relax.sum")(x2))
+    clipped = is_op("relax.clip")(norm, c_lo, c_hi) | comm(is_op("relax.maximum"), norm, is_const()) | norm
+    den = is_op("relax.broadcast_to")(clipped, wildcard()) | clipped
+    pat = div(x, den)
+
+    var2val = relax.analysis.get_var2val(func)
+
+    def val(e):
+        return var2val.get(e, e) if isinstance(e, relax.Var) else e
+
+    def fn(call, m):
+        xs = shape_of(m[x])
+        s = val(val(m[norm]).args[0])
+        if xs is None or not isinstance(xs[-1], int) or s.attrs.axis is None or len(s.attrs.axis) != 1 \
+                or int(s.attrs.axis[0]) % len(xs) != len(xs) - 1 or not bool(s.attrs.keepdims):
+            return call
+        sq = val(s.args[0])
+        if sq.op.name == "relax.power" and _scalar(sq.args[1]) != 2.0:
+            return call
+        eps = 1e-12
+        c = val(m[clipped])
+        if isinstance(c, relax.Call) and c.op.name == "relax.clip":
+            eps = max(float(c.args[1].value), 0.0)
+        elif isinstance(c, relax.Call) and c.op.name == "relax.maximum":
+            eps = max(max(_scalar(a) or 0.0 for a in c.args if isinstance(a, relax.Constant)), 0.0)
+        D, dt = xs[-1], str(m[x].ty.dtype)
+        y = O.nn.rms_norm(m[x], relax.const(np.ones(D, dt)), axes=[-1], epsilon=eps * eps / D)
+        return O.multiply(y, relax.const(1.0 / math.sqrt(D), dt))
+
+    return rewrite(pat, fn, func)
 
 
 def _norms(func):
@@ -1043,7 +1114,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,
