@@ -67,7 +67,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         except QCompileError as e:
             # TVM could not import it with symbolic sizes (Swin's windows); a pipeline that fixes
             # them anyway tries the calibration data's sizes before giving up
-            fixed = static_input_shapes(None, passes, calib, input_shapes or {})
+            fixed = static_input_shapes(None, passes, calib, input_shapes or {}, _onnx_input_names(model_path))
             if not fixed:
                 raise
             try:
@@ -158,7 +158,19 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     return report
 
 
-def static_input_shapes(model, passes, calib, given: dict) -> dict:
+def _onnx_input_names(path) -> set | None:
+    """The graph input names of an ONNX file (no weights read), or None if it is not one."""
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        inits = {i.name for i in proto.graph.initializer}
+        return {i.name for i in proto.graph.input if i.name not in inits}
+    except Exception:  # noqa: BLE001 - not an ONNX file: no names to go by
+        return None
+
+
+def static_input_shapes(model, passes, calib, given: dict, names: set | None = None) -> dict:
     """For a pipeline with a pass that lowers for static float input sizes (int-only):
     ``{input: (None, d1, ...)}`` fixing each float input's symbolic dims beyond the batch
     to the calibration data's (the batch stays symbolic), for inputs the user did not shape
@@ -168,7 +180,7 @@ def static_input_shapes(model, passes, calib, given: dict) -> dict:
         return {}
     if model is None:  # the model could not be loaded with symbolic sizes: every float array's
         return {k: (None, *map(int, calib.shapes[k][1:])) for k in sorted(calib.float_names)
-                if k not in given and len(calib.shapes[k]) > 1}
+                if k not in given and len(calib.shapes[k]) > 1 and (names is None or k in names)}
     out = {}
     for spec in model.inputs:
         have = calib.shapes.get(spec.name)
@@ -186,8 +198,9 @@ def layer_errors(probe, target: str, build_options: dict, model, data: dict, bat
     probe modules built for ``target`` (the float one as the float model; neither is
     exported), run on the evaluation data."""
     status(f"building the per-layer probes ({len(probe.bindings)} block outputs)", progress)
-    float_art = build(probe.float_mod, target, **build_options)
-    quant_art = build(probe.quant_mod, target, **build_options)
+    options = {k: v for k, v in build_options.items() if not k.startswith("tune")}  # never tuned into the user's db
+    float_art = build(probe.float_mod, target, **options)
+    quant_art = build(probe.quant_mod, target, **options)
     return {"reference": "the float model before the quantizing pass, built by qcompile",
             "blocks": compare_layers(probe, float_art, quant_art, model, data, batch, progress)}
 

@@ -637,8 +637,12 @@ def _summed_scores(func):
             qs, ks = shape_of(qv), shape_of(kv)
             if qs is None or ks is None or len(qs) != len(ks) or len(qs) < 2 or not isinstance(qs[-1], int):
                 return call
-            c = _scalar(get(m, cm)) if get(m, cm) is not None else (
-                1.0 / _scalar(get(m, cd)) if get(m, cd) is not None and _scalar(get(m, cd)) else 1.0)
+            mc, dc = get(m, cm), get(m, cd)
+            c = _scalar(mc) if mc is not None else (1.0 / _scalar(dc) if dc is not None and _scalar(dc) else None)
+            if c is None and mc is None and dc is None:
+                c = 1.0
+            if c is None:
+                return call  # a scale that is not one scalar (a table, or 0): not folded into q
             terms.append((qv, kv, c, qs, ks))
         (q1, k1, c1, qs1, ks1), (q2, k2, c2, qs2, ks2) = terms
         if len(qs1) != len(qs2) or str(q1.ty.dtype) != str(q2.ty.dtype) or str(k1.ty.dtype) != str(k2.ty.dtype):
@@ -709,6 +713,8 @@ def _scalars_out_of_matmul(func):
         # along the contraction and the keys), so the attention keeps one scalar scale
         mm, cv = m[prod], const_value(m[c])
         qs = shape_of(mm.args[0]) if isinstance(mm, relax.Call) else None
+        if isinstance(mm, relax.Call) and str(mm.attrs.out_dtype) not in ("", "void", "None"):
+            return call
         if cv is None or cv.size <= 1 or cv.ndim < 2 or cv.shape[-1] != 1 or cv.shape[-2] != 1 or qs is None \
                 or cv.ndim > len(qs) or isinstance(mm.args[1], tvm.ir.GenericConst) \
                 or isinstance(mm.args[0], tvm.ir.GenericConst):
@@ -831,9 +837,14 @@ def _l2_normalize(func):
         eps = 1e-12
         c = val(m[clipped])
         if isinstance(c, relax.Call) and c.op.name == "relax.clip":
+            hi = c.args[2].value if hasattr(c.args[2], "value") else None
+            if hi is None or math.isfinite(float(hi)):
+                return call  # an upper clamp (norm clipping) is not a normalization
             eps = max(float(c.args[1].value), 0.0)
         elif isinstance(c, relax.Call) and c.op.name == "relax.maximum":
             eps = max(max(_scalar(a) or 0.0 for a in c.args if isinstance(a, relax.Constant)), 0.0)
+        if eps > 1e-6:
+            return call  # max(||x||, 1) and the like: a real clamp, not F.normalize's guard against 0
         D, dt = xs[-1], str(m[x].ty.dtype)
         y = O.nn.rms_norm(m[x], relax.const(np.ones(D, dt)), axes=[-1], epsilon=eps * eps / D)
         return O.multiply(y, relax.const(1.0 / math.sqrt(D), dt))

@@ -752,7 +752,7 @@ class _Lowering:
     def op_matmul(self, var, call, args):
         x, w = call.args
         wv = const_value(w)
-        if wv is None and _is_float_tensor(x) and _is_float_tensor(w):
+        if wv is None and all(isinstance(e, relax.Var) and isinstance(self.env.get(e), (Q, Acc)) for e in (x, w)):
             return self.activation_matmul(var, x, w)
         if wv is None or wv.ndim != 2:
             raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
@@ -895,7 +895,7 @@ class _Lowering:
             x, c = (a, b) if isinstance(a, (Lin, Mask)) else (b, a)
             if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
                 return Biased(x, c, call.args[0] if x is a else call.args[1])  # both go to the attention
-            if isinstance(c, (Q, Acc)):  # a mask plus activation scores (SEW-D's positions): the attention's
+            if isinstance(c, (Q, Acc)) and isinstance(x, Mask):  # a mask plus activation scores (SEW-D's):
                 return Biased(x, None, call.args[0] if x is a else call.args[1],
                               act=call.args[1] if x is a else call.args[0])
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
@@ -914,6 +914,8 @@ class _Lowering:
             a, b = b, a
         if isinstance(a, Acc) and isinstance(b, Const) and b.value is not None:  # bias: into the accumulator
             bv, C = b.value, a.scale.size
+            if not np.all(np.isfinite(bv)):
+                raise QCompileError(f"int-only: constant used at binding '{var.name}' holds NaN or inf")
             per_last = bv.ndim >= 1 and bv.shape[-1] == bv.size == C
             if C == 1 or per_last:
                 bi = np.floor(bv / a.scale + 0.5)
@@ -990,6 +992,8 @@ class _Lowering:
         if cv is None or not isinstance(a, (Q, Acc)):
             raise QCompileError(f"int-only: multiply at '{var.name}' is not by a constant")
         cv = cv.astype(np.float64)
+        if not np.all(np.isfinite(cv)):
+            raise QCompileError(f"int-only: constant used at binding '{var.name}' holds NaN or inf")
         last = shape_of(var)[-1]
         if not (cv.size == 1 or (cv.shape[-1] == cv.size and cv.size == last)):
             return self.constant_product(call, a, cv)
