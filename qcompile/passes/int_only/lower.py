@@ -752,8 +752,10 @@ class _Lowering:
     def op_matmul(self, var, call, args):
         x, w = call.args
         wv = const_value(w)
-        if wv is None and all(isinstance(e, relax.Var) and isinstance(self.env.get(e), (Q, Acc)) for e in (x, w)):
-            return self.activation_matmul(var, x, w)
+        forms = [self.env.get(e) if isinstance(e, relax.Var) else None for e in (x, w)]
+        if wv is None and all(isinstance(f, (Q, Acc, Const)) for f in forms) and any(isinstance(f, (Q, Acc)) for f in forms):
+            return self.activation_matmul(var, x, w)  # (a Const: a table computed from weights alone, SEW-D's
+            # position keys; a bare constant operand is refused as before)
         if wv is None or wv.ndim != 2:
             raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
         wv = wv.astype(np.float64)
