@@ -1321,10 +1321,12 @@ class _Lowering:
         cond, a, b = call.args
         av, bv = const_value(a), const_value(b)
         if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1:
+            lead = len(shape_of(var) or []) - len(shape_of(cond) or [])
+            c0 = O.expand_dims(args[0].expr, list(range(lead))) if lead > 0 else args[0].expr  # the output's rank
             if av.item() == 0.0 and bv.item() <= -1e4:  # where(keep, 0, -big)
-                return Mask(self.emit(O.astype(args[0].expr, "int8")), bv.item())
+                return Mask(self.emit(O.astype(c0, "int8")), bv.item())
             if bv.item() == 0.0 and av.item() <= -1e4:  # where(drop, -big, 0): HF encoders
-                return Mask(self.emit(O.astype(O.logical_not(args[0].expr), "int8")), av.item())
+                return Mask(self.emit(O.astype(O.logical_not(c0), "int8")), av.item())
         if isinstance(args[0], Raw):  # where(drop, -big, mask) / where(keep, mask, -big): masks combined
             for drop, big, i in ((True, av, 2), (False, bv, 1)):
                 m = args[i]
