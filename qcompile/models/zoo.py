@@ -686,7 +686,8 @@ GAPS = {
     # ---- the ninth wave
     ("bart", "int-only"): "symbolic batch: the decoder's causal mask is built by broadcasting constants over the "
                           "batch and gathering with arange(batch) (float tensors computed from the shapes alone, "
-                          "which int-only does not carry); with the batch fixed too (2x8) it passes, cosine 0.999998",
+                          "which int-only does not carry); with the batch fixed too (2x8) it passes "
+                          "(test_int_only.py::test_a_mask_cut_to_the_length_moves_as_a_mask)",
     ("patchtst", "int-only"): "the scaler standardizes each series over time (sum, square, sqrt and a division "
                               "by the std over axis 1: a norm over a non-last axis, which int-only does not "
                               "lower), and its count of observed values is a sum over a broadcast of ones over the "
