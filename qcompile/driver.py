@@ -61,9 +61,12 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     try:
         t = time.perf_counter()
         status(f"loading {model_path}", progress)
+        model = None
         try:
             model = load(model_path, input_shapes=input_shapes or {})
             fixed = static_input_shapes(model, passes, calib, input_shapes or {})
+            if fixed:
+                model = None  # loaded again below, at the fixed sizes
         except QCompileError as e:
             # TVM could not import it with symbolic sizes (Swin's windows); a pipeline that fixes
             # them anyway tries the calibration data's sizes before giving up
@@ -71,7 +74,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             if not fixed:
                 raise
             try:
-                load(model_path, input_shapes={**(input_shapes or {}), **fixed})
+                model = load(model_path, input_shapes={**(input_shapes or {}), **fixed})
             except QCompileError:
                 raise e from None
         if fixed:
@@ -80,7 +83,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                    + " from the calibration data (the integer kernels need static sizes; --input-shape "
                      "overrides)", progress)
             input_shapes = {**(input_shapes or {}), **fixed}
-            model = load(model_path, input_shapes=input_shapes)
+            model = model or load(model_path, input_shapes=input_shapes)
         seconds["load"] = time.perf_counter() - t
         lowering = target_passes(target, build_options)  # the backend's graph rewrites, dumped like passes
         pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir", probes=evald is not None)
