@@ -5,7 +5,8 @@ several context lengths, each engine in its own process, engines interleaved in 
     python benchmarks/decode.py [--out benchmarks/results/decode.json] [--threads 2]
                                 [--contexts 256,1024,4096] [--batches 1,8] [--prefill 64,512]
                                 [--batch8-contexts 256,1024] [--runs 10] [--rounds 3]
-                                [--engines ort_fp32,ort_int8_dynamic,qcompile_none,qcompile_kv_prerope4]
+                                [--engines ort_fp32,ort_int8_dynamic,qcompile_none,...]
+                                [--perplexity-tokens 8192]
 
 Steps (the repo's own SmolLM2 export, ``qcompile.models.smollm2.export_onnx``: static batch
 and step length, symbolic past):
@@ -16,9 +17,17 @@ and step length, symbolic past):
 
 Engines: onnxruntime float32 (``ort_fp32``) and int8 dynamic (``quantize_dynamic``,
 per-channel weights, on the same export); qcompile's llvm artifacts of the ``none`` pipeline
-(float32) and of ``kv-prerope`` with its default 4-bit packed cache (``qcompile_kv_prerope4``,
+(float32), of ``kv-prerope`` with its default 4-bit packed cache (``qcompile_kv_prerope4``,
 calibrated once on *Persuasion* through the 64-token step and served to the other step
-lengths by layer order, as ``examples/generate_packed_cache.py`` does). The cache fed to
+lengths by layer order, as ``examples/generate_packed_cache.py`` does), of ``rotate+w8a8``
+(every linear layer, the output head included, as an int8 x int8 matmul with per-token
+activation scales: ``qcompile_rotate_w8a8``) and of the same with the 4-bit cache
+(``rotate+kv-prerope+w8a8``, calibrated on the rotated step: ``qcompile_rotate_w8a8_kv4``).
+
+Perplexity (``--perplexity-tokens``, default 8192; 0 skips it): each qcompile engine's
+pipeline built for the 64-token step and scored on *Emma* under :class:`qcompile.lm.Protocol`
+(the protocol of ``benchmarks/kv_cache.py``), against ``qcompile_none``; ``rotate+w8a8``
+is also scored with its head left float (``qcompile_rotate_w8a8_float_head``). The cache fed to
 each engine holds C positions in that engine's own format (zeros: the kernels do not depend
 on the values).
 
@@ -28,11 +37,11 @@ engines of a step take turns over ``--rounds`` rounds and each keeps its lowest 
 inputs and outputs, the runtime).
 
 The physical limit: a step reads every weight once (the constant operands of the matmuls:
-the embedding gather reads one row) and the whole cache once, so at the memory bandwidth
+the embedding gather reads one row; counted on the ONNX files for onnxruntime and on the
+compiled module for qcompile: int8 codes for ``w8a8``) and the whole cache once, so at the memory bandwidth
 measured in the same run (``benchmarks/bandwidth.c``, the same thread count, best of 5)
 a step cannot take less than bytes / bandwidth. ``limit_ratio`` = step time / that bound
-(issue #28's goal: <= 1.5). The bytes are counted from the ONNX files (float32 and int8
-dynamic weights) and from the cache arrays each engine is fed.
+(issue #28's goal: <= 1.5). The cache bytes are those of the arrays each engine is fed.
 """
 from __future__ import annotations
 
@@ -52,11 +61,19 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import common  # noqa: E402
 
 WORK = Path(os.environ.get("QCOMPILE_CACHE", Path.home() / ".cache/qcompile")) / "decode"
-ENGINES = ["ort_fp32", "ort_int8_dynamic", "qcompile_none", "qcompile_kv_prerope4"]
+ENGINES = ["ort_fp32", "ort_int8_dynamic", "qcompile_none", "qcompile_kv_prerope4", "qcompile_rotate_w8a8",
+           "qcompile_rotate_w8a8_kv4"]
 #: engines run only when named (--engines): the packed value cache read inside the attention
 #: kernel (decode_attention.FUSE_DEQUANT, off by default because it measured slower)
 OPTIONAL = ["qcompile_kv_prerope4_fused_values"]
-PIPELINES = {"qcompile_none": "none", "qcompile_kv_prerope4": "kv-prerope", "qcompile_kv_prerope4_fused_values": "kv-prerope"}
+#: engine -> (pipeline, options); w8a8 with its output head in int8 too (the perplexity part
+#: scores the same pipeline with the head left float, PERPLEXITY_ONLY, to show what that costs)
+W8_HEAD = {"w8a8": {"head": True}}
+PIPELINES = {"qcompile_none": ("none", None), "qcompile_kv_prerope4": ("kv-prerope", None),
+             "qcompile_kv_prerope4_fused_values": ("kv-prerope", None),
+             "qcompile_rotate_w8a8": ("rotate+w8a8", W8_HEAD),
+             "qcompile_rotate_w8a8_kv4": ("rotate+kv-prerope+w8a8", W8_HEAD)}
+PERPLEXITY_ONLY = {"qcompile_rotate_w8a8_float_head": ("rotate+w8a8", None)}
 
 
 def log(msg):
@@ -66,18 +83,30 @@ def log(msg):
 # ----------------------------------------------------------------------------- preparation
 
 
-def _stats(calib_chunk: int = 64):
-    """kv-prerope's calibration statistics, collected once on the 64-token step."""
+def _stats(rotated: bool = False, calib_chunk: int = 64):
+    """kv-prerope's calibration statistics, collected once on the 64-token step (rotated
+    first for the engines that rotate: the rotation changes the cached values)."""
     import qcompile as qc
     from qcompile.calibration import Calibration
     from qcompile.lm import Protocol
     from qcompile.models import corpus, smollm2
     from qcompile.passes.kvcache.prerope import KvPrerope
+    from qcompile.passes.rotate import Rotate
 
     _, tok = smollm2.load_hf()
     mod = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(calib_chunk)).mod)
+    if rotated:
+        mod = qc.PassManager([Rotate()]).run(mod)
     calib = Calibration({"tokens": tok(corpus.text("calib")).input_ids[:4096], "bos": Protocol.bos}, progress=False)
     return calib.collect(mod, KvPrerope().calibration_requests(mod))
+
+
+def passes(engine: str) -> list:
+    """The passes of a qcompile engine after canonicalization."""
+    import qcompile as qc
+
+    spec, opts = {**PIPELINES, **PERPLEXITY_ONLY}[engine]
+    return [p for p in qc.pipeline(spec, opts) if p.name != "canonicalize"]
 
 
 def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], stats) -> dict:
@@ -87,7 +116,6 @@ def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], sta
     from qcompile import lm
     from qcompile.calibration import Collected
     from qcompile.models import smollm2
-    from qcompile.passes.kvcache.prerope import KvPrerope
 
     d = WORK / f"t{chunk}_b{batch}"
     d.mkdir(parents=True, exist_ok=True)
@@ -100,8 +128,11 @@ def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], sta
         so = d / f"{e}.so"
         if canon is None:
             canon = qc.PassManager(qc.pipeline("none")).run(qc.load(src).mod)
-        mod = canon if PIPELINES[e] == "none" else \
-            qc.PassManager([KvPrerope()], calibration=Collected(stats(), by_order=True)).run(canon)
+        ps = passes(e)
+        calib = Collected(stats("rotate" in PIPELINES[e][0]), by_order=True) \
+            if any(p.needs_calibration for p in ps) else None
+        mod = qc.PassManager(ps, calibration=calib).run(canon) if ps else canon
+        info.setdefault("weight_bytes", {})[e] = module_weight_bytes(mod)
         info["caches"][e] = {str(c): lm.cache_shapes(mod["main"], batch, c) for c in contexts}
         if not so.exists():
             from qcompile.backends import decode_attention
@@ -148,6 +179,27 @@ def weight_bytes(path) -> int:
         full.update(used)
     total = sum(numpy_helper.to_array(inits[k]).nbytes for k in full)
     return total + sum(v for k, v in rows.items() if k not in full)
+
+
+def module_weight_bytes(mod) -> int:
+    """The same count on a Relax module (what a qcompile artifact reads per step): each
+    constant operand of a ``matmul`` once, and one row of each constant table a ``take``
+    gathers from (a table also used by a matmul, e.g. a tied head, counts as the matmul's)."""
+    from qcompile.ir import const_value
+
+    full, rows = {}, {}
+    for blk in mod["main"].body.blocks:
+        for b in blk.bindings:
+            v = b.value
+            name = getattr(getattr(v, "op", None), "name", "")
+            if name == "relax.matmul":
+                for a in v.args:
+                    c = const_value(a)
+                    if c is not None:
+                        full[a] = c.nbytes
+            elif name == "relax.take" and (c := const_value(v.args[0])) is not None:
+                rows[v.args[0]] = c.nbytes // c.shape[0]
+    return sum(full.values()) + sum(n for k, n in rows.items() if k not in full)
 
 
 # ----------------------------------------------------------------------------- timing worker
@@ -225,6 +277,8 @@ def main():
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--perplexity-tokens", type=int, default=8192,
+                    help="score each qcompile engine's pipeline on this many tokens of Emma (0: skip)")
     ap.add_argument("--worker", nargs=3, metavar=("ENGINE", "KEY", "CTX"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -249,10 +303,10 @@ def main():
     log(f"read bandwidth {bw / 1e9:.1f} GB/s on {a.threads} threads" if bw else "bandwidth not measured")
     stats_cache = {}
 
-    def stats():
-        if "s" not in stats_cache:
-            stats_cache["s"] = _stats()
-        return stats_cache["s"]
+    def stats(rotated: bool):
+        if rotated not in stats_cache:
+            stats_cache[rotated] = _stats(rotated)
+        return stats_cache[rotated]
 
     wbytes = {}
     for chunk, batch, ctxs, name in steps:
@@ -280,7 +334,9 @@ def main():
                 row["ms"][e] = ms
                 row["tokens_per_s"][e] = round(batch * chunk / (ms / 1000), 2)
                 row["rss_mb"][e] = r["last"]["rss_mb"]
-                nbytes = wbytes["int8_dynamic" if e == "ort_int8_dynamic" else "float32"] + r["last"]["cache_bytes"]
+                nbytes = info["weight_bytes"][e] if e in PIPELINES else \
+                    wbytes["int8_dynamic" if e == "ort_int8_dynamic" else "float32"]
+                nbytes += r["last"]["cache_bytes"]
                 row["bytes_per_step"][e] = nbytes
                 if bw and not name.startswith("prefill"):  # prefill is compute-bound
                     row["limit_ratio"][e] = round(ms / 1000 / (nbytes / bw), 2)
@@ -290,15 +346,59 @@ def main():
                 row["none_over_ort_fp32"] = round(ms["qcompile_none"] / ms["ort_fp32"], 3)
             if ms.get("qcompile_kv_prerope4") and ms.get("qcompile_none"):
                 row["kv_prerope4_over_none"] = round(ms["qcompile_kv_prerope4"] / ms["qcompile_none"], 3)
+            for e in ("qcompile_rotate_w8a8", "qcompile_rotate_w8a8_kv4"):
+                for base in ("ort_fp32", "ort_int8_dynamic"):
+                    if ms.get(e) and ms.get(base):  # speed-up: the baseline's time over the engine's
+                        row[f"{e[9:]}_speedup_over_{base}"] = round(ms[base] / ms[e], 3)
             out["steps"][label] = row
             common.write_json(a.out, out, announce=False)
     s = out["steps"]
+    if a.perplexity_tokens:
+        out["perplexity"] = perplexities([e for e in engines if e in PIPELINES and e not in OPTIONAL],
+                                         a.perplexity_tokens, stats)
+        common.write_json(a.out, out, announce=False)
+    c1024 = s.get("decode_b1_c1024", {})
+    ppl = out.get("perplexity", {}).get("results", {})
     out["goals"] = {
-        "none_decode_c1024_at_most_1.0x_ort_fp32": s.get("decode_b1_c1024", {}).get("none_over_ort_fp32"),
+        "none_decode_c1024_at_most_1.0x_ort_fp32": c1024.get("none_over_ort_fp32"),
         "kv_prerope4_decode_c4096_faster_than_none": s.get("decode_b1_c4096", {}).get("kv_prerope4_over_none"),
+        "rotate_w8a8_kv4_decode_c1024_at_least_2x_ort_fp32": c1024.get("rotate_w8a8_kv4_speedup_over_ort_fp32"),
+        "rotate_w8a8_kv4_decode_c1024_faster_than_ort_int8_dynamic":
+            c1024.get("rotate_w8a8_kv4_speedup_over_ort_int8_dynamic"),
+        "rotate_w8a8_kv4_perplexity_within_3pct_of_float": ppl.get("qcompile_rotate_w8a8_kv4", {}).get("vs_float"),
         "decode_within_1.5x_of_bandwidth_limit": {k: r["limit_ratio"] for k, r in s.items() if r["limit_ratio"]},
     }
     common.write_json(a.out, out)
+
+
+def perplexities(engines: list[str], tokens: int, stats) -> dict:
+    """Perplexity of each qcompile engine's pipeline on *Emma* (:class:`qcompile.lm.Protocol`,
+    steps of 64 tokens, the calibration the speed engines use), through llvm artifacts;
+    ``vs_float`` against ``qcompile_none``'s."""
+    import dataclasses
+
+    import qcompile as qc
+    from qcompile import lm
+    from qcompile.calibration import Collected
+    from qcompile.models import corpus, smollm2
+
+    proto = lm.Protocol(tokens=tokens)
+    _, tok = smollm2.load_hf()
+    ids = tok(corpus.text("eval")).input_ids
+    canon = qc.PassManager(qc.pipeline("none")).run(qc.load(smollm2.export_onnx(proto.chunk)).mod)
+    res = {}
+    table = {**PIPELINES, **PERPLEXITY_ONLY}
+    extra = [e for e in PERPLEXITY_ONLY if "qcompile_rotate_w8a8" in engines]
+    for e in ["qcompile_none"] + [e for e in engines if e != "qcompile_none"] + extra:
+        ps = passes(e)
+        calib = Collected(stats("rotate" in table[e][0]), by_order=True) \
+            if any(p.needs_calibration for p in ps) else None
+        mod = qc.PassManager(ps, calibration=calib).run(canon) if ps else canon
+        r = common.cache_perplexity(mod, ids, proto, e)
+        res[e] = {"pipeline": table[e][0], "options": table[e][1], "perplexity": r["perplexity"],
+                  "vs_float": r["perplexity"] / res["qcompile_none"]["perplexity"] - 1 if res else 0.0}
+        log(f"perplexity {e}: {r['perplexity']:.4f} ({100 * res[e]['vs_float']:+.2f} % vs float)")
+    return {"metric": "perplexity, Jane Austen's Emma", "protocol": dataclasses.asdict(proto), "results": res}
 
 
 if __name__ == "__main__":

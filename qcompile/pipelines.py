@@ -10,6 +10,8 @@ cannot tie.
   of the passes after it see the activations that will run;
 * the key/value cache formats: ``k-sort``'s channel permutation before ``bfp`` stores
   blocks of the sorted channels; ``kv-prerope``;
+* ``w8a8`` after them: it turns the float linear layers (whose weights ``k-sort`` permutes)
+  into int8 ones;
 * ``int-only`` last: it consumes the whole float graph.
 
 Options are set where the passes are built: ``pipeline("int-only", shiftmax_K=28)`` (an
@@ -42,10 +44,11 @@ from qcompile.passes.ksort import KSort
 from qcompile.passes.kvcache import Bfp, KvPrerope
 from qcompile.passes.qdq_sim import QdqSim
 from qcompile.passes.rotate import Rotate
+from qcompile.passes.w8a8 import W8A8
 from qcompile.passmanager import Pass
 
 #: every pass, in the one order passes run in (see the module docstring)
-ORDER: list[type[Pass]] = [Canonicalize, Rotate, QdqSim, KSort, Bfp, KvPrerope, IntPrepare, IntOnly]
+ORDER: list[type[Pass]] = [Canonicalize, Rotate, QdqSim, KSort, Bfp, KvPrerope, W8A8, IntPrepare, IntOnly]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ PIPELINES: dict[str, PipelineDef] = {d.name: d for d in [
     PipelineDef("kv-prerope", (KvPrerope,),
                 "KVQuant: packed 2/3/4/8-bit KV cache, keys per channel before RoPE (RoPE applied after "
                 "dequantization), values per token, float sinks, optional dense-and-sparse outliers"),
+    PipelineDef("w8a8", (W8A8,),
+                "linear layers executed as int8 x int8 -> int32 matmuls: weights per output channel, "
+                "activations per token at run time (qdq-sim's W8A8, for real); output head float"),
     PipelineDef("int-only", (IntPrepare, IntOnly),
                 "I-ViT integer-only: int8 matmuls, Shiftmax, ShiftGELU, integer LayerNorm, dyadic requant"),
 ]}
@@ -78,6 +84,8 @@ PIPELINES: dict[str, PipelineDef] = {d.name: d for d in [
 EXCLUSIVE: list[tuple[frozenset[str], str]] = [
     (frozenset({"bfp", "kv-prerope"}), "both store the key/value cache: choose one format"),
     (frozenset({"qdq-sim", "int-only"}), "qdq-sim simulates in float what int-only executes in integers"),
+    (frozenset({"qdq-sim", "w8a8"}), "qdq-sim simulates in float what w8a8 executes in integers"),
+    (frozenset({"w8a8", "int-only"}), "int-only already executes every linear layer in integers"),
 ]
 
 #: target -> pass name -> options the target chooses, unless the user set them

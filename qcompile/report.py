@@ -208,7 +208,18 @@ def technique_lines(notes: dict) -> list[tuple[str, list[str]]]:
         out.append(("Block formats for weights and matmul inputs", _weight_lines(notes["weights"])))
     if notes.get("float_islands"):
         out.append(("Float islands", _island_lines(notes["float_islands"])))
+    if "linears_int8" in notes:
+        out.append(("Int8 linear layers", _w8a8_lines(notes)))
     return out
+
+
+def _w8a8_lines(n: dict) -> list[str]:
+    kept = [f"{what} {n[key]}" for what, key in (("output head", "kept_float_head"),
+                                                 ("int32 overflow risk", "kept_float_overflow")) if n[key]]
+    return [f"{n['linears_int8']} linear layers as int8 x int8 -> int32 matmuls (W{n['w_bits']}A{n['a_bits']}, weights per "
+            f"output channel, {n['activation_quantizations']} activations quantized per token at run time); weight bytes "
+            f"{n['weight_bytes_float']:,} float32 -> {n['weight_bytes_int8']:,}"
+            + (f"; left float: {', '.join(kept)}" if kept else "")]
 
 
 def _island_lines(islands: list[dict]) -> list[str]:

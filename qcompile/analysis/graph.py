@@ -175,3 +175,18 @@ def linear_at(defs: dict, v, *, rank2: bool = False, with_bias: bool = True) -> 
         if inner is not None:
             return Linear(inner.matmul, v, inner.x, inner.weight)
     return None
+
+
+def head_linears(g: Graph) -> set:
+    """Matmuls whose result (or result + bias) is a model output: the output head, which the
+    weight/activation quantizers (``qdq-sim``, ``w8a8``) leave float unless asked."""
+    out = set()
+    for var in g.order:
+        if op_name(g.defs[var]) != "matmul":
+            continue
+        if var in g.outputs:
+            out.add(var)
+        users = g.users.get(var, [])
+        if len(users) == 1 and op_name(g.defs[users[0][0]]) == "add" and users[0][0] in g.outputs:
+            out.add(var)
+    return out

@@ -24,8 +24,7 @@ from tvm.relax import op as O
 
 from qcompile.errors import QCompileError
 from qcompile.passmanager import Pass, mapped_probes
-from qcompile.analysis.graph import Graph, linear_at
-from qcompile.analysis.moves import op_name
+from qcompile.analysis.graph import Graph, head_linears, linear_at
 from qcompile.rewrite import rebuild_main
 
 
@@ -50,21 +49,6 @@ def qdq_act_ref(x: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(np.round(x / s), -qmax, qmax) * s
 
 
-def _head_linears(g: Graph) -> set:
-    """Matmuls whose result (or result + bias) is a model output."""
-    out = set()
-    for var in g.order:
-        val = g.defs[var]
-        if op_name(val) != "matmul":
-            continue
-        if var in g.outputs:
-            out.add(var)
-        users = g.users.get(var, [])
-        if len(users) == 1 and op_name(g.defs[users[0][0]]) == "add" and users[0][0] in g.outputs:
-            out.add(var)
-    return out
-
-
 class QdqSim(Pass):
     """Simulated W/A quantization of the linear layers (labelled as a simulation in reports)."""
 
@@ -77,7 +61,7 @@ class QdqSim(Pass):
             if b != 0 and not 2 <= b <= 16:
                 raise QCompileError(f"qdq-sim: bit width {b} out of range (2..16, or 0 for float)")
         g = Graph(mod)
-        heads = _head_linears(g)
+        heads = head_linears(g)
         counts = {"linears_quantized": 0, "kept_float_head": len(heads)}
 
         def on_binding(bb, var, val):
