@@ -42,6 +42,17 @@ def test_pack_layout_is_little_endian_bit_stream():
     np.testing.assert_array_equal(kq.pack_ref(codes, 3)[0], [(word >> (8 * r)) & 255 for r in range(3)])
 
 
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_pack_layout_is_planar_where_bits_divide_8(bits):
+    """Slice ``s`` of the vector (``W = D * bits / 8`` codes) fills bits ``s*bits..`` of every
+    byte: a run of consecutive codes is a run of consecutive bytes (the decoder vectorizes)."""
+    d = 32
+    w = d * bits // 8
+    codes = np.random.default_rng(bits).integers(0, 2**bits, (3, d)).astype(np.uint8)
+    want = sum(codes[:, s * w:(s + 1) * w].astype(np.int64) << (s * bits) for s in range(8 // bits))
+    np.testing.assert_array_equal(kq.pack_ref(codes, bits), want.astype(np.uint8))
+
+
 def _kernel_module(bits, heads, d, t, sinks, k, per_channel, consts, table=None):
     """Quantize a step into a packed cache of symbolic length P, update the sinks, dequantize."""
     P = tirx.Var("P", "int64")

@@ -6,10 +6,20 @@ exported decoders concatenate them. ``bits`` is 2, 3, 4 or 8.
 * **Codes** are unsigned, ``0 .. L`` with ``L = 2^bits - 1``:
   ``code = clip(rint((x - zero) * inv), 0, L)``, round half to even, ``inv = 1/scale``
   (0 where ``scale`` is 0), all in float32; dequantized ``x' = code * scale + zero``.
-* **Packing**: each run of 8 codes of a vector becomes ``bits`` bytes, little-endian bit
-  order: code ``i`` of the run occupies bits ``i*bits .. i*bits+bits-1`` of the 64-bit
-  word ``sum_r byte_r << 8r``. ``D`` must be a multiple of 8, so a head's codes take exactly
-  ``D * bits / 8`` bytes: the cache really is ``bits/16`` of a float16 cache plus its scales.
+* **Packing**: a head vector's ``D`` codes take exactly ``W = D * bits / 8`` bytes (``D``
+  a multiple of 8): the cache really is ``bits/16`` of a float16 cache plus its scales.
+
+  * ``bits`` dividing 8 (2, 4, 8; 1 for BFP significands) is **planar**: the vector is cut
+    into ``8 / bits`` slices of ``W`` codes and slice ``s`` fills bits ``s*bits ..
+    s*bits+bits-1`` of every byte, so code ``d`` is in byte ``d % W`` at bit ``(d // W) *
+    bits``. A run of consecutive codes reads consecutive bytes with one shift, which
+    vectorizes (decoding a 16-lane vector is one 16-byte load, a shift and a mask; the
+    interleaved layout this replaced, code ``d`` in byte ``d * bits // 8``, needed a
+    per-lane gather and a per-lane shift), and for 4-bit codes RoPE's rotate-half partners
+    ``d`` and ``d + D/2`` share a byte;
+  * 3 bits (codes straddle bytes): each run of 8 codes becomes 3 bytes, little-endian bit
+    order: code ``i`` of the run occupies bits ``3i .. 3i+2`` of the 24-bit word
+    ``sum_r byte_r << 8r``.
 * **Per-channel** (keys, KVQuant): ``zero``/``scale`` per (head, channel), calibrated offline,
   constants of the graph.
 * **Per-token** (values; the per-token-key baseline): ``zero = f16(min)``,
@@ -97,6 +107,13 @@ def kmeans_levels(u: np.ndarray, weight: np.ndarray, bits: int, iters: int = 60)
 
 def pack_ref(codes: np.ndarray, bits: int) -> np.ndarray:
     *lead, d = codes.shape
+    if 8 % bits == 0:  # planar: slice s of the vector in bits s*bits.. of every byte
+        per = 8 // bits
+        sl = codes.reshape(*lead, per, d // per).astype(np.uint16)
+        out = np.zeros((*lead, d // per), np.uint16)
+        for s in range(per):
+            out |= sl[..., s, :] << np.uint16(s * bits)
+        return out.astype(np.uint8)
     runs = codes.reshape(*lead, d // 8, 8).astype(np.uint64)
     word = np.zeros(runs.shape[:-1], np.uint64)
     for i in range(8):
@@ -107,6 +124,9 @@ def pack_ref(codes: np.ndarray, bits: int) -> np.ndarray:
 
 def unpack_ref(packed: np.ndarray, bits: int) -> np.ndarray:
     *lead, w = packed.shape
+    if 8 % bits == 0:
+        return np.concatenate([(packed >> np.uint8(s * bits)) & np.uint8(levels(bits)) for s in range(8 // bits)],
+                              -1).astype(np.uint8)
     groups = packed.reshape(*lead, w // bits, bits).astype(np.uint64)
     word = np.zeros(groups.shape[:-1], np.uint64)
     for r in range(bits):
@@ -199,6 +219,17 @@ def _level(code, table):
 def pack_te(code_at, shape, bits, name):
     """``shape[:-1] + [D*bits/8]`` uint8 from ``code_at(*lead, d) -> int64``."""
     *lead, d = shape
+    w = packed_width(int(d), bits)
+
+    if 8 % bits == 0:  # planar
+        def planar(*i):
+            *li, j = i
+            byte = code_at(*li, j)
+            for s in range(1, 8 // bits):
+                byte = byte | (code_at(*li, j + s * w) << tirx.const(s * bits, "int64"))
+            return byte.astype("uint8")
+
+        return te.compute([*lead, w], planar, name=name)
 
     def f(*i):
         *li, j = i
@@ -213,14 +244,21 @@ def pack_te(code_at, shape, bits, name):
 
 def unpacked_te(packed, bits):
     """``(*lead, d) -> int64`` code reader of a packed tensor. Where ``bits`` divides 8
-    (1, 2, 4, 8), no code straddles a byte: code ``d`` is bits ``(d*bits) % 8`` of byte
-    ``(d*bits) // 8`` (the same layout as the group words below), read with one 32-bit
-    shift and mask instead of assembling a 64-bit word per code."""
+    (1, 2, 4, 8; the planar layout), code ``d`` is bits ``(d // W) * bits`` of byte
+    ``d % W``, read with one 32-bit shift and mask."""
     if 8 % bits == 0:
+        w = int(packed.shape[-1])
+
         def one_byte(*i):
             *li, d = i
-            byte = packed[(*li, d * bits // 8)].astype("int32")
-            return ((byte >> ((d * bits) % 8).astype("int32")) & tirx.const(levels(bits), "int32")).astype("int64")
+            if bits == 8:
+                return packed[(*li, d)].astype("int64")
+            byte = packed[(*li, d % w)].astype("int32")
+            # ``% (8 // bits)`` changes nothing for d < D; it bounds the shift for TVM's
+            # simplifier, which otherwise folds a later ``code >= 2^(bits-1)`` to false
+            # (BFP's sign test) when it does not know the range of ``d``
+            shift = ((d // w) % (8 // bits)) * bits
+            return ((byte >> shift.astype("int32")) & tirx.const(levels(bits), "int32")).astype("int64")
         return one_byte
 
     def at(*i):
