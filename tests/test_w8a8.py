@@ -156,3 +156,31 @@ def test_llama_block_golden(tmp_path, update_golden):
     _, path = tiny_llama(tmp_path, layers=1, intermediate=24, chunk=2)
     mod = qc.PassManager(qc.pipeline("w8a8")).run(qc.load(path).mod)
     check_golden(script(mod), GOLDEN / "w8a8_llama_block.py", update_golden)
+
+
+def test_cuda_int8_matmuls_are_dp4a(tmp_path):
+    """The CUDA build generates its int8 matmuls as ``__dp4a`` kernels (compiled by nvcc
+    where the toolkit is installed; run against llvm where a GPU is present)."""
+    import re
+    import shutil
+
+    from qcompile.backends import cuda
+    from test_rotate import tiny_llama
+
+    _, path = tiny_llama(tmp_path, layers=1, intermediate=32, chunk=4)
+    mod = qc.PassManager(qc.pipeline("rotate+w8a8")).run(qc.load(path).mod)
+    art = qc.build(mod, target="cuda")
+    kernels = set(re.findall(r"void __launch_bounds__\(\d+\) (\w+)_kernel\(", art.sources["model.cu"]))
+    int8 = {k for k in kernels if "matmul" in k} & set(art.info["dp4a_matmuls"])
+    assert len(int8) >= 3 and "__dp4a" in art.sources["model.cu"]  # q/k/v, o, gate/up, down shapes
+    if shutil.which("nvcc"):
+        assert cuda.validate_with_nvcc(art) > 0
+    if art.runnable:
+        from qcompile import lm
+
+        ids = np.arange(4, dtype=np.int64)[None] % 97
+        mask, pos = lm.step_feed(ids, 0)
+        feed = [ids, mask, pos, *lm.empty_cache_for(mod["main"])]
+        np.testing.assert_allclose(art.run(*feed)[0], qc.build(mod, "llvm").run(*feed)[0], rtol=1e-3, atol=1e-3)
+    with pytest.raises(QCompileError, match="int-accel"):
+        qc.build(mod, target="int-accel")

@@ -54,6 +54,48 @@ def no_int8_tensorize(mod, _ctx):
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
+def symbolic_spatial_rule():
+    """A dlight rule for one spatial block over a symbolic extent (a decoder's cache concat,
+    ``[B, H, past + T, D]``), tried before ``Fallback``: ``Fallback`` fuses every loop, and
+    TVM 0.27's iterator analysis fails on the fused symbolic extent ("The padding factor ...
+    is not divisible"). Here no symbolic loop is fused or split: the static loops after the
+    symbolic one are the threads, the symbolic loop is ``blockIdx.x`` and the static loops
+    before it ``blockIdx.y``. (Built on first use: dlight is imported lazily.)"""
+    from tvm.s_tir.dlight import base
+    from tvm.s_tir.dlight.analysis import normalize_prim_func
+    from tvm.s_tir.dlight.base import try_inline
+    from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
+
+    class SymbolicSpatial(GPUScheduleRule):
+        def apply(self, func, target, _tunable):
+            if not isinstance(func, tvm.tirx.PrimFunc) or not self.is_target_available(target):
+                return None
+            sch = tvm.s_tir.Schedule(func)
+            infos = normalize_prim_func(sch)
+            if infos is None:
+                return None
+            infos = try_inline(sch, infos)
+            if len(infos) != 1 or set(infos[0].dom_kind()) != {"S"}:
+                return None
+            loops = sch.get_loops(infos[0].block_rv)
+            dyn = [i for i, lp in enumerate(loops) if not isinstance(sch.get(lp).extent, tvm.tirx.IntImm)]
+            if len(dyn) != 1 or dyn[0] == len(loops) - 1:
+                return None
+            p = dyn[0]
+            threads = 1
+            for lp in loops[p + 1:]:
+                threads *= int(sch.get(lp).extent)
+            if threads > base.max_threads_per_block(target):
+                return None
+            sch.bind(sch.fuse(*loops[p + 1:]) if len(loops) > p + 2 else loops[p + 1], "threadIdx.x")
+            sch.bind(loops[p], "blockIdx.x")
+            if p:
+                sch.bind(sch.fuse(*loops[:p]) if p > 1 else loops[0], "blockIdx.y")
+            return sch
+
+    return SymbolicSpatial()
+
+
 def pipeline(target, seen: dict | None = None):
     """The relax pipeline; ``seen`` (optional) receives the scheduled module under "tir"."""
     from tvm.relax.backend.cuda import pipeline as P
@@ -65,7 +107,7 @@ def pipeline(target, seen: dict | None = None):
     seen = {} if seen is None else seen
     legal = after_fuse_ops(P.legalize_passes(target)[:-1])  # all but dlight's ApplyDefaultSchedule
     schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                       dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+                                       dl.gpu.GeneralReduction(), symbolic_spatial_rule(), dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
     back = P.dataflow_lower_passes(target) + guard_plan(P.finalize_passes(target))
 
