@@ -184,3 +184,23 @@ def test_cuda_int8_matmuls_are_dp4a(tmp_path):
         np.testing.assert_allclose(art.run(*feed)[0], qc.build(mod, "llvm").run(*feed)[0], rtol=1e-3, atol=1e-3)
     with pytest.raises(QCompileError, match="int-accel"):
         qc.build(mod, target="int-accel")
+
+
+def test_error_per_block_like_qdq_sims(tiny_encoder_onnx, tiny_encoder_eval):
+    """w8a8 answers the report's per-block probes (its rebuilt graph read at the residual
+    adds), and at every block it is as far from the float model as qdq-sim's W8A8."""
+    from qcompile.evaluate import compare_layers
+
+    model = qc.load(str(tiny_encoder_onnx))
+    data = dict(np.load(tiny_encoder_eval))
+    rows = {}
+    for spec in ("w8a8", "qdq-sim"):
+        pm = qc.PassManager(qc.pipeline(spec), probes=True)
+        pm.run(model.mod)
+        probe = pm.probe
+        assert probe is not None and len(probe.labels) >= 2
+        rows[spec] = compare_layers(probe, qc.build(probe.float_mod, "llvm"), qc.build(probe.quant_mod, "llvm"),
+                                    model, data, batch=3, progress=False)
+    for real, sim in zip(rows["w8a8"], rows["qdq-sim"]):
+        assert real["binding"] == sim["binding"] and 0 < real["relative_error"] < 0.05
+        assert abs(real["relative_error"] - sim["relative_error"]) < 0.01 * sim["relative_error"] + 1e-6

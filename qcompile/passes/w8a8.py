@@ -37,7 +37,7 @@ from tvm.relax import op as O
 
 from qcompile.analysis.graph import Graph, head_linears, linear_at
 from qcompile.errors import QCompileError
-from qcompile.passmanager import Pass
+from qcompile.passmanager import Pass, mapped_probes
 from qcompile.rewrite import rebuild_main
 
 INT32_MAX = 2 ** 31 - 1
@@ -119,7 +119,13 @@ class W8A8(Pass):
             counts["weight_bytes_int8"] += q.nbytes + sw.nbytes
             return O.multiply(O.multiply(O.astype(acc, "float32"), sx), relax.const(sw))
 
-        out = rebuild_main(mod, on_binding)
+        env: dict = {}
+        out = rebuild_main(mod, on_binding, env=env)
+        if ctx.probes:  # per-block error for the report: never a reason for the compile to fail
+            try:
+                ctx.probe = mapped_probes(mod, out, env)
+            except Exception as e:  # noqa: BLE001 - said in the report instead
+                ctx.notes["probes_failed"] = f"{type(e).__name__}: {e}"
         ctx.notes["execution"] = ("int8 x int8 -> int32 matmuls; weights per output channel, activations per "
                                   "token at run time, symmetric round-to-nearest")
         ctx.notes["w_bits"], ctx.notes["a_bits"] = cfg.w_bits, cfg.a_bits
