@@ -101,12 +101,18 @@ def _stats(rotated: bool = False, calib_chunk: int = 64):
     return calib.collect(mod, KvPrerope().calibration_requests(mod))
 
 
-def passes(engine: str) -> list:
-    """The passes of a qcompile engine after canonicalization."""
+def engine_module(engine: str, canon, stats):
+    """``canon`` (the canonicalized step) through a qcompile engine's other passes, calibrated
+    by layer order from ``stats(rotated)`` where a pass needs it."""
     import qcompile as qc
+    from qcompile.calibration import Collected
 
     spec, opts = {**PIPELINES, **PERPLEXITY_ONLY}[engine]
-    return [p for p in qc.pipeline(spec, opts) if p.name != "canonicalize"]
+    ps = [p for p in qc.pipeline(spec, opts) if p.name != "canonicalize"]
+    if not ps:
+        return canon
+    calib = Collected(stats("rotate" in spec), by_order=True) if any(p.needs_calibration for p in ps) else None
+    return qc.PassManager(ps, calibration=calib).run(canon)
 
 
 def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], stats) -> dict:
@@ -114,7 +120,6 @@ def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], sta
     engine's cache shapes per context. Cached under ``WORK/t{chunk}_b{batch}``."""
     import qcompile as qc
     from qcompile import lm
-    from qcompile.calibration import Collected
     from qcompile.models import smollm2
 
     d = WORK / f"t{chunk}_b{batch}"
@@ -128,10 +133,7 @@ def prepare(chunk: int, batch: int, engines: list[str], contexts: list[int], sta
         so = d / f"{e}.so"
         if canon is None:
             canon = qc.PassManager(qc.pipeline("none")).run(qc.load(src).mod)
-        ps = passes(e)
-        calib = Collected(stats("rotate" in PIPELINES[e][0]), by_order=True) \
-            if any(p.needs_calibration for p in ps) else None
-        mod = qc.PassManager(ps, calibration=calib).run(canon) if ps else canon
+        mod = engine_module(e, canon, stats)
         info.setdefault("weight_bytes", {})[e] = module_weight_bytes(mod)
         info["caches"][e] = {str(c): lm.cache_shapes(mod["main"], batch, c) for c in contexts}
         if not so.exists():
@@ -379,7 +381,6 @@ def perplexities(engines: list[str], tokens: int, stats) -> dict:
 
     import qcompile as qc
     from qcompile import lm
-    from qcompile.calibration import Collected
     from qcompile.models import corpus, smollm2
 
     proto = lm.Protocol(tokens=tokens)
@@ -390,10 +391,7 @@ def perplexities(engines: list[str], tokens: int, stats) -> dict:
     table = {**PIPELINES, **PERPLEXITY_ONLY}
     extra = [e for e in PERPLEXITY_ONLY if "qcompile_rotate_w8a8" in engines]
     for e in ["qcompile_none"] + [e for e in engines if e != "qcompile_none"] + extra:
-        ps = passes(e)
-        calib = Collected(stats("rotate" in table[e][0]), by_order=True) \
-            if any(p.needs_calibration for p in ps) else None
-        mod = qc.PassManager(ps, calibration=calib).run(canon) if ps else canon
+        mod = engine_module(e, canon, stats)
         r = common.cache_perplexity(mod, ids, proto, e)
         res[e] = {"pipeline": table[e][0], "options": table[e][1], "perplexity": r["perplexity"],
                   "vs_float": r["perplexity"] / res["qcompile_none"]["perplexity"] - 1 if res else 0.0}

@@ -6,6 +6,8 @@ column (the live transformers model through qc.load, `none`, compared with torch
     python benchmarks/zoo.py [--models llama,bert] [--pipelines none,rotate]
         -> benchmarks/results/zoo.json, and the README matrix printed as Markdown
     python benchmarks/zoo.py --markdown     # the matrix of the existing zoo.json
+    python benchmarks/zoo.py --pipelines w8a8 --out benchmarks/results/zoo_w8a8.json
+        -> a pipeline of EVERY_KIND (not a matrix column yet) on every model
     python benchmarks/zoo.py --exporter dynamo
         -> benchmarks/results/zoo_dynamo.json: the same models exported by
            torch.onnx.export(dynamo=True) (no cache: none, rotate and int-only, one batch)
@@ -30,6 +32,9 @@ ORDER = ["none", "rotate", "k-sort", "kv-prerope", "bfp", "rotate+kv-prerope", "
 #: the torch.export column: the `none` pipeline on the live transformers model through qc.load
 TORCH = "torch.export"
 ALL = sorted({p for ps in zoo.PIPELINES.values() for p in ps}, key=ORDER.index) + [TORCH]
+#: pipelines that apply to every kind of model, run only when --pipelines names them (not
+#: matrix columns yet: their cells would need their own zoo.GAPS and FIXED_SHAPES entries)
+EVERY_KIND = ("w8a8",)
 #: the pipelines of the dynamo column: the KV-cache ones need a cache in the signature
 DYNAMO = ("none", "rotate", "int-only")
 
@@ -39,7 +44,7 @@ def _gap(name, p):
 
 
 def markdown(results: dict, exporter: str = "optimum") -> str:
-    pipes = [p for p in ALL if any(p in r or ("export" in r and p in DYNAMO) for r in results.values())]
+    pipes = [p for p in ALL + list(EVERY_KIND) if any(p in r or ("export" in r and p in DYNAMO) for r in results.values())]
     lines = ["| model | " + " | ".join(pipes) + " |", "|---|" + "---|" * len(pipes)]
     notes = []
     for name, row in results.items():
@@ -114,7 +119,7 @@ def main() -> int:
                 print(f"{name:<11} export failed: {row['export']['reason']}", flush=True)
                 continue
         for p in a.pipelines.split(","):
-            if p != TORCH and p not in zoo.PIPELINES[arch.kind]:
+            if p != TORCH and p not in zoo.PIPELINES[arch.kind] and p not in EVERY_KIND:
                 continue
             if dynamo and p not in DYNAMO:
                 continue

@@ -118,6 +118,16 @@ class PassContext:
     probes: bool = False
     probe: Probes | None = None
 
+    def answer_probes(self, make) -> None:
+        """Where per-block error was asked for, ``probe = make()``; a failure is said in the
+        notes (``probes_failed``), never a reason for the compile to fail."""
+        if not self.probes:
+            return
+        try:
+            self.probe = make()
+        except Exception as e:  # noqa: BLE001 - said in the report instead
+            self.notes["probes_failed"] = f"{type(e).__name__}: {e}"
+
 
 @dataclasses.dataclass
 class PassRecord:

@@ -537,7 +537,7 @@ FIXED_SHAPES = {("vision", "int-only"): lambda a: {
 #: float (K-sort's head-wise channel permutation of q/k/v/o, RoPE tables and MLP blocks)
 ALONE = {"k-sort": {"mlp": True}}
 TOLERANCE = {"none": 0.999999, "rotate": 0.99999, "k-sort": 0.99999, "kv-prerope": 0.99, "bfp": 0.99,
-             "rotate+kv-prerope": 0.99, "int-only": 0.95, "w8a8": 0.99, "rotate+w8a8": 0.99}
+             "rotate+kv-prerope": 0.99, "int-only": 0.95, "w8a8": 0.99}
 
 
 #: cells that are refused because the model cannot take the technique: (substring of the

@@ -365,11 +365,7 @@ class IntOnly(Pass):
             for isl in lowering.islands:
                 isl["flops_share"] = round(work.get(isl["binding"], 0) / total, 6)
         ctx.notes["ops"] = count_ops(out["main"])
-        if ctx.probes:  # per-block error for the report: never a reason for the compile to fail
-            try:
-                ctx.probe = self.probes(mod, ctx.stats)
-            except Exception as e:  # noqa: BLE001 - said in the report instead
-                ctx.notes["probes_failed"] = f"{type(e).__name__}: {e}"
+        ctx.answer_probes(lambda: self.probes(mod, ctx.stats))  # per-block error for the report
         return out
 
     def probes(self, mod, stats) -> Probes | None:

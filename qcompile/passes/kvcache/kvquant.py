@@ -219,9 +219,10 @@ def _level(code, table):
 def pack_te(code_at, shape, bits, name):
     """``shape[:-1] + [D*bits/8]`` uint8 from ``code_at(*lead, d) -> int64``."""
     *lead, d = shape
-    w = packed_width(int(d), bits)
 
     if 8 % bits == 0:  # planar
+        w = packed_width(int(d), bits)
+
         def planar(*i):
             *li, j = i
             byte = code_at(*li, j)
