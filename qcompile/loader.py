@@ -266,23 +266,84 @@ def load_torch(module, example_inputs: tuple, dynamic_shapes=None) -> Model:
     import torch
     from tvm.relax.frontend.torch import from_exported_program
 
+    from qcompile.frontend.torch_converters import CONVERTERS as TORCH_CONVERTERS
+
     for name, p in list(module.named_parameters()) + list(module.named_buffers()):
         if p.is_floating_point() and torch.isnan(p).any():
             raise QCompileError(f"weight '{name}' has {int(torch.isnan(p).sum())} NaN value(s)")
     module = module.eval()
     try:
         ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
-        mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+        _refuse_data_dependent_shapes(ep)
+        mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True,
+                                    custom_convert_map=TORCH_CONVERTERS)
+    except QCompileError:
+        raise
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QCompileError(f"torch.export/import failed: {type(e).__name__}: {msg}") from None
-    mod = promote_integral_scans(mod)
+    mod = wrap_negative_take_indices(promote_integral_scans(mod))
     params = mod["main"].params
     import tvm
 
     inputs = [InputSpec(p.name, tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else str(d) for d in p.ty.shape),
                         str(p.ty.dtype)) for p in params]
     return Model(mod, inputs, ["output"], "torch", None, {"example_inputs": example_inputs})
+
+
+def _refuse_data_dependent_shapes(ep) -> None:
+    """A shape read from tensor *values* (``x.item()``, ``.tolist()``: torch.export's
+    unbacked symbols, e.g. JetMoE's experts split by their routed-token counts) has no
+    Relax form: TVM's importer dies on it with an unrelated ``TypeError``. Named here."""
+    import re
+
+    reads = {str(n.meta.get("val")): n for n in ep.graph.nodes if n.op == "call_function"
+             and getattr(n.target, "__name__", "") in ("_local_scalar_dense.default", "item.default")}
+    if not reads:
+        return
+    for shaped in ep.graph.nodes:
+        dims = getattr(shaped.meta.get("val"), "shape", None) or ()
+        used = {u for d in dims for u in re.findall(r"u\d+", str(d)) if u in reads}
+        if used:
+            node = reads[sorted(used)[0]]
+            users = ", ".join(sorted(u.name for u in node.users))[:120]
+            raise QCompileError(f"torch.export: node '{node.name}' reads a tensor value into a shape (.item() / "
+                                f".tolist(), used by {users}): data-dependent shapes have no compiled form",
+                                hint="write the computation with static shapes (for a transformers MoE: "
+                                     "experts_implementation='grouped_mm' or 'batched_mm')")
+
+
+def wrap_negative_take_indices(mod):
+    """torch's negative indices for ``x[..., idx]`` (``aten.index.Tensor``) and
+    ``index_select``, which ``from_exported_program`` drops: it emits ``R.take(x, idx,
+    mode="fast")``, and a constant ``-2`` then reads outside ``x`` (uninitialized memory:
+    different numbers each run). Falcon's fused multi-query projection takes its key and
+    value heads as ``qkv[:, :, [-2]]`` and ``[-1]``. A constant index over a static axis is
+    written as its non-negative equal (analyses see the plain gather); any other negative
+    constant, and every computed index, takes ``mode="wrap"``, torch's meaning for ``-n <= i
+    < 0`` (the ONNX importer already wraps Gather's indices)."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+    from tvm.relax import op as O
+
+    def fix(call, _builder):
+        if getattr(call.op, "name", None) != "relax.take" or str(call.attrs.mode) != "fast":
+            return None
+        x, idx = call.args
+        axis = int(call.attrs.axis) if call.attrs.axis is not None else None
+        if not isinstance(idx, tvm.ir.GenericConst):
+            return O.take(x, idx, axis=axis, mode="wrap")
+        v = idx.value.numpy()
+        if not (v < 0).any():
+            return None
+        n = x.ty.shape[axis if axis is not None else 0] if axis is not None and x.ty.shape is not None else None
+        if hasattr(n, "value") and (v >= -int(n.value)).all():
+            return O.take(x, relax.const(np.where(v < 0, v + int(n.value), v).astype(v.dtype)), axis=axis,
+                          mode="fast")
+        return O.take(x, idx, axis=axis, mode="wrap")
+
+    return _rewrite_calls(mod, fix)
 
 
 _NARROW_INTEGRAL = ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32")
@@ -309,30 +370,42 @@ def promote_integral_scans(mod):
 
     scans = {"relax.cumsum": O.cumsum, "relax.cumprod": O.cumprod}
 
-    # A mutator, not rewrite_call: the result dtype changes, and the mutator re-types the
-    # bound variable and re-infers every call downstream (rewrite_call keeps the old
-    # annotation on the var, which is then not well-formed).
-    @relax.expr_functor.mutator
-    class Promote(relax.PyExprMutator):
-        def visit_call_(self, call):
-            call = super().visit_call_(call)
-            name = getattr(call.op, "name", None)
-            if name in scans and narrow(call.args[0]) and no_dtype(call):
-                return scans[name](call.args[0], axis=call.attrs.axis, dtype="int64",
-                                   exclusive=bool(call.attrs.exclusive))
-            if name == "relax.prod" and narrow(call.args[0]):
-                x = self.builder_.normalize(O.astype(call.args[0], "int64"))
-                return O.prod(x, axis=call.attrs.axis, keepdims=bool(call.attrs.keepdims))
-            return call
+    def fix(call, builder):
+        name = getattr(call.op, "name", None)
+        if name in scans and narrow(call.args[0]) and no_dtype(call):
+            return scans[name](call.args[0], axis=call.attrs.axis, dtype="int64", exclusive=bool(call.attrs.exclusive))
+        if name == "relax.prod" and narrow(call.args[0]):
+            x = O.astype(call.args[0], "int64") if builder is None else builder.normalize(O.astype(call.args[0], "int64"))
+            return O.prod(x, axis=call.attrs.axis, keepdims=bool(call.attrs.keepdims))
+        return None
+
+    return _rewrite_calls(mod, fix)
+
+
+def _rewrite_calls(mod, fix):
+    """Replace every call ``c`` of ``mod``'s Relax functions for which ``fix(c, builder)``
+    is not None by that expression (``builder`` is None while looking for matches). A mutator, not ``rewrite_call``:
+    where the result's dtype changes, it re-types the bound variable and re-infers every
+    call downstream (``rewrite_call`` keeps the old annotation on the var, which is then not
+    well-formed). ``mod`` itself when nothing matches."""
+    from tvm import relax
 
     found = []
     for f in mod.functions.values():
         if isinstance(f, relax.Function):
             relax.analysis.post_order_visit(f.body, lambda e: found.append(e) if isinstance(e, relax.Call)
-                                            and getattr(e.op, "name", None) in (*scans, "relax.prod") else None)
+                                            and fix(e, None) is not None else None)
     if not found:
         return mod
-    mutator = Promote(mod)
+
+    @relax.expr_functor.mutator
+    class Rewrite(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            fixed = fix(call, self.builder_)
+            return call if fixed is None else fixed
+
+    mutator = Rewrite(mod)
     for gv, f in list(mod.functions.items()):
         if isinstance(f, relax.Function):
             mutator.builder_.update_func(gv, mutator.visit_expr(f))

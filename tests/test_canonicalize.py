@@ -314,3 +314,33 @@ def test_cosine_attention_is_rms_norm_and_a_per_head_scale_in_q():
     got = qc.build(mod, "llvm").run(x)[0]
     ref = ort.InferenceSession(str(arch.onnx), providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+class _RopeOtherSign(torch.nn.Module):
+    """RoPE with ``rot(x) = cat(x2, -x1)`` (a rotation by -theta, NanoChat's spelling),
+    rotate-half or interleaved."""
+
+    def __init__(self, form):
+        super().__init__()
+        self.form = form
+        ang = torch.arange(6.0)[:, None] * (10000.0 ** (-torch.arange(4.0) / 4))[None]
+        rep = (lambda t: torch.cat([t, t], -1)) if form == "half" else (lambda t: t.repeat_interleave(2, -1))
+        self.register_buffer("cos", rep(ang.cos()))
+        self.register_buffer("sin", rep(ang.sin()))
+
+    def forward(self, x):
+        if self.form == "half":
+            rot = torch.cat([x[..., 4:], -x[..., :4]], -1)
+        else:
+            rot = torch.stack([x[..., 1::2], -x[..., 0::2]], -1).flatten(-2)
+        return (x * self.cos + rot * self.sin) @ torch.eye(8)
+
+
+@pytest.mark.parametrize("form", ["half", "interleaved"])
+@pytest.mark.parametrize("frontend", ["torch", "onnx"])
+def test_rope_of_the_other_sign_is_rope(form, frontend, tmp_path):
+    """``x*cos + cat(x2, -x1)*sin`` is RoPE with ``-sin``: one ``qcompile.rope``, equal to
+    the original (the cache passes then find it)."""
+    m = _RopeOtherSign(form).eval()
+    inp = (torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(0)),)
+    _check(_load(frontend, m, inp, tmp_path, ["x"]), m, inp, {"composite:qcompile.rope": 1, "negative": 0})

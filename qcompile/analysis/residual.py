@@ -92,7 +92,7 @@ def regions(g: Graph) -> list[Region]:
     """Every residual-stream region of ``main`` (see the module docstring)."""
     for var in g.order:
         value = g.defs[var]
-        if op_name(value) in NORMS:
+        if op_name(value) in NORMS and not _uniform_rms(value):
             for u, _ in g.users.get(var, []):
                 uval = g.defs[u]
                 if op_name(uval) == "add" and all(isinstance(a, relax.Var) for a in uval.args):
@@ -143,14 +143,14 @@ class StreamIsOutput(QCompileError):
 
 def _per_head(g: Graph, x) -> bool:
     """``x`` is a projection split into heads (Qwen3's and OLMo-2's q/k norms normalize each
-    head): through permutes, a reshape that splits the last axis; or a slice of a
+    head): through permutes and RoPE, a reshape that splits the last axis; or a slice of a
     projection's channels (DeepSeek-V3's kv_a_layernorm normalizes the latent part of
     ``kv_a_proj``'s output, the rest being the RoPE key). Such a norm reads no residual
     stream; the rotation leaves it alone."""
     while isinstance(x, relax.Var) and x in g.defs:
         val = g.defs[x]
         op = op_name(val)
-        if op == "permute_dims":
+        if op == "permute_dims" or g.composite(val) == "qcompile.rope":  # (NanoChat: q/k norms after RoPE)
             x = val.args[0]
             continue
         if op == "reshape":
@@ -270,6 +270,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         elif op in ("nn.conv1d", "nn.conv2d") and int(val.attrs.groups) != 1:
             raise _err(g, v, val, "is a grouped (or depthwise) convolution writing the residual stream: each output "
                                   "channel reads only its group, so it is not rotation-invariant")
+        elif _uniform_rms(val) and ax == nd - 1 and _norm_axis(val) == ax and isinstance(val.args[0], relax.Var):
+            push(val.args[0], ax)  # an RMSNorm without a gain keeps norms: rms(x R) = rms(x) R
         elif op in NORMS:
             raise _err(g, v, val, "normalizes the residual stream in place (a post-norm model): its scale "
                                   "and shift sit on the residual path, so no rotation fuses across it")
@@ -285,6 +287,9 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                 other = uval.args[1 - i]
                 if isinstance(other, relax.Var):
                     push(other, aligned(u, aligned(v, ax, u), other))
+            elif uop in NORMS and i == 0 and _norm_axis(uval) == ax == nd - 1 and _uniform_rms(uval) \
+                    and _in_place(g, u):
+                push(u, ax)  # a gainless RMSNorm of the stream that stays on the stream (NanoChat)
             elif uop in NORMS and i == 0 and _norm_axis(uval) == ax == nd - 1:
                 norms[u] = uop.removeprefix("nn.")
             elif uop == "multiply" and i == 0 and const_value(uval.args[1]) is not None \
@@ -313,6 +318,23 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
         got = _readers(g, n)
         reads.append(NormRead(n, k, [], True) if got is None else NormRead(n, k, got))
     return Region(d, axes, writers, reads)
+
+
+def _uniform_rms(val) -> bool:
+    """An RMSNorm whose gain is one number for every channel (none, as ``F.rms_norm(x,
+    (d,))``): it commutes with an orthogonal ``R`` (``rms(x R) = rms(x) R``, ``R`` keeps
+    the norm), so it may sit on the residual path itself."""
+    if op_name(val) != "nn.rms_norm":
+        return False
+    w = const_value(val.args[1])
+    return w is not None and w.size >= 1 and bool((w == w.reshape(-1)[0]).all())
+
+
+def _in_place(g: Graph, norm) -> bool:
+    """``norm``'s output is added to another computed tensor (it stays on the residual
+    path) rather than only read by layers."""
+    return any(op_name(g.defs[u]) == "add" and all(isinstance(a, relax.Var) for a in g.defs[u].args)
+               for u, _ in g.users.get(norm, []))
 
 
 def _is_zero(e) -> bool:
@@ -587,6 +609,8 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
     if used & set(v_cols.reshape(-1).tolist()):
         raise _Skip("V's columns are also read elsewhere")
     # the attention output: head-dim d of output head slice h -> rows of Wo
+    if not isinstance(att.ty, relax.TensorType):
+        raise _Skip("the attention's result is not one tensor")
     a_shape = shape1(att)
     x, arr = att, np.arange(math.prod(a_shape)).reshape(a_shape)  # element ids; id % d = head-dim index
     while True:

@@ -893,8 +893,6 @@ def check_torch(name: str, pipeline: str = "none") -> dict:
 
 #: torch.export cells that should pass and do not: what is missing
 TORCH_GAPS = {
-    "falcon": "TVM 0.27's from_exported_program gives wrong numbers for Falcon (cosine ~0.6 before any qcompile "
-              "pass; the Optimum ONNX export of the same model passes)",
     "beit": "TVM 0.27's from_exported_program emits a slice_scatter of int64 values into an int32 tensor "
             "(BEiT's relative position index), which Relax's type inference rejects",
 }

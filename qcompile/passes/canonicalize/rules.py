@@ -842,7 +842,7 @@ def _l2_normalize(func):
                 return call  # an upper clamp (norm clipping) is not a normalization
             eps = max(float(c.args[1].value), 0.0)
         elif isinstance(c, relax.Call) and c.op.name == "relax.maximum":
-            eps = max(max(_scalar(a) or 0.0 for a in c.args if isinstance(a, relax.Constant)), 0.0)
+            eps = max(max(_scalar(a) or 0.0 for a in c.args if isinstance(a, tvm.ir.GenericConst)), 0.0)
         if eps > 1e-6:
             return call  # max(||x||, 1) and the like: a real clamp, not F.normalize's guard against 0
         D, dt = xs[-1], str(m[x].ty.dtype)
@@ -1079,6 +1079,44 @@ def _inline_rope_shapes(mod, ctx):
     return out
 
 
+def _rope_sign(func):
+    """RoPE written with the other sign of ``rot``: ``x*cos + cat(x[d/2:], -x[:d/2])*sin``
+    (NanoChat; interleaved: pairs ``(x[1::2], -x[0::2])``) is ``x*cos + rot(x)*(-sin)``, a
+    rotation by ``-theta``: rewritten to the canonical ``rot`` (``cat(-x[d/2:], x[:d/2])``)
+    times ``-sin`` so that it fuses into ``qcompile.rope`` like any other."""
+    xa, xb, sin = wildcard(), wildcard(), wildcard()
+    sa = is_op("relax.strided_slice")(xa, varg_default_wildcard=True)
+    sb = is_op("relax.strided_slice")(xb, varg_default_wildcard=True)
+    ed = is_op("relax.expand_dims")
+    half = is_op("relax.concat")(is_tuple([sa, is_op("relax.negative")(sb)]))
+    inter = is_op("relax.reshape")(is_op("relax.concat")(is_tuple([ed(sa), ed(is_op("relax.negative")(sb))])),
+                                   wildcard())
+
+    def fn(call, m, form, var2val):
+        def val(e):
+            return var2val.get(e, e) if isinstance(e, relax.Var) else e
+
+        rot = val(m[half] if form == "half" else m[inter])
+        hd = shape_of(m[xa])
+        # the slices are the other way round from rotate-half's: (x[d/2:], x[:d/2]) here
+        if not _same(m[xa], m[xb]) or hd is None or not _slices_are_rope(m[sa], m[sb], hd[-1], form):
+            return call
+        if form == "half":
+            canon = O.concat([O.negative(m[sa]), m[sb]], axis=int(rot.attrs.axis))
+        else:
+            cat = val(rot.args[0])
+            ea, eb = (val(f) for f in val(cat.args[0]).fields)
+            inner = O.concat([O.expand_dims(O.negative(m[sa]), int(ea.attrs.axis[0])),
+                              O.expand_dims(m[sb], int(eb.attrs.axis[0]))], axis=int(cat.attrs.axis))
+            canon = O.reshape(inner, rot.args[1])
+        return O.multiply(canon, O.negative(m[sin]))
+
+    for form, rot in (("half", half), ("interleaved", inter)):
+        var2val = relax.analysis.get_var2val(func)
+        func = rewrite(comm(mul, rot, sin), lambda c, m, form=form, var2val=var2val: fn(c, m, form, var2val), func)
+    return func
+
+
 def _slices_are_rope(sa, sb, d, form) -> bool:
     """rotate-half: -x[d/2:], x[:d/2]; interleaved: -x[1::2], x[0::2]; both on the last axis."""
     ndim = len(sa.args[0].ty.shape)
@@ -1127,6 +1165,8 @@ def canonicalize_passes() -> list:
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
+        _func_rewrites(_rope_sign),
+        T.FoldConstant(),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,
         T.FuseOpsByPattern(attention_patterns(), bind_constants=False, annotate_codegen=False),

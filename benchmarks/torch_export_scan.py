@@ -1,0 +1,132 @@
+"""Decoders of the installed ``transformers`` (5.x) that have no Optimum export, through
+the Python API's torch.export path: tiny seeded configurations (hidden 64, 2 layers, 4
+heads of 16, 2 KV heads, vocab 256; MoE: 4 experts, top-2), logits without cache,
+``qc.load(module, example_inputs)`` -> pipeline -> llvm build -> compared with torch.
+
+    python benchmarks/torch_export_scan.py [--models Mixtral,NanoChat] [--pipelines none,rotate]
+        -> benchmarks/results/torch_export_scan.json
+
+Each model runs in a process of its own (a TVM crash or a hang is a failed cell, not a
+failed scan). A cell is "pass" (cosine >= 0.99999 against torch), "refused" (qcompile's
+one-line error, quoted) or "fail" (a wrong result, an internal error or a timeout). These
+architectures are held out from the zoo (``qcompile/models/zoo.py``) and from its fixes;
+``tests/test_torch_hf.py::test_hf_decoders_outside_the_zoo`` runs four of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import header, write_json  # noqa: E402
+
+BASE = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=256, tie_word_embeddings=False,
+            pad_token_id=0)
+MOE = dict(num_experts=4, num_local_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+           shared_expert_intermediate_size=32, n_routed_experts=4, n_shared_experts=1)
+#: config class prefix -> extra kwargs
+MODELS = {
+    "Mixtral": MOE, "Qwen2Moe": MOE, "Olmoe": MOE, "GraniteMoe": MOE, "Phimoe": MOE,
+    "JetMoe": dict(MOE, kv_channels=16, num_key_value_heads=4), "Dots1": dict(MOE, first_k_dense_replace=1),
+    "Glm4Moe": dict(MOE, first_k_dense_replace=1),
+    "Starcoder2": {}, "Persimmon": dict(num_key_value_heads=4), "Cohere2": {}, "Exaone4": {}, "Glm4": {},
+    "Ernie4_5": {}, "SeedOss": {}, "BitNet": {}, "Doge": {}, "HunYuanDenseV1": {}, "Apertus": {}, "Olmo3": {},
+    "VaultGemma": {}, "Ministral3": {}, "DiffLlama": {}, "ModernBertDecoder": {}, "NanoChat": {}, "Lfm2": {},
+    "MiniMax": {},
+}
+TOLERANCE = 0.99999
+
+
+def one(name: str, pipelines: list[str]) -> dict:
+    """Run in the child process: every pipeline on one model."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import numpy as np
+    import torch
+    import transformers
+
+    import qcompile as qc
+    from qcompile.errors import QCompileError
+
+    cfg = getattr(transformers, name + "Config")(**BASE, **MODELS[name])
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():  # norms away from 1/0, so that folding them is tested
+        for n, p in hf.named_parameters():
+            if "norm" in n.lower() or "ln" in n.lower():
+                p.add_(0.1 * torch.randn_like(p))
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = hf
+
+        def forward(self, ids, mask):
+            return self.m(input_ids=ids, attention_mask=mask, use_cache=False)[0]
+
+    m = Logits().eval()
+    ex = (torch.randint(0, 256, (2, 6), generator=torch.Generator().manual_seed(7)), torch.ones(2, 6, dtype=torch.int64))
+    with torch.no_grad():
+        ref = m(*ex).numpy().astype(np.float64)
+    out = {}
+    for p in pipelines:
+        t0 = time.perf_counter()
+        try:
+            model = qc.load(m, example_inputs=ex)
+            got = qc.build(qc.PassManager(qc.pipeline(p)).run(model.mod), "llvm").run(*[x.numpy() for x in ex])[0]
+            got = np.asarray(got, np.float64)
+            cos = float((got * ref).sum() / max(np.sqrt((got * got).sum() * (ref * ref).sum()), 1e-30))
+            out[p] = {"status": "pass" if cos >= TOLERANCE else "fail", "cosine": cos}
+        except QCompileError as e:
+            out[p] = {"status": "refused", "reason": str(e)}
+        except Exception as e:  # noqa: BLE001 - an internal error is a failed cell
+            out[p] = {"status": "fail", "reason": f"internal error: {type(e).__name__}: "
+                                                  f"{(str(e).strip().splitlines() or [''])[-1][:300]}"}
+        out[p]["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--pipelines", default="none,rotate")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "torch_export_scan.json"))
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    a = ap.parse_args()
+    pipelines = a.pipelines.split(",")
+    if a.child:
+        print("RESULT " + json.dumps(one(a.child, pipelines)), flush=True)
+        return 0
+    out = header("torch_export_scan.py")
+    out["tolerance"] = TOLERANCE
+    results = {}
+    for name in a.models.split(","):
+        try:
+            r = subprocess.run([sys.executable, __file__, "--child", name, "--pipelines", a.pipelines],
+                               capture_output=True, text=True, timeout=a.timeout)
+            line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
+            results[name] = json.loads(line[7:]) if line else {
+                p: {"status": "fail", "reason": f"crashed (exit {r.returncode}): "
+                                                 f"{(r.stderr.strip().splitlines() or [''])[-1][:300]}"} for p in pipelines}
+        except subprocess.TimeoutExpired:
+            results[name] = {p: {"status": "fail", "reason": f"timeout after {a.timeout} s"} for p in pipelines}
+        print(f"{name:<18} " + "  ".join(f"{p}: {c['status']}" for p, c in results[name].items()), flush=True)
+    out["models"] = results
+    write_json(a.out, out)
+    for name, row in results.items():
+        print(f"| {name} | " + " | ".join(
+            f"{c['status']} ({c['cosine']:.6f})" if "cosine" in c else f"{c['status']}: {c.get('reason', '')[:90]}"
+            for c in row.values()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
