@@ -4,7 +4,7 @@ heads of 16, 2 KV heads, vocab 256; MoE: 4 experts, top-2), logits without cache
 ``qc.load(module, example_inputs)`` -> pipeline -> llvm build -> compared with torch.
 
     python benchmarks/torch_export_scan.py [--models Mixtral,NanoChat] [--pipelines none,rotate]
-        -> benchmarks/results/torch_export_scan.json
+        -> benchmarks/results/torch_export_scan.json (a subset of models is merged into it)
 
 Each model runs in a process of its own (a TVM crash or a hang is a failed cell, not a
 failed scan). A cell is "pass" (cosine >= 0.99999 against torch), "refused" (qcompile's
@@ -54,7 +54,7 @@ def one(name: str, pipelines: list[str]) -> dict:
     import qcompile as qc
     from qcompile.errors import QCompileError
 
-    cfg = getattr(transformers, name + "Config")(**BASE, **MODELS[name])
+    cfg = getattr(transformers, name + "Config")(**{**BASE, **MODELS[name]})
     cfg._attn_implementation = "eager"
     torch.manual_seed(0)
     hf = transformers.AutoModelForCausalLM.from_config(cfg).eval()
@@ -107,8 +107,13 @@ def main() -> int:
         return 0
     out = header("torch_export_scan.py")
     out["tolerance"] = TOLERANCE
-    results = {}
-    for name in a.models.split(","):
+    results, runs = {}, []
+    models = a.models.split(",")
+    if set(models) < set(MODELS) and Path(a.out).exists():  # a subset: merged into the existing file
+        old = json.loads(Path(a.out).read_text())
+        results, runs = old["models"], old.get("runs", [])
+    out["runs"] = runs + [{"command": out["command"], "models": "all" if set(models) == set(MODELS) else models}]
+    for name in models:
         try:
             r = subprocess.run([sys.executable, __file__, "--child", name, "--pipelines", a.pipelines],
                                capture_output=True, text=True, timeout=a.timeout)
@@ -119,9 +124,9 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             results[name] = {p: {"status": "fail", "reason": f"timeout after {a.timeout} s"} for p in pipelines}
         print(f"{name:<18} " + "  ".join(f"{p}: {c['status']}" for p, c in results[name].items()), flush=True)
-    out["models"] = results
+    out["models"] = {n: results[n] for n in MODELS if n in results}
     write_json(a.out, out)
-    for name, row in results.items():
+    for name, row in out["models"].items():
         print(f"| {name} | " + " | ".join(
             f"{c['status']} ({c['cosine']:.6f})" if "cosine" in c else f"{c['status']}: {c.get('reason', '')[:90]}"
             for c in row.values()) + " |")
