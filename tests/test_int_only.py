@@ -1186,3 +1186,40 @@ def test_attention_with_a_constant_bias_and_no_mask_keeps_the_bias():
     got = qc.build(mod, "llvm").run(xs)[0]
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
+
+
+@pytest.mark.slow
+def test_hf_canine_masks_stay_integer(tmp_path):
+    """CANINE (held out: no Optimum export) through torch.export: its 3-D mask is the 2-D
+    mask cast to float times a tensor of ones (before: "combines a cast integer tensor with
+    a non-scalar"), and the mask max-pooled to the downsampled length is cast back to bool
+    (before: "astype ... of a 'Lin' value"). int-only runs, close to torch."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.CanineConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, max_position_embeddings=128, downsampling_rate=2,
+                                    num_hash_buckets=64, num_hash_functions=2, local_transformer_stride=4)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = transformers.CanineModel(cfg).eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = hf
+
+        def forward(self, ids, mask):
+            return self.m(input_ids=ids, attention_mask=mask)[0]
+
+    mask = torch.ones(2, 6, dtype=torch.int64)
+    mask[1, :2] = 0
+    ex = (torch.randint(1, 256, (2, 6), generator=torch.Generator().manual_seed(7)), mask)
+    m = Hidden().eval()
+    with torch.no_grad():
+        ref = m(*ex).numpy()
+    model = qc.load(m, example_inputs=ex)
+    np.savez(tmp_path / "c.npz", **{s.name: np.concatenate([x.numpy()] * 8) for s, x in zip(model.inputs, ex)})
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=qc.Calibration(str(tmp_path / "c.npz"), batch=2,
+                                                                               progress=False)).run(model.mod)
+    got = qc.build(mod, "llvm").run(*[x.numpy() for x in ex])[0]
+    cos = float((got * ref).sum() / np.sqrt((got * got).sum() * (ref * ref).sum()))
+    assert cos > 0.999, cos

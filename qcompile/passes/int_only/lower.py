@@ -49,6 +49,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
@@ -864,14 +865,31 @@ class _Lowering:
             return Lin(args[0].expr)
         if isinstance(args[0], (Q, Acc, Lin)) and _is_float_tensor(call.args[0]) and _is_float_tensor(var):
             return args[0]  # a float -> float cast: the integer form stands for either
+        if isinstance(args[0], Lin) and str(var.ty.dtype) == "bool":
+            # a float mask back to bool (Canine's mask max-pooled to its downsampled length):
+            # a m + b != 0, decided on the integer m
+            x = args[0]
+            m = self.bb.emit(O.astype(x.expr, "int64"))
+            if x.a == 0:
+                return Raw(self.bb.emit(O.not_equal(O.multiply(m, relax.const(0, "int64")),
+                                                    relax.const(1 if x.b != 0 else 0, "int64"))))
+            t = -x.b / x.a
+            if t != round(t):  # never zero
+                return Raw(self.bb.emit(O.equal(m, m)))
+            return Raw(self.bb.emit(O.not_equal(m, relax.const(int(round(t)), "int64"))))
         raise QCompileError(f"int-only: astype at '{var.name}' of a '{type(args[0]).__name__}' value")
 
     def _lin(self, var, x, c, fn):
         cv = c.value if isinstance(c, Const) else None
-        if not isinstance(x, Lin) or cv is None or cv.size != 1:
+        if not isinstance(x, Lin) or cv is None or cv.size == 0 or not (cv == cv.reshape(-1)[0]).all():
             raise QCompileError(f"int-only: binding '{var.name}' combines a cast integer tensor with a "
                                 "non-scalar")
-        return Lin(x.expr, *fn(x.a, x.b, float(cv.reshape(()))))
+        expr = x.expr
+        if cv.size != 1 and not tvm_ffi.structural_equal(var.ty.shape, self.bb.normalize(expr).ty.shape):
+            # a tensor of one value (Canine's broadcast of the mask over a tensor of ones): the
+            # scalar, and the integer tensor broadcast to the result's shape
+            expr = self.bb.emit(relax.op.broadcast_to(expr, var.ty.shape))
+        return Lin(expr, *fn(x.a, x.b, float(cv.reshape(-1)[0])))
 
     @lowers("relax.subtract")
     def op_subtract(self, var, call, args):
