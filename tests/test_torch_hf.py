@@ -144,6 +144,7 @@ def _ids(x):
     ("argsort_floor_div", lambda x: torch.sort(x.flatten())[1] // 3),  # an MoE's token of each routed row
     ("topk_unsorted", lambda x: torch.topk(x, 3, dim=-1, sorted=False)[0].sort(-1)[0]),
     ("histc", lambda x: torch.histc(x, bins=5, min=-1.0, max=1.0)),
+    ("cat_skips_empty_1d", lambda x: torch.cat([x.new_zeros(0), x, x], 0)),  # XLM, ImageGPT, BART
 ])
 def test_torch_ops_as_torch_computes_them(name, f):
     x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))

@@ -172,8 +172,29 @@ def embedding(node, importer):
     return bb.emit(O.reshape(rows, [*shape, weight.ty.shape.values[-1]]))
 
 
+def cat(node, importer):
+    """``torch.cat`` skips a 1-D operand with no elements whatever the rank of the others
+    (a legacy rule: ``torch.cat([torch.tensor([]), x])`` is ``x``; HF's XLM, ImageGPT and
+    BART build position ids or caches that way); TVM's converter passes it on and Relax's
+    ``concat`` refuses the mixed ranks. Such operands are dropped here."""
+    args = importer.retrieve_args(node)
+    axis = args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    parts = list(args[0])
+
+    def empty_1d(t) -> bool:
+        dims = getattr(getattr(t, "ty", None), "shape", None)
+        return dims is not None and len(dims) == 1 and hasattr(dims[0], "value") and int(dims[0].value) == 0
+
+    if any(getattr(getattr(t, "ty", None), "ndim", 1) != 1 for t in parts):
+        parts = [t for t in parts if not empty_1d(t)] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
+    return importer.block_builder.emit(O.concat(parts, axis=axis))
+
+
 #: torch op name (``node.target.__name__``) -> converter
 CONVERTERS = {
+    **{k: cat for k in ("cat.default", "concat.default")},
     "embedding.default": embedding,
     "topk.default": topk,
     **{k: divide for k in ("div.Tensor", "div.Scalar", "div.Tensor_mode", "div.Scalar_mode",
