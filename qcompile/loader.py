@@ -337,7 +337,7 @@ def wrap_negative_take_indices(mod):
         v = idx.value.numpy()
         if not (v < 0).any():
             return None
-        n = x.ty.shape[axis if axis is not None else 0] if axis is not None and x.ty.shape is not None else None
+        n = x.ty.shape[axis] if axis is not None and x.ty.shape is not None else None
         if hasattr(n, "value") and (v >= -int(n.value)).all():
             return O.take(x, relax.const(np.where(v < 0, v + int(n.value), v).astype(v.dtype)), axis=axis,
                           mode="fast")

@@ -56,10 +56,11 @@ def grouped_mm(node, importer):
     one-hot over the groups: G times the multiply-adds of the grouped product, no ``[S, K,
     N]`` gather of weights. An optional ``bias`` (``aten._grouped_mm``) is ``[G, N]``."""
     bb = importer.block_builder
-    x = _arg(node, importer, 0, "input" if "fallback" in str(node.target) else "self")
-    w = _arg(node, importer, 1, "weight" if "fallback" in str(node.target) else "mat2")
+    fallback = "fallback" in str(node.target)  # transformers' op; else aten._grouped_mm
+    x = _arg(node, importer, 0, "input" if fallback else "self")
+    w = _arg(node, importer, 1, "weight" if fallback else "mat2")
     offs = _arg(node, importer, 2, "offs")
-    bias = _arg(node, importer, 3, "bias") if "fallback" not in str(node.target) else None
+    bias = None if fallback else _arg(node, importer, 3, "bias")
     dt = str(x.ty.dtype)
     s = x.ty.shape[0]
     rows = bb.emit(O.arange(0, s, 1, "int64"))

@@ -870,12 +870,9 @@ class _Lowering:
             # a m + b != 0, decided on the integer m
             x = args[0]
             m = self.bb.emit(O.astype(x.expr, "int64"))
-            if x.a == 0:
-                return Raw(self.bb.emit(O.not_equal(O.multiply(m, relax.const(0, "int64")),
-                                                    relax.const(1 if x.b != 0 else 0, "int64"))))
-            t = -x.b / x.a
-            if t != round(t):  # never zero
-                return Raw(self.bb.emit(O.equal(m, m)))
+            t = None if x.a == 0 else -x.b / x.a   # the one m where a m + b = 0, if any
+            if t is None or t != round(t):         # the same answer everywhere
+                return Raw(self.bb.emit((O.equal if x.a != 0 or x.b != 0 else O.not_equal)(m, m)))
             return Raw(self.bb.emit(O.not_equal(m, relax.const(int(round(t)), "int64"))))
         raise QCompileError(f"int-only: astype at '{var.name}' of a '{type(args[0]).__name__}' value")
 
