@@ -20,6 +20,7 @@ _threads.set_default()  # before TVM's thread pool starts: all physical cores (s
 _LAZY = {"Calibration": "calibration", "MinMax": "collectors",
          "AbsMaxPerChannel": "collectors", "Histogram": "collectors",
          "PassError": "errors", "QCompileError": "errors", "UnsupportedOpError": "errors", "load": "loader",
+         "Multiple": "loader",
          "Pass": "passmanager", "PassContext": "passmanager", "PassManager": "passmanager",
          "pipeline": "pipelines", "register": "pipelines", "register_pass": "pipelines",
          "canonicalize": "passes.canonicalize.rules"}

@@ -77,6 +77,8 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
                 model = load(model_path, input_shapes={**(input_shapes or {}), **fixed})
             except QCompileError:
                 raise e from None
+        if model is not None and model.meta.get("dims_assumed"):
+            status(f"note: {model.meta['dims_assumed']}", progress)
         if fixed:
             status("fixing " + ", ".join(f"{k}={'x'.join('?' if d is None else str(d) for d in v)}"
                                          for k, v in fixed.items())

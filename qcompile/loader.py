@@ -6,12 +6,19 @@
   ``from_exported_program``.
 
 Input dimensions that the ONNX file leaves symbolic stay symbolic unless the user fixes
-them (``input_shapes={"input_ids": (1, 128)}``, CLI ``--input-shape input_ids=1x128``).
+them (``input_shapes={"input_ids": (1, 128)}``, CLI ``--input-shape input_ids=1x128``) or
+declares them multiples (``Multiple(32)``, CLI ``32n``: symbolic, a multiple of 32). An
+image model whose symbolic height and width TVM cannot carry as arbitrary sizes (Swin's
+windows and patch merging) is imported again with them as multiples of
+:data:`IMAGE_MULTIPLE`, and says so (``Model.meta["dims_assumed"]``).
 Everything is checked before conversion, so bad input fails early with one line.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,20 @@ import numpy as np
 from qcompile.errors import QCompileError, UnsupportedOpError
 
 MIN_OPSET, MAX_OPSET = 13, 21
+#: the multiple an image model's symbolic height and width are taken as when TVM cannot carry
+#: them as arbitrary sizes: the total stride of the usual vision backbones (4x4 patches and
+#: three 2x2 merges in Swin; five stride-2 stages in CNNs)
+IMAGE_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class Multiple:
+    """An input dim that stays symbolic and is a multiple of ``k`` (``--input-shape`` ``32n``)."""
+
+    k: int
+
+    def __str__(self) -> str:
+        return f"{self.k}n"
 
 
 @dataclass
@@ -50,13 +71,16 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int | None, .
         try:
             if not sep or not name:
                 raise ValueError
-            out[name] = tuple(None if d == "?" else int(d) for d in dims.lower().split("x"))
-            if any(d is not None and d < 0 for d in out[name]):  # 0 is valid: an empty KV cache (prefill)
+            out[name] = tuple(None if d == "?" else Multiple(int(d[:-1])) if d.endswith("n") else int(d)
+                              for d in dims.lower().split("x"))
+            # 0 is valid: an empty KV cache (prefill)
+            if any(d.k < 1 if isinstance(d, Multiple) else d is not None and d < 0 for d in out[name]):
                 raise ValueError
         except ValueError:
             raise QCompileError(f"bad --input-shape '{s}'",
                                 hint="expected NAME=D0xD1x..., e.g. input_ids=1x128 (0 for an empty past, "
-                                     "? to keep a dim symbolic: pixel_values=?x3x224x224)") from None
+                                     "? to keep a dim symbolic: pixel_values=?x3x224x224, 32n for a symbolic "
+                                     "multiple of 32: pixel_values=?x3x32nx32n)") from None
     return out
 
 
@@ -144,17 +168,18 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
-    from tvm.relax.frontend.onnx import from_onnx
-
-    from qcompile.frontend.onnx_converters import patched_converters
-    from qcompile.frontend.onnx_prepare import fold_shape_values
+    from qcompile.frontend.onnx_prepare import fold_shape_values, slice_facts
 
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)
     inputs = _onnx_inputs(proto)
     names = [s.name for s in inputs]
+    multiples = {}
     for name, shape in input_shapes.items():
         shape = tuple(None if d == "?" else d for d in shape)  # "?" or None: keep the model's dim
+        if any(isinstance(d, Multiple) for d in shape):
+            multiples[name] = [d.k if isinstance(d, Multiple) else 1 for d in shape]
+            shape = tuple(None if isinstance(d, Multiple) else d for d in shape)
         if name not in names:
             raise QCompileError(f"--input-shape names '{name}', which is not a model input",
                                 hint=f"inputs are: {', '.join(names)}")
@@ -174,25 +199,82 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
             if have is not None:
                 dim.Clear()
                 dim.dim_value = have
+    for name, ks in multiples.items():
+        spec = next(s for s in inputs if s.name == name)
+        bad = [d for d, k in enumerate(ks) if k > 1 and isinstance(spec.shape[d], int)]
+        if bad:
+            raise QCompileError(f"input '{name}' dim {bad[0]} is fixed to {spec.shape[bad[0]]} in the model; "
+                                f"--input-shape declares it a symbolic multiple of {ks[bad[0]]}")
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
     proto, _ = fold_shape_values(proto)
+    facts = slice_facts(proto)
+    meta = {"opset": opset}
     try:
-        with patched_converters():
-            mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
-                            keep_params_in_input=False)
+        mod = _from_onnx(proto, shape_dict, dtype_dict, opset, facts, multiples)
     except QCompileError:
         raise
     except Exception as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
-        hint = None
-        if symbolic:
-            hint = "the model has symbolic input dims; fix the ones TVM cannot carry with " + " ".join(
-                f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else f'<{d}>' for d in s.shape)}"
-                for s in symbolic) + " (a number per <dim>, or ? to keep it symbolic)"
-        raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}", hint=hint) from None
-    return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, {"opset": opset})
+        images = {} if multiples else _image_multiples(inputs)
+        mod = None
+        if images:  # Swin's windows: sizes TVM cannot carry as arbitrary ones, as multiples it can
+            try:
+                mod = _from_onnx(proto, shape_dict, dtype_dict, opset, facts, images)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                mod = None
+        if mod is None:
+            symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
+            hint = None
+            if symbolic:
+                hint = "the model has symbolic input dims; fix the ones TVM cannot carry with " + " ".join(
+                    f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else f'<{d}>' for d in s.shape)}"
+                    for s in symbolic) + " (a number per <dim>, or ? to keep it symbolic" + (
+                    f"; tried with {', '.join(images)} height and width as multiples of {IMAGE_MULTIPLE} too)"
+                    if images else ")")
+            raise QCompileError(f"TVM's ONNX frontend failed on {path.name}: {msg}", hint=hint) from None
+        meta["dims_assumed"] = "; ".join(
+            f"{name}'s height and width taken as multiples of {IMAGE_MULTIPLE}, since TVM cannot carry them as "
+            f"arbitrary sizes; other sizes are refused at run time (--input-shape {name}=?x?x{IMAGE_MULTIPLE}nx"
+            f"{IMAGE_MULTIPLE}n says so, a number fixes a size)" for name in images)
+        multiples = images
+    if multiples:
+        meta["multiples"] = multiples
+    return Model(mod, inputs, [o.name for o in proto.graph.output], "onnx", path, meta)
+
+
+def _from_onnx(proto, shape_dict, dtype_dict, opset, facts, multiples: dict):
+    """TVM's ``from_onnx`` with qcompile's converters; ``multiples`` (``{input: [k per
+    dim]}``) puts a :class:`~qcompile.frontend.onnx_converters.DimsMultipleOf` after those
+    inputs (on a copy of ``proto``)."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from qcompile.frontend.onnx_converters import multiples_bound_back, patched_converters
+
+    if multiples:
+        model = onnx.ModelProto()
+        model.CopyFrom(proto)
+        for node in model.graph.node:
+            node.input[:] = [f"{i}__multiple" if i in multiples else i for i in node.input]
+        for i, (name, ks) in enumerate(multiples.items()):
+            model.graph.node.insert(i, onnx.helper.make_node("QcDimsMultipleOf", [name], [f"{name}__multiple"],
+                                                             multiples=ks))
+        proto = model
+    with patched_converters(facts), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # TVM prints the failing node before raising (the error says it too), and onnx's
+        # checker warns about qcompile's own op
+        warnings.filterwarnings("ignore", message=".*QcDimsMultipleOf")
+        mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset, keep_params_in_input=False)
+        return multiples_bound_back(mod)
+
+
+def _image_multiples(inputs) -> dict:
+    """``{input: [1, 1, IMAGE_MULTIPLE, IMAGE_MULTIPLE]}`` for each float input of rank 4 whose
+    height and width are both symbolic (an image batch, NCHW)."""
+    return {s.name: [1, 1, IMAGE_MULTIPLE, IMAGE_MULTIPLE] for s in inputs
+            if len(s.shape) == 4 and str(s.dtype).startswith("float")
+            and not any(isinstance(d, int) for d in s.shape[2:])}
 
 
 # --------------------------------------------------------------------------- HF folder

@@ -454,19 +454,36 @@ def test_int_only_fixes_symbolic_image_sizes_from_the_calibration_data(tmp_path,
 
 @pytest.mark.slow
 def test_int_only_retries_an_import_that_needs_fixed_sizes(tmp_path, capsys):
-    """Swin's shifted windows do not import with a symbolic image size at all (a known zoo
-    gap at ``none``); for int-only, which fixes the sizes anyway, the driver retries the
-    import at the calibration data's sizes instead of stopping there."""
+    """MobileViT's unfold computes ``ceil(h / p) * p`` in float from the image size, so it
+    does not import with a symbolic image size at all (a known zoo gap at ``none``); for
+    int-only, which fixes the sizes anyway, the driver retries the import at the
+    calibration data's sizes instead of stopping there."""
     from qcompile.models import zoo
 
-    path = zoo.ZOO["swin"].onnx
-    feeds = [zoo.onnx_feed(path, batch=2, seed=i) for i in range(8)]
+    path = zoo.ZOO["mobilevit"].onnx
+    feeds = [zoo.onnx_feed(path, batch=2, seed=i, image=(64, 64)) for i in range(8)]
     calib = tmp_path / "calib.npz"
     np.savez(calib, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
     rc = main([str(path), "--pipeline", "int-only", "--calib-data", str(calib), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 0, err
-    assert "fixing pixel_values=?x3x32x32 from the calibration data" in err
+    assert "fixing pixel_values=?x3x64x64 from the calibration data" in err
     # without calibration data to say the size, the import error stands, with its hint
     rc = main([str(path), "--pipeline", "none", "-o", str(tmp_path / "none")])
     assert rc == 2 and "--input-shape" in capsys.readouterr().err
+
+
+def test_an_image_size_tvm_cannot_carry_is_taken_as_a_multiple(tmp_path, capsys):
+    """Swin's shifted windows and patch merging do not import over an arbitrary symbolic
+    image size; the loader imports them again with height and width as multiples of 32,
+    says so, and records it in report.json (the artifact refuses other sizes)."""
+    from qcompile.models import zoo
+
+    out = tmp_path / "out"
+    rc = main([str(zoo.ZOO["swin"].onnx), "--pipeline", "none", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "note: pixel_values's height and width taken as multiples of 32" in err
+    report = json.loads((out / "report.json").read_text())
+    assert "multiples of 32" in report["model"]["dims_assumed"]
+    assert report["model"]["inputs"][0]["shape"] == ["batch_size", "num_channels", "height", "width"]

@@ -550,3 +550,96 @@ def test_clip_and_same_padding_are_relax_ops(tmp_path, mode):
     feed = {"x": np.random.default_rng(1).standard_normal((2, 3, 7, 8)).astype(np.float32)}
     got, ref, _ = _run_both(path, feed)
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-6)
+
+
+def _f32(name, dims):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+
+
+def test_roll_as_two_slices_keeps_the_axis_length(tmp_path):
+    """torch.roll over a symbolic axis, as torch exports it (Swin's shifted windows):
+    ``concat(x[:, 2:], x[:, :2])``. ``x[:, :2]`` alone is ``min(2, n)`` long; its sibling
+    ``x[:, 2:]`` proves ``n >= 2``, so the pieces add up to ``n`` and the result keeps
+    its shape (TVM: ``min(2, n) + n - 2``, which it cannot reduce, and every shape after it
+    was lost: Swin's window attention)."""
+    big = np.iinfo(np.int64).max
+    nodes = [helper.make_node("Slice", ["x", "s2", "end", "ax1"], ["a"]),
+             helper.make_node("Slice", ["x", "s0", "s2", "ax1"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["y"], axis=1)]
+    _model(nodes, [_f32("x", ["b", "n", 4])], [_f32("y", ["b", "n", 4])],
+           [_i64("s2", [2]), _i64("s0", [0]), _i64("end", [big]), _i64("ax1", [1])], tmp_path / "m.onnx")
+    for n in (2, 7):
+        feed = {"x": np.random.RandomState(n).randn(2, n, 4).astype(np.float32)}
+        got, ref, model = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+    from tvm.sym import Analyzer
+
+    n_dim = model.mod["main"].params[0].ty.shape.values[1]
+    assert Analyzer().can_prove_equal(model.mod["main"].ret_ty.shape.values[1], n_dim), model.mod["main"].ret_ty
+
+
+def test_strided_split_pieces_have_one_length(tmp_path):
+    """Swin's patch merging: ``x[:, 0::2]`` and ``x[:, 1::2]`` concatenated on the channels.
+    The pieces are combined, so they are equally long (``n // 2``; TVM gave ``(n + 1) // 2``
+    and ``n // 2``, which it cannot prove equal, and the concat lost its shape)."""
+    big = np.iinfo(np.int64).max
+    nodes = [helper.make_node("Slice", ["x", "s0", "end", "ax1", "st2"], ["a"]),
+             helper.make_node("Slice", ["x", "s1", "end", "ax1", "st2"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["y0"], axis=2),
+             helper.make_node("Shape", ["y0"], ["sh"]),
+             helper.make_node("Reshape", ["y0", "sh"], ["y"])]
+    _model(nodes, [_f32("x", ["b", "n", 4])], [_f32("y", ["b", "m", 8])],
+           [_i64("s0", [0]), _i64("s1", [1]), _i64("end", [big]), _i64("ax1", [1]), _i64("st2", [2])],
+           tmp_path / "m.onnx")
+    for n in (2, 6):
+        feed = {"x": np.random.RandomState(n).randn(2, n, 4).astype(np.float32)}
+        got, ref, model = _run_both(tmp_path / "m.onnx", feed)
+        np.testing.assert_array_equal(got[0], ref[0])
+    ret = model.mod["main"].ret_ty
+    assert str(ret) == 'R.Tensor((b, n // 2, 8), dtype="float32")'
+
+
+def test_a_truncation_slice_without_a_sibling_stays_clamped(tmp_path):
+    """``x[:, :3]`` alone (a truncation) is ``min(3, n)`` long: shorter inputs stay valid."""
+    nodes = [helper.make_node("Slice", ["x", "s0", "s3", "ax1"], ["y"])]
+    _model(nodes, [_f32("x", ["b", "n"])], [_f32("y", ["b", "k"])],
+           [_i64("s0", [0]), _i64("s3", [3]), _i64("ax1", [1])], tmp_path / "m.onnx")
+    feed = {"x": np.arange(4, dtype=np.float32).reshape(2, 2)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_symbolic_multiples(tmp_path):
+    """``--input-shape x=?x32n``: the dim stays symbolic and every shape computed from it
+    reduces as a multiple (``(n // 4 + 1) // 2`` is ``n // 8``: with arbitrary ``n`` TVM
+    cannot prove the reshape below consistent); a size that is not a multiple is refused
+    at run time."""
+    assert parse_input_shapes(["x=?x32n"]) == {"x": (None, qc.Multiple(32))}
+    with pytest.raises(qc.QCompileError, match="bad --input-shape"):
+        parse_input_shapes(["x=?x0n"])
+    # y = reshape(x[:, ::4][:, 0::2] + x[:, ::4][:, 1::2], [-1, (n // 4 + 1) // 2])
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "one"], ["n"], axis=0),
+             helper.make_node("Div", ["n", "four"], ["n4"]),
+             helper.make_node("Add", ["n4", "one"], ["n41"]),
+             helper.make_node("Div", ["n41", "two"], ["half"]),
+             helper.make_node("Slice", ["x", "zero1", "end", "one1", "four1"], ["x4"]),
+             helper.make_node("Slice", ["x4", "zero1", "end", "one1", "two1"], ["a"]),
+             helper.make_node("Slice", ["x4", "one1", "end", "one1", "two1"], ["c"]),
+             helper.make_node("Add", ["a", "c"], ["s"]),
+             helper.make_node("Unsqueeze", ["half", "zero1"], ["h1"]),
+             helper.make_node("Concat", ["minus1", "h1"], ["target"], axis=0),
+             helper.make_node("Reshape", ["s", "target"], ["y"])]
+    inits = [_i64("one", 1), _i64("two", 2), _i64("four", 4), _i64("minus1", [-1]),
+             _i64("end", [np.iinfo(np.int64).max]), _i64("zero1", [0]), _i64("one1", [1]), _i64("two1", [2]),
+             _i64("four1", [4])]
+    _model(nodes, [_f32("x", ["b", "n"])], [_f32("y", ["b", "m"])], inits, tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"), input_shapes={"x": (None, qc.Multiple(32))})
+    assert model.meta["multiples"] == {"x": [1, 32]}
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for n in (32, 96):
+        x = np.random.RandomState(n).randn(2, n).astype(np.float32)
+        np.testing.assert_array_equal(art.run(x)[0], sess.run(None, {"x": x})[0])
+    with pytest.raises(Exception, match="(?i)match_cast|shape|mismatch"):
+        art.run(np.zeros((2, 40), np.float32))

@@ -629,6 +629,8 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
         if arr is None:
             raise _Skip(f"cannot follow {op}")
         x = u
+    if arr.size == 0:  # a dim such as height // 32, which is 0 with the shape variables stood in by 1
+        raise _Skip("the attention output has no elements with its symbolic dims stood in by 1")
     rows = arr.reshape(-1, arr.shape[-1])
     key0 = rows[0] // d
     if not (rows % d == rows[0] % d).all():

@@ -9,6 +9,7 @@ exporter that writes it and TVM's failure; each has a minimal-graph test in
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 
 import numpy as np
@@ -447,15 +448,23 @@ class Slice(F.Slice):
         dims = ty.shape.values
         axes = list(range(len(starts))) if axes is None else axes
         steps = [tirx.IntImm("int64", 1)] * len(starts) if steps is None else steps
-        if not all(isinstance(v, tirx.IntImm) for v in axes + steps) or any(int(v) != 1 for v in steps):
+        if not all(isinstance(v, tirx.IntImm) for v in axes + steps):
             return super()._impl_v13(bb, inputs, attr, params)
+        facts = _SLICE_FACTS.get().get(attr.get("tvm_custom", {}).get("name"), {})
         lengths = [dims[int(ax) % len(dims)] for ax in axes]
+        if any(int(st) != 1 and (facts.get(int(ax), ())[:1] != ("stride",) or isinstance(n, tirx.IntImm))
+               for ax, st, n in zip(axes, steps, lengths)):
+            return super()._impl_v13(bb, inputs, attr, params)
         if all(isinstance(v, tirx.IntImm) for v in starts + ends + lengths) and all(
                 isinstance(F.get_constant(i, params), tvm.ir.GenericConst) for i in inputs[1:] if i is not None):
             return super()._impl_v13(bb, inputs, attr, params)  # TVM's own path (constant bounds)
         an = Analyzer()
         b_out, e_out = [], []
-        for n, b, e in zip(lengths, starts, ends):
+        for ax, n, b, e, st in zip(axes, lengths, starts, ends, steps):
+            if int(st) != 1:  # a piece of a strided split (see onnx_prepare.slice_facts): n // st long
+                b_out.append(b)
+                e_out.append(an.simplify(b + st * tirx.floordiv(n, st)))
+                continue
             if isinstance(n, tirx.IntImm):
                 b, e = _bound(an, b, int(n)), _bound(an, e, int(n))
                 if isinstance(b, tirx.IntImm) and isinstance(e, tirx.IntImm) and int(e) < int(b):
@@ -463,12 +472,16 @@ class Slice(F.Slice):
                 b_out.append(b)
                 e_out.append(e)
             else:
-                b, e = _symbolic_bound(an, b, n, start=True), _symbolic_bound(an, e, n, start=False)
+                b = _symbolic_bound(an, b, n, start=True)
+                # an end a sibling slice proves in range (torch.roll's and split's pieces)
+                e = e if facts.get(int(ax)) == ("end",) and isinstance(e, tirx.IntImm) else \
+                    _symbolic_bound(an, e, n, start=False)
                 if b is None or e is None:
                     return super()._impl_v13(bb, inputs, attr, params)
                 b_out.append(b)
                 e_out.append(e)
-        return relax.op.strided_slice(data, [int(a) % len(dims) for a in axes], b_out, e_out, assume_inbound=True)
+        return relax.op.strided_slice(data, [int(a) % len(dims) for a in axes], b_out, e_out,
+                                      [int(st) for st in steps], assume_inbound=True)
 
 
 def _bound(an, v, n: int):
@@ -685,7 +698,38 @@ class Conv(F.Conv):
         return super()._impl_v11(bb, inputs, attr, params)
 
 
+class DimsMultipleOf(F.OnnxOpConverter):
+    """``qcompile.DimsMultipleOf(x)``, an op of qcompile's own that
+    :func:`qcompile.loader.load_onnx` puts after a model input whose symbolic dims are
+    declared multiples (``--input-shape pixel_values=?x3x?/32x?/32``): each such dim ``n``
+    becomes ``k * q``, with ``q`` a new dim bound to ``n // k``, by a ``match_cast`` that
+    checks at run time that ``n == k * (n // k)`` (so a size that is not a multiple is
+    refused, never read out of bounds; no data moves). Every shape computed downstream is then a multiple TVM can reduce:
+    Swin's ``(h // 4 + 1) // 2`` is ``4 * q`` when ``h = 32 * q``, the patch merging's
+    strided pieces agree, the windows tile the feature map.
+
+    Each ``q`` is substituted back by ``n // k`` once the import is done
+    (:func:`multiples_bound_back`): the shapes keep the reduced forms (``8 * (h // 32)``),
+    and no dim is defined by a ``match_cast`` of a shape value, which TVM 0.27's ``FuseTIR``
+    does not take (``All shape inputs are expected to be single tirx var``)."""
+
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        x = inputs[0]
+        dims = list(x.ty.shape.values)
+        new = list(dims)
+        for axis, k in enumerate(attr["multiples"]):
+            if k > 1 and not isinstance(dims[axis], tirx.IntImm):
+                q = tirx.Var(f"{dims[axis]}_div{k}" if isinstance(dims[axis], tirx.Var) else f"dim{axis}_div{k}", "int64")
+                bb.match_cast(relax.ShapeExpr([tirx.floordiv(dims[axis], k)]), relax.ShapeType([q]))
+                _MULTIPLES.get()[q] = tirx.floordiv(dims[axis], k)
+                new[axis] = k * q
+        x = x if isinstance(x, relax.Var) else bb.emit(x)
+        return bb.match_cast(x, relax.TensorType(new, x.ty.dtype))
+
+
 OVERRIDES = {
+    "QcDimsMultipleOf": DimsMultipleOf,
     "Conv": Conv,
     "Clip": Clip,
     "ConstantOfShape": ConstantOfShape,
@@ -707,9 +751,33 @@ OVERRIDES = {
 }
 
 
+#: the dims :class:`DimsMultipleOf` introduced in this import, with the value each stands for
+_MULTIPLES: contextvars.ContextVar[dict] = contextvars.ContextVar("multiples")
+
+
+def multiples_bound_back(mod):
+    """``mod`` with the dims :class:`DimsMultipleOf` introduced replaced by their values
+    (and the ``match_cast`` that defined each, now ``n // k`` to ``n // k``, dropped)."""
+    subst = _MULTIPLES.get()
+    if not subst:
+        return mod
+    main = mod["main"].bind_symbolic_vars(subst)
+    mod = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+    mod["main"] = main
+    return relax.transform.CanonicalizeBindings()(mod)
+
+
+#: what sibling slices prove about each ``Slice``, by node name (:func:`onnx_prepare.slice_facts`)
+_SLICE_FACTS: contextvars.ContextVar[dict] = contextvars.ContextVar("slice_facts", default={})
+
+
 @contextlib.contextmanager
-def patched_converters():
+def patched_converters(slice_facts: dict | None = None):
+    """TVM's converter map with :data:`OVERRIDES`, for one import; ``slice_facts`` is
+    :func:`~qcompile.frontend.onnx_prepare.slice_facts` of the graph imported."""
     orig = F._get_convert_map
+    token = _SLICE_FACTS.set(slice_facts or {})
+    token2 = _MULTIPLES.set({})
 
     def convert_map():
         return {**orig(), **OVERRIDES}
@@ -719,3 +787,5 @@ def patched_converters():
         yield
     finally:
         F._get_convert_map = orig
+        _SLICE_FACTS.reset(token)
+        _MULTIPLES.reset(token2)

@@ -21,6 +21,8 @@ optimizer neither.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 _INT_TYPES = {6: np.int32, 7: np.int64, 9: np.bool_}  # ONNX elem types folded here
@@ -367,4 +369,76 @@ def _reads(node):
         for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
             for n in g.node:
                 out += _reads(n)
+    return out
+
+
+
+def _slice_bounds(node, values) -> list[tuple] | None:
+    """A ``Slice`` node's constant ``(axis, start, end, step)`` tuples, or None."""
+    from onnx import numpy_helper
+
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    arrs = [numpy_helper.to_array(values[n]).reshape(-1).tolist() if n in values else None for n in ins[1:5]]
+    starts, ends, axes, steps = arrs
+    if starts is None or ends is None or (ins[3] and axes is None) or (ins[4] and steps is None):
+        return None
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    return list(zip(axes, starts, ends, steps))
+
+
+_TO_END = 1 << 31  # an end at least this large reads to the end of any axis
+
+
+def slice_facts(proto) -> dict[str, dict[int, tuple]]:
+    """What the ``Slice`` nodes of a graph tell about each other, for the importer's
+    ``Slice`` converter: ``{node name: {axis: fact}}``, where a fact is
+
+    * ``("end",)``: the node's constant end ``k > 0`` on ``axis`` cannot exceed the axis's
+      length ``n``: another ``Slice`` of the same tensor on the same axis has a constant
+      bound that is only meaningful when ``n >= k`` (a start ``k' >= k``, or a negative
+      bound ``-k'`` with ``k' >= k``). This is how torch exports ``torch.roll`` (Swin's
+      shifted windows: ``concat(x[s:], x[:s])``) and ``split``/``chunk`` at constant
+      offsets: the pieces partition the axis. Over a symbolic ``n`` the importer must take
+      ``x[:s]`` as ``min(s, n)`` long (a truncation ``x[:512]`` is shorter when
+      ``n < 512``) and ``x[s:]`` as ``n - s`` (its start is assumed in range, as
+      ``onnx_converters._symbolic_bound`` states); their concatenation is then
+      ``min(s, n) + n - s`` long, which TVM cannot reduce to ``n``, and every shape after
+      it is lost. The sibling proves ``n >= s``, so the end is ``s``.
+    * ``("stride", s)``: the node reads every ``s``-th element from a start ``b < s`` to
+      the end, and a sibling of the same tensor and axis does the same from another start:
+      a strided split (Swin's patch merging: ``x[:, 0::2]``, ``x[:, 1::2]``, concatenated on
+      the channels), whose pieces are combined only if they are equally long, so ``n`` is a
+      multiple of ``s`` wherever the graph is valid. Each piece is ``n // s`` long (TVM
+      would give ``(n + 1) // 2`` and ``n // 2``, which it cannot prove equal).
+
+    Unnamed or twice-named ``Slice`` nodes are named here (in place), since the importer's
+    converter knows a node by its name only."""
+    values = {i.name: i for i in proto.graph.initializer if int(np.prod(i.dims)) <= _SMALL}
+    need: dict[tuple, int] = {}  # (tensor, axis) -> the least length the slices of it assume
+    starts: dict[tuple, set] = {}  # (tensor, axis, step) -> starts of strided reads to the end
+    slices = []
+    names = Counter(n.name for n in proto.graph.node)
+    for i, node in enumerate(proto.graph.node):
+        if node.op_type != "Slice" or not node.input:
+            continue
+        if not node.name or names[node.name] > 1:
+            node.name = f"{node.name or 'Slice'}__qc{i}"
+        bounds = _slice_bounds(node, values)
+        if bounds is None:
+            continue
+        slices.append((node, bounds))
+        for axis, start, end, step in bounds:
+            if step == 1:
+                key = (node.input[0], axis)
+                need[key] = max(need.get(key, 0), start if start > 0 else -start, -end if end < 0 else 0)
+            elif 0 <= start < step and end >= _TO_END:
+                starts.setdefault((node.input[0], axis, step), set()).add(start)
+    out: dict[str, dict[int, tuple]] = {}
+    for node, bounds in slices:
+        for axis, start, end, step in bounds:
+            if step == 1 and 0 < end < _TO_END and need.get((node.input[0], axis), 0) >= end:
+                out.setdefault(node.name, {})[axis] = ("end",)
+            elif step > 1 and len(starts.get((node.input[0], axis, step), ())) > 1 and start in starts[(node.input[0], axis, step)]:
+                out.setdefault(node.name, {})[axis] = ("stride", step)
     return out

@@ -612,17 +612,14 @@ REFUSED = {
                                        "each conformer block ends in a LayerNorm on the residual path"),
     ("patchtst", "rotate"): ("no residual stream", "BatchNorm over batch and time instead of a LayerNorm over "
                                                    "channels: nothing to fold a rotation into"),
+    # ---- the tenth wave (symbolic image sizes import as multiples of 32)
+    **{(m, "rotate"): ("normalizes the residual stream in place", "the patch embedding ends in a LayerNorm on "
+                                                                  "the residual path (and SwinV2 is post-norm)")
+       for m in ("swin", "swinv2", "donut-swin")},
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
-    **{("swin", p): "symbolic image size: the shifted windows' torch.roll is exported as two slices, of "
-                    "lengths min(shift, n) and n - shift, which TVM's arithmetic cannot prove add up to n (it "
-                    "would need n >= shift), so the window attention's shapes are lost; with the image size "
-                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
-    **{("swinv2", p): "symbolic image size: as Swin (torch.roll as two slices whose lengths TVM cannot add "
-                      "up); with the image size fixed the model imports and matches onnxruntime"
-       for p in ("none", "rotate")},
     # ---- the fifth wave
     **{("levit", p): "symbolic image size: LeViT's fixed 16x16 attention-bias tables are added to scores over "
                      "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
@@ -643,13 +640,6 @@ GAPS = {
                    "reshape whose -1 TVM infers as 1024 // (h//8 * (w//8)) instead of the channel count, so the "
                    "sum with the patch tokens has no shape and the attention's head reshape fails"
        for p in ("none", "rotate")},
-    **{("hiera", p): "symbolic image size: the mask-unit unroll's reshape infers the batch as "
-                     "b*(h//8)*(w//8)*4 // ((h//4)*(w//4)), equal to b only for sizes that are multiples of 8, "
-                     "which TVM cannot assume; the residual add after it loses its shape"
-       for p in ("none", "rotate")},
-    **{("donut-swin", p): "symbolic image size: as Swin (each feature map padded to a multiple of the window with "
-                          "min(...) expressions that TVM cannot reduce), so the window attention's reshape loses "
-                          "its shape" for p in ("none", "rotate")},
     **{("mobilevit", p): "symbolic image size: the patch unfold computes ceil(h / p) * p in float from the image "
                          "size, and Relax's ceil takes a tensor, not a dim expression (TVM's importer fails); "
                          "with the size fixed the float arithmetic folds before import"
@@ -911,7 +901,9 @@ def _one_step(art, model, sess, path, image=(32, 32)):
     sizes = [tuple(image)]
     pix = next((s for s in model.inputs if s.name == "pixel_values"), None)
     if pix is not None and not all(isinstance(d, int) for d in pix.shape[2:]):
-        sizes.append((40, 48))
+        # (sizes the loader took as multiples of k: 2k x 3k)
+        k = max(model.meta.get("multiples", {}).get("pixel_values", [1])[-2:])
+        sizes.append((40, 48) if k == 1 else (2 * k, 3 * k))
     out = []
     seq = _fixed_seq(model, 5)
     for size in sizes:
