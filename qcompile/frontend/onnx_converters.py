@@ -701,11 +701,11 @@ class Conv(F.Conv):
 class DimsMultipleOf(F.OnnxOpConverter):
     """``qcompile.DimsMultipleOf(x)``, an op of qcompile's own that
     :func:`qcompile.loader.load_onnx` puts after a model input whose symbolic dims are
-    declared multiples (``--input-shape pixel_values=?x3x?/32x?/32``): each such dim ``n``
+    declared multiples (``--input-shape pixel_values=?x3x32nx32n``): each such dim ``n``
     becomes ``k * q``, with ``q`` a new dim bound to ``n // k``, by a ``match_cast`` that
     checks at run time that ``n == k * (n // k)`` (so a size that is not a multiple is
-    refused, never read out of bounds; no data moves). Every shape computed downstream is then a multiple TVM can reduce:
-    Swin's ``(h // 4 + 1) // 2`` is ``4 * q`` when ``h = 32 * q``, the patch merging's
+    refused, never read out of bounds; no data moves). Every shape computed downstream is
+    then a multiple TVM can reduce: Swin's ``(h // 4 + 1) // 2`` is ``4 * q`` when ``h = 32 * q``, the patch merging's
     strided pieces agree, the windows tile the feature map.
 
     Each ``q`` is substituted back by ``n // k`` once the import is done
@@ -757,7 +757,7 @@ _MULTIPLES: contextvars.ContextVar[dict] = contextvars.ContextVar("multiples")
 
 def multiples_bound_back(mod):
     """``mod`` with the dims :class:`DimsMultipleOf` introduced replaced by their values
-    (and the ``match_cast`` that defined each, now ``n // k`` to ``n // k``, dropped)."""
+    (the ``match_cast`` that defined each becomes ``n // k`` against ``n // k``)."""
     subst = _MULTIPLES.get()
     if not subst:
         return mod
