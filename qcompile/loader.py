@@ -168,7 +168,7 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
-    from qcompile.frontend.onnx_prepare import fold_shape_values, slice_facts
+    from qcompile.frontend.onnx_prepare import fold_shape_values, integer_size_arithmetic, slice_facts
 
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)
@@ -207,7 +207,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
                                 f"--input-shape declares it a symbolic multiple of {ks[bad[0]]}")
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
-    proto, _ = fold_shape_values(proto)
+    proto, _ = fold_shape_values(integer_size_arithmetic(proto))
     facts = slice_facts(proto)
     meta = {"opset": opset}
     try:
@@ -251,6 +251,7 @@ def _from_onnx(proto, shape_dict, dtype_dict, opset, facts, multiples: dict):
     from tvm.relax.frontend.onnx import from_onnx
 
     from qcompile.frontend.onnx_converters import multiples_bound_back, patched_converters
+    from qcompile.frontend.onnx_prepare import shape_value_consumers
 
     if multiples:
         model = onnx.ModelProto()
@@ -261,7 +262,8 @@ def _from_onnx(proto, shape_dict, dtype_dict, opset, facts, multiples: dict):
             model.graph.node.insert(i, onnx.helper.make_node("QcDimsMultipleOf", [name], [f"{name}__multiple"],
                                                              multiples=ks))
         proto = model
-    with patched_converters(facts), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    as_tensor = shape_value_consumers(proto)
+    with patched_converters(facts, as_tensor), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         # TVM prints the failing node before raising (the error says it too), and onnx's
         # checker warns about qcompile's own op
         warnings.filterwarnings("ignore", message=".*QcDimsMultipleOf")

@@ -70,12 +70,70 @@ def rewrite(pattern, rewriter, func, budget: int | None = None):
             failure.append(e if isinstance(e, RewriteError) else RewriteError(name_of(call), e))
             raise
 
+    hidden = _hide_checks(func)
     try:
-        return rewrite_call(pattern, guarded, func)
+        out = rewrite_call(pattern, guarded, hidden)
     except Exception:
         if failure:
             raise failure[0] from failure[0].cause
         raise
+    return func if out is hidden else _restore_checks(out)
+
+
+#: the stand-in of a hidden ``match_cast`` (:func:`_hide_checks`); never built or run
+_CHECK = "qcompile.match_cast"
+
+
+def _hide_checks(func):
+    """``func`` with each ``match_cast`` that only checks dims already defined (a run-time
+    check the importer added: ``x`` cast to ``(b, h, w)`` where it has ``(b, h', w')``) as an
+    opaque ``call_pure_packed`` of that type. TVM 0.27's ``rewrite_call`` crashes (SIGSEGV,
+    no error) on a function where such a ``match_cast`` reads, directly or not, a binding it
+    rewrites; a ``match_cast`` that defines new dims is left as it is (those it takes)."""
+    body = func.body
+    if not isinstance(body, relax.SeqExpr):
+        return func
+    blocks, changed = [], False
+    seen: set = set()
+    for p in func.params:
+        seen.update(str(v) for v in relax.analysis.tir_vars_in_type(p.ty))
+    for block in body.blocks:
+        bindings = []
+        for b in block.bindings:
+            if isinstance(b, relax.MatchCast):
+                dims = {str(v) for v in relax.analysis.tir_vars_in_type(b.ty)}
+                if dims <= seen:
+                    bindings.append(relax.VarBinding(b.var, relax.op.call_pure_packed(_CHECK, b.value, ty_args=b.ty)))
+                    changed = True
+                    continue
+                seen |= dims
+            bindings.append(b)
+        blocks.append(type(block)(bindings))
+    if not changed:
+        return func
+    return relax.Function(func.params, relax.SeqExpr(blocks, body.body), func.ret_ty, func.is_pure, func.attrs)
+
+
+def _restore_checks(func):
+    """:func:`_hide_checks` undone: each stand-in is the ``match_cast`` it was."""
+    body = func.body
+    if not isinstance(body, relax.SeqExpr):
+        return func
+    blocks, changed = [], False
+    for block in body.blocks:
+        bindings = []
+        for b in block.bindings:
+            v = b.value
+            if isinstance(b, relax.VarBinding) and isinstance(v, relax.Call) and v.args \
+                    and isinstance(v.args[0], relax.ExternFunc) and str(v.args[0].global_symbol) == _CHECK:
+                bindings.append(relax.MatchCast(b.var, v.args[1], b.var.ty))
+                changed = True
+                continue
+            bindings.append(b)
+        blocks.append(type(block)(bindings))
+    if not changed:
+        return func
+    return relax.Function(func.params, relax.SeqExpr(blocks, body.body), func.ret_ty, func.is_pure, func.attrs)
 
 
 def is_function(f) -> bool:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from tvm.script import ir as I
 from tvm.script import relax as R
+from tvm.script import tirx as T
 
 import qcompile as qc
 from qcompile.backends import cuda
@@ -165,3 +166,42 @@ def test_nvcc_accepts_cuda_source():
 def test_unknown_target():
     with pytest.raises(QCompileError, match="unknown target"):
         qc.build(IntModule, target="vulkan")
+
+
+@I.ir_module
+class SymbolicReshape:
+    """WavLM's relative position bias split back into heads over a symbolic length: a lone
+    reshape over dims TVM's ``RewriteDataflowReshape`` cannot take in 0.27."""
+
+    @R.function
+    def main(x: R.Tensor(("b4", "n", "n"), "float32")):
+        b4, n = T.int64(), T.int64()
+        with R.dataflow():
+            y = R.reshape(x, R.shape([b4 // 4, 4, n // 10 - 1 + n - n // 10 + 1, n]))
+            z = R.add(y, R.const(1.0, "float32"))
+            w = R.reshape(z, R.shape([b4 // 4, 4 * n, n]))
+            R.output(w)
+        return w
+
+
+def test_a_lone_reshape_over_symbolic_dims_is_a_view():
+    """The llvm build runs a lone reshape of a module with symbolic shapes as a view
+    (``backends.common.reshape_views``: the legalized ``T_reshape`` kernel is dropped), and
+    the results are the reshaped values."""
+    import tvm
+    from tvm import relax
+
+    from qcompile.backends import llvm
+    from qcompile.backends.common import reshape_views
+
+    tgt = llvm.make_target()
+    with tgt:
+        fused = tvm.transform.Sequential(llvm.fusion_passes(tgt))(SymbolicReshape)
+    kernels = [gv.name_hint for gv, f in fused.functions.items() if not isinstance(f, relax.Function)]
+    assert any(k.startswith("reshape") for k in kernels), kernels
+    viewed = reshape_views(fused)
+    assert not any(gv.name_hint.startswith("reshape") for gv in viewed.functions)
+    assert "R.reshape(" in viewed["main"].script()
+    art = qc.build(SymbolicReshape, "llvm")
+    x = np.random.RandomState(0).randn(8, 20, 20).astype(np.float32)
+    np.testing.assert_array_equal(art.run(x)[0], (x.reshape(2, 4, 20, 20) + 1).reshape(2, 80, 20))

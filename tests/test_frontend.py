@@ -643,3 +643,135 @@ def test_symbolic_multiples(tmp_path):
         np.testing.assert_array_equal(art.run(x)[0], sess.run(None, {"x": x})[0])
     with pytest.raises(Exception, match="(?i)match_cast|shape|mismatch"):
         art.run(np.zeros((2, 40), np.float32))
+
+
+def _float_size_graph():
+    """``y = x[:, :, :floor(h / 3 + 0.5)]`` and ``z = zeros(ceil(w * 0.25) * 4 - 1)``, the sizes
+    computed in float from ``Shape`` as torch exports ``math.ceil(h / p) * p``."""
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "two"], ["h"], axis=0),
+             helper.make_node("Gather", ["sh", "three"], ["w"], axis=0),
+             helper.make_node("Cast", ["h"], ["hf"], to=f),
+             helper.make_node("Div", ["hf", "f3"], ["h3"]),
+             helper.make_node("Add", ["h3", "fhalf"], ["h3h"]),
+             helper.make_node("Floor", ["h3h"], ["hfl"]),
+             helper.make_node("Cast", ["hfl"], ["end0"], to=I64),
+             helper.make_node("Unsqueeze", ["end0", "zero1"], ["end"]),
+             helper.make_node("Slice", ["x", "zero1", "end", "two1"], ["y"]),
+             helper.make_node("Cast", ["w"], ["wf"], to=f),
+             helper.make_node("Mul", ["wf", "fquarter"], ["w4"]),
+             helper.make_node("Ceil", ["w4"], ["wc"]),
+             helper.make_node("Mul", ["wc", "f4"], ["wc4"]),
+             helper.make_node("Sub", ["wc4", "f1"], ["len_f"]),
+             helper.make_node("Cast", ["len_f"], ["len0"], to=I64),
+             helper.make_node("Unsqueeze", ["len0", "zero1"], ["len"]),
+             helper.make_node("ConstantOfShape", ["len"], ["z"],
+                              value=helper.make_tensor("v", f, [1], [0.0]))]
+    scalars = {"f3": 3.0, "fhalf": 0.5, "fquarter": 0.25, "f4": 4.0, "f1": 1.0}
+    inits = [_i64("two", 2), _i64("three", 3), _i64("zero1", [0]), _i64("two1", [2]),
+             *[numpy_helper.from_array(np.array(v, np.float32), k) for k, v in scalars.items()]]
+    return _model(nodes, [_f32("x", ["b", "c", "h", "w"])], [_f32("y", ["b", "c", "k", "w"]), _f32("z", ["m"])],
+                  inits)
+
+
+def test_float_size_arithmetic_is_rewritten_exactly(tmp_path):
+    """Float arithmetic on sizes (Cast of a dim, Div/Mul/Add/Sub by exact constants, Floor,
+    Ceil, Cast back) becomes integer arithmetic: onnxruntime gives the same outputs for the
+    graph before and after at odd and even sizes, and TVM imports it with the sizes symbolic
+    (it failed: ``relax.ceil`` takes a tensor, not a float dim expression)."""
+    from qcompile.frontend.onnx_prepare import integer_size_arithmetic
+
+    m = _float_size_graph()
+    rewritten = integer_size_arithmetic(m)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "Ceil" not in ops and "Floor" not in ops
+    onnx.checker.check_model(rewritten)
+    before = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    sizes = [(1, 1), (2, 3), (5, 7), (6, 8), (13, 29), (64, 96)]
+    for h, w in sizes:
+        x = np.random.RandomState(h).randn(1, 2, h, w).astype(np.float32)
+        for a, b in zip(before.run(None, {"x": x}), after.run(None, {"x": x})):
+            np.testing.assert_array_equal(a, b)
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    model = qc.load(str(tmp_path / "m.onnx"))
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    for h, w in sizes[2:]:
+        x = np.random.RandomState(h).randn(1, 2, h, w).astype(np.float32)
+        for a, b in zip(art.run(x), before.run(None, {"x": x})):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_float_sizes_that_are_not_fractions_stay_float():
+    """``sqrt`` of a size, and a size divided by a size, are not fractions with a constant
+    denominator: the graph comes back as it was."""
+    from qcompile.frontend.onnx_prepare import integer_size_arithmetic
+
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "one"], ["n"], axis=0),
+             helper.make_node("Cast", ["n"], ["nf"], to=f),
+             helper.make_node("Sqrt", ["nf"], ["r"]),
+             helper.make_node("Div", ["nf", "r"], ["q"]),
+             helper.make_node("Cast", ["q"], ["y"], to=I64)]
+    m = _model(nodes, [_f32("x", ["b", "n"])], [helper.make_tensor_value_info("y", I64, [])], [_i64("one", 1)])
+    assert integer_size_arithmetic(m) is m
+
+
+def test_concat_of_dims_equal_only_where_the_model_is_valid(tmp_path):
+    """MobileViT concatenates features (``h`` rows) with the same features unfolded into
+    pairs of rows and folded back (``h // 2 * 2`` rows): equal at the (even) sizes the model
+    takes, which TVM cannot prove, so it dropped the concat's shape and every shape after
+    it. The second operand is cast to the first's dims."""
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "one"], ["h"], axis=0),
+             helper.make_node("Div", ["h", "two"], ["h2"]),
+             helper.make_node("Unsqueeze", ["h2", "zero1"], ["h2u"]),
+             helper.make_node("Concat", ["zero1", "h2u", "two1", "four1"], ["pairs"], axis=0),
+             helper.make_node("Reshape", ["x", "pairs"], ["xp"]),
+             helper.make_node("Mul", ["h2", "two"], ["hh"]),
+             helper.make_node("Unsqueeze", ["hh", "zero1"], ["hhu"]),
+             helper.make_node("Concat", ["zero1", "hhu", "four1"], ["back"], axis=0),
+             helper.make_node("Reshape", ["xp", "back"], ["xb"]),
+             helper.make_node("Concat", ["x", "xb"], ["cat"], axis=0),
+             helper.make_node("Shape", ["cat"], ["csh"]),
+             helper.make_node("Gather", ["csh", "one"], ["ch"], axis=0),
+             helper.make_node("Unsqueeze", ["ch", "zero1"], ["chu"]),
+             helper.make_node("Concat", ["chu", "minus1"], ["t"], axis=0),
+             helper.make_node("Reshape", ["cat", "t"], ["y"])]
+    inits = [_i64("one", 1), _i64("two", 2), _i64("zero1", [0]), _i64("minus1", [-1]), _i64("two1", [2]),
+             _i64("four1", [4])]
+    _model(nodes, [_f32("x", ["b", "h", 4])], [_f32("y", ["h", "m"])], inits, tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    assert "dims_assumed" not in model.meta
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert model.mod["main"].ret_ty.shape is not None  # the concat kept its dims
+    for h in (2, 6, 10):
+        x = np.random.RandomState(h).randn(3, h, 4).astype(np.float32)
+        np.testing.assert_array_equal(art.run(x)[0], sess.run(None, {"x": x})[0])
+
+
+def test_a_shape_value_read_by_arithmetic(tmp_path):
+    """CvT's token count plus its CLS token, ``Add(Unsqueeze(h * w), [1])``: TVM's importer
+    carries the unsqueezed dim as a shape value and refuses it as an input of ``Add``
+    (``cannot handle ShapeExpr inputs``); it becomes a tensor, whose value the shapes after
+    it still read."""
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "one"], ["h"], axis=0),
+             helper.make_node("Gather", ["sh", "two"], ["w"], axis=0),
+             helper.make_node("Mul", ["h", "w"], ["hw"]),
+             helper.make_node("Unsqueeze", ["hw", "zero1"], ["hwu"]),
+             helper.make_node("Add", ["hwu", "one1"], ["n"]),
+             helper.make_node("Concat", ["minus1", "n"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "zero_pad"], ["flat"]),
+             helper.make_node("Concat", ["cls", "flat"], ["tokens"], axis=1),
+             helper.make_node("Reshape", ["tokens", "target"], ["y"])]
+    inits = [_i64("one", 1), _i64("two", 2), _i64("zero1", [0]), _i64("one1", [1]), _i64("minus1", [-1]),
+             _i64("zero_pad", [0, -1]), numpy_helper.from_array(np.zeros((1, 1), np.float32), "cls")]
+    _model(nodes, [_f32("x", [1, "h", "w"])], [_f32("y", [1, "n"])], inits, tmp_path / "m.onnx")
+    feed = {"x": np.random.RandomState(0).randn(1, 3, 5).astype(np.float32)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    assert got[0].shape == (1, 16)
+    np.testing.assert_array_equal(got[0], ref[0])

@@ -285,3 +285,33 @@ def quick_gelu_expected(x: R.Tensor((2, 8), F32)) -> R.Tensor((2, 8), F32):
 def test_int_prepare_silu_forms():
     check(lower._silu, swish, silu_expected)
     check(lower._silu, quick_gelu, quick_gelu_expected)
+
+
+def test_a_rewrite_upstream_of_a_shape_check_does_not_crash():
+    """TVM 0.27's ``rewrite_call`` dies with SIGSEGV on a function where a binding it rewrites
+    flows into a ``match_cast`` to dims already defined (a run-time check the importer adds:
+    ``x`` of ``(b, h // 2 * 2, 4)`` asserted ``(b, h, 4)``). ``qcompile.rewrite.rewrite``
+    hides such checks from it and puts them back: the rewrite applies and the check stays."""
+    from tvm import relax
+    from tvm.relax.dpl import is_op, wildcard
+    from tvm.script import relax as R, tirx as T
+
+    from qcompile.rewrite import rewrite
+
+    @R.function
+    def main(x: R.Tensor(("b", "h", 4), "float32")):
+        b, h = T.int64(), T.int64()
+        with R.dataflow():
+            lv = R.reshape(x, R.shape([b, h // 2, 2, 4]))
+            lv1 = R.reshape(lv, R.shape([b, h // 2 * 2, 4]))
+            lv2 = R.match_cast(lv1, R.Tensor((b, h, 4), "float32"))
+            lv3 = R.concat((x, lv2), axis=0)
+            R.output(lv3)
+        return lv3
+
+    x = wildcard()
+    twice = is_op("relax.reshape")(is_op("relax.reshape")(x, wildcard()), wildcard())
+    out = rewrite(twice, lambda call, m: relax.op.reshape(m[x], call.ty.shape), main)
+    text = out.script()
+    assert text.count("R.reshape(") == 1 and "R.match_cast(" in text and "qcompile.match_cast" not in text
+    assert [p.same_as(q) for p, q in zip(out.params, main.params)] == [True]

@@ -180,6 +180,58 @@ def guard_plan(passes) -> list:
     return out
 
 
+def _is_reshape_copy(func) -> bool:
+    """``func`` is TVM's legalized ``reshape`` on its own: one input, one output, and one
+    block, ``T_reshape`` (the name ``topi.reshape`` gives it), a row-major copy."""
+    if not isinstance(func, tvm.tirx.PrimFunc) or sum(not isinstance(p.ty, tvm.ir.PrimType) for p in func.params) != 2:
+        return False  # (the dims it reads are scalar parameters besides)
+    base = func.with_attr("global_symbol", "f") if "global_symbol" not in (func.attrs or {}) else func
+    try:
+        sch = tvm.s_tir.Schedule(tvm.IRModule({"main": base}))
+        names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    except Exception:  # noqa: BLE001 - no root block: not a legalized kernel
+        return False
+    return names == ["T_reshape"]
+
+
+@tvm.transform.module_pass(opt_level=0, name="qcompile.ReshapeViews")
+def reshape_views(mod, _ctx):
+    """Each ``call_tir`` of a lone legalized reshape (:func:`_is_reshape_copy`) becomes
+    ``R.reshape`` again, which the VM runs as a view of the same memory: what Relax's
+    ``RewriteDataflowReshape`` does, for the modules with symbolic shapes that it cannot
+    take (its iterator analysis fails on them in TVM 0.27, see :mod:`~qcompile.backends.llvm`).
+    Over symbolic dims the copy kernel's index arithmetic (floor division and modulo by
+    dims it cannot prove positive, nested per axis) can take LLVM minutes to compile:
+    WavLM's ``(4b, L, L) -> (b, 4, L, L)`` took 74 s; a view takes none, and no copy."""
+    reshapes = {gv for gv, f in mod.functions.items() if gv.name_hint.startswith("reshape") and _is_reshape_copy(f)}
+    if not reshapes:
+        return mod
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+
+    @relax.expr_functor.mutator
+    class Views(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if not (call.op.same_as(call_tir) and call.args[0] in reshapes and isinstance(call.args[1], relax.Tuple)
+                    and isinstance(call.ty, relax.TensorType) and isinstance(call.ty.shape, relax.ShapeExpr)):
+                return call
+            # the data, and the dims the kernel reads as scalar arguments
+            data = [a for a in call.args[1].fields if isinstance(a.ty, relax.TensorType)]
+            return relax.op.reshape(data[0], call.ty.shape) if len(data) == 1 else call
+
+    out = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+    for gv, f in mod.functions.items():
+        if isinstance(f, relax.Function):
+            out[gv] = Views(mod).visit_expr(f)
+    used = set()
+    for f in out.functions.values():
+        if isinstance(f, relax.Function):
+            relax.analysis.post_order_visit(f.body, lambda e: used.add(e) if isinstance(e, tvm.ir.GlobalVar) else None)
+    for gv in reshapes - used:  # the kernels no call reads any more
+        del out[gv]
+    return out
+
+
 @tvm.transform.module_pass(opt_level=0, name="qcompile.StaticPlanBlockMemory")
 def _guarded_plan(mod, _ctx):
     try:

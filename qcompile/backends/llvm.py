@@ -9,8 +9,9 @@ becomes one kernel per operand (:mod:`qcompile.backends.split_heads`).
 One change to TVM's pipeline: for modules with symbolic shapes (a decoder's past length)
 ``RewriteDataflowReshape`` is left out, because its iterator analysis fails in 0.27 on
 kernels over extents like ``(past + 64) * 64 * 3`` ("padding factor ... is not divisible").
-That pass only turns copy-free reshapes into views, so leaving it out costs a copy, not
-correctness."""
+:func:`~qcompile.backends.common.reshape_views` takes its place: a lone reshape
+kernel becomes a view again, recognized by what it is (TVM's legalized ``T_reshape``)
+rather than by analysing its index arithmetic."""
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ import os
 import tvm
 from tvm import relax
 
-from qcompile.backends.common import Artifact, TargetRewrite, guard_plan, scalar_params_to_shape
+from qcompile.backends.common import Artifact, TargetRewrite, guard_plan, reshape_views, scalar_params_to_shape
 from qcompile.backends import decode_attention, fast_math, lut, mul32, shift32, split_heads, x86_packed
 from qcompile.backends.cpu_schedule import default_cpu_schedule, validated_cpu_schedule
 
@@ -70,8 +71,8 @@ def pipeline(target, symbolic: bool, db=None, validate: bool = False):
     record for take the tuned schedule, the others the default one."""
     from tvm.relax.backend.cpu_generic import pipeline as P
 
-    lower = [p for p in P.dataflow_lower_passes(target)
-             if not (symbolic and "RewriteDataflowReshape" in str(p.info.name))]
+    lower = [reshape_views if symbolic and "RewriteDataflowReshape" in str(p.info.name) else p
+             for p in P.dataflow_lower_passes(target)]
     before = fusion_passes(target)
     schedule = validated_cpu_schedule if validate else default_cpu_schedule
     after = [schedule] + lower + guard_plan(P.finalize_passes(target))

@@ -242,6 +242,16 @@ class Tile(F.Tile):
         return super()._impl_v13(bb, inputs, attr, params)
 
 
+def _known_shapes(inputs) -> list:
+    """Each input's dims as a list of PrimExprs, or None where it is not a tensor of known shape."""
+    shapes = []
+    for x in inputs:
+        ty = getattr(x, "ty", None)
+        shp = getattr(ty, "shape", None) if isinstance(ty, relax.TensorType) else None
+        shapes.append(list(shp.values) if isinstance(shp, relax.ShapeExpr) else None)
+    return shapes
+
+
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
@@ -252,11 +262,7 @@ def _refine_broadcast(bb, inputs):
     with symbolic ``height``/``width`` adds a (1, 17, 64) position table to patches of shape
     ``(batch, 1 + height//8 * (width//8), 64)``: TVM cannot prove the broadcast, drops the
     shape, and the first ``Gather(Shape(...))`` after it fails."""
-    shapes = []
-    for x in inputs:
-        ty = getattr(x, "ty", None)
-        shp = getattr(ty, "shape", None) if isinstance(ty, relax.TensorType) else None
-        shapes.append(list(shp.values) if isinstance(shp, relax.ShapeExpr) else None)
+    shapes = _known_shapes(inputs)
     known = [s for s in shapes if s is not None]
     if len(known) < 2:
         return inputs
@@ -538,13 +544,40 @@ class Concat(F.Concat):
     def _impl_v13(cls, bb, inputs, attr, params):
         mixed = any(isinstance(i, relax.ShapeExpr) for i in inputs) and not all(
             isinstance(i, (relax.ShapeExpr, tvm.ir.GenericConst)) for i in inputs)
-        if not mixed or int(attr.get("axis", 0)) not in (0, -1):
+        if not mixed:
+            return super()._impl_v13(bb, _refine_concat(bb, list(inputs), int(attr.get("axis", 0))), attr, params)
+        if int(attr.get("axis", 0)) not in (0, -1):
             return super()._impl_v13(bb, inputs, attr, params)
         parts = [shape_value(bb, i) for i in inputs]
         if all(p is not None for p in parts):
             return relax.ShapeExpr([v if v.ty.dtype == "int64" else tirx.Cast("int64", v) for p in parts for v in p])
         return relax.op.concat([bb.normalize(relax.op.shape_to_tensor(i)) if isinstance(i, relax.ShapeExpr) else i
                                 for i in inputs], axis=0)
+
+
+def _refine_concat(bb, inputs, axis: int):
+    """Concatenated tensors whose other dims TVM cannot prove equal, cast to the first
+    one's (a run-time check: ONNX requires them equal). MobileViT concatenates its input
+    (``h // 32`` rows) with the same features unfolded into 2x2 patches and folded back
+    (``ceil(h / 64) * 2`` rows): equal exactly at the sizes the model is valid for, which
+    TVM cannot know, so it drops the shape and every op after it loses its dims. The cast
+    is a ``reshape``, so at a size the ONNX model itself rejects the artifact is not
+    checked here (as with :func:`_refine_broadcast`'s one-dim case): a ``match_cast`` would
+    be checked at run time, but TVM 0.27's ``FuseTIR`` crashes (SIGSEGV) on a concat of a
+    reshape's output cast that way."""
+    shapes = _known_shapes(inputs)
+    if len(inputs) < 2 or any(s is None for s in shapes) or len({len(s) for s in shapes}) != 1:
+        return inputs
+    rank = len(shapes[0])
+    axis = axis % rank if rank else 0
+    an = Analyzer()
+    ref = shapes[0]
+    out = list(inputs)
+    for i, s in enumerate(shapes[1:], 1):
+        new = [d if k == axis or an.can_prove_equal(d, r) else r for k, (d, r) in enumerate(zip(s, ref))]
+        if any(not a.same_as(b) for a, b in zip(new, s)):
+            out[i] = bb.normalize(relax.op.reshape(inputs[i], new))
+    return out
 
 
 class Resize(F.Resize):
@@ -582,30 +615,37 @@ class Resize(F.Resize):
         return super()._impl_v18(bb, inputs, attr, params)
 
 
+def _with_output(cls, fix, doc: str | None):
+    """TVM's converter ``cls`` with its result passed through ``fix(bb, result, attr)``."""
+    class Fixed(cls):
+        @classmethod
+        def get_converter(c, opset):
+            convert = cls.get_converter(opset)
+
+            def run(bb, inputs, attr, params):
+                return fix(bb, convert(bb, inputs, attr, params), attr)
+
+            return run
+
+    Fixed.__name__ = Fixed.__qualname__ = cls.__name__
+    Fixed.__doc__ = doc
+    return Fixed
+
+
 def _floor_divide(cls):
     """ONNX's integer ``Div`` of dim values as a floor division where both operands are
     provably non-negative (the two agree there): TVM writes a truncating ``T.Div``, which
     its arithmetic cannot equate with the ``height // 8`` of the shapes it infers itself,
     so a ``concat``/``ScatterND``/broadcast of the two (BEiT's relative position index over
     a symbolic image size) loses or rejects the shape."""
-    class FloorDiv(cls):
-        @classmethod
-        def get_converter(c, opset):
-            convert = cls.get_converter(opset)
+    def fix(bb, out, attr):
+        if tvm.ir.is_prim_expr(out) and isinstance(out, tirx.Div):
+            an = Analyzer()
+            if _nonnegative(an, out.a) and _nonnegative(an, out.b - tirx.IntImm(out.b.ty.dtype, 1)):
+                return tirx.floordiv(out.a, out.b)
+        return out
 
-            def run(bb, inputs, attr, params):
-                out = convert(bb, inputs, attr, params)
-                if tvm.ir.is_prim_expr(out) and isinstance(out, tirx.Div):
-                    an = Analyzer()
-                    if _nonnegative(an, out.a) and _nonnegative(an, out.b - tirx.IntImm(out.b.ty.dtype, 1)):
-                        return tirx.floordiv(out.a, out.b)
-                return out
-
-            return run
-
-    FloorDiv.__name__ = FloorDiv.__qualname__ = cls.__name__
-    FloorDiv.__doc__ = _floor_divide.__doc__
-    return FloorDiv
+    return _with_output(cls, fix, _floor_divide.__doc__)
 
 
 _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
@@ -771,16 +811,37 @@ def multiples_bound_back(mod):
 _SLICE_FACTS: contextvars.ContextVar[dict] = contextvars.ContextVar("slice_facts", default={})
 
 
+#: the nodes whose shape value an op that cannot take one reads (:func:`onnx_prepare.shape_value_consumers`)
+_AS_TENSOR: contextvars.ContextVar[frozenset] = contextvars.ContextVar("as_tensor", default=frozenset())
+
+
+@functools.cache
+def _tensor_for_consumers(cls):
+    """``cls`` whose result, where it is a shape value (``relax.ShapeExpr``) and the node is
+    in :data:`_AS_TENSOR`, becomes the 1-D int64 tensor of that value (``shape_to_tensor``),
+    which every op takes: TVM's importer refuses a shape value as the input of any op but
+    a few (``onnx_prepare.SHAPE_COMPATIBLE``)."""
+    def fix(bb, out, attr):
+        if attr.get("tvm_custom", {}).get("name") in _AS_TENSOR.get() and (
+                isinstance(out, relax.ShapeExpr) or isinstance(getattr(out, "ty", None), relax.ShapeType)):
+            return bb.normalize(relax.op.shape_to_tensor(out))
+        return out
+
+    return _with_output(cls, fix, cls.__doc__)
+
+
 @contextlib.contextmanager
-def patched_converters(slice_facts: dict | None = None):
+def patched_converters(slice_facts: dict | None = None, as_tensor: frozenset = frozenset()):
     """TVM's converter map with :data:`OVERRIDES`, for one import; ``slice_facts`` is
-    :func:`~qcompile.frontend.onnx_prepare.slice_facts` of the graph imported."""
+    :func:`~qcompile.frontend.onnx_prepare.slice_facts` of the graph imported, ``as_tensor``
+    its :func:`~qcompile.frontend.onnx_prepare.shape_value_consumers`."""
     orig = F._get_convert_map
     token = _SLICE_FACTS.set(slice_facts or {})
     token2 = _MULTIPLES.set({})
+    token3 = _AS_TENSOR.set(frozenset(as_tensor))
 
     def convert_map():
-        return {**orig(), **OVERRIDES}
+        return {op: _tensor_for_consumers(cls) for op, cls in {**orig(), **OVERRIDES}.items()}
 
     F._get_convert_map = convert_map
     try:
@@ -789,3 +850,4 @@ def patched_converters(slice_facts: dict | None = None):
         F._get_convert_map = orig
         _SLICE_FACTS.reset(token)
         _MULTIPLES.reset(token2)
+        _AS_TENSOR.reset(token3)

@@ -30,13 +30,23 @@ _INT_TYPES = {6: np.int32, 7: np.int64, 9: np.bool_}  # ONNX elem types folded h
 
 def _symbolic_inference(proto):
     """onnxruntime's SymbolicShapeInference, keeping the instance (for ``sympy_data_``)."""
+    import logging
+
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    ssi = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
-    ssi._preprocess(proto)
-    while ssi.run_:
-        ssi._infer_impl()
-    ssi._update_output_from_vi()
+    # its warnings ("Cannot determine if <dim expression> < 0") are about what it leaves
+    # unknown, which is normal here: not for the user's terminal
+    log = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        ssi = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+        ssi._preprocess(proto)
+        while ssi.run_:
+            ssi._infer_impl()
+        ssi._update_output_from_vi()
+    finally:
+        log.setLevel(level)
     return ssi
 
 
@@ -390,6 +400,41 @@ def _slice_bounds(node, values) -> list[tuple] | None:
 _TO_END = 1 << 31  # an end at least this large reads to the end of any axis
 
 
+def name_nodes(proto) -> None:
+    """Give every unnamed or twice-named node of ``proto``'s graph a name of its own, in
+    place (``<name or op type>__qc<index>``): TVM's converters know a node by its name only
+    (``attr["tvm_custom"]["name"]``), and the facts handed to them are keyed by it."""
+    names = Counter(n.name for n in proto.graph.node)
+    for i, node in enumerate(proto.graph.node):
+        if not node.name or names[node.name] > 1:
+            node.name = f"{node.name or node.op_type}__qc{i}"
+
+
+#: the ops TVM 0.27's importer lets take a shape value (``relax.ShapeExpr``) as an input;
+#: any other op with one fails before its converter runs (``onnx_frontend._construct_nodes``)
+SHAPE_COMPATIBLE = frozenset({"Reshape", "Resize", "ConstantOfShape", "Gather", "Slice", "Shape", "Expand",
+                              "Concat", "Equal", "Where", "Cast", "CastLike", "Squeeze"})
+
+
+def shape_value_consumers(proto) -> frozenset[str]:
+    """The names of the nodes with an output read by an op that cannot take a shape value
+    (not in :data:`SHAPE_COMPATIBLE`), or by a subgraph. TVM's importer carries small
+    integer values computed from shapes as ``relax.ShapeExpr`` (``Unsqueeze`` of a dim,
+    ``Concat`` of them) and then refuses them as the input of any other op: CvT's token
+    count plus its CLS token, ``Add(Unsqueeze(h * w), 1)``, fails with ``Node ... cannot
+    handle ShapeExpr inputs``. ``onnx_converters.patched_converters`` makes such a node's
+    shape value a tensor, whose value the converters after it still read
+    (:mod:`~qcompile.frontend.shape_values`). Call :func:`name_nodes` first."""
+    graph_outputs = {o.name for o in proto.graph.output}
+    readers: dict[str, bool] = {}
+    for node in proto.graph.node:
+        sub = any(a.HasField("g") or a.graphs for a in node.attribute)
+        for i in _reads(node):
+            readers[i] = readers.get(i, False) or sub or node.op_type not in SHAPE_COMPATIBLE
+    return frozenset(n.name for n in proto.graph.node
+                     if any(readers.get(o, False) or o in graph_outputs for o in n.output if o))
+
+
 def slice_facts(proto) -> dict[str, dict[int, tuple]]:
     """What the ``Slice`` nodes of a graph tell about each other, for the importer's
     ``Slice`` converter: ``{node name: {axis: fact}}``, where a fact is
@@ -412,18 +457,16 @@ def slice_facts(proto) -> dict[str, dict[int, tuple]]:
       multiple of ``s`` wherever the graph is valid. Each piece is ``n // s`` long (TVM
       would give ``(n + 1) // 2`` and ``n // 2``, which it cannot prove equal).
 
-    Unnamed or twice-named ``Slice`` nodes are named here (in place), since the importer's
-    converter knows a node by its name only."""
+    Nodes are named first (:func:`name_nodes`), since the importer's converter knows a node
+    by its name only."""
+    name_nodes(proto)
     values = {i.name: i for i in proto.graph.initializer if int(np.prod(i.dims)) <= _SMALL}
     need: dict[tuple, int] = {}  # (tensor, axis) -> the least length the slices of it assume
     starts: dict[tuple, set] = {}  # (tensor, axis, step) -> starts of strided reads to the end
     slices = []
-    names = Counter(n.name for n in proto.graph.node)
-    for i, node in enumerate(proto.graph.node):
+    for node in proto.graph.node:
         if node.op_type != "Slice" or not node.input:
             continue
-        if not node.name or names[node.name] > 1:
-            node.name = f"{node.name or 'Slice'}__qc{i}"
         bounds = _slice_bounds(node, values)
         if bounds is None:
             continue
@@ -442,3 +485,139 @@ def slice_facts(proto) -> dict[str, dict[int, tuple]]:
             elif step > 1 and len(starts.get((node.input[0], axis, step), ())) > 1 and start in starts[(node.input[0], axis, step)]:
                 out.setdefault(node.name, {})[axis] = ("stride", step)
     return out
+
+
+#: ops that keep an integer value a size (its inputs all sizes): shape arithmetic
+_SIZE_OPS = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Reshape", "Identity", "Add", "Sub", "Mul",
+             "Div", "Max", "Min", "Cast", "Mod", "Neg", "Abs", "ReduceProd", "ReduceMax", "ReduceMin", "Flatten"}
+_FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
+_INT_TO = {6, 7}  # int32, int64
+
+
+def integer_size_arithmetic(proto):
+    """``proto`` with float arithmetic on sizes rewritten as the integer arithmetic it
+    computes, or ``proto`` itself where there is none.
+
+    Exporters compute sizes in float: torch's ``math.ceil(h / p) * p`` (MobileViT's patch
+    unfold), ``int(h / 4 - 3 / 4)`` and ``interpolate``'s output sizes come out as
+    ``Shape -> Gather -> Cast(float) -> Div -> Ceil -> Mul -> Cast(int64)``. With the size
+    symbolic, TVM's importer carries the float values as float dim expressions and fails
+    at the first op it has no such case for (``ceil`` takes a tensor); with it fixed, the
+    chain folds before import. Each float value of such a chain is kept here as an exact
+    fraction ``n / d`` of an integer size ``n`` and a constant ``d`` (Cast of a size:
+    ``n / 1``; ``+ - *`` of two fractions or of a constant that is an exact binary
+    fraction such as 0.5; ``/`` by such a constant), ``Floor`` and ``Ceil`` as ``n // d``
+    and ``(n + d - 1) // d``, and each ``Cast`` back to an integer (truncation) as
+    ``n // d``: integer nodes that TVM folds to dim expressions. The chain's float nodes
+    are left to dead-code removal. Exact where ``n >= 0`` (sizes; a negative size is an
+    invalid input anyway) and where the float graph is exact, which float32 is for sizes
+    below 2**24 with small divisors. ``Sqrt``, ``Pow``, ``Round`` and division by a size
+    are not fractions of this form and stay float."""
+    import onnx
+    from fractions import Fraction
+
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer if int(np.prod(i.dims)) <= 64}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
+            t = node.attribute[0].t
+            if int(np.prod(t.dims)) <= 64:
+                consts[node.output[0]] = numpy_helper.to_array(t)
+    sizes = {n for n, v in consts.items() if v.dtype.kind in "iu"}
+    fractions: dict[str, tuple[str, int]] = {}  # float tensor -> (int64 numerator tensor, denominator)
+    new_inits, out_nodes, rewrites = [], [], 0
+    counter = [0]
+
+    def fresh(tag):
+        counter[0] += 1
+        return f"qc_size{counter[0]}_{tag}"
+
+    def int_const(v: int, shape=()) -> str:
+        name = fresh("c")
+        new_inits.append(numpy_helper.from_array(np.full(shape, v, np.int64), name))
+        return name
+
+    def emit(op, ins, **attrs) -> str:
+        out = fresh(op.lower())
+        out_nodes.append(onnx.helper.make_node(op, ins, [out], **attrs))
+        return out
+
+    def scaled(name: str, k: int, shape=()) -> str:
+        """``name * k``; with a constant's ``shape`` the product broadcasts as the float op did."""
+        return name if k == 1 and not shape else emit("Mul", [name, int_const(k, shape)])
+
+    def as_fraction(name):
+        """``(numerator tensor, denominator)`` of a float size; a constant as ``(None, value,
+        shape)`` when it is an exact fraction with a small denominator."""
+        if name in fractions:
+            return fractions[name]
+        v = consts.get(name)
+        if v is None or v.size != 1 or v.dtype.kind not in "fiu" or not np.isfinite(v).all():
+            return None
+        f = Fraction(float(v.reshape(-1)[0]))
+        return (None, f, v.shape) if f.denominator <= 1 << 12 and abs(f.numerator) < 1 << 31 else None
+
+    def combine(op, a, b):
+        """``a op b`` as a fraction, or None where it is not one of the form kept here."""
+        if a[0] is None and b[0] is None:
+            return None  # constant folding is TVM's
+        if op == "Div":
+            if a[0] is None or b[0] is not None or b[1] <= 0:
+                return None  # a constant over a size, or a size over a size
+            (num, den), (_, c, shape) = a, b  # n/d / (p/q) = n*q / (d*p)
+            return scaled(num, c.denominator, shape), den * c.numerator
+        if a[0] is None or b[0] is None:
+            (num, den), (_, c, shape) = (b, a) if a[0] is None else (a, b)
+            if op == "Mul":
+                return (scaled(num, c.numerator, shape), den * c.denominator) if c > 0 else None
+            k = c * den  # n/d + c = (n*kd + kn) / (d*kd) with k = c*d = kn/kd
+            top, other = scaled(num, k.denominator), int_const(int(k.numerator), shape)
+            if op == "Sub" and a[0] is None:
+                return emit("Sub", [other, top]), den * k.denominator
+            return emit(op, [top, other]), den * k.denominator
+        (na, da), (nb, db) = a, b
+        if op == "Mul":
+            return emit("Mul", [na, nb]), da * db
+        return emit(op, [scaled(na, db), scaled(nb, da)]), da * db
+
+    for node in graph.node:
+        op, ins, outs = node.op_type, [i for i in node.input if i], [o for o in node.output if o]
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if not outs:
+            pass
+        elif op in ("Shape", "Size"):
+            sizes.update(outs)
+        elif op == "Cast" and ins[0] in sizes and to in _FLOAT_TYPES:
+            fractions[outs[0]] = (emit("Cast", [ins[0]], to=onnx.TensorProto.INT64), 1)
+        elif op == "Cast" and ins[0] in fractions and to in _FLOAT_TYPES:
+            fractions[outs[0]] = fractions[ins[0]]
+        elif op == "Cast" and ins[0] in fractions and to in _INT_TO:
+            num, den = fractions[ins[0]]  # truncation: n // d for n >= 0
+            value = num if den == 1 else emit("Div", [num, int_const(den)])
+            out_nodes.append(onnx.helper.make_node("Cast", [value], outs, to=to, name=node.name))
+            sizes.update(outs)
+            rewrites += 1
+            continue
+        elif op in ("Floor", "Ceil") and ins[0] in fractions:
+            num, den = fractions[ins[0]]
+            if den != 1:
+                top = num if op == "Floor" else emit("Add", [num, int_const(den - 1)])
+                num = emit("Div", [top, int_const(den)])
+            fractions[outs[0]] = (num, 1)
+        elif op in ("Add", "Sub", "Mul", "Div") and len(ins) == 2 and (ins[0] in fractions or ins[1] in fractions):
+            a, b = as_fraction(ins[0]), as_fraction(ins[1])
+            got = None if a is None or b is None else combine(op, a, b)
+            if got is not None:
+                fractions[outs[0]] = got
+        elif op in _SIZE_OPS and all(i in sizes for i in ins) and (op != "Cast" or to in _INT_TO):
+            sizes.update(outs)
+        out_nodes.append(node)
+    if not rewrites:
+        return proto
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    model.graph.initializer.extend(new_inits)
+    _keep_live(model.graph, out_nodes)
+    return model

@@ -173,6 +173,19 @@ def _value_array(bb, expr, depth=0):
             acc = fold(acc, v)
         out = _objects([an.simplify(acc)])
         return out.reshape([1] * x.ndim if expr.attrs.keepdims else [])
+    if name == "relax.where" and x is not None:
+        # a condition that folds picks its branch: the other is not evaluated (it may read
+        # what is not a size, as the ``index + rank`` of a ``Gather`` whose index is >= 0)
+        an = Analyzer()
+        cond = [an.simplify(c) for c in x.reshape(-1)]
+        if all(isinstance(c, tirx.IntImm) for c in cond) and len({int(c) for c in cond}) == 1:
+            picked = sub(args[1] if int(cond[0]) else args[2])
+            if picked is None:
+                return None
+            try:
+                return np.broadcast_to(picked, np.broadcast_shapes(x.shape, picked.shape)).copy()
+            except ValueError:
+                return None
     if name in _ELEMENTWISE or name == "relax.where":
         parts = [sub(a) for a in args]
         if any(p is None for p in parts):

@@ -612,6 +612,10 @@ REFUSED = {
                                        "each conformer block ends in a LayerNorm on the residual path"),
     ("patchtst", "rotate"): ("no residual stream", "BatchNorm over batch and time instead of a LayerNorm over "
                                                    "channels: nothing to fold a rotation into"),
+    ("cvt", "rotate"): ("is not rotation-invariant", "q, k and v are depthwise convolutions over the residual "
+                                                     "stream's channels, which a channel rotation does not commute with"),
+    ("pvt", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in a "
+                                                                   "LayerNorm on the residual path"),
     # ---- the tenth wave (symbolic image sizes import as multiples of 32)
     **{(m, "rotate"): ("normalizes the residual stream in place", "the patch embedding ends in a LayerNorm on "
                                                                   "the residual path (and SwinV2 is post-norm)")
@@ -632,18 +636,10 @@ GAPS = {
                                 "squares and its square root) has no integer lowering",
     # ---- the sixth wave (symbolic image sizes: each imports and matches onnxruntime with the
     # image size fixed, `--input-shape pixel_values=?x3xHxW`)
-    **{("cvt", p): "symbolic image size: the last stage concatenates a CLS token to the tokens of a strided "
-                   "conv embedding, whose count TVM's importer writes in float ((h/4 - 3/4)/2 floored) and "
-                   "cannot prove non-negative, so the Add after the concat gets a shape value it cannot take"
-       for p in ("none", "rotate")},
-    **{("pvt", p): "symbolic image size: the position table interpolated to the feature map is flattened by a "
-                   "reshape whose -1 TVM infers as 1024 // (h//8 * (w//8)) instead of the channel count, so the "
-                   "sum with the patch tokens has no shape and the attention's head reshape fails"
-       for p in ("none", "rotate")},
-    **{("mobilevit", p): "symbolic image size: the patch unfold computes ceil(h / p) * p in float from the image "
-                         "size, and Relax's ceil takes a tensor, not a dim expression (TVM's importer fails); "
-                         "with the size fixed the float arithmetic folds before import"
-       for p in ("none", "rotate")},
+    ("mobilevit", "rotate"): "the transformer's residual stream is the conv features unfolded into patches: "
+                             "the unfold reshapes and transposes merge the channel axis with the patch axes before "
+                             "it is channels-last again, and rotate's stream analysis does not follow the channel "
+                             "axis through them (\"splits or merges the residual channel axis\")",
     **{("deepseek_v3", p): "multi-head latent attention: the query and key heads are concat(no-RoPE part, RoPE "
                            "part) with the RoPE part shared by all heads, a head layout the cache analyses (k-sort's "
                            "q/k/v/o heads, kv-prerope's RoPE before the cache) do not know"
