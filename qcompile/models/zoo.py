@@ -612,6 +612,8 @@ REFUSED = {
                                        "each conformer block ends in a LayerNorm on the residual path"),
     ("patchtst", "rotate"): ("no residual stream", "BatchNorm over batch and time instead of a LayerNorm over "
                                                    "channels: nothing to fold a rotation into"),
+    ("levit", "rotate"): ("no residual stream", "BatchNorm (folded into the linear layers) instead of a LayerNorm "
+                                                "over the stream's channels: nothing to fold a rotation into"),
     ("cvt", "rotate"): ("is not rotation-invariant", "q, k and v are depthwise convolutions over the residual "
                                                      "stream's channels, which a channel rotation does not commute with"),
     ("pvt", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in a "
@@ -625,10 +627,6 @@ REFUSED = {
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
     # ---- the fifth wave
-    **{("levit", p): "symbolic image size: LeViT's fixed 16x16 attention-bias tables are added to scores over "
-                     "(h/16)*(w/16) positions, and TVM 0.27's FoldConstant then fails on the mixed shape "
-                     "(canonicalize names it and asks for --input-shape; the model is only valid at its "
-                     "trained size anyway)" for p in ("none", "rotate")},
     ("convbert", "int-only"): "span-based dynamic convolution: per-token kernels applied to an unfold of the "
                               "values whose shape is read at run time (shape_of), which int-only does not lower "
                               "(its depthwise conv1d lowers since the seventh wave)",
