@@ -318,7 +318,6 @@ def test_pipeline_and_cli(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.asset
-@pytest.mark.xdist_group("smollm2")  # one worker loads SmolLM2 once (conftest.smollm2_canon)
 def test_smollm2_ksort_is_exact_and_bfp_packs(smollm2_canon):
     """SmolLM2: K-sort alone keeps the logits within float round-off and the top-1 token
     identical on one 512-token window of Emma; the default bfp pipeline (BFP12 keys, BFP16 values,

@@ -240,7 +240,6 @@ def vit_int():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("vit_int")  # the module fixture computed once
 def test_vit_integer_graph_bit_exact_numpy_llvm_c(vit_int):
     test = dict(np.load("qcompile/models/assets/fmnist_test256.npz"))
     mod, notes = vit_int[True]
@@ -258,7 +257,6 @@ def test_vit_integer_graph_bit_exact_numpy_llvm_c(vit_int):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("vit_int")  # the module fixture computed once
 def test_vit_float_io_artifact_bit_exact_and_accurate(vit_int):
     test = dict(np.load("qcompile/models/assets/fmnist_test256.npz"))
     mod, notes = vit_int[False]
@@ -276,7 +274,6 @@ def test_vit_float_io_artifact_bit_exact_and_accurate(vit_int):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("vit_int")  # the module fixture computed once
 def test_vit_cuda_int8_matmuls_are_dp4a_and_no_float(vit_int):
     mod, notes = vit_int[True]
     art = qc.build(mod, target="cuda")
@@ -290,7 +287,6 @@ def test_vit_cuda_int8_matmuls_are_dp4a_and_no_float(vit_int):
         np.testing.assert_array_equal(art.run_raw(x)[0], intref.run(mod, x)[0])
 
 
-@pytest.mark.xdist_group("vit_int")  # the module fixture computed once
 def test_int_accel_refuses_float_io_names_the_kernel(vit_int):
     with pytest.raises(QCompileError, match="int-accel refuses the build") as e:
         qc.build(vit_int[False][0], target="int-accel")

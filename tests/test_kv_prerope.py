@@ -309,7 +309,6 @@ def test_cli_compiles_and_reports_bytes(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.asset
-@pytest.mark.xdist_group("smollm2")  # one worker loads SmolLM2 once (conftest.smollm2_canon)
 def test_smollm2_packed_cache(smollm2_canon):
     """SmolLM2 through kv-prerope at 4 bits: 30 layers found, a packed cache about 1/3.7 of
     float16, perplexity over one 512-token window of Emma close to the float cache's

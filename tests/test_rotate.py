@@ -316,7 +316,6 @@ def test_qdq_sim_weights_and_activations():
 
 @pytest.mark.slow
 @pytest.mark.asset
-@pytest.mark.xdist_group("smollm2")  # one worker loads SmolLM2 once (conftest.smollm2_canon)
 def test_smollm2_rotated_step_is_equivalent(smollm2_canon):
     from qcompile.models import corpus
     from qcompile.passes.rotate import Rotate
