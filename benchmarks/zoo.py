@@ -19,6 +19,7 @@ zoo.GAPS), or "fail"; refusals and gaps carry the one-line message the user sees
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -128,6 +129,7 @@ def main() -> int:
             r = zoo.check_torch(name) if p == TORCH else zoo.check(path, p, kind)
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     out["models"] = {n: results[n] for n in zoo.ZOO if n in results}
     write_json(a.out, out)
     print(markdown(results, a.exporter))

@@ -106,9 +106,11 @@ def _summary(a: np.ndarray) -> str:
 
 
 def attention_roles(f):
-    """Map the composite's params to roles: q, k (already transposed), scale, mask, v.
-    Form: ``matmul, [multiply | divide by the scale], [add mask], softmax,
-    [isnan, where (the NaN guard)], matmul``."""
+    """Map the composite's params to roles: q, k (already transposed), scale, mask, v,
+    sinks. Form: ``matmul, [multiply | divide by the scale], [add mask], softmax,
+    [isnan, where (the NaN guard)], matmul``, or with sinks ``..., [add mask],
+    concat (the sink logits), softmax, strided_slice (the key columns), matmul``; ``"sinks"``
+    says which."""
     params = list(f.params)
     binds = [b for blk in f.body.blocks for b in blk.bindings]
     if not all(isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) for b in binds):
@@ -118,6 +120,11 @@ def attention_roles(f):
     fill = binds[-2].value.args[1] if nan_guard else None
     if nan_guard:
         ops, binds = ops[:-3] + ops[-1:], binds[:-3] + binds[-1:]
+    sink = None  # softmax(concat([scores, sinks]))[..., :n]: attention sinks (gpt-oss)
+    if ops[-4:-1] == ["concat", "nn.softmax", "strided_slice"]:
+        fields = binds[-4].value.args[0].fields
+        sink = fields[1] if len(fields) == 2 else None
+        ops, binds = ops[:-4] + ops[-3:-2] + ops[-1:], binds[:-4] + binds[-3:-2] + binds[-1:]
     if len(ops) < 3 or ops[0] != "matmul" or ops[-2:] != ["nn.softmax", "matmul"]:
         return None
     middle = ops[1:-2]
@@ -139,9 +146,11 @@ def attention_roles(f):
     roles[binds[-1].value.args[1]] = "v"
     if isinstance(fill, relax.Var):
         roles[fill] = "nan_fill"
+    if isinstance(sink, relax.Var):
+        roles[sink] = "sinks"
     for p in params:  # symbolic-shape carrier of a dynamic-length attention
         if isinstance(p.ty, relax.ShapeType):
             roles[p] = "tir_vars"
     if any(p not in roles for p in params):
         return None
-    return {"params": [roles[p] for p in params], "scale": scale, "nan_guard": nan_guard}
+    return {"params": [roles[p] for p in params], "scale": scale, "nan_guard": nan_guard, "sinks": sink is not None}

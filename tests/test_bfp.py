@@ -13,7 +13,6 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
 
 import qcompile as qc
-from qcompile import lm
 from qcompile.passes.kvcache import bfp_format as bfp
 from qcompile.passes.ksort import sort as ks
 from qcompile.errors import QCompileError
@@ -316,30 +315,3 @@ def test_pipeline_and_cli(tmp_path):
     assert not bad.exists()
 
 
-@pytest.mark.slow
-@pytest.mark.asset
-def test_smollm2_ksort_is_exact_and_bfp_packs(smollm2_canon):
-    """SmolLM2: K-sort alone keeps the logits within float round-off and the top-1 token
-    identical on one 512-token window of Emma; the default bfp pipeline (BFP12 keys, BFP16 values,
-    blocks of 32) packs a head's token into 34 + 66 bytes (float16: 256)."""
-    from qcompile.models import corpus
-
-    canon, tok = smollm2_canon.canon, smollm2_canon.tok
-    ids = np.asarray(tok(corpus.text("eval")).input_ids[:512])[None]
-    sorted_ = qc.PassManager([KSort()]).run(canon)
-    logits = []
-    for m, art in ((canon, smollm2_canon.float_art()), (sorted_, qc.build(sorted_, "llvm"))):
-        step, out = lm.artifact_step(art), []
-        past = lm.empty_cache_for(m["main"])
-        for s in range(0, 512, 64):
-            x = ids[:, s:s + 64]
-            lg, past = step(x, *lm.step_feed(x, s), past)
-            out.append(lg)
-        logits.append(np.concatenate(out, 1))
-    ref, got = logits
-    assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
-    assert (got.argmax(-1) == ref.argmax(-1)).all()
-    pm = qc.PassManager(qc.pipeline("bfp"))
-    pm.run(canon)
-    lay = pm.records[-1].notes["kv_cache"]
-    assert lay["layers"] == 30 and lay["bytes_per_token"] == 30 * 3 * (34 + 66)

@@ -344,3 +344,45 @@ def test_rope_of_the_other_sign_is_rope(form, frontend, tmp_path):
     m = _RopeOtherSign(form).eval()
     inp = (torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(0)),)
     _check(_load(frontend, m, inp, tmp_path, ["x"]), m, inp, {"composite:qcompile.rope": 1, "negative": 0})
+
+
+class _SinkAttention(torch.nn.Module):
+    """gpt-oss's attention: a learned logit per head joins each row's softmax (after the
+    max shift written out) and is sliced off before ``P V``; RoPE on the two halves apart."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.sinks = torch.nn.Parameter(torch.randn(2, generator=g))
+        ang = torch.arange(6.0)[:, None] * (10000.0 ** (-torch.arange(4.0) / 4))[None]
+        self.register_buffer("cos", ang.cos())
+        self.register_buffer("sin", ang.sin())
+
+    def rope(self, x):
+        x1, x2 = torch.chunk(x, 2, dim=-1)
+        return torch.cat((x1 * self.cos - x2 * self.sin, x2 * self.cos + x1 * self.sin), dim=-1)
+
+    def forward(self, q, k, v, mask):
+        s = self.rope(q) @ self.rope(k).transpose(-1, -2) * 8 ** -0.5 + mask
+        sinks = self.sinks.reshape(1, -1, 1, 1).expand(q.shape[0], -1, q.shape[-2], -1)
+        logits = torch.cat([s, sinks], dim=-1)
+        logits = logits - logits.max(dim=-1, keepdim=True).values
+        return torch.softmax(logits, dim=-1)[..., :-1] @ v
+
+
+@pytest.mark.parametrize("frontend", ["torch", "onnx"])
+def test_attention_sinks_and_rope_on_halves(frontend, tmp_path):
+    """The sink form is one ``qcompile.attention`` (its sink logits a role the lowerings
+    read or refuse) and the halves form is one ``qcompile.rope`` each for q and k, equal to
+    the original; before, neither was recognized and every cache pass refused gpt-oss."""
+    from qcompile.ir import attention_roles
+
+    g = torch.Generator().manual_seed(0)
+    inp = tuple(torch.randn(2, 2, 6, 8, generator=g) for _ in range(3)) + \
+        (torch.triu(torch.full((6, 6), -1e9), 1).expand(2, 1, 6, 6).contiguous(),)
+    m = _SinkAttention().eval()
+    canon = _check(_load(frontend, m, inp, tmp_path, ["q", "k", "v", "mask"]), m, inp,
+                   {"composite:qcompile.attention": 1, "composite:qcompile.rope": 2})
+    (f,) = [f for _, f in canon.functions.items() if (f.attrs or {}).get("Composite") == "qcompile.attention"]
+    roles = attention_roles(f)
+    assert roles["sinks"] and {"q", "k", "v", "mask"} <= set(roles["params"])

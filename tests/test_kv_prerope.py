@@ -307,28 +307,6 @@ def test_cli_compiles_and_reports_bytes(tmp_path):
     assert not bad.exists()
 
 
-@pytest.mark.slow
-@pytest.mark.asset
-def test_smollm2_packed_cache(smollm2_canon):
-    """SmolLM2 through kv-prerope at 4 bits: 30 layers found, a packed cache about 1/3.7 of
-    float16, perplexity over one 512-token window of Emma close to the float cache's
-    (benchmarks/kv_cache.py measures 8192 tokens)."""
-    from qcompile.models import corpus
-
-    canon, tok = smollm2_canon.canon, smollm2_canon.tok
-    calib = Calibration({"tokens": tok(corpus.text("calib")).input_ids[:512], "bos": 1}, progress=False)
-    pm = qc.PassManager([KvPrerope(bits=4)], calibration=calib)
-    mod = pm.run(canon)
-    lay = pm.records[-1].notes["kv_cache"]
-    assert lay["layers"] == 30 and lay["ratio_to_float16_at_512"] > 3.5
-    proto = lm.Protocol(tokens=512)
-    ids = tok(corpus.text("eval")).input_ids
-    arts = {"float": (smollm2_canon.float_art(), canon), "4bit": (qc.build(mod, "llvm"), mod)}
-    ppl = {name: lm.perplexity(lm.artifact_step(art), ids, lm.empty_cache_for(m["main"]), proto,
-                               progress=False)["perplexity"] for name, (art, m) in arts.items()}
-    assert ppl["float"] < ppl["4bit"] < 1.05 * ppl["float"], ppl
-
-
 def test_torch_export_graph(tmp_path):
     """torch.export of the decoder (static past length 4; GQA attention as 3-D bmm, which the
     canonicalizer folds back into the attention composite): the cache paths are found, and the

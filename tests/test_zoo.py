@@ -30,7 +30,9 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
          # lengths, a conformer's GLU / depthwise conv / BatchNorm in integers
          ("whisper", "int-only"), ("wav2vec2-conformer", "int-only"), ("lilt", "int-only"),
          # Swin-V2's cosine attention: L2 normalization as RMSNorm, a logit scale per head into q
-         ("swinv2", "int-only")}
+         ("swinv2", "int-only"),
+         # the tenth: attention sinks and RoPE on the two halves apart (gpt-oss)
+         ("gpt_oss", "kv-prerope")}
 #: cells run in benchmarks/zoo.py only (keeps `make test` < 30 min): MobileViT's `none` (a minute
 #: of build; the constructs it needed are tests/test_frontend.py's float-size and concat tests)
 BENCHMARK_ONLY = {("mobilevit", "none")}

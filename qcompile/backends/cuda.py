@@ -9,6 +9,11 @@ integer models: int8 matmuls (with their fused requantization epilogues) are sch
 before dlight's rules; and any int8 function left over is marked
 ``dlight.do_not_tensorize``, because dlight's int8 tensor-core path fails in 0.27
 (``GetWmmaFragmentSize``), so it gets a SIMT schedule instead of a crash.
+
+Elementwise chains of an int8 tensor (ShiftGELU) are 256-entry table lookups, as on llvm
+(:mod:`~qcompile.backends.lut`): one load per element instead of the chain, and a small
+epilogue. Inlined into a dp4a matmul, ShiftGELU's expression (the requantized input
+repeated at every use) made TVM's ``RemoveNoOp`` take 15 s per kernel.
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ import tvm
 import tvm_ffi
 
 from qcompile.errors import QCompileError
-from qcompile.backends.common import Artifact, after_fuse_ops, guard_plan
+from qcompile.backends import lut
+from qcompile.backends.common import Artifact, TargetRewrite, after_fuse_ops, guard_plan
 from qcompile.backends.cuda_dp4a import uses_dp4a
 from qcompile.backends.verify import float_nodes
 
@@ -105,7 +111,11 @@ def pipeline(target, seen: dict | None = None):
     from qcompile.backends.cuda_dp4a import Int8MatmulDP4A
 
     seen = {} if seen is None else seen
-    legal = after_fuse_ops(P.legalize_passes(target)[:-1])  # all but dlight's ApplyDefaultSchedule
+    legal = []  # all but dlight's ApplyDefaultSchedule; table lookups fuse as elementwise
+    for p in after_fuse_ops(P.legalize_passes(target)[:-1]):
+        legal.append(p)
+        if str(p.info.name) == "AnnotateTIROpPattern":
+            legal.append(lut.mark_elementwise)
     schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                        dl.gpu.GeneralReduction(), symbolic_spatial_rule(), dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
@@ -129,16 +139,31 @@ def cuda_source(ex) -> str:
     raise RuntimeError("no CUDA module in the executable")
 
 
+REWRITTEN = "qcompile.cuda_rewrites"  # module attribute: the graph rewrite ran
+
+
+def graph_passes() -> list:
+    """The cuda build's graph rewrite (int8 table lookups) as a pass: the driver runs it, so
+    its IR is dumped to ``OUT/ir/`` like the llvm build's rewrites."""
+    def step(m):
+        m, n = lut.tabulate(m)
+        return m, {"int8_luts": n}
+    return [TargetRewrite("cuda.lut", step, mark=(REWRITTEN, 1))]
+
+
 def build(mod, *, arch: str | None = None) -> Artifact:
     """``info`` lists the matmuls computed with ``__dp4a`` and every kernel that still has a
     floating-point value (for an ``int-only --int-io`` model: none)."""
     tgt = make_target(arch)
     seen = {}
+    luts = None  # counted where the driver ran the rewrite as a pass (report.json's notes)
+    if not (mod.attrs or {}).get(REWRITTEN):
+        mod, luts = lut.tabulate(mod)
     ex = tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt, seen))
     src = cuda_source(ex)
     kernels = {gv.name_hint: f for gv, f in seen["tir"].functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
     return Artifact("cuda", tgt, ex, sources={"model.cu": src},
-                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__"),
+                    info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__"), "int8_luts": luts,
                           "dp4a_matmuls": sorted(n for n, f in kernels.items() if uses_dp4a(f)),
                           "float_kernels": sorted(n for n, f in kernels.items() if float_nodes(f))},
                     runnable=gpu_present(), device="cuda")

@@ -229,7 +229,7 @@ def find(mod) -> dict:
         if not isinstance(f, relax.Function) or str((f.attrs or {}).get("Composite", "")) != "qcompile.attention":
             continue
         roles = attention_roles(f)
-        if roles is None:
+        if roles is None or roles["sinks"]:  # the kernel's softmax has no sink logits
             continue
         a = dict(zip(roles["params"], value.args))
         fill = const_value(a["nan_fill"]) if "nan_fill" in a else _guard_fill(f)

@@ -642,10 +642,6 @@ GAPS = {
                            "part) with the RoPE part shared by all heads, a head layout the cache analyses (k-sort's "
                            "q/k/v/o heads, kv-prerope's RoPE before the cache) do not know"
        for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
-    **{("gpt_oss", p): "attention sinks: the scores are concatenated with a learned per-head sink logit before "
-                       "the softmax and the sink column is sliced off after, which canonicalization does not "
-                       "recognize as attention (so no qcompile.attention for the cache passes)"
-       for p in ("k-sort", "kv-prerope", "bfp", "rotate+kv-prerope")},
     **{("deberta", p): "an ONNX If (DeBERTa's TorchScript relative-position helper) whose condition, query "
                        "length != key length, folds only with shape reasoning: onnxruntime's symbolic shape "
                        "inference fails on this graph, and TVM 0.27 imports If as a relax.If that qcompile's "
@@ -704,7 +700,6 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
     (symbolic dims throughout: one artifact serves both). Returns ``{"status": "pass" |
     "fail" | "refused", "reason", "cosine", "max_abs_err", "seconds"}``; a refusal is a
     :class:`~qcompile.errors.QCompileError` (the user-facing one-line error)."""
-    import tempfile
     import time
 
     import numpy as np
@@ -725,9 +720,8 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
             n = max(calib_samples, 8) if pipeline == "int-only" else calib_samples
             image = _image_hw(arch) if arch is not None and arch.kind == "vision" else (32, 32)
             feeds = [onnx_feed(path, batch=2, seq=_fixed_seq(model, 8), seed=100 + i, image=image) for i in range(n)]
-            tmp = Path(tempfile.mkdtemp(prefix="qc_zoo_")) / "calib.npz"
-            np.savez(tmp, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
-            calib = qc.Calibration(str(tmp), batch=2, progress=False)
+            calib = qc.Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]},
+                                   batch=2, progress=False)
         if pipeline in ALONE:
             from qcompile.pipelines import PASSES
 

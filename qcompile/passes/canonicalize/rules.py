@@ -15,10 +15,12 @@ Whatever frontend produced the graph (ONNX or torch.export), after this pipeline
   GELU (tanh)         ``R.nn.gelu_tanh(x)``  from ``0.5*x*(1+tanh(sqrt(2/pi)(x+0.044715x^3)))``
   LayerNorm           ``R.nn.layer_norm``    from ``(x-mean)/sqrt(var+eps)*g+b``
   RMSNorm             ``R.nn.rms_norm``      from ``x*rsqrt(mean(x^2)+eps)*g``
-  softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``
-  attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``; ``softmax((QK^T+mask)*s)`` first becomes ``softmax(QK^T*s + mask*s)``
+  softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``; ``softmax(x-max(x))`` is ``softmax(x)``
+  attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``; ``softmax((QK^T+mask)*s)`` first becomes ``softmax(QK^T*s + mask*s)``;
+                      with sinks ``softmax(cat(QK^T*s [+mask], sinks))[..., :n] V``
   RoPE                composite ``qcompile.rope``: ``x*cos + rot(x)*sin``, ``rot`` rotate-half
-                      or interleaved; partial rotary keeps its slice/concat around the call
+                      or interleaved; partial rotary keeps its slice/concat around the call;
+                      the halves apart, ``cat(x1*cos - x2*sin, x2*cos + x1*sin)``, become rotate-half
   ==================  ====================================================================
 
 A composite is a private Relax function with attribute ``Composite`` (as
@@ -939,6 +941,41 @@ def _softmax(func):
     return rewrite(pat, fn, func)
 
 
+def _softmax_shift(func):
+    """``softmax(x - max(x))`` over the last axis is ``softmax(x)``: the stabilizing shift
+    softmax makes itself, written out before it (gpt-oss's attention with sinks). torch.export
+    writes the max as ``topk(x, 1)[0]``, its pair repacked in a tuple literal."""
+    x, shift = wildcard(), wildcard()
+    pat = is_op("relax.nn.softmax")(sub(x, shift))
+    var2val = relax.analysis.get_var2val(func)
+
+    def val(e):
+        while isinstance(e, relax.Var) and e in var2val:
+            e = var2val[e]
+        return e
+
+    def is_max_of(e, src, ndim) -> bool:
+        e = val(e)
+        while isinstance(e, relax.TupleGetItem) and int(e.index) == 0:
+            t = val(e.tuple_value)
+            if isinstance(t, relax.Tuple):
+                e = val(t.fields[0])
+                continue
+            a = getattr(t, "attrs", None)
+            return isinstance(t, relax.Call) and getattr(t.op, "name", "") == "relax.topk" and val(t.args[0]).same_as(src) \
+                and int(a.k) == 1 and int(a.axis) in (-1, ndim - 1) and bool(a.largest)
+        return isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.max" and val(e.args[0]).same_as(src) \
+            and _last_axis(e)
+
+    def fn(call, m):
+        ndim = len(call.args[0].ty.shape)
+        if int(call.attrs.axis) not in (-1, ndim - 1) or not is_max_of(m[shift], val(m[x]), ndim):
+            return call
+        return O.nn.softmax(m[x], axis=-1)
+
+    return rewrite(pat, fn, func)
+
+
 # ----------------------------------------------------------------------------- composites
 
 
@@ -946,7 +983,7 @@ def attention_patterns() -> list[FusionPattern]:
     """``matmul(softmax(scale(matmul(q, kT)) [+ mask]), v)``; the scale is optional. The
     probabilities may be NaN-guarded, ``where(isnan(p), 0, p)``, as torch's SDPA
     decomposition writes it (a row masked everywhere attends to nothing instead of NaN)."""
-    q, kt, v, mask, s = wildcard(), wildcard(), wildcard(), wildcard(), is_const()
+    q, kt, v, mask, s, sink = wildcard(), wildcard(), wildcard(), wildcard(), is_const(), wildcard()
     scores = is_op("relax.matmul")(q, kt)
     scaled = div(scores, s) | mul(scores, s)
     out = []
@@ -958,7 +995,35 @@ def attention_patterns() -> list[FusionPattern]:
                     p = is_op("relax.where")(is_op("relax.isnan")(p), is_const(), p)
                 out.append(FusionPattern("qcompile.attention", is_op("relax.matmul")(p, v),
                                          {"probs": p}, _zero_guard if guarded else None))
+    for sc in (scaled, scores):  # attention sinks (gpt-oss)
+        for masked in (add(sc, mask), sc):
+            logits = is_op("relax.concat")(is_tuple([masked, sink]))
+            p = is_op("relax.strided_slice")(is_op("relax.nn.softmax")(logits), varg_default_wildcard=True)
+            out.append(FusionPattern("qcompile.attention", is_op("relax.matmul")(p, v),
+                                     {"logits": logits, "scores": masked, "probs": p}, _sinks_sliced_off))
     return out
+
+
+def _sinks_sliced_off(ctx) -> bool:
+    """``softmax(concat([scores, sinks], -1))[..., :n] V`` with ``n`` the key length: sink
+    logits (learned per-head columns) join the normalization and are dropped before ``P V``,
+    so they only lower every probability."""
+    e = ctx.annotated_expr
+    logits, scores, probs = e["logits"], e["scores"], e["probs"]
+    ndim = len(scores.ty.shape)
+    if int(logits.attrs.axis) % ndim != ndim - 1:
+        return False
+    args = probs.args
+
+    def ints(t):
+        vals = [getattr(v, "value", v) for v in t.fields]
+        return [int(v) for v in vals] if all(isinstance(v, int) for v in vals) else None
+
+    axes, begin = ints(args[1]), ints(args[2])
+    strides = ints(args[4]) if len(args) > 4 else [1]
+    if axes is None or [a % ndim for a in axes] != [ndim - 1] or begin != [0] or strides != [1]:
+        return False
+    return Analyzer().can_prove_equal(probs.ty.shape[-1], scores.ty.shape[-1])
 
 
 def _zero_guard(ctx) -> bool:
@@ -1117,6 +1182,38 @@ def _rope_sign(func):
     return func
 
 
+def _rope_chunked(func):
+    """RoPE written on the two halves apart (gpt-oss): ``cat(x1*cos - x2*sin, x2*cos + x1*sin)``
+    with ``x1, x2 = x[..., :d/2], x[..., d/2:]`` and ``cos``, ``sin`` of width ``d/2``. That is
+    rotate-half RoPE with ``cos`` and ``sin`` repeated over both halves, and is rewritten to it
+    (``x*cat(cos, cos) + cat(-x2, x1)*cat(sin, sin)``) so that it fuses into ``qcompile.rope``."""
+    xa, xb, cos, sin, cos2, sin2 = (wildcard() for _ in range(6))
+    x1 = is_op("relax.strided_slice")(xa, varg_default_wildcard=True)
+    x2 = is_op("relax.strided_slice")(xb, varg_default_wildcard=True)
+    first = sub(comm(mul, x1, cos), comm(mul, x2, sin))
+    second = comm(add, comm(mul, x2, cos2), comm(mul, x1, sin2))
+    pat = is_op("relax.concat")(is_tuple([first, second]))
+
+    def fn(call, m):
+        x, hd = m[xa], shape_of(m[xa])
+        if not _same(x, m[xb]) or not _same(m[cos], m[cos2]) or not _same(m[sin], m[sin2]) or hd is None \
+                or not isinstance(hd[-1], int) or hd[-1] % 2 or int(call.attrs.axis) not in (-1, len(hd) - 1) \
+                or not _slices_are_rope(m[x2], m[x1], hd[-1], "half"):
+            return call
+        for t in (m[cos], m[sin]):
+            ts = shape_of(t)
+            if ts is None or ts[-1] != hd[-1] // 2:
+                return call
+
+        def both(t):
+            return O.concat([t, t], axis=-1)
+
+        rot = O.concat([O.negative(m[x2]), m[x1]], axis=-1)
+        return O.add(O.multiply(x, both(m[cos])), O.multiply(rot, both(m[sin])))
+
+    return rewrite(pat, fn, func)
+
+
 def _slices_are_rope(sa, sb, d, form) -> bool:
     """rotate-half: -x[d/2:], x[:d/2]; interleaved: -x[1::2], x[0::2]; both on the last axis."""
     ndim = len(sa.args[0].ty.shape)
@@ -1163,9 +1260,9 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
-        _func_rewrites(_rope_sign),
+        _func_rewrites(_rope_chunked, _rope_sign),
         T.FoldConstant(),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

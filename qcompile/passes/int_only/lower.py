@@ -1143,6 +1143,9 @@ class _Lowering:
         roles = attention_roles(f)
         if roles is None:
             raise QCompileError(f"int-only: attention at '{var.name}' has a form without an integer lowering")
+        if roles["sinks"]:
+            raise QCompileError(f"int-only: attention at '{var.name}' has attention sinks (logits joined to the "
+                                "softmax and sliced off), which Shiftmax does not lower")
         cfg = self.cfg
         a = dict(zip(roles["params"], call.args))
         q, k, v = self.as_q(a["q"], "int8"), self.as_q(a["k"], "int8"), self.as_q(a["v"], "int8")
