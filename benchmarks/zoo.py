@@ -97,12 +97,14 @@ def main() -> int:
     out["tolerance"] = zoo.TOLERANCE
     models = a.models.split(",")
     results, runs = {}, []
-    if set(models) < set(zoo.ZOO) and Path(a.out).exists():  # a subset: merged into the existing file
+    subset = set(models) < set(zoo.ZOO) or set(a.pipelines.split(",")) < set(ALL)
+    if subset and Path(a.out).exists():  # some models or pipelines: merged into the existing file
         import json
 
         old = json.loads(Path(a.out).read_text())
         results, runs = old["models"], old.get("runs", [{"command": old.get("command"), "models": "all"}])
-    runs.append({"command": out["command"], "models": "all" if len(models) == len(zoo.ZOO) else models})
+    runs.append({"command": out["command"], "models": "all" if len(models) == len(zoo.ZOO) else models,
+                 **({"pipelines": a.pipelines.split(",")} if set(a.pipelines.split(",")) < set(ALL) else {})})
     out["runs"] = runs
     tmp = tempfile.mkdtemp(prefix="qc_zoo_dynamo_")
     for name in models:

@@ -268,3 +268,66 @@ def test_row_kernel_is_one_parallel_loop_over_rows(kind):
         plain = tvm.compile(mod, target=make_target(), relax_pipeline=relax.get_default_pipeline(make_target()))
         want = relax.VirtualMachine(plain, tvm.cpu())["main"](tvm.runtime.tensor(xv)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def _blocks_of(n_expr):
+    """``B[i, j] = 2 A[i, j]`` over ``n_expr(n)`` rows, ``n`` symbolic (TVMScript)."""
+    from tvm.script import tirx as T
+
+    @T.prim_func(private=True, s_tir=True)
+    def f(a: T.handle, b: T.handle):
+        n = T.int64()
+        A = T.match_buffer(a, (n, T.int64(16)), "float32")
+        B = T.match_buffer(b, (n_expr(n), T.int64(16)), "float32")
+        for i, j in T.grid(n_expr(n), T.int64(16)):
+            with T.sblock("B"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                B[vi, vj] = A[vi, vj] * T.float32(2)
+
+    return f
+
+
+def test_extents_with_a_negative_divisor_keep_tvms_form():
+    """TVM's simplifier writes ``ceil(n / 3)`` as ``(n - n % -3) // 3`` (LongT5's blocks of
+    tokens); scheduled loops over such extents took minutes to lower and read outside their
+    operands in LongT5's block attention (garbage that changed from run to run). Such a
+    kernel keeps TVM's form; the same kernel over ``(n + 2) // 3`` is scheduled."""
+    neg = _blocks_of(lambda n: tirx.floordiv(n - tirx.floormod(n, tirx.IntImm("int64", -3)), tirx.IntImm("int64", 3)))
+    pos = _blocks_of(lambda n: tirx.floordiv(n + tirx.IntImm("int64", 2), tirx.IntImm("int64", 3)))
+    assert cpu_schedule.schedule_func(neg).same_as(neg)
+    assert PARALLEL in _loop_kinds(cpu_schedule.schedule_func(pos))
+
+
+def test_a_chain_of_selects_is_not_inlined_into_one_block():
+    """A fused chain of ``where(isfinite(x), x, 0)`` steps (LongT5's relative position
+    buckets): inlined into one block it holds a select per use of each producer, which TIR
+    lowering took 266 s on; its blocks stay separate loops, and the result is unchanged."""
+    from tvm.relax import op as O
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4, 64), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = x
+            for _ in range(6):
+                y = bb.emit(O.where(O.isfinite(y), y, relax.const(0.0, "float32")))
+                y = bb.emit(O.subtract(O.multiply(y, relax.const(1.5, "float32")), relax.const(0.25, "float32")))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    mod = bb.get()
+    leg = legalize_stage(mod, make_target())
+    (func,) = [f for f in leg.functions.values() if isinstance(f, tirx.PrimFunc)]
+    sch = tvm.s_tir.Schedule(tvm.IRModule({"main": func.with_attr("global_symbol", "f")}))
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    whole = sch.copy()
+    for n in names[:-1]:
+        whole.compute_inline(whole.get_sblock(n))
+    assert cpu_schedule._selects(whole.get(whole.get_sblock(names[-1]))) > cpu_schedule.INLINED_SELECTS
+    after = cpu_schedule.schedule_func(func).script()
+    assert after.count("with T.sblock(") > 2  # not one inlined block
+    xv = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    xv[0, :3] = [np.inf, -np.inf, np.nan]
+    want = xv.astype(np.float64)
+    for _ in range(6):
+        want = np.where(np.isfinite(want), want, 0) * 1.5 - 0.25
+    np.testing.assert_allclose(qc.build(mod, "llvm").run_raw(xv)[0], want, rtol=1e-6, atol=1e-6)

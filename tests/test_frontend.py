@@ -775,3 +775,55 @@ def test_a_shape_value_read_by_arithmetic(tmp_path):
     got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
     assert got[0].shape == (1, 16)
     np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_one_hot_over_a_depth_computed_from_the_length(tmp_path):
+    """LongT5's transient-global attention: ``OneHot(block_ids, depth=seq // 2)`` with the
+    depth computed from the symbolic length (TVM: 'Only constant depth currently supported'),
+    a negative index counted from the depth."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", None, 4])
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Gather", ["sx", "one"], ["s"], axis=0),
+             helper.make_node("Div", ["s", "two"], ["depth"]),
+             helper.make_node("Range", ["zero", "s", "one"], ["pos"]),
+             helper.make_node("Div", ["pos", "two"], ["blk"]),
+             helper.make_node("Sub", ["blk", "one"], ["ids"]),        # -1 for the first two tokens
+             helper.make_node("OneHot", ["ids", "depth", "offon"], ["oh"], axis=-1),
+             helper.make_node("Einsum", ["x", "oh"], ["y"], equation="bsd,sn->bnd")]
+    inits = [_i64("zero", 0), _i64("one", 1), _i64("two", 2),
+             numpy_helper.from_array(np.array([0.5, 2.0], np.float32), "offon")]
+    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    for s in (4, 7):
+        feed = {"x": np.random.default_rng(s).standard_normal((2, s, 4)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        assert got[0].shape == ref[0].shape == (2, s // 2, 4)
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+
+
+def test_upsample_by_integral_scales_cropped_to_a_skip_connection(tmp_path):
+    """``F.interpolate(scale_factor=2)`` over a symbolic image size (GLPN's and VitPose's
+    decoders): TVM sized the output in float and lost it ('NoneType' has no len()); then the
+    upsampled map cropped back to the input's size on both axes and added to it (a U-Net
+    skip): the two ``min(h, 2h)`` dims, cast back to ``h`` at once, sent TVM 0.27's build
+    into an endless recursion (a segfault)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2, "h", "w"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["b", 2, "h", None])
+    nodes = [helper.make_node("Resize", ["x", "", "twice"], ["up"], mode="linear"),
+             helper.make_node("Resize", ["x", "", "wide"], ["z"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Slice", ["sx", "two", "four"], ["hw"]),
+             helper.make_node("Slice", ["up", "zeros", "hw", "axes"], ["crop"]),
+             helper.make_node("Add", ["crop", "x"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "twice"),
+             numpy_helper.from_array(np.array([1, 1, 1, 3], np.float32), "wide"),
+             _i64("two", [2]), _i64("four", [4]), _i64("zeros", [0, 0]), _i64("axes", [2, 3])]
+    _model(nodes, [x], [y, z], inits, tmp_path / "m.onnx")
+    for hw in ((4, 4), (3, 5)):
+        feed = {"x": np.random.default_rng(hw[1]).standard_normal((2, 2, *hw)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        for g, r in zip(got, ref):
+            assert g.shape == r.shape
+            np.testing.assert_allclose(g, r, atol=1e-5)

@@ -219,6 +219,37 @@ def test_depthwise_conv_writing_the_stream_is_refused():
         qc.PassManager(qc.pipeline("rotate")).run(model.mod)
 
 
+class _FeatureStemThenGroupedPositions(nn.Module):
+    """wav2vec2's shape: a feature extractor whose LayerNorm normalizes a GELU's output (a
+    region of one norm, written by a nonlinearity), then the encoder's stream, read by a
+    grouped conv (the positional embedding) and normalized by every block."""
+
+    def __init__(self):
+        super().__init__()
+        self.feat, self.feat_norm, self.proj = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 16)
+        self.pos = nn.Conv1d(16, 16, 3, padding=1, groups=4)
+        self.norms = nn.ModuleList(nn.LayerNorm(16) for _ in range(3))
+        self.lins = nn.ModuleList(nn.Linear(16, 16) for _ in range(3))
+        self.out_norm, self.head = nn.LayerNorm(16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        t = self.proj(self.feat_norm(torch.nn.functional.gelu(self.feat(x))))
+        t = t + self.pos(t.transpose(1, 2)).transpose(1, 2)
+        for n, lin in zip(self.norms, self.lins):
+            t = t + lin(n(t))
+        return self.head(self.out_norm(t))
+
+
+def test_the_refusal_names_the_main_streams_cause():
+    """When most regions fail, the refusal names the failure most norms met (the encoder's
+    stream, read by a grouped conv), not the first region's (before: wav2vec2 and HuBERT were
+    refused naming the feature extractor's first conv or GELU)."""
+    torch.manual_seed(0)
+    model = qc.load(_FeatureStemThenGroupedPositions().eval(), example_inputs=(torch.randn(2, 6, 8),))
+    with pytest.raises(QCompileError, match=r"\(nn.conv1d\) reads the residual stream and is not rotation-invariant"):
+        qc.PassManager(qc.pipeline("rotate")).run(model.mod)
+
+
 class _TwoTokenHead(nn.Module):
     """Pre-norm blocks, then AST's head: the mean of the first two tokens of the final
     norm's output, normalized again (a region of its own that is not rotation-invariant:

@@ -29,6 +29,7 @@ rotation of ``V`` into ``O``.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 
@@ -128,9 +129,12 @@ def regions(g: Graph) -> list[Region]:
     # a region that is not rotation-invariant (a classifier head's norm over pooled tokens,
     # AST's mean of its two CLS tokens) stays unrotated when the rotated regions hold most of
     # the model's norms; otherwise the model's main stream is what failed: refuse, naming it
+    # (the failure most norms met: every norm of a stream that fails meets the same binding,
+    # so a feature extractor's norms do not hide the encoder's stream, as in wav2vec2)
     rotated = sum(len(r.norms) for r in out)
     if failed and rotated * 2 <= n_seeds:
-        raise failed[0]
+        counts = collections.Counter(str(e) for e in failed)
+        raise max(failed, key=lambda e: counts[str(e)])
     if left and not out:
         raise left[0]
     g.unrotated = [str(e) for e in left + failed]

@@ -24,7 +24,8 @@ matmul rule. Per block:
 
 Schedules only reorder, tile and annotate loops; integer results are unchanged (tests
 check bit-exactness on scheduled builds). A PrimFunc the rules cannot handle is left as it
-was, never failed. Measured by ``benchmarks/speed.py``.
+was, never failed; so is one over extents TVM's arithmetic mishandles (a floor division or
+modulo by a negative constant, see ``_negative_divisor``). Measured by ``benchmarks/speed.py``.
 """
 from __future__ import annotations
 
@@ -249,7 +250,31 @@ def _inline_spatial_chain(sch, names):
             trial.compute_inline(trial.get_sblock(n))
     except (AssertionError, s_tir.ScheduleError):
         return None
+    if _selects(trial.get(trial.get_sblock(names[-1]))) > INLINED_SELECTS:
+        return None
     return trial
+
+
+#: the most selects (``where``, ``if_then_else``) a chain inlined into one block may hold.
+#: Inlining copies a producer's expression into every place its consumer reads it, and
+#: TIR lowering reasons about each select's condition inside the others: LongT5's relative
+#: position buckets (``where(isfinite(x), x, 0)`` six times in a row, 43 selects once
+#: inlined, 1904 nodes) took 266 s to lower as one block and 0.1 s as separate loops. The
+#: bundled ViT's int-only chains hold none. Past this, each block runs as its own loop.
+INLINED_SELECTS = 8
+
+
+def _selects(stmt) -> int:
+    """The selects in ``stmt``, counted as lowering sees them (a shared one once per use)."""
+    found = [0]
+
+    def cb(obj):
+        if isinstance(obj, tirx.Select) or (isinstance(obj, tvm.ir.expr.Call)
+                                            and getattr(obj.op, "name", "") == "tirx.if_then_else"):
+            found[0] += 1
+
+    tvm_ffi.structural_walk(stmt, cb)
+    return found[0]
 
 
 def _fuse_rows(sch, names):
@@ -312,7 +337,26 @@ def _fuse_rows(sch, names):
     return trial
 
 
+def _negative_divisor(func) -> bool:
+    """A floor division or modulo by a negative constant in ``func``'s shapes or indices.
+    TVM 0.27's simplifier writes a round-up to a multiple of ``k`` as ``n - n % -k`` (LongT5
+    pads its tokens to whole blocks: ``(n - n % -3) // 3`` blocks); a schedule's fused and
+    split loops over such extents made TIR lowering take minutes per kernel (154 s for one
+    reshape) and computed wrong indices (LongT5's block attention read memory outside its
+    operands: garbage that changed from run to run). Such a function keeps TVM's form."""
+    found = []
+
+    def cb(obj):
+        if isinstance(obj, (tirx.FloorMod, tirx.FloorDiv)) and isinstance(obj.b, tirx.IntImm) and int(obj.b) < 0:
+            found.append(obj)
+
+    tvm_ffi.structural_walk(func, cb)
+    return bool(found)
+
+
 def schedule_func(func: tirx.PrimFunc, validate: bool = False) -> tirx.PrimFunc:
+    if _negative_divisor(func):
+        return func
     base = func.with_attr("global_symbol", "f") if "global_symbol" not in (func.attrs or {}) else func
     sch = s_tir.Schedule(tvm.IRModule({"main": base}))
     done = False

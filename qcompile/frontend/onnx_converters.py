@@ -255,10 +255,11 @@ def _known_shapes(inputs) -> list:
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
-    so this is a run-time check, and the static dim survives. One changed dim is a
-    ``reshape`` (its size check is exactly that dim's check); several are a ``match_cast``
-    (which ``rewrite_call`` in TVM 0.27 sees through: a pattern rewrite downstream may
-    reattach the uncast value, so the reshape is preferred). A ViT exported
+    so this is a run-time check, and the static dim survives. Each changed dim is a
+    ``reshape`` (its size check is exactly that dim's check); not a ``match_cast``, which
+    ``rewrite_call`` in TVM 0.27 sees through (a pattern rewrite downstream may reattach the
+    uncast value) and which sends 0.27's build into an endless recursion (a segfault) when it
+    casts two ``min(h, 2 * h)`` dims of a cropped upsample back to ``h``. A ViT exported
     with symbolic ``height``/``width`` adds a (1, 17, 64) position table to patches of shape
     ``(batch, 1 + height//8 * (width//8), 64)``: TVM cannot prove the broadcast, drops the
     shape, and the first ``Gather(Shape(...))`` after it fails."""
@@ -293,12 +294,13 @@ def _refine_broadcast(bb, inputs):
             elif k in plain and not isinstance(s[j], (tirx.IntImm, tirx.Var)) and _reads(s[j], plain[k]) \
                     and not Analyzer().can_prove_equal(s[j], plain[k]):
                 new[j] = plain[k]
-        changed = sum(not a.same_as(b) for a, b in zip(new, s))
-        if changed == 1:  # a reshape: sizes equal exactly when the changed dim equals d
-            out[i] = bb.normalize(relax.op.reshape(inputs[i], new))
-        elif changed:
-            x = inputs[i] if isinstance(inputs[i], relax.Var) else bb.emit(inputs[i])
-            out[i] = bb.match_cast(x, relax.TensorType(new, x.ty.dtype))
+        # one reshape per changed dim: the sizes are equal exactly when that dim equals its
+        # new value, so each reshape is that dim's check
+        cur = list(s)
+        for j, d in enumerate(new):
+            if not d.same_as(cur[j]):
+                cur[j] = d
+                out[i] = bb.normalize(relax.op.reshape(out[i], list(cur)))
     return out
 
 
@@ -580,6 +582,48 @@ def _refine_concat(bb, inputs, axis: int):
     return out
 
 
+class OneHot(F.OneHot):
+    """``OneHot(indices, depth, values)`` with ``depth`` computed from shapes (LongT5's
+    transient-global attention one-hots each token's block id over ``seq // block`` blocks):
+    TVM takes a constant depth only (``Only constant depth currently supported``). Written
+    as ``where(expand_dims(indices, axis) == arange(depth), on, off)``, negative indices
+    counted from ``depth`` as ONNX says."""
+
+    @classmethod
+    def _impl_v11(cls, bb, inputs, attr, params):
+        indices, depth, values = inputs
+        d = None if isinstance(depth, tvm.ir.GenericConst) else _prim_or_value(bb, depth)
+        if d is None:
+            return super()._impl_v11(bb, inputs, attr, params)
+        d = d if d.ty.dtype == "int64" else tirx.Cast("int64", d)
+        idx = bb.normalize(relax.op.astype(indices, "int64"))
+        zero = relax.const(0, "int64")
+        idx = bb.normalize(relax.op.where(relax.op.less(idx, zero),
+                                          relax.op.add(idx, _prim_tensor(d)), idx))
+        axis = attr.get("axis", -1)
+        axis = axis if axis >= 0 else len(indices.ty.shape) + 1 + axis
+        ids = relax.op.arange(tirx.IntImm("int64", 0), d, tirx.IntImm("int64", 1), "int64")
+        rank = len(indices.ty.shape) + 1
+        ids = relax.op.reshape(ids, [d if k == axis else 1 for k in range(rank)]) if rank > 1 else ids
+        hit = relax.op.equal(relax.op.expand_dims(idx, axis), ids)
+        off = relax.op.take(values, relax.const(0, "int64"), axis=0)
+        on = relax.op.take(values, relax.const(1, "int64"), axis=0)
+        return relax.op.where(hit, on, off)
+
+
+def _resize2d(x, size, attr):
+    """``image.resize2d`` of an NCHW ``x`` to ``size`` (dim expressions) with ONNX ``Resize``'s
+    attributes."""
+    mode = attr.get("mode", b"nearest").decode("ascii")
+    return relax.op.image.resize2d(
+        x, size=relax.ShapeExpr(size), roi=[0.0] * 4, layout="NCHW",
+        method="nearest_neighbor" if mode == "nearest" else mode,
+        coordinate_transformation_mode=attr.get("coordinate_transformation_mode", b"half_pixel").decode("ascii"),
+        rounding_method=attr.get("nearest_mode", b"round_prefer_floor").decode("ascii"),
+        cubic_alpha=attr.get("cubic_coeff_a", -0.75), cubic_exclude=attr.get("exclude_outside", 0),
+        extrapolation_value=attr.get("extrapolation_value", 0.0))
+
+
 class Resize(F.Resize):
     """``Resize(x, sizes=concat(shape(x)[:2], spatial))`` where the importer gives ``sizes``
     as a tensor or shape (torch.onnx's ``F.interpolate(size=...)``):
@@ -592,26 +636,28 @@ class Resize(F.Resize):
       only constant sizes (``Type Call for size is currently unsupported``). The size
       tensor's value is read back as dim expressions (``concat``/``astype`` of
       ``shape_to_tensor``) and the 2-D resize is emitted with them, so the symbolic image
-      size survives."""
+      size survives;
+    * constant integral ``scales`` over symbolic spatial dims (GLPN's and VitPose's
+      ``F.interpolate(scale_factor=2)``): TVM computes the size in float
+      (``int(scale * float(dim))``), which its shape inference loses; here it is
+      ``dim * scale``, exact."""
 
     @classmethod
     def _impl_v18(cls, bb, inputs, attr, params):
         sizes = inputs[3] if len(inputs) > 3 else None
+        scales = inputs[2] if len(inputs) > 2 else None
+        shape = inputs[0].ty.shape if isinstance(inputs[0].ty, relax.TensorType) else None
+        if sizes is None and isinstance(scales, tvm.ir.GenericConst) and shape is not None and len(shape) == 4:
+            s = scales.value.numpy()
+            if s.size == 4 and np.all(s == np.round(s)) and s[0] == 1 and s[1] == 1 and np.all(s >= 1):
+                return _resize2d(inputs[0], [d * int(k) for d, k in zip(list(shape)[2:], s[2:])], attr)
         values = shape_value(bb, sizes) if sizes is not None and not isinstance(sizes, tvm.ir.GenericConst) else None
         if values is not None and len(values) == 4 and len(inputs[0].ty.shape) == 4:
             if all(isinstance(d, tirx.IntImm) for d in values[2:]):
                 one = tirx.IntImm("int64", 1)
                 inputs = [*inputs[:3], relax.ShapeExpr([one, one, *values[2:]]), *inputs[4:]]
             elif inputs[1] is None or isinstance(inputs[1], tvm.ir.GenericConst) and inputs[1].value.numpy().size == 0:
-                mode = attr.get("mode", b"nearest").decode("ascii")
-                return relax.op.image.resize2d(
-                    inputs[0], size=relax.ShapeExpr([tirx.Cast("int64", d) for d in values[2:]]),
-                    roi=[0.0] * 4, layout="NCHW",
-                    method="nearest_neighbor" if mode == "nearest" else mode,
-                    coordinate_transformation_mode=attr.get("coordinate_transformation_mode", b"half_pixel").decode("ascii"),
-                    rounding_method=attr.get("nearest_mode", b"round_prefer_floor").decode("ascii"),
-                    cubic_alpha=attr.get("cubic_coeff_a", -0.75), cubic_exclude=attr.get("exclude_outside", 0),
-                    extrapolation_value=attr.get("extrapolation_value", 0.0))
+                return _resize2d(inputs[0], [tirx.Cast("int64", d) for d in values[2:]], attr)
         return super()._impl_v18(bb, inputs, attr, params)
 
 
@@ -780,6 +826,7 @@ OVERRIDES = {
     "Expand": Expand,
     "Tile": Tile,
     "Resize": Resize,
+    "OneHot": OneHot,
     "Concat": Concat,
     "Slice": Slice,
     "Pad": Pad,

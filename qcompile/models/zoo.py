@@ -420,6 +420,84 @@ ZOO = {a.name: a for a in [
          "Swin-V2 layers (cosine attention, log-spaced continuous position bias) over full-resolution "
          "pixels, a conv after each stage, image padded to the window"),
     ]],
+    # ---- the eleventh wave, held out in the same way: decoders of seq2seq families (sinusoidal
+    # and offset learned positions, no RoPE), speech encoders (adapter, LayerNorm conv stack,
+    # squeeze), sinusoidal positions from the padding, transient-global attention, latent cross-attention,
+    # an MLP mixer over time, layout + image patches, dense and keypoint heads, DETR
+    *[Arch(*a, held_out=True) for a in [
+        ("pegasus", "PegasusConfig", "PegasusForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=256,
+              pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, scale_embedding=True),
+         "decoder only: sinusoidal positions (a constant table), scaled embeddings, pre-norm, final LayerNorm"),
+        ("marian", "MarianConfig", "MarianForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, decoder_vocab_size=256, d_model=64, encoder_layers=2, decoder_layers=2,
+              encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+              max_position_embeddings=256, pad_token_id=255, eos_token_id=0, decoder_start_token_id=255,
+              scale_embedding=True), "decoder only: sinusoidal positions, post-norm, swish MLP"),
+        ("mbart", "MBartConfig", "MBartForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=256,
+              pad_token_id=1, bos_token_id=0, eos_token_id=2, scale_embedding=True),
+         "decoder only: learned positions offset by 2 from the past length, embedding LayerNorm, pre-norm"),
+        ("wav2vec2", "Wav2Vec2Config", "Wav2Vec2Model", "audio", "feature-extraction",
+         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+              num_conv_pos_embedding_groups=4, feat_extract_norm="layer", do_stable_layer_norm=True,
+              add_adapter=True, adapter_kernel_size=3, adapter_stride=2, num_adapter_layers=1,
+              output_hidden_size=64, mask_time_prob=0.0),
+         "LayerNorm after every feature conv (channels transposed), pre-norm, strided conv1d + GLU adapter"),
+        ("data2vec-audio", "Data2VecAudioConfig", "Data2VecAudioModel", "audio", "feature-extraction",
+         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=3,
+              conv_pos_kernel_size=5, num_conv_pos_embedding_groups=4, mask_time_prob=0.0),
+         "positional embedding: a stack of grouped convs each with a parameter-free LayerNorm, post-norm"),
+        ("sew", "SEWConfig", "SEWModel", "audio", "feature-extraction",
+         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+              num_conv_pos_embedding_groups=4, squeeze_factor=2, mask_time_prob=0.0),
+         "squeezed (avg-pooled) sequence for the encoder, upsampled back and padded to the input length"),
+        ("m2m_100", "M2M100Config", "M2M100Model", "encoder", "feature-extraction",
+         dict(vocab_size=256, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
+              pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True),
+         "encoder-decoder without cache: sinusoidal positions gathered at cumsum(input_ids != pad), pre-norm"),
+        ("longt5", "LongT5Config", "LongT5Model", "encoder", "feature-extraction",
+         dict(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=1, num_heads=4,
+              encoder_attention_type="transient-global", local_radius=2, global_block_size=4,
+              relative_attention_num_buckets=32, feed_forward_proj="gated-gelu"),
+         "transient-global attention: blocked local windows plus side keys from block means, T5 decoder"),
+        ("perceiver", "PerceiverConfig", "PerceiverForSequenceClassification", "encoder", "text-classification",
+         dict(num_latents=8, d_latents=64, d_model=64, num_blocks=1, num_self_attends_per_block=2,
+              num_self_attention_heads=4, num_cross_attention_heads=4, vocab_size=256, max_position_embeddings=64,
+              num_labels=2), "cross-attention from learned latents to the tokens, latent self-attention"),
+        ("patchtsmixer", "PatchTSMixerConfig", "PatchTSMixerModel", "encoder", "feature-extraction",
+         dict(context_length=32, patch_length=8, patch_stride=8, num_input_channels=3, d_model=16, num_layers=2,
+              expansion_factor=2, mode="common_channel", gated_attn=True, self_attn=True, self_attn_heads=2,
+              scaling="std"), "MLP-mixer over patches and features (linears on a transposed axis), gated attention"),
+        ("layoutlmv3", "LayoutLMv3Config", "LayoutLMv3Model", "encoder", "feature-extraction",
+         dict(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+              max_position_embeddings=128, input_size=32, patch_size=8, coordinate_size=8, shape_size=16,
+              pad_token_id=1), "text + image patches in one sequence, 1-D and 2-D relative position biases"),
+        ("glpn", "GLPNConfig", "GLPNForDepthEstimation", "vision", "depth-estimation",
+         dict(image_size=32, num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
+              hidden_sizes=[16, 32], patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2],
+              mlp_ratios=[2, 2], decoder_hidden_size=16, head_in_index=-1),
+         "SegFormer encoder, selective feature fusion decoder (sigmoid attention maps), bilinear upsampling"),
+        ("vitpose", "VitPoseConfig", "VitPoseForPoseEstimation", "vision", "keypoint-detection",
+         dict(image_size=[32, 32], backbone_config={"model_type": "vitpose_backbone", "image_size": [32, 32],
+              "patch_size": [8, 8], "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "mlp_ratio": 2, "out_indices": [2]}, use_simple_decoder=True, scale_factor=4, num_labels=17),
+         "ViT backbone (padded patch conv), simple decoder: ReLU, bilinear x4 upsampling, conv heatmaps"),
+    ]],
+    Arch("detr", "DetrConfig", "DetrForObjectDetection", "vision", "object-detection",
+         dict(image_size=32, use_timm_backbone=False, use_pretrained_backbone=False, backbone=None,
+              backbone_config={"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32],
+                               "depths": [1, 1], "layer_type": "basic", "out_features": ["stage2"]},
+              num_queries=4, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_labels=10),
+         "ResNet backbone (frozen BatchNorm), sine positions from a pixel mask's cumsum, post-norm "
+         "encoder-decoder over learned object queries", held_out=True, fan_in_init=True),
 ]}
 
 
@@ -521,11 +599,19 @@ FIXED_SHAPES = {("vision", "int-only"): lambda a: {
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8)}
        for m in ("modernbert", "esm", "mpnet")},
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8), "decoder_input_ids": (None, 8)}
-       for m in ("t5", "bart")},  # BART: the decoder's causal mask is a triu over the length
+       for m in ("t5", "bart", "longt5")},  # BART: the decoder's causal mask is a triu over the length
     # a waveform's length: HuBERT's feature extractor normalizes each channel over time,
     # WavLM's relative position buckets are computed from it
     **{(m, "int-only"): lambda a: {"input_values": (None, 400)} for m in ("hubert", "wavlm", "wav2vec2-conformer",
-                                                                           "sew-d")},
+                                                                           "sew-d", "sew")},
+    # M2M-100's decoder causal mask (as BART's); LayoutLMv3's 1-D and 2-D relative position
+    # buckets (a log of positions, as T5's) are computed from the length
+    ("m2m_100", "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8),
+                                        "decoder_input_ids": (None, 8)},
+    ("layoutlmv3", "int-only"): lambda a: {"input_ids": (None, 8), "bbox": (None, 8, 4), "attention_mask": (None, 8),
+                                           "pixel_values": (None, 3, 32, 32)},
+    # PatchTSMixer's std scaler counts the observed values by a sum over ones shaped like the series
+    ("patchtsmixer", "int-only"): lambda a: {"past_values": (None, 32, 3)},
     # Optimum's PatchTST export cut the series into patches with constant slice bounds traced
     # at its context length (32 in the zoo): valid at that length only
     **{("patchtst", p): lambda a: {"past_values": (None, 32, 3)} for p in ("none", "rotate", "int-only")},
@@ -591,9 +677,9 @@ REFUSED = {
                                                   "per-channel filter does not commute with a rotation of the channels")
        for m in ("convnext", "convnextv2")},
     # ---- the seventh wave
-    ("hubert", "rotate"): ("writes the residual stream", "the positional embedding is GELU(grouped conv(x)) added "
-                                                         "to the stream: a nonlinearity writes it, so no rotation is "
-                                                         "absorbed there"),
+    ("hubert", "rotate"): ("reads the residual stream and is not rotation-invariant",
+                           "the positional embedding is GELU(grouped conv(x)) added to the stream: a grouped conv "
+                           "over the stream's channels does not commute with a rotation of them"),
     **{(m, "rotate"): ("post-norm", "post-norm: LayerNorm's scale and shift sit on the residual path")
        for m in ("big_bird", "ibert")},
     # ---- the eighth wave
@@ -622,6 +708,23 @@ REFUSED = {
     **{(m, "rotate"): ("normalizes the residual stream in place", "the patch embedding ends in a LayerNorm on "
                                                                   "the residual path (and SwinV2 is post-norm)")
        for m in ("swin", "swinv2", "donut-swin")},
+    # ---- the eleventh wave
+    **{(m, p): ("no RoPE", "sinusoidal or learned positions added to the embeddings: there is no RoPE to quantize "
+                           "before") for m in ("pegasus", "marian", "mbart")
+       for p in ("kv-prerope", "rotate+kv-prerope") if (m, p) not in {("marian", "rotate+kv-prerope"),
+                                                                      ("mbart", "rotate+kv-prerope")}},
+    **{(m, p): ("normalizes the residual stream in place", "post-norm: LayerNorm's scale and shift sit on the "
+                                                           "residual path") for m, p in
+       [("marian", "rotate"), ("marian", "rotate+kv-prerope"), ("data2vec-audio", "rotate"), ("sew", "rotate"),
+        ("layoutlmv3", "rotate"), ("detr", "rotate")]},
+    **{("mbart", p): ("normalizes the residual stream in place", "the embedding LayerNorm's scale and shift sit on "
+                                                                 "the residual path") for p in ("rotate", "rotate+kv-prerope")},
+    ("patchtsmixer", "rotate"): ("normalizes the residual stream in place", "each mixer block normalizes the stream "
+                                                                           "it then adds to: a LayerNorm on the residual path"),
+    ("glpn", "rotate"): ("normalizes the residual stream in place", "its SegFormer encoder: each stage's patch "
+                                                                   "embedding ends in a LayerNorm on the residual path"),
+    ("wav2vec2", "rotate"): ("reads the residual stream and is not rotation-invariant",
+                             "the positional embedding is GELU(grouped conv(x)) added to the stream (as HuBERT's)"),
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
@@ -684,6 +787,22 @@ GAPS = {
                        "and matches onnxruntime" for p in ("none", "rotate")},
     ("swin2sr", "int-only"): "reflect padding of the input: TVM emits it as a TIR kernel (call_tir), which "
                              "int-only does not lower",
+    # ---- the eleventh wave
+    **{(m, "int-only"): "bilinear upsampling (image.resize2d: a decoder's feature maps, or DETR's pixel mask "
+                        "interpolated to the feature size) has no integer lowering: a fixed 2-tap-per-axis "
+                        "interpolation, which would lower as an integer weighted sum with a dyadic rescale"
+       for m in ("glpn", "vitpose", "detr")},
+    ("m2m_100", "int-only"): "symbolic batch: the decoder's causal mask is built from constants broadcast over the "
+                             "batch (float tensors computed from the shapes alone, as BART's), which int-only "
+                             "does not carry",
+    ("longt5", "int-only"): "symbolic batch: the transient-global block ids are a cumsum over ones broadcast over "
+                            "the batch (a float tensor computed from the shapes alone, as BART's mask), which "
+                            "int-only does not carry",
+    ("layoutlmv3", "int-only"): "symbolic batch: the 1-D and 2-D relative position buckets (a log of position "
+                                "differences, as T5's) are computed from positions broadcast over the batch, float "
+                                "tensors computed from the shapes alone that int-only does not carry",
+    ("patchtsmixer", "int-only"): "the std scaler counts observed values by a sum over ones broadcast over the "
+                                  "symbolic batch (computed from the shapes alone, as PatchTST's)",
 }
 
 
