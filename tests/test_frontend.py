@@ -790,15 +790,21 @@ def test_one_hot_over_a_depth_computed_from_the_length(tmp_path):
              helper.make_node("Div", ["pos", "two"], ["blk"]),
              helper.make_node("Sub", ["blk", "one"], ["ids"]),        # -1 for the first two tokens
              helper.make_node("OneHot", ["ids", "depth", "offon"], ["oh"], axis=-1),
-             helper.make_node("Einsum", ["x", "oh"], ["y"], equation="bsd,sn->bnd")]
-    inits = [_i64("zero", 0), _i64("one", 1), _i64("two", 2),
+             helper.make_node("Einsum", ["x", "oh"], ["y"], equation="bsd,sn->bnd"),
+             # 2-D indices, the one-hot axis first: z[n, i, j] = (ids2[i, j] == n)
+             helper.make_node("Unsqueeze", ["ids", "zero1"], ["ids2"]),
+             helper.make_node("OneHot", ["ids2", "depth", "offon"], ["z"], axis=0)]
+    inits = [_i64("zero", 0), _i64("one", 1), _i64("two", 2), _i64("zero1", [0]),
              numpy_helper.from_array(np.array([0.5, 2.0], np.float32), "offon")]
-    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 1, "s"])
+    _model(nodes, [x], [y, z], inits, tmp_path / "m.onnx")
     for s in (4, 7):
         feed = {"x": np.random.default_rng(s).standard_normal((2, s, 4)).astype(np.float32)}
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         assert got[0].shape == ref[0].shape == (2, s // 2, 4)
-        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+        assert got[1].shape == ref[1].shape == (s // 2, 1, s)
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, atol=1e-5)
 
 
 def test_upsample_by_integral_scales_cropped_to_a_skip_connection(tmp_path):
@@ -827,3 +833,20 @@ def test_upsample_by_integral_scales_cropped_to_a_skip_connection(tmp_path):
         for g, r in zip(got, ref):
             assert g.shape == r.shape
             np.testing.assert_allclose(g, r, atol=1e-5)
+
+
+def test_crop_and_resize_by_scales_keeps_its_region_of_interest(tmp_path):
+    """``Resize`` with integral scales and ``tf_crop_and_resize`` over an ``roi``: the
+    output size is ``dim * (end - start) * scale`` and the crop matters, so it is not the
+    plain ``dim * scale`` form (it goes to TVM's converter)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])
+    nodes = [helper.make_node("Resize", ["x", "roi", "twice"], ["y"], mode="linear",
+                              coordinate_transformation_mode="tf_crop_and_resize")]
+    inits = [numpy_helper.from_array(np.array([0, 0, 0.25, 0.25, 1, 1, 0.75, 0.75], np.float32), "roi"),
+             numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "twice")]
+    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    feed = {"x": np.random.default_rng(0).standard_normal((1, 2, 4, 4)).astype(np.float32)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    assert got[0].shape == ref[0].shape
+    np.testing.assert_allclose(got[0], ref[0], atol=1e-5)

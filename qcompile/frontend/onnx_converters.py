@@ -255,8 +255,9 @@ def _known_shapes(inputs) -> list:
 def _refine_broadcast(bb, inputs):
     """Broadcasting operands, with every symbolic dim that meets a static dim ``d != 1`` at
     the same (right-aligned) position cast to ``d``: ONNX broadcasting requires them equal,
-    so this is a run-time check, and the static dim survives. Each changed dim is a
-    ``reshape`` (its size check is exactly that dim's check); not a ``match_cast``, which
+    and the static dim survives. Each changed dim is a ``reshape`` (its size is that dim's
+    value, where TVM checks it: sizes ONNX itself rejects may go unchecked, as with
+    :func:`_refine_concat`); not a ``match_cast``, which
     ``rewrite_call`` in TVM 0.27 sees through (a pattern rewrite downstream may reattach the
     uncast value) and which sends 0.27's build into an endless recursion (a segfault) when it
     casts two ``min(h, 2 * h)`` dims of a cropped upsample back to ``h``. A ViT exported
@@ -294,8 +295,9 @@ def _refine_broadcast(bb, inputs):
             elif k in plain and not isinstance(s[j], (tirx.IntImm, tirx.Var)) and _reads(s[j], plain[k]) \
                     and not Analyzer().can_prove_equal(s[j], plain[k]):
                 new[j] = plain[k]
-        # one reshape per changed dim: the sizes are equal exactly when that dim equals its
-        # new value, so each reshape is that dim's check
+        # one reshape per changed dim (each step changes one dim, so its size check is that
+        # dim's check, as far as TVM checks a reshape: a view larger than its storage is
+        # refused, a reshape fused into a kernel is not checked at run time)
         cur = list(s)
         for j, d in enumerate(new):
             if not d.same_as(cur[j]):
@@ -601,9 +603,9 @@ class OneHot(F.OneHot):
         idx = bb.normalize(relax.op.where(relax.op.less(idx, zero),
                                           relax.op.add(idx, _prim_tensor(d)), idx))
         axis = attr.get("axis", -1)
-        axis = axis if axis >= 0 else len(indices.ty.shape) + 1 + axis
+        rank = indices.ty.ndim + 1
+        axis = axis if axis >= 0 else rank + axis
         ids = relax.op.arange(tirx.IntImm("int64", 0), d, tirx.IntImm("int64", 1), "int64")
-        rank = len(indices.ty.shape) + 1
         ids = relax.op.reshape(ids, [d if k == axis else 1 for k in range(rank)]) if rank > 1 else ids
         hit = relax.op.equal(relax.op.expand_dims(idx, axis), ids)
         off = relax.op.take(values, relax.const(0, "int64"), axis=0)
@@ -647,7 +649,10 @@ class Resize(F.Resize):
         sizes = inputs[3] if len(inputs) > 3 else None
         scales = inputs[2] if len(inputs) > 2 else None
         shape = inputs[0].ty.shape if isinstance(inputs[0].ty, relax.TensorType) else None
-        if sizes is None and isinstance(scales, tvm.ir.GenericConst) and shape is not None and len(shape) == 4:
+        roi = inputs[1] if len(inputs) > 1 else None
+        plain = (roi is None or isinstance(roi, tvm.ir.GenericConst) and roi.value.numpy().size == 0) \
+            and "axes" not in attr and attr.get("coordinate_transformation_mode", b"") != b"tf_crop_and_resize"
+        if plain and sizes is None and isinstance(scales, tvm.ir.GenericConst) and shape is not None and len(shape) == 4:
             s = scales.value.numpy()
             if s.size == 4 and np.all(s == np.round(s)) and s[0] == 1 and s[1] == 1 and np.all(s >= 1):
                 return _resize2d(inputs[0], [d * int(k) for d, k in zip(list(shape)[2:], s[2:])], attr)
