@@ -700,8 +700,11 @@ REFUSED = {
                                                    "channels: nothing to fold a rotation into"),
     ("levit", "rotate"): ("no residual stream", "BatchNorm (folded into the linear layers) instead of a LayerNorm "
                                                 "over the stream's channels: nothing to fold a rotation into"),
-    ("cvt", "rotate"): ("is not rotation-invariant", "q, k and v are depthwise convolutions over the residual "
-                                                     "stream's channels, which a channel rotation does not commute with"),
+    ("cvt", "rotate"): ("normalizes the residual stream in place", "each stage's convolutional token embedding ends "
+                                                                  "in a LayerNorm on the residual path (and q, k and v "
+                                                                  "are depthwise convolutions over the stream's "
+                                                                  "channels, which a channel rotation does not commute "
+                                                                  "with)"),
     ("pvt", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in a "
                                                                    "LayerNorm on the residual path"),
     # ---- the tenth wave (symbolic image sizes import as multiples of 32)
