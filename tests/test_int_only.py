@@ -1223,3 +1223,54 @@ def test_hf_canine_masks_stay_integer(tmp_path):
     got = qc.build(mod, "llvm").run(*[x.numpy() for x in ex])[0]
     cos = float((got * ref).sum() / np.sqrt((got * got).sum() * (ref * ref).sum()))
     assert cos > 0.999, cos
+
+
+def test_bilinear_and_nearest_upsampling_are_integer():
+    """GLPN's and ViTPose's decoders upsample feature maps with ``F.interpolate`` (bilinear,
+    half-pixel, by 2; nearest by 2): a fixed linear map per axis whose weights are quarters,
+    lowered as two integer matmuls into int32 at scale ``s / 16`` (before: "op
+    'image.resize2d' ... has no integer lowering"). The weight matrices match TOPI's float
+    resize on a basis; the integer graph is bit-exact against the NumPy interpreter on llvm
+    and close to float."""
+    from qcompile.passes.int_only import intops
+
+    class Up(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):  # [N, 4, 5, 6]
+            y = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            z = torch.nn.functional.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+            return (y + z).flatten(1)
+
+    # the weights, against TVM's own float resize of each basis vector
+    import tvm
+    from tvm import relax
+
+    for method, mode, rounding in (("linear", "half_pixel", ""), ("linear", "align_corners", ""),
+                                   ("nearest_neighbor", "asymmetric", "floor"),
+                                   ("nearest_neighbor", "half_pixel", "round")):
+        bb = relax.BlockBuilder()
+        v = relax.Var("v", relax.TensorType((1, 1, 5, 2), "float32"))
+        with bb.function("main", [v]):
+            out = bb.emit(relax.op.image.resize2d(v, (10, 4), method=method, coordinate_transformation_mode=mode,
+                                                  rounding_method=rounding))
+            bb.emit_func_output(out)
+        art = qc.build(bb.get(), "llvm")
+        basis = np.repeat(np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5, 1), 2, axis=-1)  # constant along W
+        topi = np.stack([art.run(b)[0][0, 0, :, 0] for b in basis], 1)
+        np.testing.assert_allclose(intops.resize_weights(5, 10, method, mode, rounding), topi, atol=1e-6)
+    assert intops.integer_weights(intops.resize_weights(5, 10, "linear", "half_pixel"))[1] == 4
+    assert intops.integer_weights(intops.resize_weights(5, 7, "linear", "half_pixel"))[1] == 7  # sevenths
+    assert intops.integer_weights(intops.resize_weights(37, 50, "linear", "half_pixel")) is None  # hundredths
+
+    torch.manual_seed(0)
+    m = Up().eval()
+    x = torch.randn(16, 4, 5, 6)
+    mod, _, _, floats, _ = _int_only_of(m, x)
+    assert "R.image.resize2d" not in script(mod) and not [f for f in floats if "resize" in f]
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995

@@ -791,10 +791,10 @@ GAPS = {
     ("swin2sr", "int-only"): "reflect padding of the input: TVM emits it as a TIR kernel (call_tir), which "
                              "int-only does not lower",
     # ---- the eleventh wave
-    **{(m, "int-only"): "bilinear upsampling (image.resize2d: a decoder's feature maps, or DETR's pixel mask "
-                        "interpolated to the feature size) has no integer lowering: a fixed 2-tap-per-axis "
-                        "interpolation, which would lower as an integer weighted sum with a dyadic rescale"
-       for m in ("glpn", "vitpose", "detr")},
+    ("detr", "int-only"): "the pixel mask (ones over the image, a float tensor computed from the shapes alone) is "
+                          "interpolated to the feature size and cumsummed into sine positions over a symbolic "
+                          "image size and batch, which int-only does not carry (bilinear upsampling of "
+                          "activations lowers since the eleventh wave)",
     ("m2m_100", "int-only"): "symbolic batch: the decoder's causal mask is built from constants broadcast over the "
                              "batch (float tensors computed from the shapes alone, as BART's), which int-only "
                              "does not carry",

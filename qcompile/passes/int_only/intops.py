@@ -99,6 +99,57 @@ class ExpParams:
     B: int = 8
 
 
+def resize_weights(n_in: int, n_out: int, method: str, mode: str, rounding: str = "") -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix of a 1-D resize as TOPI computes it (``image.resize2d``
+    is separable: the 2-D weights are products of two of these), float64: ``linear`` lerps
+    the two pixels around ``in_x`` (indices clamped at the borders), ``nearest_neighbor``
+    picks one. ``mode`` is the coordinate transformation (half_pixel, pytorch_half_pixel,
+    align_corners, asymmetric, tf_half_pixel_for_nn)."""
+    x = np.arange(n_out, dtype=np.float64)
+    scale = n_in / n_out
+    if mode == "half_pixel" or (mode == "pytorch_half_pixel" and n_out > 1):
+        src = (x + 0.5) * scale - 0.5
+    elif mode == "pytorch_half_pixel":
+        src = np.zeros_like(x)
+    elif mode == "align_corners":
+        src = x * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    elif mode == "asymmetric":
+        src = x * scale
+    elif mode == "tf_half_pixel_for_nn":
+        src = (x + 0.5) * scale
+    else:
+        raise ValueError(f"coordinate transformation '{mode}'")
+    a = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if method == "linear":
+        lo = np.floor(src)
+        frac = src - lo
+        lo = lo.astype(np.int64)
+        np.add.at(a, (rows, np.clip(lo, 0, n_in - 1)), 1 - frac)
+        np.add.at(a, (rows, np.clip(lo + 1, 0, n_in - 1)), frac)
+    elif method == "nearest_neighbor":
+        rounding = rounding or ("round" if mode == "align_corners" else "floor")
+        pick = {"round": np.sign(src) * np.floor(np.abs(src) + 0.5),  # half away from zero, as llvm's round
+                "round_prefer_floor": np.ceil(src - 0.5),
+                "round_prefer_ceil": np.floor(src + 0.5), "floor": np.floor(src + 1e-5),
+                "ceil": np.ceil(src - 1e-5)}[rounding]
+        a[rows, np.clip(pick.astype(np.int64), 0, n_in - 1)] = 1.0
+    else:
+        raise ValueError(f"method '{method}'")
+    return a
+
+
+def integer_weights(a: np.ndarray, max_den: int = 64) -> tuple[np.ndarray, int] | None:
+    """``(a * d, d)`` with ``d`` the smallest denominator up to ``max_den`` that makes every
+    weight an integer (a bilinear upsampling by ``k`` with half-pixel centers: quarters for
+    ``k = 2``), or None where there is none (an arbitrary ratio)."""
+    for d in range(1, max_den + 1):
+        w = a * d
+        if np.all(np.abs(w - np.round(w)) < 1e-9):
+            return np.round(w).astype(np.int64), d
+    return None
+
+
 def kernel_attrs(op: str, **params) -> dict:
     """PrimFunc attributes naming the kernel and its parameters (read back by
     :func:`kernel_spec`: the NumPy reference interpreter, :mod:`qcompile.passes.int_only.intref`, and the llvm

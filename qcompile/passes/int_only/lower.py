@@ -1468,6 +1468,46 @@ class _Lowering:
         scaled = self.emit(O.multiply(total, _c(recip.reshape(1, 1, *counts.shape), "int32")))
         return Acc(scaled, np.asarray(xq.scale / 2.0 ** k, np.float64), bound * float(recip.max()))
 
+    @lowers("relax.image.resize2d")
+    def op_image_resize2d(self, var, call, args):
+        """Bilinear (or nearest) resizing of static sizes (GLPN's and ViTPose's decoders): a
+        fixed linear map per axis, ``y = A_h x A_w^T``, whose weights are fractions with a
+        small denominator ``d`` (quarters for an upsampling by 2 with half-pixel centers).
+        With ``d A`` as integers it is two integer matmuls into int32, exactly ``d_h d_w``
+        times the resized int8 values, at scale ``s / (d_h d_w)``. A ratio whose weights have
+        no small denominator is refused."""
+        a = call.attrs
+        shape, out = shape_of(call.args[0]), shape_of(var)
+        method, mode = str(a.method), str(a.coordinate_transformation_mode)
+        if str(a.layout) != "NCHW" or shape is None or out is None or len(shape) != 4 \
+                or not all(isinstance(d, int) for d in (*shape[1:], *out[2:])) or method not in ("linear",
+                                                                                                "nearest_neighbor"):
+            raise QCompileError(f"int-only: resize at '{var.name}' (not a linear or nearest NCHW resize of static "
+                                "spatial dims)")
+        try:
+            mats = [intops.resize_weights(n, m, method, mode, str(a.rounding_method))
+                    for n, m in zip(shape[2:], out[2:])]
+        except ValueError as e:
+            raise QCompileError(f"int-only: resize at '{var.name}': unsupported {e}") from None
+        ints = [intops.integer_weights(m) for m in mats]
+        if any(w is None for w in ints):
+            raise QCompileError(f"int-only: resize at '{var.name}' from {shape[2:]} to {out[2:]} has weights that "
+                                "are not fractions with a small denominator")
+        (wh, dh), (ww, dw) = ints
+        xq = self.as_q(call.args[0], "int8")
+        if np.ndim(xq.scale) != 0:
+            raise QCompileError(f"int-only: resize at '{var.name}' of a tensor with a scale per channel")
+        n, c, h, w = shape
+        bound_w = 127.0 * float(np.abs(ww).sum(1).max())
+        bound = bound_w * float(np.abs(wh).sum(1).max())
+        self.check("resize (int32 weighted sum)", bound, 32)
+        rows = self.emit(O.reshape(xq.expr, [-1, w]))                          # (n c h, w)
+        t = self.emit(O.matmul(rows, _c(ww.T, "int8" if np.abs(ww).max() <= 127 else "int32"), out_dtype="int32"))
+        t = self.emit(O.reshape(t, [-1, h, out[3]]))                            # (n c, h, w')
+        t = self.emit(O.matmul(_c(wh, "int32"), t, out_dtype="int32"))          # (n c, h', w')
+        total = self.emit(O.reshape(t, call.ty.shape))
+        return Acc(total, np.asarray(xq.scale / (dh * dw), np.float64), bound)
+
     @staticmethod
     def _monotone_lin(var, x) -> None:
         """relu / max commute with ``a * float(m)`` only for ``a >= 0`` and no offset."""
