@@ -892,10 +892,9 @@ def patched_converters(slice_facts: dict | None = None, as_tensor: frozenset = f
     token2 = _MULTIPLES.set({})
     token3 = _AS_TENSOR.set(frozenset(as_tensor))
 
-    def convert_map():
-        return {op: _tensor_for_consumers(cls) for op, cls in {**orig(), **OVERRIDES}.items()}
-
-    F._get_convert_map = convert_map
+    # built once per import: TVM asks for the map at every node
+    table = {op: _tensor_for_consumers(cls) for op, cls in {**orig(), **OVERRIDES}.items()}
+    F._get_convert_map = lambda: table
     try:
         yield
     finally:
