@@ -850,3 +850,25 @@ def test_crop_and_resize_by_scales_keeps_its_region_of_interest(tmp_path):
     got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
     assert got[0].shape == ref[0].shape
     np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+
+
+def test_reflect_padding_to_a_multiple_of_the_window(tmp_path):
+    """Swin2SR reflect-pads the image to a multiple of its window, by amounts computed from
+    its size: TVM takes constant pads only ('Dynamic pads are not supported yet'); the pad is
+    TOPI's mirror_pad over the dim expressions (numpy's reflect: the edge not repeated)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2, None, None])
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Slice", ["sx", "two", "four"], ["hw"]),
+             helper.make_node("Mod", ["hw", "four1"], ["r"]),
+             helper.make_node("Sub", ["four1", "r"], ["d"]),
+             helper.make_node("Mod", ["d", "four1"], ["after"]),                 # (4 - h % 4) % 4
+             helper.make_node("Concat", ["zeros4", "after"], ["pads"], axis=0),  # [0, 0, 0, 0, 0, 0, ph, pw]
+             helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")]
+    inits = [_i64("two", [2]), _i64("four", [4]), _i64("four1", [4, 4]), _i64("zeros4", [0, 0, 0, 0, 0, 0])]
+    _model(nodes, [x], [y], inits, tmp_path / "m.onnx")
+    for hw in ((5, 6), (8, 8), (3, 7)):
+        feed = {"x": np.random.default_rng(hw[0]).standard_normal((1, 2, *hw)).astype(np.float32)}
+        got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+        assert got[0].shape == ref[0].shape
+        np.testing.assert_array_equal(got[0], ref[0])

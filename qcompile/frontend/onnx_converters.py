@@ -409,14 +409,16 @@ class Pad(F.Pad):
     only (``Dynamic pads are not supported yet``), even at fixed shapes where the values
     fold. The pads are read back as dim expressions (:func:`shape_value`): constant ones
     become Relax's ``nn.pad`` (an op the passes see: int-only moves it as data, TVM emits an
-    opaque TIR kernel), symbolic ones TOPI's ``pad`` (which takes expressions)."""
+    opaque TIR kernel), symbolic ones TOPI's ``pad`` (which takes expressions). Reflect
+    padding by amounts computed from the size (Swin2SR pads the image to a multiple of its
+    window) is TOPI's ``mirror_pad``, which takes expressions too."""
 
     @classmethod
     def _lower_pad(cls, bb, inputs, attr, params, modes):
         pads = F.get_constant(inputs[1], params) if len(inputs) > 1 else None
         axes = inputs[3] if len(inputs) > 3 else None
         mode = attr.get("mode", b"constant").decode("ascii")
-        if pads is not None and axes is None and mode == "constant":
+        if pads is not None and axes is None and mode in ("constant", "reflect"):
             values = shape_value(bb, pads)
             value = F.get_constant(inputs[2], params) if len(inputs) > 2 else None
             rank = len(inputs[0].ty.shape) if isinstance(getattr(inputs[0].ty, "shape", None), relax.ShapeExpr) else -1
@@ -424,6 +426,10 @@ class Pad(F.Pad):
                 an = Analyzer()
                 values = [an.simplify(floor_div(tirx.Cast("int64", v) if v.ty.dtype != "int64" else v)) for v in values]
                 fill = 0.0 if value is None else value.value.numpy().item()
+                if mode == "reflect":  # numpy's reflect (the edge not repeated): TOPI's REFLECT
+                    if all(isinstance(v, tirx.IntImm) for v in values):
+                        return super()._lower_pad(bb, inputs, attr, params, modes)
+                    return bb.emit_te(topi.nn.mirror_pad, inputs[0], values[:rank], values[rank:], "REFLECT")
                 if all(isinstance(v, tirx.IntImm) for v in values):  # Relax's op, visible to the passes
                     return relax.op.nn.pad(inputs[0], [int(v) for pair in zip(values[:rank], values[rank:]) for v in pair],
                                            "constant", fill)

@@ -25,6 +25,8 @@ _ELEMENTWISE = {
     # ``(d + 1) // 2`` of a dim read through ``Shape``): truncating, as Relax's integer
     # divide is; :func:`floor_div` makes it a floor division where the value is used
     "relax.divide": tirx.truncdiv,
+    # ONNX's integer Mod: Python's (floor) modulo, or C's with fmod=1
+    "relax.floor_mod": tirx.floormod, "relax.mod": tirx.truncmod,
     "relax.less": lambda a, b: a < b, "relax.less_equal": lambda a, b: a <= b,
     "relax.greater": lambda a, b: a > b, "relax.greater_equal": lambda a, b: a >= b,
     "relax.equal": lambda a, b: a == b,

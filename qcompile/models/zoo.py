@@ -710,7 +710,7 @@ REFUSED = {
     # ---- the tenth wave (symbolic image sizes import as multiples of 32)
     **{(m, "rotate"): ("normalizes the residual stream in place", "the patch embedding ends in a LayerNorm on "
                                                                   "the residual path (and SwinV2 is post-norm)")
-       for m in ("swin", "swinv2", "donut-swin")},
+       for m in ("swin", "swinv2", "donut-swin", "swin2sr")},
     # ---- the eleventh wave
     **{(m, p): ("no RoPE", "sinusoidal or learned positions added to the embeddings: there is no RoPE to quantize "
                            "before") for m in ("pegasus", "marian", "mbart")
@@ -785,9 +785,6 @@ GAPS = {
                            "so no attention form takes the scores (c2c plus the position scores plus the mask) "
                            "and the softmax stands alone; its gather of position scores, its avg_pool1d and an "
                            "activation bias on the scores lower since the ninth wave",
-    **{("swin2sr", p): "symbolic image size: the image is padded to a multiple of the window by amounts computed "
-                       "from its size, and Relax's pad takes constant widths; with the size fixed the model imports "
-                       "and matches onnxruntime" for p in ("none", "rotate")},
     ("swin2sr", "int-only"): "reflect padding of the input: TVM emits it as a TIR kernel (call_tir), which "
                              "int-only does not lower",
     # ---- the eleventh wave
