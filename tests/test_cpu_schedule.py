@@ -289,8 +289,8 @@ def _blocks_of(n_expr):
 
 def test_extents_with_a_negative_divisor_keep_tvms_form():
     """TVM's simplifier writes ``ceil(n / 3)`` as ``(n - n % -3) // 3`` (LongT5's blocks of
-    tokens); scheduled loops over such extents took minutes to lower and read outside their
-    operands in LongT5's block attention (garbage that changed from run to run). Such a
+    tokens); scheduled loops over such extents took minutes to lower and gave LongT5's block
+    attention garbage that changed from run to run. Such a
     kernel keeps TVM's form; the same kernel over ``(n + 2) // 3`` is scheduled."""
     neg = _blocks_of(lambda n: tirx.floordiv(n - tirx.floormod(n, tirx.IntImm("int64", -3)), tirx.IntImm("int64", 3)))
     pos = _blocks_of(lambda n: tirx.floordiv(n + tirx.IntImm("int64", 2), tirx.IntImm("int64", 3)))

@@ -342,8 +342,9 @@ def _negative_divisor(func) -> bool:
     TVM 0.27's simplifier writes a round-up to a multiple of ``k`` as ``n - n % -k`` (LongT5
     pads its tokens to whole blocks: ``(n - n % -3) // 3`` blocks); a schedule's fused and
     split loops over such extents made TIR lowering take minutes per kernel (154 s for one
-    reshape) and computed wrong indices (LongT5's block attention read memory outside its
-    operands: garbage that changed from run to run). Such a function keeps TVM's form."""
+    reshape) and gave wrong results (LongT5's block attention: garbage that changed from run
+    to run, as from reading memory the kernel does not own; correct with this guard alone).
+    Such a function keeps TVM's form."""
     found = []
 
     def cb(obj):
