@@ -71,15 +71,25 @@ def _col_tile(n: int | None) -> int | None:
 _TRANSCENDENTAL = {"tirx.erf", "tirx.exp", "tirx.tanh", "tirx.sigmoid", "tirx.log", "tirx.pow", "tirx.sqrt"}
 
 
-def _transcendental(stmt) -> bool:
-    found = []
+def _count(stmt, pred) -> int:
+    """The nodes of ``stmt`` that satisfy ``pred``, counted as lowering sees them (a shared
+    subexpression once per use)."""
+    found = [0]
 
     def cb(obj):
-        if isinstance(obj, tvm.ir.expr.Call) and getattr(obj.op, "name", "") in _TRANSCENDENTAL:
-            found.append(obj)
+        if pred(obj):
+            found[0] += 1
 
     tvm_ffi.structural_walk(stmt, cb)
-    return bool(found)
+    return found[0]
+
+
+def _call_to(obj, names) -> bool:
+    return isinstance(obj, tvm.ir.expr.Call) and getattr(obj.op, "name", "") in names
+
+
+def _transcendental(stmt) -> bool:
+    return _count(stmt, lambda o: _call_to(o, _TRANSCENDENTAL)) > 0
 
 
 def _consumer_chain(sch, block) -> list:
@@ -259,22 +269,15 @@ def _inline_spatial_chain(sch, names):
 #: Inlining copies a producer's expression into every place its consumer reads it, and
 #: TIR lowering reasons about each select's condition inside the others: LongT5's relative
 #: position buckets (``where(isfinite(x), x, 0)`` six times in a row, 43 selects once
-#: inlined, 1904 nodes) took 266 s to lower as one block and 0.1 s as separate loops. The
+#: inlined, 1904 nodes) took 266 s to lower as one block and 0.1 s as separate loops in a
+#: diagnosis run (not a benchmark). The
 #: bundled ViT's int-only chains hold none. Past this, each block runs as its own loop.
 INLINED_SELECTS = 8
 
 
 def _selects(stmt) -> int:
-    """The selects in ``stmt``, counted as lowering sees them (a shared one once per use)."""
-    found = [0]
-
-    def cb(obj):
-        if isinstance(obj, tirx.Select) or (isinstance(obj, tvm.ir.expr.Call)
-                                            and getattr(obj.op, "name", "") == "tirx.if_then_else"):
-            found[0] += 1
-
-    tvm_ffi.structural_walk(stmt, cb)
-    return found[0]
+    """The selects in ``stmt`` (:func:`_count`)."""
+    return _count(stmt, lambda o: isinstance(o, tirx.Select) or _call_to(o, ("tirx.if_then_else",)))
 
 
 def _fuse_rows(sch, names):
@@ -345,14 +348,8 @@ def _negative_divisor(func) -> bool:
     reshape) and gave wrong results (LongT5's block attention: garbage that changed from run
     to run, as from reading memory the kernel does not own; correct with this guard alone).
     Such a function keeps TVM's form."""
-    found = []
-
-    def cb(obj):
-        if isinstance(obj, (tirx.FloorMod, tirx.FloorDiv)) and isinstance(obj.b, tirx.IntImm) and int(obj.b) < 0:
-            found.append(obj)
-
-    tvm_ffi.structural_walk(func, cb)
-    return bool(found)
+    return _count(func, lambda o: isinstance(o, (tirx.FloorMod, tirx.FloorDiv)) and isinstance(o.b, tirx.IntImm)
+                  and int(o.b) < 0) > 0
 
 
 def schedule_func(func: tirx.PrimFunc, validate: bool = False) -> tirx.PrimFunc:

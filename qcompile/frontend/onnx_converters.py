@@ -619,6 +619,12 @@ class OneHot(F.OneHot):
         return relax.op.where(hit, on, off)
 
 
+def _no_roi(inputs) -> bool:
+    """A ``Resize`` without a region of interest (absent or empty)."""
+    roi = inputs[1] if len(inputs) > 1 else None
+    return roi is None or isinstance(roi, tvm.ir.GenericConst) and roi.value.numpy().size == 0
+
+
 def _resize2d(x, size, attr):
     """``image.resize2d`` of an NCHW ``x`` to ``size`` (dim expressions) with ONNX ``Resize``'s
     attributes."""
@@ -655,9 +661,7 @@ class Resize(F.Resize):
         sizes = inputs[3] if len(inputs) > 3 else None
         scales = inputs[2] if len(inputs) > 2 else None
         shape = inputs[0].ty.shape if isinstance(inputs[0].ty, relax.TensorType) else None
-        roi = inputs[1] if len(inputs) > 1 else None
-        plain = (roi is None or isinstance(roi, tvm.ir.GenericConst) and roi.value.numpy().size == 0) \
-            and "axes" not in attr and attr.get("coordinate_transformation_mode", b"") != b"tf_crop_and_resize"
+        plain = _no_roi(inputs) and "axes" not in attr and attr.get("coordinate_transformation_mode", b"") != b"tf_crop_and_resize"
         if plain and sizes is None and isinstance(scales, tvm.ir.GenericConst) and shape is not None and len(shape) == 4:
             s = scales.value.numpy()
             if s.size == 4 and np.all(s == np.round(s)) and s[0] == 1 and s[1] == 1 and np.all(s >= 1):
@@ -667,7 +671,7 @@ class Resize(F.Resize):
             if all(isinstance(d, tirx.IntImm) for d in values[2:]):
                 one = tirx.IntImm("int64", 1)
                 inputs = [*inputs[:3], relax.ShapeExpr([one, one, *values[2:]]), *inputs[4:]]
-            elif inputs[1] is None or isinstance(inputs[1], tvm.ir.GenericConst) and inputs[1].value.numpy().size == 0:
+            elif _no_roi(inputs):
                 return _resize2d(inputs[0], [tirx.Cast("int64", d) for d in values[2:]], attr)
         return super()._impl_v18(bb, inputs, attr, params)
 
