@@ -90,7 +90,7 @@ class Calibration:
             vm = build(tap(mod, list(requests)), "llvm").vm()
         except QCompileError:
             raise
-        except (tvm.error.TVMError, AssertionError) as e:  # TVM's assertion on a shape it cannot carry
+        except (RuntimeError, AssertionError, ValueError, TypeError) as e:  # TVM's assertion on a shape it cannot carry
             # (WavLM's position buckets over a symbolic length): one line, with the way around it
             first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
             symbolic = any(not isinstance(d, tvm.tirx.IntImm) for p in mod["main"].params

@@ -386,3 +386,23 @@ def test_attention_sinks_and_rope_on_halves(frontend, tmp_path):
     (f,) = [f for _, f in canon.functions.items() if (f.attrs or {}).get("Composite") == "qcompile.attention"]
     roles = attention_roles(f)
     assert roles["sinks"] and {"q", "k", "v", "mask"} <= set(roles["params"])
+
+
+def test_eager_attention_over_merged_heads(tmp_path):
+    """Eager attention of older HF models (DETR, Speech2Text, the BART family before SDPA)
+    views the scores as [batch * heads, T, S] for the softmax and multiplies by the values
+    viewed alike: the softmax and the product move back over the view, and the attention
+    composite forms (int-only needs it), computing the same."""
+    class M(torch.nn.Module):
+        def forward(self, q, k, v, mask):
+            b, h, t, d = q.shape
+            s = q @ k.transpose(-1, -2) * d ** -0.5 + mask
+            p = torch.softmax(s.view(b * h, t, t), dim=-1)
+            return (p @ v.reshape(b * h, t, d)).view(b, h, t, d).transpose(1, 2).reshape(b, t, h * d)
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))
+    mask = torch.triu(torch.full((5, 5), -1e9), 1).expand(2, 1, 5, 5).contiguous()
+    inputs = (q, k, v, mask)
+    mod = qc.load(export_onnx(M(), inputs, tmp_path / "a.onnx", ["q", "k", "v", "mask"], dynamic_batch=True)).mod
+    _check(mod, M(), inputs, {"composite:qcompile.attention": 1, "nn.softmax": 0})

@@ -755,9 +755,6 @@ GAPS = {
                        "branch's relative positions still lose their shape (a Clip bounded by min(seq, 128))"
        for p in ("none", "rotate", "int-only")},
     # ---- the eighth wave
-    ("t5", "int-only"): "the decoder's causal mask is written into a broadcast of the padding mask by a ScatterND "
-                        "whose indices are normalized against shape_of of a batch broadcast: computed from "
-                        "constants, but through ops (scatter_nd, shape_of) that int-only does not fold",
     ("longformer", "int-only"): "sliding-window attention over overlapping chunks: the scores are products of "
                                 "chunked, padded and diagonalized activations that canonicalization does not "
                                 "recognize as attention; their products lower since the ninth wave, the scatter_nd "
@@ -770,14 +767,10 @@ GAPS = {
                            "groups (sum has no integer lowering), and the bias it scales is added to the scores, "
                            "where int-only's attention takes masks and constant biases only",
     # ---- the ninth wave
-    ("bart", "int-only"): "symbolic batch: the decoder's causal mask is built by broadcasting constants over the "
-                          "batch and gathering with arange(batch) (float tensors computed from the shapes alone, "
-                          "which int-only does not carry); with the batch fixed too (2x8) it passes "
-                          "(test_int_only.py::test_a_mask_cut_to_the_length_moves_as_a_mask)",
     ("patchtst", "int-only"): "the scaler standardizes each series over time (sum, square, sqrt and a division "
                               "by the std over axis 1: a norm over a non-last axis, which int-only does not "
-                              "lower), and its count of observed values is a sum over a broadcast of ones over the "
-                              "symbolic batch (computed from the shapes alone, as BART's mask)",
+                              "lower); its count of observed values over a broadcast of ones folds since the "
+                              "twelfth wave",
     **{("sew-d", p): "symbolic length: the squeezed sequence is padded back to the input length with pads "
                      "computed from shapes, and TVM's Slice then needs a static rank; with the length fixed the "
                      "model imports and matches onnxruntime" for p in ("none", "rotate")},
@@ -788,21 +781,18 @@ GAPS = {
     ("swin2sr", "int-only"): "reflect padding of the input: TVM emits it as a TIR kernel (call_tir), which "
                              "int-only does not lower",
     # ---- the eleventh wave
-    ("detr", "int-only"): "the pixel mask (ones over the image, a float tensor computed from the shapes alone) is "
-                          "interpolated to the feature size and cumsummed into sine positions over a symbolic "
-                          "image size and batch, which int-only does not carry (bilinear upsampling of "
-                          "activations lowers since the eleventh wave)",
-    ("m2m_100", "int-only"): "symbolic batch: the decoder's causal mask is built from constants broadcast over the "
-                             "batch (float tensors computed from the shapes alone, as BART's), which int-only "
-                             "does not carry",
-    ("longt5", "int-only"): "symbolic batch: the transient-global block ids are a cumsum over ones broadcast over "
-                            "the batch (a float tensor computed from the shapes alone, as BART's mask), which "
-                            "int-only does not carry",
-    ("layoutlmv3", "int-only"): "symbolic batch: the 1-D and 2-D relative position buckets (a log of position "
-                                "differences, as T5's) are computed from positions broadcast over the batch, float "
-                                "tensors computed from the shapes alone that int-only does not carry",
-    ("patchtsmixer", "int-only"): "the std scaler counts observed values by a sum over ones broadcast over the "
-                                  "symbolic batch (computed from the shapes alone, as PatchTST's)",
+    ("longt5", "int-only"): "the transient-global block ids are computed from attention_mask in float (the "
+                            "mask's cumsum divided by the block length, floored): float arithmetic on integer "
+                            "input data that int-only has no rule for (the shape-only parts, a cumsum over ones "
+                            "broadcast over the batch, fold since the twelfth wave)",
+    ("layoutlmv3", "int-only"): "the 2-D relative position bias is bucketed from the bbox input: a log of "
+                                "coordinate differences, float arithmetic on input data that int-only has no "
+                                "rule for (the 1-D buckets, computed from positions broadcast over the batch, fold "
+                                "since the twelfth wave)",
+    ("patchtsmixer", "int-only"): "the std scaler standardizes each series over time (a sum of squares, a sqrt "
+                                  "and a division by the std over axis 1: a norm over a non-last axis, which "
+                                  "int-only does not lower); its count of observed values over a broadcast of "
+                                  "ones folds since the twelfth wave",
 }
 
 

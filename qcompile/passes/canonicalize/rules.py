@@ -91,8 +91,10 @@ def _identity_rewrites(func):
     inner = is_op("relax.reshape")(x, wildcard())
     outer = is_op("relax.reshape")(inner, wildcard())
 
-    def merge_reshape(call, m):
-        return O.reshape(m[x], call.ty.shape) if shape_of(call) is not None else call
+    def merge_reshape(call, m):  # reshape(reshape(x, s), shape(x)) is x
+        if shape_of(call) is None:
+            return call
+        return m[x] if shape_of(m[x]) == shape_of(call) else O.reshape(m[x], call.ty.shape)
 
     func = rewrite(outer, merge_reshape, func)
     # HF's generic partial rotary at full width (Phi-3): x[..., :d] and a zero-width x[..., d:]
@@ -941,6 +943,52 @@ def _softmax(func):
     return rewrite(pat, fn, func)
 
 
+def _dims_equal(a, b) -> bool:
+    """Two shapes (lists of ints and PrimExprs) equal dim by dim."""
+    an = Analyzer()
+    return len(a) == len(b) and all(
+        (x == y) if isinstance(x, int) and isinstance(y, int)
+        else not isinstance(x, int) and not isinstance(y, int) and an.can_prove_equal(x, y) for x, y in zip(a, b))
+
+
+def _softmax_through_reshape(func):
+    """``softmax(reshape(x, [..., n]), -1)`` with ``x``'s last axis ``n`` -> ``reshape(softmax(x,
+    -1), [..., n])``: a row-wise op commutes with a reshape of the rows. Eager attention of
+    older HF models (DETR, Speech2Text, the BART family before SDPA) views the scores as
+    ``[batch * heads, T, S]`` for the softmax; moved back, the attention pattern sees them."""
+    x = wildcard()
+    r = is_op("relax.reshape")(x, wildcard())
+
+    def fn(call, m):
+        src, dst = shape_of(m[x]), shape_of(m[r])
+        axis = int(call.attrs.axis)
+        if src is None or dst is None or axis not in (-1, len(dst) - 1) or not _dims_equal(src[-1:], dst[-1:]):
+            return call
+        return O.reshape(O.nn.softmax(m[x], axis=-1), m[r].args[1])
+
+    return rewrite(is_op("relax.nn.softmax")(r), fn, func)
+
+
+def _matmul_through_reshape(func):
+    """``matmul(reshape(p, [M.., T, S]), reshape(v, [M.., S, D]))`` where ``p`` and ``v`` share
+    their leading dims ``L..`` (merged alike into ``M..``) -> ``reshape(matmul(p, v), [M.., T,
+    D])``: the batched product of the same row-major regrouping (the ``P V`` of the eager
+    attention above)."""
+    p, v = wildcard(), wildcard()
+    rp, rv = is_op("relax.reshape")(p, wildcard()), is_op("relax.reshape")(v, wildcard())
+
+    def fn(call, m):
+        ps, vs, pd, vd = shape_of(m[p]), shape_of(m[v]), shape_of(m[rp]), shape_of(m[rv])
+        if None in (ps, vs, pd, vd) or min(len(ps), len(vs), len(pd), len(vd)) < 3 or call.attrs.out_dtype not in (None, ""):
+            return call
+        if not (_dims_equal(ps[-2:], pd[-2:]) and _dims_equal(vs[-2:], vd[-2:]) and _dims_equal(ps[:-2], vs[:-2])
+                and _dims_equal(pd[:-2], vd[:-2])):
+            return call
+        return O.reshape(O.matmul(m[p], m[v]), [*pd[:-2], pd[-2], vd[-1]])
+
+    return rewrite(is_op("relax.matmul")(rp, rv), fn, func)
+
+
 def _softmax_shift(func):
     """``softmax(x - max(x))`` over the last axis is ``softmax(x)``: the stabilizing shift
     softmax makes itself, written out before it (gpt-oss's attention with sinks). torch.export
@@ -1262,7 +1310,7 @@ def canonicalize_passes() -> list:
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
-        _func_rewrites(_rope_chunked, _rope_sign),
+        _func_rewrites(_rope_chunked, _rope_sign, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites),
         T.FoldConstant(),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

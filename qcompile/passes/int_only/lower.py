@@ -54,6 +54,7 @@ from tvm import relax
 from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
 
+from qcompile.passes.canonicalize.uniform import fold_uniform
 from qcompile.passes.int_only import intops
 from qcompile.analysis.blocks import block_outputs
 from qcompile.analysis.flops import binding_flops
@@ -200,6 +201,11 @@ class IntPrepare(Pass):
 
     def transform(self, mod, ctx):
         mod = _inline_rope(mod)
+        # masks and position tables computed from the shapes over a symbolic batch, proved
+        # the same for every sample: constants broadcast over the batch
+        mod, folded = fold_uniform(mod)
+        if folded:
+            ctx.notes["uniform_folded"] = folded
         # inference BatchNorm (LeViT) as its per-channel affine: multiplies and adds by constants
         mod = relax.transform.FoldConstant()(relax.transform.DecomposeOpsForInference()(mod))
         mod = mod.clone() if hasattr(mod, "clone") else mod  # a pass may hand back its input: never mutate it
@@ -261,7 +267,8 @@ class Acc:
 class Const:
     make: Callable[[float, str], relax.Expr]  # (scale, dtype) -> integer expression
     absmax: float
-    value: Optional[np.ndarray] = None        # the float value, where it is a plain constant
+    value: Optional[np.ndarray] = None        # the float value, where it is a plain constant (of the
+    # tensor's rank, 1 along a symbolic axis it is broadcast over)
 
 
 @dataclasses.dataclass
@@ -1419,7 +1426,15 @@ class _Lowering:
 
     @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
-        return self._move(var, call, args, self._keeps_last(call))
+        out = self._move(var, call, args, self._keeps_last(call))
+        src, dims = args[0], shape_of(var)
+        if isinstance(src, Const) and src.value is not None and dims is not None and src.value.ndim <= len(dims):
+            # a constant broadcast over the batch (a mask folded by fold_uniform) keeps its value,
+            # 1 along the symbolic axes: an attention still reads it as a mask or a bias
+            v = src.value.reshape((1,) * (len(dims) - src.value.ndim) + src.value.shape)
+            if all(n == 1 or (isinstance(d, int) and n == d) for n, d in zip(v.shape, dims)):
+                out.value = np.broadcast_to(v, [d if isinstance(d, int) else 1 for d in dims]).copy()
+        return out
 
     # max(q, 0) and max over a window commute with a positive scale: the integer tensor passes
     # through as data movement does (pooling mixes the last axis, so per-tensor scale first)
