@@ -1274,3 +1274,36 @@ def test_bilinear_and_nearest_upsampling_are_integer():
     got = qc.build(mod, "llvm").run(xs)[0]
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
+
+
+def test_reflect_and_replicate_padding_move_as_data(tmp_path):
+    """Swin2SR reflect-pads its image to a multiple of the window (before: "op 'call_tir' ...
+    has no integer lowering"): an ONNX Pad in reflect mode by constant amounts is Relax's
+    ``nn.pad``, and int-only passes the integer tensor through with its scale, as for
+    replicate padding: bit-exact against the NumPy interpreter, close to float."""
+    from qcompile.models.tiny import export_onnx
+
+    class Pad(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):  # [N, 3, 5, 6]
+            y = torch.nn.functional.pad(x, (1, 2, 2, 1), mode="reflect")
+            z = torch.nn.functional.pad(self.conv(y), (1, 1, 1, 1), mode="replicate")
+            return z.flatten(1)
+
+    torch.manual_seed(0)
+    m = Pad().eval()
+    x = torch.randn(16, 3, 5, 6)
+    model = qc.load(export_onnx(m, (x[:4],), tmp_path / "pad.onnx", ["x"], dynamic_batch=True))
+    assert 'pad_mode="reflect"' in script(model.mod) and 'pad_mode="replicate"' in script(model.mod)
+    np.testing.assert_allclose(qc.build(model.mod, "llvm").run(x[:4].numpy())[0], m(x[:4]).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)  # the float import is the model
+    pm = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({"x": x.numpy()}, batch=4, progress=False))
+    mod = pm.run(model.mod)
+    assert not [f for f in pm.records[-1].notes["ops"]["float"] if "pad" in f]
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995

@@ -411,14 +411,15 @@ class Pad(F.Pad):
     become Relax's ``nn.pad`` (an op the passes see: int-only moves it as data, TVM emits an
     opaque TIR kernel), symbolic ones TOPI's ``pad`` (which takes expressions). Reflect
     padding by amounts computed from the size (Swin2SR pads the image to a multiple of its
-    window) is TOPI's ``mirror_pad``, which takes expressions too."""
+    window) is TOPI's ``mirror_pad``, which takes expressions too; by constant amounts, reflect
+    and edge padding are Relax's ``nn.pad`` (reflect, replicate: int-only moves them as data)."""
 
     @classmethod
     def _lower_pad(cls, bb, inputs, attr, params, modes):
         pads = F.get_constant(inputs[1], params) if len(inputs) > 1 else None
         axes = inputs[3] if len(inputs) > 3 else None
         mode = attr.get("mode", b"constant").decode("ascii")
-        if pads is not None and axes is None and mode in ("constant", "reflect"):
+        if pads is not None and axes is None and mode in ("constant", "reflect", "edge"):
             values = shape_value(bb, pads)
             value = F.get_constant(inputs[2], params) if len(inputs) > 2 else None
             rank = len(inputs[0].ty.shape) if isinstance(getattr(inputs[0].ty, "shape", None), relax.ShapeExpr) else -1
@@ -426,13 +427,17 @@ class Pad(F.Pad):
                 an = Analyzer()
                 values = [an.simplify(floor_div(tirx.Cast("int64", v) if v.ty.dtype != "int64" else v)) for v in values]
                 fill = 0.0 if value is None else value.value.numpy().item()
+                static = all(isinstance(v, tirx.IntImm) for v in values)
+                widths = [int(v) for pair in zip(values[:rank], values[rank:]) for v in pair] if static else None
+                if mode == "edge":  # Relax's replicate (TVM's converter emits an opaque TOPI kernel)
+                    return relax.op.nn.pad(inputs[0], widths, "replicate") if static else \
+                        super()._lower_pad(bb, inputs, attr, params, modes)
                 if mode == "reflect":  # numpy's reflect (the edge not repeated): TOPI's REFLECT
-                    if all(isinstance(v, tirx.IntImm) for v in values):
-                        return super()._lower_pad(bb, inputs, attr, params, modes)
+                    if static:  # Relax's op (its reflect is numpy's)
+                        return relax.op.nn.pad(inputs[0], widths, "reflect")
                     return bb.emit_te(topi.nn.mirror_pad, inputs[0], values[:rank], values[rank:], "REFLECT")
-                if all(isinstance(v, tirx.IntImm) for v in values):  # Relax's op, visible to the passes
-                    return relax.op.nn.pad(inputs[0], [int(v) for pair in zip(values[:rank], values[rank:]) for v in pair],
-                                           "constant", fill)
+                if static:  # Relax's op, visible to the passes
+                    return relax.op.nn.pad(inputs[0], widths, "constant", fill)
                 return bb.emit_te(topi.nn.pad, inputs[0], values[:rank], values[rank:], fill)
         return super()._lower_pad(bb, inputs, attr, params, modes)
 

@@ -778,8 +778,6 @@ GAPS = {
                            "so no attention form takes the scores (c2c plus the position scores plus the mask) "
                            "and the softmax stands alone; its gather of position scores, its avg_pool1d and an "
                            "activation bias on the scores lower since the ninth wave",
-    ("swin2sr", "int-only"): "reflect padding of the input: TVM emits it as a TIR kernel (call_tir), which "
-                             "int-only does not lower",
     # ---- the eleventh wave
     ("longt5", "int-only"): "the transient-global block ids are computed from attention_mask in float (the "
                             "mask's cumsum divided by the block length, floored): float arithmetic on integer "

@@ -144,6 +144,11 @@ class _Interp:
         if name == "nn.conv2d" and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "OIHW":
             return conv2d_ref(args[0], args[1], [int(v) for v in a.strides], [int(v) for v in a.padding],
                               [int(v) for v in a.dilation], int(a.groups)).astype(out_dt)
+        if name == "nn.pad":
+            w = [int(v) for v in a.pad_width]
+            mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[str(a.pad_mode)]
+            kw = {"constant_values": float(a.pad_value)} if mode == "constant" else {}
+            return np.pad(args[0], list(zip(w[::2], w[1::2])), mode=mode, **kw).astype(args[0].dtype)
         if name == "gather_elements":
             return np.take_along_axis(args[0], args[1].astype(np.int64), axis=int(a.axis))
         if name == "gather_nd" and int(a.batch_dims) == 0:

@@ -1545,9 +1545,13 @@ class _Lowering:
 
     @lowers("relax.nn.pad")
     def op_nn_pad(self, var, call, args):
-        """Constant padding with 0 (Swin's windows): 0 is the integer 0 at any scale."""
-        if str(call.attrs.pad_mode) != "constant" or float(call.attrs.pad_value) != 0.0:
-            raise QCompileError(f"int-only: the pad at '{var.name}' is not a constant pad with 0")
+        """Constant padding with 0 (Swin's windows: 0 is the integer 0 at any scale), or
+        padding with copies of the tensor's own values (reflect, replicate, circular:
+        Swin2SR pads its image to a multiple of the window by reflection)."""
+        mode = str(call.attrs.pad_mode)
+        if not (mode in ("reflect", "replicate", "circular") or (mode == "constant" and float(call.attrs.pad_value) == 0.0)):
+            raise QCompileError(f"int-only: the pad at '{var.name}' is not a constant pad with 0 nor a copy of "
+                                "the values")
         if isinstance(args[0], Lin):
             raise QCompileError(f"int-only: the pad at '{var.name}' pads a mask")
         width = [int(w) for w in call.attrs.pad_width]
