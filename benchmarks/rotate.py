@@ -1,10 +1,11 @@
 """What the ``rotate`` pipeline buys: equivalence of the rotated float artifacts, and
 **simulated** W8A8 / W4A8 / W4A4 quantization (``qdq-sim``: quantize-dequantize in float,
-weights per output channel, activations per token, round-to-nearest) with and without
-rotation, every figure measured on compiled llvm artifacts.
+weights per output channel, activations per token; weights round-to-nearest, with a
+clipping search, or by GPTQ) with and without rotation, every figure measured on compiled
+llvm artifacts.
 
     python benchmarks/rotate.py [--out benchmarks/results/rotate.json] [--tokens 8192]
-                                [--vit-samples 10000] [--only vit|smollm2]
+                                [--vit-samples 10000] [--calib-tokens 8192] [--only vit|smollm2]
 
 * Fashion-MNIST ViT (bundled, true float weights): top-1 on the first ``--vit-samples``
   test images; agreement with the float artifact's top-1; logit error relative to float.
@@ -37,14 +38,28 @@ from qcompile.passes.canonicalize import Canonicalize  # noqa: E402
 from qcompile.passes.qdq_sim import QdqSim  # noqa: E402
 from qcompile.passes.rotate import Rotate  # noqa: E402
 
-SCHEMES = [(8, 8), (4, 8), (4, 4)]
+#: (weight bits, activation bits, weight rounding): ``rtn`` round-to-nearest on the channel
+#: maximum; ``clip`` the same on each channel's searched range (qdq-sim ``w_clip="mse"``);
+#: ``gptq`` GPTQ on the searched ranges (``w_gptq``, calibrated: QuaRot's W4 recipe)
+SCHEMES = [(8, 8, "rtn"), (4, 8, "rtn"), (4, 4, "rtn"), (4, 8, "clip"), (4, 4, "clip"), (4, 8, "gptq"),
+           (4, 4, "gptq")]
 SIM = ("simulation: quantize-dequantize in float32 (qdq-sim), weights symmetric per output channel, "
-       "activations symmetric per token, round-to-nearest, no GPTQ, no clipping search; output head, "
-       "convolutions and attention's activation x activation matmuls stay float")
+       "activations symmetric per token; weights round-to-nearest on the channel maximum, in the _clip rows "
+       "on the shrunk maximum with the least 2.4-norm error (w_clip='mse'), in the _gptq rows rounded by GPTQ "
+       "on those ranges (w_gptq, Gram matrices of the float model's inputs on the calibration data); output "
+       "head, convolutions and attention's activation x activation matmuls stay float")
 
 
-def compile_variants(path, **load_kw):
-    """``{name: (artifact, notes)}`` for float, rotated float and every scheme with and without rotation."""
+def scheme_name(w: int, a: int, weights: str) -> str:
+    return f"W{w}A{a}" + ("" if weights == "rtn" else f"_{weights}")
+
+
+def compile_variants(path, calibration=None, **load_kw):
+    """``{name: (artifact, notes)}`` for float, rotated float and every scheme with and without
+    rotation; ``calibration`` (a :class:`qcompile.Calibration`) for the GPTQ rows, collected
+    once per base module (rotated or not: the rotated layers see rotated inputs)."""
+    from qcompile.calibration import Collected
+
     canon = qc.PassManager([Canonicalize()]).run(qc.load(path, **load_kw).mod)
     out = {}
     for rot in (False, True):
@@ -52,11 +67,21 @@ def compile_variants(path, **load_kw):
         mod = base.run(canon) if rot else canon
         notes = base.records[-1].notes if rot else {}
         out["rotated_float" if rot else "float"] = (qc.build(mod, "llvm"), notes)
-        for w, a in SCHEMES:
+        collected = None
+        if calibration is not None:
             t = time.perf_counter()
-            qmod = qc.PassManager([QdqSim(w_bits=w, a_bits=a)]).run(mod)
-            out[f"W{w}A{a}" + ("_rotated" if rot else "")] = (qc.build(qmod, "llvm"), {})
-            print(f"  compiled W{w}A{a}{' rotated' if rot else ''} in {time.perf_counter() - t:.1f} s", flush=True)
+            collected = Collected(calibration.collect(mod, QdqSim(w_gptq=True).calibration_requests(mod)))
+            print(f"  calibrated (GPTQ Gram matrices){' rotated' if rot else ''} in {time.perf_counter() - t:.1f} s",
+                  flush=True)
+        for w, a, weights in SCHEMES:
+            if weights == "gptq" and collected is None:
+                continue
+            t = time.perf_counter()
+            opts = dict(w_clip="none" if weights == "rtn" else "mse", w_gptq=weights == "gptq")
+            qmod = qc.PassManager([QdqSim(w_bits=w, a_bits=a, **opts)], calibration=collected).run(mod)
+            name = scheme_name(w, a, weights)
+            out[name + ("_rotated" if rot else "")] = (qc.build(qmod, "llvm"), {})
+            print(f"  compiled {name}{' rotated' if rot else ''} in {time.perf_counter() - t:.1f} s", flush=True)
     return out
 
 
@@ -66,7 +91,8 @@ def vit(samples: int) -> dict:
 
     x, y = fashion_mnist("test")
     x, y = x[:samples], y[:samples]
-    arts = compile_variants(DEFAULT_MODEL)
+    calib = dict(np.load(ROOT / "qcompile/models/assets/fmnist_calib256.npz"))  # training split
+    arts = compile_variants(DEFAULT_MODEL, qc.Calibration(calib, batch=64, progress=False))
     bs = 500
 
     def logits(art):
@@ -89,16 +115,18 @@ def vit(samples: int) -> dict:
             "equivalence": {"cosine_min": eq["cosine_min"], "top1_identical": eq["top1_agreement_with_float"],
                             "pass": eq["cosine_min"] >= 0.99999 and eq["top1_agreement_with_float"] == 1.0},
             "goals": {f"rotation better at {s}": res[f"{s}_rotated"]["top1"] > res[s]["top1"]
-                      for s in ("W4A4", "W4A8")}}
+                      for s in ("W4A4", "W4A8", "W4A8_clip", "W4A8_gptq")}}
 
 
-def smollm2(tokens: int, equiv_tokens: int) -> dict:
+def smollm2(tokens: int, equiv_tokens: int, calib_tokens: int) -> dict:
     from qcompile.models import corpus, smollm2 as S
 
     proto = lm.Protocol(tokens=tokens)
     model, tok = S.load()
     ids = tok(corpus.text("eval")).input_ids
-    arts = compile_variants(S.export_onnx(proto.chunk))
+    calib_ids = tok(corpus.text("calib")).input_ids[:calib_tokens]  # Persuasion: disjoint from Emma
+    arts = compile_variants(S.export_onnx(proto.chunk),
+                            qc.Calibration({"tokens": calib_ids, "bos": proto.bos}, window=proto.window))
     c = model.c
     cache = lm.empty_cache(c.layers, c.kv_heads, c.head_dim)
 
@@ -133,7 +161,12 @@ def smollm2(tokens: int, equiv_tokens: int) -> dict:
             "equivalence": {"positions": int(len(a)), "max_abs_diff_over_logit_range": rel, "top1_identical": top1,
                             "pass": rel <= 1e-3 and top1 == 1.0},
             "goals": {"W8A8 rotated within +1 % of float": res["W8A8_rotated"]["vs_float"] <= 0.01,
-                      "rotation better at W4A4": res["W4A4_rotated"]["perplexity"] < res["W4A4"]["perplexity"]},
+                      "rotation better at W4A4": res["W4A4_rotated"]["perplexity"] < res["W4A4"]["perplexity"],
+                      "rotation better at W4A8 with clipping":
+                          res["W4A8_clip_rotated"]["perplexity"] < res["W4A8_clip"]["perplexity"],
+                      "rotation better at W4A8 with GPTQ":
+                          res["W4A8_gptq_rotated"]["perplexity"] < res["W4A8_gptq"]["perplexity"]},
+            "calibration": {"text": "Jane Austen's Persuasion", "tokens": len(calib_ids), "used_by": "_gptq rows"},
             "caution": "weights dequantized from a Q4_1 GGUF: they sit on a 4-bit grid that rotation breaks"}
 
 
@@ -143,6 +176,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=lm.Protocol.tokens)
     ap.add_argument("--equiv-tokens", type=int, default=1024)
     ap.add_argument("--vit-samples", type=int, default=10000)
+    ap.add_argument("--calib-tokens", type=int, default=8192, help="Persuasion tokens for SmolLM2's GPTQ rows")
     ap.add_argument("--only", choices=["vit", "smollm2"], action="append")
     a = ap.parse_args()
     only = a.only or ["vit", "smollm2"]
@@ -150,7 +184,7 @@ def main():
     p = Path(a.out)
     if p.exists() and a.only:  # keep the other model's figures when rerunning one
         out["models"] = json.loads(p.read_text()).get("models", {})
-    jobs = {"vit": lambda: vit(a.vit_samples), "smollm2": lambda: smollm2(a.tokens, a.equiv_tokens)}
+    jobs = {"vit": lambda: vit(a.vit_samples), "smollm2": lambda: smollm2(a.tokens, a.equiv_tokens, a.calib_tokens)}
     for name in only:
         print(f"== {name}", flush=True)
         out["models"][name] = jobs[name]()

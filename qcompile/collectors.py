@@ -177,3 +177,16 @@ class RowNormHistogram(Collector):
 
     def centres(self) -> np.ndarray:
         return (np.arange(self.bins) + 0.5) / self.bins
+
+
+class Gram(Collector):
+    """``sum x x^T`` over the rows of the last axis (``[C, C]``, float64) and the row count:
+    the Hessian of a linear layer's squared output error, ``2 X^T X / n`` (GPTQ)."""
+
+    def __init__(self):
+        self.xtx, self.rows = None, 0
+
+    def update(self, x):
+        r = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+        self.xtx = r.T @ r if self.xtx is None else self.xtx + r.T @ r
+        self.rows += r.shape[0]

@@ -311,6 +311,28 @@ def test_rotated_block_golden(tmp_path, update_golden):
     check_golden(script(mod), GOLDEN / "rotate_llama_block.py", update_golden)
 
 
+def test_weight_clipping_search():
+    """``w_clip="mse"``: per channel, no worse than the full range in the searched norm, on the
+    same number of levels; a channel with one outlier gets a range well inside its maximum
+    (the outlier clipped), a channel already on its maximum's grid keeps it (zero error)."""
+    from qcompile.passes.qdq_sim import CLIP_NORM, weight_scales
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((256, 3))
+    w[0, 1] = 12.0                                   # one outlier in channel 1
+    for bits in (3, 4):
+        qmax = 2 ** (bits - 1) - 1
+        w[:, 2] = np.resize(np.arange(-qmax, qmax + 1), 256) * 0.1   # on the grid of its maximum
+        full, clipped = qdq_weight(w, bits), qdq_weight(w, bits, "mse")
+        err = lambda q: (np.abs(q - w) ** CLIP_NORM).sum(0)  # noqa: E731
+        assert np.all(err(clipped) <= err(full) + 1e-12)
+        ratio = weight_scales(w, bits, "mse")[0] / weight_scales(w, bits)[0]
+        assert ratio[1] < 0.9 and 0.2 <= ratio.min() and ratio[2] == 1.0  # the outlier clipped
+        assert all(len(np.unique(clipped[:, j])) <= 2 ** bits - 1 for j in range(3))
+    with pytest.raises(QCompileError, match="w_clip='max'"):
+        weight_scales(w, 4, "max")
+
+
 def test_qdq_sim_weights_and_activations():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64, 5))

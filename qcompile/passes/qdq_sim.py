@@ -8,7 +8,15 @@ accuracy, e.g. with and without ``rotate`` (``benchmarks/rotate.py``). Every lin
   round to nearest (``np.rint``: half to even), computed at compile time;
 * activations: symmetric, one scale per token (row of the last axis), computed at run time
   in the graph, ``round`` then clip to ``[-(2^(b-1) - 1), 2^(b-1) - 1]``;
-* ``w_bits`` / ``a_bits`` of 0 leave that side in float.
+* ``w_bits`` / ``a_bits`` of 0 leave that side in float;
+* ``w_clip="mse"``: each output channel's range is shrunk to the ratio ``p`` of its maximum
+  (``p = 1, 0.99, ..., 0.21``) that minimizes ``sum |Q(w) - w|^2.4`` over the channel: the
+  ``mse`` weight quantizer of GPTQ's code, which QuaRot ships for its round-to-nearest
+  weights (grid 100, max shrink 0.8, norm 2.4). Default ``"none"``: the channel's maximum;
+* ``w_gptq=True``: the weights are rounded onto the same levels by GPTQ
+  (:mod:`qcompile.passes.gptq`) instead of to nearest, from each layer's input Gram matrix
+  on the calibration data (needs calibration; the float model's inputs, not those of the
+  layers quantized before it).
 
 Left in float (QuaRot keeps them too): the output head (a linear whose result is a model
 output, directly or through its bias), convolutions (a ViT's patch embedding), and the
@@ -22,7 +30,9 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
+from qcompile.collectors import Gram
 from qcompile.errors import QCompileError
+from qcompile.passes.gptq import gptq
 from qcompile.passmanager import Pass, mapped_probes
 from qcompile.analysis.graph import Graph, head_linears, linear_at
 from qcompile.rewrite import rebuild_main
@@ -32,13 +42,39 @@ from qcompile.rewrite import rebuild_main
 class QdqSimConfig:
     w_bits: int = 8
     a_bits: int = 8
+    w_clip: str = "none"
+    w_gptq: bool = False
 
 
-def qdq_weight(w: np.ndarray, bits: int) -> np.ndarray:
-    """Per-output-channel (columns of ``[in, out]``) symmetric round-to-nearest, dequantized."""
+#: the clipping search of GPTQ's ``Quantizer.find_params(mse=True)``: ratios 1 - i / GRID for
+#: i < MAX_SHRINK * GRID, error measured as the NORM-th power
+CLIP_GRID, CLIP_MAX_SHRINK, CLIP_NORM = 100, 0.8, 2.4
+
+
+def weight_scales(w: np.ndarray, bits: int, clip: str = "none") -> np.ndarray:
+    """One symmetric scale per output channel (columns of ``[in, out]``), shape ``[1, out]``:
+    the channel's maximum over ``2^(b-1) - 1``, or with ``clip="mse"`` the shrunk maximum
+    with the least ``sum |Q(w) - w|^2.4`` (ties: the larger range)."""
+    if clip not in ("none", "mse"):
+        raise QCompileError(f"qdq-sim: w_clip={clip!r} (choose 'none' or 'mse')")
     qmax = 2 ** (bits - 1) - 1
-    s = np.abs(w).max(axis=0, keepdims=True) / qmax
-    s = np.where(s == 0, 1.0, s)
+    top = np.abs(w).max(axis=0, keepdims=True)
+    top = np.where(top == 0, 1.0, top)
+    if clip == "none":
+        return top / qmax
+    best_s, best_err = top / qmax, np.full(top.shape, np.inf)
+    for i in range(int(CLIP_MAX_SHRINK * CLIP_GRID)):
+        s = (1 - i / CLIP_GRID) * top / qmax
+        err = (np.abs(np.clip(np.rint(w / s), -qmax, qmax) * s - w) ** CLIP_NORM).sum(axis=0, keepdims=True)
+        better = err < best_err
+        best_s, best_err = np.where(better, s, best_s), np.where(better, err, best_err)
+    return best_s
+
+
+def qdq_weight(w: np.ndarray, bits: int, clip: str = "none") -> np.ndarray:
+    """Per-output-channel symmetric round-to-nearest (scales from :func:`weight_scales`), dequantized."""
+    qmax = 2 ** (bits - 1) - 1
+    s = weight_scales(w, bits, clip)
     return (np.clip(np.rint(w / s), -qmax, qmax) * s).astype(w.dtype)
 
 
@@ -55,33 +91,64 @@ class QdqSim(Pass):
     name = "qdq-sim"
     Config = QdqSimConfig
 
+    @property
+    def needs_calibration(self) -> bool:
+        return bool(self.config.w_gptq) and self.config.w_bits != 0
+
+    def _linears(self, mod) -> dict:
+        """``{matmul var: Linear}`` of the layers this pass quantizes."""
+        g = Graph(mod)
+        heads = head_linears(g)
+        out = {}
+        for var in g.order:
+            lin = linear_at(g.defs, var, rank2=True, with_bias=False)
+            if lin is not None and var not in heads and lin.weight.dtype.kind == "f":
+                out[var] = lin
+        return out
+
+    def calibration_requests(self, mod):
+        if not self.needs_calibration:
+            return {}
+        return {lin.x: [Gram()] for lin in self._linears(mod).values() if isinstance(lin.x, relax.Var)}
+
     def transform(self, mod, ctx):
         cfg = self.config
         for b in (cfg.w_bits, cfg.a_bits):
             if b != 0 and not 2 <= b <= 16:
                 raise QCompileError(f"qdq-sim: bit width {b} out of range (2..16, or 0 for float)")
-        g = Graph(mod)
-        heads = head_linears(g)
-        counts = {"linears_quantized": 0, "kept_float_head": len(heads)}
+        weight_scales(np.ones((1, 1)), 8, cfg.w_clip)  # an unknown w_clip fails before any work
+        linears = self._linears(mod)
+        counts = {"linears_quantized": 0, "kept_float_head": len(head_linears(Graph(mod)))}
+        gptq_layers = []
 
         def on_binding(bb, var, val):
-            lin = linear_at(g.defs, var, rank2=True, with_bias=False)
-            if lin is None or var in heads or lin.weight.dtype.kind != "f":
+            lin = linears.get(var)
+            if lin is None:
                 return None
             w = lin.weight
             counts["linears_quantized"] += 1
             x = val.args[0]
             if cfg.a_bits:
                 x = bb.emit(_qdq_act(bb, x, cfg.a_bits, str(w.dtype)))
-            if cfg.w_bits:
-                w = qdq_weight(w.astype(np.float64), cfg.w_bits).astype(w.dtype)
+            if cfg.w_bits and self.needs_calibration:
+                gram = (ctx.stats.get(lin.x) or [None])[0]
+                if gram is None or gram.xtx is None:
+                    raise QCompileError(f"qdq-sim: no calibration inputs for the linear layer '{var.name}' (w_gptq)")
+                w64 = w.astype(np.float64)
+                w = gptq(w64, gram.xtx, gram.rows, weight_scales(w64, cfg.w_bits, cfg.w_clip), cfg.w_bits)
+                w = w.astype(lin.weight.dtype)
+                gptq_layers.append(var.name)
+            elif cfg.w_bits:
+                w = qdq_weight(w.astype(np.float64), cfg.w_bits, cfg.w_clip).astype(w.dtype)
             return relax.Call(val.op, [x, relax.const(w)], val.attrs, val.ty_args)
 
         env: dict = {}
         out = rebuild_main(mod, on_binding, env=env)
         ctx.answer_probes(lambda: mapped_probes(mod, out, env))  # per-block error for the report
         ctx.notes["simulation"] = ("quantize-dequantize in float32: weights per output channel, activations "
-                                   "per token, symmetric round-to-nearest")
+                                   "per token, symmetric round-to-nearest"
+                                   + (", weight ranges clipped (least 2.4-norm error)" if cfg.w_clip == "mse" else "")
+                                   + (", weights rounded by GPTQ" if gptq_layers else ""))
         ctx.notes["w_bits"], ctx.notes["a_bits"] = cfg.w_bits, cfg.a_bits
         ctx.notes.update(counts)
         return relax.transform.Normalize()(out)
