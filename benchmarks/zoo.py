@@ -8,6 +8,10 @@ column (the live transformers model through qc.load, `none`, compared with torch
     python benchmarks/zoo.py --markdown     # the matrix of the existing zoo.json
     python benchmarks/zoo.py --pipelines w8a8 --out benchmarks/results/zoo_w8a8.json
         -> a pipeline of EVERY_KIND (not a matrix column yet) on every model
+    python benchmarks/zoo.py --target int-accel
+        -> benchmarks/results/zoo_int_accel.json: the int-only cells built for int-accel
+           (the integer-only verifier, TVM's C backend), compared with onnxruntime and bit
+           for bit with the llvm build of the same module
     python benchmarks/zoo.py --exporter dynamo
         -> benchmarks/results/zoo_dynamo.json: the same models exported by
            torch.onnx.export(dynamo=True) (no cache: none, rotate and int-only, one batch)
@@ -85,9 +89,15 @@ def main() -> int:
     ap.add_argument("--exporter", choices=["optimum", "dynamo"], default="optimum",
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
+    ap.add_argument("--target", choices=["llvm", "int-accel"], default="llvm",
+                    help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json)")
     a = ap.parse_args()
     dynamo = a.exporter == "dynamo"
-    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else "zoo.json"))
+    accel = a.target == "int-accel"
+    if accel:
+        a.pipelines = "int-only"
+    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else
+                                                              "zoo_int_accel.json" if accel else "zoo.json"))
     if a.markdown:
         import json
 
@@ -97,7 +107,7 @@ def main() -> int:
     out["tolerance"] = zoo.TOLERANCE
     models = a.models.split(",")
     results, runs = {}, []
-    subset = set(models) < set(zoo.ZOO) or set(a.pipelines.split(",")) < set(ALL)
+    subset = set(models) < set(zoo.ZOO) or (set(a.pipelines.split(",")) < set(ALL) and not accel)
     if subset and Path(a.out).exists():  # some models or pipelines: merged into the existing file
         import json
 
@@ -128,7 +138,7 @@ def main() -> int:
                 continue
             if p == TORCH and arch.held_out:  # the third wave: the Optimum exports only
                 continue
-            r = zoo.check_torch(name) if p == TORCH else zoo.check(path, p, kind)
+            r = zoo.check_torch(name) if p == TORCH else zoo.check(path, p, kind, target=a.target)
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -140,3 +140,15 @@ def test_torch_export_dynamic_sequence(name):
         with torch.no_grad():
             ref = module(ids, mask).numpy()
         assert zoo._cosine(art.run(ids.numpy(), mask.numpy())[0], ref) >= 0.999999
+
+
+@pytest.mark.slow
+def test_zoo_int_accel_cell():
+    """An int-only zoo cell built for int-accel: through the integer-only verifier, within the
+    int-only tolerance of onnxruntime, and bit-exact with the llvm build (benchmarks/zoo.py
+    --target int-accel runs every int-only cell). SwinV2 over a symbolic batch: TVM's C
+    codegen wrote a merged buffer's size (a nested max of batch extents) with a declaration
+    inside the allocation call, and the C did not compile ("expected primary-expression")."""
+    arch = zoo.ZOO["swinv2"]
+    r = zoo.check(arch.onnx, "int-only", arch.kind, target="int-accel")
+    assert r["status"] == "pass" and r["bit_exact_vs_llvm"], r

@@ -801,12 +801,17 @@ def _cosine(a, b) -> float:
     return float(a @ b / max(np.sqrt((a @ a) * (b @ b)), 1e-30))
 
 
-def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
+def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = "llvm") -> dict:
     """Compile ``path`` with ``pipeline`` for llvm and compare with onnxruntime on the float
     model: a prefill from an empty cache and, for decoders, a step with 3 cached positions
     (symbolic dims throughout: one artifact serves both). Returns ``{"status": "pass" |
     "fail" | "refused", "reason", "cosine", "max_abs_err", "seconds"}``; a refusal is a
-    :class:`~qcompile.errors.QCompileError` (the user-facing one-line error)."""
+    :class:`~qcompile.errors.QCompileError` (the user-facing one-line error).
+
+    ``target="int-accel"`` (``int-only`` only): the pipeline as that target runs it (integer
+    model I/O, quantized on the host), built through the integer-only verifier for the C
+    backend and compared with onnxruntime the same way, and its integer outputs compared
+    bit for bit with an llvm build of the same module (``bit_exact_vs_llvm``)."""
     import time
 
     import numpy as np
@@ -829,14 +834,19 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
             feeds = [onnx_feed(path, batch=2, seq=_fixed_seq(model, 8), seed=100 + i, image=image) for i in range(n)]
             calib = qc.Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]},
                                    batch=2, progress=False)
+        if target != "llvm" and (pipeline, target) != ("int-only", "int-accel"):
+            raise ValueError(f"zoo.check: {pipeline} for {target} (int-only for int-accel only)")
         if pipeline in ALONE:
             from qcompile.pipelines import PASSES
 
             passes = [PASSES["canonicalize"](), PASSES[pipeline](**ALONE[pipeline])]
         else:
-            passes = qc.pipeline(pipeline, OPTIONS.get(pipeline))
-        mod = qc.PassManager(passes, calibration=calib).run(model.mod)
-        art = qc.build(mod, "llvm")
+            passes = qc.pipeline(pipeline, OPTIONS.get(pipeline), target=target)
+        pm = qc.PassManager(passes, calibration=calib)
+        mod = pm.run(model.mod)
+        art = qc.build(mod, target)
+        if target == "int-accel":
+            art.io = pm.records[-1].notes["io"]  # integer I/O: quantized and dequantized on the host
     except QCompileError as e:
         return {"status": "refused", "reason": str(e), "seconds": round(time.perf_counter() - t0, 2)}
     except Exception as e:  # noqa: BLE001 - an internal error is a failed cell, not a crash of the matrix
@@ -862,9 +872,20 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4) -> dict:
             cos = min(cos, _cosine(g, r))
             err = max(err, float(np.abs(g - r).max()))
     ok = cos >= TOLERANCE[pipeline]
-    return {"status": "pass" if ok else "fail", "cosine": cos, "max_abs_err": err,
-            "reason": None if ok else f"cosine {cos:.6f} < {TOLERANCE[pipeline]}",
-            "seconds": round(time.perf_counter() - t0, 2)}
+    reason = None if ok else f"cosine {cos:.6f} < {TOLERANCE[pipeline]}"
+    extra = {}
+    if target == "int-accel":
+        from qcompile.backends.common import host_quantize
+
+        ref_art = qc.build(mod, "llvm")
+        feed = onnx_feed(path, seed=7, seq=_fixed_seq(model, 5),
+                         image=_image_hw(arch) if arch is not None and kind == "vision" else (32, 32))
+        ints = host_quantize(art.io, [feed[s.name] for s in model.inputs])
+        extra["bit_exact_vs_llvm"] = all(np.array_equal(a, b) for a, b in zip(art.run_raw(*ints), ref_art.run_raw(*ints)))
+        if ok and not extra["bit_exact_vs_llvm"]:
+            ok, reason = False, "the int-accel build's integer outputs differ from the llvm build's"
+    return {"status": "pass" if ok else "fail", "cosine": cos, "max_abs_err": err, **extra,
+            "reason": reason, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def torch_wrapper(name: str):
