@@ -1,4 +1,4 @@
-"""GPTQ (qcompile.passes.gptq) and qdq-sim's ``w_gptq``: the weights stay on round-to-nearest's
+"""GPTQ (qcompile.weights.gptq) and qdq-sim's ``w_gptq``: the weights stay on round-to-nearest's
 grid, the layer's output error on correlated inputs drops well below round-to-nearest's, and
 the pass asks for the inputs' Gram matrices and rounds with them."""
 import numpy as np
@@ -11,8 +11,9 @@ import qcompile.pipelines
 from qcompile.collectors import Gram
 from qcompile.errors import QCompileError
 from qcompile.ir import const_value
-from qcompile.passes.gptq import gptq
-from qcompile.passes.qdq_sim import qdq_weight, weight_scales
+from qcompile.weights import gptq
+from qcompile.passes.qdq_sim import qdq_weight
+from qcompile.weights import weight_scales
 
 
 def _correlated(rng, n, d):

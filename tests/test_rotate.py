@@ -315,7 +315,7 @@ def test_weight_clipping_search():
     """``w_clip="mse"``: per channel, no worse than the full range in the searched norm, on the
     same number of levels; a channel with one outlier gets a range well inside its maximum
     (the outlier clipped), a channel already on its maximum's grid keeps it (zero error)."""
-    from qcompile.passes.qdq_sim import CLIP_NORM, weight_scales
+    from qcompile.weights import CLIP_NORM, weight_scales
 
     rng = np.random.default_rng(1)
     w = rng.standard_normal((256, 3))

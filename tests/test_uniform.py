@@ -9,7 +9,7 @@ from tvm import relax
 from tvm.relax import op as O
 
 from qcompile.analysis.uniform import TOP, UNIFORM, Iota, Uniform
-from qcompile.passes.canonicalize.uniform import fold_uniform
+from qcompile.passes.int_only.uniform import fold_uniform
 
 B = tvm.tirx.Var("batch", "int64")
 T = 4

@@ -12,7 +12,7 @@ proves it instead, by abstract interpretation over the bindings:
 * ``UNIFORM``: the tensor's values depend neither on the symbolic dims nor on the index
   along any axis whose extent is symbolic. Such a tensor equals its value at any one
   assignment of the dims (every extent at least 1), sliced to index 0 along the symbolic
-  axes and broadcast back: :func:`qcompile.passes.canonicalize.uniform.fold_uniform`
+  axes and broadcast back: :func:`qcompile.passes.int_only.uniform.fold_uniform`
   rewrites it that way.
 * ``Iota(k)``: an integer tensor whose value is its own index along axis ``k`` (a symbolic
   axis), ``arange(batch)`` reshaped and broadcast: a per-sample index.

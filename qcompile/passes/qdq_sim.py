@@ -14,7 +14,7 @@ accuracy, e.g. with and without ``rotate`` (``benchmarks/rotate.py``). Every lin
   ``mse`` weight quantizer of GPTQ's code, which QuaRot ships for its round-to-nearest
   weights (grid 100, max shrink 0.8, norm 2.4). Default ``"none"``: the channel's maximum;
 * ``w_gptq=True``: the weights are rounded onto the same levels by GPTQ
-  (:mod:`qcompile.passes.gptq`) instead of to nearest, from each layer's input Gram matrix
+  (:func:`qcompile.weights.gptq`) instead of to nearest, from each layer's input Gram matrix
   on the calibration data (needs calibration; the float model's inputs, not those of the
   layers quantized before it).
 
@@ -32,7 +32,7 @@ from tvm.relax import op as O
 
 from qcompile.collectors import Gram
 from qcompile.errors import QCompileError
-from qcompile.passes.gptq import gptq
+from qcompile.weights import gptq, weight_scales
 from qcompile.passmanager import Pass, mapped_probes
 from qcompile.analysis.graph import Graph, head_linears, linear_at
 from qcompile.rewrite import rebuild_main
@@ -44,31 +44,6 @@ class QdqSimConfig:
     a_bits: int = 8
     w_clip: str = "none"
     w_gptq: bool = False
-
-
-#: the clipping search of GPTQ's ``Quantizer.find_params(mse=True)``: ratios 1 - i / GRID for
-#: i < MAX_SHRINK * GRID, error measured as the NORM-th power
-CLIP_GRID, CLIP_MAX_SHRINK, CLIP_NORM = 100, 0.8, 2.4
-
-
-def weight_scales(w: np.ndarray, bits: int, clip: str = "none") -> np.ndarray:
-    """One symmetric scale per output channel (columns of ``[in, out]``), shape ``[1, out]``:
-    the channel's maximum over ``2^(b-1) - 1``, or with ``clip="mse"`` the shrunk maximum
-    with the least ``sum |Q(w) - w|^2.4`` (ties: the larger range)."""
-    if clip not in ("none", "mse"):
-        raise QCompileError(f"qdq-sim: w_clip={clip!r} (choose 'none' or 'mse')")
-    qmax = 2 ** (bits - 1) - 1
-    top = np.abs(w).max(axis=0, keepdims=True)
-    top = np.where(top == 0, 1.0, top)
-    if clip == "none":
-        return top / qmax
-    best_s, best_err = top / qmax, np.full(top.shape, np.inf)
-    for i in range(int(CLIP_MAX_SHRINK * CLIP_GRID)):
-        s = (1 - i / CLIP_GRID) * top / qmax
-        err = (np.abs(np.clip(np.rint(w / s), -qmax, qmax) * s - w) ** CLIP_NORM).sum(axis=0, keepdims=True)
-        better = err < best_err
-        best_s, best_err = np.where(better, s, best_s), np.where(better, err, best_err)
-    return best_s
 
 
 def qdq_weight(w: np.ndarray, bits: int, clip: str = "none") -> np.ndarray:

@@ -54,7 +54,7 @@ from tvm import relax
 from tvm.relax import op as O
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from qcompile.passes.canonicalize.uniform import fold_uniform
+from qcompile.passes.int_only.uniform import fold_uniform
 from qcompile.passes.int_only import intops
 from qcompile.analysis.blocks import block_outputs
 from qcompile.analysis.flops import binding_flops

@@ -1,4 +1,9 @@
-"""GPTQ (Frantar et al., ICLR 2023): round the weights of a linear layer one input channel at
+"""Weight rounding shared by the quantizing passes (``qdq-sim`` today, the real low-bit
+weights of ``w8a8`` next): symmetric per-channel scales, optionally clipped
+(:func:`weight_scales`), and GPTQ (:func:`gptq`). NumPy only, below the passes, so that no
+technique imports another.
+
+GPTQ (Frantar et al., ICLR 2023): round the weights of a linear layer one input channel at
 a time, each rounding error spread onto the input channels not yet rounded, weighted by the
 inverse Hessian of the layer's squared output error ``H = 2 X^T X / n`` (``X`` the layer's
 calibration inputs). The weights stay on the same grid (one symmetric scale per output
@@ -17,6 +22,31 @@ import numpy as np
 from qcompile.errors import QCompileError
 
 BLOCK, DAMP = 128, 0.01
+
+
+#: the clipping search of GPTQ's ``Quantizer.find_params(mse=True)``: ratios 1 - i / GRID for
+#: i < MAX_SHRINK * GRID, error measured as the NORM-th power
+CLIP_GRID, CLIP_MAX_SHRINK, CLIP_NORM = 100, 0.8, 2.4
+
+
+def weight_scales(w: np.ndarray, bits: int, clip: str = "none") -> np.ndarray:
+    """One symmetric scale per output channel (columns of ``[in, out]``), shape ``[1, out]``:
+    the channel's maximum over ``2^(b-1) - 1``, or with ``clip="mse"`` the shrunk maximum
+    with the least ``sum |Q(w) - w|^2.4`` (ties: the larger range)."""
+    if clip not in ("none", "mse"):
+        raise QCompileError(f"w_clip={clip!r}: choose 'none' or 'mse'")
+    qmax = 2 ** (bits - 1) - 1
+    top = np.abs(w).max(axis=0, keepdims=True)
+    top = np.where(top == 0, 1.0, top)
+    if clip == "none":
+        return top / qmax
+    best_s, best_err = top / qmax, np.full(top.shape, np.inf)
+    for i in range(int(CLIP_MAX_SHRINK * CLIP_GRID)):
+        s = (1 - i / CLIP_GRID) * top / qmax
+        err = (np.abs(np.clip(np.rint(w / s), -qmax, qmax) * s - w) ** CLIP_NORM).sum(axis=0, keepdims=True)
+        better = err < best_err
+        best_s, best_err = np.where(better, s, best_s), np.where(better, err, best_err)
+    return best_s
 
 
 def gptq(w: np.ndarray, xtx: np.ndarray, rows: int, scales: np.ndarray, bits: int) -> np.ndarray:
