@@ -9,6 +9,7 @@ import torch.nn as nn
 from tvm import relax
 
 import qcompile as qc
+import qcompile.pipelines  # noqa: F401 - qc.pipelines.PASSES below
 from qcompile import lm
 from qcompile.passes.rotate import hadamard
 from qcompile.analysis import residual
