@@ -30,6 +30,7 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as O
 
+from qcompile import progress
 from qcompile.collectors import Gram
 from qcompile.errors import QCompileError
 from qcompile.weights import gptq, weight_scales
@@ -95,6 +96,9 @@ class QdqSim(Pass):
         linears = self._linears(mod)
         counts = {"linears_quantized": 0, "kept_float_head": len(head_linears(Graph(mod)))}
         gptq_layers = []
+        slow = bool(cfg.w_bits) and (cfg.w_gptq or cfg.w_clip != "none")  # ~0.5 s a layer of SmolLM2
+        bar = progress.bar(len(linears), "rounding weights (GPTQ)" if cfg.w_gptq else "searching weight ranges",
+                           "layer", enabled=slow)
 
         def on_binding(bb, var, val):
             lin = linears.get(var)
@@ -115,10 +119,14 @@ class QdqSim(Pass):
                 gptq_layers.append(var.name)
             elif cfg.w_bits:
                 w = qdq_weight(w.astype(np.float64), cfg.w_bits, cfg.w_clip).astype(w.dtype)
+            bar.update(1)
             return relax.Call(val.op, [x, relax.const(w)], val.attrs, val.ty_args)
 
         env: dict = {}
-        out = rebuild_main(mod, on_binding, env=env)
+        try:
+            out = rebuild_main(mod, on_binding, env=env)
+        finally:
+            bar.close()
         ctx.answer_probes(lambda: mapped_probes(mod, out, env))  # per-block error for the report
         ctx.notes["simulation"] = ("quantize-dequantize in float32: weights per output channel, activations "
                                    "per token, symmetric round-to-nearest"
