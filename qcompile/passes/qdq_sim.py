@@ -71,8 +71,9 @@ class QdqSim(Pass):
     def needs_calibration(self) -> bool:
         return bool(self.config.w_gptq) and self.config.w_bits != 0
 
-    def _linears(self, mod) -> dict:
-        """``{matmul var: Linear}`` of the layers this pass quantizes."""
+    def _linears(self, mod) -> tuple[dict, int]:
+        """``{matmul var: Linear}`` of the layers this pass quantizes, and how many output-head
+        linears it leaves float."""
         g = Graph(mod)
         heads = head_linears(g)
         out = {}
@@ -80,12 +81,12 @@ class QdqSim(Pass):
             lin = linear_at(g.defs, var, rank2=True, with_bias=False)
             if lin is not None and var not in heads and lin.weight.dtype.kind == "f":
                 out[var] = lin
-        return out
+        return out, len(heads)
 
     def calibration_requests(self, mod):
         if not self.needs_calibration:
             return {}
-        return {lin.x: [Gram()] for lin in self._linears(mod).values() if isinstance(lin.x, relax.Var)}
+        return {lin.x: [Gram()] for lin in self._linears(mod)[0].values() if isinstance(lin.x, relax.Var)}
 
     def transform(self, mod, ctx):
         cfg = self.config
@@ -93,8 +94,8 @@ class QdqSim(Pass):
             if b != 0 and not 2 <= b <= 16:
                 raise QCompileError(f"qdq-sim: bit width {b} out of range (2..16, or 0 for float)")
         weight_scales(np.ones((1, 1)), 8, cfg.w_clip)  # an unknown w_clip fails before any work
-        linears = self._linears(mod)
-        counts = {"linears_quantized": 0, "kept_float_head": len(head_linears(Graph(mod)))}
+        linears, n_heads = self._linears(mod)
+        counts = {"linears_quantized": 0, "kept_float_head": n_heads}
         gptq_layers = []
         slow = bool(cfg.w_bits) and (cfg.w_gptq or cfg.w_clip != "none")  # ~0.5 s a layer of SmolLM2
         bar = progress.bar(len(linears), "rounding weights (GPTQ)" if cfg.w_gptq else "searching weight ranges",
