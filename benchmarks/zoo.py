@@ -12,6 +12,10 @@ column (the live transformers model through qc.load, `none`, compared with torch
         -> benchmarks/results/zoo_int_accel.json: the int-only cells built for int-accel
            (the integer-only verifier, TVM's C backend), compared with onnxruntime and bit
            for bit with the llvm build of the same module
+    python benchmarks/zoo.py --target cuda
+        -> benchmarks/results/zoo_cuda.json: the int-only cells built for cuda, their CUDA
+           source compiled by nvcc; "generated" where no GPU is present (nothing ran), else
+           run and compared with onnxruntime
     python benchmarks/zoo.py --exporter dynamo
         -> benchmarks/results/zoo_dynamo.json: the same models exported by
            torch.onnx.export(dynamo=True) (no cache: none, rotate and int-only, one batch)
@@ -64,6 +68,8 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
                 cells.append("n/a")
             elif r["status"] == "pass":
                 cells.append(f"pass ({r['cosine']:.6f})")
+            elif r["status"] == "generated":  # cuda without a GPU: compiled by nvcc, not run
+                cells.append(f"generated ({r['kernels']} kernels, {r['dp4a_matmuls']} dp4a)")
             else:
                 # a refusal the model does not deserve (not in zoo.REFUSED) is a failure
                 # the gap and refusal notes were written for the committed Optimum exports: on
@@ -89,15 +95,17 @@ def main() -> int:
     ap.add_argument("--exporter", choices=["optimum", "dynamo"], default="optimum",
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
-    ap.add_argument("--target", choices=["llvm", "int-accel"], default="llvm",
-                    help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json)")
+    ap.add_argument("--target", choices=["llvm", "int-accel", "cuda"], default="llvm",
+                    help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json); "
+                         "cuda: the int-only cells only, CUDA generated and compiled by nvcc (zoo_cuda.json)")
     a = ap.parse_args()
     dynamo = a.exporter == "dynamo"
-    accel = a.target == "int-accel"
+    accel = a.target != "llvm"  # int-accel or cuda: the int-only cells only
     if accel:
         a.pipelines = "int-only"
     a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else
-                                                              "zoo_int_accel.json" if accel else "zoo.json"))
+                                                              f"zoo_{a.target.replace('-', '_')}.json" if accel
+                                                              else "zoo.json"))
     if a.markdown:
         import json
 

@@ -73,6 +73,38 @@ def test_range_over_dims_keeps_the_shape(tmp_path):
         np.testing.assert_array_equal(got[0], ref[0])
 
 
+def test_range_and_halves_of_an_extent_not_provably_nonnegative(tmp_path):
+    """SEW-D: ``arange(frames)`` and ``frames / 2`` where ``frames = (L - 30) // 20 + 1`` is a
+    convolution's output length, >= 0 whenever the model runs but not provably from ``L >=
+    0``: TVM made a fresh ``range_len`` dim and a truncating ``T.Div``, so the sums with the
+    convolution's and the pool's outputs lost their shapes (then "Slice requires a
+    statically known input rank"). An imported tensor's extent counts as non-negative."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 1, "L"])
+    y1 = helper.make_tensor_value_info("y1", TensorProto.FLOAT, ["b", 4, "T"])
+    y2 = helper.make_tensor_value_info("y2", TensorProto.FLOAT, ["b", 4, "T2"])
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 1, 30)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"], strides=[20]),
+             helper.make_node("Shape", ["h"], ["sh"]), helper.make_node("Gather", ["sh", "two"], ["T"], axis=0),
+             helper.make_node("Range", ["zero", "T", "one"], ["pos"]),
+             helper.make_node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["h", "posf"], ["y1"]),
+             helper.make_node("Div", ["T", "two"], ["half"]),
+             helper.make_node("Unsqueeze", ["half", "axis0"], ["half1"]),
+             helper.make_node("Concat", ["ones", "half1"], ["shp"], axis=0),
+             helper.make_node("ConstantOfShape", ["shp"], ["c"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])),
+             helper.make_node("MaxPool", ["h"], ["hp"], kernel_shape=[2], strides=[2]),
+             helper.make_node("Add", ["hp", "c"], ["y2"])]
+    _model(nodes, [x], [y1, y2], [w, _i64("zero", 0), _i64("one", 1), _i64("two", 2), _i64("axis0", [0]),
+                                  _i64("ones", [1, 1])], tmp_path / "m.onnx")
+    model = qc.load(str(tmp_path / "m.onnx"))
+    assert "ndim" not in str(model.mod["main"].ret_ty) and "range_len" not in str(model.mod["main"].ret_ty)
+    for n in (70, 130):
+        got, ref, _ = _run_both(tmp_path / "m.onnx", {"x": np.ones((2, 1, n), np.float32)})
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
 def test_symbolic_dim_broadcast_against_a_static_table(tmp_path):
     """An HF ViT with symbolic height/width adds a static position table to its patches:
     the symbolic dim is cast to the table's (TVM could not prove the broadcast, dropped the

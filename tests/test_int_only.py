@@ -875,6 +875,147 @@ def test_convolutions_and_hardswish_are_integer():
     assert qc.build(io, "int-accel").info["verified_integer_only"]
 
 
+def test_xsoftmax_zeroed_probabilities_are_an_attention():
+    """DeBERTa's XSoftmax (SEW-D, DeBERTa exports): ``masked_fill(rmask, min)``, softmax, then
+    the masked probabilities zeroed again by ``masked_fill(rmask, 0)``; with a padded token,
+    its query row is masked everywhere and gives 0. Canonicalized to SDPA's NaN-guarded form
+    (before: the softmax stood alone, "op 'nn.softmax' ... has no integer lowering"); the
+    rewritten float graph equals torch, padded rows included; int-only is bit-exact against
+    the NumPy interpreter and close to float."""
+    from qcompile.ir import composites
+
+    class XAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.o = torch.nn.Linear(16, 48), torch.nn.Linear(16, 16)
+
+        def forward(self, x, mask):
+            b, t, _ = x.shape
+            q, k, v = (h.reshape(b, t, 2, 8).transpose(1, 2) for h in self.qkv(x).chunk(3, -1))
+            rmask = (1 - mask[:, None, :, None] * mask[:, None, None, :]).bool()
+            s = (q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(rmask, torch.finfo(x.dtype).min)
+            p = torch.softmax(s, -1).masked_fill(rmask, 0)
+            return self.o((p @ v).transpose(1, 2).reshape(b, t, 16))
+
+    torch.manual_seed(0)
+    m, x = XAttention().eval(), torch.randn(16, 6, 16)
+    mask = torch.ones(16, 6, dtype=torch.int64)
+    mask[1::2, 4:] = 0  # every other sample padded: its last two query rows are masked everywhere
+    model = qc.load(m, example_inputs=(x[:4], mask[:4]))
+    canon = qc.PassManager(qc.pipeline("none")).run(model.mod)
+    assert len(composites(canon, "qcompile.attention")) == 1
+    xs, ms = x[:4].numpy(), mask[:4].numpy()
+    ref = m(x[:4], mask[:4]).detach().numpy()
+    np.testing.assert_allclose(qc.build(canon, "llvm").run(xs, ms)[0], ref, rtol=1e-5, atol=1e-5)
+    cal = Calibration({"x": x.numpy(), "mask": mask.numpy()}, batch=4, progress=False)
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=cal).run(model.mod)
+    got = qc.build(mod, "llvm").run(xs, ms)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs, ms)[0])
+    assert _cos(got, ref) >= 0.99
+
+
+def test_dynamic_convolution_softmax_and_runtime_shape(tmp_path):
+    """ConvBERT's span-based dynamic convolution as ``torch.onnx.export`` writes it over a
+    symbolic batch: per-token kernels from a softmax over the kernel axis (not the last one),
+    applied to an ``nn.Unfold`` of the values, whose gather indices read ``shape(pad(x))`` at
+    run time. Both were refused ("op 'shape_of' ... has no integer lowering", then the
+    softmax); a softmax outside an attention is Shiftmax, a shape is its expression.
+    Bit-exact against the NumPy interpreter, close to float."""
+    import warnings
+
+    class DynConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel, self.value, self.out = torch.nn.Linear(8, 3), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+            self.unfold = torch.nn.Unfold(kernel_size=[3, 1], padding=[1, 0])
+
+        def forward(self, x):
+            b, t, c = x.shape
+            k = torch.softmax(self.kernel(x).reshape(b * t, 3, 1), dim=1)
+            v = self.unfold(self.value(x).transpose(1, 2).unsqueeze(-1))       # [b, c*3, t]
+            v = v.transpose(1, 2).reshape(b * t, c, 3)
+            return self.out(torch.matmul(v, k).reshape(b, t, c))
+
+    torch.manual_seed(0)
+    m, x = DynConv().eval(), torch.randn(16, 6, 8)
+    path = tmp_path / "dynconv.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x[:2],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17, dynamic_axes={"x": {0: "batch"}})
+    model = qc.load(str(path))
+    mod, notes = _calibrated(model, {"x": x.numpy()}, batch=4)
+    assert len(notes["shiftmax"]) == 1
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
+def test_gated_position_bias_sum_and_constant_table_product(tmp_path):
+    """WavLM's gated relative position bias over a symbolic batch: a gate summed over groups
+    (``sum`` had no integer lowering) scales a constant table broadcast over the batch and
+    merged with the heads, where the constant no longer has one array value ("multiply ...
+    is not by a constant"). Integer sums; the table as int16 codes times the int8 gate.
+    Bit-exact against the NumPy interpreter, close to float."""
+    import warnings
+
+    class GatedBias(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out = torch.nn.Linear(8, 8), torch.nn.Linear(6, 8)
+            self.table = torch.nn.Parameter(torch.randn(2, 6, 6))
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            g = torch.sigmoid(self.lin(x).view(b, t, 2, 4).sum(-1)).transpose(1, 2).reshape(b * 2, t, 1)
+            bias = self.table.unsqueeze(0).expand(b, 2, 6, 6).reshape(b * 2, 6, 6)
+            return self.out((g * bias).reshape(b, 2, t, 6).sum(1))
+
+    torch.manual_seed(0)
+    m, x = GatedBias().eval(), torch.randn(16, 6, 8)
+    path = tmp_path / "gated.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x[:2],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17, dynamic_axes={"x": {0: "batch"}})
+    mod, _ = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
+def test_transposed_convolutions_are_integer():
+    """Transposed convolutions (DPT's fusion neck, segmentation decoders: a 2x2 stride-2
+    upsampling, and a padded 3x3 one with output padding and groups): int8 x int8 -> int32
+    like the convolutions (before: "op 'nn.conv2d_transpose' ... has no integer lowering").
+    Bit-exact against the NumPy interpreter's int64 scatter on llvm and on the C target
+    (int-accel, integer I/O), close to float."""
+    class Up(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.ConvTranspose2d(8, 4, 2, stride=2)
+            self.up2 = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+
+        def forward(self, x):
+            return self.up2(torch.relu(self.up(x)))
+
+    torch.manual_seed(0)
+    m, x = Up().eval(), torch.randn(16, 8, 5, 5)
+    mod, cal, model, floats, _ = _int_only_of(m, x)
+    assert "nn.conv2d_transpose" not in floats
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert got.shape == (4, 6, 20, 20) and _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+    io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
+    art = qc.build(io, "int-accel")
+    assert art.info["verified_integer_only"]
+    xi = np.random.default_rng(0).integers(-128, 128, (4, 8, 5, 5)).astype(np.int8)
+    np.testing.assert_array_equal(art.run_raw(xi)[0], intref.run(io, xi)[0])
+
+
 def test_average_pools_are_integer():
     """Average pooling as PoolFormer's token mixer (3x3, stride 1, ``count_include_pad=False``:
     4, 6 or 9 values per window) and as EfficientNet's head (a ``ceil_mode`` window larger

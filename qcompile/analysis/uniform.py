@@ -336,6 +336,18 @@ class Uniform:
         x, idx = args
         vx, vi = self._arg(x), self._arg(idx)
         src = _dims(x)
+        if isinstance(vx, Comps) and call.attrs.axis is not None and int(call.attrs.axis) % len(src) == len(src) - 1:
+            # constant indices into the components (ConvBERT's shape(x)[2]: a static dim of a
+            # tensor whose batch is symbolic)
+            iv = const_value(idx)
+            if iv is None or iv.ndim > 1:
+                return TOP
+            n = len(vx.entries)
+            picks = np.clip(iv, 0, n - 1) if str(call.attrs.mode) == "clip" else np.mod(iv, n)
+            entries = tuple(vx.entries[int(i)] for i in picks.reshape(-1))
+            if iv.ndim == 0:
+                return entries[0] if entries[0] in (UNIFORM, FALSE) else TOP
+            return _join(Comps(entries))
         if vx != UNIFORM or call.attrs.axis is None:
             return TOP
         axis = int(call.attrs.axis) % len(src)

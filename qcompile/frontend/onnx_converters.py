@@ -128,7 +128,8 @@ class Range(F.Range):
     cache positions of every HF decoder). TVM computes the length at run time into a fresh
     variable (``range_len_0``), so the causal mask built from it no longer broadcasts
     against the scores (``seq`` vs ``range_len_0``) and every shape downstream is lost.
-    Here the length is ``limit - start`` simplified symbolically: ``seq``."""
+    Here the length is ``limit - start`` simplified symbolically: ``seq``, where it is
+    provably >= 0 or is the extent of an imported tensor (:func:`_is_extent`)."""
 
     @classmethod
     def _impl_v12(cls, bb, inputs, attr, params):
@@ -141,12 +142,27 @@ class Range(F.Range):
         if dyn and all(v is not None for v in (start, limit, delta)) and isinstance(delta, tirx.IntImm) and int(delta) == 1:
             an = Analyzer()
             count = an.simplify(tirx.Cast("int64", limit) - tirx.Cast("int64", start))
-            if _nonnegative(an, count):
+            if _nonnegative(an, count) or _is_extent(an, count, params):
                 dtype = _dtype(inputs[0])
                 pos = relax.op.arange(0, count, 1, "int64")
                 out = relax.op.add(pos, _prim_tensor(start))
                 return out if dtype == "int64" else relax.op.astype(out, dtype)
         return super()._impl_v12(bb, inputs, attr, params)
+
+
+def _is_extent(an, expr, params) -> bool:
+    """``expr`` is the extent of a tensor already imported (``params[0]``: the importer's
+    table of converted values), so it is >= 0 whenever the model runs, though not provable
+    from its dim variables alone: SEW-D's ``arange(frames)`` with ``frames = (length - 10)
+    // 20``, the feature extractor's output length."""
+    nodes = params[0] if isinstance(params, (list, tuple)) and params and isinstance(params[0], dict) else {}
+    for v in nodes.values():
+        ty = getattr(v, "ty", None)
+        if isinstance(ty, relax.TensorType) and isinstance(ty.shape, relax.ShapeExpr):
+            for d in ty.shape.values:
+                if not isinstance(d, tirx.IntImm) and an.can_prove_equal(tirx.Cast("int64", d), expr):
+                    return True
+    return False
 
 
 def _prim_tensor(x, dtype: str = "int64"):
@@ -682,14 +698,15 @@ class Resize(F.Resize):
 
 
 def _with_output(cls, fix, doc: str | None):
-    """TVM's converter ``cls`` with its result passed through ``fix(bb, result, attr)``."""
+    """TVM's converter ``cls`` with its result passed through ``fix(bb, result, attr, params)``
+    (``params``: the importer's ``[values so far, weights]``)."""
     class Fixed(cls):
         @classmethod
         def get_converter(c, opset):
             convert = cls.get_converter(opset)
 
             def run(bb, inputs, attr, params):
-                return fix(bb, convert(bb, inputs, attr, params), attr)
+                return fix(bb, convert(bb, inputs, attr, params), attr, params)
 
             return run
 
@@ -703,11 +720,13 @@ def _floor_divide(cls):
     provably non-negative (the two agree there): TVM writes a truncating ``T.Div``, which
     its arithmetic cannot equate with the ``height // 8`` of the shapes it infers itself,
     so a ``concat``/``ScatterND``/broadcast of the two (BEiT's relative position index over
-    a symbolic image size) loses or rejects the shape."""
-    def fix(bb, out, attr):
+    a symbolic image size) loses or rejects the shape. A dividend that is an imported
+    tensor's extent counts as non-negative (SEW-D's ``(length // 10 - 1) / 2``)."""
+    def fix(bb, out, attr, params):
         if tvm.ir.is_prim_expr(out) and isinstance(out, tirx.Div):
             an = Analyzer()
-            if _nonnegative(an, out.a) and _nonnegative(an, out.b - tirx.IntImm(out.b.ty.dtype, 1)):
+            if (_nonnegative(an, out.a) or _is_extent(an, out.a, params)) \
+                    and _nonnegative(an, out.b - tirx.IntImm(out.b.ty.dtype, 1)):
                 return tirx.floordiv(out.a, out.b)
         return out
 
@@ -888,7 +907,7 @@ def _tensor_for_consumers(cls):
     in :data:`_AS_TENSOR`, becomes the 1-D int64 tensor of that value (``shape_to_tensor``),
     which every op takes: TVM's importer refuses a shape value as the input of any op but
     a few (``onnx_prepare.SHAPE_COMPATIBLE``)."""
-    def fix(bb, out, attr):
+    def fix(bb, out, attr, _params):
         if attr.get("tvm_custom", {}).get("name") in _AS_TENSOR.get() and (
                 isinstance(out, relax.ShapeExpr) or isinstance(getattr(out, "ty", None), relax.ShapeType)):
             return bb.normalize(relax.op.shape_to_tensor(out))

@@ -718,7 +718,7 @@ REFUSED = {
                                                                       ("mbart", "rotate+kv-prerope")}},
     **{(m, p): ("normalizes the residual stream in place", "post-norm: LayerNorm's scale and shift sit on the "
                                                            "residual path") for m, p in
-       [("marian", "rotate"), ("marian", "rotate+kv-prerope"), ("data2vec-audio", "rotate"), ("sew", "rotate"),
+       [("marian", "rotate"), ("marian", "rotate+kv-prerope"), ("data2vec-audio", "rotate"), ("sew", "rotate"), ("sew-d", "rotate"),
         ("layoutlmv3", "rotate"), ("detr", "rotate")]},
     **{("mbart", p): ("normalizes the residual stream in place", "the embedding LayerNorm's scale and shift sit on "
                                                                  "the residual path") for p in ("rotate", "rotate+kv-prerope")},
@@ -733,9 +733,6 @@ REFUSED = {
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
     # ---- the fifth wave
-    ("convbert", "int-only"): "span-based dynamic convolution: per-token kernels applied to an unfold of the "
-                              "values whose shape is read at run time (shape_of), which int-only does not lower "
-                              "(its depthwise conv1d lowers since the seventh wave)",
     ("convnextv2", "int-only"): "global response normalization: an L2 norm over the spatial axes (a sum of "
                                 "squares and its square root) has no integer lowering",
     # ---- the sixth wave (symbolic image sizes: each imports and matches onnxruntime with the
@@ -762,22 +759,11 @@ GAPS = {
     **{("dpt", p): "symbolic image size: the neck reshapes the tokens to a square grid of side "
                    "sqrt(tokens) computed in float (Pow of a dim: TVM's importer fails); with the image size "
                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
-    ("dpt", "int-only"): "the fusion neck upsamples with conv2d_transpose, which has no integer lowering",
-    ("wavlm", "int-only"): "gated relative position bias: the gate is a sigmoid of a projected query summed over "
-                           "groups (sum has no integer lowering), and the bias it scales is added to the scores, "
-                           "where int-only's attention takes masks and constant biases only",
     # ---- the ninth wave
     ("patchtst", "int-only"): "the scaler standardizes each series over time (sum, square, sqrt and a division "
                               "by the std over axis 1: a norm over a non-last axis, which int-only does not "
                               "lower); its count of observed values over a broadcast of ones folds since the "
                               "twelfth wave",
-    **{("sew-d", p): "symbolic length: the squeezed sequence is padded back to the input length with pads "
-                     "computed from shapes, and TVM's Slice then needs a static rank; with the length fixed the "
-                     "model imports and matches onnxruntime" for p in ("none", "rotate")},
-    ("sew-d", "int-only"): "DeBERTa's XSoftmax: the masked probabilities are zeroed by a where after the softmax, "
-                           "so no attention form takes the scores (c2c plus the position scores plus the mask) "
-                           "and the softmax stands alone; its gather of position scores, its avg_pool1d and an "
-                           "activation bias on the scores lower since the ninth wave",
     # ---- the eleventh wave
     ("longt5", "int-only"): "the transient-global block ids are computed from attention_mask in float (the "
                             "mask's cumsum divided by the block length, floored): float arithmetic on integer "
@@ -811,7 +797,12 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
     ``target="int-accel"`` (``int-only`` only): the pipeline as that target runs it (integer
     model I/O, quantized on the host), built through the integer-only verifier for the C
     backend and compared with onnxruntime the same way, and its integer outputs compared
-    bit for bit with an llvm build of the same module (``bit_exact_vs_llvm``)."""
+    bit for bit with an llvm build of the same module (``bit_exact_vs_llvm``).
+
+    ``target="cuda"`` (``int-only`` only): CUDA code generated and compiled by nvcc
+    (``fatbin_bytes``, ``kernels``, ``dp4a_matmuls``: the int8 matmuls computed with
+    ``__dp4a``); without a GPU the cell's status is ``"generated"`` (nothing ran), with one
+    it runs and is compared with onnxruntime as on llvm."""
     import time
 
     import numpy as np
@@ -834,8 +825,8 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
             feeds = [onnx_feed(path, batch=2, seq=_fixed_seq(model, 8), seed=100 + i, image=image) for i in range(n)]
             calib = qc.Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]},
                                    batch=2, progress=False)
-        if target != "llvm" and (pipeline, target) != ("int-only", "int-accel"):
-            raise ValueError(f"zoo.check: {pipeline} for {target} (int-only for int-accel only)")
+        if target != "llvm" and (pipeline, target) not in (("int-only", "int-accel"), ("int-only", "cuda")):
+            raise ValueError(f"zoo.check: {pipeline} for {target} (int-only for int-accel and cuda only)")
         if pipeline in ALONE:
             from qcompile.pipelines import PASSES
 
@@ -847,6 +838,15 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
         art = qc.build(mod, target)
         if target == "int-accel":
             art.io = pm.records[-1].notes["io"]  # integer I/O: quantized and dequantized on the host
+        extra = {}
+        if target == "cuda":
+            from qcompile.backends.cuda import validate_with_nvcc
+
+            extra = {"fatbin_bytes": validate_with_nvcc(art), "kernels": art.info["kernels"],
+                     "dp4a_matmuls": len(art.info["dp4a_matmuls"])}
+            if not art.runnable:
+                return {"status": "generated", "reason": None, **extra,
+                        "seconds": round(time.perf_counter() - t0, 2)}
     except QCompileError as e:
         return {"status": "refused", "reason": str(e), "seconds": round(time.perf_counter() - t0, 2)}
     except Exception as e:  # noqa: BLE001 - an internal error is a failed cell, not a crash of the matrix
@@ -873,7 +873,6 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
             err = max(err, float(np.abs(g - r).max()))
     ok = cos >= TOLERANCE[pipeline]
     reason = None if ok else f"cosine {cos:.6f} < {TOLERANCE[pipeline]}"
-    extra = {}
     if target == "int-accel":
         from qcompile.backends.common import host_quantize
 

@@ -15,7 +15,8 @@ Whatever frontend produced the graph (ONNX or torch.export), after this pipeline
   GELU (tanh)         ``R.nn.gelu_tanh(x)``  from ``0.5*x*(1+tanh(sqrt(2/pi)(x+0.044715x^3)))``
   LayerNorm           ``R.nn.layer_norm``    from ``(x-mean)/sqrt(var+eps)*g+b``
   RMSNorm             ``R.nn.rms_norm``      from ``x*rsqrt(mean(x^2)+eps)*g``
-  softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``; ``softmax(x-max(x))`` is ``softmax(x)``
+  softmax             ``R.nn.softmax``       from ``exp(x-max)/sum(exp(x-max))``; ``softmax(x-max(x))`` is ``softmax(x)``;
+                      masked probabilities zeroed after it (XSoftmax) become SDPA's NaN guard
   attention           composite ``qcompile.attention``: ``softmax(QK^T*s [+mask]) V``; ``softmax((QK^T+mask)*s)`` first becomes ``softmax(QK^T*s + mask*s)``;
                       with sinks ``softmax(cat(QK^T*s [+mask], sinks))[..., :n] V``
   RoPE                composite ``qcompile.rope``: ``x*cos + rot(x)*sin``, ``rot`` rotate-half
@@ -538,6 +539,62 @@ def _where_mask(func):
     for with_other in (False, True):
         func = _where_mask_form(func, with_other)
     return func
+
+
+def _mask_zero_guard(func):
+    """``where(m, 0, softmax(x))`` where ``x`` sums a term ``where(m, fill, 0)``, ``fill <=
+    -1e4`` (DeBERTa's XSoftmax: the masked probabilities zeroed again after the softmax;
+    also ``where(k, softmax(x), 0)`` with the term ``where(k, 0, fill)``) ->
+    ``where(isnan(p), 0, p)``, ``p = softmax(x')`` with that term's fill -inf: the NaN-guarded
+    form of the attention pattern. A row with a kept position is the same (its masked
+    positions already underflow to 0), a row masked everywhere gives 0 in both (NaN, guarded,
+    instead of a uniform row zeroed). Exact up to exp's underflow below -1e4."""
+    cond, x, zero = wildcard(), wildcard(), is_const()
+    sm = is_op("relax.nn.softmax")(x)
+    where = is_op("relax.where")
+    zero_first = where(cond, zero, sm)
+    var2val = relax.analysis.get_var2val(func)
+
+    def val(e):
+        while isinstance(e, relax.Var) and e in var2val:
+            e = var2val[e]
+        return e
+
+    def op(e):
+        return getattr(e.op, "name", "") if isinstance(e, relax.Call) else ""
+
+    def fn(call, m):
+        if not _is(m[zero], 0.0) or shape_of(call) is None or shape_of(call) != shape_of(m[sm]):
+            return call
+        ndim = len(m[sm].ty.shape)
+        if int(m[sm].attrs.axis) not in (-1, ndim - 1):
+            return call
+        fill_at = 1 if zero_first in m else 2  # the term's fill branch: where the guard zeroes
+        c = m[cond]
+        inf = relax.const(-np.inf, str(m[x].ty.dtype))
+
+        def replaced(e, depth=0):
+            e2 = val(e)
+            if op(e2) == "relax.where" and _same(val(e2.args[0]), val(c)):
+                fill, other = e2.args[fill_at], e2.args[3 - fill_at]
+                f = _scalar(fill)
+                if f is not None and f <= -1e4 and _is(other, 0.0) and shape_of(e2) is not None:
+                    zero_c = relax.const(0.0, str(m[x].ty.dtype))
+                    return O.where(e2.args[0], inf, zero_c) if fill_at == 1 else O.where(e2.args[0], zero_c, inf)
+            if op(e2) == "relax.add" and depth < 4:
+                for i in (0, 1):
+                    r = replaced(e2.args[i], depth + 1)
+                    if r is not None:
+                        return O.add(r, e2.args[1]) if i == 0 else O.add(e2.args[0], r)
+            return None
+
+        x2 = replaced(m[x])
+        if x2 is None:
+            return call
+        p = O.nn.softmax(x2, axis=-1)
+        return O.where(O.isnan(p), relax.const(0.0, str(m[x].ty.dtype)), p)
+
+    return rewrite(zero_first | where(cond, sm, zero), fn, func)
 
 
 def _where_mask_form(func, with_other: bool):
@@ -1308,7 +1365,7 @@ def canonicalize_passes() -> list:
         _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         _func_rewrites(_rope_chunked, _rope_sign, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites),
         T.FoldConstant(),

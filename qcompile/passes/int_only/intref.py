@@ -44,8 +44,10 @@ class _Interp:
         return tuple(self.dim(d) for d in vals)
 
     def value(self, e, env):
-        if isinstance(e, relax.Var):
+        if isinstance(e, relax.Var) and (e in env or e not in self.sym):
             return env[e]
+        if e in self.sym:  # a dim variable (relax.Var and tirx.Var are one class in TVM 0.27)
+            return self.dim(e)
         if isinstance(e, tvm.ir.GenericConst):
             return e.value.numpy()
         if isinstance(e, relax.ShapeExpr):
@@ -144,6 +146,10 @@ class _Interp:
         if name == "nn.conv2d" and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "OIHW":
             return conv2d_ref(args[0], args[1], [int(v) for v in a.strides], [int(v) for v in a.padding],
                               [int(v) for v in a.dilation], int(a.groups)).astype(out_dt)
+        if name == "nn.conv2d_transpose" and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "IOHW":
+            return conv2d_transpose_ref(args[0], args[1], [int(v) for v in a.strides], [int(v) for v in a.padding],
+                                        [int(v) for v in a.output_padding], [int(v) for v in a.dilation],
+                                        int(a.groups)).astype(out_dt)
         if name == "nn.pad":
             w = [int(v) for v in a.pad_width]
             mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[str(a.pad_mode)]
@@ -209,3 +215,28 @@ def conv2d_ref(x: np.ndarray, w: np.ndarray, strides, padding, dilation, groups:
                 patch = xs[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
                 out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
     return out
+
+
+def conv2d_transpose_ref(x: np.ndarray, w: np.ndarray, strides, padding, output_padding, dilation,
+                         groups: int) -> np.ndarray:
+    """NCHW x IOHW transposed convolution in int64: every input pixel scatters its weighted
+    kernel to ``(h * stride + i * dilation, w * stride + j * dilation)`` of the full output,
+    which is then cropped by ``padding`` (``[top, left, bottom, right]``) and extended by
+    ``output_padding`` at the bottom and right (ONNX ConvTranspose, TVM conv2d_transpose)."""
+    n, c, h, wd = x.shape
+    ci, og, kh, kw = w.shape
+    top, left, bottom, right = padding if len(padding) == 4 else (padding[0], padding[1]) * 2
+    sh, sw = strides
+    dh, dw = dilation
+    fh = (h - 1) * sh + dh * (kh - 1) + 1 + output_padding[0]
+    fw = (wd - 1) * sw + dw * (kw - 1) + 1 + output_padding[1]
+    full = np.zeros((n, og * groups, fh, fw), np.int64)
+    cg = c // groups
+    for g in range(groups):
+        xs = x[:, g * cg:(g + 1) * cg].astype(np.int64)
+        ws = w[g * cg:(g + 1) * cg].astype(np.int64)
+        for i in range(kh):
+            for j in range(kw):
+                full[:, g * og:(g + 1) * og, i * dh:i * dh + sh * (h - 1) + 1:sh,
+                     j * dw:j * dw + sw * (wd - 1) + 1:sw] += np.einsum("nchw,co->nohw", xs, ws[:, :, i, j])
+    return full[:, :, top:fh - bottom, left:fw - right]

@@ -834,19 +834,46 @@ class _Lowering:
         if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW" \
                 or str(a.out_layout) not in ("NCHW", ""):
             raise QCompileError(f"int-only: convolution at '{var.name}' (not NCHW/OIHW with a constant weight)")
-        wv = wv.astype(np.float64)
-        if not np.all(np.isfinite(wv)):
-            raise QCompileError(f"int-only: weight of convolution '{var.name}' holds NaN or inf")
-        xq = self.as_q(x, "int8")
-        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
-        sw = float(np.abs(wv).max()) / qmax or 1.0
-        wq = np.clip(np.floor(wv / sw + 0.5), -qmax, qmax).astype(np.int8)
+        xq, wq, sw = self.as_q(x, "int8"), *self._conv_weight(var, wv)
         taps = int(np.prod(wv.shape[1:]))  # input channels per group x kernel area
         bound = taps * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
         self.check("int8 convolution accumulator", bound, 32)
         acc = self.emit(O.nn.conv2d(xq.expr, _c(wq, "int8"), strides=a.strides, padding=a.padding,
                                     dilation=a.dilation, groups=int(a.groups), data_layout="NCHW",
                                     kernel_layout="OIHW", out_dtype="int32"))
+        return Acc(acc, np.asarray(xq.scale * sw), bound)
+
+    def _conv_weight(self, var, wv):
+        """int8 codes of a convolution weight and their one scale (symmetric, round half up)."""
+        wv = wv.astype(np.float64)
+        if not np.all(np.isfinite(wv)):
+            raise QCompileError(f"int-only: weight of convolution '{var.name}' holds NaN or inf")
+        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
+        sw = float(np.abs(wv).max()) / qmax or 1.0
+        return np.clip(np.floor(wv / sw + 0.5), -qmax, qmax).astype(np.int8), sw
+
+    @lowers("relax.nn.conv2d_transpose")
+    def op_nn_conv2d_transpose(self, var, call, args):
+        """A transposed convolution (a learned upsampling: DPT's fusion neck, segmentation
+        decoders) as :meth:`op_nn_conv2d`: int8 input and weight, one weight scale, int32
+        accumulation. Each output sums at most ``C_in/groups x ceil(kh/sh) x ceil(kw/sw)``
+        taps (with unit dilation; the whole kernel area otherwise)."""
+        x, w = call.args
+        wv = const_value(w)
+        a = call.attrs
+        if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW" \
+                or str(a.out_layout) not in ("NCHW", ""):
+            raise QCompileError(f"int-only: transposed convolution at '{var.name}' (not NCHW/IOHW with a constant weight)")
+        xq, wq, sw = self.as_q(x, "int8"), *self._conv_weight(var, wv)
+        kh, kw = wv.shape[2:]
+        (sh, sx), (dh, dx) = (int(v) for v in a.strides), (int(v) for v in a.dilation)
+        area = (-(-kh // sh) if dh == 1 else kh) * (-(-kw // sx) if dx == 1 else kw)
+        bound = wv.shape[0] // int(a.groups) * area * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
+        self.check("int8 transposed convolution accumulator", bound, 32)
+        acc = self.emit(O.nn.conv2d_transpose(xq.expr, _c(wq, "int8"), strides=a.strides, padding=a.padding,
+                                              output_padding=a.output_padding, dilation=a.dilation,
+                                              groups=int(a.groups), data_layout="NCHW", kernel_layout="IOHW",
+                                              out_dtype="int32"))
         return Acc(acc, np.asarray(xq.scale * sw), bound)
 
     def smoothed(self, x, wv):
@@ -968,18 +995,25 @@ class _Lowering:
         t = self.emit(op(ta, tb))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
 
+    @lowers("relax.sum")
+    def op_sum(self, var, call, args):
+        """Sum over static axes (WavLM's gate summed over its groups, a masked-mean pooling's
+        numerator): the int32 sum at the input's scale, as :meth:`op_mean` without the 1/N."""
+        return self.op_mean(var, call, args, average=False)
+
     @lowers("relax.mean")
-    def op_mean(self, var, call, args):
+    def op_mean(self, var, call, args, average: bool = True):
         """Mean over static axes (BEiT's mean pooling over tokens): an int32 sum, the 1/N
         folded into the scale (a per-channel accumulator scale survives while the last axis
         is not reduced)."""
+        what = "mean" if average else "sum"
         shape = shape_of(call.args[0]) or []
         nd = len(shape)
         axes = sorted(int(a) % nd for a in call.attrs.axis) if call.attrs.axis is not None else list(range(nd))
         n = 1
         for a in axes:
             if not isinstance(shape[a], int):
-                raise QCompileError(f"int-only: mean at '{var.name}' over a symbolic axis ({shape[a]})")
+                raise QCompileError(f"int-only: {what} at '{var.name}' over a symbolic axis ({shape[a]})")
             n *= shape[a]
         src = args[0]
         if isinstance(src, Acc) and (src.scale.size == 1 or nd - 1 not in axes):
@@ -987,11 +1021,11 @@ class _Lowering:
         else:
             q = self.as_q(call.args[0], "int16")
             x, scale, bound = q.expr, np.asarray(q.scale), 32767.0
-        self.check("mean (int32 sum)", n * bound, 32)
+        self.check(f"{what} (int32 sum)", n * bound, 32)
         keep = bool(call.attrs.keepdims)
         total = self.emit(O.sum(self.emit(O.astype(x, "int32")) if _dtype(x) != "int32" else x,
                                 axis=axes, keepdims=keep))
-        return Acc(total, np.asarray(scale, np.float64) / n, n * bound)
+        return Acc(total, np.asarray(scale, np.float64) / (n if average else 1), n * bound)
 
     @lowers("relax.multiply")
     def op_multiply(self, var, call, args):
@@ -1009,6 +1043,11 @@ class _Lowering:
             cv = const_value(call.args[0])
         else:
             cv = const_value(call.args[1])
+        if cv is None and isinstance(a, (Q, Acc)) and isinstance(b, Const):
+            # a constant moved where its value is no longer one array (WavLM's position bias
+            # broadcast over the batch and merged with the heads): its codes are a tensor of
+            # the integer graph, so the product is one of two tensors
+            return self.activation_product(call)
         if cv is None or not isinstance(a, (Q, Acc)):
             raise QCompileError(f"int-only: multiply at '{var.name}' is not by a constant")
         cv = cv.astype(np.float64)
@@ -1044,11 +1083,14 @@ class _Lowering:
     def activation_product(self, call):
         """The elementwise product of two activations (a GLU's ``act(gate) * up``, a gate
         computed in the graph): each operand as int8 at its calibrated scale, the product in
-        int32 at the product of the scales (|q_a q_b| <= 127^2), requantized by its user."""
-        qa, qb = (self.as_q(e, "int8") for e in call.args)
-        self.check("product of two activations (int32)", 127.0 * 127.0, 32)
+        int32 at the product of the scales (|q_a q_b| <= 127^2), requantized by its user. A
+        constant operand (one without a single array value) is int16 codes at its own scale."""
+        dts = ["int16" if isinstance(self.operand(e), Const) else "int8" for e in call.args]
+        qa, qb = (self.as_q(e, dt) for e, dt in zip(call.args, dts))
+        bound = float(intops.INT_RANGE[dts[0]][1] * intops.INT_RANGE[dts[1]][1])
+        self.check("product of two activations (int32)", bound, 32)
         x = self.emit(O.multiply(self.emit(O.astype(qa.expr, "int32")), self.emit(O.astype(qb.expr, "int32"))))
-        return Acc(x, np.asarray(qa.scale * qb.scale), 127.0 * 127.0)
+        return Acc(x, np.asarray(qa.scale * qb.scale), bound)
 
     @lowers("relax.negative")
     def op_negative(self, var, call, args):
@@ -1395,6 +1437,50 @@ class _Lowering:
         T5's scale broadcast)."""
         src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
         return bool(src) and bool(dst) and dst[-1] == src[-1]
+
+    @lowers("relax.nn.softmax")
+    def op_nn_softmax(self, var, call, args):
+        """A softmax outside an attention (ConvBERT's per-token dynamic-convolution kernels, a
+        router's expert weights): I-ViT's Shiftmax over the softmax axis (moved last around
+        it when it is not). The logits as int32 at scale ``2^-K`` from the input's calibrated
+        int16 scale, clipped to Shiftmax's input range as in an attention; the
+        probabilities at ``2^-B``, as int16."""
+        cfg, x = self.cfg, call.args[0]
+        dims = shape_of(x)
+        axis = int(call.attrs.axis) % len(dims)
+        L = dims[axis]
+        if not isinstance(L, int):
+            raise QCompileError(f"int-only: softmax at '{var.name}' over a symbolic length ({L})",
+                                hint="fix that length with --input-shape")
+        K, n = cfg.shiftmax_K, cfg.shiftmax_n
+        while n > 0 and L * 2 ** (K + n) > 2 ** 31 - 1:
+            n -= 1
+        if n < 4:
+            raise QCompileError(f"int-only: Shiftmax at '{var.name}' over rows of {L}: L 2^(K+n) overflows int32 "
+                                f"for every n >= 4 (K={K})", hint="lower shiftmax_K")
+        self.check("Shiftmax row sum", L * 2.0 ** (K + n), 32)
+        q = self.as_q(x, "int16")
+        t = self.requant(q.expr, 32767.0, q.scale * 2.0 ** K, "int32", (-(2 ** 20), 2 ** 20))
+        perm = None
+        if axis != len(dims) - 1:
+            perm = [i for i in range(len(dims)) if i != axis] + [axis]
+            t = self.emit(O.permute_dims(t, perm))
+        p = intops.ExpParams(K, n, cfg.softmax_bits)
+        probs = self.kernel("shiftmax", lambda s: intops.shiftmax_te(s, None, p), [t], dict(K=K, n=n, B=p.B))
+        if perm is not None:
+            probs = self.emit(O.permute_dims(probs, [int(i) for i in np.argsort(perm)]))
+        self.notes_shiftmax.append({"binding": var.name, "row": L, "n": n})
+        return Q(self.emit(O.astype(probs, "int16")), 2.0 ** -p.B, "int16")
+
+    @lowers("relax.shape_of")
+    def op_shape_of(self, var, call, args):
+        """The shape of any tensor (ConvBERT's unfold reads ``shape(pad(x))[2]`` at run time):
+        the integer form has the float tensor's shape, so it is that shape's expression."""
+        dims = shape_of(call.args[0])
+        if dims is None:
+            raise QCompileError(f"int-only: shape_of at '{var.name}' of a tensor whose shape is not known")
+        return Raw(self.emit(relax.ShapeExpr([tvm.tirx.IntImm("int64", d) if isinstance(d, int) else d
+                                              for d in dims])))
 
     @lowers("relax.reshape")
     def op_reshape(self, var, call, args):
