@@ -25,7 +25,7 @@ from qcompile import progress as _progress
 from qcompile.collectors import (AbsMaxPerChannel, ChannelHistogram, Collector, Histogram, MinMax,
                                  RowNormHistogram, Sample)
 from qcompile.errors import QCompileError
-from qcompile.samples import batches, check_array, read_npz
+from qcompile.samples import batches, check_array, check_finite, read_npz
 
 # the collectors are defined in qcompile.collectors (passes import them from there) and
 # re-exported here, where a user calibrating a model looks for them
@@ -38,14 +38,22 @@ class Calibration:
 
     def __init__(self, samples, batch: int = 16, limit: int | None = None, progress: bool = True,
                  window: int = 512):
+        #: the data's role and file, as one-line errors name it
+        self.what = f"calibration data {samples}" if isinstance(samples, (str, os.PathLike)) else "calibration data"
         if isinstance(samples, (str, os.PathLike)):
             samples = read_npz(samples)
+        if isinstance(samples, dict):
+            check_finite(samples, self.what)  # up front, before any compile work (not from inside a pass)
         self.tokens = None
+        self._samples = None  # a dict of arrays, when given one (conform() checks it)
         self.shapes: dict = {}  # input name -> array shape (samples first), for dict samples
         self.float_names: set = set()  # the float arrays among them
         if isinstance(samples, dict) and "tokens" in samples and set(samples) <= {"tokens", "bos"}:
             # a decoder with a KV cache calibrates on a token stream (see qcompile.lm.decoder_feeds)
-            self.tokens = np.asarray(samples["tokens"]).reshape(-1).astype(np.int64)
+            tokens = np.asarray(samples["tokens"])
+            if tokens.dtype.kind not in "iu":
+                raise QCompileError(f"{self.what}: 'tokens' is {tokens.dtype}, token ids must be integers")
+            self.tokens = tokens.reshape(-1).astype(np.int64)
             self.bos = int(samples["bos"]) if "bos" in samples else None
             self.window = int(window)
             self._source, self.num_batches = (lambda: iter(())), None
@@ -54,6 +62,7 @@ class Calibration:
             self.float_names = {k for k, v in samples.items() if np.asarray(v).dtype.kind == "f"}
             if limit is not None:
                 samples = {k: v[:limit] for k, v in samples.items()}
+            self._samples = samples = dict(samples)  # conform() replaces arrays in it
             self._source = lambda: batches(samples, batch)
             self.num_batches = -(-len(next(iter(samples.values()))) // batch) if samples else 0
         elif isinstance(samples, Iterable):
@@ -78,6 +87,27 @@ class Calibration:
 
     def __iter__(self):
         return self._source()
+
+    def conform(self, inputs, note=None) -> None:
+        """Check the data's arrays against the model's inputs (``InputSpec``: name, shape,
+        dtype) once, up front (dtype cast by :func:`qcompile.samples.conform_dtype`'s rule,
+        ``note`` hearing of each cast; finite; rank and fixed dims), so that bad calibration
+        data stops a compile before any pass runs. Only for a dict of arrays (a file):
+        batches from an iterable are checked as they come, in :meth:`collect`."""
+        data = self._samples
+        if data is None:
+            return
+        keys = {spec.name: spec.name if spec.name in data else next(
+            (k for k in data if k.replace(".", "_") == spec.name.replace(".", "_")), None) for spec in inputs}
+        missing = [name for name, key in keys.items() if key is None]
+        if missing:
+            raise QCompileError(f"{self.what} lacks input(s) {', '.join(missing)}",
+                                hint=f"it has: {', '.join(data) or 'nothing'}")
+        for spec in inputs:
+            key = keys[spec.name]
+            data[key] = check_array(spec.name, data[key], spec.shape, str(spec.dtype), self.what, note)
+            if np.ndim(data[key]) and len(data[key]) == 0:
+                raise QCompileError(f"{self.what} has 0 samples")
 
     def collect(self, mod, requests: dict) -> dict:
         """Run ``mod`` (float, llvm) on every batch; feed the requested bindings of ``main``
@@ -112,9 +142,9 @@ class Calibration:
             by_param = param_feed(params, feed)
             missing = [p for p in params if p not in by_param]
             if missing:
-                raise QCompileError(f"calibration data lacks input(s) {', '.join(missing)}",
+                raise QCompileError(f"{self.what} lacks input(s) {', '.join(missing)}",
                                     hint=f"it has: {', '.join(feed) or 'nothing'}")
-            for part in _model_batches(mod["main"], by_param, params):
+            for part in _model_batches(mod["main"], by_param, params, self.what):
                 lead = [np.shape(part[p])[0] for p in params if np.ndim(part[p])]
                 samples += lead[0] if lead else 1
                 outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(part[p])) for p in params])
@@ -130,7 +160,7 @@ class Calibration:
                 feed = None
         bar.close()
         if seen == 0:
-            raise QCompileError("calibration data is empty")
+            raise QCompileError(f"{self.what} is empty")
         if self.tokens is None and samples < FEW_SAMPLES:
             import sys
 
@@ -144,7 +174,7 @@ class Calibration:
 FEW_SAMPLES = 16
 
 
-def _model_batches(func, feed: dict, params: list):
+def _model_batches(func, feed: dict, params: list, what: str = "calibration data"):
     """``feed`` checked against ``main``'s parameters (dtype cast where lossless, rank, static
     dims, finite values) and split into the model's fixed batch where it has one (samples
     are along the first axis, as for evaluation): a mismatch is one line, never TVM's
@@ -154,7 +184,7 @@ def _model_batches(func, feed: dict, params: list):
         if p.name not in feed or not isinstance(p.ty, relax.TensorType):
             continue
         dims = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in p.ty.shape]
-        out[p.name] = check_array(p.name, feed[p.name], dims, str(p.ty.dtype), what="calibration")
+        out[p.name] = check_array(p.name, feed[p.name], dims, str(p.ty.dtype), what=what)
         if dims and dims[0] is not None and dims[0] > 0:
             fixed = dims[0]
     n = {len(v) for v in out.values() if np.ndim(v)}
@@ -163,7 +193,7 @@ def _model_batches(func, feed: dict, params: list):
         return
     total = n.pop()
     if total % fixed:
-        raise QCompileError(f"calibration batch of {total} samples does not split into the model's fixed batch "
+        raise QCompileError(f"{what}: a batch of {total} samples does not split into the model's fixed batch "
                             f"of {fixed}", hint=f"use a multiple of {fixed} samples (--batch {fixed})")
     for i in range(0, total, fixed):
         yield {**feed, **{k: v[i:i + fixed] for k, v in out.items()}}

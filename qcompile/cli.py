@@ -9,16 +9,28 @@
     qcompile assets export smollm2 [--chunk 64]   # prints the decoder ONNX's path
     qcompile assets calib smollm2 [--tokens 8192] # prints the calibration tokens' path (.npz)
 
-Errors caused by the input print one line and exit 2, leaving no OUT behind.
+Errors caused by the input print one line and exit 2, leaving no OUT behind. Ctrl-C
+(SIGINT) exits 130 with "qcompile: interrupted", whenever it arrives: see
+:class:`qcompile.interrupts.Interrupts`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from qcompile.errors import QCompileError
+from qcompile.interrupts import INTERRUPTS
+
+
+#: how data files are checked against the model's inputs (qcompile.samples.conform_dtype), for --help
+DATA_RULE = ("one array per model input, samples along the first axis; rank and fixed dims must match, NaN/Inf "
+             "are refused. A float32 input takes float64 data rounded to float32 (a note on stderr says so) and "
+             "integer or bool data whose values are exact in float32 (|value| <= 2^24; a note says so); an "
+             "integer input takes integers within its range; anything else is refused (exit 2) before any pass "
+             "runs.")
 
 
 #: the names of qcompile.backends.TARGETS, here so that `--help` imports no TVM (a test
@@ -30,7 +42,8 @@ def _compile_parser() -> argparse.ArgumentParser:
     from qcompile import __version__
 
     ap = argparse.ArgumentParser(prog="qcompile", description="Quantization compiler for transformer models (TVM Relax).",
-                                 epilog="Other commands: `qcompile run OUT --inputs F.npz --output G.npz`, "
+                                 epilog="Data files (--calib-data, --eval-data, `run --inputs`): " + DATA_RULE
+                                        + " Other commands: `qcompile run OUT --inputs F.npz --output G.npz`, "
                                         "`qcompile assets fetch [NAME ...]`.")
     ap.add_argument("model", nargs="?", help="ONNX file")
     ap.add_argument("--pipeline", "-p", default="none", help="pipeline name, a+b composition, or a .toml recipe")
@@ -88,7 +101,9 @@ def _main_run(argv) -> int:
     ap = argparse.ArgumentParser(prog="qcompile run",
                                  description="Execute a compiled artifact (llvm, int-accel; cuda where a GPU is present).")
     ap.add_argument("artifact", help="output folder of `qcompile MODEL ... -o OUT`")
-    ap.add_argument("--inputs", required=True, help=".npz with one array per model input (leading axis = samples)")
+    ap.add_argument("--inputs", required=True,
+                    help=".npz with one array per model input (leading axis = samples). "
+                         + DATA_RULE.replace("before any pass runs", "before the model runs"))
     ap.add_argument("--output", required=True, help=".npz to write, one array per model output")
     ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args(argv)
@@ -121,16 +136,18 @@ def _main_run(argv) -> int:
     specs = rep["model"]["inputs"]
     missing = [s["name"] for s in specs if s["name"] not in data]
     if missing:
-        raise QCompileError(f"{a.inputs} lacks input(s) {', '.join(missing)}")
+        raise QCompileError(f"--inputs {a.inputs} lacks input(s) {', '.join(missing)}")
     from qcompile.samples import check_array
 
     io = (rep.get("io") or {}).get("inputs") or {}
+    what = f"--inputs {a.inputs}"
     for s_ in specs:
         arr = data[s_["name"]]
         want = (io.get(s_["name"]) or {}).get("dtype") or s_.get("dtype") or str(arr.dtype)
-        arr = data[s_["name"]] = check_array(s_["name"], arr, s_["shape"], want, what=str(a.inputs))
+        arr = data[s_["name"]] = check_array(s_["name"], arr, s_["shape"], want, what=what,
+                                             note=lambda m: print(f"qcompile: note: {m}", file=sys.stderr))
         if len(arr) == 0:
-            raise QCompileError(f"{a.inputs}: input '{s_['name']}' has 0 samples")
+            raise QCompileError(f"{what}: input '{s_['name']}' has 0 samples")
     first = {s["shape"][0] for s in specs if s["shape"]}
     fixed = [d for d in first if isinstance(d, int) and d > 0]
     bs = fixed[0] if fixed else a.batch
@@ -143,9 +160,19 @@ def _main_run(argv) -> int:
             acc.append(r)
     names = rep["model"]["outputs"]
     names = names if len(names) == len(outs) else [f"output{i}" for i in range(len(outs))]
-    tmp = Path(a.output).with_suffix(".tmp.npz")
-    np.savez(tmp, **{n: np.concatenate(o) for n, o in zip(names, outs)})
-    tmp.replace(a.output)
+    INTERRUPTS.check()
+    output = Path(a.output)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp.npz")  # beside it, so that the rename is atomic
+    try:
+        np.savez(tmp, **{n: np.concatenate(o) for n, o in zip(names, outs)})
+        with INTERRUPTS.deferred():
+            INTERRUPTS.check()
+            tmp.replace(output)
+            INTERRUPTS.committed = output
+    except BaseException:
+        with INTERRUPTS.deferred():
+            tmp.unlink(missing_ok=True)
+        raise
     print(f"wrote {a.output}: " + ", ".join(f"{n} {np.concatenate(o).shape}" for n, o in zip(names, outs)))
     return 0
 
@@ -223,28 +250,42 @@ def _main_assets(argv) -> int:
 
 
 def main(argv=None) -> int:
+    entry = argv is None  # the qcompile command (python -m qcompile, the console script), not a caller's test
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    try:
-        if argv[:1] == ["run"]:
-            return _main_run(argv[1:])
-        if argv[:1] == ["assets"]:
-            return _main_assets(argv[1:])
-        return _main_compile(argv)
-    except QCompileError as e:
+    with INTERRUPTS.installed(for_the_process=entry):
+        try:
+            if argv[:1] == ["run"]:
+                rc = _main_run(argv[1:])
+            elif argv[:1] == ["assets"]:
+                rc = _main_assets(argv[1:])
+            else:
+                rc = _main_compile(argv)
+            INTERRUPTS.check()  # a signal during the final rename (deferred) or swallowed on its way
+            return rc
+        except BaseException as e:  # noqa: BLE001 - sorted in _report; SystemExit (argparse) passes through
+            with INTERRUPTS.deferred():  # the one line is said, not cut short by a second Ctrl-C
+                return _report(e, debug)
+
+
+def _report(e: BaseException, debug: bool) -> int:
+    """The one line on stderr for an exception out of a command, and the exit code."""
+    if isinstance(e, KeyboardInterrupt) or (INTERRUPTS.seen and not isinstance(e, SystemExit)):
+        # whatever the interrupt became on its way through TVM (a RuntimeError, a pass's failure)
+        where = f" after {INTERRUPTS.committed} was written (it is complete)" if INTERRUPTS.committed else ""
+        print(f"qcompile: interrupted{where}", file=sys.stderr)
+        return 130
+    if isinstance(e, QCompileError):
         print(f"qcompile: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("qcompile: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a defect of qcompile or TVM, not of the input: one line, exit 1
-        if debug:
-            raise
-        first = (str(e).strip().splitlines() or [""])[-1][:300]
-        print(f"qcompile: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback; "
-              "please report it)", file=sys.stderr)
-        return 1
+    if not isinstance(e, Exception) or debug:
+        raise e
+    # a defect of qcompile or TVM, not of the input: one line, exit 1
+    first = (str(e).strip().splitlines() or [""])[-1][:300]
+    print(f"qcompile: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback; "
+          "please report it)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

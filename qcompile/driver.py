@@ -2,9 +2,13 @@
 written atomically (a temporary folder renamed into place on success)."""
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,9 +19,10 @@ from qcompile import report as rep_mod
 from qcompile.backends import tune as tuning_options
 from qcompile.build import build, check_target_options, target_passes
 from qcompile.calibration import Calibration
-from qcompile.samples import read_npz
+from qcompile.interrupts import INTERRUPTS
+from qcompile.samples import check_finite, read_npz
 from qcompile.errors import QCompileError
-from qcompile.evaluate import Reference, compare, compare_layers
+from qcompile.evaluate import Reference, compare, compare_layers, usable
 from qcompile.loader import load
 from qcompile.passmanager import PassManager
 from qcompile.pipelines import pipeline
@@ -47,18 +52,25 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
     if target == "int-accel" and any(getattr(p.config, "float_islands", False) for p in passes):
         raise QCompileError("--target int-accel runs integers only: float_islands cannot be used with it",
                             hint="drop float_islands, or build for llvm or cuda")
+    # the data files are read and checked for NaN/Inf here, before any work; against the
+    # model's inputs (dtype, rank, dims, samples) as soon as it is loaded, before any pass
     calib = Calibration(calib_data, batch=batch, progress=progress, window=calib_window) if calib_data else None
     evald = read_npz(eval_data) if eval_data else None
+    eval_what = f"evaluation data {eval_data}"
     if evald is not None and eval_limit:
         evald = {k: v[:eval_limit] for k, v in evald.items()}
+    if evald is not None:
+        check_finite(evald, eval_what)
     seconds = {}
     try:  # the output's folder is made (and proven writable) before any work
         out.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
+        with INTERRUPTS.deferred():  # Ctrl-C between mkdtemp and the assignment would leave it behind
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
     except OSError as e:
         raise QCompileError(f"cannot create output folder {out}: {e.strerror or e}") from None
     try:
+        INTERRUPTS.check()
         t = time.perf_counter()
         status(f"loading {model_path}", progress)
         model = None
@@ -87,6 +99,11 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             input_shapes = {**(input_shapes or {}), **fixed}
             model = model or load(model_path, input_shapes=input_shapes)
         seconds["load"] = time.perf_counter() - t
+        if calib is not None:
+            calib.conform(model.inputs, note=_note)
+        if evald is not None:
+            evald, _, _ = usable(model, evald, batch, eval_what, note=_note)
+        INTERRUPTS.check()  # here and after each step: an interrupt that a fallback swallowed stops the compile
         lowering = target_passes(target, build_options)  # the backend's graph rewrites, dumped like passes
         pm = PassManager(passes + lowering, calibration=calib, ir_dir=tmp / "ir", probes=evald is not None)
         status(f"running {len(passes)} pass(es): {', '.join(p.name for p in passes)}"
@@ -95,6 +112,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         weights_before = rep_mod.weight_bytes(model.mod)
         mod = pm.run(model.mod)
         seconds["passes"] = time.perf_counter() - t
+        INTERRUPTS.check()
         t = time.perf_counter()
         status(f"building for {target}", progress)
         art = build(mod, target, **build_options)
@@ -103,6 +121,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         art.io = host_io(pm)
         files = art.export(tmp)
         seconds["build"] = time.perf_counter() - t
+        INTERRUPTS.check()
         report = {
             "qcompile_version": __import__("qcompile").__version__,
             "tvm_version": tvm.__version__,
@@ -155,12 +174,19 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         # the same inputs differ nowhere else
         report["seconds"] = {**{k: round(v, 3) for k, v in seconds.items()},
                              "each_pass": {f"{r.index:02d}_{r.name}": round(r.seconds, 4) for r in pm.records}}
+        INTERRUPTS.check()
         rep_mod.write(tmp, report)
         _replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with INTERRUPTS.deferred():  # a second Ctrl-C does not cut the clean-up short
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _note(msg: str) -> None:
+    """A note about the input data (a dtype cast), printed with or without ``-q``."""
+    print(f"qcompile: note: {msg}", file=sys.stderr, flush=True)
 
 
 def _onnx_input_names(path) -> set | None:
@@ -222,20 +248,51 @@ def is_artifact(folder: Path) -> bool:
     return isinstance(rep, dict) and ARTIFACT_MARKER in rep
 
 
+def _stale_pid(out: Path, p: Path) -> tuple[str, int] | None:
+    """``("tmp", pid)`` for a temporary folder ``.OUT.<pid>.<random>``, ``("old", pid)`` for
+    a previous ``OUT`` moved aside by :func:`_replace` (``.OUT.old.<pid>.<random>``, or
+    ``.OUT.old.<pid>`` as earlier versions named it); None for anything else."""
+    parts = p.name[len(out.name) + 2:].split(".")
+    if len(parts) == 2 and parts[0].isdigit():
+        return "tmp", int(parts[0])
+    if parts[0] == "old" and len(parts) in (2, 3) and parts[1].isdigit():
+        return "old", int(parts[1])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
 def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary folders (``.OUT.<pid>.*``) left beside ``OUT`` by a killed compile: removed
-    when their process is gone (a live one may be a concurrent compile)."""
-    for p in out.parent.glob(f".{out.name}.*.*"):
-        parts = p.name[len(out.name) + 2:].split(".")
-        if not p.is_dir() or not parts[0].isdigit() or parts[0] == "old":
+    """Folders left beside ``OUT`` by a killed compile, removed when their process is gone
+    (a live one may be a concurrent compile): its temporary folders (``.OUT.<pid>.*``), and
+    a previous ``OUT`` it had moved aside (``.OUT.old.<pid>*``). A compile killed between
+    the two renames of :func:`_replace` leaves no ``OUT`` and the previous one moved aside:
+    that one is put back as ``OUT``, not deleted. A moved-aside folder that holds no
+    artifact (a user's folder :func:`_replace` could not put back) is never removed."""
+    for p in sorted(out.parent.glob(f".{glob.escape(out.name)}.*")):
+        kind_pid = _stale_pid(out, p)
+        if kind_pid is None or not p.is_dir() or p.is_symlink() or _alive(kind_pid[1]):
             continue
-        pid = int(parts[0])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, someone else's
+        if kind_pid[0] == "old":
+            if not is_artifact(p) and any(p.iterdir()):
+                continue
+            if not out.exists() and is_artifact(p):
+                try:
+                    os.rename(p, out)
+                    continue
+                except OSError:
+                    pass
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def check_output_folder(out: Path) -> None:
@@ -270,18 +327,53 @@ def host_io(pm) -> dict | None:
     return None
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``; an existing ``out`` is removed only after the move succeeds."""
-    old = None
-    if out.exists():
-        if not is_artifact(out) and any(out.iterdir()):  # it changed during the compile
-            raise QCompileError(f"output folder {out} no longer holds a qcompile artifact; not replacing it")
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")  # per process: racing compiles never collide
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
+def _replace(tmp: Path, out: Path, attempts: int = 20) -> None:
+    """Move ``tmp`` to ``out``, the compile's one commit; an existing ``out`` (an artifact or
+    an empty folder) is replaced. Not done when Ctrl-C arrived (``KeyboardInterrupt``); a
+    signal during the renames is deferred, so that ``out`` is never left moved aside.
+
+    Race-safe: ``out`` is moved aside under a name unique to this call (a fresh
+    ``mkdtemp`` folder, ``.OUT.old.<pid>.<random>``: rename(2) replaces an empty folder), and
+    when another compile puts its ``OUT`` in place between the two renames, the move is
+    tried again: the last compile to finish wins, neither fails."""
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp made it 0700; the artifact gets the user's umask
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with INTERRUPTS.deferred():
+        INTERRUPTS.check()  # an interrupt (even one a fallback swallowed) never replaces OUT
+        olds = []
+        try:
+            for _ in range(attempts):
+                try:
+                    os.rename(tmp, out)  # out absent, or an empty folder: replaced atomically
+                    INTERRUPTS.committed = out
+                    return
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                        raise
+                try:
+                    mode = os.lstat(out).st_mode  # one look: another compile may move it meanwhile
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISDIR(mode):
+                    raise QCompileError(f"output path {out} became a file during the compile; not replacing it")
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.{os.getpid()}.", dir=out.parent))
+                try:
+                    os.rename(out, old)  # onto the empty folder: replaced
+                except FileNotFoundError:  # another compile moved it first: try again
+                    old.rmdir()
+                    continue
+                # checked once moved aside, so that what is checked is what gets removed
+                if not is_artifact(old) and any(old.iterdir()):  # it changed during the compile
+                    try:
+                        os.rename(old, out)
+                    except OSError:
+                        raise QCompileError(f"output folder {out} no longer holds a qcompile artifact; it is "
+                                            f"kept as {old}, not replaced") from None
+                    raise QCompileError(f"output folder {out} no longer holds a qcompile artifact; not replacing it")
+                olds.append(old)
+            raise QCompileError(f"output folder {out} kept changing during the final rename "
+                                f"({attempts} tries); another compile writes to it")
+        finally:
+            for old in olds:
+                shutil.rmtree(old, ignore_errors=True)

@@ -16,11 +16,15 @@ from qcompile.samples import batches, check_array
 from qcompile.loader import Model
 
 
+def fixed_batch(model: Model) -> int | None:
+    """The model's fixed leading (batch) dim, or None where it is symbolic."""
+    fixed = [d for d in {s.shape[0] for s in model.inputs if s.shape} if isinstance(d, int) and d > 0]
+    return fixed[0] if fixed else None
+
+
 def batch_size_for(model: Model, requested: int) -> int:
     """Symbolic leading dim: the requested batch; fixed leading dim: that size."""
-    dims = {s.shape[0] for s in model.inputs if s.shape}
-    fixed = [d for d in dims if isinstance(d, int) and d > 0]
-    return fixed[0] if fixed else requested
+    return fixed_batch(model) or requested
 
 
 class Reference:
@@ -51,35 +55,50 @@ class Reference:
         return [o.numpy() for o in out]
 
 
-def check_inputs(model: Model, data: dict) -> dict:
-    """``data`` with every model input present and checked (:func:`check_array`)."""
+def check_inputs(model: Model, data: dict, what: str = "evaluation data", note=None) -> dict:
+    """``data`` with every model input present and checked (:func:`check_array`; ``what``
+    names the data's role and file in an error, ``note`` hears of each dtype cast)."""
     missing = [s.name for s in model.inputs if s.name not in data]
     if missing:
-        raise QCompileError(f"data lacks model input(s) {', '.join(missing)}", hint=f"it has: {', '.join(data)}")
-    return {**data, **{s.name: check_array(s.name, data[s.name], s.shape, s.dtype) for s in model.inputs}}
+        raise QCompileError(f"{what} lacks model input(s) {', '.join(missing)}", hint=f"it has: {', '.join(data)}")
+    return {**data, **{s.name: check_array(s.name, data[s.name], s.shape, s.dtype, what, note)
+                       for s in model.inputs}}
 
 
-def _usable(model: Model, data: dict, batch: int) -> tuple[dict, int, int]:
-    """``data`` checked and cut to whole batches of the model's batch size: (data, batch, samples)."""
-    data = check_inputs(model, data)
-    bs = batch_size_for(model, batch)
-    n = len(next(iter(data.values())))
-    usable = n - n % bs if bs != batch else n
-    if usable == 0:
-        raise QCompileError(f"evaluation data has {n} samples, the model's fixed batch is {bs}")
-    return {k: v[:usable] for k, v in data.items()}, bs, usable
+def usable(model: Model, data: dict, batch: int, what: str = "evaluation data", note=None) -> tuple[dict, int, int]:
+    """``data`` checked (:func:`check_inputs`) and cut to whole batches of the model's fixed
+    batch where it has one: (data, batch, samples). The driver calls it once the model is
+    loaded, before any pass runs, so that bad evaluation data stops the compile there."""
+    data = check_inputs(model, data, what, note)
+    data = {k: v for k, v in data.items() if k == "labels" or any(s.name == k for s in model.inputs)}  # others unused
+    counts = {k: len(v) for k, v in data.items() if np.ndim(v)}
+    if len(set(counts.values())) > 1:
+        raise QCompileError(f"{what}: arrays disagree on the sample count: {counts}")
+    labels = data.get("labels")
+    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
+        raise QCompileError(f"{what}: 'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    fixed = fixed_batch(model)
+    n = next(iter(counts.values()), 0)
+    if n == 0:
+        raise QCompileError(f"{what} has 0 samples")
+    usable_ = n - n % fixed if fixed else n
+    if usable_ == 0:
+        raise QCompileError(f"{what} has {n} sample(s), fewer than the model's fixed batch of {fixed}",
+                            hint=f"give at least {fixed} samples")
+    return {k: v[:usable_] for k, v in data.items()}, fixed or batch, usable_
+
+
+_usable = usable  # the former name
 
 
 def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
             progress: bool = True) -> dict:
     """Run artifact and reference on ``data`` in batches; return metrics per output."""
-    data, bs, usable = _usable(model, data, batch)
+    data, bs, usable_ = usable(model, data, batch)
     labels = data.get("labels")
-    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
-        raise QCompileError(f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
     acc: dict[int, dict] = {}
     order = [s.name for s in model.inputs]
-    for feed in iterate(batches(data, bs), -(-usable // bs), "evaluating", "batch", progress):
+    for feed in iterate(batches(data, bs), -(-usable_ // bs), "evaluating", "batch", progress):
         got = artifact.run(*[feed[k] for k in order])
         lab = feed.get("labels")
         ref = reference(feed)
@@ -115,7 +134,7 @@ def compare(artifact, model: Model, data: dict, reference: Reference, batch: int
                 m["top1_accuracy"] = a["correct"] / a["rows"]
                 m["reference_top1_accuracy"] = a["ref_correct"] / a["rows"]
         out[names[i]] = m
-    return {"samples": usable, "batch": bs, "outputs": out}
+    return {"samples": usable_, "batch": bs, "outputs": out}
 
 
 def compare_layers(probe, float_art, quant_art, model: Model, data: dict, batch: int = 16,
@@ -126,11 +145,11 @@ def compare_layers(probe, float_art, quant_art, model: Model, data: dict, batch:
     ``||q - f|| / ||f||`` (both over all samples, flattened)."""
     from qcompile.backends.common import host_quantize
 
-    data, bs, usable = _usable(model, data, batch)
+    data, bs, usable_ = usable(model, data, batch)
     n = len(probe.bindings)
     acc = np.zeros((n, 4))  # q.f, q.q, f.f, |q - f|^2
     order = [s.name for s in model.inputs]
-    for feed in iterate(batches(data, bs), -(-usable // bs), "per-layer error", "batch", progress):
+    for feed in iterate(batches(data, bs), -(-usable_ // bs), "per-layer error", "batch", progress):
         xs = [feed[k] for k in order]
         got = quant_art.run_raw(*(host_quantize({"inputs": probe.io}, xs) if probe.io else xs))[-n:]
         ref = float_art.run_raw(*xs)[-n:]

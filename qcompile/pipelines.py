@@ -180,8 +180,13 @@ def load_recipe(path: Path) -> list[Pass]:
     except tomllib.TOMLDecodeError as e:
         raise QCompileError(f"recipe {path} is not valid TOML: {e}") from None
     entries = data.get("pass")
-    if not isinstance(entries, list) or not entries:
-        raise QCompileError(f"recipe {path} lists no passes", hint="add [[pass]] tables with a name")
+    if "pass" not in data or entries == []:
+        others = f" (its keys: {', '.join(sorted(data))})" if data and "pass" not in data else ""
+        raise QCompileError(f"recipe {path} lists no passes{others}", hint="add [[pass]] tables with a name")
+    if not isinstance(entries, list):
+        got = "a single [pass] table" if isinstance(entries, dict) else f"{type(entries).__name__} {entries!r}"
+        raise QCompileError(f"recipe {path}: 'pass' must be an array of [[pass]] tables, got {got}"[:300],
+                            hint="write each pass as a [[pass]] table with a name")
     passes = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):

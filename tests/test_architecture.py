@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent / "qcompile"
 #: lowest first; a module may import its own layer or lower ones (longest prefix decides)
 LAYERS = [
     ["qcompile.errors", "qcompile.ir", "qcompile.rewrite", "qcompile.progress", "qcompile.threads",
-     "qcompile.samples", "qcompile.collectors", "qcompile.lm", "qcompile.report", "qcompile.weights"],
+     "qcompile.samples", "qcompile.collectors", "qcompile.lm", "qcompile.report", "qcompile.weights",
+     "qcompile.interrupts"],
     ["qcompile.analysis", "qcompile.frontend"],
     ["qcompile.passmanager"],
     ["qcompile.passes"],

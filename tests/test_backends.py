@@ -146,6 +146,26 @@ def test_cuda_int8_matmul_and_arch(tmp_path):
         qc.build(IntModule, target="cuda", arch="ampere")
 
 
+def test_cuda_schedule_rule_that_fails_declines(monkeypatch):
+    """A dlight rule that fails on a function (GEMV's ``assert r_loops`` on LeViT's and
+    MobileViT's integer kernels, CvT's cache-write stage) no longer ends the build: the next
+    rule schedules the function, and the build info counts the declines."""
+    from tvm.s_tir import dlight as dl
+
+    def broken(self, func, target, tunable):
+        raise AssertionError
+
+    from qcompile.backends.cuda_dp4a import Int8MatmulDP4A
+
+    monkeypatch.setattr(dl.gpu.Matmul, "apply", broken)
+    monkeypatch.setattr(Int8MatmulDP4A, "apply", lambda self, func, target, tunable: None)  # to dlight's Matmul
+    art = qc.build(IntModule, target="cuda")
+    assert art.info["schedule_rules_declined"].get("Matmul", 0) >= 1
+    assert "__global__" in art.sources["model.cu"]
+    if shutil.which("nvcc") is not None:
+        assert cuda.validate_with_nvcc(art) > 0
+
+
 def test_backends_refuse_options_they_do_not_take():
     """Before, every backend's ``build(mod, **_)`` swallowed unknown options: ``arch`` for
     llvm was silently ignored."""

@@ -986,6 +986,75 @@ def test_gated_position_bias_sum_and_constant_table_product(tmp_path):
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
+def test_norms_by_square_root_and_division_by_an_activation():
+    """A std scaler over time (PatchTST: ``(x - mean) / sqrt(var + eps)`` over axis 1, the
+    square written with Pow) and ConvNeXt-V2's global response normalization (``gx =
+    ||h||`` over tokens, ``h * gx / mean(gx)``, gamma and beta not zero): an integer square
+    root (the layer norm's Newton kernel) and a fixed-point quotient of two activations
+    (before: "op 'sum' ...", "op 'sqrt' ...", "multiply ... is not by a constant"). Bit-exact
+    against the NumPy interpreter, close to float."""
+    class ScalerGRN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin1, self.lin2 = torch.nn.Linear(8, 16), torch.nn.Linear(16, 8)
+            self.gamma, self.beta = torch.nn.Parameter(torch.randn(16) * 0.5), torch.nn.Parameter(torch.randn(16) * 0.1)
+
+        def forward(self, x):
+            loc = x.mean(1, keepdim=True)
+            x = (x - loc) / torch.sqrt(((x - loc) ** 2).mean(1, keepdim=True) + 1e-5)
+            h = torch.nn.functional.gelu(self.lin1(x))
+            gx = torch.sqrt((h * h).sum(1, keepdim=True))
+            h = self.gamma * (h * (gx / (gx.mean(-1, keepdim=True) + 1e-6))) + self.beta + h
+            return self.lin2(h)
+
+    torch.manual_seed(0)
+    m, x = ScalerGRN().eval(), torch.randn(16, 6, 8) * torch.rand(16, 1, 8) * 4 + torch.randn(16, 1, 8)
+    mod, cal, model, floats, notes = _int_only_of(m, x)
+    assert not {"sqrt", "divide", "power", "sum"} & set(floats)
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+    io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
+    art = qc.build(io, "int-accel")  # the C target: the same integers
+    assert art.info["verified_integer_only"]
+    xi = np.random.default_rng(0).integers(-128, 128, (4, 6, 8)).astype(np.int8)
+    np.testing.assert_array_equal(art.run_raw(xi)[0], intref.run(io, xi)[0])
+
+
+def test_scatter_of_activations_is_data_movement(tmp_path):
+    """Slice assignment into a buffer (Longformer writes its diagonals of scores into place;
+    ``torch.onnx.export`` writes ScatterND): the buffer and the values written as int16 at
+    the result's scale (before: "op 'scatter_nd' ... has no integer lowering"). Bit-exact
+    against the NumPy interpreter, close to float."""
+    import warnings
+
+    class Scatter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.out = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            buf = torch.full_like(x, 0.25)
+            buf[:, 1:4] = self.a(x[:, :3])
+            buf[:, 4:] = torch.relu(self.b(x[:, 4:]))
+            return self.out(buf)
+
+    torch.manual_seed(0)
+    m, x = Scatter().eval(), torch.randn(16, 6, 8)
+    path = tmp_path / "scatter.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x[:4],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17)
+    mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
+    assert "scatter_nd" not in [f.split(": ")[1] for f in notes["ops"]["float"]]
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
+
+
 def test_transposed_convolutions_are_integer():
     """Transposed convolutions (DPT's fusion neck, segmentation decoders: a 2x2 stride-2
     upsampling, and a padded 3x3 one with output padding and groups): int8 x int8 -> int32

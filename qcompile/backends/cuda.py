@@ -102,6 +102,30 @@ def symbolic_spatial_rule():
     return SymbolicSpatial()
 
 
+def tolerant(rule, seen: dict):
+    """``rule`` (a dlight schedule rule) that declines a function it fails on instead of
+    failing the build: dlight's rules assert on forms they were not written for (GEMV's
+    ``normalize`` on an integer kernel without a reduction loop: LeViT, MobileViT; a
+    cache-write stage with a consumer it cannot inline: CvT), and ``ApplyDefaultSchedule``
+    lets the first exception end the build. The next rule is tried (``Fallback`` last, which
+    schedules anything); ``seen["declined"]`` counts the functions per rule."""
+    from tvm.s_tir.dlight.base import ScheduleRule
+
+    class Tolerant(ScheduleRule):
+        def apply(self, func, target, tunable):
+            try:
+                return rule.apply(func, target, tunable)
+            except Exception:  # noqa: BLE001 - any failure of a rule means it does not apply
+                name = type(rule).__name__
+                seen.setdefault("declined", {})[name] = seen.setdefault("declined", {}).get(name, 0) + 1
+                return None
+
+        def is_target_available(self, target):
+            return rule.is_target_available(target)
+
+    return Tolerant()
+
+
 def pipeline(target, seen: dict | None = None):
     """The relax pipeline; ``seen`` (optional) receives the scheduled module under "tir"."""
     from tvm.relax.backend.cuda import pipeline as P
@@ -116,8 +140,9 @@ def pipeline(target, seen: dict | None = None):
         legal.append(p)
         if str(p.info.name) == "AnnotateTIROpPattern":
             legal.append(lut.mark_elementwise)
-    schedule = dl.ApplyDefaultSchedule(Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                       dl.gpu.GeneralReduction(), symbolic_spatial_rule(), dl.gpu.Fallback())
+    rules = [Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+             symbolic_spatial_rule()]
+    schedule = dl.ApplyDefaultSchedule(*[tolerant(r, seen) for r in rules], dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
     back = P.dataflow_lower_passes(target) + guard_plan(P.finalize_passes(target))
 
@@ -165,7 +190,8 @@ def build(mod, *, arch: str | None = None) -> Artifact:
     return Artifact("cuda", tgt, ex, sources={"model.cu": src},
                     info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__"), "int8_luts": luts,
                           "dp4a_matmuls": sorted(n for n, f in kernels.items() if uses_dp4a(f)),
-                          "float_kernels": sorted(n for n, f in kernels.items() if float_nodes(f))},
+                          "float_kernels": sorted(n for n, f in kernels.items() if float_nodes(f)),
+                          "schedule_rules_declined": dict(seen.get("declined", {}))},
                     runnable=gpu_present(), device="cuda")
 
 

@@ -733,8 +733,6 @@ REFUSED = {
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
     # ---- the fifth wave
-    ("convnextv2", "int-only"): "global response normalization: an L2 norm over the spatial axes (a sum of "
-                                "squares and its square root) has no integer lowering",
     # ---- the sixth wave (symbolic image sizes: each imports and matches onnxruntime with the
     # image size fixed, `--input-shape pixel_values=?x3xHxW`)
     ("mobilevit", "rotate"): "the transformer's residual stream is the conv features unfolded into patches: "
@@ -754,16 +752,14 @@ GAPS = {
     # ---- the eighth wave
     ("longformer", "int-only"): "sliding-window attention over overlapping chunks: the scores are products of "
                                 "chunked, padded and diagonalized activations that canonicalization does not "
-                                "recognize as attention; their products lower since the ninth wave, the scatter_nd "
-                                "that writes the diagonals back into place does not",
+                                "recognize as attention; their products (since the ninth wave) and the scatter_nd "
+                                "that writes the diagonals back into place (since the thirteenth) lower, the -inf "
+                                "written over invalid positions before a softmax of the concatenated global and "
+                                "local scores does not: no mask reaches a softmax that is not an attention's",
     **{("dpt", p): "symbolic image size: the neck reshapes the tokens to a square grid of side "
                    "sqrt(tokens) computed in float (Pow of a dim: TVM's importer fails); with the image size "
                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},
     # ---- the ninth wave
-    ("patchtst", "int-only"): "the scaler standardizes each series over time (sum, square, sqrt and a division "
-                              "by the std over axis 1: a norm over a non-last axis, which int-only does not "
-                              "lower); its count of observed values over a broadcast of ones folds since the "
-                              "twelfth wave",
     # ---- the eleventh wave
     ("longt5", "int-only"): "the transient-global block ids are computed from attention_mask in float (the "
                             "mask's cumsum divided by the block length, floored): float arithmetic on integer "
@@ -773,10 +769,6 @@ GAPS = {
                                 "coordinate differences, float arithmetic on input data that int-only has no "
                                 "rule for (the 1-D buckets, computed from positions broadcast over the batch, fold "
                                 "since the twelfth wave)",
-    ("patchtsmixer", "int-only"): "the std scaler standardizes each series over time (a sum of squares, a sqrt "
-                                  "and a division by the std over axis 1: a norm over a non-last axis, which "
-                                  "int-only does not lower); its count of observed values over a broadcast of "
-                                  "ones folds since the twelfth wave",
 }
 
 

@@ -155,6 +155,12 @@ class _Interp:
             mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[str(a.pad_mode)]
             kw = {"constant_values": float(a.pad_value)} if mode == "constant" else {}
             return np.pad(args[0], list(zip(w[::2], w[1::2])), mode=mode, **kw).astype(args[0].dtype)
+        if name == "scatter_nd" and str(a.reduction) == "update":
+            data, idx, upd = args
+            out = data.copy()
+            idx = idx.astype(np.int64)
+            out[tuple(idx[..., i] for i in range(idx.shape[-1]))] = upd
+            return out
         if name == "gather_elements":
             return np.take_along_axis(args[0], args[1].astype(np.int64), axis=int(a.axis))
         if name == "gather_nd" and int(a.batch_dims) == 0:
@@ -174,6 +180,8 @@ class _Interp:
             return intops.shiftgelu_ref(ins[0], ins[1], intops.ExpParams(**p))
         if op == "shiftsigmoid":
             return intops.shiftsigmoid_ref(ins[0], intops.ExpParams(**p))
+        if op == "isqrt":
+            return intops.isqrt_ref(ins[0])
         if op in ("ilayernorm", "irmsnorm"):
             return intops.layernorm_ref(ins[0], p["eps_int"], p["P"], center=op == "ilayernorm")
         raise QCompileError(f"intref: no NumPy rule for kernel '{op}'")

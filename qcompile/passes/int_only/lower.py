@@ -1043,6 +1043,10 @@ class _Lowering:
             cv = const_value(call.args[0])
         else:
             cv = const_value(call.args[1])
+        if cv is None and isinstance(b, Const) and b.value is not None:
+            cv = b.value  # a constant broadcast over a symbolic axis (PatchTST's observed-values mask)
+            if cv.size > 1 and np.all(cv == cv.reshape(-1)[0]):
+                cv = cv.reshape(-1)[:1]
         if cv is None and isinstance(a, (Q, Acc)) and isinstance(b, Const):
             # a constant moved where its value is no longer one array (WavLM's position bias
             # broadcast over the batch and merged with the heads): its codes are a tensor of
@@ -1057,12 +1061,13 @@ class _Lowering:
         if not (cv.size == 1 or (cv.shape[-1] == cv.size and cv.size == last)):
             return self.constant_product(call, a, cv)
         cv = cv.reshape(-1)
-        sign = np.where(cv < 0, -1, 1)
+        sign = np.sign(cv).astype(np.int64)  # 0: a channel multiplied by 0 (ConvNeXt-V2's GRN
+        # gamma starts at zeros) is zeroed, at the input's scale rather than a scale of 0
         x = a.expr if isinstance(a, Acc) else self.emit(O.astype(a.expr, "int32"))
         bound = a.bound if isinstance(a, Acc) else intops.INT_RANGE[a.dtype][1]
-        if np.any(sign < 0):
+        if np.any(sign <= 0):
             x = self.emit(O.multiply(x, _c(sign if cv.size > 1 else sign[0], "int32")))
-        scale = np.abs(cv) * a.scale
+        scale = np.where(cv == 0, 1.0, np.abs(cv)) * a.scale
         src = call.args[0] if isinstance(args[1], Const) else call.args[1]
         norm = (src, cv, np.zeros_like(cv)) if isinstance(a, Q) and self.normalized.get(src) else None
         return Acc(x, scale if scale.size > 1 else scale.reshape(()), bound, norm)
@@ -1092,6 +1097,72 @@ class _Lowering:
         x = self.emit(O.multiply(self.emit(O.astype(qa.expr, "int32")), self.emit(O.astype(qb.expr, "int32"))))
         return Acc(x, np.asarray(qa.scale * qb.scale), bound)
 
+    #: fraction bits of a quotient of two activations (int16 codes: |q_x 2^f| < 2^31)
+    QUOTIENT_BITS = 15
+
+    def activation_quotient(self, var, call):
+        """``x / y`` with ``y`` an activation (ConvNeXt-V2's GRN: a norm over its mean; a std
+        scaler: values over their std): both as int16 codes at their scales, the quotient in
+        fixed point, ``round(q_x 2^f / q_y)`` at scale ``s_x / s_y 2^-f``. ``y`` must have been
+        positive on the calibration data (a code below 1 counts as 1: the float model divides
+        by a value below the scale there)."""
+        st = self.stats.get(call.args[1]) if isinstance(call.args[1], relax.Var) else None
+        if st is None or not float(st[0].min) > 0:
+            low = "no statistics" if st is None else f"took {float(st[0].min):g}"
+            raise QCompileError(f"int-only: divide at '{var.name}' by an activation that is not positive on the "
+                                f"calibration data ({low})")
+        qx, qy = self.as_q(call.args[0], "int16"), self.as_q(call.args[1], "int16")
+        f = self.QUOTIENT_BITS
+        self.check("quotient of two activations (int64 numerator)", 32767.0 * 2.0 ** (f + 1) + 32767.0, 64)
+        num = self.emit(O.left_shift(self.emit(O.astype(qx.expr, "int64")), _c(f + 1, "int64")))
+        den = self.emit(O.maximum(self.emit(O.astype(qy.expr, "int64")), _c(1, "int64")))
+        # round half up: floor((2 q_x 2^f + q_y) / (2 q_y))
+        quo = self.emit(O.floor_divide(self.emit(O.add(num, den)),
+                                       self.emit(O.left_shift(den, _c(1, "int64")))))
+        bound = 32767.0 * 2.0 ** f
+        self.check("quotient of two activations (int32)", bound, 32)
+        return Acc(self.emit(O.astype(quo, "int32")), np.asarray(qx.scale / qy.scale * 2.0 ** -f), bound)
+
+    @lowers("relax.sqrt")
+    def op_sqrt(self, var, call, args):
+        """The square root of a non-negative activation (an L2 norm: ConvNeXt-V2's GRN; a
+        standard deviation): the integer square root (the layer norm's Newton kernel) of the
+        codes shifted left by an even ``2k``, ``v = q s -> sqrt(v) = isqrt(q 4^k) sqrt(s) 2^-k``,
+        with ``k`` as large as int64 allows up to 2^22 levels of root. Negative codes (round-off
+        below 0) count as 0."""
+        a = args[0]
+        if isinstance(a, Acc) and a.scale.size > 1:  # one scale for the tensor first
+            t = float(a.scale.max()) * a.bound / 2.0 ** 30
+            a = Acc(self.rescale(a, t, "int32"), np.asarray(t), 2.0 ** 30)
+        if isinstance(a, Q):
+            x, s, bound = a.expr, float(a.scale), float(intops.INT_RANGE[a.dtype][1])
+        elif isinstance(a, Acc):
+            x, s, bound = a.expr, float(a.scale), float(a.bound)
+        else:
+            raise QCompileError(f"int-only: sqrt at '{var.name}' of {type(a).__name__}")
+        # as fine as int64 allows, at most 2^22 levels (headroom for a sum or mean of roots)
+        k = max(0, min((61 - math.ceil(math.log2(bound + 1))) // 2,
+                       math.floor(22 - math.log2(bound + 1) / 2)))
+        self.check("integer square root (int64 input)", bound * 4.0 ** k, 63)
+        v = self.emit(O.maximum(self.emit(O.astype(x, "int64")), _c(0, "int64")))
+        v = self.emit(O.left_shift(v, _c(2 * k, "int64"))) if k else v
+        r = self.kernel("isqrt", intops.isqrt_te, [v], {})
+        out_bound = math.sqrt(bound) * 2.0 ** k + 1
+        self.check("integer square root (int32 output)", out_bound, 32)
+        return Acc(self.emit(O.astype(r, "int32")), np.asarray(math.sqrt(s) * 2.0 ** -k), out_bound)
+
+    @lowers("relax.power")
+    def op_power(self, var, call, args):
+        """``x ** 2`` (a variance written with Pow: PatchTST's scaler) is ``x * x``; ``x ** 0.5``
+        is :meth:`op_sqrt`."""
+        e = const_value(call.args[1])
+        if e is None or e.size != 1 or float(e.reshape(())) not in (2.0, 0.5):
+            raise QCompileError(f"int-only: power at '{var.name}' with an exponent other than 2 or 0.5")
+        if float(e.reshape(())) == 0.5:
+            return self.op_sqrt(var, call, args[:1])
+        x = call.args[0]
+        return self.activation_product(relax.Call(O.multiply(x, x).op, [x, x]))
+
     @lowers("relax.negative")
     def op_negative(self, var, call, args):
         """``-x``: exact on the symmetric ranges (int8 and int16 stop at +-(2^(b-1) - 1))."""
@@ -1107,6 +1178,8 @@ class _Lowering:
         """Division by a constant is multiplication by its reciprocal (DeBERTa scales q by
         ``1/sqrt(d * scale_factor)`` with a divide)."""
         a, b = args
+        if isinstance(b, (Q, Acc)) and isinstance(a, (Q, Acc, Const)):
+            return self.activation_quotient(var, call)
         if not isinstance(b, Const) or b.value is None or not np.all(b.value != 0):
             raise QCompileError(f"int-only: divide at '{var.name}' is not by a nonzero constant")
         if isinstance(a, Lin):
@@ -1688,6 +1761,22 @@ class _Lowering:
         s, dt = self.scale(var, "int16"), str(var.ty.dtype)
         t = self.emit(O.floor(self.emit(O.add(self.emit(O.multiply(out, _c(1.0 / s, dt))), _c(0.5, dt)))))
         return Q(self.emit(O.astype(self.emit(O.clip(t, -32767, 32767)), "int16")), s, "int16")
+
+    @lowers("relax.scatter_nd")
+    def op_scatter_nd(self, var, call, args):
+        """``scatter_nd(data, indices, updates)`` (Longformer writes its diagonals of scores
+        into place): data movement, the data and the updates as int16 at the result's
+        calibrated scale, as :meth:`op_concat` does for its parts."""
+        if not isinstance(args[1], Raw) and const_value(call.args[1]) is None:
+            raise QCompileError(f"int-only: scatter_nd at '{var.name}' takes float indices")
+        s = self.scale(var, "int16")
+        parts = []
+        for e in (call.args[0], call.args[2]):
+            v = self.operand(e)
+            parts.append(v.make(s, "int16") if isinstance(v, Const) else
+                         self.emit(O.astype(self.to_scale(e, s, 32767), "int16")))
+        idx = args[1].expr if isinstance(args[1], Raw) else call.args[1]
+        return Q(self.emit(O.scatter_nd(parts[0], idx, parts[1], str(call.attrs.reduction))), s, "int16")
 
     @lowers("relax.concat")
     def op_concat(self, var, call, args):
