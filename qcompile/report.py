@@ -48,9 +48,16 @@ def markdown(rep: dict) -> str:
     for p in rep["passes"]:
         ops = p["notes"].get("ops")
         if ops:
+            why = []  # what the float ops are there for
+            if ops["float"] and not p["notes"].get("int_io"):
+                why.append("quantizing the model's input and dequantizing its output (`--int-io` moves them "
+                           "to the host)")
+            if p["notes"].get("float_islands"):
+                why.append("the float islands below (`float_islands=true`)")
             lines += ["", f"## Integer-only ({p['name']})", "",
                       f"* {ops['integer']} ops integer, {len(ops['float'])} float"
-                      + (f": {', '.join(ops['float'])}" if ops["float"] else ""),
+                      + (f": {', '.join(ops['float'])}" if ops["float"] else "")
+                      + (f"; float for {' and '.join(why)}" if why else ""),
                       f"* integer I/O: {p['notes'].get('int_io')}; scales: `{json.dumps(p['notes'].get('io'))}`",
                       f"* overflow bounds checked: {p['notes']['overflow']['checked']}, tightest: "
                       f"`{json.dumps(p['notes']['overflow']['tightest'])}`"]

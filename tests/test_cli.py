@@ -239,7 +239,8 @@ def test_run_refuses_non_artifact(tmp_path, capsys):
     assert rc == 2 and "not a qcompile artifact" in err
 
 
-@pytest.mark.parametrize("case", ["user-folder", "default-build", "cwd", "parent-is-file", "symlink"])
+@pytest.mark.parametrize("case", ["user-folder", "default-build", "cwd", "parent-is-file", "symlink", "is-a-file",
+                                  "under-proc", "read-only"])
 def test_output_folder_that_is_not_an_artifact_is_never_replaced(tmp_path, capsys, monkeypatch,
                                                                    tiny_encoder_onnx, case):
     """`-o` replaces only a previous artifact: a user's own folder (the default `build/` of a
@@ -259,6 +260,17 @@ def test_output_folder_that_is_not_an_artifact_is_never_replaced(tmp_path, capsy
     elif case == "symlink":
         (tmp_path / "link").symlink_to(tmp_path / "build")
         args += ["-o", tmp_path / "link"]
+    elif case == "is-a-file":
+        args += ["-o", keep]
+    elif case == "under-proc":
+        args += ["-o", "/proc/qcompile_out"]
+    elif case == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        args += ["-o", ro / "out"]
     rc, _, err = compile_(capsys, *args)
     assert rc == 2, err
     lines = err.strip().splitlines()
@@ -312,6 +324,7 @@ def test_run_boundary(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):
         ("badjson", lambda d: (d / "report.json").write_text("{not json"), "not valid JSON"),
         ("empty", lambda d: (d / "report.json").write_text("{}"), "not a complete qcompile report"),
         ("trunc", lambda d: (d / "model.so").write_bytes((d / "model.so").read_bytes()[:4096]), "truncated"),
+        ("zero-bytes", lambda d: (d / "report.json").write_bytes(b""), "not valid JSON"),
     ]:
         broken = tmp_path / name
         shutil.copytree(art, broken)
@@ -320,6 +333,13 @@ def test_run_boundary(tmp_path, capsys, tiny_encoder_onnx, tiny_encoder_eval):
     rank = tmp_path / "rank.npz"
     np.savez(rank, x=data["x"][:, 0], mask=data["mask"])
     refused(art, rank, tmp_path / "o1.npz", "rank")
+    shape = tmp_path / "shape.npz"
+    np.savez(shape, x=np.concatenate([data["x"], data["x"]], axis=-1), mask=data["mask"])
+    refused(art, shape, tmp_path / "o4.npz", "dim 2")
+    u8 = tmp_path / "u8.npz"  # integers exact in float32: cast, with a note
+    np.savez(u8, x=np.clip(np.round(data["x"]), 0, 255).astype(np.uint8), mask=data["mask"].astype(np.uint8))
+    rc, _, err = compile_(capsys, "run", art, "--inputs", u8, "--output", tmp_path / "r8.npz")
+    assert rc == 0 and "note:" in err, err
     empty = tmp_path / "empty.npz"
     np.savez(empty, x=data["x"][:0], mask=data["mask"][:0])
     refused(art, empty, tmp_path / "o2.npz", "0 samples")

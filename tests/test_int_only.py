@@ -875,6 +875,17 @@ def test_convolutions_and_hardswish_are_integer():
     assert qc.build(io, "int-accel").info["verified_integer_only"]
 
 
+def _export_onnx(m, example, path, dynamic_batch: bool):
+    """``m`` (one input ``x``, one output ``y``) as ``torch.onnx.export`` writes it (TorchScript
+    exporter, opset 17), the batch symbolic if asked."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (example,), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17, **({"dynamic_axes": {"x": {0: "batch"}}} if dynamic_batch else {}))
+
+
 def test_xsoftmax_zeroed_probabilities_are_an_attention():
     """DeBERTa's XSoftmax (SEW-D, DeBERTa exports): ``masked_fill(rmask, min)``, softmax, then
     the masked probabilities zeroed again by ``masked_fill(rmask, 0)``; with a padded token,
@@ -921,8 +932,6 @@ def test_dynamic_convolution_softmax_and_runtime_shape(tmp_path):
     run time. Both were refused ("op 'shape_of' ... has no integer lowering", then the
     softmax); a softmax outside an attention is Shiftmax, a shape is its expression.
     Bit-exact against the NumPy interpreter, close to float."""
-    import warnings
-
     class DynConv(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -939,10 +948,7 @@ def test_dynamic_convolution_softmax_and_runtime_shape(tmp_path):
     torch.manual_seed(0)
     m, x = DynConv().eval(), torch.randn(16, 6, 8)
     path = tmp_path / "dynconv.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x[:2],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
-                          opset_version=17, dynamic_axes={"x": {0: "batch"}})
+    _export_onnx(m, x[:2], path, dynamic_batch=True)
     model = qc.load(str(path))
     mod, notes = _calibrated(model, {"x": x.numpy()}, batch=4)
     assert len(notes["shiftmax"]) == 1
@@ -958,8 +964,6 @@ def test_gated_position_bias_sum_and_constant_table_product(tmp_path):
     merged with the heads, where the constant no longer has one array value ("multiply ...
     is not by a constant"). Integer sums; the table as int16 codes times the int8 gate.
     Bit-exact against the NumPy interpreter, close to float."""
-    import warnings
-
     class GatedBias(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -975,10 +979,7 @@ def test_gated_position_bias_sum_and_constant_table_product(tmp_path):
     torch.manual_seed(0)
     m, x = GatedBias().eval(), torch.randn(16, 6, 8)
     path = tmp_path / "gated.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x[:2],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
-                          opset_version=17, dynamic_axes={"x": {0: "batch"}})
+    _export_onnx(m, x[:2], path, dynamic_batch=True)
     mod, _ = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
     xs = x[:4].numpy()
     got = qc.build(mod, "llvm").run(xs)[0]
@@ -1027,8 +1028,6 @@ def test_scatter_of_activations_is_data_movement(tmp_path):
     ``torch.onnx.export`` writes ScatterND): the buffer and the values written as int16 at
     the result's scale (before: "op 'scatter_nd' ... has no integer lowering"). Bit-exact
     against the NumPy interpreter, close to float."""
-    import warnings
-
     class Scatter(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -1043,10 +1042,7 @@ def test_scatter_of_activations_is_data_movement(tmp_path):
     torch.manual_seed(0)
     m, x = Scatter().eval(), torch.randn(16, 6, 8)
     path = tmp_path / "scatter.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x[:4],), str(path), input_names=["x"], output_names=["y"], dynamo=False,
-                          opset_version=17)
+    _export_onnx(m, x[:4], path, dynamic_batch=False)
     mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
     assert "scatter_nd" not in [f.split(": ")[1] for f in notes["ops"]["float"]]
     xs = x[:4].numpy()

@@ -142,6 +142,7 @@ def test_int_only_report_html_plots_the_error_per_block(tmp_path, capsys):
     assert "error per block (8 blocks" in stdout
     md = (out / "report.md").read_text()
     assert "## Error per block" in md and md.count("| attention |") == 4
+    assert "float for quantizing the model's input and dequantizing its output" in md  # what stayed float, and why
     page = (out / "report.html").read_text()
     png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -828,13 +828,7 @@ class _Lowering:
         int8 input at its calibrated scale, int8 weights with one scale for the tensor (the
         output channels are not on the last axis, where per-channel scales live), int32
         accumulation bounded by the taps each output sums."""
-        x, w = call.args
-        wv = const_value(w)
-        a = call.attrs
-        if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW" \
-                or str(a.out_layout) not in ("NCHW", ""):
-            raise QCompileError(f"int-only: convolution at '{var.name}' (not NCHW/OIHW with a constant weight)")
-        xq, wq, sw = self.as_q(x, "int8"), *self._conv_weight(var, wv)
+        a, wv, xq, wq, sw = self._conv_operands(var, call, "OIHW", "convolution")
         taps = int(np.prod(wv.shape[1:]))  # input channels per group x kernel area
         bound = taps * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
         self.check("int8 convolution accumulator", bound, 32)
@@ -842,6 +836,16 @@ class _Lowering:
                                     dilation=a.dilation, groups=int(a.groups), data_layout="NCHW",
                                     kernel_layout="OIHW", out_dtype="int32"))
         return Acc(acc, np.asarray(xq.scale * sw), bound)
+
+    def _conv_operands(self, var, call, kernel_layout: str, what: str):
+        """(attrs, float weight, int8 input, int8 weight codes, weight scale) of an NCHW
+        convolution with a constant weight in ``kernel_layout``."""
+        x, w = call.args
+        wv, a = const_value(w), call.attrs
+        if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != kernel_layout \
+                or str(a.out_layout) not in ("NCHW", ""):
+            raise QCompileError(f"int-only: {what} at '{var.name}' (not NCHW/{kernel_layout} with a constant weight)")
+        return (a, wv, self.as_q(x, "int8"), *self._conv_weight(var, wv))
 
     def _conv_weight(self, var, wv):
         """int8 codes of a convolution weight and their one scale (symmetric, round half up)."""
@@ -858,13 +862,7 @@ class _Lowering:
         decoders) as :meth:`op_nn_conv2d`: int8 input and weight, one weight scale, int32
         accumulation. Each output sums at most ``C_in/groups x ceil(kh/sh) x ceil(kw/sw)``
         taps (with unit dilation; the whole kernel area otherwise)."""
-        x, w = call.args
-        wv = const_value(w)
-        a = call.attrs
-        if wv is None or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW" \
-                or str(a.out_layout) not in ("NCHW", ""):
-            raise QCompileError(f"int-only: transposed convolution at '{var.name}' (not NCHW/IOHW with a constant weight)")
-        xq, wq, sw = self.as_q(x, "int8"), *self._conv_weight(var, wv)
+        a, wv, xq, wq, sw = self._conv_operands(var, call, "IOHW", "transposed convolution")
         kh, kw = wv.shape[2:]
         (sh, sx), (dh, dx) = (int(v) for v in a.strides), (int(v) for v in a.dilation)
         area = (-(-kh // sh) if dh == 1 else kh) * (-(-kw // sx) if dx == 1 else kw)
@@ -1287,14 +1285,7 @@ class _Lowering:
             L = cfg.max_length  # checked at run time by the guards emitted first (length_guards)
         self.check("q k^T accumulator", D * 127.0 * 127.0, 32)
         scores = self.emit(O.matmul(q.expr, k.expr, out_dtype="int32"))
-        K = cfg.shiftmax_K
-        n = cfg.shiftmax_n
-        while n > 0 and L * 2 ** (K + n) > 2 ** 31 - 1:
-            n -= 1
-        if n < 4:
-            raise QCompileError(f"int-only: Shiftmax at '{var.name}' over rows of {L}: L 2^(K+n) overflows int32 "
-                                f"for every n >= 4 (K={K})", hint="lower shiftmax_K")
-        self.check("Shiftmax row sum", L * 2.0 ** (K + n), 32)
+        K, n = self.shiftmax_n(var, L)
         t = self.requant(scores, D * 127.0 * 127.0, q.scale * k.scale * alpha * 2 ** K, "int32",
                          (-(2 ** 20), 2 ** 20))
         p = intops.ExpParams(K, n, cfg.softmax_bits)
@@ -1511,6 +1502,18 @@ class _Lowering:
         src, dst = shape_of(call.args[0]) or [], shape_of(call) or []
         return bool(src) and bool(dst) and dst[-1] == src[-1]
 
+    def shiftmax_n(self, var, L: int) -> tuple[int, int]:
+        """Shiftmax's ``(K, n)`` for rows of ``L``: ``n`` lowered until the row sum ``L
+        2^(K+n)`` fits int32 (refused below 4)."""
+        K, n = self.cfg.shiftmax_K, self.cfg.shiftmax_n
+        while n > 0 and L * 2 ** (K + n) > 2 ** 31 - 1:
+            n -= 1
+        if n < 4:
+            raise QCompileError(f"int-only: Shiftmax at '{var.name}' over rows of {L}: L 2^(K+n) overflows int32 "
+                                f"for every n >= 4 (K={K})", hint="lower shiftmax_K")
+        self.check("Shiftmax row sum", L * 2.0 ** (K + n), 32)
+        return K, n
+
     @lowers("relax.nn.softmax")
     def op_nn_softmax(self, var, call, args):
         """A softmax outside an attention (ConvBERT's per-token dynamic-convolution kernels, a
@@ -1525,13 +1528,7 @@ class _Lowering:
         if not isinstance(L, int):
             raise QCompileError(f"int-only: softmax at '{var.name}' over a symbolic length ({L})",
                                 hint="fix that length with --input-shape")
-        K, n = cfg.shiftmax_K, cfg.shiftmax_n
-        while n > 0 and L * 2 ** (K + n) > 2 ** 31 - 1:
-            n -= 1
-        if n < 4:
-            raise QCompileError(f"int-only: Shiftmax at '{var.name}' over rows of {L}: L 2^(K+n) overflows int32 "
-                                f"for every n >= 4 (K={K})", hint="lower shiftmax_K")
-        self.check("Shiftmax row sum", L * 2.0 ** (K + n), 32)
+        K, n = self.shiftmax_n(var, L)
         q = self.as_q(x, "int16")
         t = self.requant(q.expr, 32767.0, q.scale * 2.0 ** K, "int32", (-(2 ** 20), 2 ** 20))
         perm = None
