@@ -150,11 +150,18 @@ def integer_weights(a: np.ndarray, max_den: int = 64) -> tuple[np.ndarray, int] 
     return None
 
 
+#: kernels kept out of operator fusion (TVM's ``op_pattern`` kOpaque): the staged integer
+#: square root, fused with its neighbours into one function of ~80 blocks over a symbolic
+#: batch, stalled the cuda schedule's inlining (each Newton step reads the previous three times)
+OPAQUE_KERNELS = frozenset({"isqrt"})
+
+
 def kernel_attrs(op: str, **params) -> dict:
     """PrimFunc attributes naming the kernel and its parameters (read back by
     :func:`kernel_spec`: the NumPy reference interpreter, :mod:`qcompile.passes.int_only.intref`, and the llvm
     backend's rewrites)."""
-    return {"qcompile.kernel": json.dumps({"op": op, **params}, sort_keys=True)}
+    attrs = {"qcompile.kernel": json.dumps({"op": op, **params}, sort_keys=True)}
+    return {**attrs, "op_pattern": 8} if op in OPAQUE_KERNELS else attrs
 
 
 def kernel_spec(mod, call) -> dict | None:
