@@ -391,10 +391,13 @@ def test_interrupt_that_tvm_converted_or_a_fallback_swallowed(tmp_path, capsys, 
 
     out = tmp_path / "out"
     before = _previous_artifact(out)
+    handler_before = signal.getsignal(signal.SIGINT)
 
     def sigint():
         try:
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the CLI's handler, installed by main
+            # the CLI's handler (called directly: under pytest-xdist a worker ignores SIGINT,
+            # so main() does not install it there)
+            INTERRUPTS.handler(signal.SIGINT, None)
         except KeyboardInterrupt:
             pass  # what TVM's FFI does with it: below, a RuntimeError or nothing
 
@@ -418,7 +421,7 @@ def test_interrupt_that_tvm_converted_or_a_fallback_swallowed(tmp_path, capsys, 
     assert rc == 130 and err.strip().splitlines() == ["qcompile: interrupted"], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    assert not INTERRUPTS.seen and signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert not INTERRUPTS.seen and signal.getsignal(signal.SIGINT) is handler_before  # restored
 
 
 def test_ctrl_c_with_a_real_signal(tmp_path, tiny_encoder_onnx):

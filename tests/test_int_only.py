@@ -654,7 +654,9 @@ def test_legacy_additive_mask_and_islands_on_tuple_fields(tmp_path):
     with pytest.raises(QCompileError, match=r"lv\d+.*float_islands=true"):
         _calibrated(model, calib)
     mod, notes = _calibrated(model, calib, options={"int-only": {"float_islands": True}})
-    assert {i["op"] for i in notes["float_islands"]} >= {"sum", "divide"}
+    # the sum of the cast mask (the count) is an island; the division by it is a quotient of
+    # two activations in integers since the thirteenth round
+    assert {i["op"] for i in notes["float_islands"]} == {"sum"}
     assert all("matmul" not in i["op"] for i in notes["float_islands"])
     art = qc.build(mod, "llvm")
     for i in range(4):
