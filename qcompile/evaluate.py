@@ -88,9 +88,6 @@ def usable(model: Model, data: dict, batch: int, what: str = "evaluation data", 
     return {k: v[:usable_] for k, v in data.items()}, fixed or batch, usable_
 
 
-_usable = usable  # the former name
-
-
 def compare(artifact, model: Model, data: dict, reference: Reference, batch: int = 16,
             progress: bool = True) -> dict:
     """Run artifact and reference on ``data`` in batches; return metrics per output."""
