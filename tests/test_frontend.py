@@ -477,14 +477,19 @@ def test_integer_subgraphs_through_nonzero_are_evaluated():
 @pytest.mark.parametrize("eq,sa,sb", [("bhlk,bhtk->bhlt", (2, 3, 4, 5), (2, 3, 6, 5)),
                                       ("bhlt,bhtv->bhlv", (2, 3, 4, 6), (2, 3, 6, 5)),
                                       ("bik,bkj->bji", (2, 4, 5), (2, 5, 3)),
-                                      ("ij,kj->ik", (4, 5), (3, 5))])
+                                      ("ij,kj->ik", (4, 5), (3, 5)),
+                                      # MGP-STR's A^3 heads; broadcast batch dims under "..."
+                                      ("...si,...id->...sd", (2, 8, 33), (2, 33, 16)),
+                                      ("...ij,...jk->...ik", (2, 3, 4, 5), (1, 3, 5, 6)),
+                                      ("...ij,...kj->...ik", (2, 1, 4, 5), (2, 3, 3, 5))])
 def test_einsum_batched_matmul_becomes_matmul(tmp_path, eq, sa, sb):
     """CvT's attention is written with einsum: TVM made it a TIR kernel that no analysis reads
     (int-only refused ``call_tir``). An einsum that is a batched matrix product is imported as
-    permute + matmul (+ permute), equal to onnxruntime's result."""
+    permute + matmul (+ permute), equal to onnxruntime's result; batch dims under a leading
+    ``...`` broadcast as matmul broadcasts them."""
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, list(sa))
     b = helper.make_tensor_value_info("b", TensorProto.FLOAT, list(sb))
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * (len(eq.split("->")[1])))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(np.einsum(eq, np.zeros(sa), np.zeros(sb)).shape))
     _model([helper.make_node("Einsum", ["a", "b"], ["y"], equation=eq)], [a, b], [y], path=tmp_path / "m.onnx")
     model = qc.load(str(tmp_path / "m.onnx"))
     text = str(model.mod["main"].script())

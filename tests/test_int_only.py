@@ -1515,3 +1515,91 @@ def test_reflect_and_replicate_padding_move_as_data(tmp_path):
     got = qc.build(mod, "llvm").run(xs)[0]
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
+
+
+def test_hard_assignment_by_argmax_is_integer(tmp_path):
+    """GroupViT's hard group assignment: ``softmax`` over the groups, ``argmax``, a one-hot by
+    ``scatter`` and the straight-through ``hard - soft.detach() + soft``, normalized by a sum
+    over the tokens (before: "op 'argmax' ... has no integer lowering"). Canonicalization drops
+    the estimator (it is ``hard`` at inference) and takes the argmax of the logits; int-only
+    takes it on the integer scores and scatters the one-hot as data movement. The canonical
+    float graph equals torch; int-only is bit-exact against the NumPy interpreter and close to
+    float. (The group tokens' projection folds to a constant: ``C @ k(x)`` with the constant on
+    the left is an int8 x int8 matmul too.)"""
+    class HardAssign(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.out = (torch.nn.Linear(8, 8) for _ in range(4))
+            self.groups = torch.nn.Parameter(torch.randn(1, 4, 8))
+
+        def assign(self, x):
+            s = self.q(self.groups.expand(x.shape[0], -1, -1)) @ self.k(x).transpose(1, 2) * 0.35
+            soft = s.softmax(dim=-2)
+            hard = torch.zeros_like(soft).scatter_(-2, soft.argmax(dim=-2, keepdim=True), 1.0)
+            return hard - soft.detach() + soft
+
+        def forward(self, x):
+            a = self.assign(x)
+            a = a / (a.sum(-1, keepdim=True) + 1.0)
+            return self.out(a @ self.v(x))
+
+    torch.manual_seed(0)
+    m, x = HardAssign().eval(), torch.randn(16, 6, 8)
+    path = tmp_path / "assign.onnx"
+    _export_onnx(m, x[:4], path, dynamic_batch=False)
+    canon = qc.canonicalize(qc.load(str(path)).mod)
+    text = canon.script(show_meta=False)
+    assert "R.subtract" not in text and "R.nn.softmax" not in text  # the estimator and its softmax are gone
+    xs = x[:4].numpy()
+    with torch.no_grad():
+        np.testing.assert_allclose(qc.build(canon, "llvm").run(xs)[0], m(x[:4]).numpy(), rtol=1e-4, atol=1e-5)
+    mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
+    floats = [f.split(": ")[1] for f in notes["ops"]["float"]]
+    assert "argmax" not in floats and "scatter_elements" not in floats
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    with torch.no_grad():
+        assert _cos(got, m(x[:4]).numpy()) >= 0.98
+
+
+def test_causal_mask_of_a_broadcast_constant_is_a_mask(tmp_path):
+    """CLIP's text tower: the causal mask is ``where(j <= i, 0, full((S, S), min))``, the
+    fill a constant broadcast to the scores' shape, added to the scores (reshaped around it)
+    together with the padding mask. Both are one keep mask (before: "float where ... is not an
+    attention mask"). Bit-exact against the NumPy interpreter, close to float, padded rows
+    included."""
+    class CausalText(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.out = torch.nn.Linear(8, 24), torch.nn.Linear(8, 8)
+
+        def forward(self, x, mask):
+            b, s, _ = x.shape
+            q, k, v = self.qkv(x).view(b, s, 3, 2, 4).permute(2, 0, 3, 1, 4)
+            causal = torch.full((s, s), torch.finfo(torch.float32).min)  # transformers' CLIP, GroupViT
+            i = torch.arange(s)
+            causal = causal.masked_fill(i < (i + 1).view(-1, 1), 0.0)
+            pad = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            w = (q @ k.transpose(-1, -2) * 0.5 + causal).view(b * 2, s, s).view(b, 2, s, s) + pad
+            y = (w.softmax(-1) @ v).transpose(1, 2).reshape(b, s, 8)
+            return self.out(y)
+
+    torch.manual_seed(0)
+    m = CausalText().eval()
+    x, mask = torch.randn(16, 6, 8), torch.ones(16, 6, dtype=torch.int64)
+    mask[::3, 4:] = 0
+    path = tmp_path / "causal.onnx"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x[:4], mask[:4]), str(path), input_names=["x", "mask"], output_names=["y"],
+                          dynamo=False, opset_version=17, dynamic_axes={"x": {1: "seq"}, "mask": {1: "seq"}})
+    mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy(), "mask": mask.numpy()}, batch=4)
+    floats = [f.split(": ")[1] for f in notes["ops"]["float"]]
+    assert "where" not in floats and "nn.softmax" not in floats
+    xs, ms = x[:4].numpy(), mask[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs, ms)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs, ms)[0])
+    with torch.no_grad():
+        assert _cos(got, m(x[:4], mask[:4]).numpy()) >= 0.99

@@ -38,8 +38,13 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
          # (T5's, M2M-100's and DETR's int-only cells, the same construct, run in benchmarks/zoo.py)
          ("bart", "int-only")}
 #: cells run in benchmarks/zoo.py only (keeps `make test` < 30 min): MobileViT's `none` (a minute
-#: of build; the constructs it needed are tests/test_frontend.py's float-size and concat tests)
-BENCHMARK_ONLY = {("mobilevit", "none")}
+#: of build; the constructs it needed are tests/test_frontend.py's float-size and concat tests);
+#: the `none` cells of held-out image models whose `int-only` cell runs in the suite (the same
+#: graph at a fixed image size, 20-45 s each for a symbolic one): CvT, PoolFormer, Hiera, LeViT,
+#: EfficientNet; Donut-Swin (Swin's graph: swin/none runs) and Swin-V2 (its float graph is
+#: tests/test_canonicalize.py's cosine-attention test, its int-only build test_zoo_int_accel_cell)
+BENCHMARK_ONLY = {("mobilevit", "none"), *((m, "none") for m in ("cvt", "poolformer", "hiera", "levit",
+                                                                  "efficientnet", "donut-swin", "swinv2"))}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
          if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)
          and (m, p) not in BENCHMARK_ONLY]

@@ -86,10 +86,15 @@ class Einsum(F.Einsum):
 
     @classmethod
     def _impl_v12(cls, bb, inputs, attr, params):
-        plan = _matmul_plan(attr["equation"].decode("utf-8"))
+        eq = attr["equation"].decode("utf-8").replace(" ", "")
+        lead = _leading_ellipsis(eq, [bb.normalize(i) for i in inputs])
+        plan = _matmul_plan(eq.replace("...", "")) if lead is not None else None
         if plan is None or len(inputs) != 2:
             return super()._impl_v12(bb, inputs, attr, params)
-        perm_a, perm_b, perm_out = plan
+        # broadcast batch dims under a leading "..." (MGP-STR's "...si,...id->...sd") stay in
+        # front, where matmul broadcasts them as einsum does (right-aligned)
+        ea, eb, eo = lead
+        perm_a, perm_b, perm_out = ([*range(e), *(e + i for i in p)] for e, p in zip((ea, eb, eo), plan))
         a, b = inputs
         if perm_a != sorted(perm_a):
             a = relax.op.permute_dims(a, perm_a)
@@ -97,6 +102,23 @@ class Einsum(F.Einsum):
             b = relax.op.permute_dims(b, perm_b)
         out = relax.op.matmul(a, b)
         return out if perm_out == sorted(perm_out) else relax.op.permute_dims(bb.normalize(out), perm_out)
+
+
+def _leading_ellipsis(eq: str, inputs):
+    """How many dims the ``...`` of each term of a two-operand einsum stands for, when every term
+    starts with it (``(0, 0, 0)`` without one); None for any other use of ``...``."""
+    if "..." not in eq:
+        return 0, 0, 0
+    terms = eq.replace("->", ",").split(",")
+    if len(terms) != 3 or len(inputs) != 2 or not all(t.startswith("...") and "." not in t[3:] for t in terms):
+        return None
+    ranks = [getattr(i.ty, "ndim", -1) for i in inputs]
+    if any(r < 0 for r in ranks):
+        return None
+    ea, eb = (r - (len(t) - 3) for r, t in zip(ranks, terms))
+    if ea < 0 or eb < 0:
+        return None
+    return ea, eb, max(ea, eb)
 
 
 def _matmul_plan(eq: str):

@@ -60,6 +60,35 @@ def _last_axis(call) -> bool:
 # ----------------------------------------------------------------------------- cleanups
 
 
+def _straight_through(func):
+    """Training-time estimators that are the identity at inference: the straight-through
+    ``(x - y) + y`` / ``y + (x - y)`` (a hard one-hot passed through a soft gradient: GroupViT's
+    group assignment, Gumbel-softmax, a VQ codebook's ``z + (q - z).detach()``) is ``x`` (in float
+    it differs by round-off only); and ``argmax(softmax(z, k), k)`` is ``argmax(z, k)`` (softmax
+    is increasing along its axis; float rounding can only merge near-ties)."""
+    x, y, y2 = wildcard(), wildcard(), wildcard()
+
+    def pass_through(call, m):
+        if not _same(m[y], m[y2]) or shape_of(m[x]) is None or shape_of(m[x]) != shape_of(call):
+            return call
+        return m[x] if str(m[x].ty.dtype) == str(call.ty.dtype) else call
+
+    func = rewrite(comm(add, sub(x, y), y2), pass_through, func)
+    z = wildcard()
+    soft = is_op("relax.nn.softmax")(z)
+
+    def logits(call, m, soft=soft):
+        nd = len(call.args[0].ty.shape)
+        axis = call.attrs.axis
+        if axis is None or int(axis) % nd != int(m[soft].attrs.axis) % nd:
+            return call
+        return relax.Call(call.op, [m[z]], call.attrs)
+
+    for name in ("relax.argmax", "relax.argmin"):
+        func = rewrite(is_op(name)(soft), logits, func)
+    return func
+
+
 def _identity_rewrites(func):
     """broadcast_to / reshape / astype / adding a scalar 0 that do nothing, reshape(reshape(x)),
     1/sqrt, bitwise and/or of booleans."""
@@ -1362,12 +1391,16 @@ def canonicalize_passes() -> list:
         _func_rewrites(_fold_nonzero),
         T.FoldConstant(),
         _func_rewrites(_trivial_casts),
-        _func_rewrites(_const_where, _identity_rewrites, _const_second, _unwrap_matmul, _scalars_out_of_matmul),
+        _func_rewrites(_const_where, _identity_rewrites, _straight_through, _const_second, _unwrap_matmul,
+                       _scalars_out_of_matmul),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
-        _func_rewrites(_rope_chunked, _rope_sign, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites),
+        # (scores reshaped around each additive term, as CLIP-style text towers write them, sum
+        # their terms only once the reshape pairs are gone: _two_biases again)
+        _func_rewrites(_rope_chunked, _rope_sign, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites,
+                       _two_biases),
         T.FoldConstant(),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),
         _inline_rope_shapes,

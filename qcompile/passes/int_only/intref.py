@@ -58,9 +58,13 @@ class _Interp:
             return int(e.value)
         if isinstance(e, tvm.tirx.FloatImm):
             return float(e.value)
-        if isinstance(e, tvm.tirx.PrimExpr):  # a symbolic slice bound
+        if isinstance(e, tvm.ir.StringImm):  # a dtype argument (arange)
+            return str(e.value)
+        if isinstance(e, tvm.tirx.Expr):  # a symbolic slice bound
             return self.dim(e)
-        raise QCompileError(f"intref: unsupported expression {type(e).__name__}")
+        if hasattr(e, "value") and isinstance(e.value, tvm.tirx.Expr):  # R.prim_value(dim expression)
+            return self.value(e.value, env)
+        raise QCompileError(f"intref: unsupported expression {type(e).__name__}: {e}")
 
     def run(self, inputs):
         main = self.mod["main"]
@@ -161,6 +165,25 @@ class _Interp:
             idx = idx.astype(np.int64)
             out[tuple(idx[..., i] for i in range(idx.shape[-1]))] = upd
             return out
+        if name == "assert_op":  # a run-time check (a dim the uniform fold assumed)
+            if not bool(np.all(args[0])):
+                raise QCompileError(f"intref: the run-time check at '{var.name}' fails")
+            return None
+        if name == "shape_to_tensor":
+            return np.asarray([int(d) for d in args[0]], np.int64)
+        if name == "arange":
+            return np.arange(*(int(v) for v in args[:3])).astype(out_dt)
+        if name == "scatter_elements" and str(a.reduction) in ("update", "none"):
+            out = args[0].copy()
+            np.put_along_axis(out, args[1].astype(np.int64), args[2], axis=int(a.axis))
+            return out
+        if name in ("argmax", "argmin"):  # (the first of equal values, as TVM's kernel picks it)
+            x = args[0]
+            ax = None if a.axis is None else int(a.axis)
+            out = getattr(np, name)(x, axis=ax)
+            if bool(a.keepdims):
+                out = np.expand_dims(out, ax) if ax is not None else out.reshape([1] * x.ndim)
+            return np.asarray(out).astype(out_dt)
         if name == "gather_elements":
             return np.take_along_axis(args[0], args[1].astype(np.int64), axis=int(a.axis))
         if name == "gather_nd" and int(a.batch_dims) == 0:
@@ -192,6 +215,7 @@ BINARY = {
     "right_shift": np.right_shift, "left_shift": np.left_shift,
     "maximum": np.maximum, "minimum": np.minimum,
     "less": np.less, "greater": np.greater, "equal": np.equal, "not_equal": np.not_equal,
+    "less_equal": np.less_equal, "greater_equal": np.greater_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or,
     "floor_divide": np.floor_divide,
 }

@@ -271,6 +271,17 @@ class Const:
     # tensor's rank, 1 along a symbolic axis it is broadcast over)
 
 
+def _uniform_value(expr, lowered) -> Optional[np.ndarray]:
+    """A where branch's value as a one-element array when it is one number: a scalar constant, or
+    a constant broadcast to a shape (``broadcast_to(-inf, [S, S])``, CLIP's causal mask)."""
+    v = const_value(expr)
+    if v is None and isinstance(lowered, Const) and lowered.value is not None and lowered.value.size:
+        v = lowered.value
+    if v is None or not (v.size == 1 or (v == v.flat[0]).all()):
+        return v
+    return np.asarray(v.flat[0]).reshape(1)
+
+
 @dataclasses.dataclass
 class Mask:
     keep: relax.Expr        # int8, 1 = attend
@@ -760,6 +771,9 @@ class _Lowering:
         if wv is None and all(isinstance(f, (Q, Acc, Const)) for f in forms) and any(isinstance(f, (Q, Acc)) for f in forms):
             return self.activation_matmul(var, x, w)  # (a Const: a table computed from weights alone, SEW-D's
             # position keys; a bare constant operand is refused as before)
+        xv = const_value(x)
+        if wv is None and xv is not None and isinstance(forms[1], (Q, Acc)):
+            return self.constant_times_activation(var, xv, w)
         if wv is None or wv.ndim != 2:
             raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
         wv = wv.astype(np.float64)
@@ -807,6 +821,26 @@ class _Lowering:
         self.check("int8 x int8 activation matmul", bound, 32)
         acc = self.emit(O.matmul(aq.expr, bq.expr, out_dtype="int32"))
         return Acc(acc, np.asarray(float(aq.scale) * float(bq.scale), np.float64), bound)
+
+    def constant_times_activation(self, var, cv, b):
+        """``C @ b`` with the constant on the left (learned queries projected ahead of time:
+        GroupViT's group tokens, Perceiver's latents; token-mixing weights): ``C`` int8 at one
+        scale for the tensor (its rows are not on the last axis, where per-channel scales
+        live), ``b`` int8 at its calibrated scale, an int32 product bounded by ``K 127 max|C_q|``."""
+        cv = np.asarray(cv, np.float64)
+        if not np.all(np.isfinite(cv)):
+            raise QCompileError(f"int-only: the constant operand of matmul '{var.name}' holds NaN or inf")
+        bq = self.as_q(b, "int8")
+        if np.asarray(bq.scale).size != 1:
+            raise QCompileError(f"int-only: matmul at '{var.name}' of a constant and an activation with "
+                                "per-channel scales")
+        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
+        sc = float(np.abs(cv).max()) / qmax or 1.0
+        cq = np.clip(np.floor(cv / sc + 0.5), -qmax, qmax).astype(np.int8)
+        bound = cv.shape[-1] * 127.0 * float(np.abs(cq.astype(np.int64)).max(initial=0))
+        self.check("int8 constant x activation matmul", bound, 32)
+        acc = self.emit(O.matmul(_c(cq, "int8"), bq.expr, out_dtype="int32"))
+        return Acc(acc, np.asarray(sc * float(bq.scale), np.float64), bound)
 
     @lowers("relax.clip")
     def op_clip(self, var, call, args):
@@ -1446,7 +1480,7 @@ class _Lowering:
     @lowers("relax.where")
     def op_where(self, var, call, args):
         cond, a, b = call.args
-        av, bv = const_value(a), const_value(b)
+        av, bv = _uniform_value(a, args[1]), _uniform_value(b, args[2])
         if isinstance(args[0], Raw) and av is not None and bv is not None and av.size == 1 and bv.size == 1:
             lead = len(shape_of(var) or []) - len(shape_of(cond) or [])
             c0 = O.expand_dims(args[0].expr, list(range(lead))) if lead > 0 else args[0].expr  # the output's rank
@@ -1762,10 +1796,14 @@ class _Lowering:
     @lowers("relax.scatter_nd")
     def op_scatter_nd(self, var, call, args):
         """``scatter_nd(data, indices, updates)`` (Longformer writes its diagonals of scores
-        into place): data movement, the data and the updates as int16 at the result's
-        calibrated scale, as :meth:`op_concat` does for its parts."""
+        into place) and ``scatter_elements`` (GroupViT's one-hot of an argmax): data movement,
+        the data and the updates as int16 at the result's calibrated scale, as
+        :meth:`op_concat` does for its parts. Only a plain write (no reduction) moves data."""
+        name = call.op.name.removeprefix("relax.")
+        if str(call.attrs.reduction) not in ("update", "none"):
+            raise QCompileError(f"int-only: {name} at '{var.name}' reduces ({call.attrs.reduction}) instead of writing")
         if not isinstance(args[1], Raw) and const_value(call.args[1]) is None:
-            raise QCompileError(f"int-only: scatter_nd at '{var.name}' takes float indices")
+            raise QCompileError(f"int-only: {name} at '{var.name}' takes float indices")
         s = self.scale(var, "int16")
         parts = []
         for e in (call.args[0], call.args[2]):
@@ -1773,7 +1811,33 @@ class _Lowering:
             parts.append(v.make(s, "int16") if isinstance(v, Const) else
                          self.emit(O.astype(self.to_scale(e, s, 32767), "int16")))
         idx = args[1].expr if isinstance(args[1], Raw) else call.args[1]
-        return Q(self.emit(O.scatter_nd(parts[0], idx, parts[1], str(call.attrs.reduction))), s, "int16")
+        return Q(self.emit(relax.Call(call.op, [parts[0], idx, parts[1]], call.attrs)), s, "int16")
+
+    lowers("relax.scatter_elements")(op_scatter_nd)
+
+    @lowers("relax.argmax")
+    def op_argmax(self, var, call, args):
+        """The position of the largest (smallest) value along an axis (GroupViT's hard group
+        assignment): the same position in the integer codes, one positive scale along that axis
+        (ties that rounding creates go to the first, as argmax does): an integer index."""
+        x = args[0]
+        nd = len(shape_of(call.args[0]) or [])
+        axis = call.attrs.axis
+        along_last = axis is None or int(axis) % max(nd, 1) == nd - 1
+        if isinstance(x, Lin) and x.a > 0:
+            e = x.expr
+        elif isinstance(x, (Q, Acc)):
+            scale = np.asarray(x.scale, np.float64)
+            if (scale <= 0).any() or (along_last and scale.size > 1 and not (scale == scale.flat[0]).all()):
+                raise QCompileError(f"int-only: {call.op.name.removeprefix('relax.')} at '{var.name}' compares "
+                                    "values under different per-channel scales")
+            e = x.expr
+        else:
+            raise QCompileError(f"int-only: {call.op.name.removeprefix('relax.')} at '{var.name}' of "
+                                f"{type(x).__name__}")
+        return Raw(self.emit(relax.Call(call.op, [e], call.attrs)))
+
+    lowers("relax.argmin")(op_argmax)
 
     @lowers("relax.concat")
     def op_concat(self, var, call, args):
