@@ -1069,10 +1069,7 @@ def check_torch(name: str, pipeline: str = "none") -> dict:
 
 
 #: torch.export cells that should pass and do not: what is missing
-TORCH_GAPS = {
-    "beit": "TVM 0.27's from_exported_program emits a slice_scatter of int64 values into an int32 tensor "
-            "(BEiT's relative position index), which Relax's type inference rejects",
-}
+TORCH_GAPS = {}
 
 
 def _fixed_seq(model, default: int) -> int:

@@ -228,7 +228,9 @@ def _split_to_slices(func):
 
 def _materialize_full(func):
     """``full(static shape, const)`` -> a constant. (TVM 0.27's legalizer for ``full`` crashes
-    inside FoldConstant: ``TypeError: argument of type 'PrimType' is not iterable``.)"""
+    inside FoldConstant: ``TypeError: argument of type 'PrimType' is not iterable``.) The
+    dtype is passed to ``relax.const``, which otherwise makes an int64 array int32 (BEiT's
+    relative position index, written into with ``slice_scatter`` of int64 sums)."""
     fill = is_const()
     pat = is_op("relax.full")(wildcard(), fill)
 
@@ -239,7 +241,7 @@ def _materialize_full(func):
         dtype = str(getattr(call.attrs, "dtype", "") or "") or str(call.ty.dtype)
         if dtype in ("", "void"):
             dtype = str(m[fill].ty.dtype)
-        return relax.const(np.full(shape, const_value(m[fill]), dtype=dtype))
+        return relax.const(np.full(shape, const_value(m[fill]), dtype=dtype), dtype)
 
     return rewrite(pat, fn, func)
 
