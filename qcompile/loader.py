@@ -351,6 +351,7 @@ def load_torch(module, example_inputs: tuple, dynamic_shapes=None) -> Model:
     from tvm.relax.frontend.torch import from_exported_program
 
     from qcompile.frontend.torch_converters import CONVERTERS as TORCH_CONVERTERS
+    from qcompile.frontend.torch_converters import refuse_unsupported_complex
 
     for name, p in list(module.named_parameters()) + list(module.named_buffers()):
         if p.is_floating_point() and torch.isnan(p).any():
@@ -359,6 +360,7 @@ def load_torch(module, example_inputs: tuple, dynamic_shapes=None) -> Model:
     try:
         ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
         _refuse_data_dependent_shapes(ep)
+        refuse_unsupported_complex(ep)
         mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True,
                                     custom_convert_map=TORCH_CONVERTERS)
     except QCompileError:

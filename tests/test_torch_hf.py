@@ -14,6 +14,7 @@ import torch
 import tvm
 
 import qcompile as qc
+from qcompile.errors import QCompileError
 from qcompile.passes.canonicalize.rules import canonicalize
 
 
@@ -236,3 +237,41 @@ def test_hf_decoders_outside_the_zoo(config, extra):
         cos = float((got * ref).sum() / np.sqrt((got * got).sum() * (ref * ref).sum()))
         assert cos > 0.99999, (config, pipeline, cos)
         assert np.abs(got - ref).max() < 1e-3, (config, pipeline)
+
+
+def test_complex_rope_is_carried_as_pairs():
+    """RoPE written with complex numbers (DeepSeek-V2, Llama 4): ``view_as_complex`` of the
+    (even, odd) pairs times ``polar(1, angle)`` (unsqueezed over the heads, scaled by a real
+    factor), then ``view_as_real`` (before: "Unsupported function types ['view_as_complex.default',
+    'view_as_real.default', 'polar.default']"). Carried as float pairs, equal to torch; another
+    op on a complex value is refused by name."""
+    class ComplexRope(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(16, 16)
+            self.register_buffer("inv_freq", 1.0 / 100 ** (torch.arange(0, 8, 2).float() / 8))
+
+        def rope(self, x, pos):
+            freqs = pos[..., None].float() * self.inv_freq  # [B, T, 4]
+            cis = torch.polar(torch.ones_like(freqs), freqs) * 0.5
+            z = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # [B, T, H, 4]
+            return torch.view_as_real(z * cis.unsqueeze(-2)).flatten(3)
+
+        def forward(self, x, pos):
+            b, t, _ = x.shape
+            return self.rope(self.proj(x).view(b, t, 2, 8), pos)
+
+    class ComplexAbs(ComplexRope):
+        def forward(self, x, pos):
+            z = torch.view_as_complex(self.proj(x).view(*x.shape[:-1], 8, 2))
+            return z.abs()
+
+    torch.manual_seed(0)
+    x, pos = torch.randn(2, 5, 16), torch.arange(5)[None].repeat(2, 1)
+    m = ComplexRope().eval()
+    model = qc.load(m, example_inputs=(x, pos))
+    got = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm").run(x.numpy(), pos.numpy())[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, m(x, pos).numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(QCompileError, match=r"node '.*' \(aten\.abs\.default\) computes with complex numbers"):
+        qc.load(ComplexAbs().eval(), example_inputs=(x, pos))

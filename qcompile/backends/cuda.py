@@ -60,6 +60,25 @@ def no_int8_tensorize(mod, _ctx):
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
+def _normalized(rule, func, target):
+    """``(schedule, block infos after inlining)`` of ``func`` for a GPU rule, or None where
+    the rule does not apply (not a PrimFunc, another target, blocks dlight cannot normalize)."""
+    from tvm.s_tir.dlight.analysis import normalize_prim_func
+    from tvm.s_tir.dlight.base import try_inline
+
+    if not isinstance(func, tvm.tirx.PrimFunc) or not rule.is_target_available(target):
+        return None
+    sch = tvm.s_tir.Schedule(func)
+    infos = normalize_prim_func(sch)
+    return None if infos is None else (sch, try_inline(sch, infos))
+
+
+def _tally(seen: dict, key: str, rule) -> None:
+    """One more function under ``seen[key][rule's class name]`` (the build info's counts)."""
+    counts = seen.setdefault(key, {})
+    counts[type(rule).__name__] = counts.get(type(rule).__name__, 0) + 1
+
+
 def symbolic_spatial_rule():
     """A dlight rule for one spatial block over a symbolic extent (a decoder's cache concat,
     ``[B, H, past + T, D]``), tried before ``Fallback``: ``Fallback`` fuses every loop, and
@@ -68,19 +87,14 @@ def symbolic_spatial_rule():
     symbolic one are the threads, the symbolic loop is ``blockIdx.x`` and the static loops
     before it ``blockIdx.y``. (Built on first use: dlight is imported lazily.)"""
     from tvm.s_tir.dlight import base
-    from tvm.s_tir.dlight.analysis import normalize_prim_func
-    from tvm.s_tir.dlight.base import try_inline
     from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 
     class SymbolicSpatial(GPUScheduleRule):
         def apply(self, func, target, _tunable):
-            if not isinstance(func, tvm.tirx.PrimFunc) or not self.is_target_available(target):
+            got = _normalized(self, func, target)
+            if got is None:
                 return None
-            sch = tvm.s_tir.Schedule(func)
-            infos = normalize_prim_func(sch)
-            if infos is None:
-                return None
-            infos = try_inline(sch, infos)
+            sch, infos = got
             if len(infos) != 1 or set(infos[0].dom_kind()) != {"S"}:
                 return None
             loops = sch.get_loops(infos[0].block_rv)
@@ -142,21 +156,14 @@ def symbolic_rows_rule():
     ``blockIdx.y``, the rest fused into ``blockIdx.z``), and each block's own loop over the row
     runs in the block's thread. Correct for any length; one thread per row, so it is used
     only where ``Fallback`` fails (:func:`fallback_or`)."""
-    from tvm.s_tir.dlight.analysis import normalize_prim_func
-    from tvm.s_tir.dlight.base import try_inline
     from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 
     class SymbolicRows(GPUScheduleRule):
         def apply(self, func, target, _tunable):
-            if not isinstance(func, tvm.tirx.PrimFunc) or not self.is_target_available(target):
+            got = _normalized(self, func, target)  # (whole-row intermediates recomputed where read)
+            if got is None or len(got[1]) < 2:
                 return None
-            sch = tvm.s_tir.Schedule(func)
-            infos = normalize_prim_func(sch)
-            if infos is None or len(infos) < 2:
-                return None
-            infos = try_inline(sch, infos)  # whole-row intermediates recomputed where read
-            if len(infos) < 2:
-                return None
+            sch, infos = got
             out = infos[-1].block_rv
             loops = sch.get_loops(out)
             kinds = infos[-1].dom_kind()
@@ -196,8 +203,7 @@ def fallback_or(rule, seen: dict):
                 sch = rule.apply(func, target, tunable)
                 if sch is None:
                     raise
-                name = type(rule).__name__
-                seen.setdefault("rescued", {})[name] = seen.setdefault("rescued", {}).get(name, 0) + 1
+                _tally(seen, "rescued", rule)
                 return sch
 
         def is_target_available(self, target):
@@ -220,8 +226,7 @@ def tolerant(rule, seen: dict):
             try:
                 return rule.apply(func, target, tunable)
             except Exception:  # noqa: BLE001 - any failure of a rule means it does not apply
-                name = type(rule).__name__
-                seen.setdefault("declined", {})[name] = seen.setdefault("declined", {}).get(name, 0) + 1
+                _tally(seen, "declined", rule)
                 return None
 
         def is_target_available(self, target):

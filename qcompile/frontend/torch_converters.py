@@ -194,6 +194,108 @@ def cat(node, importer):
 
 
 #: torch op name (``node.target.__name__``) -> converter
+# ---------------------------------------------------------------- complex numbers
+# RoPE written with complex numbers (DeepSeek-V2, Llama 4: ``view_as_complex`` of the (even,
+# odd) pairs times ``polar(1, angle)``, then ``view_as_real``): Relax has no complex dtype,
+# so a complex tensor of shape ``S`` is carried as its float pairs, shape ``S + [2]`` (real,
+# imaginary), which is what ``view_as_complex`` reads and ``view_as_real`` returns anyway.
+# The ops torch.export leaves on complex values are converted here; any other op on a
+# complex value is refused by name.
+
+
+def _is_complex(a) -> bool:
+    v = getattr(a, "meta", {}).get("val")
+    return bool(getattr(v, "is_complex", lambda: False)())
+
+
+def _default(importer, name: str):
+    """TVM's own converter of ``name`` (the map the custom ones replaced)."""
+    if not hasattr(importer, "_qc_default_map"):
+        importer._qc_default_map = type(importer).create_convert_map(importer)
+    return importer._qc_default_map[name]
+
+
+def _refuse_complex(node):
+    from qcompile.errors import QCompileError
+
+    raise QCompileError(f"torch.export: node '{node.name}' ({node.target}) computes with complex numbers, which "
+                        "qcompile carries only through view_as_complex, polar, multiplication, unsqueeze and "
+                        "view_as_real (complex RoPE)")
+
+
+def view_as_complex(node, importer):
+    """``view_as_complex(x)``: ``x``'s ``[..., 2]`` float pairs are the complex value's form."""
+    return importer.env[node.args[0]]
+
+
+def view_as_real(node, importer):
+    """``view_as_real(z)``: the pairs themselves."""
+    return importer.env[node.args[0]]
+
+
+def polar(node, importer):
+    """``polar(r, theta)`` = ``r cos(theta) + i r sin(theta)``, as the pairs."""
+    bb = importer.block_builder
+    r, theta = importer.env[node.args[0]], importer.env[node.args[1]]
+    re, im = bb.emit(O.multiply(r, O.cos(theta))), bb.emit(O.multiply(r, O.sin(theta)))
+    return bb.emit(O.concat([O.expand_dims(re, -1), O.expand_dims(im, -1)], axis=-1))
+
+
+def _parts(bb, z):
+    return [bb.emit(O.strided_slice(z, axes=[-1], begin=[i], end=[i + 1])) for i in (0, 1)]
+
+
+def multiply(node, importer):
+    """``a * b`` where either is complex: ``(a0 b0 - a1 b1, a0 b1 + a1 b0)`` for two complex
+    values, the pairs scaled for a real one (a real tensor broadcast over the pair axis);
+    anything else is TVM's converter."""
+    if not _is_complex(node):
+        return _default(importer, node.target.__name__)(node)
+    bb = importer.block_builder
+    a, b = node.args[0], node.args[1]
+    if _is_complex(a) and _is_complex(b):
+        (a0, a1), (b0, b1) = _parts(bb, importer.env[a]), _parts(bb, importer.env[b])
+        re = bb.emit(O.subtract(O.multiply(a0, b0), O.multiply(a1, b1)))
+        im = bb.emit(O.add(O.multiply(a0, b1), O.multiply(a1, b0)))
+        return bb.emit(O.concat([re, im], axis=-1))
+    z, w = (a, b) if _is_complex(a) else (b, a)
+    zv = importer.env[z]
+    if hasattr(w, "meta"):  # a real tensor: the same factor for both parts
+        if w.meta["val"].dim() == 0:
+            return bb.emit(O.multiply(zv, importer.env[w]))
+        return bb.emit(O.multiply(zv, O.expand_dims(importer.env[w], -1)))
+    if isinstance(w, complex):
+        _refuse_complex(node)
+    return bb.emit(O.multiply(zv, relax.const(float(w), str(zv.ty.dtype))))
+
+
+def unsqueeze(node, importer):
+    """``unsqueeze(z, d)`` of a complex value: a negative ``d`` counted from the value's own
+    rank (the pair axis stays last); anything else is TVM's converter."""
+    if not _is_complex(node):
+        return _default(importer, node.target.__name__)(node)
+    rank = node.args[0].meta["val"].dim()
+    d = int(node.args[1])
+    return importer.block_builder.emit(O.expand_dims(importer.env[node.args[0]], d if d >= 0 else d + rank + 1))
+
+
+#: the ops carried on complex values (torch.export's decomposed names)
+COMPLEX_OPS = {"view_as_complex.default", "view_as_real.default", "polar.default", "mul.Tensor",
+               "unsqueeze.default", "_assert_tensor_metadata.default"}
+
+
+def refuse_unsupported_complex(ep) -> None:
+    """A complex value reaching an op other than :data:`COMPLEX_OPS` is refused by name (TVM's
+    converters would compute on the pairs as if they were real numbers). Only an exported
+    program with complex values at all is decomposed here (the importer decomposes again)."""
+    if not any(_is_complex(n) for n in ep.graph.nodes):
+        return
+    for n in ep.run_decompositions().graph.nodes:
+        if n.op == "call_function" and (_is_complex(n) or any(_is_complex(a) for a in n.args)) \
+                and getattr(n.target, "__name__", str(n.target)) not in COMPLEX_OPS:
+            _refuse_complex(n)
+
+
 CONVERTERS = {
     **{k: cat for k in ("cat.default", "concat.default")},
     "embedding.default": embedding,
@@ -204,4 +306,9 @@ CONVERTERS = {
     "histc.default": histc,
     "grouped_mm_fallback.default": grouped_mm,
     "_grouped_mm.default": grouped_mm,
+    "view_as_complex.default": view_as_complex,
+    "view_as_real.default": view_as_real,
+    "polar.default": polar,
+    "mul.Tensor": multiply,
+    "unsqueeze.default": unsqueeze,
 }

@@ -227,12 +227,12 @@ def _split_to_slices(func):
 
 
 def _materialize_full(func):
-    """``full(static shape, const)`` -> a constant. (TVM 0.27's legalizer for ``full`` crashes
+    """``full(static shape, const)`` and ``full_like(x of a static shape, const)`` -> a constant. (TVM 0.27's legalizer for ``full`` crashes
     inside FoldConstant: ``TypeError: argument of type 'PrimType' is not iterable``.) The
     dtype is passed to ``relax.const``, which otherwise makes an int64 array int32 (BEiT's
     relative position index, written into with ``slice_scatter`` of int64 sums)."""
     fill = is_const()
-    pat = is_op("relax.full")(wildcard(), fill)
+    pat = is_op("relax.full")(wildcard(), fill) | is_op("relax.full_like")(wildcard(), fill)  # (Llama 4's ones_like)
 
     def fn(call, m):
         shape = shape_of(call)
