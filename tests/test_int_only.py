@@ -1603,3 +1603,29 @@ def test_causal_mask_of_a_broadcast_constant_is_a_mask(tmp_path):
     np.testing.assert_array_equal(got, intref.run(mod, xs, ms)[0])
     with torch.no_grad():
         assert _cos(got, m(x[:4], mask[:4]).numpy()) >= 0.99
+
+
+def test_matmul_with_one_constant_matrix_per_batch_index():
+    """ViTDet's decomposed relative positions: ``einsum("bhwc,hkc->bhwk", q, table)``, a
+    constant ``[H, K, C]`` table, one matrix per row ``h`` (torch.export writes a ``bmm`` with a
+    3-D constant; before: "matmul ... multiplies two activations outside attention"). int8
+    weights with one scale per output column over every matrix; bit-exact against the NumPy
+    interpreter, close to float."""
+    class RelPos(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.out = torch.nn.Linear(8, 8), torch.nn.Linear(4, 4)
+            self.table = torch.nn.Parameter(torch.randn(3, 4, 8))
+
+        def forward(self, x):  # [B, 3, 5, 8]
+            return self.out(torch.einsum("bhwc,hkc->bhwk", self.q(x), self.table))
+
+    torch.manual_seed(0)
+    m, x = RelPos().eval(), torch.randn(16, 3, 5, 8)
+    mod, cal, model, floats, _ = _int_only_of(m, x)
+    assert "matmul" not in floats
+    xs = x[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    with torch.no_grad():
+        assert _cos(got, m(x[:4]).numpy()) >= 0.99

@@ -774,6 +774,8 @@ class _Lowering:
         xv = const_value(x)
         if wv is None and xv is not None and isinstance(forms[1], (Q, Acc)):
             return self.constant_times_activation(var, xv, w)
+        if wv is not None and wv.ndim > 2 and isinstance(forms[0], (Q, Acc)):
+            return self.batched_weight_matmul(var, x, wv)
         if wv is None or wv.ndim != 2:
             raise QCompileError(f"int-only: matmul at '{var.name}' multiplies two activations outside attention")
         wv = wv.astype(np.float64)
@@ -821,6 +823,27 @@ class _Lowering:
         self.check("int8 x int8 activation matmul", bound, 32)
         acc = self.emit(O.matmul(aq.expr, bq.expr, out_dtype="int32"))
         return Acc(acc, np.asarray(float(aq.scale) * float(bq.scale), np.float64), bound)
+
+    def batched_weight_matmul(self, var, x, wv):
+        """``x @ W`` with a constant ``W`` of one matrix per batch index (``[..., K, N]``: ViTDet's
+        decomposed relative positions, ``einsum("bhwc,hkc->bhwk", q, table)``): int8 weights with
+        one scale per output column over every matrix (the last axis, where per-channel scales
+        live), ``x`` int8 at its calibrated scale, an int32 product bounded by ``K 127
+        max|W_q|``."""
+        wv = np.asarray(wv, np.float64)
+        if not np.all(np.isfinite(wv)):
+            raise QCompileError(f"int-only: weight of matmul '{var.name}' holds NaN or inf")
+        xq = self.as_q(x, "int8")
+        if np.asarray(xq.scale).size != 1:
+            raise QCompileError(f"int-only: matmul at '{var.name}' of per-channel input scales and a batched weight")
+        qmax = 2 ** (self.cfg.weight_bits - 1) - 1
+        sw = np.abs(wv).max(tuple(range(wv.ndim - 1))) / qmax
+        sw[sw == 0] = 1.0
+        wq = np.clip(np.floor(wv / sw + 0.5), -qmax, qmax).astype(np.int8)
+        bound = wv.shape[-2] * 127.0 * float(np.abs(wq.astype(np.int64)).max(initial=0))
+        self.check("int8 batched-weight matmul accumulator", bound, 32)
+        acc = self.emit(O.matmul(xq.expr, _c(wq, "int8"), out_dtype="int32"))
+        return Acc(acc, float(xq.scale) * sw, bound)
 
     def constant_times_activation(self, var, cv, b):
         """``C @ b`` with the constant on the left (learned queries projected ahead of time:
