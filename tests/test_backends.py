@@ -226,31 +226,3 @@ def test_a_lone_reshape_over_symbolic_dims_is_a_view():
     x = np.random.RandomState(0).randn(8, 20, 20).astype(np.float32)
     np.testing.assert_array_equal(art.run(x)[0], (x.reshape(2, 4, 20, 20) + 1).reshape(2, 80, 20))
 
-
-def test_cuda_shiftmax_over_symbolic_rows_is_scheduled_per_row():
-    """Shiftmax over ``[B, H, T, T]`` scores with ``B`` and ``T`` symbolic (wav2vec2's and
-    data2vec-audio's int-only encoders): dlight's ``Fallback`` fuses the symbolic row loops and
-    splits the product, which TVM 0.27 refuses ("The padding factor ... is not divisible"),
-    and the cuda build died. Where ``Fallback`` fails, ``SymbolicRows`` schedules the
-    function: each block computed at the output's row, the rows the grid, nothing symbolic
-    fused and split. The build info says so; nvcc compiles the source (nothing runs without a
-    GPU)."""
-    from tvm import relax, tirx
-
-    from qcompile.passes.int_only import intops
-
-    b, t = tirx.Var("b", "int64"), tirx.Var("t", "int64")
-    n = t // 10 - 1  # frames of a strided convolution over t samples (a plain t schedules)
-    wave = relax.Var("wave", relax.TensorType((b, t), "float32"))
-    x = relax.Var("x", relax.TensorType((b, 4, n, n), "int32"))
-    bb = relax.BlockBuilder()
-    with bb.function("main", [wave, x]):
-        with bb.dataflow():
-            y = bb.emit_output(bb.call_te(lambda v: intops.shiftmax_te(v, None, intops.ExpParams()), x,
-                                          primfunc_name_hint="shiftmax"))
-        bb.emit_func_output(y)
-    art = qc.build(bb.get(), target="cuda")
-    assert art.info["schedules_rescued"] == {"SymbolicRows": 1}
-    assert "__global__" in art.sources["model.cu"]
-    if shutil.which("nvcc") is not None:
-        assert cuda.validate_with_nvcc(art) > 0

@@ -221,12 +221,19 @@ def test_kmeans_levels_fit_the_data():
     assert err_nuq < 0.5 * err_uni
 
 
-@pytest.mark.parametrize("keys", ["pre-rope", "post-rope", "per-token"])
-def test_modes_and_bytes(keys, tmp_path):
-    _, path = tiny_decoder(tmp_path)
+@pytest.fixture(scope="module")
+def float_reference(tmp_path_factory):
+    """The tiny decoder canonicalized, 16 token ids, and its float artifact's logits on them
+    (exported and built once for the three key modes)."""
+    _, path = tiny_decoder(tmp_path_factory.mktemp("float_reference"))
     mod0 = _canon(path)
     ids = np.random.default_rng(3).integers(0, 97, (1, 16))
-    ref, _ = _logits(qc.build(mod0, "llvm"), mod0, ids, 4)
+    return mod0, ids, _logits(qc.build(mod0, "llvm"), mod0, ids, 4)[0]
+
+
+@pytest.mark.parametrize("keys", ["pre-rope", "post-rope", "per-token"])
+def test_modes_and_bytes(keys, float_reference):
+    mod0, ids, ref = float_reference
     pm = qc.PassManager([KvPrerope(bits=3, keys=keys, outliers=0.05)], calibration=_calib())
     mod = pm.run(mod0)
     out, present = _logits(qc.build(mod, "llvm"), mod, ids, 4)

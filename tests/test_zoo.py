@@ -44,7 +44,9 @@ FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-o
 #: EfficientNet; Donut-Swin (Swin's graph: swin/none runs) and Swin-V2 (its float graph is
 #: tests/test_canonicalize.py's cosine-attention test, its int-only build test_zoo_int_accel_cell)
 BENCHMARK_ONLY = {("mobilevit", "none"), *((m, "none") for m in ("cvt", "poolformer", "hiera", "levit",
-                                                                  "efficientnet", "donut-swin", "swinv2"))}
+                                                                  "efficientnet", "donut-swin", "swinv2",
+                                                                  # the same ONNX graph as roberta's / beit's
+                                                                  "xlm-roberta", "data2vec-vision"))}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
          if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)
          and (m, p) not in BENCHMARK_ONLY]

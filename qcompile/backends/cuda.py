@@ -60,25 +60,6 @@ def no_int8_tensorize(mod, _ctx):
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
-def _normalized(rule, func, target):
-    """``(schedule, block infos after inlining)`` of ``func`` for a GPU rule, or None where
-    the rule does not apply (not a PrimFunc, another target, blocks dlight cannot normalize)."""
-    from tvm.s_tir.dlight.analysis import normalize_prim_func
-    from tvm.s_tir.dlight.base import try_inline
-
-    if not isinstance(func, tvm.tirx.PrimFunc) or not rule.is_target_available(target):
-        return None
-    sch = tvm.s_tir.Schedule(func)
-    infos = normalize_prim_func(sch)
-    return None if infos is None else (sch, try_inline(sch, infos))
-
-
-def _tally(seen: dict, key: str, rule) -> None:
-    """One more function under ``seen[key][rule's class name]`` (the build info's counts)."""
-    counts = seen.setdefault(key, {})
-    counts[type(rule).__name__] = counts.get(type(rule).__name__, 0) + 1
-
-
 def symbolic_spatial_rule():
     """A dlight rule for one spatial block over a symbolic extent (a decoder's cache concat,
     ``[B, H, past + T, D]``), tried before ``Fallback``: ``Fallback`` fuses every loop, and
@@ -87,20 +68,23 @@ def symbolic_spatial_rule():
     symbolic one are the threads, the symbolic loop is ``blockIdx.x`` and the static loops
     before it ``blockIdx.y``. (Built on first use: dlight is imported lazily.)"""
     from tvm.s_tir.dlight import base
+    from tvm.s_tir.dlight.analysis import normalize_prim_func
+    from tvm.s_tir.dlight.base import try_inline
     from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 
     class SymbolicSpatial(GPUScheduleRule):
         def apply(self, func, target, _tunable):
-            got = _normalized(self, func, target)
-            if got is None:
+            if not isinstance(func, tvm.tirx.PrimFunc) or not self.is_target_available(target):
                 return None
-            sch, infos = got
+            sch = tvm.s_tir.Schedule(func)
+            infos = normalize_prim_func(sch)
+            if infos is None:
+                return None
+            infos = try_inline(sch, infos)
             if len(infos) != 1 or set(infos[0].dom_kind()) != {"S"}:
                 return None
             loops = sch.get_loops(infos[0].block_rv)
             dyn = [i for i, lp in enumerate(loops) if not isinstance(sch.get(lp).extent, tvm.tirx.IntImm)]
-            if len(dyn) >= 2:
-                return self.several(sch, loops, dyn, target)
             if len(dyn) != 1 or dyn[0] == len(loops) - 1:
                 return None
             p = dyn[0]
@@ -115,101 +99,7 @@ def symbolic_spatial_rule():
                 sch.bind(sch.fuse(*loops[:p]) if p > 1 else loops[0], "blockIdx.y")
             return sch
 
-        @staticmethod
-        def several(sch, loops, dyn, target):
-            """Two or more symbolic loops (a wav2vec2 encoder's ``[B, H, T, T]`` scores over a
-            symbolic length ``T``): ``Fallback`` fuses them all and splits the product, which
-            the iterator analysis refuses. Here only the innermost loop is split, by a constant
-            (the threads: the static loops after the last symbolic one, or 64 of the last
-            symbolic loop under a predicate); the loops outside become ``blockIdx.x`` (the
-            innermost), ``blockIdx.y`` and ``blockIdx.z`` (the rest fused, never split)."""
-            last = len(loops) - 1
-            if dyn[-1] == last:
-                outer, inner = sch.split(loops[last], factors=[None, 64])
-                threads, rest = inner, [*loops[:last], outer]
-            else:
-                n = 1
-                for lp in loops[dyn[-1] + 1:]:
-                    n *= int(sch.get(lp).extent)
-                if n > base.max_threads_per_block(target):
-                    return None
-                tail = loops[dyn[-1] + 1:]
-                threads, rest = (sch.fuse(*tail) if len(tail) > 1 else tail[0]), loops[:dyn[-1] + 1]
-            sch.bind(threads, "threadIdx.x")
-            sch.bind(rest[-1], "blockIdx.x")
-            if len(rest) > 1:
-                sch.bind(rest[-2], "blockIdx.y")
-            if len(rest) > 2:
-                sch.bind(sch.fuse(*rest[:-2]) if len(rest) > 3 else rest[0], "blockIdx.z")
-            return sch
-
     return SymbolicSpatial()
-
-
-def symbolic_rows_rule():
-    """A dlight rule for a row-wise kernel of several blocks over symbolic rows (Shiftmax,
-    the integer LayerNorm over ``[B, H, T, T]`` scores with the length ``T`` symbolic):
-    ``Fallback`` fuses the row loops and splits the product, which TVM 0.27's iterator analysis
-    refuses ("The padding factor ... is not divisible"), and ``GeneralReduction`` does the same.
-    Here every block is computed at the output's innermost row loop, the row loops are the grid
-    (never fused with a symbolic loop split afterwards: the innermost ``blockIdx.x``, the next
-    ``blockIdx.y``, the rest fused into ``blockIdx.z``), and each block's own loop over the row
-    runs in the block's thread. Correct for any length; one thread per row, so it is used
-    only where ``Fallback`` fails (:func:`fallback_or`)."""
-    from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
-
-    class SymbolicRows(GPUScheduleRule):
-        def apply(self, func, target, _tunable):
-            got = _normalized(self, func, target)  # (whole-row intermediates recomputed where read)
-            if got is None or len(got[1]) < 2:
-                return None
-            sch, infos = got
-            out = infos[-1].block_rv
-            loops = sch.get_loops(out)
-            kinds = infos[-1].dom_kind()
-            rows = len(loops) - 1 if kinds[-1] == "S" and len(loops) > 1 else len(loops)
-            if rows < 1 or any(k != "S" for k in kinds[:rows]):
-                return None
-            if all(isinstance(sch.get(lp).extent, tvm.tirx.IntImm) for lp in loops[:rows]):
-                return None  # static rows: GeneralReduction's business
-            for info in reversed(infos[:-1]):
-                sch.compute_at(info.block_rv, loops[rows - 1], preserve_unit_loops=True)
-                sch.set_scope(info.block_rv, 0, "local")  # a row's scalars (its max, its sum)
-            loops = sch.get_loops(out)[:rows]
-            sch.bind(loops[-1], "blockIdx.x")
-            if rows > 1:
-                sch.bind(loops[-2], "blockIdx.y")
-            if rows > 2:
-                sch.bind(sch.fuse(*loops[:-2]) if rows > 3 else loops[0], "blockIdx.z")
-            return sch
-
-    return SymbolicRows()
-
-
-def fallback_or(rule, seen: dict):
-    """dlight's ``Fallback`` (the last rule: it schedules anything it can), and where it raises,
-    ``rule`` instead; if that declines too, ``Fallback``'s error stands. ``seen["rescued"]``
-    counts the functions ``rule`` scheduled."""
-    from tvm.s_tir import dlight as dl
-    from tvm.s_tir.dlight.base import ScheduleRule
-
-    fallback = dl.gpu.Fallback()
-
-    class FallbackOr(ScheduleRule):
-        def apply(self, func, target, tunable):
-            try:
-                return fallback.apply(func, target, tunable)
-            except Exception:  # noqa: BLE001 - the rescue rule decides; its failure re-raises
-                sch = rule.apply(func, target, tunable)
-                if sch is None:
-                    raise
-                _tally(seen, "rescued", rule)
-                return sch
-
-        def is_target_available(self, target):
-            return fallback.is_target_available(target)
-
-    return FallbackOr()
 
 
 def tolerant(rule, seen: dict):
@@ -226,7 +116,8 @@ def tolerant(rule, seen: dict):
             try:
                 return rule.apply(func, target, tunable)
             except Exception:  # noqa: BLE001 - any failure of a rule means it does not apply
-                _tally(seen, "declined", rule)
+                name = type(rule).__name__
+                seen.setdefault("declined", {})[name] = seen.setdefault("declined", {}).get(name, 0) + 1
                 return None
 
         def is_target_available(self, target):
@@ -251,7 +142,7 @@ def pipeline(target, seen: dict | None = None):
             legal.append(lut.mark_elementwise)
     rules = [Int8MatmulDP4A(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
              symbolic_spatial_rule()]
-    schedule = dl.ApplyDefaultSchedule(*[tolerant(r, seen) for r in rules], fallback_or(symbolic_rows_rule(), seen))
+    schedule = dl.ApplyDefaultSchedule(*[tolerant(r, seen) for r in rules], dl.gpu.Fallback())
     front = P.library_dispatch_passes(target) + legal + [no_int8_tensorize, schedule]
     back = P.dataflow_lower_passes(target) + guard_plan(P.finalize_passes(target))
 
@@ -300,8 +191,7 @@ def build(mod, *, arch: str | None = None) -> Artifact:
                     info={"arch": str(tgt.attrs["arch"]), "kernels": src.count("__global__"), "int8_luts": luts,
                           "dp4a_matmuls": sorted(n for n, f in kernels.items() if uses_dp4a(f)),
                           "float_kernels": sorted(n for n, f in kernels.items() if float_nodes(f)),
-                          "schedule_rules_declined": dict(seen.get("declined", {})),
-                          "schedules_rescued": dict(seen.get("rescued", {}))},
+                          "schedule_rules_declined": dict(seen.get("declined", {}))},
                     runnable=gpu_present(), device="cuda")
 
 
