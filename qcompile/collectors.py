@@ -8,6 +8,20 @@ import numpy as np
 from qcompile.errors import QCompileError
 
 
+#: magnitudes at or above this are a masked fill's sentinel (``finfo.min``, ``-inf``), not
+#: values: ranges and histograms leave them out, or one masked logit would set a tensor's scale
+SENTINEL = 1e30
+
+
+def observed(x) -> np.ndarray:
+    """``x`` with its sentinel entries (|x| >= :data:`SENTINEL`, NaN) replaced by 0."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return x
+    bad = ~(np.abs(x) < SENTINEL)
+    return np.where(bad, 0, x) if bad.any() else x
+
+
 class Collector:
     """Receives every batch of one tensor; keeps running statistics only."""
 
@@ -20,6 +34,7 @@ class MinMax(Collector):
         self.min, self.max = np.inf, -np.inf
 
     def update(self, x):
+        x = observed(x)
         self.min, self.max = min(self.min, float(x.min())), max(self.max, float(x.max()))
 
     @property
@@ -36,7 +51,7 @@ class AbsMaxPerChannel(Collector):
 
     def update(self, x):
         keep = {a % x.ndim for a in (self.axis if isinstance(self.axis, tuple) else (self.axis,))}
-        m = np.abs(x).max(axis=tuple(i for i in range(x.ndim) if i not in keep))
+        m = np.abs(observed(x)).max(axis=tuple(i for i in range(x.ndim) if i not in keep))
         self.value = m if self.value is None else np.maximum(self.value, m)
 
 
@@ -60,7 +75,7 @@ class Histogram(Collector):
         self.bins, self.counts, self.hi = bins, np.zeros(bins, np.int64), 0.0
 
     def update(self, x):
-        a = np.abs(np.asarray(x, np.float64)).ravel()
+        a = np.abs(observed(np.asarray(x, np.float64))).ravel()
         top = float(a.max()) if a.size else 0.0
         if self.hi == 0.0:
             self.hi = top if top > 0 else 1.0

@@ -123,11 +123,24 @@ def _read_onnx(path: Path):
         raise QCompileError(f"cannot read ONNX file {path}: {msg}") from None
     if not proto.graph.node:
         raise QCompileError(f"{path} is not a valid ONNX model (no graph nodes)")
+    from qcompile.frontend.ort_contrib import decompose_contrib_ops
+
+    proto, _ = decompose_contrib_ops(proto)  # onnxruntime's fused ops as standard ONNX
     try:
         onnx.checker.check_model(proto, full_check=False)
     except Exception as e:
         msg = str(e).strip().splitlines()[0]
-        raise QCompileError(f"malformed ONNX model {path}: {msg}") from None
+        # onnxruntime's own float16 converter (keep_io_types) appends the input casts at the
+        # end of the graph; onnxruntime sorts such a graph on load, and so does qcompile
+        from qcompile.frontend.onnx_prepare import topological_order
+
+        if "topologically sorted" not in msg or not topological_order(proto.graph):
+            raise QCompileError(f"malformed ONNX model {path}: {msg}") from None
+        try:
+            onnx.checker.check_model(proto, full_check=False)
+        except Exception as e2:
+            msg = str(e2).strip().splitlines()[0]
+            raise QCompileError(f"malformed ONNX model {path}: {msg}") from None
     return proto
 
 
@@ -141,6 +154,8 @@ def _check_onnx(proto, path: Path) -> int:
                             hint=f"re-export with an opset between {MIN_OPSET} and {MAX_OPSET}")
     known = _get_convert_map()
     for i, node in enumerate(proto.graph.node):
+        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+            continue  # inlined where its condition folds (onnx_prepare.inline_constant_ifs), else refused then
         if node.domain not in ("", "ai.onnx") or node.op_type not in known:
             name = node.name or f"#{i}"
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
@@ -153,6 +168,19 @@ def _check_onnx(proto, path: Path) -> int:
             raise QCompileError(f"weight '{init.name}' has {bad} NaN value(s)",
                                 hint="the model file is corrupt or was exported from a diverged checkpoint")
     return opset
+
+
+def _refuse_data_dependent_ifs(proto, inputs) -> None:
+    """An ``If`` left after folding has a condition that depends on data or on a symbolic
+    dim: TVM 0.27 would import it as a ``relax.If``, which qcompile's passes do not take."""
+    node = next((n for n in proto.graph.node if n.op_type == "If"), None)
+    if node is None:
+        return
+    symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
+    how = ("fixing the input dims it reads may make it constant: " + " ".join(
+        f"--input-shape {s.name}={'x'.join(str(d) if isinstance(d, int) else f'<{d}>' for d in s.shape)}"
+        for s in symbolic)) if symbolic else "re-export with the branch chosen (torch.export, or a traced model)"
+    raise UnsupportedOpError(node.name or "If", "If", f"its condition is not a constant ({how})")
 
 
 def _onnx_inputs(proto) -> list[InputSpec]:
@@ -168,7 +196,8 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
-    from qcompile.frontend.onnx_prepare import fold_shape_values, integer_size_arithmetic, slice_facts
+    from qcompile.frontend.onnx_prepare import (fold_shape_values, integer_size_arithmetic, resolve_ifs,
+                                                slice_facts)
 
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)
@@ -208,6 +237,8 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     shape_dict = {s.name: list(s.shape) for s in inputs if all(isinstance(d, int) for d in s.shape)}
     dtype_dict = {s.name: s.dtype for s in inputs}
     proto, _ = fold_shape_values(integer_size_arithmetic(proto))
+    proto, _ = resolve_ifs(proto)
+    _refuse_data_dependent_ifs(proto, inputs)
     facts = slice_facts(proto)
     meta = {"opset": opset}
     try:

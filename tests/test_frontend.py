@@ -481,7 +481,12 @@ def test_integer_subgraphs_through_nonzero_are_evaluated():
                                       # MGP-STR's A^3 heads; broadcast batch dims under "..."
                                       ("...si,...id->...sd", (2, 8, 33), (2, 33, 16)),
                                       ("...ij,...jk->...ik", (2, 3, 4, 5), (1, 3, 5, 6)),
-                                      ("...ij,...kj->...ik", (2, 1, 4, 5), (2, 3, 3, 5))])
+                                      ("...ij,...kj->...ik", (2, 1, 4, 5), (2, 3, 3, 5)),
+                                      # several free or contracted letters: reshaped around one
+                                      # matmul (MaskFormer's mask logits; without it a call_tir)
+                                      ("bqc,bchw->bqhw", (2, 4, 5), (2, 5, 3, 6)),
+                                      ("abk,kcd->acbd", (2, 3, 4), (4, 5, 6)),
+                                      ("bmkl,bkln->bnm", (2, 3, 4, 5), (2, 4, 5, 6))])
 def test_einsum_batched_matmul_becomes_matmul(tmp_path, eq, sa, sb):
     """CvT's attention is written with einsum: TVM made it a TIR kernel that no analysis reads
     (int-only refused ``call_tir``). An einsum that is a batched matrix product is imported as
@@ -535,6 +540,62 @@ def test_folding_keeps_what_an_if_branch_reads():
     out, _ = fold_shape_values(m)
     assert [i.name for i in out.graph.initializer] == ["offset"]
     onnx.checker.check_model(out)
+
+
+def _shape_if_model(path, data_dependent=False):
+    """DeBERTa's TorchScript relative-position helper, reduced: ``if q.size(1) != k.size(1)``
+    exported as an ONNX If over a symbolic length. The then-branch reads an outer tensor with
+    a negative-axis Gather, on which onnxruntime's symbolic inference fails inside the branch
+    (as on DeBERTa). ``data_dependent``: the
+    condition reads values instead (``sum(q) > 0``)."""
+    q, k = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", "s", 4]) for n in "qk")
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 4])
+    then_g = helper.make_graph([helper.make_node("Gather", ["q", "zero"], ["g"], axis=-1),
+                                helper.make_node("Tile", ["g", "reps"], ["r"])], "then", [],
+                               [helper.make_tensor_value_info("r", TensorProto.FLOAT, ["b", "s", 4])])
+    else_g = helper.make_graph([helper.make_node("Mul", ["q", "two"], ["t2"])], "else", [],
+                               [helper.make_tensor_value_info("t2", TensorProto.FLOAT, ["b", "s", 4])])
+    if data_dependent:
+        cond = [helper.make_node("ReduceSum", ["q"], ["sum"], keepdims=0),
+                helper.make_node("Greater", ["sum", "zerof"], ["c"])]
+    else:
+        cond = [helper.make_node("Shape", ["q"], ["sq"], start=1, end=2),
+                helper.make_node("Shape", ["k"], ["sk"], start=1, end=2),
+                helper.make_node("Equal", ["sq", "sk"], ["eq"]),
+                helper.make_node("Not", ["eq"], ["ne"]),
+                helper.make_node("Squeeze", ["ne"], ["c"])]
+    nodes = cond + [helper.make_node("If", ["c"], ["f"], then_branch=then_g, else_branch=else_g, name="rel_pos_if"),
+                    helper.make_node("Neg", ["k"], ["t"]),
+                    helper.make_node("Add", ["f", "t"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "zero"), _i64("reps", [1, 1, 4]),
+             numpy_helper.from_array(np.float32(2.0), "two"), numpy_helper.from_array(np.float32(0.0), "zerof")]
+    return _model(nodes, [q, k], [y], inits, path)
+
+
+def test_an_if_on_equal_symbolic_lengths_is_its_branch(tmp_path):
+    """The If's condition, ``s != s`` over a symbolic length, folds (from the condition's own
+    cone: symbolic inference of the whole graph fails in the branch), and the If becomes the
+    else-branch it always takes; the model then compiles with the length symbolic. On
+    main before this rule: ``unsupported op: node 'If_483' has op type 'If'`` (DeBERTa)."""
+    path = tmp_path / "if.onnx"
+    _shape_if_model(path)
+    rng = np.random.default_rng(0)
+    feed = {n: rng.standard_normal((2, 5, 4)).astype(np.float32) for n in "qk"}
+    got, ref, model = _run_both(path, feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-6, atol=1e-6)
+    assert "R.If" not in model.mod.script() and "if " not in model.mod["main"].script()
+    feed = {n: rng.standard_normal((1, 9, 4)).astype(np.float32) for n in "qk"}  # another length: still symbolic
+    got = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm").run(feed["q"], feed["k"])
+    np.testing.assert_allclose(got[0], 2 * feed["q"] - feed["k"], rtol=1e-6, atol=1e-6)
+
+
+def test_an_if_on_data_is_refused_by_name(tmp_path):
+    """An If whose condition reads values cannot be chosen at compile time: a one-line
+    refusal that names the node and what may help."""
+    path = tmp_path / "if.onnx"
+    _shape_if_model(path, data_dependent=True)
+    with pytest.raises(qc.UnsupportedOpError, match="node 'rel_pos_if' has op type 'If'.*not a constant"):
+        qc.load(str(path))
 
 
 def test_alibi_offset_max_of_dims_and_a_reshaped_dim_value(tmp_path):

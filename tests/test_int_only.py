@@ -3,6 +3,7 @@ error against the float functions they replace, the whole integer ViT bit-exact 
 the NumPy interpreter and both builds, the verifier, overflow refusal, golden IR."""
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -1629,3 +1630,43 @@ def test_matmul_with_one_constant_matrix_per_batch_index():
     np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
     with torch.no_grad():
         assert _cos(got, m(x[:4]).numpy()) >= 0.99
+
+
+def test_elementwise_functions_as_tables_and_a_masked_fill(tmp_path):
+    """OWL-ViT's class head: ``elu(x) + 1`` (ELU imported with an ``exp``), a BERT pooler's
+    ``tanh``, and logits of padded queries filled with the lowest float by a mask computed
+    from the token ids (before: "op 'exp' ... has no integer lowering", then "float where
+    ... is not an attention mask"). Each function is a 256-entry int32 table over the
+    input's int8 codes (a ``take``), the fill the lowest value the activation holds. Bit-exact
+    against the NumPy interpreter, close to torch where nothing is masked, and the masked
+    entries are the lowest values of their rows."""
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, x, ids):
+            y = torch.nn.functional.elu(self.a(x)) + 1.0
+            z = torch.tanh(self.b(y)) * y
+            return torch.where((ids > 0)[..., None], z, torch.finfo(z.dtype).min)
+
+    torch.manual_seed(0)
+    m = Head().eval()
+    x, ids = torch.randn(16, 6, 8), torch.randint(1, 50, (16, 6))
+    ids[3, 2] = 0
+    path = tmp_path / "head.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x[:4], ids[:4]), str(path), input_names=["x", "ids"], output_names=["y"],
+                          dynamo=False, opset_version=17)
+    mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy(), "ids": ids.numpy()}, batch=4)
+    floats = {f.split(": ")[1] for f in notes["ops"]["float"]}  # the model I/O's (de)quantization only
+    assert not floats & {"exp", "tanh", "where", "subtract", "nn.relu"}, floats
+    xs, ids4 = x[:4].numpy(), ids[:4].numpy()
+    got = qc.build(mod, "llvm").run(xs, ids4)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs, ids4)[0])
+    with torch.no_grad():
+        ref = m(x[:4], ids[:4]).numpy()
+    keep = ids4 > 0
+    assert _cos(got[keep], ref[keep]) >= 0.99
+    assert (got[3, 2] <= got[keep].min()).all()

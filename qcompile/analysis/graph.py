@@ -67,6 +67,17 @@ class Graph:
             return [value.tuple_value]
         return []
 
+    def input_of(self, v):
+        """The parameter ``v`` is, or is a cast of (a float16 model with float32 I/O, as
+        onnxruntime's float16 converter writes it with ``keep_io_types``); else None."""
+        if isinstance(v, relax.Var) and v in self.params:
+            return v
+        val = self.defs.get(v) if isinstance(v, relax.Var) else None
+        if val is not None and op_name(val) == "astype" and isinstance(val.args[0], relax.Var) \
+                and val.args[0] in self.params:
+            return val.args[0]
+        return None
+
     def shape_only(self) -> set:
         """The bindings that no input's *values* reach: computed from constants and the
         inputs' (symbolic) shapes alone, such as RoPE's cos/sin tables from ``arange(seq)`` or

@@ -43,6 +43,11 @@ class Cache:
     pre_rope: relax.Var | None = None     # keys: the tensor before RoPE
     pre_perm: tuple | None = None         # keys: axes taking pre_rope to the cache layout (GPT-J: [B, T, H, D])
     rope_chain: list = dataclasses.field(default_factory=list)  # keys: bindings pre_rope -> new, in order
+    output: relax.Var | None = None       # the present output: the concat, or a cast of it
+
+    def __post_init__(self):
+        if self.output is None:
+            self.output = self.concat
 
 
 @dataclasses.dataclass
@@ -103,17 +108,21 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
         op = op_name(val)
         if op == "concat":
             fields = list(val.args[0].fields)
-            past = [f for f in fields if isinstance(f, relax.Var) and f in g.params]
-            new = [f for f in fields if not (isinstance(f, relax.Var) and f in g.params)]
-            if len(past) != 1 or len(new) != 1 or not fields[0].same_as(past[0]):
+            # a float16 model with float32 cache I/O (onnxruntime's float16 converter,
+            # keep_io_types) casts the past on the way in and the present on the way out
+            past = [g.input_of(f) for f in fields if g.input_of(f) is not None]
+            new = [f for f in fields if g.input_of(f) is None]
+            if len(past) != 1 or len(new) != 1 or g.input_of(fields[0]) is None:
                 raise _fail(layer, f"the {what} concat '{v.name}' is not concat(past cache, new)")
             shape = val.ty.shape
             axis = int(val.attrs.axis) % len(shape)
             if len(shape) != 4 or axis != 2:
                 raise _fail(layer, f"the {what} cache '{past[0].name}' is not laid out [batch, heads, tokens, head_dim]")
-            if v not in g.outputs:
+            out = v if v in g.outputs else next(
+                (u for u in g.g.successors(v) if u in g.outputs and op_name(g.defs[u]) == "astype"), None)
+            if out is None:
                 raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
-            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k")
+            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k", output=out)
         if op not in REPEATS:  # GQA repeats (expand_dims, broadcast_to, tile, repeat) included
             break
         v = val.args[0]

@@ -559,7 +559,7 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             raise _Skip(f"V passes through {op}")
         chain.append(v)
         if op == "concat":  # the cache: exactly one field comes from this step
-            mine = [a for a in val.args[0].fields if isinstance(a, relax.Var) and a not in g.params]
+            mine = [a for a in val.args[0].fields if isinstance(a, relax.Var) and g.input_of(a) is None]
             if len(mine) != 1:
                 raise _Skip("V's concat has no single new-token operand")
             v = mine[0]
@@ -577,15 +577,15 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             uval = g.defs[u]
             if u in g.outputs:
                 cache_out = True
-            if isinstance(uval, relax.Tuple) and u in g.outputs:
-                continue  # the value cache as a model output: read back (rotated) by the next step
+            if (isinstance(uval, relax.Tuple) or op_name(uval) == "astype") and u in g.outputs:
+                continue  # the value cache as a model output (or its cast): read back (rotated) by the next step
             if u == att:
                 (sinks_v if uval.args[i].same_as(v_arg) else sinks_other).append(ids[x])
                 continue
             if op_name(uval) not in MOVES or u in ids:
                 sinks_other.append(ids[x])
                 continue
-            if op_name(uval) == "concat" and any(a not in ids and a not in g.params
+            if op_name(uval) == "concat" and any(a not in ids and g.input_of(a) is None
                                                  for a in uval.args[0].fields if isinstance(a, relax.Var)):
                 # mixed with another computed tensor: not the V path (a fused qkv projection's
                 # key, re-assembled around a partial RoPE); its columns count as read elsewhere

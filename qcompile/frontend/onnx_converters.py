@@ -90,7 +90,9 @@ class Einsum(F.Einsum):
         lead = _leading_ellipsis(eq, [bb.normalize(i) for i in inputs])
         plan = _matmul_plan(eq.replace("...", "")) if lead is not None else None
         if plan is None or len(inputs) != 2:
-            return super()._impl_v12(bb, inputs, attr, params)
+            groups = _grouped_matmul_plan(eq) if len(inputs) == 2 else None
+            return super()._impl_v12(bb, inputs, attr, params) if groups is None else \
+                _grouped_matmul(bb, inputs, *groups)
         # broadcast batch dims under a leading "..." (MGP-STR's "...si,...id->...sd") stay in
         # front, where matmul broadcasts them as einsum does (right-aligned)
         ea, eb, eo = lead
@@ -102,6 +104,54 @@ class Einsum(F.Einsum):
             b = relax.op.permute_dims(b, perm_b)
         out = relax.op.matmul(a, b)
         return out if perm_out == sorted(perm_out) else relax.op.permute_dims(bb.normalize(out), perm_out)
+
+
+def _grouped_matmul_plan(eq: str):
+    """``(a, b, out, batch, m, k, n)`` letter groups of an einsum ``A,B->C`` whose letters are
+    each batch (A, B and C), free (A and C, or B and C) or contracted (A and B), with at
+    least one of each free and contracted kind and more than one in some group (MaskFormer's
+    mask logits ``bqc,bchw->bqhw``: two free letters of B); else None."""
+    if "..." in eq or "->" not in eq:
+        return None
+    lhs, out = eq.split("->")
+    ops = lhs.split(",")
+    if len(ops) != 2:
+        return None
+    a, b = ops
+    if any(len(set(t)) != len(t) for t in (a, b, out)) or set(out) - set(a) - set(b) \
+            or (set(a) ^ set(b)) - set(out):
+        return None
+    batch = [c for c in a if c in b and c in out]
+    m = [c for c in a if c not in b]
+    n = [c for c in b if c not in a]
+    k = [c for c in a if c in b and c not in out]
+    if not (m and n and k) or max(len(m), len(n), len(k)) == 1:
+        return None
+    return a, b, out, batch, m, k, n
+
+
+def _grouped_matmul(bb, inputs, a_eq, b_eq, out_eq, batch, m, k, n):
+    """The einsum of :func:`_grouped_matmul_plan` as permute, reshape to ``[batch.., M, K]``
+    and ``[batch.., K, N]``, ``matmul``, reshape back and permute."""
+    a, b = (bb.normalize(i) for i in inputs)
+    a = bb.normalize(relax.op.permute_dims(a, [a_eq.index(c) for c in batch + m + k]))
+    b = bb.normalize(relax.op.permute_dims(b, [b_eq.index(c) for c in batch + k + n]))
+    da, db = list(a.ty.shape.values), list(b.ty.shape.values)
+    nb = len(batch)
+
+    def prod(dims):
+        out = dims[0]
+        for d in dims[1:]:
+            out = out * d
+        return out
+
+    dims = dict(zip(batch + m + k, da)) | dict(zip(k + n, db[nb:]))
+    a = relax.op.reshape(a, [*da[:nb], prod([dims[c] for c in m]), prod([dims[c] for c in k])])
+    b = relax.op.reshape(b, [*db[:nb], prod([dims[c] for c in k]), prod([dims[c] for c in n])])
+    out = relax.op.reshape(bb.normalize(relax.op.matmul(a, b)), [*da[:nb], *(dims[c] for c in m + n)])
+    order = batch + m + n
+    perm = [order.index(c) for c in out_eq]
+    return out if perm == sorted(perm) else relax.op.permute_dims(bb.normalize(out), perm)
 
 
 def _leading_ellipsis(eq: str, inputs):
@@ -218,6 +268,14 @@ class Gather(F.Gather):
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
         data = inputs[0]
+        idx = F.get_constant(inputs[1], params)
+        vals = data.values if isinstance(data, relax.ShapeExpr) else getattr(getattr(data, "ty", None), "values", None)
+        if vals is not None and isinstance(idx, tvm.ir.GenericConst) and len(idx.value.shape) == 1 \
+                and int(attr.get("axis", 0)) == 0:
+            # dims picked from a shape by a constant list: onnxruntime's transpose optimizer writes
+            # Shape(Transpose(x)) as Gather(Shape(x), perm); kept a shape value, not a tensor
+            n = len(vals)
+            return relax.ShapeExpr([vals[int(i) % n] for i in idx.value.numpy()])
         if not isinstance(data, relax.ShapeExpr) and isinstance(getattr(data, "ty", None), relax.ShapeType):
             inputs = [bb.normalize(relax.op.shape_to_tensor(data)), *inputs[1:]]
         return super()._impl_v13(bb, inputs, attr, params)
@@ -407,6 +465,8 @@ class Reshape(F.Reshape):
                 return data
             if t.size == 1 and int(t[0]) in (1, -1):
                 return relax.ShapeExpr([data])
+        if isinstance(data, relax.Expr) and not isinstance(data, relax.ShapeExpr) and getattr(data, "ty", None) is None:
+            data = bb.normalize(data)  # a converter's unnormalized call (an Add of a Range): infer its type
         ty = getattr(data, "ty", None)
         if isinstance(data, relax.ShapeExpr) or not isinstance(ty, relax.TensorType):
             return super()._impl_v13(bb, inputs, attr, params)
@@ -511,6 +571,14 @@ class Slice(F.Slice):
             return super()._impl_v13(bb, inputs, attr, params)
         facts = _SLICE_FACTS.get().get(attr.get("tvm_custom", {}).get("name"), {})
         lengths = [dims[int(ax) % len(dims)] for ax in axes]
+        flips = [_whole_reversal(b, e, st, n) for b, e, st, n in zip(starts, ends, steps, lengths)]
+        if flips and all(flips) and not all(isinstance(n, tirx.IntImm) for n in lengths):
+            # torch.flip as ONNX writes it, Slice(-1, -INT64_MAX, -1): TVM's bounds over a
+            # symbolic axis come out as min/max expressions it cannot reduce back to the
+            # length (Speech2Text's subsampled mask, flipped, cumsum'd and flipped back)
+            for ax in axes:
+                data = bb.emit(relax.op.flip(data, int(ax) % len(dims)))
+            return data
         if any(int(st) != 1 and (facts.get(int(ax), ())[:1] != ("stride",) or isinstance(n, tirx.IntImm))
                for ax, st, n in zip(axes, steps, lengths)):
             return super()._impl_v13(bb, inputs, attr, params)
@@ -541,6 +609,16 @@ class Slice(F.Slice):
                 e_out.append(e)
         return relax.op.strided_slice(data, [int(a) % len(dims) for a in axes], b_out, e_out,
                                       [int(st) for st in steps], assume_inbound=True)
+
+
+def _whole_reversal(b, e, st, n) -> bool:
+    """Whether a slice ``b:e:st`` over an axis of length ``n`` reverses the whole axis: a
+    step of -1 from the last element (-1, or a start no axis reaches) through the first (an
+    end below minus any length)."""
+    if not all(isinstance(v, tirx.IntImm) for v in (b, e, st)) or int(st) != -1:
+        return False
+    big = 1 << 31
+    return (int(b) == -1 or int(b) >= big) and int(e) <= -big
 
 
 def _bound(an, v, n: int):

@@ -285,14 +285,16 @@ def cast_tile_repeats(proto):
 
     inits = {i.name for i in proto.graph.initializer}
     consts = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-    todo = [n for n in proto.graph.node if n.op_type == "Tile" and n.input[1] not in inits | consts]
+    done = {n.output[0] for n in proto.graph.node if n.op_type == "Cast" and n.output[0].endswith("__repeats")}
+    skip = inits | consts | done  # idempotent: the graph may be folded again (after an If is inlined)
+    todo = [n for n in proto.graph.node if n.op_type == "Tile" and n.input[1] not in skip]
     if not todo:
         return proto
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     nodes = []
     for node in model.graph.node:
-        if node.op_type == "Tile" and node.input[1] not in inits | consts:
+        if node.op_type == "Tile" and node.input[1] not in skip:
             cast = f"{node.output[0]}__repeats"
             nodes.append(onnx.helper.make_node("Cast", [node.input[1]], [cast], to=onnx.TensorProto.INT64))
             node.input[1] = cast
@@ -369,6 +371,52 @@ def _live(nodes, outputs):
         live.add(i)
         stack.extend(_reads(nodes[i]))
     return [n for i, n in enumerate(nodes) if i in live]
+
+
+def topological_order(graph) -> bool:
+    """Reorder ``graph``'s nodes, in place, so that each comes after what it reads (stable:
+    nodes already in order keep it). False, and ``graph`` untouched, when the nodes form a
+    cycle or read a name nothing defines."""
+    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    producer = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
+    needs = [{producer[r] for r in _reads(n) if r not in defined and r in producer} for n in graph.node]
+    if any(r not in defined and r not in producer and not _subgraph_local(n, r)
+           for n in graph.node for r in _reads(n)):
+        return False
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for d in deps:
+            users.setdefault(d, []).append(i)
+    import heapq
+
+    ready = [i for i, deps in enumerate(needs) if not deps]
+    heapq.heapify(ready)
+    order, left = [], [len(d) for d in needs]
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users.get(i, ()):
+            left[u] -= 1
+            if not left[u]:
+                heapq.heappush(ready, u)
+    if len(order) != len(graph.node):
+        return False
+    nodes = [graph.node[i] for i in order]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return True
+
+
+def _subgraph_local(node, name) -> bool:
+    """Whether ``name``, read somewhere in ``node``'s subgraphs, is defined inside them."""
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            if name in {o for n in g.node for o in n.output} | {i.name for i in g.input} | \
+                    {i.name for i in g.initializer}:
+                return True
+            if any(_subgraph_local(n, name) for n in g.node):
+                return True
+    return False
 
 
 def _reads(node):
@@ -621,3 +669,141 @@ def integer_size_arithmetic(proto):
     model.graph.initializer.extend(new_inits)
     _keep_live(model.graph, out_nodes)
     return model
+
+
+def inline_constant_ifs(proto):
+    """Return ``(model, inlined)``: ``proto`` with every top-level ``If`` whose condition is
+    a constant (an initializer, after folding) replaced by the nodes of the branch it takes,
+    and how many were replaced.
+
+    TorchScript exports write Python ``if``s on shapes as ONNX ``If`` (DeBERTa's relative
+    position helper: ``if query_len != key_len``); with the shapes the condition reads made
+    static (fixed input dims, or dims that symbolic inference proves equal) the condition
+    folds to a constant, and the ``If`` is just its branch. TVM 0.27's importer turns an
+    ``If`` into a ``relax.If`` that qcompile's passes do not take, so an ``If`` whose
+    condition stays data-dependent is refused by the loader, naming it. The branch's own
+    names are prefixed with the ``If``'s name (a branch may reuse names of the outer
+    graph); what it reads from the outer scope it keeps reading; its outputs are renamed to
+    the ``If``'s (through an ``Identity`` where an output is an outer name)."""
+    import onnx
+    from onnx import numpy_helper
+
+    values = {i.name: i for i in proto.graph.initializer}
+    if not any(n.op_type == "If" and n.input and n.input[0] in values for n in proto.graph.node):
+        return proto, 0
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    nodes, inlined = [], 0
+    for node in graph.node:
+        if node.op_type != "If" or node.domain not in ("", "ai.onnx") or node.input[0] not in values:
+            nodes.append(node)
+            continue
+        cond = bool(numpy_helper.to_array(values[node.input[0]]).reshape(-1)[0])
+        branch = next(a.g for a in node.attribute if a.name == ("then_branch" if cond else "else_branch"))
+        prefix = f"{node.name or 'If'}__{'then' if cond else 'else'}/"
+        local = {o for n in branch.node for o in n.output if o} | {i.name for i in branch.initializer}
+        rename = {name: prefix + name for name in local}
+        for init in branch.initializer:
+            t = onnx.TensorProto()
+            t.CopyFrom(init)
+            t.name = rename[init.name]
+            graph.initializer.append(t)
+        for n in branch.node:
+            m = onnx.NodeProto()
+            m.CopyFrom(n)
+            m.name = prefix + (n.name or n.op_type)
+            m.input[:] = [rename.get(i, i) for i in n.input]
+            m.output[:] = [rename.get(o, o) for o in n.output]
+            _rename_subgraph_reads(m, rename)
+            nodes.append(m)
+        for out, bout in zip(node.output, branch.output):
+            src = rename.get(bout.name, bout.name)
+            producer = next((n for n in reversed(nodes) if src in n.output and src in rename.values()), None)
+            if producer is not None and not any(src in n.input for n in nodes) and src not in {o.name for o in graph.output}:
+                producer.output[:] = [out if o == src else o for o in producer.output]
+            else:
+                nodes.append(onnx.helper.make_node("Identity", [src], [out], name=f"{prefix}out_{out}"))
+        inlined += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model, inlined
+
+
+def _rename_subgraph_reads(node, rename: dict) -> None:
+    """Rename, in ``node``'s own subgraphs (a nested If or Loop), the outer-scope names
+    that ``rename`` maps; names the subgraph defines itself shadow the outer ones."""
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            own = {o for n in g.node for o in n.output} | {i.name for i in g.initializer} | {i.name for i in g.input}
+            inner = {k: v for k, v in rename.items() if k not in own}
+            for n in g.node:
+                n.input[:] = [inner.get(i, i) for i in n.input]
+                _rename_subgraph_reads(n, inner)
+            for o in g.output:
+                if o.name in inner:
+                    o.name = inner[o.name]
+
+
+def resolve_ifs(proto, rounds: int = 64):
+    """Return ``(model, inlined)``: ``proto`` with each ``If`` whose condition folds replaced
+    by the branch it takes (:func:`inline_constant_ifs`), ``proto`` itself when there is
+    none. Called after :func:`fold_shape_values`.
+
+    Where symbolic shape inference fails on the whole graph (on DeBERTa it fails inside an
+    ``If``'s branch), a condition is folded from its own cone: the nodes it depends on, when
+    they hold no ``If`` themselves, with the model's weights as typed inputs. On DeBERTa the
+    cone proves ``Shape(q)[-2] == Shape(k)[-2]`` for a symbolic sequence length (both are
+    ``sequence_length``). Each round resolves the ``If``s whose cones are ``If``-free, so a
+    model with one ``If`` per layer takes a round per layer."""
+    total = 0
+    for _ in range(rounds):
+        proto, n = inline_constant_ifs(proto)
+        if not n:
+            proto, found = _fold_if_conditions(proto)
+            if not found:
+                break
+            proto, n = inline_constant_ifs(proto)
+            if not n:
+                break
+        total += n
+        proto, _ = fold_shape_values(integer_size_arithmetic(proto))
+    return proto, total
+
+
+def _fold_if_conditions(proto):
+    """``(model, found)``: the conditions of the top-level ``If``s whose cones hold no
+    ``If``, folded on the cone alone and added to ``proto`` as initializers."""
+    import onnx
+
+    inits = {i.name for i in proto.graph.initializer}
+    conds = [n.input[0] for n in proto.graph.node if n.op_type == "If" and n.input[0] not in inits]
+    if not conds:
+        return proto, 0
+    nodes = list(proto.graph.node)
+    free = [c for c in dict.fromkeys(conds) if not any(n.op_type == "If" for n in _live(nodes, [c]))]
+    if not free:
+        return proto, 0
+    cone = onnx.ModelProto()
+    cone.opset_import.extend(proto.opset_import)
+    cone.ir_version = proto.ir_version
+    g = cone.graph
+    g.node.extend(_live(nodes, free))
+    g.input.extend(proto.graph.input)
+    read = {i for n in g.node for i in _reads(n)}
+    for init in proto.graph.initializer:
+        if init.name not in read:
+            continue
+        if int(np.prod(init.dims)) <= _SMALL:
+            g.initializer.append(init)
+        else:  # a weight: only its type and dims matter to the conditions
+            g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    g.output.extend(onnx.helper.make_empty_tensor_value_info(c) for c in free)
+    folded, _ = fold_shape_values(cone)
+    values = {i.name: i for i in folded.graph.initializer if i.name in free}
+    if not values:
+        return proto, 0
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    model.graph.initializer.extend(values.values())
+    return model, len(values)

@@ -321,6 +321,17 @@ class Biased:
     act: Optional[relax.Var] = None  # an activation bias (its binding), instead of ``bias``
 
 
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+#: elementwise functions without a rule of their own, lowered as a table over int8 codes
+#: (``IntOnly.op_table``)
+_TABLE_FUNCS = {"relax.exp": np.exp, "relax.tanh": np.tanh, "relax.erf": _erf, "relax.log": np.log,
+                "relax.sin": np.sin, "relax.cos": np.cos, "relax.nn.softplus": lambda x: np.logaddexp(0, x),
+                "relax.rsqrt": lambda x: 1 / np.sqrt(x), "relax.abs": np.abs}
+
+
 def _c(v, dt):
     return relax.const(np.asarray(v, dtype=dt), dt)
 
@@ -1206,6 +1217,38 @@ class _Lowering:
         self.check("integer square root (int32 output)", out_bound, 32)
         return Acc(self.emit(O.astype(r, "int32")), np.asarray(math.sqrt(s) * 2.0 ** -k), out_bound)
 
+    def op_table(self, var, call, args):
+        """Any elementwise function ``f`` of one activation that has no rule of its own (exp,
+        tanh, erf, log, sin, cos: OWL-ViT's ELU, a BERT pooler's tanh) as a table over the
+        input's int8 codes, as integer accelerators and TFLite's int8 kernels compute them:
+        ``y = T[q + 128]``, ``T[c] = round(f(c s_x) / s_y)`` in int32 with ``s_y`` putting
+        ``max |f|`` over the codes at 2^20. ``f`` is evaluated on the input's calibrated
+        scale only, so the table costs 256 entries whatever ``f`` is; codes where ``f`` is
+        not finite (a log below 0: outside the calibrated range, round-off) take the value of
+        the nearest code where it is."""
+        f = _TABLE_FUNCS[call.op.name]
+        xq = self.as_q(call.args[0], "int8")
+        codes = np.arange(-128, 128, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            vals = f(codes * float(xq.scale))
+        ok = np.isfinite(vals)
+        if not ok.any():
+            raise QCompileError(f"int-only: {call.op.name} at '{var.name}' is not finite anywhere on its "
+                                "input's calibrated range")
+        if not ok.all():  # each non-finite entry takes its nearest finite neighbour's value
+            good = np.flatnonzero(ok)
+            vals = vals[good[np.abs(np.arange(256)[:, None] - good[None, :]).argmin(1)]]
+        bound = 2.0 ** 20
+        s_y = max(float(np.abs(vals).max()), 1e-30) / bound
+        table = _c(np.round(vals / s_y).astype(np.int32), "int32")
+        idx = self.emit(O.add(self.emit(O.astype(xq.expr, "int32")), _c(128, "int32")))
+        self.kernels += 1
+        return Acc(self.emit(O.take(table, idx, axis=0)), np.asarray(s_y), bound)
+
+    for _op in _TABLE_FUNCS:
+        lowers(_op)(op_table)
+    del _op
+
     @lowers("relax.power")
     def op_power(self, var, call, args):
         """``x ** 2`` (a variance written with Pow: PatchTST's scaler) is ``x * x``; ``x ** 0.5``
@@ -1526,7 +1569,31 @@ class _Lowering:
                     c = self.emit(O.logical_not(c))
                 keep = self.emit(O.logical_and(self.emit(O.not_equal(m.keep, _c(0, "int8"))), c))
                 return Mask(self.emit(O.astype(keep, "int8")), min(m.fill, big.item()))
+        if isinstance(args[0], Raw):  # a masked fill of an activation (OWL-ViT's logits of padded queries)
+            for k, fill in ((1, av), (2, bv)):
+                x = args[3 - k]
+                if fill is None or fill.size != 1 or not isinstance(x, (Q, Acc)):
+                    continue
+                return self.masked_fill(args[0].expr, float(fill.item()), x, call.args[3 - k], fill_first=k == 1)
         raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
+
+    def masked_fill(self, cond, fill: float, x, xvar, fill_first: bool):
+        """``where(cond, fill, x)`` (or ``where(cond, x, fill)``) for an activation ``x``: the
+        fill quantized at ``x``'s scale, saturated to ``x``'s range (a fill of minus the
+        largest float, the usual "masked out", becomes the lowest value ``x`` can hold)."""
+        if isinstance(x, Acc) and x.scale.size > 1:
+            x = self.as_q(xvar, "int16")
+        if isinstance(x, Q):
+            lo, hi = intops.INT_RANGE[x.dtype]
+            scale, dt = float(x.scale), x.dtype
+        else:
+            lo, hi = -x.bound, x.bound
+            scale, dt = float(x.scale), "int32"
+        code = _c(min(max(math.floor(fill / scale + 0.5), lo), hi), dt)
+        if _dtype(cond) != "bool":
+            cond = self.emit(O.not_equal(cond, _c(0, _dtype(cond))))
+        out = self.emit(O.where(cond, code, x.expr) if fill_first else O.where(cond, x.expr, code))
+        return Q(out, x.scale, x.dtype) if isinstance(x, Q) else Acc(out, x.scale, x.bound)
 
     # ------------------------------------------------------------------ data movement
     def _move(self, var, call, args, keeps_last: bool):

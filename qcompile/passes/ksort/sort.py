@@ -249,7 +249,7 @@ def _find_rope(g: Graph, start, layer: int, what: str) -> _Rope | None:
         op = op_name(val)
         if op == "concat":
             fields = list(val.args[0].fields)
-            new = [f for f in fields if not (isinstance(f, relax.Var) and f in g.params)]
+            new = [f for f in fields if g.input_of(f) is None]
             if len(new) == 1:
                 v = new[0]
                 continue

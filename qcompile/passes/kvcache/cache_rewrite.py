@@ -192,6 +192,11 @@ class CacheRewrite:
         x = self.env[cache.pre_rope if pre else cache.new]
         if pre and cache.pre_perm is not None:  # stored in the cache's layout
             x = bb.emit(O.permute_dims(x, list(cache.pre_perm)))
+        # the formats' kernels compute in float32; a float16 / bfloat16 model's tokens are
+        # widened on the way in and the decoded cache narrowed back to the model's dtype
+        dtype = str(cache.concat.ty.dtype)
+        if str(x.ty.dtype) != "float32":
+            x = bb.emit(O.astype(x, "float32"))
         order = [s for s, *_ in self.tensors(cache)]
         past = dict(zip(order, self.cache_params[cache.param]))
         new = self.encode(bb, layer, cache, x)
@@ -203,7 +208,9 @@ class CacheRewrite:
             present["sink"] = bb.emit_te(sink_update_te(), past["sink"], x, past[order[0]],
                                          primfunc_name_hint="kv_sink_update")
         full = self.decode(bb, layer, cache, present)
-        self.presents[cache.concat] = [present[s] for s in order]
+        if str(full.ty.dtype) != dtype:
+            full = bb.emit(O.astype(full, dtype))
+        self.presents[cache.output] = [present[s] for s in order]
         if pre:
             full = self._rope(bb, cache, full)
         return full

@@ -1,0 +1,371 @@
+"""onnxruntime's fused operators, decomposed into standard ONNX before TVM's importer.
+
+onnxruntime's transformer optimizer (``onnxruntime.transformers.optimizer``, which Optimum's
+``--optimize O1..O4`` and many published ``model_optimized.onnx`` files use) rewrites a
+graph into its own ``com.microsoft`` operators: ``SkipLayerNormalization`` (a residual add
+and a LayerNorm), ``EmbedLayerNormalization`` (BERT's three embeddings and their
+LayerNorm), ``Attention`` (the QKV projection, the heads, the mask, softmax and the value
+product in one node), ``BiasGelu``/``FastGelu``/``Gelu``/``QuickGelu`` and the RMSNorm
+forms ``SimplifiedLayerNormalization`` and ``SkipSimplifiedLayerNormalization``. TVM 0.27
+has no converter for any of them, so such a model stopped at import. Each is rewritten
+here into the standard ops that compute it, following onnxruntime's contrib-op
+specification (``docs/ContribOperators.md``), so the graph reads as an exporter would have
+written it and canonicalization finds its LayerNorms, GELUs and attentions again.
+
+What is not decomposed (an ``Attention`` with a past state, rotary or a shared buffer,
+other contrib ops) stays, and the loader refuses it naming the node.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MS = "com.microsoft"
+
+
+class _Emitter:
+    """Fresh names and nodes for one decomposed node (``<node name>/<k>``)."""
+
+    def __init__(self, node, graph):
+        self.node, self.graph, self.nodes, self.k = node, graph, [], 0
+        self.base = node.name or node.op_type
+
+    def name(self, tag: str) -> str:
+        self.k += 1
+        return f"{self.base}/{tag}_{self.k}"
+
+    def const(self, value, dtype=np.float32) -> str:
+        from onnx import numpy_helper
+
+        n = self.name("c")
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), n))
+        return n
+
+    def op(self, op_type: str, inputs, out=None, **attrs) -> str:
+        from onnx import helper
+
+        out = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=self.name(op_type), **attrs))
+        return out
+
+
+def _attr(node, name, default=None):
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _in(node, i) -> str:
+    return node.input[i] if len(node.input) > i else ""
+
+
+def _out(node, i) -> str:
+    return node.output[i] if len(node.output) > i else ""
+
+
+def _gelu_erf(e, x, out):
+    """``0.5 x (1 + erf(x / sqrt 2))``."""
+    t = e.op("Erf", [e.op("Mul", [x, e.const(1 / math.sqrt(2))])])
+    return e.op("Mul", [e.op("Mul", [x, e.const(0.5)]), e.op("Add", [t, e.const(1.0)])], out)
+
+
+def _gelu_tanh(e, x, out):
+    """``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (FastGelu)."""
+    cube = e.op("Mul", [e.op("Mul", [x, x]), x])
+    inner = e.op("Mul", [e.op("Add", [x, e.op("Mul", [cube, e.const(0.044715)])]), e.const(math.sqrt(2 / math.pi))])
+    return e.op("Mul", [e.op("Mul", [x, e.const(0.5)]), e.op("Add", [e.op("Tanh", [inner]), e.const(1.0)])], out)
+
+
+def _rms(e, x, gamma, eps, out):
+    """``x / sqrt(mean(x^2) + eps) * gamma`` over the last axis."""
+    ms = e.op("ReduceMean", [e.op("Mul", [x, x]), e.const([-1], np.int64)], keepdims=1)
+    inv = e.op("Div", [e.const(1.0), e.op("Sqrt", [e.op("Add", [ms, e.const(eps)])])])
+    return e.op("Mul", [e.op("Mul", [x, inv]), gamma], out)
+
+
+def _skip_sum(e, node, bias_at: int):
+    s = e.op("Add", [node.input[0], node.input[1]])
+    if _in(node, bias_at):
+        s = e.op("Add", [s, node.input[bias_at]])
+    if _out(node, 3):
+        e.op("Identity", [s], node.output[3])
+    return s
+
+
+def _skip_layer_norm(e, node):
+    s = _skip_sum(e, node, 4)
+    ins = [s, node.input[2]] + ([node.input[3]] if _in(node, 3) else [])
+    e.op("LayerNormalization", ins, node.output[0], axis=-1, epsilon=float(_attr(node, "epsilon", 1e-12)))
+
+
+def _skip_simplified_layer_norm(e, node):
+    s = _skip_sum(e, node, 3)
+    _rms(e, s, node.input[2], float(_attr(node, "epsilon", 1e-6)), node.output[0])
+
+
+def _simplified_layer_norm(e, node):
+    if int(_attr(node, "axis", -1)) != -1:
+        return False
+    _rms(e, node.input[0], node.input[1], float(_attr(node, "epsilon", 1e-5)), node.output[0])
+
+
+def _bias_gelu(e, node):
+    _gelu_erf(e, e.op("Add", [node.input[0], node.input[1]]), node.output[0])
+
+
+def _gelu(e, node):
+    _gelu_erf(e, node.input[0], node.output[0])
+
+
+def _fast_gelu(e, node):
+    x = e.op("Add", [node.input[0], node.input[1]]) if _in(node, 1) else node.input[0]
+    _gelu_tanh(e, x, node.output[0])
+
+
+def _quick_gelu(e, node):
+    x = node.input[0]
+    a = float(_attr(node, "alpha", 1.702))
+    e.op("Mul", [x, e.op("Sigmoid", [e.op("Mul", [x, e.const(a)])])], node.output[0])
+
+
+def _embed_layer_norm(e, node):
+    """``LN(word[ids] + pos[positions] + seg[segment_ids])``; ``mask_index`` the mask's row
+    sums (int32); positions ``arange(S)`` unless ``position_ids`` is given."""
+    ids = node.input[0]
+    emb = e.op("Gather", [node.input[2], ids])
+    pos_ids = _in(node, 8)
+    if not pos_ids:
+        seq = e.op("Gather", [e.op("Shape", [ids]), e.const(1, np.int64)])
+        pos_ids = e.op("Unsqueeze", [e.op("Range", [e.const(0, np.int64), seq, e.const(1, np.int64)]),
+                                     e.const([0], np.int64)])
+    emb = e.op("Add", [emb, e.op("Gather", [node.input[3], pos_ids])])
+    if _in(node, 1) and _in(node, 4):
+        emb = e.op("Add", [emb, e.op("Gather", [node.input[4], node.input[1]])])
+    if _out(node, 2):
+        e.op("Identity", [emb], node.output[2])
+    e.op("LayerNormalization", [emb, node.input[5], node.input[6]], node.output[0], axis=-1,
+         epsilon=float(_attr(node, "epsilon", 1e-12)))
+    if _out(node, 1):
+        if not _in(node, 7):
+            return False
+        e.op("Cast", [e.op("ReduceSum", [node.input[7], e.const([1], np.int64)], keepdims=0)], node.output[1],
+             to=6)
+
+
+def _attend(e, node, scores, v, keys, mask: str, rank, ranks_ok, width: int):
+    """The rest of an attention from its scaled scores ``[B, N, S, T]``: the key mask
+    (``mask``: right-padding lengths ``[B]`` or a raw 0/1 mask ``[B, T]`` / ``[B, S, T]``; a
+    masked key gets ``mask_filter_value`` added, as onnxruntime does), ``unidirectional``
+    (``mask_filter_value`` above the diagonal), ``attention_bias`` (input 5), softmax, the
+    value product and the heads merged into ``width`` channels (-1: inferred). False where
+    the mask's rank is not one of ``ranks_ok``."""
+    fill = float(_attr(node, "mask_filter_value", -10000.0))
+    if mask:
+        if rank not in ranks_ok:
+            return False
+        if rank == 1:  # lengths [B]: keys j >= len masked
+            j = e.op("Range", [e.const(0, np.int64), keys, e.const(1, np.int64)])
+            lens = e.op("Unsqueeze", [e.op("Cast", [mask], to=7), e.const([1], np.int64)])
+            keep = e.op("Unsqueeze", [e.op("Less", [e.op("Unsqueeze", [j, e.const([0], np.int64)]), lens]),
+                                      e.const([1, 2], np.int64)])
+        else:  # a raw mask [B, T] or [B, S, T]
+            keep = e.op("Unsqueeze", [e.op("Greater", [e.op("Cast", [mask], to=7), e.const(0, np.int64)]),
+                                      e.const([1, 2] if rank == 2 else [1], np.int64)])
+        scores = e.op("Add", [scores, e.op("Where", [keep, e.const(0.0), e.const(fill)])])
+    if int(_attr(node, "unidirectional", 0)):
+        j = e.op("Range", [e.const(0, np.int64), keys, e.const(1, np.int64)])
+        later = e.op("Greater", [e.op("Unsqueeze", [j, e.const([0], np.int64)]),
+                                 e.op("Unsqueeze", [j, e.const([1], np.int64)])])
+        scores = e.op("Add", [scores, e.op("Where", [later, e.const(fill), e.const(0.0)])])
+    if _in(node, 5):
+        scores = e.op("Add", [scores, node.input[5]])
+    out = e.op("Transpose", [e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    e.op("Reshape", [out, e.const([0, 0, width], np.int64)], node.output[0])
+
+
+def _attention(e, node, ranks: dict):
+    """onnxruntime's ``Attention`` without a past state: ``x W + b`` split into Q, K, V,
+    heads, ``softmax(Q K^T * scale + mask) V``, heads merged. ``mask_index``: right-padding
+    lengths ``[B]``, or a raw 0/1 mask ``[B, T]`` / ``[B, S, T]``: masked keys get
+    ``mask_filter_value`` added, as onnxruntime does; ``unidirectional`` adds it above the
+    diagonal; ``attention_bias`` is added as it is."""
+    if _in(node, 4) or _in(node, 6) or _out(node, 1) or int(_attr(node, "do_rotary", 0)) \
+            or int(_attr(node, "past_present_share_buffer", 0)):
+        return False
+    heads = int(_attr(node, "num_heads"))
+    sizes = _attr(node, "qkv_hidden_sizes")
+    w = e.graph_init.get(node.input[1])
+    if sizes is None:
+        if w is None:
+            return False
+        sizes = [w.dims[1] // 3] * 3
+    hq, hk, hv = (int(s) for s in sizes)
+    if hq != hk or hq % heads or hv % heads:
+        return False
+    d, dv = hq // heads, hv // heads
+    x = node.input[0]
+    qkv = e.op("MatMul", [x, node.input[1]])
+    if _in(node, 2):
+        qkv = e.op("Add", [qkv, node.input[2]])
+    q, k, v = (e.op("Slice", [qkv, e.const([a], np.int64), e.const([b], np.int64), e.const([-1], np.int64)])
+               for a, b in ((0, hq), (hq, 2 * hq), (2 * hq, 2 * hq + hv)))
+
+    def heads_of(t, dh, perm):
+        return e.op("Transpose", [e.op("Reshape", [t, e.const([0, 0, heads, dh], np.int64)])], perm=perm)
+
+    q, kt, v = heads_of(q, d, [0, 2, 1, 3]), heads_of(k, d, [0, 2, 3, 1]), heads_of(v, dv, [0, 2, 1, 3])
+    scale = _attr(node, "scale", 0.0) or 1 / math.sqrt(d)
+    scores = e.op("Mul", [e.op("MatMul", [q, kt]), e.const(scale)])
+    seq = e.op("Gather", [e.op("Shape", [x]), e.const(1, np.int64)])
+    return _attend(e, node, scores, v, seq, _in(node, 3), ranks.get(_in(node, 3)), (1, 2, 3), hv)
+
+
+def _multi_head_attention(e, node, ranks: dict):
+    """onnxruntime's ``MultiHeadAttention`` with separate ``[B, S, H]`` query, key and value
+    (cross-attention too: ``L`` keys), no past state: optional packed ``bias``,
+    ``key_padding_mask`` (lengths ``[B]`` or a raw mask ``[B, L]``), ``attention_bias``,
+    ``unidirectional`` (self-attention lengths only)."""
+    if any(_in(node, i) for i in range(6, 10)) or any(_out(node, i) for i in range(1, 4)):
+        return False
+    if any(ranks.get(node.input[i]) != 3 for i in range(3)):
+        return False  # packed QKV / BNSH layouts are not decomposed
+    heads = int(_attr(node, "num_heads"))
+    q, k, v = node.input[:3]
+    if _in(node, 3):
+        b = node.input[3]
+        hs = e.graph_init.get(b)
+        if hs is None or hs.dims[0] % 3:
+            return False
+        h = hs.dims[0] // 3
+        q, k, v = (e.op("Add", [t, e.op("Slice", [b, e.const([a * h], np.int64), e.const([(a + 1) * h], np.int64)])])
+                   for a, t in enumerate((q, k, v)))
+    hidden = e.op("Gather", [e.op("Shape", [node.input[0]]), e.const(2, np.int64)])
+    d = e.op("Div", [hidden, e.const(heads, np.int64)])
+    dims = e.op("Concat", [e.const([0, 0, heads], np.int64), e.op("Unsqueeze", [d, e.const([0], np.int64)])], axis=0)
+
+    def heads_of(t, perm):
+        return e.op("Transpose", [e.op("Reshape", [t, dims])], perm=perm)
+
+    qh, kt, vh = heads_of(q, [0, 2, 1, 3]), heads_of(k, [0, 2, 3, 1]), heads_of(v, [0, 2, 1, 3])
+    scale = _attr(node, "scale", 0.0)
+    if scale:
+        scale = e.const(scale)
+    else:  # 1 / sqrt(head size), from the query's hidden size
+        scale = e.op("Div", [e.const(1.0), e.op("Sqrt", [e.op("Cast", [d], to=1)])])
+    scores = e.op("Mul", [e.op("MatMul", [qh, kt]), scale])
+    keys = e.op("Gather", [e.op("Shape", [k]), e.const(1, np.int64)])
+    return _attend(e, node, scores, vh, keys, _in(node, 4), ranks.get(_in(node, 4)), (1, 2), -1)
+
+
+def _unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """The first ``count`` ``bits``-wide codes of each row of ``packed`` (uint8), the lowest
+    bits of a byte first (onnxruntime's packing)."""
+    per = 8 // bits
+    shifts = (np.arange(per) * bits).astype(np.uint8)
+    codes = (packed[..., None] >> shifts) & np.uint8((1 << bits) - 1)
+    return codes.reshape(*packed.shape[:-1], -1)[..., :count]
+
+
+def _matmul_nbits(e, node):
+    """``MatMulNBits`` (onnxruntime's block-quantized weights: onnxruntime-genai's int4
+    models, ``MatMulNBitsQuantizer``): the weight is dequantized here, ``W[n, k] = (q[n, k] -
+    z[n, k // bs]) * s[n, k // bs]``, and the node becomes ``A @ W^T`` (+ bias). The int4
+    codes become float32 weights: qcompile's pipelines quantize them again as they quantize
+    any float weight."""
+    from onnx import numpy_helper
+
+    K, N = int(_attr(node, "K")), int(_attr(node, "N"))
+    bits, bs = int(_attr(node, "bits", 4)), int(_attr(node, "block_size"))
+    if bits not in (2, 4, 8) or _in(node, 4):  # g_idx (act-order) is not decomposed
+        return False
+    get = {i: e.graph_init.get(_in(node, i)) for i in (1, 2, 3)}
+    if get[1] is None or get[2] is None or (_in(node, 3) and get[3] is None):
+        return False
+    blocks = (K + bs - 1) // bs
+    q = _unpack_bits(numpy_helper.to_array(get[1]).reshape(N, blocks, -1), bits, bs).astype(np.float32)
+    scale = numpy_helper.to_array(get[2]).astype(np.float32).reshape(N, blocks)
+    if get[3] is None:
+        zero = np.full((N, blocks), 2 ** (bits - 1), np.float32)
+    else:
+        z = numpy_helper.to_array(get[3])
+        zero = (_unpack_bits(z.reshape(N, -1), bits, blocks) if z.dtype == np.uint8 else z.reshape(N, blocks))
+        zero = zero.astype(np.float32)
+    w = ((q - zero[..., None]) * scale[..., None]).reshape(N, blocks * bs)[:, :K]
+    dtype = numpy_helper.to_array(get[2]).dtype
+    out = e.op("MatMul", [node.input[0], e.const(w.T.astype(dtype), dtype)],
+               None if _in(node, 5) else node.output[0])
+    if _in(node, 5):
+        e.op("Add", [out, node.input[5]], node.output[0])
+
+
+_RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
+          (MS, "SkipSimplifiedLayerNormalization"): _skip_simplified_layer_norm,
+          ("", "SimplifiedLayerNormalization"): _simplified_layer_norm,
+          (MS, "SimplifiedLayerNormalization"): _simplified_layer_norm,
+          (MS, "BiasGelu"): _bias_gelu, (MS, "Gelu"): _gelu, (MS, "FastGelu"): _fast_gelu,
+          (MS, "QuickGelu"): _quick_gelu, (MS, "EmbedLayerNormalization"): _embed_layer_norm,
+          (MS, "Attention"): _attention, (MS, "MultiHeadAttention"): _multi_head_attention,
+          (MS, "MatMulNBits"): _matmul_nbits}
+
+
+def decompose_contrib_ops(proto):
+    """Return ``(model, decomposed)``: ``proto`` with every onnxruntime fused op of
+    :data:`_RULES` replaced by standard ops (``proto`` itself when there is none), and how
+    many were. Optional outputs a rule cannot give (``mean``, ``inv_std_var``) must be
+    unused; otherwise the node stays for the loader to refuse."""
+    import onnx
+
+    if not any((n.domain or "", n.op_type) in _RULES for n in proto.graph.node):
+        return proto, 0
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    ranks = _ranks(model)
+    inits = {i.name: i for i in graph.initializer}
+    nodes, done = [], 0
+    for node in graph.node:
+        rule = _RULES.get((node.domain or "", node.op_type))
+        norm = node.op_type.endswith("LayerNormalization") and node.op_type != "EmbedLayerNormalization"
+        if rule is None or (norm and (_out(node, 1) or _out(node, 2))):
+            nodes.append(node)
+            continue
+        e = _Emitter(node, graph)
+        e.graph_init = inits
+        takes_ranks = rule in (_attention, _multi_head_attention)
+        if (rule(e, node, ranks) if takes_ranks else rule(e, node)) is False:
+            nodes.append(node)
+            continue
+        nodes.extend(e.nodes)
+        done += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if done and not any(o.domain == "" for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid("", 17))
+    return model, done
+
+
+def _ranks(model) -> dict:
+    """Each tensor's rank as ONNX's shape inference sees it (contrib ops included, where
+    onnx knows their schema: it does not, so a mask produced by one is looked up by its
+    producer below)."""
+    import onnx
+
+    out = {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+            if t is not None and t.HasField("shape"):
+                out[vi.name] = len(t.shape.dim)
+    except Exception:  # noqa: BLE001 - ranks are a hint; a mask of unknown rank is left alone
+        pass
+    for n in model.graph.node:  # EmbedLayerNormalization's mask_index: [B] lengths
+        if (n.domain, n.op_type) == (MS, "EmbedLayerNormalization") and _out(n, 1):
+            out.setdefault(n.output[1], 1)
+    for i in model.graph.initializer:
+        out.setdefault(i.name, len(i.dims))
+    return out
