@@ -27,7 +27,7 @@ import numpy as np
 
 from qcompile.errors import QCompileError, UnsupportedOpError
 
-MIN_OPSET, MAX_OPSET = 13, 21
+MIN_OPSET, MAX_OPSET = 13, 24
 #: the multiple an image model's symbolic height and width are taken as when TVM cannot carry
 #: them as arbitrary sizes: the total stride of the usual vision backbones (4x4 patches and
 #: three 2x2 merges in Swin; five stride-2 stages in CNNs)
@@ -123,9 +123,9 @@ def _read_onnx(path: Path):
         raise QCompileError(f"cannot read ONNX file {path}: {msg}") from None
     if not proto.graph.node:
         raise QCompileError(f"{path} is not a valid ONNX model (no graph nodes)")
-    from qcompile.frontend.ort_contrib import decompose_contrib_ops
+    from qcompile.frontend.decompose import decompose_ops
 
-    proto, _ = decompose_contrib_ops(proto)  # onnxruntime's fused ops as standard ONNX
+    proto, _ = decompose_ops(proto)  # onnxruntime's fused ops as standard ONNX
     try:
         onnx.checker.check_model(proto, full_check=False)
     except Exception as e:
@@ -156,7 +156,9 @@ def _check_onnx(proto, path: Path) -> int:
     for i, node in enumerate(proto.graph.node):
         if node.op_type == "If" and node.domain in ("", "ai.onnx"):
             continue  # inlined where its condition folds (onnx_prepare.inline_constant_ifs), else refused then
-        if node.domain not in ("", "ai.onnx") or node.op_type not in known:
+        # TVM registers onnxruntime's contrib Attention under the name of ONNX's own (opset
+        # 23) Attention, a different operator: one that was not decomposed is refused
+        if node.domain not in ("", "ai.onnx") or node.op_type not in known or node.op_type == "Attention":
             name = node.name or f"#{i}"
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
             raise UnsupportedOpError(name, op, "TVM's ONNX frontend has no converter for it; "
@@ -197,7 +199,7 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     from qcompile.frontend.onnx_prepare import (fold_shape_values, integer_size_arithmetic, resolve_ifs,
-                                                slice_facts)
+                                                slice_facts, vector_axes)
 
     proto = _read_onnx(path)
     opset = _check_onnx(proto, path)
@@ -238,6 +240,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     dtype_dict = {s.name: s.dtype for s in inputs}
     proto, _ = fold_shape_values(integer_size_arithmetic(proto))
     proto, _ = resolve_ifs(proto)
+    proto = vector_axes(proto)
     _refuse_data_dependent_ifs(proto, inputs)
     facts = slice_facts(proto)
     meta = {"opset": opset}

@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import qcompile as qc
@@ -970,3 +971,125 @@ def test_reflect_padding_to_a_multiple_of_the_window(tmp_path):
         got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
         assert got[0].shape == ref[0].shape
         np.testing.assert_array_equal(got[0], ref[0])
+
+
+class _Sdpa(torch.nn.Module):
+    """RMSNorm, a fused QKV projection and ``scaled_dot_product_attention``: causal, or with
+    grouped KV heads (``enable_gqa``) and a boolean mask."""
+
+    def __init__(self, gqa: bool):
+        super().__init__()
+        self.gqa, self.lin, self.norm = gqa, torch.nn.Linear(16, 32 if gqa else 48), torch.nn.RMSNorm(16)
+
+    def forward(self, x, mask=None):
+        b, s, _ = x.shape
+        h = self.lin(self.norm(x))
+        if self.gqa:
+            q = h[..., :16].view(b, s, 4, 4).transpose(1, 2)
+            k, v = (h[..., a:a + 8].view(b, s, 2, 4).transpose(1, 2) for a in (16, 24))
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+        else:
+            q, k, v = h.view(b, s, 3, 4, 4).permute(2, 0, 3, 1, 4)
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return o.transpose(1, 2).reshape(b, s, 16)
+
+
+@pytest.mark.parametrize("opset", [18, 23])
+@pytest.mark.parametrize("gqa", [False, True])
+def test_torch_sdpa_at_opset_18_and_23(tmp_path, opset, gqa):
+    """torch.onnx's dynamo exporter: at opset 23 ``scaled_dot_product_attention`` is ONNX's own
+    ``Attention`` and the norm ``RMSNormalization`` (before: "ONNX opset 23 is not supported";
+    TVM's converter named ``Attention`` is onnxruntime's contrib op, so the node is decomposed
+    by ``decompose._onnx_attention``); at opset 18, with grouped KV heads, an ``Unsqueeze``
+    with a 0-d axes constant (before: TVM's "'int' object is not iterable"). Equal to
+    onnxruntime, and canonicalization finds the attention."""
+    import warnings
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((2, 5, 16)).astype(np.float32))
+    args = (x, torch.from_numpy(rng.random((2, 1, 5, 5)) > 0.3)) if gqa else (x,)
+    path = tmp_path / "sdpa.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Sdpa(gqa).eval(), args, str(path), dynamo=True, opset_version=opset)
+    proto = onnx.load(str(path))
+    assert ("Attention" in {n.op_type for n in proto.graph.node}) == (opset == 23)
+    feed = {i.name: a.numpy() for i, a in zip(proto.graph.input, args)}
+    got, ref, model = _run_both(path, feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+    assert "qcompile.attention" in qc.canonicalize(model.mod).script(show_meta=False)
+
+
+def test_onnx_attention_with_heads_in_the_hidden_axis_and_a_past(tmp_path):
+    """ONNX ``Attention`` on 3-D inputs (``q_num_heads`` / ``kv_num_heads``: grouped heads)
+    with a past state: the present outputs are the concatenated caches; equal to onnxruntime."""
+    vi = helper.make_tensor_value_info
+    ins = [vi("q", TensorProto.FLOAT, ["b", "s", 16]), vi("k", TensorProto.FLOAT, ["b", "s", 8]),
+           vi("v", TensorProto.FLOAT, ["b", "s", 8]), vi("pk", TensorProto.FLOAT, ["b", 2, "p", 4]),
+           vi("pv", TensorProto.FLOAT, ["b", 2, "p", 4])]
+    outs = [vi("y", TensorProto.FLOAT, ["b", "s", 16]), vi("k2", TensorProto.FLOAT, ["b", 2, "t", 4]),
+            vi("v2", TensorProto.FLOAT, ["b", 2, "t", 4])]
+    node = helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"], ["y", "k2", "v2"], q_num_heads=4,
+                            kv_num_heads=2)
+    m = helper.make_model(helper.make_graph([node], "g", ins, outs), opset_imports=[helper.make_opsetid("", 23)])
+    onnx.save(m, str(tmp_path / "att.onnx"))
+    rng = np.random.default_rng(0)
+    feed = {"q": rng.standard_normal((2, 3, 16)), "k": rng.standard_normal((2, 3, 8)),
+            "v": rng.standard_normal((2, 3, 8)), "pk": rng.standard_normal((2, 2, 4, 4)),
+            "pv": rng.standard_normal((2, 2, 4, 4))}
+    feed = {k: v.astype(np.float32) for k, v in feed.items()}
+    got, ref, _ = _run_both(tmp_path / "att.onnx", feed)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank,interleaved,rotary_dim,positions", [(4, 0, 0, True), (4, 1, 0, True),
+                                                                   (3, 0, 0, True), (4, 0, 4, True),
+                                                                   (4, 0, 0, False)])
+def test_onnx_rotary_embedding(tmp_path, rank, interleaved, rotary_dim, positions):
+    """ONNX's ``RotaryEmbedding`` (opset 23; torch.onnx's dynamo exporter writes HF decoders'
+    RoPE as it; TVM has no converter): rotate-half or interleaved, partial rotary, heads in
+    their own axis or in the hidden one, tables gathered at ``position_ids`` or given per
+    token. Decomposed into the exporters' spelling; equal to onnxruntime."""
+    B, N, S, H = 2, 2, 5, 8
+    R = rotary_dim or H
+    vi = helper.make_tensor_value_info
+    xshape = [B, N, S, H] if rank == 4 else [B, S, N * H]
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.standard_normal(xshape).astype(np.float32)}
+    ang = rng.standard_normal((16, R // 2)).astype(np.float32)
+    if positions:
+        feed["pos"] = rng.integers(0, 16, (B, S)).astype(np.int64)
+        inits = [numpy_helper.from_array(np.cos(ang), "cos"), numpy_helper.from_array(np.sin(ang), "sin")]
+        ins, graph_in = ["x", "cos", "sin", "pos"], [vi("x", TensorProto.FLOAT, xshape), vi("pos", TensorProto.INT64, [B, S])]
+    else:
+        a = rng.standard_normal((B, S, R // 2)).astype(np.float32)
+        feed["cos"], feed["sin"] = np.cos(a), np.sin(a)
+        inits, ins = [], ["x", "cos", "sin"]
+        graph_in = [vi("x", TensorProto.FLOAT, xshape), vi("cos", TensorProto.FLOAT, [B, S, R // 2]),
+                    vi("sin", TensorProto.FLOAT, [B, S, R // 2])]
+    attrs = dict(interleaved=interleaved, rotary_embedding_dim=rotary_dim, **({"num_heads": N} if rank == 3 else {}))
+    node = helper.make_node("RotaryEmbedding", ins, ["y"], **attrs)
+    m = helper.make_model(helper.make_graph([node], "g", graph_in, [vi("y", TensorProto.FLOAT, xshape)], inits),
+                          opset_imports=[helper.make_opsetid("", 23)])
+    onnx.save(m, str(tmp_path / "rope.onnx"))
+    got, ref, _ = _run_both(tmp_path / "rope.onnx", feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+
+
+def test_hf_decoder_exported_at_opset_23(tmp_path):
+    """The zoo's Llama through torch.onnx's dynamo exporter at opset 23: ``RMSNormalization``
+    and ``RotaryEmbedding`` ops (before: "ONNX opset 23 is not supported"). Equal to
+    onnxruntime (batch 1: onnxruntime's RotaryEmbedding does not broadcast the batch-1 tables
+    the export traced), and canonicalization finds RoPE and the attention again."""
+    from qcompile.models import zoo
+
+    path = zoo.export_dynamo("llama", tmp_path, opset=23)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"RotaryEmbedding", "RMSNormalization"} <= ops
+    feed = zoo.onnx_feed(path, batch=1, seq=6)
+    got, ref, model = _run_both(path, feed)
+    assert zoo._cosine(got[0], ref[0]) >= 0.999999
+    canon = qc.canonicalize(model.mod).script(show_meta=False)
+    assert "qcompile.rope" in canon and "qcompile.attention" in canon

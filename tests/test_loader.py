@@ -57,7 +57,7 @@ def _tiny_graph(op_type="Relu", opset=17, weight=None, domain=""):
     return helper.make_model(g, opset_imports=imports)
 
 
-@pytest.mark.parametrize("opset", [13, 17, 21])
+@pytest.mark.parametrize("opset", [13, 17, 21, 24])
 def test_opsets_accepted(tmp_path, opset):
     p = tmp_path / "m.onnx"
     onnx.save(_tiny_graph(opset=opset), p)
@@ -73,6 +73,9 @@ def test_bad_onnx_inputs(tmp_path):
     onnx.save(_tiny_graph(opset=11), tmp_path / "old.onnx")
     with pytest.raises(QCompileError, match="opset 11 is not supported"):
         qc.load(tmp_path / "old.onnx")
+    onnx.save(_tiny_graph(opset=25), tmp_path / "new.onnx")
+    with pytest.raises(QCompileError, match="opset 25 is not supported"):
+        qc.load(tmp_path / "new.onnx")
 
 
 def test_unsupported_op_names_node_and_type(tmp_path):

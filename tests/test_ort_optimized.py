@@ -1,7 +1,7 @@
 """Graphs after onnxruntime's transformer optimizer (``onnxruntime.transformers.optimizer``,
 what Optimum's ``--optimize`` and many published ``model_optimized.onnx`` files use): its
 fused ``com.microsoft`` operators are decomposed into standard ONNX before import
-(``qcompile/frontend/ort_contrib.py``) and every pipeline then sees the graph an exporter
+(``qcompile/frontend/decompose.py``) and every pipeline then sees the graph an exporter
 would have written. Compared with onnxruntime running the optimized graph itself. Before:
 ``unsupported op: node 'EmbedLayerNormalization_0' has op type
 'com.microsoft::EmbedLayerNormalization'`` (and the same for SkipLayerNormalization,
@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import qcompile as qc
-from qcompile.frontend.ort_contrib import decompose_contrib_ops
+from qcompile.frontend.decompose import decompose_ops
 from qcompile.models import zoo
 
 #: zoo export -> (optimizer model_type, the fused ops it must have produced)
@@ -107,7 +107,7 @@ def test_what_is_not_decomposed_stays_and_is_refused(tmp_path):
     w = numpy_helper.from_array(np.zeros((8, 24), np.float32), "w")
     m = helper.make_model(helper.make_graph([node], "g", [x, past], [y], [w]),
                           opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
-    assert decompose_contrib_ops(m)[1] == 0
+    assert decompose_ops(m)[1] == 0
     onnx.save(m, str(tmp_path / "m.onnx"))
     with pytest.raises(qc.UnsupportedOpError, match="att_with_past.*com.microsoft::Attention"):
         qc.load(str(tmp_path / "m.onnx"))

@@ -807,3 +807,36 @@ def _fold_if_conditions(proto):
     model.CopyFrom(proto)
     model.graph.initializer.extend(values.values())
     return model, len(values)
+
+
+#: ops whose second input lists axes (a 1-D tensor in the ONNX spec)
+_AXES_INPUT = {"Unsqueeze", "Squeeze", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+               "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+def vector_axes(proto):
+    """``proto`` with every axes operand that is a 0-d initializer made 1-D (``proto`` itself
+    where there is none). torch.onnx's dynamo exporter writes ``unsqueeze(x, 2)`` with a
+    scalar axes constant, which onnxruntime accepts and TVM's converter does not (``'int'
+    object is not iterable``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    todo = [n for n in proto.graph.node if n.op_type in _AXES_INPUT and len(n.input) > 1
+            and n.input[1] in inits and len(inits[n.input[1]].dims) == 0]
+    if not todo:
+        return proto
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    have = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in _AXES_INPUT and len(node.input) > 1 and node.input[1] in inits \
+                and len(inits[node.input[1]].dims) == 0:
+            name = node.input[1] + "__1d"
+            if name not in have:
+                model.graph.initializer.append(numpy_helper.from_array(
+                    numpy_helper.to_array(inits[node.input[1]]).reshape(1), name))
+                have.add(name)
+            node.input[1] = name
+    return model

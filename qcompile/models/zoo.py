@@ -1086,9 +1086,10 @@ def torch_wrapper(name: str):
     return Wrapped().eval(), ex
 
 
-def export_dynamo(name: str, out_dir: Path) -> Path:
+def export_dynamo(name: str, out_dir: Path, opset: int = 18) -> Path:
     """The zoo entry exported by ``torch.onnx.export(dynamo=True)`` (the installed
-    ``transformers``, opset 18): the other ONNX spelling users bring. Symbolic batch, and
+    ``transformers``, opset 18 unless ``opset``; at 23 attention is ONNX's ``Attention`` op):
+    the other ONNX spelling users bring. Symbolic batch, and
     symbolic length for text models; no cache (decoders return logits), so it is checked as
     one batch as encoders are."""
     import warnings
@@ -1130,7 +1131,7 @@ def export_dynamo(name: str, out_dir: Path) -> Path:
     path = out_dir / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Wrapped().eval(), ex, str(path), dynamo=True, opset_version=18, input_names=names,
+        torch.onnx.export(Wrapped().eval(), ex, str(path), dynamo=True, opset_version=opset, input_names=names,
                           output_names=["y"], dynamic_shapes=dyn, external_data=False, verbose=False)
     return path
 

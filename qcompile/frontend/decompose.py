@@ -1,4 +1,5 @@
-"""onnxruntime's fused operators, decomposed into standard ONNX before TVM's importer.
+"""Operators TVM 0.27's importer lacks (or mistakes), decomposed into the standard ONNX ops
+they compute before import: onnxruntime's fused operators, and ONNX's newest ones.
 
 onnxruntime's transformer optimizer (``onnxruntime.transformers.optimizer``, which Optimum's
 ``--optimize O1..O4`` and many published ``model_optimized.onnx`` files use) rewrites a
@@ -11,6 +12,10 @@ has no converter for any of them, so such a model stopped at import. Each is rew
 here into the standard ops that compute it, following onnxruntime's contrib-op
 specification (``docs/ContribOperators.md``), so the graph reads as an exporter would have
 written it and canonicalization finds its LayerNorms, GELUs and attentions again.
+
+``MatMulNBits`` (block-quantized weights) is dequantized at import. ONNX's own ``Attention``
+and ``RotaryEmbedding`` (opset 23) are decomposed here too: TVM registers the contrib
+``Attention`` under the first name and has no converter for the second.
 
 What is not decomposed (an ``Attention`` with a past state, rotary or a shared buffer,
 other contrib ops) stays, and the loader refuses it naming the node.
@@ -302,6 +307,143 @@ def _matmul_nbits(e, node):
         e.op("Add", [out, node.input[5]], node.output[0])
 
 
+def _onnx_attention(e, node, ranks: dict):
+    """ONNX's own ``Attention`` (opset 23; torch.onnx's dynamo exporter writes
+    ``scaled_dot_product_attention`` as it at opset 23). TVM 0.27's converter registered
+    under that name is onnxruntime's contrib ``Attention`` (packed QKV weights), a different
+    operator, so it must not reach it. Decomposed here: 4-D ``[B, H, S, d]`` or 3-D ``[B, S,
+    H d]`` (``q_num_heads``/``kv_num_heads``) inputs, a past state concatenated on the
+    sequence axis (the present outputs), grouped KV heads repeated, ``scale`` (default ``1 /
+    sqrt(d)``), a boolean or additive ``attn_mask``, ``is_causal`` without a past (the
+    upper-left triangle), ``softcap``."""
+    if _in(node, 6) or _out(node, 3) or int(_attr(node, "qk_matmul_output_mode", 0)):
+        return False
+    q, k, v = node.input[:3]
+    rank = ranks.get(q)
+    if rank not in (3, 4) or any(ranks.get(t) != rank for t in (k, v)):
+        return False
+    past = _in(node, 4) and _in(node, 5)
+    if int(_attr(node, "is_causal", 0)) and past:
+        return False
+    if rank == 3:
+        qh, kvh = _attr(node, "q_num_heads"), _attr(node, "kv_num_heads")
+        if not qh or not kvh:
+            return False
+
+        def heads(t, n):
+            return e.op("Transpose", [e.op("Reshape", [t, e.const([0, 0, int(n), -1], np.int64)])], perm=[0, 2, 1, 3])
+
+        q, k, v = heads(q, qh), heads(k, kvh), heads(v, kvh)
+    if past:
+        k = e.op("Concat", [node.input[4], k], axis=2)
+        v = e.op("Concat", [node.input[5], v], axis=2)
+    for i, t in ((1, k), (2, v)):
+        if _out(node, i):
+            e.op("Identity", [t], node.output[i])
+    shape_q, shape_k = e.op("Shape", [q]), e.op("Shape", [k])
+    nq = e.op("Gather", [shape_q, e.const([1], np.int64)])
+    nk = e.op("Gather", [shape_k, e.const([1], np.int64)])
+    rep = e.op("Div", [nq, nk])
+
+    def repeat(t):  # [B, kvh, L, d] -> [B, kvh * rep, L, d], each KV head serving rep query heads
+        sh = e.op("Shape", [t])
+        big = e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([2], np.int64)]), rep,
+                              e.op("Slice", [sh, e.const([2], np.int64), e.const([4], np.int64)])], axis=0)
+        x = e.op("Expand", [e.op("Unsqueeze", [t, e.const([2], np.int64)]), big])
+        return e.op("Reshape", [x, e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([1], np.int64)]),
+                                                  nq, e.op("Slice", [sh, e.const([2], np.int64),
+                                                                     e.const([4], np.int64)])], axis=0)])
+
+    k, v = repeat(k), repeat(v)
+    scale = _attr(node, "scale", None)
+    if scale is None:
+        d = e.op("Cast", [e.op("Gather", [shape_q, e.const(3, np.int64)])], to=1)
+        scale_t = e.op("Div", [e.const(1.0), e.op("Sqrt", [d])])
+    else:
+        scale_t = e.const(float(scale))
+    scores = e.op("Mul", [e.op("MatMul", [q, e.op("Transpose", [k], perm=[0, 1, 3, 2])]), scale_t])
+    cap = float(_attr(node, "softcap", 0.0))
+    if cap > 0:
+        scores = e.op("Mul", [e.op("Tanh", [e.op("Div", [scores, e.const(cap)])]), e.const(cap)])
+    if _in(node, 3):
+        mask = node.input[3]
+        if e.elem_type.get(mask) == 9:  # boolean: True attends
+            mask = e.op("Where", [mask, e.const(0.0), e.const(-np.inf)])
+        scores = e.op("Add", [scores, mask])
+    if int(_attr(node, "is_causal", 0)):
+        s = e.op("Gather", [shape_q, e.const(2, np.int64)])
+        t = e.op("Gather", [shape_k, e.const(2, np.int64)])
+        i = e.op("Range", [e.const(0, np.int64), s, e.const(1, np.int64)])
+        j = e.op("Range", [e.const(0, np.int64), t, e.const(1, np.int64)])
+        later = e.op("Greater", [e.op("Unsqueeze", [j, e.const([0], np.int64)]),
+                                 e.op("Unsqueeze", [i, e.const([1], np.int64)])])
+        scores = e.op("Add", [scores, e.op("Where", [later, e.const(-np.inf), e.const(0.0)])])
+    y = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])
+    if rank == 3:
+        y = e.op("Reshape", [e.op("Transpose", [y], perm=[0, 2, 1, 3]), e.const([0, 0, -1], np.int64)])
+    e.op("Identity", [y], node.output[0])
+
+
+def _onnx_rotary(e, node, ranks: dict):
+    """ONNX's ``RotaryEmbedding`` (opset 23; torch.onnx's dynamo exporter writes HF decoders'
+    RoPE as it at opset 23), written as the exporters' own spelling so canonicalization
+    finds its ``qcompile.rope``: ``x * cos + rotate_half(x) * sin`` with the tables repeated
+    over both halves (``interleaved``: GPT-J's rotate-every-two with the tables repeated per
+    pair), over the first ``rotary_embedding_dim`` channels and the rest passed through.
+    ``x`` is ``[B, N, S, H]`` or ``[B, S, N * H]`` (``num_heads``); the tables ``[B, S,
+    R/2]``, or ``[positions, R/2]`` gathered at ``position_ids``."""
+    rank = ranks.get(node.input[0])
+    if rank not in (3, 4):
+        return False
+    x = node.input[0]
+    heads = int(_attr(node, "num_heads", 0))
+    if rank == 3:
+        if not heads:
+            return False
+        x = e.op("Reshape", [x, e.const([0, 0, heads, -1], np.int64)])  # [B, S, N, H]
+    cos, sin = node.input[1], node.input[2]
+    if _in(node, 3):
+        cos, sin = (e.op("Gather", [t, node.input[3]]) for t in (cos, sin))
+    axis = 1 if rank == 4 else 2  # the heads axis the [B, S, R/2] tables broadcast over
+    cos, sin = (e.op("Unsqueeze", [t, e.const([axis], np.int64)]) for t in (cos, sin))
+    rd = int(_attr(node, "rotary_embedding_dim", 0))
+    if rd:
+        rot_in = e.op("Slice", [x, e.const([0], np.int64), e.const([rd], np.int64), e.const([-1], np.int64)])
+        rest = e.op("Slice", [x, e.const([rd], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64)])
+    else:
+        rot_in, rest = x, None
+    if int(_attr(node, "interleaved", 0)):
+        x1 = e.op("Slice", [rot_in, e.const([0], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64),
+                            e.const([2], np.int64)])
+        x2 = e.op("Slice", [rot_in, e.const([1], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64),
+                            e.const([2], np.int64)])
+        pair = e.op("Concat", [e.op("Unsqueeze", [e.op("Neg", [x2]), e.const([-1], np.int64)]),
+                               e.op("Unsqueeze", [x1, e.const([-1], np.int64)])], axis=-1)
+        shape_r = e.op("Shape", [rot_in])
+        rotated = e.op("Reshape", [pair, shape_r])
+
+        def full(t):  # each angle for both channels of its pair ([B, 1, S, R/2] -> [B, 1, S, R])
+            two = e.op("Concat", [e.op("Shape", [t]), e.const([2], np.int64)], axis=0)
+            pairs = e.op("Expand", [e.op("Unsqueeze", [t, e.const([-1], np.int64)]), two])
+            return e.op("Reshape", [pairs, e.const([0, 0, 0, -1], np.int64)])
+    else:
+        half = e.op("Div", [e.op("Gather", [e.op("Shape", [rot_in]), e.const(-1, np.int64)]), e.const(2, np.int64)])
+        half1 = e.op("Unsqueeze", [half, e.const([0], np.int64)])
+        x1 = e.op("Slice", [rot_in, e.const([0], np.int64), half1, e.const([-1], np.int64)])
+        x2 = e.op("Slice", [rot_in, half1, e.const([1 << 62], np.int64), e.const([-1], np.int64)])
+        rotated = e.op("Concat", [e.op("Neg", [x2]), x1], axis=-1)
+
+        def full(t):
+            return e.op("Concat", [t, t], axis=-1)
+    y = e.op("Add", [e.op("Mul", [rot_in, full(cos)]), e.op("Mul", [rotated, full(sin)])])
+    if rest is not None:
+        y = e.op("Concat", [y, rest], axis=-1)
+    if rank == 3:
+        y = e.op("Reshape", [y, e.op("Slice", [e.op("Shape", [node.input[0]]), e.const([0], np.int64),
+                                               e.const([3], np.int64)])])
+    e.op("Identity", [y], node.output[0])
+
+
 _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "SkipSimplifiedLayerNormalization"): _skip_simplified_layer_norm,
           ("", "SimplifiedLayerNormalization"): _simplified_layer_norm,
@@ -309,12 +451,13 @@ _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "BiasGelu"): _bias_gelu, (MS, "Gelu"): _gelu, (MS, "FastGelu"): _fast_gelu,
           (MS, "QuickGelu"): _quick_gelu, (MS, "EmbedLayerNormalization"): _embed_layer_norm,
           (MS, "Attention"): _attention, (MS, "MultiHeadAttention"): _multi_head_attention,
-          (MS, "MatMulNBits"): _matmul_nbits}
+          (MS, "MatMulNBits"): _matmul_nbits, ("", "Attention"): _onnx_attention,
+          ("", "RotaryEmbedding"): _onnx_rotary}
 
 
-def decompose_contrib_ops(proto):
-    """Return ``(model, decomposed)``: ``proto`` with every onnxruntime fused op of
-    :data:`_RULES` replaced by standard ops (``proto`` itself when there is none), and how
+def decompose_ops(proto):
+    """Return ``(model, decomposed)``: ``proto`` with every op of :data:`_RULES` (onnxruntime's
+    fused ops, ONNX's ``Attention`` and ``RotaryEmbedding``) replaced by standard ops (``proto`` itself when there is none), and how
     many were. Optional outputs a rule cannot give (``mean``, ``inv_std_var``) must be
     unused; otherwise the node stays for the loader to refuse."""
     import onnx
@@ -324,7 +467,7 @@ def decompose_contrib_ops(proto):
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     graph = model.graph
-    ranks = _ranks(model)
+    ranks, elem_types = _ranks(model)
     inits = {i.name: i for i in graph.initializer}
     nodes, done = [], 0
     for node in graph.node:
@@ -334,8 +477,8 @@ def decompose_contrib_ops(proto):
             nodes.append(node)
             continue
         e = _Emitter(node, graph)
-        e.graph_init = inits
-        takes_ranks = rule in (_attention, _multi_head_attention)
+        e.graph_init, e.elem_type = inits, elem_types
+        takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary)
         if (rule(e, node, ranks) if takes_ranks else rule(e, node)) is False:
             nodes.append(node)
             continue
@@ -348,17 +491,19 @@ def decompose_contrib_ops(proto):
     return model, done
 
 
-def _ranks(model) -> dict:
-    """Each tensor's rank as ONNX's shape inference sees it (contrib ops included, where
+def _ranks(model) -> tuple[dict, dict]:
+    """Each tensor's rank and element type as ONNX's shape inference sees it (contrib ops included, where
     onnx knows their schema: it does not, so a mask produced by one is looked up by its
     producer below)."""
     import onnx
 
-    out = {}
+    out, types = {}, {}
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
         for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
             t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+            if t is not None:
+                types[vi.name] = t.elem_type
             if t is not None and t.HasField("shape"):
                 out[vi.name] = len(t.shape.dim)
     except Exception:  # noqa: BLE001 - ranks are a hint; a mask of unknown rank is left alone
@@ -368,4 +513,5 @@ def _ranks(model) -> dict:
             out.setdefault(n.output[1], 1)
     for i in model.graph.initializer:
         out.setdefault(i.name, len(i.dims))
-    return out
+        types.setdefault(i.name, i.data_type)
+    return out, types
