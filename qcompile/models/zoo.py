@@ -925,9 +925,9 @@ GAPS = {
     ("longformer", "int-only"): "sliding-window attention over overlapping chunks: the scores are products of "
                                 "chunked, padded and diagonalized activations that canonicalization does not "
                                 "recognize as attention; their products (since the ninth wave) and the scatter_nd "
-                                "that writes the diagonals back into place (since the thirteenth) lower, the -inf "
-                                "written over invalid positions before a softmax of the concatenated global and "
-                                "local scores does not: no mask reaches a softmax that is not an attention's",
+                                "that writes the diagonals back into place (since the thirteenth) and the -inf "
+                                "written over invalid positions (a masked fill, since the fifteenth) lower; the "
+                                "float equality that finds those positions in the chunked mask does not",
     **{("dpt", p): "symbolic image size: the neck reshapes the tokens to a square grid of side "
                    "sqrt(tokens) computed in float (Pow of a dim: TVM's importer fails); with the image size "
                    "fixed the model imports and matches onnxruntime" for p in ("none", "rotate")},

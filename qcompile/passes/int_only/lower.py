@@ -1589,7 +1589,8 @@ class _Lowering:
         else:
             lo, hi = -x.bound, x.bound
             scale, dt = float(x.scale), "int32"
-        code = _c(min(max(math.floor(fill / scale + 0.5), lo), hi), dt)
+        code = _c(min(max(math.floor(fill / scale + 0.5), lo), hi) if math.isfinite(fill) else (lo if fill < 0 else hi),
+                  dt)
         if _dtype(cond) != "bool":
             cond = self.emit(O.not_equal(cond, _c(0, _dtype(cond))))
         out = self.emit(O.where(cond, code, x.expr) if fill_first else O.where(cond, x.expr, code))
