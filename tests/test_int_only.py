@@ -502,21 +502,21 @@ def test_zoo_encoder_int_accel_matches_llvm(name):
 
 class _TorchEncoder(torch.nn.Module):
     """``nn.TransformerEncoder`` (packed in-projection, ReLU FFN, post- or pre-norm) between
-    a linear stem and a mean-pooled head; ``pooler_tanh`` adds BERT's tanh pooler, an op
-    without an integer lowering."""
+    a linear stem and a mean-pooled head; ``pooler_atan`` adds a pooler squashed by ``atan``,
+    an op without an integer lowering (BERT's ``tanh`` has one since the table rule)."""
 
-    def __init__(self, norm_first=False, pooler_tanh=False):
+    def __init__(self, norm_first=False, pooler_atan=False):
         super().__init__()
         layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first)
         self.stem = torch.nn.Linear(8, 32)
         self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.pool = torch.nn.Linear(32, 32) if pooler_tanh else None
+        self.pool = torch.nn.Linear(32, 32) if pooler_atan else None
         self.head = torch.nn.Linear(32, 5)
 
     def forward(self, x):
         h = self.enc(self.stem(x)).mean(1)
         if self.pool is not None:
-            h = torch.tanh(self.pool(h))
+            h = torch.atan(self.pool(h))
         return self.head(h)
 
 
@@ -572,7 +572,7 @@ def test_torch_transformer_encoder_int_only(tmp_path, norm_first):
 
 
 def test_float_islands_option(tmp_path):
-    """An op without an integer lowering (BERT's tanh pooler): by default int-only stops,
+    """An op without an integer lowering (a pooler squashed by atan): by default int-only stops,
     naming the op and binding and pointing at ``float_islands``; with the option (API or a
     recipe) the op runs in float between a dequantize and a requantize, and the notes and
     report list the island with its share of the FLOPs. int-accel refuses the option."""
@@ -580,30 +580,30 @@ def test_float_islands_option(tmp_path):
     from qcompile.errors import QCompileError as E
 
     path = tmp_path / "enc.onnx"
-    m = _torch_encoder_onnx(path, pooler_tanh=True)
+    m = _torch_encoder_onnx(path, pooler_atan=True)
     rng = np.random.default_rng(0)
     calib = {"x": rng.standard_normal((32, 6, 8)).astype(np.float32)}
     model = qc.load(str(path))
-    with pytest.raises(E, match=r"op 'tanh' at binding '\w+' has no integer lowering.*float_islands") as e:
+    with pytest.raises(E, match=r"op 'atan' at binding '\w+' has no integer lowering.*float_islands") as e:
         _calibrated(model, calib)
     assert len(str(e.value).splitlines()) == 1
     mod, notes = _calibrated(model, calib, options={"int-only": {"float_islands": True}})
     (isl,) = notes["float_islands"]
-    assert isl["op"] == "tanh" and 0 < isl["flops_share"] < 0.01
-    assert [f.split(": ")[1] for f in notes["ops"]["float"]].count("tanh") == 1
+    assert isl["op"] == "atan" and 0 < isl["flops_share"] < 0.01
+    assert [f.split(": ")[1] for f in notes["ops"]["float"]].count("atan") == 1
     xs = rng.standard_normal((8, 1, 6, 8)).astype(np.float32)
     art = qc.build(mod, "llvm")
     got = np.concatenate([art.run(x)[0] for x in xs])
     ref = np.concatenate([m(torch.from_numpy(x)).detach().numpy() for x in xs])
     assert _cos(got, ref) >= 0.99
-    assert "tanh" in qc.build(mod, "cuda").sources["model.cu"]
+    assert "atan" in qc.build(mod, "cuda").sources["model.cu"]
     recipe = tmp_path / "islands.toml"
     recipe.write_text('[[pass]]\nname = "int-prepare"\n[[pass]]\nname = "int-only"\nfloat_islands = true\n')
     np.savez(tmp_path / "calib.npz", **calib)
     rep = driver.compile_model(str(path), str(recipe), "llvm", out=tmp_path / "out", calib_data=tmp_path / "calib.npz",
                                progress=False)
     (int_only,) = [p for p in rep["passes"] if p["name"] == "int-only"]
-    assert [i["op"] for i in int_only["notes"]["float_islands"]] == ["tanh"]
+    assert [i["op"] for i in int_only["notes"]["float_islands"]] == ["atan"]
     assert "float island" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(E, match="int-accel runs integers only"):
         driver.compile_model(str(path), str(recipe), "int-accel", out=tmp_path / "out2",

@@ -268,7 +268,7 @@ class Gather(F.Gather):
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
         data = inputs[0]
-        idx = F.get_constant(inputs[1], params)
+        idx = F.get_constant(inputs[1], params) if params is not None else inputs[1]
         vals = data.values if isinstance(data, relax.ShapeExpr) else getattr(getattr(data, "ty", None), "values", None)
         if vals is not None and isinstance(idx, tvm.ir.GenericConst) and len(idx.value.shape) == 1 \
                 and int(attr.get("axis", 0)) == 0:
