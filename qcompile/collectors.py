@@ -16,10 +16,12 @@ SENTINEL = 1e30
 def observed(x) -> np.ndarray:
     """``x`` with its sentinel entries (|x| >= :data:`SENTINEL`, NaN) replaced by 0."""
     x = np.asarray(x)
-    if x.dtype.kind != "f":
+    if x.dtype.kind != "f" or not x.size:
         return x
-    bad = ~(np.abs(x) < SENTINEL)
-    return np.where(bad, 0, x) if bad.any() else x
+    lo, hi = x.min(), x.max()  # the usual case, no sentinel: two reductions, no copy
+    if -SENTINEL < lo and hi < SENTINEL:
+        return x
+    return np.where(np.abs(x) < SENTINEL, x, 0)
 
 
 class Collector:

@@ -155,7 +155,7 @@ def _check_onnx(proto, path: Path) -> int:
     known = _get_convert_map()
     for i, node in enumerate(proto.graph.node):
         if node.op_type == "If" and node.domain in ("", "ai.onnx"):
-            continue  # inlined where its condition folds (onnx_prepare.inline_constant_ifs), else refused then
+            continue  # inlined where its condition folds (onnx_prepare.resolve_ifs), else refused then
         # TVM registers onnxruntime's contrib Attention under the name of ONNX's own (opset
         # 23) Attention, a different operator: one that was not decomposed is refused
         if node.domain not in ("", "ai.onnx") or node.op_type not in known or node.op_type == "Attention":

@@ -845,6 +845,14 @@ def _int_only_of(m, x):
     return mod, cal, model, [f.split(": ")[1] for f in notes["ops"]["float"]], notes
 
 
+def _llvm_bit_exact(mod, xs):
+    """The llvm build of the integer module ``mod`` on ``xs``, asserted bit for bit equal to
+    the NumPy interpreter's result."""
+    got = qc.build(mod, "llvm").run(xs)[0]
+    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    return got
+
+
 def test_convolutions_and_hardswish_are_integer():
     """Convolutions that are not patch embeddings (a padded stride-2 stem, a depthwise 3x3:
     SegFormer, LeViT), BatchNorm and Hardswish's clip: int8 x int8 -> int32 convolutions
@@ -871,8 +879,7 @@ def test_convolutions_and_hardswish_are_integer():
     mod, cal, model, floats, _ = _int_only_of(m, x)
     assert "nn.conv2d" not in floats and "clip" in floats  # the I/O quantization's clip only
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
     io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
     assert qc.build(io, "int-accel").info["verified_integer_only"]
@@ -956,8 +963,7 @@ def test_dynamic_convolution_softmax_and_runtime_shape(tmp_path):
     mod, notes = _calibrated(model, {"x": x.numpy()}, batch=4)
     assert len(notes["shiftmax"]) == 1
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -985,8 +991,7 @@ def test_gated_position_bias_sum_and_constant_table_product(tmp_path):
     _export_onnx(m, x[:2], path, dynamic_batch=True)
     mod, _ = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1016,8 +1021,7 @@ def test_norms_by_square_root_and_division_by_an_activation():
     mod, cal, model, floats, notes = _int_only_of(m, x)
     assert not {"sqrt", "divide", "power", "sum"} & set(floats)
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
     io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
     art = qc.build(io, "int-accel")  # the C target: the same integers
@@ -1049,8 +1053,7 @@ def test_scatter_of_activations_is_data_movement(tmp_path):
     mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
     assert "scatter_nd" not in [f.split(": ")[1] for f in notes["ops"]["float"]]
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1074,8 +1077,7 @@ def test_transposed_convolutions_are_integer():
     mod, cal, model, floats, _ = _int_only_of(m, x)
     assert "nn.conv2d_transpose" not in floats
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert got.shape == (4, 6, 20, 20) and _cos(got, m(x[:4]).detach().numpy()) >= 0.99
     io = qc.PassManager(qc.pipeline("int-only", int_io=True), calibration=cal).run(model.mod)
     art = qc.build(io, "int-accel")
@@ -1118,8 +1120,7 @@ def test_average_pools_are_integer():
     mod, _, _, floats, _ = _int_only_of(m, x)
     assert not any("pool" in f for f in floats)
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1148,8 +1149,7 @@ def test_bias_that_dwarfs_the_products_coarsens_the_accumulator():
     tight = notes["overflow"]["tightest"]  # the coarsened accumulator: near 2^30, not 1e14
     assert tight["op"] == "accumulator + bias" and 2 ** 29 < tight["bound"] < 2 ** 31, tight
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1315,8 +1315,7 @@ def test_pool1d_gather_and_activation_products_are_integer():
     assert re.search(r"R\.matmul\(lv\w*, lv\w*, out_dtype=\"int32\"\)", ops)
     assert not any(f.startswith(("matmul", "gather", "nn.avg")) for f in floats)
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1361,8 +1360,7 @@ def test_attention_with_an_activation_bias_is_integer():
     mod, _, _, floats, notes = _int_only_of(m, x)
     assert notes["shiftmax"] and not any(f.startswith(("nn.softmax", "matmul")) for f in floats)
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.99
 
 
@@ -1392,8 +1390,7 @@ def test_attention_with_a_constant_bias_and_no_mask_keeps_the_bias():
     mod, _, _, _, notes = _int_only_of(m, x)
     assert notes["shiftmax"]
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
 
 
@@ -1480,8 +1477,7 @@ def test_bilinear_and_nearest_upsampling_are_integer():
     mod, _, _, floats, _ = _int_only_of(m, x)
     assert "R.image.resize2d" not in script(mod) and not [f for f in floats if "resize" in f]
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
 
 
@@ -1513,8 +1509,7 @@ def test_reflect_and_replicate_padding_move_as_data(tmp_path):
     mod = pm.run(model.mod)
     assert not [f for f in pm.records[-1].notes["ops"]["float"] if "pad" in f]
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
 
 
@@ -1557,8 +1552,7 @@ def test_hard_assignment_by_argmax_is_integer(tmp_path):
     mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
     floats = [f.split(": ")[1] for f in notes["ops"]["float"]]
     assert "argmax" not in floats and "scatter_elements" not in floats
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     with torch.no_grad():
         assert _cos(got, m(x[:4]).numpy()) >= 0.98
 
@@ -1626,8 +1620,7 @@ def test_matmul_with_one_constant_matrix_per_batch_index():
     mod, cal, model, floats, _ = _int_only_of(m, x)
     assert "matmul" not in floats
     xs = x[:4].numpy()
-    got = qc.build(mod, "llvm").run(xs)[0]
-    np.testing.assert_array_equal(got, intref.run(mod, xs)[0])
+    got = _llvm_bit_exact(mod, xs)
     with torch.no_grad():
         assert _cos(got, m(x[:4]).numpy()) >= 0.99
 

@@ -32,9 +32,10 @@ MS = "com.microsoft"
 class _Emitter:
     """Fresh names and nodes for one decomposed node (``<node name>/<k>``)."""
 
-    def __init__(self, node, graph):
+    def __init__(self, node, graph, graph_init: dict, elem_type: dict):
         self.node, self.graph, self.nodes, self.k = node, graph, [], 0
         self.base = node.name or node.op_type
+        self.graph_init, self.elem_type = graph_init, elem_type  # initializers, element types by name
 
     def name(self, tag: str) -> str:
         self.k += 1
@@ -476,8 +477,7 @@ def decompose_ops(proto):
         if rule is None or (norm and (_out(node, 1) or _out(node, 2))):
             nodes.append(node)
             continue
-        e = _Emitter(node, graph)
-        e.graph_init, e.elem_type = inits, elem_types
+        e = _Emitter(node, graph, inits, elem_types)
         takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary)
         if (rule(e, node, ranks) if takes_ranks else rule(e, node)) is False:
             nodes.append(node)

@@ -671,10 +671,9 @@ def integer_size_arithmetic(proto):
     return model
 
 
-def inline_constant_ifs(proto):
-    """Return ``(model, inlined)``: ``proto`` with every top-level ``If`` whose condition is
-    a constant (an initializer, after folding) replaced by the nodes of the branch it takes,
-    and how many were replaced.
+def _inline_constant_ifs(model) -> int:
+    """Replace, in ``model`` (in place), every top-level ``If`` whose condition is a constant
+    (an initializer, after folding) by the nodes of the branch it takes; how many were.
 
     TorchScript exports write Python ``if``s on shapes as ONNX ``If`` (DeBERTa's relative
     position helper: ``if query_len != key_len``); with the shapes the condition reads made
@@ -688,11 +687,9 @@ def inline_constant_ifs(proto):
     import onnx
     from onnx import numpy_helper
 
-    values = {i.name: i for i in proto.graph.initializer}
-    if not any(n.op_type == "If" and n.input and n.input[0] in values for n in proto.graph.node):
-        return proto, 0
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
+    values = {i.name: i for i in model.graph.initializer}
+    if not any(n.op_type == "If" and n.input and n.input[0] in values for n in model.graph.node):
+        return 0
     graph = model.graph
     nodes, inlined = [], 0
     for node in graph.node:
@@ -727,7 +724,7 @@ def inline_constant_ifs(proto):
         inlined += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    return model, inlined
+    return inlined
 
 
 def _rename_subgraph_reads(node, rename: dict) -> None:
@@ -747,7 +744,7 @@ def _rename_subgraph_reads(node, rename: dict) -> None:
 
 def resolve_ifs(proto, rounds: int = 64):
     """Return ``(model, inlined)``: ``proto`` with each ``If`` whose condition folds replaced
-    by the branch it takes (:func:`inline_constant_ifs`), ``proto`` itself when there is
+    by the branch it takes (:func:`_inline_constant_ifs`), ``proto`` itself when there is
     none. Called after :func:`fold_shape_values`.
 
     Where symbolic shape inference fails on the whole graph (on DeBERTa it fails inside an
@@ -755,35 +752,42 @@ def resolve_ifs(proto, rounds: int = 64):
     they hold no ``If`` themselves, with the model's weights as typed inputs. On DeBERTa the
     cone proves ``Shape(q)[-2] == Shape(k)[-2]`` for a symbolic sequence length (both are
     ``sequence_length``). Each round resolves the ``If``s whose cones are ``If``-free, so a
-    model with one ``If`` per layer takes a round per layer."""
+    model with one ``If`` per layer takes a round per layer. The model is copied once and
+    the whole graph folded once, at the end (the inlined branches' shape arithmetic): the
+    rounds only fold the small cones."""
+    import onnx
+
+    if not any(n.op_type == "If" for n in proto.graph.node):
+        return proto, 0
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
     total = 0
     for _ in range(rounds):
-        proto, n = inline_constant_ifs(proto)
+        n = _inline_constant_ifs(model)
+        if not n and _fold_if_conditions(model):
+            n = _inline_constant_ifs(model)
         if not n:
-            proto, found = _fold_if_conditions(proto)
-            if not found:
-                break
-            proto, n = inline_constant_ifs(proto)
-            if not n:
-                break
+            break
         total += n
-        proto, _ = fold_shape_values(integer_size_arithmetic(proto))
-    return proto, total
+    if not total:
+        return proto, 0
+    model, _ = fold_shape_values(integer_size_arithmetic(model))
+    return model, total
 
 
-def _fold_if_conditions(proto):
-    """``(model, found)``: the conditions of the top-level ``If``s whose cones hold no
-    ``If``, folded on the cone alone and added to ``proto`` as initializers."""
+def _fold_if_conditions(proto) -> int:
+    """Fold the conditions of the top-level ``If``s whose cones hold no ``If`` on the cone
+    alone and add them to ``proto`` (in place) as initializers; how many were."""
     import onnx
 
     inits = {i.name for i in proto.graph.initializer}
     conds = [n.input[0] for n in proto.graph.node if n.op_type == "If" and n.input[0] not in inits]
     if not conds:
-        return proto, 0
+        return 0
     nodes = list(proto.graph.node)
     free = [c for c in dict.fromkeys(conds) if not any(n.op_type == "If" for n in _live(nodes, [c]))]
     if not free:
-        return proto, 0
+        return 0
     cone = onnx.ModelProto()
     cone.opset_import.extend(proto.opset_import)
     cone.ir_version = proto.ir_version
@@ -802,11 +806,9 @@ def _fold_if_conditions(proto):
     folded, _ = fold_shape_values(cone)
     values = {i.name: i for i in folded.graph.initializer if i.name in free}
     if not values:
-        return proto, 0
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    model.graph.initializer.extend(values.values())
-    return model, len(values)
+        return 0
+    proto.graph.initializer.extend(values.values())
+    return len(values)
 
 
 #: ops whose second input lists axes (a 1-D tensor in the ONNX spec)
