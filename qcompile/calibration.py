@@ -147,7 +147,7 @@ class Calibration:
             for part in _model_batches(mod["main"], by_param, params, self.what):
                 lead = [np.shape(part[p])[0] for p in params if np.ndim(part[p])]
                 samples += lead[0] if lead else 1
-                outs = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(part[p])) for p in params])
+                outs = vm["main"](*[tvm.runtime.tensor(np.asarray(part[p], order="C")) for p in params])
                 for value, collectors in zip(list(outs)[1:], requests.values()):
                     arr = value.numpy()
                     for c in collectors:

@@ -152,7 +152,10 @@ def _check_onnx(proto, path: Path) -> int:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise QCompileError(f"{path}: ONNX opset {opset} is not supported",
                             hint=f"re-export with an opset between {MIN_OPSET} and {MAX_OPSET}")
+    from qcompile.frontend.decompose import NOT_DECOMPOSED
+
     known = _get_convert_map()
+    why = {p.key[len(NOT_DECOMPOSED):]: p.value for p in proto.metadata_props if p.key.startswith(NOT_DECOMPOSED)}
     for i, node in enumerate(proto.graph.node):
         if node.op_type == "If" and node.domain in ("", "ai.onnx"):
             continue  # inlined where its condition folds (onnx_prepare.resolve_ifs), else refused then
@@ -161,6 +164,8 @@ def _check_onnx(proto, path: Path) -> int:
         if node.domain not in ("", "ai.onnx") or node.op_type not in known or node.op_type == "Attention":
             name = node.name or f"#{i}"
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+            if name in why:
+                raise UnsupportedOpError(name, op, f"qcompile decomposes {node.op_type}, but not this one: {why[name]}")
             raise UnsupportedOpError(name, op, "TVM's ONNX frontend has no converter for it; "
                                      "re-export without it or decompose it into standard ONNX ops")
     for init in proto.graph.initializer:
@@ -198,10 +203,11 @@ def _onnx_inputs(proto) -> list[InputSpec]:
 
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
-    from qcompile.frontend.onnx_prepare import (fold_shape_values, integer_size_arithmetic, resolve_ifs,
-                                                slice_facts, vector_axes)
+    from qcompile.frontend.onnx_prepare import (concat_fixed_dims, fold_shape_values, integer_size_arithmetic,
+                                                resolve_ifs, slice_facts, vector_axes)
 
     proto = _read_onnx(path)
+    proto, _ = concat_fixed_dims(proto)
     opset = _check_onnx(proto, path)
     inputs = _onnx_inputs(proto)
     names = [s.name for s in inputs]

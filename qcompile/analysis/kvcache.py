@@ -123,6 +123,12 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
             if out is None:
                 raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
             return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k", output=out)
+        if op == "gather_elements" and isinstance(val.args[0], relax.Var) and val.args[0] in g.defs \
+                and op_name(g.defs[val.args[0]]) == "concat":
+            # onnxruntime's GroupQueryAttention (decompose.py): the new tokens written at each
+            # row's own position of a cache buffer, not appended to it
+            raise _fail(layer, f"the {what} cache '{v.name}' writes the new tokens at per-row positions of a "
+                               "buffer (onnxruntime's GroupQueryAttention), not concat(past, new): not supported yet")
         if op not in REPEATS:  # GQA repeats (expand_dims, broadcast_to, tile, repeat) included
             break
         v = val.args[0]

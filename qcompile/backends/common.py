@@ -51,7 +51,7 @@ class Artifact:
 
     def run_raw(self, *inputs: np.ndarray) -> list[np.ndarray]:
         dev = tvm.device(self.device, 0)
-        out = self.vm()["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x), device=dev) for x in inputs])
+        out = self.vm()["main"](*[tvm.runtime.tensor(np.asarray(x, order="C"), device=dev) for x in inputs])
         return flatten_outputs(out)
 
 

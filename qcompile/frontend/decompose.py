@@ -17,8 +17,13 @@ written it and canonicalization finds its LayerNorms, GELUs and attentions again
 and ``RotaryEmbedding`` (opset 23) are decomposed here too: TVM registers the contrib
 ``Attention`` under the first name and has no converter for the second.
 
-What is not decomposed (an ``Attention`` with a past state, rotary or a shared buffer,
-other contrib ops) stays, and the loader refuses it naming the node.
+onnxruntime's ``GroupQueryAttention`` (the attention of every onnxruntime-genai decoder:
+packed QKV, RoPE inside, a cache buffer with per-row valid lengths) and its contrib
+``RotaryEmbedding`` are decomposed as onnxruntime computes them.
+
+What is not decomposed (an ``Attention`` with a past state, rotary or a shared buffer, a
+``GroupQueryAttention`` over a ring-buffer cache, other contrib ops) stays, and the loader
+refuses it naming the node (and why, where the rule says).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ class _Emitter:
         self.node, self.graph, self.nodes, self.k = node, graph, [], 0
         self.base = node.name or node.op_type
         self.graph_init, self.elem_type = graph_init, elem_type  # initializers, element types by name
+        self.dims: dict = {}  # static dims by name (None: symbolic), where shape inference knows them
 
     def name(self, tag: str) -> str:
         self.k += 1
@@ -308,6 +314,20 @@ def _matmul_nbits(e, node):
         e.op("Add", [out, node.input[5]], node.output[0])
 
 
+def _repeat_kv(e, t, nq):
+    """``[B, kvh, L, d] -> [B, nq, L, d]`` (``nq``: a 1-element shape tensor), each KV head
+    serving ``nq / kvh`` query heads: HF's ``repeat_kv`` spelling (unsqueeze, expand,
+    reshape), which the cache analyses trace through."""
+    sh = e.op("Shape", [t])
+    rep = e.op("Div", [nq, e.op("Gather", [sh, e.const([1], np.int64)])])
+    big = e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([2], np.int64)]), rep,
+                          e.op("Slice", [sh, e.const([2], np.int64), e.const([4], np.int64)])], axis=0)
+    x = e.op("Expand", [e.op("Unsqueeze", [t, e.const([2], np.int64)]), big])
+    return e.op("Reshape", [x, e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([1], np.int64)]),
+                                              nq, e.op("Slice", [sh, e.const([2], np.int64),
+                                                                 e.const([4], np.int64)])], axis=0)])
+
+
 def _onnx_attention(e, node, ranks: dict):
     """ONNX's own ``Attention`` (opset 23; torch.onnx's dynamo exporter writes
     ``scaled_dot_product_attention`` as it at opset 23). TVM 0.27's converter registered
@@ -343,19 +363,7 @@ def _onnx_attention(e, node, ranks: dict):
             e.op("Identity", [t], node.output[i])
     shape_q, shape_k = e.op("Shape", [q]), e.op("Shape", [k])
     nq = e.op("Gather", [shape_q, e.const([1], np.int64)])
-    nk = e.op("Gather", [shape_k, e.const([1], np.int64)])
-    rep = e.op("Div", [nq, nk])
-
-    def repeat(t):  # [B, kvh, L, d] -> [B, kvh * rep, L, d], each KV head serving rep query heads
-        sh = e.op("Shape", [t])
-        big = e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([2], np.int64)]), rep,
-                              e.op("Slice", [sh, e.const([2], np.int64), e.const([4], np.int64)])], axis=0)
-        x = e.op("Expand", [e.op("Unsqueeze", [t, e.const([2], np.int64)]), big])
-        return e.op("Reshape", [x, e.op("Concat", [e.op("Slice", [sh, e.const([0], np.int64), e.const([1], np.int64)]),
-                                                  nq, e.op("Slice", [sh, e.const([2], np.int64),
-                                                                     e.const([4], np.int64)])], axis=0)])
-
-    k, v = repeat(k), repeat(v)
+    k, v = _repeat_kv(e, k, nq), _repeat_kv(e, v, nq)
     scale = _attr(node, "scale", None)
     if scale is None:
         d = e.op("Cast", [e.op("Gather", [shape_q, e.const(3, np.int64)])], to=1)
@@ -394,26 +402,33 @@ def _onnx_rotary(e, node, ranks: dict):
     ``x`` is ``[B, N, S, H]`` or ``[B, S, N * H]`` (``num_heads``); the tables ``[B, S,
     R/2]``, or ``[positions, R/2]`` gathered at ``position_ids``."""
     rank = ranks.get(node.input[0])
-    if rank not in (3, 4):
+    if rank not in (3, 4) or (rank == 3 and not int(_attr(node, "num_heads", 0))):
         return False
-    x = node.input[0]
-    heads = int(_attr(node, "num_heads", 0))
-    if rank == 3:
-        if not heads:
-            return False
-        x = e.op("Reshape", [x, e.const([0, 0, heads, -1], np.int64)])  # [B, S, N, H]
     cos, sin = node.input[1], node.input[2]
     if _in(node, 3):
         cos, sin = (e.op("Gather", [t, node.input[3]]) for t in (cos, sin))
+    split = [0, 0, int(_attr(node, "num_heads", 0)), -1]
+    y = _rope(e, node.input[0], rank, cos, sin, split, int(_attr(node, "interleaved", 0)),
+              int(_attr(node, "rotary_embedding_dim", 0)))
+    e.op("Identity", [y], node.output[0])
+
+
+def _rope(e, x_in, rank, cos, sin, split, interleaved: int, rd: int):
+    """RoPE of ``x_in`` (``[B, N, S, H]``, or ``[B, S, N * H]`` reshaped to ``split``, i.e.
+    ``[0, 0, N, -1]`` or ``[0, 0, -1, H]``) with ``[B, S, R/2]`` angle tables, in the
+    exporters' spelling: rotate-half, or rotate-every-two where ``interleaved``, over the first
+    ``rd`` channels (0: all). Returns the output name."""
+    x = x_in
+    if rank == 3:
+        x = e.op("Reshape", [x, e.const(split, np.int64)])  # [B, S, N, H]
     axis = 1 if rank == 4 else 2  # the heads axis the [B, S, R/2] tables broadcast over
     cos, sin = (e.op("Unsqueeze", [t, e.const([axis], np.int64)]) for t in (cos, sin))
-    rd = int(_attr(node, "rotary_embedding_dim", 0))
     if rd:
         rot_in = e.op("Slice", [x, e.const([0], np.int64), e.const([rd], np.int64), e.const([-1], np.int64)])
         rest = e.op("Slice", [x, e.const([rd], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64)])
     else:
         rot_in, rest = x, None
-    if int(_attr(node, "interleaved", 0)):
+    if interleaved:
         x1 = e.op("Slice", [rot_in, e.const([0], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64),
                             e.const([2], np.int64)])
         x2 = e.op("Slice", [rot_in, e.const([1], np.int64), e.const([1 << 62], np.int64), e.const([-1], np.int64),
@@ -440,9 +455,157 @@ def _onnx_rotary(e, node, ranks: dict):
     if rest is not None:
         y = e.op("Concat", [y, rest], axis=-1)
     if rank == 3:
-        y = e.op("Reshape", [y, e.op("Slice", [e.op("Shape", [node.input[0]]), e.const([0], np.int64),
+        y = e.op("Reshape", [y, e.op("Slice", [e.op("Shape", [x_in]), e.const([0], np.int64),
                                                e.const([3], np.int64)])])
+    return y
+
+
+def _ms_rotary(e, node, ranks: dict):
+    """onnxruntime's contrib ``RotaryEmbedding`` (its transformer optimizer's fused LLaMA
+    graphs, onnxruntime-genai models built without rotary inside the attention): inputs
+    ``(x, position_ids, cos_cache, sin_cache)``; ``position_ids`` ``[B, S]``, or ``[1]``: an
+    offset, positions ``offset + i``. ``x`` ``[B, N, S, H]`` or ``[B, S, N * H]`` (heads from
+    ``num_heads``, else from the tables' width). ``scale`` other than 1 and packed batching
+    are not decomposed."""
+    rank = ranks.get(node.input[0])
+    if rank not in (3, 4) or float(_attr(node, "scale", 1.0)) != 1.0 or int(_attr(node, "is_packed_batching", 0)):
+        return False
+    heads, rd = int(_attr(node, "num_heads", 0)), int(_attr(node, "rotary_embedding_dim", 0))
+    split = [0, 0, heads, -1]
+    if rank == 3 and not heads:
+        half = (e.dims.get(node.input[2]) or [None, None])[-1]
+        if rd or not half:
+            return False
+        split = [0, 0, -1, 2 * half]
+    pos = node.input[1]
+    if ranks.get(pos) == 1:  # an offset: positions offset + [0, S)
+        s = e.op("Gather", [e.op("Shape", [node.input[0]]), e.const(2 if rank == 4 else 1, np.int64)])
+        i = e.op("Range", [e.const(0, np.int64), s, e.const(1, np.int64)])
+        pos = e.op("Unsqueeze", [e.op("Add", [i, e.op("Cast", [pos], to=7)]), e.const([0], np.int64)])
+    cos, sin = (e.op("Gather", [t, pos]) for t in (node.input[2], node.input[3]))
+    y = _rope(e, node.input[0], rank, cos, sin, split, int(_attr(node, "interleaved", 0)), rd)
     e.op("Identity", [y], node.output[0])
+
+
+_GQA_ATTRS = {"num_heads", "kv_num_heads", "scale", "local_window_size", "softcap", "do_rotary",
+              "rotary_interleaved", "smooth_softmax", "qk_output", "mask_filter_value"}
+
+
+def _group_query_attention(e, node, ranks: dict):
+    """onnxruntime's ``GroupQueryAttention`` (onnxruntime-genai's decoders: Llama, Qwen,
+    Phi, Mistral, Gemma... as published and as its model builder writes them), as onnxruntime
+    computes it on the CPU. Query, key and value packed in one ``[B, S, (N + 2 kvN) H]`` input
+    or separate; RoPE inside (``do_rotary``, positions ``position_ids`` or the cache's length
+    per row) in the exporters' spelling; the past ``[B, kvN, P, H]`` and row ``b``'s valid
+    length ``seqlens_k[b] + 1`` (so the past may be a buffer longer than its valid part, the
+    shared buffer onnxruntime-genai binds: row ``b``'s new keys go at its own ``past_b =
+    seqlens_k[b] + 1 - S``);
+    causal (and ``local_window_size``) masking per row; ``softcap``; ``attention_bias``; a
+    per-head sink logit (``head_sink``, or 0 with ``smooth_softmax``). The present is the
+    concatenated cache gathered into its row positions (an identity gather when every row's
+    past fills the buffer). One difference from onnxruntime, in shape only: the present always
+    has ``P + S`` positions (onnxruntime's has ``max(total_sequence_length, P)``, a length that
+    depends on an input's value, which no static shape can carry); row ``b``'s valid part,
+    its first ``seqlens_k[b] + 1`` positions, is the same, and fed back as the next past it
+    gives the same outputs."""
+    unknown = sorted(a.name for a in node.attribute if a.name not in _GQA_ATTRS)
+    if unknown:  # sliding_window_cache: a ring buffer of the window's size, not a growing cache
+        return f"attribute {', '.join(unknown)} is not decomposed"
+    if int(_attr(node, "qk_output", 0)) or _out(node, 3):
+        return "its attention-probabilities output (qk_output) is not decomposed"
+    if ranks.get(node.input[0]) != 3:
+        return "a query that is not [batch, sequence, hidden] is not decomposed"
+    i64 = np.int64
+    n, kvn = int(_attr(node, "num_heads")), int(_attr(node, "kv_num_heads"))
+    q = node.input[0]
+    width = (e.dims.get(q) or [None] * 3)[2]
+    packed = not _in(node, 1)
+    d = width // (n + 2 * kvn if packed else n) if width else None
+
+    def heads(t, count):  # [B, S, count * H] -> [B, count, S, H]
+        return e.op("Transpose", [e.op("Reshape", [t, e.const([0, 0, count, -1], i64)])], perm=[0, 2, 1, 3])
+
+    def part(t, a, b):  # heads [a, b) of [B, heads, S, H]
+        return e.op("Slice", [t, e.const([a], i64), e.const([b], i64), e.const([1], i64)])
+
+    if packed:
+        qkv = heads(q, n + 2 * kvn)
+        qh, kh, vh = part(qkv, 0, n), part(qkv, n, n + kvn), part(qkv, n + kvn, n + 2 * kvn)
+    else:
+        qh, kh, vh = heads(q, n), heads(node.input[1], kvn), heads(node.input[2], kvn)
+    seq = e.op("Gather", [e.op("Shape", [q]), e.const(1, i64)])  # S (scalar)
+    lens = e.op("Add", [e.op("Cast", [node.input[5]], to=7), e.const(1, i64)])  # [B] valid lengths
+    # row b's past: seqlens_k[b] + 1 - S, and 0 in the first prompt (S == total_sequence_length),
+    # where a right-padded row is shorter than S: for every valid input that is max(len - S, 0),
+    # with no comparison of dims (which TVM's importer cannot make a tensor of)
+    past_len = e.op("Max", [e.op("Sub", [lens, seq]), e.const(0, i64)])  # [B]
+    steps = e.op("Range", [e.const(0, i64), seq, e.const(1, i64)])
+    qpos = e.op("Add", [e.op("Unsqueeze", [past_len, e.const([1], i64)]),
+                        e.op("Unsqueeze", [steps, e.const([0], i64)])])  # [B, S] each query's position
+    if int(_attr(node, "do_rotary", 0)):
+        rd = 2 * (e.dims.get(node.input[7]) or [None, 0])[-1]
+        rd = 0 if (d and rd == d) else rd
+        if not rd and not d:
+            return False
+        pos = node.input[9] if _in(node, 9) else qpos
+        cos, sin = (e.op("Gather", [t, pos]) for t in (node.input[7], node.input[8]))
+        inter = int(_attr(node, "rotary_interleaved", 0))
+        qh, kh = (_rope(e, t, 4, cos, sin, None, inter, rd) for t in (qh, kh))
+    if _in(node, 3):
+        past = e.op("Gather", [e.op("Shape", [node.input[3]]), e.const(2, i64)])
+        full_k, full_v = (e.op("Concat", [node.input[i], t], axis=2) for i, t in ((3, kh), (4, vh)))
+        sh = e.op("Shape", [full_k])
+        keys = e.op("Gather", [sh, e.const(2, i64)])  # P + S: the present's length
+        j = e.op("Unsqueeze", [e.op("Range", [e.const(0, i64), keys, e.const(1, i64)]), e.const([0], i64)])
+        pl = e.op("Unsqueeze", [past_len, e.const([1], i64)])
+        new_at = e.op("Add", [past, e.op("Sub", [j, pl])])  # position j holds new token j - past_b
+        src = e.op("Where", [e.op("Less", [j, pl]), j,
+                             e.op("Where", [e.op("Less", [j, e.op("Add", [pl, seq])]), new_at,
+                                            e.op("Where", [e.op("Less", [j, past]), j, e.const(0, i64)])])])
+        idx = e.op("Expand", [e.op("Unsqueeze", [src, e.const([1, 3], i64)]), sh])
+        kh, vh = (e.op("GatherElements", [t, idx], axis=2) for t in (full_k, full_v))
+    else:
+        keys = seq
+    for i, t in ((1, kh), (2, vh)):
+        if _out(node, i):
+            e.op("Identity", [t], node.output[i])
+    nq = e.const([n], i64)
+    kr, vr = _repeat_kv(e, kh, nq), _repeat_kv(e, vh, nq)
+    scale = _attr(node, "scale", 0.0)
+    if scale:
+        scale = e.const(float(scale))
+    elif d:
+        scale = e.const(1 / math.sqrt(d))
+    else:
+        dd = e.op("Cast", [e.op("Gather", [e.op("Shape", [qh]), e.const(3, i64)])], to=1)
+        scale = e.op("Div", [e.const(1.0), e.op("Sqrt", [dd])])
+    scores = e.op("Mul", [e.op("MatMul", [qh, e.op("Transpose", [kr], perm=[0, 1, 3, 2])]), scale])
+    cap = float(_attr(node, "softcap", 0.0))
+    if cap > 0:
+        scores = e.op("Mul", [e.op("Tanh", [e.op("Div", [scores, e.const(cap)])]), e.const(cap)])
+    if _in(node, 10):
+        scores = e.op("Add", [scores, node.input[10]])
+    jj = e.op("Unsqueeze", [e.op("Range", [e.const(0, i64), keys, e.const(1, i64)]), e.const([0, 1], i64)])
+    qp = e.op("Unsqueeze", [qpos, e.const([2], i64)])  # [B, S, 1]
+    ok = e.op("And", [e.op("LessOrEqual", [jj, qp]),
+                      e.op("Less", [jj, e.op("Unsqueeze", [lens, e.const([1, 2], i64)])])])
+    window = int(_attr(node, "local_window_size", -1))
+    if window > 0:  # the last `window` keys, the query's own included (as onnxruntime 1.32 computes it)
+        ok = e.op("And", [ok, e.op("Greater", [jj, e.op("Sub", [qp, e.const(window, i64)])])])
+    lowest = float(np.finfo(np.float32).min)
+    scores = e.op("Where", [e.op("Unsqueeze", [ok, e.const([1], i64)]), scores, e.const(lowest)])
+    sink = _in(node, 11) or (int(_attr(node, "smooth_softmax", 0)) and e.const([0.0] * n))
+    if sink:  # one more logit per head in the softmax's sum, then dropped
+        sh = e.op("Shape", [scores])
+        col = e.op("Concat", [e.op("Slice", [sh, e.const([0], i64), e.const([3], i64)]), e.const([1], i64)], axis=0)
+        sink = e.op("Expand", [e.op("Reshape", [e.op("Cast", [sink], to=1), e.const([1, n, 1, 1], i64)]), col])
+        probs = e.op("Softmax", [e.op("Concat", [scores, sink], axis=-1)], axis=-1)
+        probs = e.op("Slice", [probs, e.const([0], i64), e.op("Unsqueeze", [keys, e.const([0], i64)]),
+                               e.const([-1], i64)])
+    else:
+        probs = e.op("Softmax", [scores], axis=-1)
+    y = e.op("Transpose", [e.op("MatMul", [probs, vr])], perm=[0, 2, 1, 3])
+    e.op("Reshape", [y, e.const([0, 0, -1], i64)], node.output[0])
 
 
 _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
@@ -453,14 +616,19 @@ _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "QuickGelu"): _quick_gelu, (MS, "EmbedLayerNormalization"): _embed_layer_norm,
           (MS, "Attention"): _attention, (MS, "MultiHeadAttention"): _multi_head_attention,
           (MS, "MatMulNBits"): _matmul_nbits, ("", "Attention"): _onnx_attention,
-          ("", "RotaryEmbedding"): _onnx_rotary}
+          ("", "RotaryEmbedding"): _onnx_rotary, (MS, "RotaryEmbedding"): _ms_rotary,
+          (MS, "GroupQueryAttention"): _group_query_attention}
+
+
+NOT_DECOMPOSED = "qcompile.not_decomposed:"  # metadata key prefix: node name -> why it stays
 
 
 def decompose_ops(proto):
     """Return ``(model, decomposed)``: ``proto`` with every op of :data:`_RULES` (onnxruntime's
     fused ops, ONNX's ``Attention`` and ``RotaryEmbedding``) replaced by standard ops (``proto`` itself when there is none), and how
     many were. Optional outputs a rule cannot give (``mean``, ``inv_std_var``) must be
-    unused; otherwise the node stays for the loader to refuse."""
+    unused; otherwise the node stays for the loader to refuse (with the rule's reason,
+    where it gives one, under the metadata key ``NOT_DECOMPOSED + node name``)."""
     import onnx
 
     if not any((n.domain or "", n.op_type) in _RULES for n in proto.graph.node):
@@ -468,7 +636,7 @@ def decompose_ops(proto):
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     graph = model.graph
-    ranks, elem_types = _ranks(model)
+    ranks, elem_types, dims = _ranks(model)
     inits = {i.name: i for i in graph.initializer}
     nodes, done = [], 0
     for node in graph.node:
@@ -478,8 +646,13 @@ def decompose_ops(proto):
             nodes.append(node)
             continue
         e = _Emitter(node, graph, inits, elem_types)
-        takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary)
-        if (rule(e, node, ranks) if takes_ranks else rule(e, node)) is False:
+        e.dims = dims
+        takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary, _ms_rotary,
+                               _group_query_attention)
+        got = rule(e, node, ranks) if takes_ranks else rule(e, node)
+        if got is False or isinstance(got, str):
+            if isinstance(got, str) and node.name:  # why, for the loader's refusal
+                model.metadata_props.add(key=NOT_DECOMPOSED + node.name, value=got)
             nodes.append(node)
             continue
         nodes.extend(e.nodes)
@@ -491,13 +664,13 @@ def decompose_ops(proto):
     return model, done
 
 
-def _ranks(model) -> tuple[dict, dict]:
-    """Each tensor's rank and element type as ONNX's shape inference sees it (contrib ops included, where
-    onnx knows their schema: it does not, so a mask produced by one is looked up by its
-    producer below)."""
+def _ranks(model) -> tuple[dict, dict, dict]:
+    """Each tensor's rank, element type and static dims (``None`` where symbolic) as ONNX's
+    shape inference sees them (contrib ops included, where onnx knows their schema: it does
+    not, so a mask produced by one is looked up by its producer below)."""
     import onnx
 
-    out, types = {}, {}
+    out, types, dims = {}, {}, {}
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
         for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
@@ -506,6 +679,7 @@ def _ranks(model) -> tuple[dict, dict]:
                 types[vi.name] = t.elem_type
             if t is not None and t.HasField("shape"):
                 out[vi.name] = len(t.shape.dim)
+                dims[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
     except Exception:  # noqa: BLE001 - ranks are a hint; a mask of unknown rank is left alone
         pass
     for n in model.graph.node:  # EmbedLayerNormalization's mask_index: [B] lengths
@@ -514,4 +688,5 @@ def _ranks(model) -> tuple[dict, dict]:
     for i in model.graph.initializer:
         out.setdefault(i.name, len(i.dims))
         types.setdefault(i.name, i.data_type)
-    return out, types
+        dims.setdefault(i.name, list(i.dims))
+    return out, types, dims

@@ -256,6 +256,47 @@ def _static_dims(proto) -> dict[str, list]:
     return out
 
 
+def concat_fixed_dims(proto):
+    """Symbolic input dims that a ``Concat`` equates with a fixed one, fixed in the graph's
+    inputs and outputs: ONNX's ``Concat`` requires equal dims off its axis, so a past cache
+    declared ``[batch, 2, past, kv_cache_dim]`` (onnxruntime-genai's model builder) and
+    concatenated with new keys ``[batch, 2, seq, 16]`` has ``kv_cache_dim`` = 16. TVM cannot
+    carry such a dim (the head size becomes a loop extent it must vectorize). Returns
+    ``(model, {dim name: value})``; ``proto`` itself where there is none."""
+    inputs = {i.name: i for i in proto.graph.input}
+    concats = [n for n in proto.graph.node if n.op_type == "Concat" and any(x in inputs for x in n.input)]
+    if not concats:
+        return proto, {}
+    dims = _static_dims(proto)
+    fixed: dict[str, int] = {}
+    for n in concats:
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+        shapes = [dims.get(x) for x in n.input]
+        for x in n.input:
+            if x not in inputs:
+                continue
+            declared = inputs[x].type.tensor_type.shape.dim
+            for k, d in enumerate(declared):
+                if k == axis % max(len(declared), 1) or not d.dim_param:
+                    continue
+                seen = {s[k] for s in shapes if s is not None and len(s) == len(declared) and s[k]}
+                if len(seen) == 1:
+                    fixed.setdefault(d.dim_param, seen.pop())
+    if not fixed:
+        return proto, {}
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    for vi in list(model.graph.input) + list(model.graph.output):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param in fixed:
+                v = fixed[d.dim_param]
+                d.Clear()
+                d.dim_value = v
+    return model, fixed
+
+
 def _dims_read(node, shapes: dict, values: dict):
     """``Shape(x)`` with every dim static, or ``Gather(Shape(x), k)`` of static dims: the
     value as an int64 array; else None."""

@@ -621,13 +621,14 @@ ZOO = {a.name: a for a in [
 ]}
 
 
-def hf_model(name: str, seed: int = 0):
-    """The tiny seeded ``transformers`` model of a zoo entry (float32, eval mode)."""
+def hf_model(name: str, seed: int = 0, config: dict | None = None):
+    """The tiny seeded ``transformers`` model of a zoo entry (float32, eval mode); ``config``
+    overrides entries of its configuration."""
     import torch
     import transformers
 
     arch = ZOO[name]
-    cfg = getattr(transformers, arch.config)(**arch.kwargs)
+    cfg = getattr(transformers, arch.config)(**{**arch.kwargs, **(config or {})})
     cfg._attn_implementation = "eager"
     torch.manual_seed(seed)
     model = getattr(transformers, arch.model)(cfg).eval()
@@ -1270,6 +1271,57 @@ def export_optimum(name: str, out_dir: Path) -> Path:
     return dest
 
 
+GENAI_FIXTURES = FIXTURES / "genai"
+
+
+#: the decoders built with onnxruntime-genai's builder (``tests/zoo/genai/``): grouped KV
+#: heads (Llama), full heads with its own builder (Phi-3), per-head q/k norms (Qwen3), GELU
+#: and a scaled embedding (Gemma), partial rotary with LayerNorm and biases (Phi)
+GENAI = ("llama", "phi3", "qwen3", "gemma", "phi")
+#: onnxruntime's GroupQueryAttention wants its rotary tables a multiple of 8 wide: Phi's
+#: partial rotary (half of each head) needs heads of 32
+_GENAI_SIZES = {"phi": {"hidden_size": 128, "intermediate_size": 256}}
+
+
+def export_genai(name: str, out_dir: Path, precision: str = "fp32") -> Path:
+    """Build one zoo decoder with onnxruntime-genai's model builder (the ONNX decoders it
+    publishes: ``GroupQueryAttention`` with RoPE inside and a cache buffer, the RMSNorms fused
+    as ``SkipSimplifiedLayerNormalization``, int4 weights as ``MatMulNBits``). Needs
+    ``onnxruntime-genai onnx_ir transformers>=5`` (a venv of its own: Optimum's pins
+    ``transformers<5``). Writes ``out_dir/<name>.onnx`` (``<name>-int4.onnx`` for int4)
+    with its ``genai_config.json`` as ``<name>.json``."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import onnx
+    from tokenizers import Tokenizer, models
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "hf"
+        model = hf_model(name, config=_GENAI_SIZES.get(name))
+        if getattr(model.config, "original_max_position_embeddings", None):  # Phi-3: its 4k form, not LongRoPE
+            model.config.original_max_position_embeddings = model.config.max_position_embeddings
+        for k, v in (("bos_token_id", 1), ("eos_token_id", 2), ("pad_token_id", 0)):  # the builder needs them
+            if getattr(model.config, k, None) is None:
+                setattr(model.config, k, v)
+        model.save_pretrained(src)
+        # the builder saves the model's tokenizer too: a one-word one (the zoo has none)
+        Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")).save(str(src / "tokenizer.json"))
+        (src / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+        exp = Path(tmp) / "onnx"
+        subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src), "-o", str(exp),
+                        "-p", precision, "-e", "cpu", "-c", str(Path(tmp) / "cache")], check=True,
+                       stdout=subprocess.DEVNULL)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = name if precision == "fp32" else f"{name}-{precision}"
+        dest = out_dir / f"{stem}.onnx"
+        onnx.save(onnx.load(str(exp / "model.onnx"), load_external_data=True), str(dest))  # one file
+        shutil.copy(exp / "genai_config.json", out_dir / f"{stem}.json")
+    return dest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python qcompile/models/zoo.py",
                                  description="Export the tiny zoo models with Optimum (zoo extra).")
@@ -1277,8 +1329,17 @@ def main(argv=None) -> int:
     e = sub.add_parser("export")
     e.add_argument("out", nargs="?", default=str(FIXTURES))
     e.add_argument("--only", nargs="*", default=None)
+    g = sub.add_parser("export-genai", help="build decoders with onnxruntime-genai's model builder")
+    g.add_argument("out", nargs="?", default=str(GENAI_FIXTURES))
+    g.add_argument("--only", nargs="*", default=list(GENAI))
+    g.add_argument("--precision", default="fp32", choices=["fp32", "int4"])
     sub.add_parser("list")
     a = ap.parse_args(argv)
+    if a.cmd == "export-genai":
+        for name in a.only:
+            print(f"building {name} ({a.precision}) ...", flush=True)
+            export_genai(name, Path(a.out), a.precision)
+        return 0
     if a.cmd == "list":
         for arch in ZOO.values():
             print(f"{arch.name:<12} {arch.kind:<8} {arch.model:<30} {arch.notes}")
