@@ -1093,3 +1093,16 @@ def test_hf_decoder_exported_at_opset_23(tmp_path):
     assert zoo._cosine(got[0], ref[0]) >= 0.999999
     canon = qc.canonicalize(model.mod).script(show_meta=False)
     assert "qcompile.rope" in canon and "qcompile.attention" in canon
+
+
+def test_pow_with_an_integer_exponent(tmp_path):
+    """ONNX's ``Pow`` lets the exponent have its own type: Nemotron's squared ReLU as
+    onnxruntime-genai writes it, ``Pow(relu(x), int32 2)`` (before: TVM's "uses datatype
+    T.float32 on the LHS ... and datatype T.int32 on the RHS"). Equal to onnxruntime."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Pow", ["r", "two"], ["y"])]
+    _model(nodes, [x], [y], [numpy_helper.from_array(np.array(2, np.int32), "two")], tmp_path / "m.onnx")
+    feed = {"x": np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)}
+    got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)

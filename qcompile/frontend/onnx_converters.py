@@ -833,6 +833,30 @@ def _floor_divide(cls):
     return _with_output(cls, fix, _floor_divide.__doc__)
 
 
+def _pow_typed_as_base(cls):
+    """ONNX's ``Pow`` lets the exponent have its own type (``Pow(relu(x), int32 2)``:
+    Nemotron's squared ReLU as onnxruntime-genai writes it); the result has the base's.
+    TVM's converter refused the mixed types; the exponent is cast to the base's type."""
+    class Typed(cls):
+        @classmethod
+        def get_converter(c, opset):
+            convert = cls.get_converter(opset)
+
+            def run(bb, inputs, attr, params):
+                base, exp = inputs[0], inputs[1]
+                tb, te = getattr(base, "ty", None), getattr(exp, "ty", None)
+                if isinstance(tb, relax.TensorType) and isinstance(te, relax.TensorType) \
+                        and str(tb.dtype) != str(te.dtype) and str(tb.dtype).startswith(("float", "bfloat")):
+                    inputs = [base, bb.normalize(relax.op.astype(exp, str(tb.dtype))), *inputs[2:]]
+                return convert(bb, inputs, attr, params)
+
+            return run
+
+    Typed.__name__ = Typed.__qualname__ = cls.__name__
+    Typed.__doc__ = _pow_typed_as_base.__doc__
+    return Typed
+
+
 _BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "LessOrEqual", "Greater",
                  "GreaterOrEqual", "And", "Or", "Xor", "Max", "Min", "Mod", "BitShift")
 
@@ -972,6 +996,7 @@ OVERRIDES = {
     "Reshape": Reshape,
     **{op: _broadcasting(cls) for op, cls in F._get_convert_map().items() if op in _BROADCASTING},
     "Div": _floor_divide(_broadcasting(F._get_convert_map()["Div"])),
+    "Pow": _pow_typed_as_base(_broadcasting(F._get_convert_map()["Pow"])),
     "Max": _prim_minmax(_broadcasting(F.Max), tirx.max),
     "Min": _prim_minmax(_broadcasting(F.Min), tirx.min),
 }

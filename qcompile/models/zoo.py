@@ -1276,11 +1276,13 @@ GENAI_FIXTURES = FIXTURES / "genai"
 
 #: the decoders built with onnxruntime-genai's builder (``tests/zoo/genai/``): grouped KV
 #: heads (Llama), full heads with its own builder (Phi-3), per-head q/k norms (Qwen3), GELU
-#: and a scaled embedding (Gemma), partial rotary with LayerNorm and biases (Phi)
-GENAI = ("llama", "phi3", "qwen3", "gemma", "phi")
-#: onnxruntime's GroupQueryAttention wants its rotary tables a multiple of 8 wide: Phi's
-#: partial rotary (half of each head) needs heads of 32
-_GENAI_SIZES = {"phi": {"hidden_size": 128, "intermediate_size": 256}}
+#: and a scaled embedding (Gemma), partial rotary with LayerNorm and biases (Phi), a
+#: squared ReLU written ``Pow(x, int32 2)`` (Nemotron)
+GENAI = ("llama", "phi3", "qwen3", "gemma", "phi", "nemotron")
+#: onnxruntime's GroupQueryAttention wants its rotary tables a multiple of 8 wide: partial
+#: rotary (half of each head: Phi, Nemotron) needs heads of 32
+_GENAI_SIZES = {"phi": {"hidden_size": 128, "intermediate_size": 256},
+                "nemotron": {"hidden_size": 128, "intermediate_size": 256}}
 
 
 def export_genai(name: str, out_dir: Path, precision: str = "fp32") -> Path:
