@@ -1282,7 +1282,7 @@ GENAI = ("llama", "phi3", "qwen3", "gemma", "phi", "nemotron")
 #: onnxruntime's GroupQueryAttention wants its rotary tables a multiple of 8 wide: partial
 #: rotary (half of each head: Phi, Nemotron) needs heads of 32
 _GENAI_SIZES = {"phi": {"hidden_size": 128, "intermediate_size": 256},
-                "nemotron": {"hidden_size": 128, "intermediate_size": 256}}
+                "nemotron": {"hidden_size": 128, "intermediate_size": 256, "head_dim": 32}}
 
 
 def export_genai(name: str, out_dir: Path, precision: str = "fp32") -> Path:
