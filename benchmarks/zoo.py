@@ -19,6 +19,10 @@ column (the live transformers model through qc.load, `none`, compared with torch
     python benchmarks/zoo.py --exporter dynamo
         -> benchmarks/results/zoo_dynamo.json: the same models exported by
            torch.onnx.export(dynamo=True) (no cache: none, rotate and int-only, one batch)
+    python benchmarks/zoo.py --exporter genai [--pipelines ...,w8a8]
+        -> benchmarks/results/zoo_genai.json: the decoders built by onnxruntime-genai's model
+           builder (tests/zoo/genai/: GroupQueryAttention over a per-row cache buffer), every
+           decoder pipeline
 
 A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" (the
 model cannot take the technique: zoo.REFUSED), "gap" (it should pass and does not yet:
@@ -83,29 +87,33 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
                 notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
                 cells.append(f"{kind} [{len(notes)}]")
         lines.append(f"| {name} ({zoo.ZOO[name].kind}) | " + " | ".join(cells) + " |")
+    if exporter == "genai":  # every row a decoder
+        lines = [line.replace(" (decoder) |", " |") for line in lines]
     lines += [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(zoo.ZOO))
+    ap.add_argument("--models", default=None, help="default: every zoo model (with --exporter genai: zoo.GENAI)")
     ap.add_argument("--pipelines", default=",".join(ALL))
     ap.add_argument("--out", default=None, help="default: results/zoo.json (zoo_dynamo.json with --exporter dynamo)")
-    ap.add_argument("--exporter", choices=["optimum", "dynamo"], default="optimum",
+    ap.add_argument("--exporter", choices=["optimum", "dynamo", "genai"], default="optimum",
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
     ap.add_argument("--target", choices=["llvm", "int-accel", "cuda"], default="llvm",
                     help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json); "
                          "cuda: the int-only cells only, CUDA generated and compiled by nvcc (zoo_cuda.json)")
     a = ap.parse_args()
-    dynamo = a.exporter == "dynamo"
+    dynamo, genai = a.exporter == "dynamo", a.exporter == "genai"
+    everyone = list(zoo.GENAI if genai else zoo.ZOO)
+    a.models = a.models or ",".join(everyone)
     accel = a.target != "llvm"  # int-accel or cuda: the int-only cells only
     if accel:
         a.pipelines = "int-only"
-    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else
-                                                              f"zoo_{a.target.replace('-', '_')}.json" if accel
-                                                              else "zoo.json"))
+    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else "zoo_genai.json"
+                                                              if genai else f"zoo_{a.target.replace('-', '_')}.json"
+                                                              if accel else "zoo.json"))
     if a.markdown:
         import json
 
@@ -115,13 +123,13 @@ def main() -> int:
     out["tolerance"] = zoo.TOLERANCE
     models = a.models.split(",")
     results, runs = {}, []
-    subset = set(models) < set(zoo.ZOO) or (set(a.pipelines.split(",")) < set(ALL) and not accel)
+    subset = set(models) < set(everyone) or (set(a.pipelines.split(",")) < set(ALL) and not accel)
     if subset and Path(a.out).exists():  # some models or pipelines: merged into the existing file
         import json
 
         old = json.loads(Path(a.out).read_text())
         results, runs = old["models"], old.get("runs", [{"command": old.get("command"), "models": "all"}])
-    runs.append({"command": out["command"], "models": "all" if len(models) == len(zoo.ZOO) else models,
+    runs.append({"command": out["command"], "models": "all" if len(models) == len(everyone) else models,
                  **({"pipelines": a.pipelines.split(",")} if set(a.pipelines.split(",")) < set(ALL) else {})})
     out["runs"] = runs
     tmp = tempfile.mkdtemp(prefix="qc_zoo_dynamo_")
@@ -129,6 +137,8 @@ def main() -> int:
         arch = zoo.ZOO[name]
         row = results.setdefault(name, {})
         path, kind = arch.onnx, arch.kind
+        if genai:
+            path = zoo.GENAI_FIXTURES / f"{name}.onnx"
         if dynamo:
             if kind not in ("encoder", "decoder", "vision"):
                 continue
@@ -142,7 +152,7 @@ def main() -> int:
         for p in a.pipelines.split(","):
             if p != TORCH and p not in zoo.PIPELINES[arch.kind] and p not in EVERY_KIND:
                 continue
-            if dynamo and p not in DYNAMO:
+            if (dynamo and p not in DYNAMO) or (genai and p == TORCH):
                 continue
             if p == TORCH and arch.held_out:  # the third wave: the Optimum exports only
                 continue
@@ -150,7 +160,7 @@ def main() -> int:
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    out["models"] = {n: results[n] for n in zoo.ZOO if n in results}
+    out["models"] = {n: results[n] for n in everyone if n in results}
     write_json(a.out, out)
     print(markdown(results, a.exporter))
     return 0

@@ -44,6 +44,14 @@ class Cache:
     pre_perm: tuple | None = None         # keys: axes taking pre_rope to the cache layout (GPT-J: [B, T, H, D])
     rope_chain: list = dataclasses.field(default_factory=list)  # keys: bindings pre_rope -> new, in order
     output: relax.Var | None = None       # the present output: the concat, or a cast of it
+    #: a cache **buffer** with a valid length per row (onnxruntime's GroupQueryAttention, as
+    #: decompose.py writes it): the present is ``gather_elements(concat, slots, axis=2)``,
+    #: the new tokens moved to each row's own positions; ``gathered`` is that gather
+    slots: relax.Var | None = None
+    gathered: relax.Var | None = None
+    #: keys of a slotted cache: the position tensors this step's RoPE tables are gathered at
+    #: (derived from the rows' lengths); a cache slot's position is its index
+    step_positions: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         if self.output is None:
@@ -103,9 +111,15 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
     """Walk back from an attention operand through data movement to the cache concat."""
     what = "key" if role == "k" else "value"
     v = operand
+    gathered = None
     while isinstance(v, relax.Var) and v in g.defs:
         val = g.defs[v]
         op = op_name(val)
+        if op == "gather_elements" and gathered is None and int(val.attrs.axis) % 4 == 2 \
+                and isinstance(val.args[0], relax.Var) and op_name(g.defs.get(val.args[0])) == "concat":
+            gathered = v  # each row's tokens moved to its own positions of the buffer
+            v = val.args[0]
+            continue
         if op == "concat":
             fields = list(val.args[0].fields)
             # a float16 model with float32 cache I/O (onnxruntime's float16 converter,
@@ -118,17 +132,13 @@ def _cache(g: Graph, operand, layer: int, role: str) -> Cache:
             axis = int(val.attrs.axis) % len(shape)
             if len(shape) != 4 or axis != 2:
                 raise _fail(layer, f"the {what} cache '{past[0].name}' is not laid out [batch, heads, tokens, head_dim]")
-            out = v if v in g.outputs else next(
-                (u for u in g.g.successors(v) if u in g.outputs and op_name(g.defs[u]) == "astype"), None)
+            present = gathered if gathered is not None else v
+            out = present if present in g.outputs else next(
+                (u for u in g.g.successors(present) if u in g.outputs and op_name(g.defs[u]) == "astype"), None)
             if out is None:
                 raise _fail(layer, f"the {what} cache concat '{v.name}' is not a model output (present cache)")
-            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k", output=out)
-        if op == "gather_elements" and isinstance(val.args[0], relax.Var) and val.args[0] in g.defs \
-                and op_name(g.defs[val.args[0]]) == "concat":
-            # onnxruntime's GroupQueryAttention (decompose.py): the new tokens written at each
-            # row's own position of a cache buffer, not appended to it
-            raise _fail(layer, f"the {what} cache '{v.name}' writes the new tokens at per-row positions of a "
-                               "buffer (onnxruntime's GroupQueryAttention), not concat(past, new): not supported yet")
+            return Cache(past[0], v, new[0], int(shape[1]), int(shape[3]), role == "k", output=out,
+                         slots=g.defs[gathered].args[1] if gathered is not None else None, gathered=gathered)
         if op not in REPEATS:  # GQA repeats (expand_dims, broadcast_to, tile, repeat) included
             break
         v = val.args[0]
@@ -185,7 +195,31 @@ def _pre_rope(g: Graph, layer: Layer, data: set, positions: relax.Var | None, ne
             if not isinstance(a, relax.Var) or a in chain_vars or a.same_as(pre):
                 continue
             src = ((nx.ancestors(g.g, a) | {a}) & g.params) - {positions}
+            if src and key.slots is not None and {p.name for p in src} == {"attention_mask"}:
+                # a slotted cache's positions come from the rows' lengths (the mask): found
+                # where the RoPE tables are gathered, re-made as the slots' own indices
+                at = _gathered_at(g, a)
+                if at:
+                    key.step_positions += [x for x in at if not any(x.same_as(y) for y in key.step_positions)]
+                    continue
             if src:
                 only = f"'{positions.name}'" if positions is not None else "the cache length"
                 raise _fail(layer.index, f"RoPE input '{a.name}' depends on {', '.join(sorted(p.name for p in src))}, "
                                          f"not only on {only}")
+
+
+def _gathered_at(g: Graph, a) -> list:
+    """The index tensors of the ``take(constant table, index)`` bindings ``a`` derives from
+    (RoPE's cos/sin tables gathered at this step's positions)."""
+    found, seen, todo = [], set(), [a]
+    while todo:
+        v = todo.pop()
+        if v in seen or not isinstance(v, relax.Var) or v not in g.defs:
+            continue
+        seen.add(v)
+        val = g.defs[v]
+        if op_name(val) == "take" and not isinstance(val.args[0], relax.Var) and isinstance(val.args[1], relax.Var):
+            found.append(val.args[1])
+            continue
+        todo += [x for x in Graph.args(val) if isinstance(x, relax.Var)]
+    return found

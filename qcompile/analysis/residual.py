@@ -479,8 +479,9 @@ def _one(d) -> int:
         return 1
 
 
-def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
-    """Apply a data-movement op to NumPy id arrays (symbolic dims stood in by 1)."""
+def move_ids(val, arrays: list, out_var, defs: dict | None = None) -> np.ndarray | None:
+    """Apply a data-movement op to NumPy id arrays (symbolic dims stood in by 1); ``defs``
+    (main's bindings) lets a ``gather_elements`` show that it moves whole rows."""
     op = op_name(val)
     x = arrays[0]
     if op == "reshape":
@@ -507,10 +508,46 @@ def move_ids(val, arrays: list, out_var) -> np.ndarray | None:
         for a, b, e, s in zip(axes, begin, end, strides):
             index[a] = slice(b, e, s)
         return x[tuple(index)]
+    if op == "gather_elements":
+        # a cache buffer's per-row slots (GroupQueryAttention): elements move along the gather
+        # axis by a data-dependent index, every other axis keeps its coordinate. An index the
+        # same along the last axis moves whole rows of it; the ids tracked are head columns on
+        # that axis, so which row goes where does not change them
+        axis = int(val.attrs.axis) % x.ndim
+        rows = axis != x.ndim - 1 and _same_along_last(defs or {}, val.args[1], x.ndim)
+        return x.copy() if rows and list(x.shape) == shape1(out_var) else None
     if op in ("tile", "repeat"):
         reps = [int(r) for r in val.attrs.repeats] if op == "tile" else None
         return np.tile(x, reps) if op == "tile" else np.repeat(x, int(val.attrs.repeats), axis=int(val.attrs.axis))
     return None
+
+
+def _same_along_last(defs: dict, idx, nd: int) -> bool:
+    """``idx`` is a ``broadcast_to`` of a tensor whose last axis is 1, or elementwise
+    arithmetic of such tensors and scalars (TVM's importer wraps a gather index in
+    ``where(idx < 0, idx + n, idx)``)."""
+    todo, seen = [idx], set()
+    while todo:
+        v = todo.pop()
+        ty = getattr(v, "ty", None)
+        if isinstance(ty, relax.TensorType) and ty.shape is not None and len(ty.shape) == 0:
+            continue  # a scalar: the same everywhere
+        if not isinstance(v, relax.Var):
+            c = const_value(v)
+            if c is None or c.size != 1:
+                return False
+            continue
+        if v in seen:
+            continue
+        seen.add(v)
+        val = defs.get(v)
+        op = op_name(val)
+        if op == "broadcast_to" and len(val.args[0].ty.shape) == nd and shape1(val.args[0])[-1] == 1:
+            continue
+        if op not in ("where", "add", "subtract", "less", "multiply"):
+            return False
+        todo += list(val.args)
+    return True
 
 
 def shape1(expr) -> list[int]:
@@ -582,6 +619,8 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             if u == att:
                 (sinks_v if uval.args[i].same_as(v_arg) else sinks_other).append(ids[x])
                 continue
+            if op_name(uval) == "shape_of":  # reads no value (an index's bounds)
+                continue
             if op_name(uval) not in MOVES or u in ids:
                 sinks_other.append(ids[x])
                 continue
@@ -594,7 +633,7 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             arrs = []
             for a in Graph.args(uval)[:len(uval.args[0].fields) if op_name(uval) == "concat" else 1]:
                 arrs.append(ids[a] if a in ids else np.full(shape1(a), -1))
-            r = move_ids(uval, arrs, u)
+            r = move_ids(uval, arrs, u, g.defs)
             if r is None:
                 raise _Skip(f"cannot follow {op_name(uval)}")
             ids[u] = r
@@ -629,7 +668,7 @@ def _value_path(g: Graph, att, att_val, v_arg) -> ValuePath:
             break
         if op not in MOVES:
             raise _Skip(f"the attention output passes through {op}")
-        arr = move_ids(uval, [arr], u)
+        arr = move_ids(uval, [arr], u, g.defs)
         if arr is None:
             raise _Skip(f"cannot follow {op}")
         x = u

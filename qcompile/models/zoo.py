@@ -653,6 +653,13 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0, 
 
     rng = np.random.default_rng(seed)
     proto = onnx.load(str(path), load_external_data=False)
+    try:  # dims the graph fixes (onnxruntime-genai's cache head size, kv_cache_dim)
+        from qcompile.frontend.decompose import decompose_ops
+        from qcompile.frontend.onnx_prepare import concat_fixed_dims
+
+        proto, _ = concat_fixed_dims(decompose_ops(proto)[0])
+    except ImportError:  # the exporters' venv has no TVM
+        pass
     inits = {i.name for i in proto.graph.initializer}
     feed = {}
     sizes = {}  # symbolic dim name -> the length given to it

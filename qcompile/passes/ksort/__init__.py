@@ -220,7 +220,10 @@ class _Rewrite:
             # with the head axis widened to one table per head
             types = [None] + [relax.TensorType([len(heads) if i == axis else d for i, d in enumerate(p.ty.shape)],
                                                p.ty.dtype) for p in f.params[1:]]
-            self.retyped[key] = bb.add_func(retyped(f, types), f"{val.op.name_hint}_heads{len(heads)}")
+            # fresh symbolic vars too: the original composite stays for the calls left as they
+            # were (a fused QKV's RoPE on the queries), and a dim var may not be defined in both
+            self.retyped[key] = bb.add_func(relax.utils.copy_with_new_vars(retyped(f, types)),
+                                            f"{val.op.name_hint}_heads{len(heads)}")
         return relax.Call(self.retyped[key], [x, *new_tabs])
 
     def _head_norm(self, bb, var, val, args, heads: list, axis: int):

@@ -321,7 +321,7 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
             continue
         if op == "multiply":
             continue
-        ids = move_ids(g.defs[c], [ids], c)
+        ids = move_ids(g.defs[c], [ids], c, g.defs)
         if ids is None:
             raise _err(layer, f"cannot follow the {what}'s data movement")
     if ids.ndim != 4:
@@ -359,7 +359,7 @@ def _push(g: Graph, src, operand, ops, layer: int, what: str) -> np.ndarray:
         v = val.args[0]
     ids = np.arange(int(np.prod(shape))).reshape(shape)
     for c in reversed(chain):
-        ids = move_ids(g.defs[c], [ids], c)
+        ids = move_ids(g.defs[c], [ids], c, g.defs)
         if ids is None:
             raise _err(layer, f"cannot follow the {what}' data movement into the attention")
     return ids
@@ -369,7 +369,8 @@ def _slot_heads(g: Graph, cache: "Cache", operand, layer: int, what: str) -> np.
     """``[attention heads]``: the KV head of ``cache`` that each head slot (axis 1) of the
     attention operand reads, through a GQA repeat written as ``expand_dims -> broadcast_to
     -> reshape``, ``tile`` or ``repeat`` (or none)."""
-    ids = _push(g, cache.concat, operand, REPEATS, layer, what)
+    # a slotted cache (GroupQueryAttention's buffer) reaches the attention from its gather
+    ids = _push(g, cache.gathered if cache.gathered is not None else cache.concat, operand, REPEATS, layer, what)
     if ids.ndim != 4:
         raise _err(layer, f"the attention's {what} operand is not [batch, heads, tokens, head_dim]")
     head = np.unravel_index(ids, shape1(cache.concat))[1]

@@ -24,7 +24,7 @@ from tvm.relax import op as O
 
 from qcompile.errors import QCompileError
 from qcompile.analysis.kvcache import Cache
-from qcompile.passes.kvcache.kvquant import sink_update_te
+from qcompile.passes.kvcache.kvquant import sink_update_rows_te, sink_update_te
 from qcompile.analysis.graph import Graph
 from qcompile.rewrite import rebuild_main
 
@@ -169,6 +169,9 @@ class CacheRewrite:
             else:
                 params.append(relax.Var(p.name, p.ty))
         self.by_concat = {c.concat: (L, c) for L in self.layers for c in (L.key, L.value) if self.stored(c)}
+        self.by_gathered = {c.gathered: c for L in self.layers for c in (L.key, L.value)
+                            if self.stored(c) and c.gathered is not None}
+        self.pending: dict = {}  # slotted caches: gathered var -> present tensors in concat order
         self.out_var = self.g.output_tuple
         if self.out_var is None:
             raise QCompileError(f"{self.name}: main does not return a tuple of (logits, present caches)")
@@ -180,6 +183,12 @@ class CacheRewrite:
         if var in self.by_concat:
             layer, cache = self.by_concat[var]
             return self._emit_cache(bb, layer, cache)
+        if var in self.by_gathered:  # the stored tensors moved to the rows' positions, as the floats are
+            cache = self.by_gathered[var]
+            rows = self._rows(bb, cache)
+            self.presents[cache.output] = [t if s == "sink" else self._to_slots(bb, t, rows, self.token_axis(s))
+                                           for s, t in self.pending.pop(var)]
+            return None
         if self.out_var is not None and var.same_as(self.out_var):
             fields = []
             for orig, now in zip(self.g.defs[var].fields, val.fields):
@@ -205,15 +214,62 @@ class CacheRewrite:
             if name in new:
                 present[name] = bb.emit(O.concat([past[name], new[name]], axis=self.token_axis(name)))
         if self.sinks:
-            present["sink"] = bb.emit_te(sink_update_te(), past["sink"], x, past[order[0]],
-                                         primfunc_name_hint="kv_sink_update")
+            if cache.slots is not None:  # each row's new tokens at its own positions
+                first = self._step_first(bb, cache)
+                present["sink"] = bb.emit_te(sink_update_rows_te(), past["sink"], x, first,
+                                             primfunc_name_hint="kv_sink_update")
+            else:
+                present["sink"] = bb.emit_te(sink_update_te(), past["sink"], x, past[order[0]],
+                                             primfunc_name_hint="kv_sink_update")
         full = self.decode(bb, layer, cache, present)
         if str(full.ty.dtype) != dtype:
             full = bb.emit(O.astype(full, dtype))
-        self.presents[cache.output] = [present[s] for s in order]
+        if cache.gathered is not None:
+            self.pending[cache.gathered] = [(s, present[s]) for s in order]
+        else:
+            self.presents[cache.output] = [present[s] for s in order]
         if pre:
             full = self._rope(bb, cache, full)
         return full
+
+    # -- slotted caches (a buffer with a valid length per row) ---------------
+
+    def _rows(self, bb, cache: Cache):
+        """``[B, N]``: the concat position each buffer position of each row takes (the
+        gather's index, one head and channel of it)."""
+        idx = self.env[cache.slots]
+        b, _, n, _ = idx.ty.shape
+        return bb.emit(O.reshape(O.strided_slice(idx, axes=[1, 3], begin=[0, 0], end=[1, 1]), [b, n]))
+
+    @staticmethod
+    def _to_slots(bb, t, rows, axis: int):
+        """``t`` gathered along its token ``axis`` at ``rows`` (the batch on axis 0)."""
+        shape = list(t.ty.shape)
+        b, n = rows.ty.shape
+        view = [b if i == 0 else (n if i == axis else 1) for i in range(len(shape))]
+        idx = O.broadcast_to(O.reshape(rows, view), shape)
+        return bb.emit(O.gather_elements(t, idx, axis=axis))
+
+    def _step_first(self, bb, cache: Cache):
+        """``[B]`` int64: the position of each row's first new token in a slotted cache."""
+        key = next(L.key for L in self.layers if cache in (L.key, L.value))
+        if not key.step_positions:
+            raise QCompileError(f"{self.name}: a cache buffer with per-row lengths needs its keys' RoPE positions")
+        pos = self.env[key.step_positions[0]]
+        b = pos.ty.shape[0]
+        return bb.emit(O.reshape(O.astype(O.strided_slice(pos, axes=[1], begin=[0], end=[1]), "int64"), [b]))
+
+    def _concat_positions(self, bb, cache: Cache):
+        """The positions of a slotted cache's concat ``[past buffer, new]``: buffer position
+        ``j`` is position ``j``, new token ``i`` of row ``b`` is at this step's ``pos[b, i]``."""
+        for v in cache.step_positions:
+            if v in self.pos_memo:
+                continue
+            pos = self.env[v]
+            b = pos.ty.shape[0]
+            p = cache.param.ty.shape[2]
+            past = O.broadcast_to(O.expand_dims(O.arange(0, p, 1, str(pos.ty.dtype)), 0), [b, p])
+            self.pos_memo[v] = bb.emit(O.concat([past, pos], axis=1))
 
     # -- RoPE at the cached positions ---------------------------------------
 
@@ -262,6 +318,8 @@ class CacheRewrite:
         return not (nx.ancestors(self.g.g, v) & self.g.params)
 
     def _rope(self, bb, cache: Cache, full):
+        if cache.slots is not None:
+            self._concat_positions(bb, cache)
         if cache.pre_perm is not None:  # back to the layout the model's RoPE bindings expect
             full = bb.emit(O.permute_dims(full, [int(i) for i in np.argsort(cache.pre_perm)]))
         memo = {cache.pre_rope: full}

@@ -372,3 +372,18 @@ def sink_update_te():
             return tirx.if_then_else(tirx.And(s >= p, s < p + t), new[b, h, j, d].astype("float16"), old[b, h, s, d])
         return te.compute(old.shape, at, name="kv_sink_update")
     return f
+
+
+def sink_update_rows_te():
+    """``(old [B,H,S,D] f16, new [B,H,T,D] f32, first [B] int64) -> [B,H,S,D] f16``: a cache
+    buffer with a length per row (onnxruntime's GroupQueryAttention): row ``b``'s new tokens
+    are at positions ``first[b] .. first[b]+T-1``; those below ``S`` take them."""
+    def f(old, new, first):
+        t = new.shape[2]
+
+        def at(b, h, s, d):
+            p = first[b]
+            j = tirx.max(tirx.min(s - p, t - 1), 0)
+            return tirx.if_then_else(tirx.And(s >= p, s < p + t), new[b, h, j, d].astype("float16"), old[b, h, s, d])
+        return te.compute(old.shape, at, name="kv_sink_update")
+    return f
