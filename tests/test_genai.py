@@ -116,26 +116,45 @@ def test_group_query_attention_matches_onnxruntime(tmp_path, name, b, s, p, lens
     _compare(tmp_path / "m.onnx", feed, rows)
 
 
-def test_group_query_attention_with_position_ids_and_bias(tmp_path):
-    """Explicit ``position_ids`` for the rotary tables and an additive ``attention_bias``
-    (fixed dims: the bias's key axis is the present's)."""
-    _gqa_model(tmp_path / "m.onnx", pos=True, bias=True, fixed=(1, 3, 4), attrs={"softcap": 3.0})
+def test_group_query_attention_with_bias(tmp_path):
+    """An additive ``attention_bias`` after the softcap (fixed dims: the bias's key axis is the
+    present's)."""
+    _gqa_model(tmp_path / "m.onnx", bias=True, fixed=(1, 3, 4), attrs={"softcap": 3.0})
     rng = np.random.default_rng(1)
     feed = _gqa_feed(rng, 1, 3, 4, [7])
-    feed["pos"] = rng.integers(0, 60, (1, 3)).astype(np.int64)
     feed["bias"] = rng.standard_normal((1, 1, 3, 7)).astype(np.float32)
     _compare(tmp_path / "m.onnx", feed, [(3, 7)])
 
 
-def test_a_ring_buffer_cache_is_refused_saying_why(tmp_path):
-    """``sliding_window_cache`` (Gemma-2 from onnxruntime-genai: the cache a ring buffer of
-    the window's size) is not decomposed: the loader names the node and the attribute."""
-    _gqa_model(tmp_path / "m.onnx", attrs={"local_window_size": 4, "sliding_window_cache": 1})
-    with pytest.raises(qc.UnsupportedOpError, match="gqa.*GroupQueryAttention.*sliding_window_cache"):
+@pytest.mark.parametrize("opts,why", [
+    # Gemma-2 from onnxruntime-genai: the cache a ring buffer of the window's size
+    ({"attrs": {"local_window_size": 4, "sliding_window_cache": 1}}, "sliding_window_cache"),
+    # onnxruntime reads them as one offset in a first prompt and per row after it
+    ({"pos": True}, "position_ids"),
+])
+def test_what_group_query_attention_does_not_decompose_is_refused_saying_why(tmp_path, opts, why):
+    """Not decomposed, and the loader names the node and the reason."""
+    _gqa_model(tmp_path / "m.onnx", **opts)
+    with pytest.raises(qc.UnsupportedOpError, match=f"gqa.*GroupQueryAttention.*{why}"):
         qc.load(str(tmp_path / "m.onnx"))
 
 
-@pytest.mark.parametrize("rank,offset,interleaved", [(3, False, 0), (4, True, 1), (3, True, 0)])
+def test_group_query_attention_norm_inputs_are_refused(tmp_path):
+    """Newer onnxruntime releases take per-head q/k RMSNorm weights as inputs 14 and 15 (no
+    attribute says so): a node that has them is refused, never decomposed without its norm."""
+    _gqa_model(tmp_path / "m.onnx")
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    node = m.graph.node[0]
+    while len(node.input) < 14:
+        node.input.append("")
+    node.input.append("qn")
+    m.graph.initializer.append(numpy_helper.from_array(np.ones(16, np.float32), "qn"))
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    with pytest.raises(qc.UnsupportedOpError, match="inputs beyond head_sink \\(qn\\)"):
+        qc.load(str(tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("rank,offset,interleaved", [(3, False, 0), (4, True, 1), (3, True, 0), (4, "0-d", 0)])
 def test_contrib_rotary_embedding_matches_onnxruntime(tmp_path, rank, offset, interleaved):
     """onnxruntime's contrib ``RotaryEmbedding``: positions ``[B, S]`` or one offset, heads in
     their own axis or in the hidden one (their count from the tables' width)."""
@@ -144,7 +163,7 @@ def test_contrib_rotary_embedding_matches_onnxruntime(tmp_path, rank, offset, in
     shape = [b, s, N * h] if rank == 3 else [b, N, s, h]
     ang = np.random.default_rng(0).standard_normal((32, h // 2)).astype(np.float32)
     inits = [numpy_helper.from_array(np.cos(ang), "cos"), numpy_helper.from_array(np.sin(ang), "sin")]
-    pos_shape = [1] if offset else [b, s]
+    pos_shape = [] if offset == "0-d" else [1] if offset else [b, s]
     node = helper.make_node("RotaryEmbedding", ["x", "pos", "cos", "sin"], ["y"], domain="com.microsoft",
                             interleaved=interleaved)
     m = helper.make_model(helper.make_graph([node], "g", [vi("x", TensorProto.FLOAT, shape),
@@ -154,7 +173,7 @@ def test_contrib_rotary_embedding_matches_onnxruntime(tmp_path, rank, offset, in
     onnx.save(m, str(tmp_path / "r.onnx"))
     rng = np.random.default_rng(1)
     feed = {"x": rng.standard_normal(shape).astype(np.float32),
-            "pos": np.array([3]) if offset else rng.integers(0, 32, (b, s))}
+            "pos": np.array(3) if offset == "0-d" else np.array([3]) if offset else rng.integers(0, 32, (b, s))}
     model = qc.load(str(tmp_path / "r.onnx"))
     got = qc.build(qc.PassManager(qc.pipeline("none")).run(model.mod), "llvm").run(
         *[feed[s.name] for s in model.inputs])
@@ -248,6 +267,12 @@ def _cache_axes(params) -> dict:
             for p in params if p.name not in ("input_ids", "attention_mask")}
 
 
+def _calibration(path):
+    """Four zoo-style samples (batch 2, 8 tokens, empty cache), as ``zoo.check`` calibrates."""
+    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(4)]
+    return qc.Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pipeline,options", [("kv-prerope", {"kv-prerope": {"outliers": 0.05}}),
                                               ("bfp", zoo.OPTIONS["bfp"]), ("k-sort", None)])
@@ -264,10 +289,13 @@ def test_genai_cache_pipelines(pipeline, options):
     assert cell["status"] == "pass", cell
     if pipeline == "k-sort":
         return
+    if pipeline == "kv-prerope":  # a second sink would sit at the concat's, not the rows', positions
+        with pytest.raises(qc.QCompileError, match="more than one sink"):
+            zoo_model = qc.load(str(path))
+            qc.PassManager(qc.pipeline(pipeline, {"kv-prerope": {"sinks": 2}}),
+                           calibration=_calibration(path)).run(zoo_model.mod)
     model = qc.load(str(path))
-    feeds = [zoo.onnx_feed(path, batch=2, seq=8, seed=100 + i) for i in range(4)]
-    calib = qc.Calibration({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, batch=2, progress=False)
-    mod = qc.PassManager(qc.pipeline(pipeline, options), calibration=calib).run(model.mod)
+    mod = qc.PassManager(qc.pipeline(pipeline, options), calibration=_calibration(path)).run(model.mod)
     art = qc.build(mod, "llvm")
     names = [p.name for p in mod["main"].params]
     axes = _cache_axes(mod["main"].params)

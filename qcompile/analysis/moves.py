@@ -19,6 +19,9 @@ from tvm import relax
 #: ops whose output elements are copies of input elements (no arithmetic)
 MOVES = frozenset({"reshape", "permute_dims", "concat", "take", "expand_dims", "squeeze",
                    "broadcast_to", "tile", "repeat", "strided_slice", "gather_elements"})
+#: (``gather_elements``: a cache buffer's per-row slots. Its index may differ along every axis,
+#: so no axis is said to be carried through it; K-sort's value path follows it only where the
+#: index is the same along the head channels: ``residual.move_ids``)
 #: the subset that keeps every element of its first input exactly once, in some layout
 #: or repeated (no selection): a cache tensor reaches the attention through these
 REPEATS = frozenset({"reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to", "tile", "repeat"})
@@ -100,8 +103,6 @@ def axis_back(call, out_ty, ax: int, reshape_axis=None) -> int | None:
     if op == "strided_slice":
         sliced = {int(a) % nd_in for a in call.args[1].fields} if isinstance(call.args[1], relax.Tuple) else None
         return None if sliced is None or ax in sliced else ax
-    if op == "gather_elements":  # every other axis keeps its coordinate (a cache buffer's per-row slots)
-        return None if int(call.attrs.axis) % nd_in == ax else ax
     return None
 
 
@@ -141,8 +142,6 @@ def axis_forward(call, in_ty, ax: int, out_ty, reshape_axis=None) -> int | None:
     if op == "strided_slice":  # selecting tokens (BEiT drops its CLS token before pooling)
         sliced = {int(a) % nd_in for a in call.args[1].fields} if isinstance(call.args[1], relax.Tuple) else None
         return None if sliced is None or ax in sliced else ax
-    if op == "gather_elements":
-        return None if int(call.attrs.axis) % nd_in == ax else ax
     return None
 
 

@@ -478,7 +478,9 @@ def _ms_rotary(e, node, ranks: dict):
             return False
         split = [0, 0, -1, 2 * half]
     pos = node.input[1]
-    if ranks.get(pos) == 1:  # an offset: positions offset + [0, S)
+    if ranks.get(pos) not in (0, 1, 2):
+        return "position_ids of unknown rank are not decomposed"
+    if ranks.get(pos) in (0, 1):  # an offset: positions offset + [0, S)
         s = e.op("Gather", [e.op("Shape", [node.input[0]]), e.const(2 if rank == 4 else 1, np.int64)])
         i = e.op("Range", [e.const(0, np.int64), s, e.const(1, np.int64)])
         pos = e.op("Unsqueeze", [e.op("Add", [i, e.op("Cast", [pos], to=7)]), e.const([0], np.int64)])
@@ -495,13 +497,14 @@ def _group_query_attention(e, node, ranks: dict):
     """onnxruntime's ``GroupQueryAttention`` (onnxruntime-genai's decoders: Llama, Qwen,
     Phi, Mistral, Gemma... as published and as its model builder writes them), as onnxruntime
     computes it on the CPU. Query, key and value packed in one ``[B, S, (N + 2 kvN) H]`` input
-    or separate; RoPE inside (``do_rotary``, positions ``position_ids`` or the cache's length
-    per row) in the exporters' spelling; the past ``[B, kvN, P, H]`` and row ``b``'s valid
+    or separate; RoPE inside (``do_rotary``, at each row's positions from its length) in the
+    exporters' spelling; the past ``[B, kvN, P, H]`` and row ``b``'s valid
     length ``seqlens_k[b] + 1`` (so the past may be a buffer longer than its valid part, the
     shared buffer onnxruntime-genai binds: row ``b``'s new keys go at its own ``past_b =
     seqlens_k[b] + 1 - S``);
-    causal (and ``local_window_size``) masking per row; ``softcap``; ``attention_bias``; a
-    per-head sink logit (``head_sink``, or 0 with ``smooth_softmax``). The present is the
+    causal (and ``local_window_size``) masking per row; ``softcap``; ``attention_bias`` (its
+    key axis is the present's ``P + S``: a buffer longer than the valid part fails to import);
+    a per-head sink logit (``head_sink``, or 0 with ``smooth_softmax``). The present is the
     concatenated cache gathered into its row positions (an identity gather when every row's
     past fills the buffer). One difference from onnxruntime, in shape only: the present always
     has ``P + S`` positions (onnxruntime's has ``max(total_sequence_length, P)``, a length that
@@ -515,6 +518,12 @@ def _group_query_attention(e, node, ranks: dict):
         return "its attention-probabilities output (qk_output) is not decomposed"
     if ranks.get(node.input[0]) != 3:
         return "a query that is not [batch, sequence, hidden] is not decomposed"
+    if any(_in(node, i) for i in range(12, len(node.input))):  # q/k norm weights and later inputs
+        return f"inputs beyond head_sink ({', '.join(x for x in node.input[12:] if x)}) are not decomposed"
+    if _in(node, 9):  # onnxruntime reads them as one offset in a first prompt, per row after it
+        return "position_ids are not decomposed (onnxruntime reads them differently in the first prompt)"
+    if int(_attr(node, "local_window_size", -1)) == 0:
+        return "local_window_size 0 is not decomposed"
     i64 = np.int64
     n, kvn = int(_attr(node, "num_heads")), int(_attr(node, "kv_num_heads"))
     q = node.input[0]
@@ -543,11 +552,13 @@ def _group_query_attention(e, node, ranks: dict):
     qpos = e.op("Add", [e.op("Unsqueeze", [past_len, e.const([1], i64)]),
                         e.op("Unsqueeze", [steps, e.const([0], i64)])])  # [B, S] each query's position
     if int(_attr(node, "do_rotary", 0)):
-        rd = 2 * (e.dims.get(node.input[7]) or [None, 0])[-1]
-        rd = 0 if (d and rd == d) else rd
+        half = (e.dims.get(node.input[7]) or [None])[-1]
+        if not half:
+            return "rotary tables of unknown width are not decomposed"
+        rd = 0 if (d and 2 * half == d) else 2 * half
         if not rd and not d:
-            return False
-        pos = node.input[9] if _in(node, 9) else qpos
+            return "a head size unknown before import is not decomposed"
+        pos = qpos
         cos, sin = (e.op("Gather", [t, pos]) for t in (node.input[7], node.input[8]))
         inter = int(_attr(node, "rotary_interleaved", 0))
         qh, kh = (_rope(e, t, 4, cos, sin, None, inter, rd) for t in (qh, kh))

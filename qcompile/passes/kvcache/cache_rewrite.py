@@ -154,6 +154,14 @@ class CacheRewrite:
     # -- the rewrite --------------------------------------------------------
 
     def run(self, mod):
+        if self.sinks > 1 and any(c.slots is not None for L in self.layers for c in (L.key, L.value)):
+            # the decode kernels put the sinks at the concat's first positions, which are a
+            # row's first positions only while its past fills the buffer (one sink: always,
+            # but for a prompt written into a non-empty buffer, which attends to its first
+            # token's quantized value in that step; the float16 sink is stored and read after)
+            raise QCompileError(f"{self.name}: more than one sink on a cache buffer with a length per row "
+                                "(onnxruntime's GroupQueryAttention) is not supported",
+                                hint="use sinks=1 (the default) or 0")
         params = []
         caches = {}
         for L in self.layers:
