@@ -653,13 +653,15 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0, 
 
     rng = np.random.default_rng(seed)
     proto = onnx.load(str(path), load_external_data=False)
-    try:  # dims the graph fixes (onnxruntime-genai's cache head size, kv_cache_dim)
-        from qcompile.frontend.decompose import decompose_ops
-        from qcompile.frontend.onnx_prepare import concat_fixed_dims
+    if any(vi.name.startswith("past") and sum(bool(d.dim_param) for d in vi.type.tensor_type.shape.dim[1:]) > 1
+           for vi in proto.graph.input):
+        try:  # a cache dim other than its length is symbolic: the graph fixes it (onnxruntime-genai's kv_cache_dim)
+            from qcompile.frontend.decompose import decompose_ops
+            from qcompile.frontend.onnx_prepare import concat_fixed_dims
 
-        proto, _ = concat_fixed_dims(decompose_ops(proto)[0])
-    except ImportError:  # the exporters' venv has no TVM
-        pass
+            proto, _ = concat_fixed_dims(decompose_ops(proto)[0])
+        except ImportError:  # the exporters' venv has no TVM
+            pass
     inits = {i.name for i in proto.graph.initializer}
     feed = {}
     sizes = {}  # symbolic dim name -> the length given to it
