@@ -24,7 +24,7 @@ from tvm.relax import op as O
 
 from qcompile.errors import QCompileError
 from qcompile.analysis.kvcache import Cache
-from qcompile.passes.kvcache.kvquant import sink_update_rows_te, sink_update_te
+from qcompile.passes.kvcache.kvquant import sink_update_te
 from qcompile.analysis.graph import Graph
 from qcompile.rewrite import rebuild_main
 
@@ -222,13 +222,10 @@ class CacheRewrite:
             if name in new:
                 present[name] = bb.emit(O.concat([past[name], new[name]], axis=self.token_axis(name)))
         if self.sinks:
-            if cache.slots is not None:  # each row's new tokens at its own positions
-                first = self._step_first(bb, cache)
-                present["sink"] = bb.emit_te(sink_update_rows_te(), past["sink"], x, first,
-                                             primfunc_name_hint="kv_sink_update")
-            else:
-                present["sink"] = bb.emit_te(sink_update_te(), past["sink"], x, past[order[0]],
-                                             primfunc_name_hint="kv_sink_update")
+            per_row = cache.slots is not None  # each row's new tokens at its own positions
+            at = self._step_first(bb, cache) if per_row else past[order[0]]
+            present["sink"] = bb.emit_te(sink_update_te(per_row), past["sink"], x, at,
+                                         primfunc_name_hint="kv_sink_update")
         full = self.decode(bb, layer, cache, present)
         if str(full.ty.dtype) != dtype:
             full = bb.emit(O.astype(full, dtype))
@@ -260,7 +257,7 @@ class CacheRewrite:
 
     def _step_first(self, bb, cache: Cache):
         """``[B]`` int64: the position of each row's first new token in a slotted cache."""
-        key = next(L.key for L in self.layers if cache in (L.key, L.value))
+        key = next(L.key for L in self.layers if cache is L.key or cache is L.value)
         if not key.step_positions:
             raise QCompileError(f"{self.name}: a cache buffer with per-row lengths needs its keys' RoPE positions")
         pos = self.env[key.step_positions[0]]

@@ -361,29 +361,17 @@ def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, tab
     return f
 
 
-def sink_update_te():
-    """``(old [B,H,S,D] f16, new [B,H,T,D] f32, past [B,H,P,*]) -> [B,H,S,D] f16``: the cache
-    positions ``P .. P+T-1`` that fall below ``S`` take the new tokens."""
-    def f(old, new, past):
-        p, t = past.shape[2], new.shape[2]
-
-        def at(b, h, s, d):
-            j = tirx.max(tirx.min(s - p, t - 1), 0)
-            return tirx.if_then_else(tirx.And(s >= p, s < p + t), new[b, h, j, d].astype("float16"), old[b, h, s, d])
-        return te.compute(old.shape, at, name="kv_sink_update")
-    return f
-
-
-def sink_update_rows_te():
-    """``(old [B,H,S,D] f16, new [B,H,T,D] f32, first [B] int64) -> [B,H,S,D] f16``: a cache
-    buffer with a length per row (onnxruntime's GroupQueryAttention): row ``b``'s new tokens
-    are at positions ``first[b] .. first[b]+T-1``; those below ``S`` take them."""
-    def f(old, new, first):
+def sink_update_te(per_row: bool = False):
+    """``(old [B,H,S,D] f16, new [B,H,T,D] f32, at) -> [B,H,S,D] f16``: the cache positions of
+    the new tokens that fall below ``S`` take them. ``at``: the past ``[B,H,P,*]`` (the new
+    tokens at ``P .. P+T-1``), or with ``per_row`` each row's first position ``[B]`` int64 (a
+    cache buffer with a length per row, onnxruntime's GroupQueryAttention)."""
+    def f(old, new, at):
         t = new.shape[2]
 
-        def at(b, h, s, d):
-            p = first[b]
+        def value(b, h, s, d):
+            p = at[b] if per_row else at.shape[2]
             j = tirx.max(tirx.min(s - p, t - 1), 0)
             return tirx.if_then_else(tirx.And(s >= p, s < p + t), new[b, h, j, d].astype("float16"), old[b, h, s, d])
-        return te.compute(old.shape, at, name="kv_sink_update")
+        return te.compute(old.shape, value, name="kv_sink_update")
     return f
