@@ -24,6 +24,12 @@ column (the live transformers model through qc.load, `none`, compared with torch
            builder (tests/zoo/genai/: GroupQueryAttention over a per-row cache buffer), every
            decoder pipeline
 
+    python benchmarks/zoo.py --exporter ort-quantized [--models ...] [--formats dynamic,qdq,qoperator]
+        -> benchmarks/results/zoo_quantized.json: each model quantized by onnxruntime's own
+           quantizer (zoo.quantize_ort); `none` keeps the file as written (vs onnxruntime
+           running it), every other pipeline lifts it to float (vs onnxruntime on the float
+           model with the file's weights: zoo.float_with_stored_weights)
+
 A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" (the
 model cannot take the technique: zoo.REFUSED), "gap" (it should pass and does not yet:
 zoo.GAPS), or "fail"; refusals and gaps carry the one-line message the user sees.
@@ -61,10 +67,11 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
     lines = ["| model | " + " | ".join(pipes) + " |", "|---|" + "---|" * len(pipes)]
     notes = []
     for name, row in results.items():
+        base = name.split("/")[0]  # ort-quantized rows: "<model>/<format>"
         cells = []
         for p in pipes:
             r = row.get(p)
-            if r is None and "export" in row and p in DYNAMO and p in zoo.PIPELINES[zoo.ZOO[name].kind]:
+            if r is None and "export" in row and p in DYNAMO and p in zoo.PIPELINES[zoo.ZOO[base].kind]:
                 if not cells or not cells[-1].startswith("no export"):
                     notes.append(f"{name}: torch.onnx.export (dynamo) failed: `{row['export']['reason']}`")
                 cells.append(f"no export [{len(notes)}]")
@@ -79,14 +86,22 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
                 # the gap and refusal notes were written for the committed Optimum exports: on
                 # another exporter's graph a refusal counts where its message says the same,
                 # and a cell that does not pass is a "fail" with its message
-                refused = r["status"] == "refused" and (name, p) in zoo.REFUSED and \
-                    (exporter == "optimum" or zoo.REFUSED[(name, p)][0] in (r["reason"] or ""))
-                kind = "refused" if refused else "gap" if _gap(name, p) and exporter == "optimum" else "fail"
-                why = zoo.REFUSED[(name, p)][1] if kind == "refused" else \
-                    (_gap(name, p) or "") if exporter == "optimum" else "not explained"
+                refused = r["status"] == "refused" and (base, p) in zoo.REFUSED and \
+                    (exporter == "optimum" or zoo.REFUSED[(base, p)][0] in (r["reason"] or ""))
+                degenerate = exporter == "ort-quantized" and r["status"] == "refused" and "has scale inf" in \
+                    (r["reason"] or "")
+                if degenerate:  # the file, not qcompile: it computes garbage, and engines differ on which
+                    notes.append(f"{name} / {p} (refused): onnxruntime's static quantizer calibrated the "
+                                 "attention mask's finfo.min into an int8 range: an inf scale, NaN in the file's "
+                                 f"own arithmetic; lifted to float the pipelines run. Message: `{r['reason']}`")
+                    cells.append(f"refused [{len(notes)}]")
+                    continue
+                kind = "refused" if refused else "gap" if _gap(base, p) and exporter == "optimum" else "fail"
+                why = zoo.REFUSED[(base, p)][1] if kind == "refused" else \
+                    (_gap(base, p) or "") if exporter == "optimum" else "not explained"
                 notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
                 cells.append(f"{kind} [{len(notes)}]")
-        lines.append(f"| {name} ({zoo.ZOO[name].kind}) | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} ({zoo.ZOO[base].kind}) | " + " | ".join(cells) + " |")
     if exporter == "genai":  # every row a decoder
         lines = [line.replace(" (decoder) |", " |") for line in lines]
     lines += [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
@@ -98,21 +113,22 @@ def main() -> int:
     ap.add_argument("--models", default=None, help="default: every zoo model (with --exporter genai: zoo.GENAI)")
     ap.add_argument("--pipelines", default=",".join(ALL))
     ap.add_argument("--out", default=None, help="default: results/zoo.json (zoo_dynamo.json with --exporter dynamo)")
-    ap.add_argument("--exporter", choices=["optimum", "dynamo", "genai"], default="optimum",
+    ap.add_argument("--formats", default=",".join(zoo.ORT_QUANTIZED), help="--exporter ort-quantized: which")
+    ap.add_argument("--exporter", choices=["optimum", "dynamo", "genai", "ort-quantized"], default="optimum",
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
     ap.add_argument("--target", choices=["llvm", "int-accel", "cuda"], default="llvm",
                     help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json); "
                          "cuda: the int-only cells only, CUDA generated and compiled by nvcc (zoo_cuda.json)")
     a = ap.parse_args()
-    dynamo, genai = a.exporter == "dynamo", a.exporter == "genai"
+    dynamo, genai, quant = a.exporter == "dynamo", a.exporter == "genai", a.exporter == "ort-quantized"
     everyone = list(zoo.GENAI if genai else zoo.ZOO)
     a.models = a.models or ",".join(everyone)
     accel = a.target != "llvm"  # int-accel or cuda: the int-only cells only
     if accel:
         a.pipelines = "int-only"
     a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else "zoo_genai.json"
-                                                              if genai else f"zoo_{a.target.replace('-', '_')}.json"
+                                                              if genai else "zoo_quantized.json" if quant else f"zoo_{a.target.replace('-', '_')}.json"
                                                               if accel else "zoo.json"))
     if a.markdown:
         import json
@@ -133,7 +149,28 @@ def main() -> int:
                  **({"pipelines": a.pipelines.split(",")} if set(a.pipelines.split(",")) < set(ALL) else {})})
     out["runs"] = runs
     tmp = tempfile.mkdtemp(prefix="qc_zoo_dynamo_")
-    for name in models:
+    for name in models if quant else []:  # rows "<model>/<format>"
+        arch = zoo.ZOO[name]
+        for fmt in a.formats.split(","):
+            row = results.setdefault(f"{name}/{fmt}", {})
+            try:
+                path = zoo.quantize_ort(name, fmt, tmp)
+            except Exception as e:  # noqa: BLE001 - onnxruntime's quantizer, not qcompile: said, not counted
+                row["export"] = {"status": "export failed", "reason": f"{type(e).__name__}: "
+                                 f"{(str(e).strip().splitlines() or [''])[0][:200]}"}
+                print(f"{name}/{fmt} quantization failed: {row['export']['reason']}", flush=True)
+                continue
+            ref = Path(tmp) / fmt / f"{name}.float.onnx"
+            zoo.float_with_stored_weights(arch.onnx, path, ref)
+            for p in a.pipelines.split(","):
+                if p == TORCH or (p not in zoo.PIPELINES[arch.kind] and p not in EVERY_KIND):
+                    continue
+                r = zoo.check(path, p, arch.kind, quantized="keep" if p == "none" else "float",
+                              reference=None if p == "none" else ref)
+                row[p] = r
+                print(f"{name + '/' + fmt:<20} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}",
+                      flush=True)
+    for name in models if not quant else []:
         arch = zoo.ZOO[name]
         row = results.setdefault(name, {})
         path, kind = arch.onnx, arch.kind
@@ -160,7 +197,8 @@ def main() -> int:
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    out["models"] = {n: results[n] for n in everyone if n in results}
+    out["models"] = {n: results[n] for n in everyone if n in results} if not quant else \
+        {n: results[n] for n in sorted(results)}
     write_json(a.out, out)
     print(markdown(results, a.exporter))
     return 0

@@ -64,6 +64,10 @@ def _compile_parser() -> argparse.ArgumentParser:
     ap.add_argument("--int-io", action="store_true", default=None,
                     help="integer pipelines: integer model inputs/outputs (scales in report.json 'io'); "
                          "the default for --target int-accel")
+    ap.add_argument("--quantized", choices=("keep", "float"),
+                    help="an already quantized ONNX file (MatMulInteger, QuantizeLinear ...): keep computes it as "
+                         "written, float lifts it back to float weights for the pipeline to quantize (default: "
+                         "keep for --pipeline none, float otherwise)")
     ap.add_argument("--tune", type=int, default=0, metavar="N",
                     help="llvm: first tune the matmul kernels with N MetaSchedule trials into --tune-db "
                          "(minutes; the default build never tunes)")
@@ -92,7 +96,7 @@ def _main_compile(argv) -> int:
     rep = compile_model(a.model, a.pipeline, a.target, a.out, calib_data=a.calib_data, eval_data=a.eval_data,
                         input_shapes=parse_input_shapes(a.input_shape), arch=a.arch, mcpu=a.mcpu,
                         batch=a.batch, eval_limit=a.eval_limit, progress=not a.quiet, int_io=a.int_io,
-                        calib_window=a.calib_window, tune=a.tune, tune_db=a.tune_db)
+                        calib_window=a.calib_window, tune=a.tune, tune_db=a.tune_db, quantized=a.quantized)
     print(summary(rep, a.out))
     return 0
 

@@ -32,7 +32,8 @@ from qcompile.progress import status
 def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm", out="build",
                   calib_data=None, eval_data=None, input_shapes=None, arch=None, mcpu=None,
                   batch: int = 16, eval_limit: int | None = None, progress: bool = True,
-                  int_io: bool | None = None, calib_window: int = 512, tune: int = 0, tune_db=None) -> dict:
+                  int_io: bool | None = None, calib_window: int = 512, tune: int = 0, tune_db=None,
+                  quantized: str | None = None) -> dict:
     out = Path(out)
     check_output_folder(out)
     if (tune or tune_db) and target != "llvm":
@@ -43,6 +44,10 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         build_options.update(tune_db=tune_db, tune_trials=tune, progress=progress)
     check_target_options(target, build_options)
     passes = pipeline(pipeline_spec, target=target)  # validate everything cheap before any work
+    if quantized is None:  # an already quantized file: as written for `none`, lifted to float for a pipeline
+        quantized = "keep" if all(p.name == "canonicalize" for p in passes) else "float"
+    if quantized not in ("keep", "float"):
+        raise QCompileError(f"--quantized {quantized}: 'keep' or 'float'")
     if int_io is not None:
         if not any(hasattr(p.config, "int_io") for p in passes):
             if int_io:
@@ -75,7 +80,7 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
         status(f"loading {model_path}", progress)
         model = None
         try:
-            model = load(model_path, input_shapes=input_shapes or {})
+            model = load(model_path, input_shapes=input_shapes or {}, quantized=quantized)
             fixed = static_input_shapes(model, passes, calib, input_shapes or {})
             if fixed:
                 model = None  # loaded again below, at the fixed sizes
@@ -86,18 +91,20 @@ def compile_model(model_path, pipeline_spec: str = "none", target: str = "llvm",
             if not fixed:
                 raise
             try:
-                model = load(model_path, input_shapes={**(input_shapes or {}), **fixed})
+                model = load(model_path, input_shapes={**(input_shapes or {}), **fixed}, quantized=quantized)
             except QCompileError:
                 raise e from None
         if model is not None and model.meta.get("dims_assumed"):
             status(f"note: {model.meta['dims_assumed']}", progress)
+        if model is not None and model.meta.get("quantized"):
+            _note(model.meta["quantized"])  # with -q too: the numerics are not the file's when lifted
         if fixed:
             status("fixing " + ", ".join(f"{k}={'x'.join('?' if d is None else str(d) for d in v)}"
                                          for k, v in fixed.items())
                    + " from the calibration data (the integer kernels need static sizes; --input-shape "
                      "overrides)", progress)
             input_shapes = {**(input_shapes or {}), **fixed}
-            model = model or load(model_path, input_shapes=input_shapes)
+            model = model or load(model_path, input_shapes=input_shapes, quantized=quantized)
         seconds["load"] = time.perf_counter() - t
         if calib is not None:
             calib.conform(model.inputs, note=_note)

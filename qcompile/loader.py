@@ -85,14 +85,19 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int | None, .
 
 
 def load(model, input_shapes: dict | None = None, example_inputs: tuple | None = None,
-         dynamic_shapes=None) -> Model:
+         dynamic_shapes=None, quantized: str = "keep") -> Model:
     """Load an ONNX path, a Hugging Face checkpoint folder, or a ``torch.nn.Module`` (with
     ``example_inputs``, and torch.export's ``dynamic_shapes`` for dims to keep symbolic)
-    into Relax."""
+    into Relax. An ONNX file that is already quantized (``MatMulInteger``, ``QuantizeLinear``
+    ...) is kept as written (``quantized="keep"``) or lifted back to float
+    (``quantized="float"``) for a pipeline to quantize its own way
+    (:mod:`qcompile.frontend.quantized`); ``meta["quantized"]`` says which."""
+    if quantized not in ("keep", "float"):
+        raise QCompileError(f"quantized={quantized!r}: 'keep' or 'float'")
     if isinstance(model, (str, os.PathLike)):
         if Path(model).is_dir() and (Path(model) / "config.json").exists():
             return load_hf(Path(model), input_shapes or {})
-        return load_onnx(Path(model), input_shapes or {})
+        return load_onnx(Path(model), input_shapes or {}, quantized)
     try:
         import torch
     except ImportError:  # pragma: no cover
@@ -109,7 +114,9 @@ _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: 
                 10: "float16", 11: "float64", 16: "bfloat16"}
 
 
-def _read_onnx(path: Path):
+def _read_onnx(path: Path, quantized: str = "keep"):
+    """``(proto, summary)``: the checked model, with onnxruntime's fused ops decomposed and a
+    quantized model kept or lifted (``summary`` says what was done; ``""`` for a float model)."""
     import onnx
 
     if not path.exists():
@@ -124,6 +131,8 @@ def _read_onnx(path: Path):
     if not proto.graph.node:
         raise QCompileError(f"{path} is not a valid ONNX model (no graph nodes)")
     from qcompile.frontend.decompose import decompose_ops
+
+    from qcompile.frontend.quantized import prepare
 
     proto, _ = decompose_ops(proto)  # onnxruntime's fused ops as standard ONNX
     try:
@@ -141,7 +150,16 @@ def _read_onnx(path: Path):
         except Exception as e2:
             msg = str(e2).strip().splitlines()[0]
             raise QCompileError(f"malformed ONNX model {path}: {msg}") from None
-    return proto
+    # after the check: lifted to float, int8 weights grow four times (past protobuf's 2 GB
+    # for a 600 MB file), and a checked, sorted graph is what the rewrite reads
+    try:
+        proto, summary = prepare(proto, quantized)
+    except QCompileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - scales that do not fit their codes, a damaged file
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QCompileError(f"cannot read the quantization of {path}: {msg}") from None
+    return proto, summary
 
 
 def _check_onnx(proto, path: Path) -> int:
@@ -202,11 +220,11 @@ def _onnx_inputs(proto) -> list[InputSpec]:
     return specs
 
 
-def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
+def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]], quantized: str = "keep") -> Model:
     from qcompile.frontend.onnx_prepare import (concat_fixed_dims, fold_shape_values, integer_size_arithmetic,
                                                 resolve_ifs, slice_facts, vector_axes)
 
-    proto = _read_onnx(path)
+    proto, lifted = _read_onnx(path, quantized)
     proto, _ = concat_fixed_dims(proto)
     opset = _check_onnx(proto, path)
     inputs = _onnx_inputs(proto)
@@ -249,7 +267,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> Model:
     proto = vector_axes(proto)
     _refuse_data_dependent_ifs(proto, inputs)
     facts = slice_facts(proto)
-    meta = {"opset": opset}
+    meta = {"opset": opset, **({"quantized": lifted} if lifted else {})}
     try:
         mod = _from_onnx(proto, shape_dict, dtype_dict, opset, facts, multiples)
     except QCompileError:

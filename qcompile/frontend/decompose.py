@@ -273,6 +273,30 @@ def _multi_head_attention(e, node, ranks: dict):
     return _attend(e, node, scores, vh, keys, _in(node, 4), ranks.get(_in(node, 4)), (1, 2), -1)
 
 
+def _fused_matmul(e, node, ranks: dict):
+    """onnxruntime's ``FusedMatMul``: ``alpha * op(A) @ op(B)``, ``op`` swapping the last two
+    axes where ``transA``/``transB`` say (its optimizer folds a transpose and a scale into
+    the matmul; saved optimized models have it). ``transBatchA/B`` are not decomposed."""
+    if _attr(node, "transBatchA", 0) or _attr(node, "transBatchB", 0):
+        return "transBatchA/transBatchB are not decomposed"
+    ops = []
+    for k, flag in ((0, "transA"), (1, "transB")):
+        x = node.input[k]
+        if _attr(node, flag, 0):
+            r = ranks.get(x)
+            if r is None or r < 2:
+                return f"the rank of input {k} is unknown"
+            x = e.op("Transpose", [x], perm=list(range(r - 2)) + [r - 1, r - 2])
+        ops.append(x)
+    alpha = float(_attr(node, "alpha", 1.0))
+    y = e.op("MatMul", ops, None if alpha != 1.0 else node.output[0])
+    if alpha != 1.0:
+        e.op("Mul", [y, e.const(alpha, _NP.get(e.elem_type.get(node.input[0]), np.float32))], node.output[0])
+
+
+_NP = {1: np.float32, 10: np.float16, 11: np.float64}
+
+
 def _unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
     """The first ``count`` ``bits``-wide codes of each row of ``packed`` (uint8), the lowest
     bits of a byte first (onnxruntime's packing)."""
@@ -628,7 +652,7 @@ _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "Attention"): _attention, (MS, "MultiHeadAttention"): _multi_head_attention,
           (MS, "MatMulNBits"): _matmul_nbits, ("", "Attention"): _onnx_attention,
           ("", "RotaryEmbedding"): _onnx_rotary, (MS, "RotaryEmbedding"): _ms_rotary,
-          (MS, "GroupQueryAttention"): _group_query_attention}
+          (MS, "GroupQueryAttention"): _group_query_attention, (MS, "FusedMatMul"): _fused_matmul}
 
 
 NOT_DECOMPOSED = "qcompile.not_decomposed:"  # metadata key prefix: node name -> why it stays
@@ -659,7 +683,7 @@ def decompose_ops(proto):
         e = _Emitter(node, graph, inits, elem_types)
         e.dims = dims
         takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary, _ms_rotary,
-                               _group_query_attention)
+                               _group_query_attention, _fused_matmul)
         got = rule(e, node, ranks) if takes_ranks else rule(e, node)
         if got is False or isinstance(got, str):
             if isinstance(got, str) and node.name:  # why, for the loader's refusal
