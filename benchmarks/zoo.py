@@ -71,9 +71,11 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
         cells = []
         for p in pipes:
             r = row.get(p)
-            if r is None and "export" in row and p in DYNAMO and p in zoo.PIPELINES[zoo.ZOO[base].kind]:
+            if r is None and "export" in row and (p in DYNAMO or exporter == "ort-quantized") \
+                    and p in zoo.PIPELINES[zoo.ZOO[base].kind]:
                 if not cells or not cells[-1].startswith("no export"):
-                    notes.append(f"{name}: torch.onnx.export (dynamo) failed: `{row['export']['reason']}`")
+                    who = "onnxruntime's quantizer" if exporter == "ort-quantized" else "torch.onnx.export (dynamo)"
+                    notes.append(f"{name}: {who} failed: `{row['export']['reason']}`")
                 cells.append(f"no export [{len(notes)}]")
             elif r is None:
                 cells.append("n/a")
