@@ -37,6 +37,7 @@ def markdown(rep: dict) -> str:
     lines = [f"# qcompile report: {m['name']}", "",
              f"* pipeline `{rep['pipeline']}`, target `{b['target']}` ({', '.join(f'{k} {len(v) if isinstance(v, list) else v}' for k, v in b['info'].items())})",
              f"* inputs: " + ", ".join(f"`{i['name']}` {i['dtype']}{list(i['shape'])}" for i in m["inputs"]),
+             *([f"* {m['quantized']} (`--quantized keep|float`)"] if m.get("quantized") else []),
              f"* weights: {rep['memory']['weight_bytes_before']:,} B before, {rep['memory']['weight_bytes_after']:,} B after",
              f"* artifact: {', '.join(b['files'])} ({b['artifact_bytes']:,} B), built in {rep['seconds']['build']:.1f} s",
              "", "## Passes", "", "| # | pass | time (s) | op changes | IR |", "|---|---|---|---|---|"]

@@ -136,6 +136,7 @@ def test_the_cli_keeps_for_none_and_lifts_for_a_pipeline(quantized, tmp_path):
     assert "kept as written" in rep["model"]["quantized"]
     rep = compile_model(path, "rotate", "llvm", tmp_path / "rot", progress=False)
     assert "lifted to float (15 matmul/conv(s) on dequantized weights" in rep["model"]["quantized"]
+    assert "lifted to float" in (tmp_path / "rot" / "report.md").read_text()
     with pytest.raises(QCompileError, match="rotate: .*dequantize|not a linear layer"):
         compile_model(path, "rotate", "llvm", tmp_path / "rot2", progress=False, quantized="keep")
 
