@@ -47,6 +47,8 @@ _QLINEAR = {("", "QLinearMatMul"): ("MatMul", [(0, 1, 2), (3, 4, 5)], (6, 7)),
             (MS, "QLinearLeakyRelu"): ("LeakyRelu", [(0, 1, 2)], (3, 4)),
             (MS, "QLinearSoftmax"): ("Softmax", [(0, 1, 2)], (3, 4)),
             (MS, "QLinearGlobalAveragePool"): ("GlobalAveragePool", [(0, 1, 2)], (3, 4)),
+            (MS, "QLinearAveragePool"): ("AveragePool", [(0, 1, 2)], (3, 4)),
+            (MS, "QLinearWhere"): ("Where", [(1, 2, 3), (4, 5, 6)], (7, 8)),  # the condition (0) as is
             (MS, "QLinearConcat"): ("Concat", None, (0, 1)),
             (MS, "QGemm"): ("Gemm", [(0, 1, 2), (3, 4, 5)], (7, 8))}
 #: ops that only move, select or repeat values: the same on codes as on what they encode
@@ -186,7 +188,7 @@ def _qlinear_as_qdq(graph) -> int:
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
         if n.op_type == "QLinearSoftmax":  # its default axis follows its own opset attribute
             attrs["axis"] = attrs.get("axis", -1 if attrs.get("opset", 13) >= 13 else 1)
-        if spec is None or (n.op_type == "QLinearGlobalAveragePool" and attrs.get("channels_last", 0)) \
+        if spec is None or (n.op_type.endswith("AveragePool") and attrs.get("channels_last", 0)) \
                 or (n.op_type == "QLinearSoftmax" and attrs.get("opset", 13) < 13 and attrs["axis"] != -1):
             return None
         op, triples, out = spec
@@ -217,6 +219,8 @@ def _qlinear_as_qdq(graph) -> int:
                                           **({"axis": 0} if scale.size > 1 else {})))
             floats.append(f"{base}/bias")
         extra = {k: v for k, v in attrs.items() if k not in ("opset", "channels_last")}
+        if op == "Where":
+            floats.insert(0, ins[0])
         quantized_out = out is not None and ins[out[0]]
         y = f"{base}/y" if quantized_out else n.output[0]
         nodes.append(helper.make_node(op, floats, [y], name=f"{base}/{op}", **extra))
