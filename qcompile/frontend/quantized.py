@@ -5,7 +5,11 @@ Many published ONNX files are quantized before anyone compiles them: onnxruntime
 ``model_quantized.onnx`` of transformers.js repositories) writes
 ``DynamicQuantizeLinear -> MatMulInteger / ConvInteger -> Cast -> Mul(scale)``;
 ``quantize_static`` in its default QDQ format writes ``QuantizeLinear -> DequantizeLinear``
-pairs on activations and int8 (or blocked int4) weights behind ``DequantizeLinear``.
+pairs on activations and int8 (or blocked int4) weights behind ``DequantizeLinear``; in its
+QOperator format (the ONNX model zoo's int8 models) ``QLinearMatMul``, ``QLinearConv`` and
+onnxruntime's contrib ``QLinear*``/``QGemm`` (:data:`_QLINEAR`: written out here as
+``DequantizeLinear -> op -> QuantizeLinear``); onnxruntime's optimizer fuses the dynamic form
+into ``DynamicQuantizeMatMul``/``MatMulIntegerToFloat`` (written back as the ops they fuse).
 
 Two ways to read such a file (:func:`prepare`):
 
@@ -18,7 +22,9 @@ Two ways to read such a file (:func:`prepare`):
   pipelines see linear layers with constant float weights and quantize them their own way:
   a dynamically quantized matmul or convolution becomes ``MatMul``/``Conv`` of the float
   activation with the dequantized weight ``(W_q - z_w) * s_w`` (its output scale folded in),
-  a ``QuantizeLinear -> DequantizeLinear`` pair on an activation is the activation itself.
+  a ``QuantizeLinear -> DequantizeLinear`` pair on an activation is the activation itself
+  (also when data movement moved the codes in between), except where the quantizer deleted a
+  ReLU and let the pair's grid, starting at 0, compute it (:func:`_removed_activation`).
   What the file's quantization rounded away in the weights stays rounded (those weights are
   all the file has); the activation rounding is gone.
 
