@@ -291,10 +291,10 @@ def _fused_matmul(e, node, ranks: dict):
     alpha = float(_attr(node, "alpha", 1.0))
     y = e.op("MatMul", ops, None if alpha != 1.0 else node.output[0])
     if alpha != 1.0:
-        e.op("Mul", [y, e.const(alpha, _NP.get(e.elem_type.get(node.input[0]), np.float32))], node.output[0])
+        from onnx import helper
 
-
-_NP = {1: np.float32, 10: np.float16, 11: np.float64}
+        e.op("Mul", [y, e.const(alpha, helper.tensor_dtype_to_np_dtype(e.elem_type.get(node.input[0], 1)))],
+             node.output[0])
 
 
 def _unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:

@@ -92,15 +92,35 @@ def _attr(node, name, default=None):
     return default
 
 
-def _constants(graph) -> dict:
-    """Initializers and ``Constant`` outputs by name, as numpy arrays."""
-    from onnx import numpy_helper
+class _Constants(dict):
+    """Initializers and ``Constant`` outputs by name, as numpy arrays, each decoded on first
+    use (a large model's weights are not all copied for every rewrite that asks about one);
+    values set here (the lift's folded constants) count as constants too."""
 
-    out = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and _attr(n, "value") is not None:
-            out[n.output[0]] = numpy_helper.to_array(_attr(n, "value"))
-    return out
+    def __init__(self, graph):
+        super().__init__()
+        self.protos = {i.name: i for i in graph.initializer}
+        for n in graph.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and _attr(n, "value") is not None:
+                self.protos[n.output[0]] = _attr(n, "value")
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self.protos
+
+    def __missing__(self, name):
+        from onnx import numpy_helper
+
+        if name not in self.protos:
+            raise KeyError(name)
+        self[name] = numpy_helper.to_array(self.protos[name])
+        return self[name]
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+def _constants(graph) -> _Constants:
+    return _Constants(graph)
 
 
 def dequantize(q, scale, zero, axis: int = 1, block_size: int = 0) -> np.ndarray:
@@ -295,23 +315,21 @@ def _fold_weight_dequantization(graph) -> int:
     from onnx import helper, numpy_helper
 
     const = _constants(graph)
-    keep, done = [], 0
-    for n in graph.node:
+
+    def rule(n):
         ins = list(n.input) + [""] * (3 - len(n.input))
-        if n.op_type == "DequantizeLinear" and all(i in const for i in ins[:2]) and (not ins[2] or ins[2] in const):
-            w = dequantize(const[ins[0]], const[ins[1]], const.get(ins[2]) if ins[2] else None,
-                           _attr(n, "axis", 1), _attr(n, "block_size", 0) or 0)
-            if _attr(n, "output_dtype", 0):  # opset 23: the output's type, not the scale's
-                w = w.astype(helper.tensor_dtype_to_np_dtype(_attr(n, "output_dtype")))
-            graph.initializer.append(numpy_helper.from_array(w, n.output[0]))
-            const[n.output[0]] = w
-            done += 1
-        else:
-            keep.append(n)
-    if done:
-        del graph.node[:]
-        graph.node.extend(keep)
-    return done
+        if n.op_type != "DequantizeLinear" or not all(i in const for i in ins[:2]) \
+                or (ins[2] and ins[2] not in const):
+            return None
+        w = dequantize(const[ins[0]], const[ins[1]], const.get(ins[2]) if ins[2] else None,
+                       _attr(n, "axis", 1), _attr(n, "block_size", 0) or 0)
+        if _attr(n, "output_dtype", 0):  # opset 23: the output's type, not the scale's
+            w = w.astype(helper.tensor_dtype_to_np_dtype(_attr(n, "output_dtype")))
+        graph.initializer.append(numpy_helper.from_array(w, n.output[0]))
+        const[n.output[0]] = w
+        return []
+
+    return _rewrite_nodes(graph, rule)
 
 
 def _conv_integer_exact(graph) -> int:

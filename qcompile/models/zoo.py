@@ -1033,7 +1033,8 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
         return {"status": "fail", "reason": f"internal error: {type(e).__name__}: {first}",
                 "seconds": round(time.perf_counter() - t0, 2)}
     so = ort.SessionOptions()
-    if quantized == "keep" and reference is None and _is_quantized(path):
+    kept = quantized == "keep" and reference is None and _is_quantized(path)  # a quantized file as written
+    if kept:
         # onnxruntime's optimizer fuses DQ -> op -> Q into integer kernels that round their own
         # way; unoptimized it computes the graph as written
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -1055,9 +1056,7 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
                 return {"status": "fail", "reason": "non-finite output"}
             cos = min(cos, _cosine(g, r))
             err = max(err, float(np.abs(g - r).max()))
-    tol = TOLERANCE[pipeline]
-    if quantized == "keep" and reference is None and _is_quantized(path):
-        tol = KEPT_TOLERANCE
+    tol = KEPT_TOLERANCE if kept else TOLERANCE[pipeline]
     if _half_precision(path):  # two engines' float16 round-off, summed in different orders
         tol = min(tol, HALF_TOLERANCE)
     ok = cos >= tol
@@ -1372,7 +1371,6 @@ def quantize_ort(name: str, fmt: str, out_dir, calib_samples: int = 4) -> Path:
     uint8 activations), static ones calibrated on ``calib_samples`` random inputs (decoders
     with a past of 3). Writes ``out_dir/<fmt>/<name>.onnx`` (the stem stays the zoo name)."""
     import logging
-    import warnings
 
     from onnxruntime import quantization as q
 
@@ -1390,20 +1388,28 @@ def quantize_ort(name: str, fmt: str, out_dir, calib_samples: int = 4) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.ERROR)  # its advice to pre-process, and a line per integer tensor it skips
+    try:
+        _quantize(q, fmt, arch.onnx, dest, Reader)
+    finally:
+        root.setLevel(level)
+    return dest
+
+
+def _quantize(q, fmt: str, src, dest, reader) -> None:
+    import warnings
+
     with warnings.catch_warnings():  # its zero points of all-zero activations (an empty mask): its own business
         warnings.simplefilter("ignore", RuntimeWarning)
         if fmt == "dynamic":
-            q.quantize_dynamic(str(arch.onnx), str(dest), weight_type=q.QuantType.QInt8)
+            q.quantize_dynamic(str(src), str(dest), weight_type=q.QuantType.QInt8)
         elif fmt == "qdq":
-            q.quantize_static(str(arch.onnx), str(dest), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+            q.quantize_static(str(src), str(dest), reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
                               activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8)
         elif fmt == "qoperator":
-            q.quantize_static(str(arch.onnx), str(dest), Reader(), quant_format=q.QuantFormat.QOperator,
+            q.quantize_static(str(src), str(dest), reader(), quant_format=q.QuantFormat.QOperator,
                               activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
         else:
             raise ValueError(f"quantize_ort: format {fmt!r} (one of {ORT_QUANTIZED})")
-    root.setLevel(level)
-    return dest
 
 
 def float_with_stored_weights(float_path, q_path, out) -> int:
