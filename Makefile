@@ -25,7 +25,7 @@ demo: setup
 # fails, e.g. with no registry, is reported but does not stop the suite).
 test: setup
 	-$(BIN)/qcompile assets fetch --for-tests
-	$(BIN)/python -m pytest -p no:logging -q -n $(JOBS) --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:logging -q -n $(JOBS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -p no:logging -q -m 'not slow' $(PYTEST_ARGS)

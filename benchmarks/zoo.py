@@ -30,6 +30,15 @@ column (the live transformers model through qc.load, `none`, compared with torch
            running it), every other pipeline lifts it to float (vs onnxruntime on the float
            model with the file's weights: zoo.float_with_stored_weights)
 
+    python benchmarks/zoo.py --exporter timm [--models vit,crossvit]
+        -> benchmarks/results/zoo_timm.json: timm's architectures exported by timm's own
+           onnx_export (tests/zoo/timm, made by `python -m qcompile.models.zoo export-timm`),
+           rows "timm_<name>": none, rotate and int-only
+    python benchmarks/zoo.py --exporter timm --fixtures DIR --out benchmarks/results/zoo_timm_dynamo.json
+        -> the same from another export of them, e.g. DIR made by
+           `python -m qcompile.models.zoo export-timm DIR --dynamo` (timm's use_dynamo=True; a model
+           torch cannot export is left out and has no row)
+
 A cell is "pass" (within the tolerance of qcompile.models.zoo.TOLERANCE), "refused" (the
 model cannot take the technique: zoo.REFUSED), "gap" (it should pass and does not yet:
 zoo.GAPS), or "fail"; refusals and gaps carry the one-line message the user sees.
@@ -58,6 +67,10 @@ EVERY_KIND = ("w8a8",)
 DYNAMO = ("none", "rotate", "int-only")
 
 
+def _kind(row: str) -> str:
+    return "vision" if row.startswith("timm_") else zoo.ZOO[row].kind
+
+
 def _gap(name, p):
     return zoo.TORCH_GAPS.get(name) if p == TORCH else zoo.GAPS.get((name, p))
 
@@ -72,7 +85,7 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
         for p in pipes:
             r = row.get(p)
             if r is None and "export" in row and (p in DYNAMO or exporter == "ort-quantized") \
-                    and p in zoo.PIPELINES[zoo.ZOO[base].kind]:
+                    and p in zoo.PIPELINES[_kind(base)]:
                 if not cells or not cells[-1].startswith("no export"):
                     who = "onnxruntime's quantizer" if exporter == "ort-quantized" else "torch.onnx.export (dynamo)"
                     notes.append(f"{name}: {who} failed: `{row['export']['reason']}`")
@@ -89,7 +102,7 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
                 # another exporter's graph a refusal counts where its message says the same,
                 # and a cell that does not pass is a "fail" with its message
                 refused = r["status"] == "refused" and (base, p) in zoo.REFUSED and \
-                    (exporter == "optimum" or zoo.REFUSED[(base, p)][0] in (r["reason"] or ""))
+                    (exporter in ("optimum", "timm") or zoo.REFUSED[(base, p)][0] in (r["reason"] or ""))
                 degenerate = exporter == "ort-quantized" and r["status"] == "refused" and "has scale inf" in \
                     (r["reason"] or "")
                 if degenerate:  # the file, not qcompile: it computes garbage, and engines differ on which
@@ -98,12 +111,13 @@ def markdown(results: dict, exporter: str = "optimum") -> str:
                                  f"own arithmetic; lifted to float the pipelines run. Message: `{r['reason']}`")
                     cells.append(f"refused [{len(notes)}]")
                     continue
-                kind = "refused" if refused else "gap" if _gap(base, p) and exporter == "optimum" else "fail"
+                own = exporter in ("optimum", "timm")  # the exports the gap notes were written for
+                kind = "refused" if refused else "gap" if _gap(base, p) and own else "fail"
                 why = zoo.REFUSED[(base, p)][1] if kind == "refused" else \
-                    (_gap(base, p) or "") if exporter == "optimum" else "not explained"
+                    (_gap(base, p) or "") if own else "not explained"
                 notes.append(f"{name} / {p} ({kind}): {why}. Message: `{r['reason']}`")
                 cells.append(f"{kind} [{len(notes)}]")
-        lines.append(f"| {name} ({zoo.ZOO[base].kind}) | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} ({_kind(base)}) | " + " | ".join(cells) + " |")
     if exporter == "genai":  # every row a decoder
         lines = [line.replace(" (decoder) |", " |") for line in lines]
     lines += [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
@@ -116,21 +130,24 @@ def main() -> int:
     ap.add_argument("--pipelines", default=",".join(ALL))
     ap.add_argument("--out", default=None, help="default: results/zoo.json (zoo_dynamo.json with --exporter dynamo)")
     ap.add_argument("--formats", default=",".join(zoo.ORT_QUANTIZED), help="--exporter ort-quantized: which")
-    ap.add_argument("--exporter", choices=["optimum", "dynamo", "genai", "ort-quantized"], default="optimum",
+    ap.add_argument("--exporter", choices=["optimum", "dynamo", "genai", "ort-quantized", "timm"], default="optimum",
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
+    ap.add_argument("--fixtures", default=None, help="--exporter timm: the folder of timm_<name>.onnx files "
+                                                     "(default tests/zoo/timm)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
     ap.add_argument("--target", choices=["llvm", "int-accel", "cuda"], default="llvm",
                     help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json); "
                          "cuda: the int-only cells only, CUDA generated and compiled by nvcc (zoo_cuda.json)")
     a = ap.parse_args()
     dynamo, genai, quant = a.exporter == "dynamo", a.exporter == "genai", a.exporter == "ort-quantized"
-    everyone = list(zoo.GENAI if genai else zoo.ZOO)
+    timm = a.exporter == "timm"
+    everyone = list(zoo.GENAI if genai else zoo.TIMM if timm else zoo.ZOO)
     a.models = a.models or ",".join(everyone)
     accel = a.target != "llvm"  # int-accel or cuda: the int-only cells only
     if accel:
         a.pipelines = "int-only"
     a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else "zoo_genai.json"
-                                                              if genai else "zoo_quantized.json" if quant else f"zoo_{a.target.replace('-', '_')}.json"
+                                                              if genai else "zoo_quantized.json" if quant else "zoo_timm.json" if timm else f"zoo_{a.target.replace('-', '_')}.json"
                                                               if accel else "zoo.json"))
     if a.markdown:
         import json
@@ -172,7 +189,19 @@ def main() -> int:
                 row[p] = r
                 print(f"{name + '/' + fmt:<20} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}",
                       flush=True)
-    for name in models if not quant else []:
+    for name in models if timm else []:  # rows "timm_<name>"
+        path = Path(a.fixtures or zoo.TIMM_FIXTURES) / f"timm_{name}.onnx"
+        if not path.exists():
+            print(f"timm_{name}: no export in {path.parent}", flush=True)
+            continue
+        row = results.setdefault(f"timm_{name}", {})
+        for p in a.pipelines.split(","):
+            if p not in zoo.PIPELINES["vision"]:
+                continue
+            r = zoo.check(path, p, "vision", target=a.target)
+            row[p] = r
+            print(f"timm_{name:<14} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
+    for name in models if not (quant or timm) else []:
         arch = zoo.ZOO[name]
         row = results.setdefault(name, {})
         path, kind = arch.onnx, arch.kind
@@ -199,7 +228,7 @@ def main() -> int:
             row[p] = r
             print(f"{name:<11} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    out["models"] = {n: results[n] for n in everyone if n in results} if not quant else \
+    out["models"] = {n: results[n] for n in everyone if n in results} if not (quant or timm) else \
         {n: results[n] for n in sorted(results)}
     write_json(a.out, out)
     print(markdown(results, a.exporter))

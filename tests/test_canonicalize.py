@@ -406,3 +406,32 @@ def test_eager_attention_over_merged_heads(tmp_path):
     inputs = (q, k, v, mask)
     mod = qc.load(export_onnx(M(), inputs, tmp_path / "a.onnx", ["q", "k", "v", "mask"], dynamic_batch=True)).mod
     _check(mod, M(), inputs, {"composite:qcompile.attention": 1, "nn.softmax": 0})
+
+
+def test_tf_same_max_pool_and_a_same_size_resize(tmp_path):
+    """timm's ``MaxPool2dSame`` pads with ``-inf`` before a pool without padding (an explicit
+    pad int-only cannot take: "the pad at 'lv23' is not a constant pad with 0"): the pad
+    becomes the pool's own. A bicubic resize to the size the image already has (CrossViT's
+    branch resize traced at its own size) is dropped. Both against onnxruntime, exact."""
+    import onnxruntime as ort
+
+    from qcompile.passes.canonicalize.rules import canonicalize
+
+    class M(torch.nn.Module):
+        def forward(self, x):  # [N, 3, 9, 10]
+            y = torch.nn.functional.pad(x, (0, 1, 1, 1), value=float("-inf"))
+            y = torch.nn.functional.max_pool2d(y, 3, 2)
+            z = torch.nn.functional.interpolate(x, size=(9, 10), mode="bicubic", align_corners=False)
+            return y.flatten(1), z
+
+    x = torch.randn(2, 3, 9, 10)
+    path = export_onnx(M(), (x,), tmp_path / "p.onnx", ["x"], dynamic_batch=True)
+    loaded = qc.load(path).mod
+    assert {"nn.pad", "image.resize2d"} <= set(op_histogram(loaded))
+    mod = canonicalize(loaded)
+    ops = op_histogram(mod)
+    assert "nn.pad" not in ops and "image.resize2d" not in ops and ops.get("nn.max_pool2d") == 1
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    xs = np.random.default_rng(0).standard_normal((3, 3, 9, 10)).astype(np.float32)
+    for got, ref in zip(qc.build(mod, "llvm").run(xs), sess.run(None, {"x": xs})):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)

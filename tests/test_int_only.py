@@ -1454,19 +1454,24 @@ def test_bilinear_and_nearest_upsampling_are_integer():
     import tvm
     from tvm import relax
 
-    for method, mode, rounding in (("linear", "half_pixel", ""), ("linear", "align_corners", ""),
-                                   ("nearest_neighbor", "asymmetric", "floor"),
-                                   ("nearest_neighbor", "half_pixel", "round")):
+    for method, mode, rounding, alpha, exclude, n_out in (
+            ("linear", "half_pixel", "", -0.5, 0, 10), ("linear", "align_corners", "", -0.5, 0, 10),
+            ("nearest_neighbor", "asymmetric", "floor", -0.5, 0, 10),
+            ("nearest_neighbor", "half_pixel", "round", -0.5, 0, 10),
+            # bicubic: torch's (alpha -0.75, CrossViT 240 -> 224), ONNX's default -0.5, excluded taps
+            ("cubic", "half_pixel", "", -0.75, 0, 4), ("cubic", "half_pixel", "", -0.75, 0, 10),
+            ("cubic", "align_corners", "", -0.5, 1, 7), ("cubic", "asymmetric", "", -0.5, 1, 3)):
         bb = relax.BlockBuilder()
         v = relax.Var("v", relax.TensorType((1, 1, 5, 2), "float32"))
         with bb.function("main", [v]):
-            out = bb.emit(relax.op.image.resize2d(v, (10, 4), method=method, coordinate_transformation_mode=mode,
-                                                  rounding_method=rounding))
+            out = bb.emit(relax.op.image.resize2d(v, (n_out, 4), method=method, coordinate_transformation_mode=mode,
+                                                  rounding_method=rounding, cubic_alpha=alpha, cubic_exclude=exclude))
             bb.emit_func_output(out)
         art = qc.build(bb.get(), "llvm")
         basis = np.repeat(np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5, 1), 2, axis=-1)  # constant along W
         topi = np.stack([art.run(b)[0][0, 0, :, 0] for b in basis], 1)
-        np.testing.assert_allclose(intops.resize_weights(5, 10, method, mode, rounding), topi, atol=1e-6)
+        np.testing.assert_allclose(intops.resize_weights(5, n_out, method, mode, rounding, alpha, bool(exclude)),
+                                   topi, atol=1e-6, err_msg=f"{method} {mode} {alpha} {exclude} {n_out}")
     assert intops.integer_weights(intops.resize_weights(5, 10, "linear", "half_pixel"))[1] == 4
     assert intops.integer_weights(intops.resize_weights(5, 7, "linear", "half_pixel"))[1] == 7  # sevenths
     assert intops.integer_weights(intops.resize_weights(37, 50, "linear", "half_pixel")) is None  # hundredths
@@ -1478,6 +1483,30 @@ def test_bilinear_and_nearest_upsampling_are_integer():
     assert "R.image.resize2d" not in script(mod) and not [f for f in floats if "resize" in f]
     xs = x[:4].numpy()
     got = _llvm_bit_exact(mod, xs)
+    assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
+
+
+def test_bicubic_resize_is_integer():
+    """A bicubic downscale by an arbitrary ratio (CrossViT resizes its second branch's image
+    240 -> 224; before: "resize at 'lv7' (not a linear or nearest NCHW resize ...)"): Keys'
+    cubic weights rounded to 1/256, two integer matmuls, bit-exact against the NumPy
+    interpreter and close to float."""
+
+    class Down(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):  # [N, 4, 15, 15] -> [N, 4, 14, 14]
+            y = torch.nn.functional.interpolate(x, size=(14, 14), mode="bicubic", align_corners=False)
+            return self.conv(y).flatten(1)
+
+    torch.manual_seed(0)
+    m = Down().eval()
+    x = torch.randn(16, 4, 15, 15)
+    mod, _, _, floats, _ = _int_only_of(m, x)
+    assert "R.image.resize2d" not in script(mod) and not [f for f in floats if "resize" in f]
+    got = _llvm_bit_exact(mod, x[:4].numpy())
     assert _cos(got, m(x[:4]).detach().numpy()) >= 0.995
 
 

@@ -115,8 +115,7 @@ def test_a_degenerate_scale_is_refused_when_kept_and_lifted_away(quantized, tmp_
 @pytest.mark.parametrize("fmt,name,pipeline,kind", [
     ("dynamic", "llama", "rotate", "decoder"), ("dynamic", "llama", "kv-prerope", "decoder"),
     ("qdq", "llama", "bfp", "decoder"), ("dynamic", "vit", "int-only", "vision"), ("qdq", "bert", "int-only", "text"),
-    ("dynamic", "vit", "rotate", "vision"), ("qoperator", "vit", "int-only", "vision"),
-    ("qoperator", "llama", "rotate+kv-prerope", "decoder")])
+    ("dynamic", "vit", "rotate", "vision"), ("qoperator", "vit", "int-only", "vision")])
 def test_pipelines_on_a_lifted_model(quantized, fmt, name, pipeline, kind, tmp_path):
     """Each pipeline against onnxruntime on the float model with the file's weights (the
     lift's meaning), at the zoo's tolerance for that pipeline."""

@@ -246,6 +246,59 @@ def test_adding_zero_is_dropped():
     check(rules._identity_rewrites, plus_zero, plus_zero_expected)
 
 
+# ----------------------------------------------------------------------------- pools and resizes
+
+
+@R.function(private=True)
+def pad_then_pool(x: R.Tensor((1, 4, 9, 10), F32)) -> R.Tensor((1, 4, 5, 5), F32):
+    # timm's MaxPool2dSame: the TF-"same" pad written out with -inf, a pool without padding
+    with R.dataflow():
+        p = R.nn.pad(x, [0, 0, 0, 0, 1, 1, 0, 1], "constant", -math.inf)
+        y = R.nn.max_pool2d(p, [3, 3], [2, 2], [0, 0, 0, 0])
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def pool_padded(x: R.Tensor((1, 4, 9, 10), F32)) -> R.Tensor((1, 4, 5, 5), F32):
+    with R.dataflow():
+        y = R.nn.max_pool2d(x, [3, 3], [2, 2], [1, 0, 1, 1])
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def zero_pad_then_pool(x: R.Tensor((1, 4, 9, 10), F32)) -> R.Tensor((1, 4, 5, 5), F32):
+    # padding with 0 can win a max over negative values: not the pool's padding
+    with R.dataflow():
+        p = R.nn.pad(x, [0, 0, 0, 0, 1, 1, 0, 1], "constant", 0.0)
+        y = R.nn.max_pool2d(p, [3, 3], [2, 2], [0, 0, 0, 0])
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def resize_same(x: R.Tensor((1, 3, 8, 8), F32)) -> R.Tensor((1, 3, 8, 8), F32):
+    with R.dataflow():
+        y = R.image.resize2d(x, R.shape([8, 8]), method="cubic", cubic_alpha=-0.75)
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def resize_same_expected(x: R.Tensor((1, 3, 8, 8), F32)) -> R.Tensor((1, 3, 8, 8), F32):
+    return x
+
+
+def test_pad_with_minus_infinity_is_the_pools_padding():
+    check(rules._pad_into_max_pool, pad_then_pool, pool_padded)
+    check(rules._pad_into_max_pool, zero_pad_then_pool, zero_pad_then_pool)
+
+
+def test_a_resize_to_its_own_size_is_dropped():
+    check(rules._same_size_resize, resize_same, resize_same_expected)
+
+
 # ----------------------------------------------------------------------------- int-only's preparation
 
 

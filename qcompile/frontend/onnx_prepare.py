@@ -245,7 +245,7 @@ def _static_dims(proto) -> dict[str, list]:
         elif init.name not in have:
             g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, data_prop=True)
     except Exception:  # noqa: BLE001
         return {}
     out = {}

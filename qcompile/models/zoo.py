@@ -706,7 +706,8 @@ def onnx_feed(path, batch: int = 2, seq: int = 5, past: int = 0, seed: int = 0, 
             feed[name] = rng.standard_normal(shape).astype(np.float32)
         elif name == "input_features":  # speech encoder-decoders: log-mel frames [B, mels, frames]
             feed[name] = rng.standard_normal([batch, *(d if d is not None else 32 for d in dims[1:])]).astype(np.float32)
-        elif name == "pixel_values":
+        elif name == "pixel_values" or (len(dims) == 4 and vi.type.tensor_type.elem_type in (
+                onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)):  # an image by any name (timm: input0)
             shape = [batch, 3 if dims[1] is None else dims[1], *(d if d is not None else k for d, k in zip(dims[2:], image))]
             feed[name] = rng.standard_normal(shape).astype(np.float32)
         else:
@@ -911,10 +912,29 @@ REFUSED = {
        for m in ("chinese_clip", "unispeech", "rt_detr")},
     ("maskformer", "rotate"): ("normalizes the residual stream in place", "its Swin backbone: the patch embedding's "
                                                                          "LayerNorm sits on the residual path"),
+    # ---- the eighteenth round: timm's own exports (tests/zoo/timm, rows "timm_<name>")
+    ("timm_xcit", "rotate"): ("writes the residual stream", "XCiT's local patch interaction adds a depthwise "
+                                                            "convolution over the token grid (scaled by a LayerScale) "
+                                                            "to the stream: per channel, not rotation-invariant"),
+    ("timm_swinv2", "rotate"): ("normalizes the residual stream in place", "Swin-V2 is post-norm, and its patch "
+                                                                           "embedding ends in a LayerNorm on the "
+                                                                           "residual path"),
+    ("timm_pit", "rotate"): ("grouped (or depthwise) convolution", "PiT's pooling stages downsample the stream with "
+                                                                    "a depthwise convolution: per channel"),
+    ("timm_twins_svt", "rotate"): ("normalizes the residual stream in place", "each stage's patch embedding ends in "
+                                                                             "a LayerNorm on the residual path"),
+    **{(m, "rotate"): ("no residual stream", "BatchNorm instead of a LayerNorm over the stream's channels: nothing "
+                                             "to fold a rotation into") for m in ("timm_levit", "timm_efficientformerv2")},
 }
 #: cells that should pass and do not yet: what is missing (each is an xfail(strict) test,
 #: so fixing one turns its test red until the entry is removed)
 GAPS = {
+    # ---- the eighteenth round (timm)
+    ("timm_samvit", "rotate"): "SAM's neck reads the final stream with a 1x1 convolution and no norm before it: a "
+                               "linear layer over channels that could absorb the rotation, but rotate only folds "
+                               "into matmuls (and refuses the convolution)",
+    ("timm_efficientvit", "int-only"): "EfficientViT's ReLU linear attention pads V with a column of ones (its "
+                                       "normalizer): a constant pad with 1, which int-only pads with 0 only",
     # ---- the fifteenth wave
     ("rt_detr", "int-only"): "RT-DETR's decoder picks its anchors with topk over the encoder's class scores and "
                              "samples the feature maps at predicted points with grid_sample (multi-scale "
@@ -1454,6 +1474,84 @@ def float_with_stored_weights(float_path, q_path, out) -> int:
     return replaced
 
 
+TIMM_FIXTURES = FIXTURES / "timm"
+_TV = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
+#: timm (PyTorch Image Models) architectures, tiny and seeded, exported as timm's own
+#: ``onnx_export`` does (the TorchScript exporter, batch symbolic, ``input0`` -> ``output0``):
+#: name -> (timm model, constructor overrides). One per construct timm spells its own way:
+#: fused attention (``F.scaled_dot_product_attention``), LayerScale, distillation and
+#: register tokens, BEiT's relative bias, CaiT's talking heads and class attention, XCiT's
+#: cross-covariance attention, Swin-V2's cosine attention, SigLIP's attention-pooling head,
+#: PiT's pooling stages, Twins' sub-sampled attention, CrossViT's two branches, SAM's
+#: windows with decomposed relative positions, EfficientFormer-V2, LeViT's attention biases,
+#: EfficientViT's ReLU linear attention, a ResNet-stem hybrid
+#: with TF-"same" padding computed from the input size
+TIMM = {
+    "vit": ("vit_base_patch16_224", dict(_TV, mlp_ratio=2.0)),
+    "deit3": ("deit3_small_patch16_224", dict(_TV, mlp_ratio=2.0)),
+    "deit_distilled": ("deit_tiny_distilled_patch16_224", _TV),
+    "beitv2": ("beitv2_base_patch16_224", _TV),
+    "cait": ("cait_xxs24_224", dict(_TV, depth_token_only=1)),
+    "xcit": ("xcit_nano_12_p8_224", _TV),
+    "swinv2": ("swinv2_tiny_window8_256", dict(img_size=32, patch_size=4, window_size=4, embed_dim=32, depths=(2, 2),
+                                               num_heads=(2, 4), num_classes=10)),
+    "dinov2_reg": ("vit_small_patch14_reg4_dinov2", _TV),
+    "siglip": ("vit_base_patch16_siglip_224", _TV),
+    "vit_relpos": ("vit_relpos_base_patch16_224", _TV),
+    "pit": ("pit_ti_224", dict(img_size=32, patch_size=8, stride=4, base_dims=[16, 16], depth=[1, 1], heads=[2, 4],
+                               num_classes=10)),
+    "twins_svt": ("twins_svt_small", dict(img_size=32, patch_size=4, embed_dims=(32, 64), num_heads=(2, 4),
+                                          mlp_ratios=(2, 2), depths=(1, 1), wss=(4, 4), sr_ratios=(2, 1),
+                                          num_classes=10)),
+    "crossvit": ("crossvit_tiny_240", dict(img_size=(32, 32), patch_size=(8, 16), embed_dim=(32, 64),
+                                           depth=((1, 1, 0),), num_heads=(2, 2), mlp_ratio=(2, 2, 1),
+                                           num_classes=10)),
+    "samvit": ("samvit_base_patch16", dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
+                                           window_size=2, global_attn_indexes=(1,), neck_chans=32)),
+    "efficientformerv2": ("efficientformerv2_s0", dict(depths=(1, 1, 2, 2), embed_dims=(16, 32, 48, 64), num_vit=1,
+                                                       img_size=64, num_classes=10)),
+    "levit": ("levit_128s", dict(img_size=64, embed_dim=(32, 48, 64), key_dim=8, num_heads=(2, 3, 4),
+                                 depth=(1, 1, 1), num_classes=10)),
+    "efficientvit": ("efficientvit_b0", dict(widths=(8, 16, 32, 64, 128), depths=(1, 1, 1, 1, 1), head_dim=16,
+                                             head_widths=(256, 256), num_classes=10)),
+    "vit_hybrid": ("vit_tiny_r_s16_p8_224", dict(img_size=64, embed_dim=64, depth=2, num_heads=4, num_classes=10)),
+}
+
+
+def _timm_image(kwargs: dict) -> tuple[int, int]:
+    """The export's image size: the entry's ``img_size`` (CrossViT: one per branch, the
+    largest is the input), else 64x64."""
+    size = kwargs.get("img_size", 64)
+    size = max(size) if isinstance(size, (tuple, list)) else size
+    return size, size
+
+
+def export_timm(name: str, out_dir: Path, dynamo: bool = False) -> Path:
+    """Export one :data:`TIMM` model with timm's ``onnx_export`` (needs ``timm``; weights
+    seeded, LayerScale gains and zero-initialized heads redrawn so that every block and the
+    classifier contribute, as in a trained model). Writes ``out_dir/timm_<name>.onnx``.
+    ``dynamo``: timm's ``use_dynamo=True`` (torch.export; needs ``onnxscript``)."""
+    import timm
+    import torch
+    from timm.utils.onnx import onnx_export
+
+    arch, kwargs = TIMM[name]
+    torch.manual_seed(0)
+    model = timm.create_model(arch, pretrained=False, **kwargs).eval()
+    with torch.no_grad():
+        for pname, prm in model.named_parameters():
+            # LayerScale starts at 1e-5 .. 1e-6 and a classifier at 0: random blocks would
+            # vanish behind them (the output a constant) where trained ones do not
+            if pname.endswith(("gamma", "gamma_1", "gamma_2", "ls1.gamma", "ls2.gamma")) or \
+                    (prm.abs().max() == 0 and prm.dim() > 1):
+                prm.copy_(torch.empty_like(prm).uniform_(0.2, 1.0) if prm.dim() == 1
+                          else torch.randn_like(prm) * 0.1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"timm_{name}.onnx"
+    onnx_export(model, str(dest), input_size=(3, *_timm_image(kwargs)), batch_size=2, check=True, use_dynamo=dynamo)
+    return dest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python qcompile/models/zoo.py",
                                  description="Export the tiny zoo models with Optimum (zoo extra).")
@@ -1465,8 +1563,24 @@ def main(argv=None) -> int:
     g.add_argument("out", nargs="?", default=str(GENAI_FIXTURES))
     g.add_argument("--only", nargs="*", default=list(GENAI))
     g.add_argument("--precision", default="fp32", choices=["fp32", "int4"])
+    t = sub.add_parser("export-timm", help="export the timm models with timm's onnx_export")
+    t.add_argument("out", nargs="?", default=str(TIMM_FIXTURES))
+    t.add_argument("--only", nargs="*", default=list(TIMM))
+    t.add_argument("--dynamo", action="store_true", help="timm's use_dynamo=True (torch.export; needs onnxscript)")
     sub.add_parser("list")
     a = ap.parse_args(argv)
+    if a.cmd == "export-timm":
+        import timm
+
+        for name in a.only:
+            print(f"exporting timm {name} ...", flush=True)
+            try:
+                export_timm(name, Path(a.out), dynamo=a.dynamo)
+            except Exception as e:  # noqa: BLE001 - torch's exporter, not qcompile: said, the others go on
+                print(f"  {name}: the export failed: {type(e).__name__}: {str(e).strip()[:200]}", flush=True)
+        (Path(a.out) / "VERSIONS.json").write_text(json.dumps({"timm": timm.__version__, "dynamo": a.dynamo},
+                                                              indent=1) + "\n")
+        return 0
     if a.cmd == "export-genai":
         for name in a.only:
             print(f"building {name} ({a.precision}) ...", flush=True)

@@ -89,6 +89,56 @@ def _straight_through(func):
     return func
 
 
+def _pad_into_max_pool(func):
+    """``max_pool2d(pad(x, -inf))`` is a max-pool with that padding: TF's "same" padding as
+    timm writes it (``MaxPool2dSame``: an explicit ``F.pad`` with ``-inf``, then a pool
+    without padding). A max-pool's own padding never wins a max either (TVM pads with the
+    dtype's lowest value), so the two agree wherever a window holds one real value, which a
+    pad narrower than the window guarantees. Integer lowerings take the pool's padding; an
+    explicit pad with ``-inf`` has no integer code."""
+    x = wildcard()
+    pad = is_op("relax.nn.pad")(x)
+    pool = is_op("relax.nn.max_pool2d")(pad)
+
+    def fold(call, m):
+        p = m[pad]
+        if not isinstance(call, relax.Call) or str(p.attrs.pad_mode) != "constant" \
+                or str(call.attrs.layout) != "NCHW" or str(call.attrs.out_layout) != "NCHW":
+            return call
+        value = float(p.attrs.pad_value)
+        if not (value == float("-inf") or value <= float(np.finfo(np.float32).min)):
+            return call
+        w = [int(v) for v in p.attrs.pad_width]
+        if len(w) != 8 or any(w[:4]) or min(w) < 0:
+            return call  # batch or channels padded: not a pooling window's padding
+        kh, kw = (int(k) for k in call.attrs.pool_size)
+        top, left, bottom, right = (int(v) for v in call.attrs.padding)
+        top, bottom, left, right = top + w[4], bottom + w[5], left + w[6], right + w[7]
+        if max(top, bottom) >= kh or max(left, right) >= kw:
+            return call  # a window could hold padding only
+        return O.nn.max_pool2d(m[x], call.attrs.pool_size, call.attrs.strides, [top, left, bottom, right],
+                               call.attrs.dilation, bool(call.attrs.ceil_mode), bool(call.attrs.count_include_pad),
+                               "NCHW", "NCHW")
+
+    return rewrite(pool, fold, func)
+
+
+def _same_size_resize(func):
+    """A resize to the size it already has is the identity for every method (nearest,
+    linear, cubic) and every coordinate mapping but ``tf_crop_and_resize``: each output pixel
+    lands on its own input pixel (CrossViT resizes each branch's image to that branch's size,
+    traced at whatever size it already was)."""
+    x = wildcard()
+
+    def drop(call, m):
+        if not isinstance(call, relax.Call) or str(call.attrs.coordinate_transformation_mode) == "tf_crop_and_resize":
+            return call
+        a, b = shape_of(m[x]), shape_of(call)
+        return m[x] if a is not None and a == b and str(m[x].ty.dtype) == str(call.ty.dtype) else call
+
+    return rewrite(is_op("relax.image.resize2d")(x, wildcard()), drop, func)
+
+
 def _identity_rewrites(func):
     """broadcast_to / reshape / astype / adding a scalar 0 that do nothing, reshape(reshape(x)),
     1/sqrt, bitwise and/or of booleans."""
@@ -1394,7 +1444,7 @@ def canonicalize_passes() -> list:
         T.FoldConstant(),
         _func_rewrites(_trivial_casts),
         _func_rewrites(_const_where, _identity_rewrites, _straight_through, _const_second, _unwrap_matmul,
-                       _scalars_out_of_matmul),
+                       _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,

@@ -99,12 +99,15 @@ class ExpParams:
     B: int = 8
 
 
-def resize_weights(n_in: int, n_out: int, method: str, mode: str, rounding: str = "") -> np.ndarray:
+def resize_weights(n_in: int, n_out: int, method: str, mode: str, rounding: str = "", cubic_alpha: float = -0.75,
+                   cubic_exclude: bool = False) -> np.ndarray:
     """The ``(n_out, n_in)`` matrix of a 1-D resize as TOPI computes it (``image.resize2d``
     is separable: the 2-D weights are products of two of these), float64: ``linear`` lerps
     the two pixels around ``in_x`` (indices clamped at the borders), ``nearest_neighbor``
-    picks one. ``mode`` is the coordinate transformation (half_pixel, pytorch_half_pixel,
-    align_corners, asymmetric, tf_half_pixel_for_nn)."""
+    picks one, ``cubic`` weighs four with Keys' cubic convolution kernel of parameter
+    ``cubic_alpha`` (``cubic_exclude``: taps outside the image get 0 and the rest are
+    renormalized, with TOPI's bounds). ``mode`` is the coordinate transformation (half_pixel,
+    pytorch_half_pixel, align_corners, asymmetric, tf_half_pixel_for_nn)."""
     x = np.arange(n_out, dtype=np.float64)
     scale = n_in / n_out
     if mode == "half_pixel" or (mode == "pytorch_half_pixel" and n_out > 1):
@@ -127,6 +130,19 @@ def resize_weights(n_in: int, n_out: int, method: str, mode: str, rounding: str 
         lo = lo.astype(np.int64)
         np.add.at(a, (rows, np.clip(lo, 0, n_in - 1)), 1 - frac)
         np.add.at(a, (rows, np.clip(lo + 1, 0, n_in - 1)), frac)
+    elif method == "cubic":
+        lo = np.floor(src)
+        t = src - lo
+        lo = lo.astype(np.int64)
+        al, t2, t3 = cubic_alpha, t * t, t * t * t
+        w = [al * (t3 - 2 * t2 + t), (al + 2) * t3 - (3 + al) * t2 + 1,  # TOPI's _cubic_spline_weights
+             -(al + 2) * t3 + (3 + 2 * al) * t2 - al * t, -al * t3 + al * t2]
+        if cubic_exclude:
+            w = [np.where((lo - 1 + i < 0) | (lo + i > n_in), 0.0, wi) for i, wi in enumerate(w)]
+            total = sum(w)
+            w = [wi / total for wi in w]
+        for i, wi in enumerate(w):
+            np.add.at(a, (rows, np.clip(lo - 1 + i, 0, n_in - 1)), wi)
     elif method == "nearest_neighbor":
         rounding = rounding or ("round" if mode == "align_corners" else "floor")
         pick = {"round": np.sign(src) * np.floor(np.abs(src) + 0.5),  # half away from zero, as llvm's round

@@ -1766,29 +1766,29 @@ class _Lowering:
 
     @lowers("relax.image.resize2d")
     def op_image_resize2d(self, var, call, args):
-        """Bilinear (or nearest) resizing of static sizes (GLPN's and ViTPose's decoders): a
-        fixed linear map per axis, ``y = A_h x A_w^T``, whose weights are fractions with a
-        small denominator ``d`` (quarters for an upsampling by 2 with half-pixel centers).
-        With ``d A`` as integers it is two integer matmuls into int32, exactly ``d_h d_w``
-        times the resized int8 values, at scale ``s / (d_h d_w)``. A ratio whose weights have
-        no small denominator is refused."""
+        """Nearest, bilinear or bicubic resizing of static sizes (GLPN's and ViTPose's
+        decoders, CrossViT's second branch): a fixed linear map per axis, ``y = A_h x A_w^T``.
+        Where its weights are fractions with a small denominator ``d`` (quarters for an
+        upsampling by 2 with half-pixel centers), ``d A`` as integers makes it two integer
+        matmuls into int32, exactly ``d_h d_w`` times the resized int8 values, at scale
+        ``s / (d_h d_w)``. Other ratios (bicubic weights, a bilinear 37 -> 50) take the
+        weights rounded to 1/256 (an error of at most 1/512 per weight, under int8's step of
+        the activations), as a weight quantizer would."""
         a = call.attrs
         shape, out = shape_of(call.args[0]), shape_of(var)
         method, mode = str(a.method), str(a.coordinate_transformation_mode)
         if str(a.layout) != "NCHW" or shape is None or out is None or len(shape) != 4 \
                 or not all(isinstance(d, int) for d in (*shape[1:], *out[2:])) or method not in ("linear",
-                                                                                                "nearest_neighbor"):
-            raise QCompileError(f"int-only: resize at '{var.name}' (not a linear or nearest NCHW resize of static "
-                                "spatial dims)")
+                                                                                                "nearest_neighbor",
+                                                                                                "cubic"):
+            raise QCompileError(f"int-only: resize at '{var.name}' (not a linear, cubic or nearest NCHW resize of "
+                                "static spatial dims)")
         try:
-            mats = [intops.resize_weights(n, m, method, mode, str(a.rounding_method))
-                    for n, m in zip(shape[2:], out[2:])]
+            mats = [intops.resize_weights(n, m, method, mode, str(a.rounding_method), float(a.cubic_alpha),
+                                          bool(int(a.cubic_exclude))) for n, m in zip(shape[2:], out[2:])]
         except ValueError as e:
             raise QCompileError(f"int-only: resize at '{var.name}': unsupported {e}") from None
-        ints = [intops.integer_weights(m) for m in mats]
-        if any(w is None for w in ints):
-            raise QCompileError(f"int-only: resize at '{var.name}' from {shape[2:]} to {out[2:]} has weights that "
-                                "are not fractions with a small denominator")
+        ints = [intops.integer_weights(m) or (np.round(m * 256).astype(np.int64), 256) for m in mats]
         (wh, dh), (ww, dw) = ints
         xq = self.as_q(call.args[0], "int8")
         if np.ndim(xq.scale) != 0:
