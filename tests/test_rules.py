@@ -290,13 +290,44 @@ def resize_same_expected(x: R.Tensor((1, 3, 8, 8), F32)) -> R.Tensor((1, 3, 8, 8
     return x
 
 
+@R.function(private=True)
+def pad_then_ceil_pool(x: R.Tensor((1, 1, 4, 4), F32)) -> R.Tensor((1, 1, 3, 3), F32):
+    # ceil_mode: with the pad moved into the pool, the last window would not exist (2 x 2)
+    with R.dataflow():
+        p = R.nn.pad(x, [0, 0, 0, 0, 0, 1, 0, 1], "constant", -math.inf)
+        y = R.nn.max_pool2d(p, [2, 2], [2, 2], [0, 0, 0, 0], ceil_mode=True)
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def pad_then_dilated_pool(x: R.Tensor((1, 1, 2, 2), F32)) -> R.Tensor((1, 1, 1, 1), F32):
+    # dilation 3: the one window reads rows -1 and 2, both padding
+    with R.dataflow():
+        p = R.nn.pad(x, [0, 0, 0, 0, 1, 1, 1, 1], "constant", -math.inf)
+        y = R.nn.max_pool2d(p, [2, 2], [1, 1], [0, 0, 0, 0], dilation=[3, 3])
+        R.output(y)
+    return y
+
+
+@R.function(private=True)
+def resize_same_tf_nn(x: R.Tensor((1, 3, 8, 8), F32)) -> R.Tensor((1, 3, 8, 8), F32):
+    # tf_half_pixel_for_nn maps x to x + 0.5 at scale 1: a blend, not the identity
+    with R.dataflow():
+        y = R.image.resize2d(x, R.shape([8, 8]), method="linear", coordinate_transformation_mode="tf_half_pixel_for_nn")
+        R.output(y)
+    return y
+
+
 def test_pad_with_minus_infinity_is_the_pools_padding():
     check(rules._pad_into_max_pool, pad_then_pool, pool_padded)
-    check(rules._pad_into_max_pool, zero_pad_then_pool, zero_pad_then_pool)
+    for kept in (zero_pad_then_pool, pad_then_ceil_pool, pad_then_dilated_pool):
+        check(rules._pad_into_max_pool, kept, kept)
 
 
 def test_a_resize_to_its_own_size_is_dropped():
     check(rules._same_size_resize, resize_same, resize_same_expected)
+    check(rules._same_size_resize, resize_same_tf_nn, resize_same_tf_nn)
 
 
 # ----------------------------------------------------------------------------- int-only's preparation

@@ -245,9 +245,14 @@ def _static_dims(proto) -> dict[str, list]:
         elif init.name not in have:
             g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     try:
+        # data propagation carries Shape values into Reshape targets (GroupNorm written as
+        # Reshape(InstanceNormalization(...), Shape(x)): its output dims known again)
         inferred = onnx.shape_inference.infer_shapes(skeleton, data_prop=True)
-    except Exception:  # noqa: BLE001
-        return {}
+    except Exception:  # noqa: BLE001 - without it, what plain inference knows
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skeleton)
+        except Exception:  # noqa: BLE001
+            return {}
     out = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None

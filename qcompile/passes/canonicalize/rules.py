@@ -94,8 +94,10 @@ def _pad_into_max_pool(func):
     timm writes it (``MaxPool2dSame``: an explicit ``F.pad`` with ``-inf``, then a pool
     without padding). A max-pool's own padding never wins a max either (TVM pads with the
     dtype's lowest value), so the two agree wherever a window holds one real value, which a
-    pad narrower than the window guarantees. Integer lowerings take the pool's padding; an
-    explicit pad with ``-inf`` has no integer code."""
+    pad narrower than the window guarantees without dilation. Not with ``ceil_mode`` (the last
+    window's existence depends on where the pad sits) nor dilation (a window's taps can skip
+    every real pixel). Integer lowerings take the pool's padding; an explicit pad with
+    ``-inf`` has no integer code."""
     x = wildcard()
     pad = is_op("relax.nn.pad")(x)
     pool = is_op("relax.nn.max_pool2d")(pad)
@@ -103,7 +105,8 @@ def _pad_into_max_pool(func):
     def fold(call, m):
         p = m[pad]
         if not isinstance(call, relax.Call) or str(p.attrs.pad_mode) != "constant" \
-                or str(call.attrs.layout) != "NCHW" or str(call.attrs.out_layout) != "NCHW":
+                or str(call.attrs.layout) != "NCHW" or str(call.attrs.out_layout) != "NCHW" \
+                or bool(call.attrs.ceil_mode) or any(int(d) != 1 for d in call.attrs.dilation):
             return call
         value = float(p.attrs.pad_value)
         if not (value == float("-inf") or value <= float(np.finfo(np.float32).min)):
@@ -116,22 +119,25 @@ def _pad_into_max_pool(func):
         top, bottom, left, right = top + w[4], bottom + w[5], left + w[6], right + w[7]
         if max(top, bottom) >= kh or max(left, right) >= kw:
             return call  # a window could hold padding only
-        return O.nn.max_pool2d(m[x], call.attrs.pool_size, call.attrs.strides, [top, left, bottom, right],
-                               call.attrs.dilation, bool(call.attrs.ceil_mode), bool(call.attrs.count_include_pad),
-                               "NCHW", "NCHW")
+        new = O.nn.max_pool2d(m[x], call.attrs.pool_size, call.attrs.strides, [top, left, bottom, right],
+                              call.attrs.dilation, False, bool(call.attrs.count_include_pad), "NCHW", "NCHW")
+        return new if shape_of(relax.BlockBuilder().normalize(new)) == shape_of(call) else call
 
     return rewrite(pool, fold, func)
 
 
 def _same_size_resize(func):
     """A resize to the size it already has is the identity for every method (nearest,
-    linear, cubic) and every coordinate mapping but ``tf_crop_and_resize``: each output pixel
-    lands on its own input pixel (CrossViT resizes each branch's image to that branch's size,
-    traced at whatever size it already was)."""
+    linear, cubic) under the coordinate mappings that send each output pixel to its own input
+    pixel at scale 1 (half_pixel, pytorch_half_pixel, align_corners, asymmetric); not
+    ``tf_half_pixel_for_nn`` (``x + 0.5``: a shift or a blend) nor ``tf_crop_and_resize``
+    (CrossViT resizes each branch's image to that branch's size, traced at whatever size it
+    already was)."""
     x = wildcard()
 
     def drop(call, m):
-        if not isinstance(call, relax.Call) or str(call.attrs.coordinate_transformation_mode) == "tf_crop_and_resize":
+        if not isinstance(call, relax.Call) or str(call.attrs.coordinate_transformation_mode) not in (
+                "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
             return call
         a, b = shape_of(m[x]), shape_of(call)
         return m[x] if a is not None and a == b and str(m[x].ty.dtype) == str(call.ty.dtype) else call

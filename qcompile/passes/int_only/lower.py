@@ -1772,8 +1772,8 @@ class _Lowering:
         upsampling by 2 with half-pixel centers), ``d A`` as integers makes it two integer
         matmuls into int32, exactly ``d_h d_w`` times the resized int8 values, at scale
         ``s / (d_h d_w)``. Other ratios (bicubic weights, a bilinear 37 -> 50) take the
-        weights rounded to 1/256 (an error of at most 1/512 per weight, under int8's step of
-        the activations), as a weight quantizer would."""
+        weights rounded to 1/256, as a weight quantizer would: at most 1/512 off per weight,
+        about one int8 step of the output in the worst case (a row may sum to 1 +- 1/256)."""
         a = call.attrs
         shape, out = shape_of(call.args[0]), shape_of(var)
         method, mode = str(a.method), str(a.coordinate_transformation_mode)
