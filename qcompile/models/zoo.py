@@ -1542,7 +1542,7 @@ def export_timm(name: str, out_dir: Path, dynamo: bool = False) -> Path:
         for pname, prm in model.named_parameters():
             # LayerScale starts at 1e-5 .. 1e-6 and a classifier at 0: random blocks would
             # vanish behind them (the output a constant) where trained ones do not
-            if pname.endswith(("gamma", "gamma_1", "gamma_2", "ls1.gamma", "ls2.gamma")) or \
+            if pname.endswith(("gamma", "gamma_1", "gamma_2")) or \
                     (prm.abs().max() == 0 and prm.dim() > 1):
                 prm.copy_(torch.empty_like(prm).uniform_(0.2, 1.0) if prm.dim() == 1
                           else torch.randn_like(prm) * 0.1)
