@@ -12,11 +12,16 @@ the artifact returns is the packed one; attention reads it back decoded).
   ``ksort-calib`` (per-channel absmax of the pre-RoPE keys and of the values on
   ``--calib-tokens`` tokens of *Persuasion*, disjoint from the evaluation text), and both
   with ``-kq``: keys sorted by key over query magnitude (``KSort(criterion="key/query")``);
+  ``ksort-calib-kq-vo``: and values by their magnitude times the norm of the ``W_o`` row
+  they feed (``KSort(value_criterion="value*out")``);
 * configurations: BFP16 keys (values float) at blocks 16, 32 and 64, plain and K-sorted;
   BFP12 keys in all five orders; keys and values both in the format, plain and
   ``ksort-calib`` (BFP12 also ``ksort-calib-kq``); and on BFP12 keys at blocks 16 and 32
   the ingredients from the other passes, each alone and together:
-  one float16 attention sink (``sink``), keys stored before RoPE (``prerope``);
+  one float16 attention sink (``sink``), keys stored before RoPE (``prerope``), a float16
+  window of the 32 most recent positions (``recent32``, KIVI); the same on keys and values;
+  QuaRot's online Hadamard rotation of the cached head vectors instead of K-sort
+  (``rotate``: keys, or keys and values), alone and with the sink and pre-RoPE keys;
   MXINT8 and the 4-bit MX integer format are BFP16 and BFP12 at block 32 (same formula);
   and BFP16/BFP12 weights of every linear layer at block 32 (cache float), BFP12 also after
   K-sort with the MLP down projections' input channels sorted (``KSort(mlp=True)``);
@@ -27,7 +32,8 @@ the artifact returns is the packed one; attention reads it back decoded).
   values of all 30 layers, the relative error and percentiles over blocks of the per-block
   relative error ``||x - x'|| / ||x||`` for every format, block and order;
   ``score_errors``: on the same window, the relative error of the attention scores
-  ``q · k̂`` against ``q · k`` (keys after RoPE), which is what attention sees.
+  ``q · k̂`` against ``q · k`` (keys after RoPE), which is what attention sees; both also
+  for the rotated head vectors (``rotate``: ``x Q`` encoded, ``Q^T`` after decoding).
 
 Needs ``qcompile assets fetch smollm2 austen``.
 """
@@ -46,19 +52,20 @@ import qcompile as qc  # noqa: E402
 from benchmarks.common import cache_benchmark, cache_perplexity, write_json  # noqa: E402
 from qcompile.passes.kvcache import bfp_format as bfp  # noqa: E402
 from qcompile.calibration import Calibration, Collected, Sample  # noqa: E402
-from qcompile.passes.ksort.sort import SignedPerm, attention_layers  # noqa: E402
+from qcompile.passes.ksort.sort import attention_layers  # noqa: E402
 from qcompile.analysis.kvcache import decoder_layers  # noqa: E402
 from qcompile.passes.kvcache.bfp import Bfp  # noqa: E402
 from qcompile.passes.ksort import KSort  # noqa: E402
 
 ORDERS = {  # name -> (K-sort statistics, key criterion)
     "plain": None, "ksort-weights": ("weights", "key"), "ksort-calib": ("calibrated", "key"),
-    "ksort-weights-kq": ("weights", "key/query"), "ksort-calib-kq": ("calibrated", "key/query")}
+    "ksort-weights-kq": ("weights", "key/query"), "ksort-calib-kq": ("calibrated", "key/query"),
+    "ksort-calib-kq-vo": ("calibrated", "key/query", "value*out")}
 FORMATS = ("bfp16", "bfp12")
 BLOCKS = (16, 32, 64)
 
 CONFIGS: dict = {"float": None}
-for _f, _orders in (("bfp16", ("plain", "ksort-weights", "ksort-calib")), ("bfp12", tuple(ORDERS))):
+for _f, _orders in (("bfp16", ("plain", "ksort-weights", "ksort-calib")), ("bfp12", tuple(ORDERS)[:5])):
     for _b in BLOCKS:
         for _o in _orders:
             CONFIGS[f"{_f}_keys_b{_b}_{_o}"] = dict(order=_o, bfp=dict(keys=_f, values="none", block=_b))
@@ -72,6 +79,23 @@ for _b in (16, 32):  # ingredients from the other passes, alone and with K-sort 
                            ("prerope_sink", dict(pre_rope=True, sinks=1))):
             CONFIGS[f"bfp12_keys_b{_b}_{_o}_{_tag}"] = dict(order=_o, bfp=dict(keys="bfp12", values="none", block=_b, **_opt))
 
+for _b in (16, 32):  # the same ingredients with values in BFP12 too, and a float16 window of 32 recent positions
+    for _o in ("ksort-calib-kq", "ksort-calib-kq-vo"):  # values sorted by value or value times W_o's row norm
+        CONFIGS[f"bfp12_kv_b{_b}_{_o}"] = dict(order=_o, bfp=dict(keys="bfp12", values="bfp12", block=_b))
+        for _tag, _opt in (("prerope_sink", dict(pre_rope=True, sinks=1)),
+                           ("prerope_sink_recent32", dict(pre_rope=True, sinks=1, recent=32))):
+            CONFIGS[f"bfp12_kv_b{_b}_{_o}_{_tag}"] = dict(order=_o,
+                                                          bfp=dict(keys="bfp12", values="bfp12", block=_b, **_opt))
+    for _what in ("keys", "kv"):  # QuaRot's online Hadamard rotation instead of K-sort, with the same ingredients
+        _vals = "bfp12" if _what == "kv" else "none"
+        _rot = "both" if _what == "kv" else "keys"
+        CONFIGS[f"bfp12_{_what}_b{_b}_rotate"] = dict(order="plain", bfp=dict(keys="bfp12", values=_vals, block=_b,
+                                                                              rotate=_rot))
+        CONFIGS[f"bfp12_{_what}_b{_b}_rotate_prerope_sink"] = dict(
+            order="plain", bfp=dict(keys="bfp12", values=_vals, block=_b, rotate=_rot, pre_rope=True, sinks=1))
+    CONFIGS[f"bfp12_keys_b{_b}_ksort-calib-kq_prerope_sink_recent32"] = dict(
+        order="ksort-calib-kq", bfp=dict(keys="bfp12", values="none", block=_b, pre_rope=True, sinks=1, recent=32))
+
 
 # weights (all linear layers, blocks along input channels), cache float: K-sort with the MLP
 # down projections' input channels sorted too
@@ -83,7 +107,8 @@ CONFIGS["bfp12_weights_b32_ksort-weights-mlp"] = dict(order="ksort-weights", mlp
 
 def ksort(order: str, mlp: bool = False):
     src = ORDERS[order]
-    return None if src is None else KSort(source=src[0], criterion=src[1], mlp=mlp)
+    return None if src is None else KSort(source=src[0], criterion=src[1], mlp=mlp,
+                                          value_criterion=src[2] if len(src) > 2 else "value")
 
 
 def passes(cfg: dict) -> list:
@@ -141,20 +166,24 @@ def block_errors(canon, stats, samples: dict) -> tuple[dict, dict]:
 
     * per-block error statistics of the stored keys (after and before RoPE) and values; a
       reordered tensor is the sampled one permuted per head as K-sort permutes the weights
-      (exactly what the reordered model produces);
+      (exactly what the reordered model produces), a rotated one (``rotate``) each head
+      vector times the pass's Hadamard matrix ``Q``;
     * the relative error of the attention scores ``q · k̂`` against ``q · k`` over the causal
       (query, key) pairs, with keys after RoPE as the cache stores them by default."""
+    from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+
     maps = {o: None if ksort(o) is None else ksort(o).permutations(canon, stats) for o in ORDERS}
     att = next(m for m in maps.values() if m is not None)[0]
     data = {role: [np.concatenate(s.tensors, axis=2)[0] for s in per_layer] for role, per_layer in samples.items()}
+    rot = random_orthogonal_hadamard(data["keys"][0].shape[-1], seed=0)[0]  # the Q of Bfp(rotate=...)
+    # per order: (stored form of head h of layer i's role, its decoded form back in the model's channels)
+    forms = {o: (lambda i, h, x, role, m=m: x if m is None else m[1][i][0 if role.startswith("keys") else 1][h].apply(x),
+                 lambda i, h, y, m=m: y if m is None else m[1][i][0][h].inverse().apply(y)) for o, m in maps.items()}
+    forms["rotate"] = (lambda i, h, x, role: x @ rot, lambda i, h, y: y @ rot.T)
     blocks, scores = {}, {}
-    for order, m in maps.items():
+    for order, (store, back) in forms.items():
         for role in ("keys", "keys_pre_rope", "values"):
-            ys = []
-            for i, x in enumerate(data[role]):  # x [H, T, D]
-                heads = [None] * len(x) if m is None else m[1][i][0 if role.startswith("keys") else 1]
-                ys += [x[h] if p is None else p.apply(x[h]) for h, p in enumerate(heads)]
-            y = np.concatenate(ys)
+            y = np.concatenate([store(i, h, x[h], role) for i, x in enumerate(data[role]) for h in range(len(x))])
             for f in FORMATS:
                 for b in BLOCKS:
                     blocks[f"{role}/{f}/b{b}/{order}"] = bfp.block_errors(y, *bfp.format_bits(f, b))
@@ -164,8 +193,8 @@ def block_errors(canon, stats, samples: dict) -> tuple[dict, dict]:
                 for i, (k, q) in enumerate(zip(data["keys"], data["queries"])):
                     causal = np.tril(np.ones((k.shape[1], k.shape[1]), bool))
                     for h in range(len(k)):
-                        p = SignedPerm.identity(k.shape[-1]) if m is None else m[1][i][0][h]
-                        kh = p.inverse().apply(bfp.qdq_ref(p.apply(k[h]), *bfp.format_bits(f, b)))
+                        stored = np.asarray(store(i, h, k[h], "keys"), np.float32)
+                        kh = back(i, h, bfp.qdq_ref(stored, *bfp.format_bits(f, b)))
                         qs = q[att[i].q_group == h]
                         s0, s1 = qs @ k[h].T, qs @ kh.T
                         num += float(((s1 - s0)[:, causal] ** 2).sum())

@@ -16,7 +16,13 @@ token of the packed low-bit KV cache, every figure measured through compiled llv
   4/3/2 bits; at 3 bits, pre-RoPE without the attention sink, with a fixed 99.9 percentile
   range instead of the least-squares range search, and with non-uniform (k-means) levels
   (each ingredient's share), 4 sink positions instead of 1, and 3-bit keys with 8-bit
-  values and the reverse (which side the error comes from). Values are per token at the same bit width throughout; 1
+  values and the reverse (which side the error comes from); a float16 window of the 32 most
+  recent positions (KIVI) at 4/3/2 bits, alone and with 1 % outliers; KVQuant's
+  sensitivity-weighted non-uniform levels (``nuq`` with ``fisher``: k-means weighted by
+  squared loss gradients, from torch on the float model on the calibration text) at 4/3/2
+  bits, alone, with 1 % outliers and with both outliers and the window; QuaRot's online
+  Hadamard rotation (``rotate``) of per-token keys and values, and of the values under
+  pre-RoPE keys, at 4 and 3 bits. Values are per token at the same bit width throughout; 1
   float16 sink position unless stated;
 * bytes: ``layout`` is the pass's own account (per token, fixed, at 512 tokens);
   ``measured_bytes_per_token_at_512`` is the ``nbytes`` of the cache arrays the artifact
@@ -40,6 +46,7 @@ from qcompile import lm  # noqa: E402
 from qcompile.calibration import Calibration, Collected  # noqa: E402
 from qcompile.passes.kvcache.prerope import KvPrerope  # noqa: E402
 
+FISHER = "<fisher file of the calibration text>"
 CONFIGS = {"float": None}
 for _b in (4, 3, 2):
     CONFIGS[f"pre-rope_{_b}bit"] = dict(bits=_b, keys="pre-rope")
@@ -55,6 +62,26 @@ CONFIGS["pre-rope_3bit_nuq"] = dict(bits=3, keys="pre-rope", nuq=True)
 CONFIGS["pre-rope_4bit_4_sinks"] = dict(bits=4, keys="pre-rope", sinks=4)
 CONFIGS["pre-rope_3bit_4_sinks"] = dict(bits=3, keys="pre-rope", sinks=4)
 CONFIGS["pre-rope_3bit_1pct_outliers_4_sinks"] = dict(bits=3, keys="pre-rope", outliers=0.01, sinks=4)
+# KIVI's recent window: the last 32 positions also in float16 (a fixed buffer: 1440 B per
+# token at 512 tokens, 180 at 4096), alone and with 1 % outliers
+for _b in (4, 3, 2):
+    CONFIGS[f"pre-rope_{_b}bit_recent32"] = dict(bits=_b, keys="pre-rope", recent=32)
+    CONFIGS[f"pre-rope_{_b}bit_1pct_outliers_recent32"] = dict(bits=_b, keys="pre-rope", outliers=0.01, recent=32)
+# KVQuant's sensitivity-weighted non-uniform levels (k-means weighted by the diagonal Fisher
+# information of the keys and values, from torch gradients on the calibration text), alone,
+# with 1 % outliers, and with the recent window ("fisher" is resolved to the file at run time)
+CONFIGS["pre-rope_4bit_nuq"] = dict(bits=4, keys="pre-rope", nuq=True)
+for _b in (4, 3, 2):
+    CONFIGS[f"pre-rope_{_b}bit_nuq_fisher"] = dict(bits=_b, keys="pre-rope", nuq=True, fisher=FISHER)
+    CONFIGS[f"pre-rope_{_b}bit_1pct_outliers_nuq_fisher"] = dict(bits=_b, keys="pre-rope", outliers=0.01, nuq=True,
+                                                                 fisher=FISHER)
+    CONFIGS[f"pre-rope_{_b}bit_1pct_outliers_nuq_fisher_recent32"] = dict(
+        bits=_b, keys="pre-rope", outliers=0.01, nuq=True, fisher=FISHER, recent=32)
+# QuaRot's online rotation of the per-token caches (a random Hadamard along head_dim before
+# quantizing, undone after): per-token keys and values, and values under pre-RoPE keys
+for _b in (4, 3):
+    CONFIGS[f"per-token_{_b}bit_rotate"] = dict(bits=_b, keys="per-token", rotate=True)
+    CONFIGS[f"pre-rope_{_b}bit_rotate"] = dict(bits=_b, keys="pre-rope", rotate=True)
 # where the 3-bit error comes from: 3-bit keys with 8-bit values, and the reverse
 CONFIGS["pre-rope_3bit_keys_only"] = dict(bits=3, value_bits=8, keys="pre-rope")
 CONFIGS["pre-rope_3bit_values_only"] = dict(bits=8, value_bits=3, keys="pre-rope")
@@ -72,13 +99,22 @@ def main() -> int:
     stats = Calibration({"tokens": calib_ids, "bos": proto.bos}, window=proto.window).collect(canon, requests)
     out["calibration"]["seconds"] = round(time.perf_counter() - t, 1)
     collected = Collected(stats)
+    fisher = None
+    if any(CONFIGS[n] and CONFIGS[n].get("fisher") for n in names):
+        t = time.perf_counter()
+        fisher = fisher_file(calib_ids, proto)
+        out["calibration"]["fisher"] = {"file": fisher.name, "seconds": round(time.perf_counter() - t, 1),
+                                        "how": "torch autograd of the next-token loss, SmolLM2 float32, "
+                                               f"{len(calib_ids)} calibration tokens in windows of {proto.window}, "
+                                               f"{FISHER_SAMPLES} sampled token positions"}
 
     for name in names:
         cfg = CONFIGS[name]
         if cfg is None:
             mod, layout = canon, None
         else:
-            pm = qc.PassManager([KvPrerope(**cfg)], calibration=collected)
+            opts = {**cfg, "fisher": str(fisher)} if cfg.get("fisher") else cfg
+            pm = qc.PassManager([KvPrerope(**opts)], calibration=collected)
             mod = pm.run(canon)
             layout = pm.records[-1].notes["kv_cache"]
         res = {"config": cfg, **cache_perplexity(mod, ids, proto, name, 0 if layout is None else layout["constant_bytes"])}
@@ -90,6 +126,21 @@ def main() -> int:
         print(f"{name}: perplexity {res['perplexity']:.4f}, {res['measured_bytes_per_token_at_512']:.1f} B/token", flush=True)
     write_json(a.out, out)
     return 0
+
+
+FISHER_SAMPLES = 2048
+
+
+def fisher_file(calib_ids, proto):
+    """KVQuant's Fisher samples of SmolLM2 on the calibration text, computed once and cached."""
+    from qcompile.models import smollm2
+    from qcompile.passes.kvcache import fisher
+
+    path = smollm2.CACHE / f"smollm2_fisher_calib{len(calib_ids)}_w{proto.window}_s{FISHER_SAMPLES}.npz"
+    if not path.exists():
+        model, _ = smollm2.load_hf()
+        fisher.save(fisher.collect(model, calib_ids, window=proto.window, bos=proto.bos, samples=FISHER_SAMPLES), path)
+    return path
 
 
 def _summarize(out: dict) -> None:

@@ -168,6 +168,10 @@ def _cache_bytes_line(n: dict, fixed_what: str) -> str:
             f"{n['bytes_per_token_at_512']:.1f} at 512 tokens = 1/{n['ratio_to_float16_at_512']:.2f} of float16")
 
 
+def _recent(n: dict) -> str:
+    return f"; float16 recent window: the last {n['recent']} position(s)" if n.get("recent") else ""
+
+
 def _kv_lines(n: dict) -> list[str]:
     if "block" in n:  # the bfp pass
         fmt = lambda f: "float (kept)" if f == "none" else f.upper()  # noqa: E731
@@ -175,25 +179,27 @@ def _kv_lines(n: dict) -> list[str]:
                 + (" before RoPE (RoPE applied after decoding)" if n["pre_rope"] else "")
                 + f", values {fmt(n['values'])}; blocks of {n['block']} along head_dim, packed significands "
                   f"+ one exponent byte per block",
-                f"float16 sinks: the first {n['sinks']} cache position(s)" if n["sinks"] else "no float sinks",
-                _cache_bytes_line(n, "sinks")]
+                (f"float16 sinks: the first {n['sinks']} cache position(s)" if n["sinks"] else "no float sinks")
+                + _recent(n),
+                _cache_bytes_line(n, "sinks" + (", recent window" if n.get("recent") else ""))]
     keys = {"pre-rope": "keys per channel before RoPE (RoPE applied after dequantization)",
             "post-rope": "keys per channel after RoPE", "per-token": "keys per token after RoPE"}[n["keys"]]
     out = [f"{n['layers']} layers x {n['kv_heads']} KV heads x head_dim {n['head_dim']}: {keys}, {n['bits']}-bit; "
            f"values per token, {n['value_bits']}-bit; packed codes"
            + (f"; per-channel range: {n['clip_percentile']}" + (" percentile" if isinstance(n["clip_percentile"], float) else "")
               if n["clip_percentile"] else ""),
-           f"float16 sinks: the first {n['sinks']} cache position(s); outliers kept exactly: "
+           f"float16 sinks: the first {n['sinks']} cache position(s){_recent(n)}; outliers kept exactly: "
            + (f"{n['outliers_per_token_row']} per token row ({n['outliers'] * 100:g} %)" if n["outliers_per_token_row"]
               else "none"),
-           _cache_bytes_line(n, "sinks, per-channel constants")]
+           _cache_bytes_line(n, "sinks, " + ("recent window, " if n.get("recent") else "") + "per-channel constants")]
     return out
 
 
 def _ksort_lines(n: dict) -> list[str]:
     what = " and ".join(w for w, on in (("keys (W_q, W_k, RoPE tables)", n["keys"]), ("values (W_v, W_o)", n["values"])) if on)
     return [f"channels of {n['layers']} layers x {n['kv_heads']} KV heads reordered from {n['source']} statistics, "
-            f"keys by {n['criterion']}: {what}; {n['channels_moved']} channels moved",
+            f"keys by {n['criterion']}, values by {n.get('value_criterion', 'value')}: {what}; "
+            f"{n['channels_moved']} channels moved",
             f"RoPE ({n['rope']}): {n['rope_handling']}"]
 
 

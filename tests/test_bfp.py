@@ -193,34 +193,58 @@ DECODERS = {"gqa_half": dict(), "mha_interleaved": dict(kv_heads=6, rope="interl
 
 #: each decoder spelling under one of the two statistics (both on every spelling was 12 builds
 #: where 5 cover the same code: the statistic only chooses the permutation; keeps `make test` < 30 min)
-KSORT_CASES = [("gqa_half", "weights", "key"), ("gqa_qkv_bias", "weights", "key"),
-               ("gqa_partial_rotary", "weights", "key"), ("gqa_qk_norm", "calibrated", "key/query"),
-               ("mha_interleaved", "calibrated", "key/query")]
-assert {v for v, _, _ in KSORT_CASES} == set(DECODERS)
+KSORT_CASES = [("gqa_half", "weights", "key", "value"), ("gqa_qkv_bias", "weights", "key", "value"),
+               ("gqa_partial_rotary", "weights", "key", "value*out"),
+               ("gqa_qk_norm", "calibrated", "key/query", "value*out"),
+               ("mha_interleaved", "calibrated", "key/query", "value")]
+assert {v for v, *_ in KSORT_CASES} == set(DECODERS)
 
 
-@pytest.mark.parametrize("variant, source, criterion", KSORT_CASES)
-def test_ksort_float_model_unchanged(variant, source, criterion, tmp_path):
+@pytest.mark.parametrize("variant, source, criterion, value_criterion", KSORT_CASES)
+def test_ksort_float_model_unchanged(variant, source, criterion, value_criterion, tmp_path):
     """Reordering alone (KV heads, and the MLP down projections' input channels): logits equal
     the float model's up to round-off, and the cache it returns is the original cache with
-    each head's channels signed-permuted."""
+    each head's channels signed-permuted. (``value*out`` orders the values otherwise than
+    ``value``: the case is not the plain order again.)"""
     _, path = tiny_decoder(tmp_path, **DECODERS[variant])
     mod0 = _canon(path)
     ids = np.random.default_rng(2).integers(0, 97, (1, 16))
     ref, ref_cache = _logits(qc.build(mod0, "llvm"), mod0, ids, 4)
-    pm = qc.PassManager([KSort(source=source, criterion=criterion, mlp=True)], calibration=_calib())
+    ksort = KSort(source=source, criterion=criterion, mlp=True, value_criterion=value_criterion)
+    pm = qc.PassManager([ksort], calibration=_calib())
     mod = pm.run(mod0)
+    if value_criterion != "value":
+        stats = _stats(mod0, source, criterion)
+        plain = KSort(source=source, criterion=criterion).permutations(mod0, stats)[1]
+        ours = ksort.permutations(mod0, stats)[1]
+        assert any(not np.array_equal(a.perm, b.perm) for (_, va), (_, vb) in zip(plain, ours) for a, b in zip(va, vb))
     out, cache = _logits(qc.build(mod, "llvm"), mod, ids, 4)
     assert np.abs(out - ref).max() < 1e-5 * np.abs(ref).max()
     assert (out.argmax(-1) == ref.argmax(-1)).all()
     notes = pm.records[-1].notes["k_sort"]
     assert notes["mlp_down_projections"] == 2  # SwiGLU: W_down rows with the gate and up columns
     assert notes["channels_moved"] > 0 and notes["rope"] == ("interleaved" if "interleaved" in variant else "half")
-    _, perms = KSort(source=source, criterion=criterion).permutations(mod0, _stats(mod0, source, criterion))
+    _, perms = ksort.permutations(mod0, _stats(mod0, source, criterion))
     for i, (kp, vp) in enumerate(perms):
         for c, heads in ((0, kp), (1, vp)):
             want = np.stack([p.apply(ref_cache[2 * i + c][0, h]) for h, p in enumerate(heads)])[None]
             np.testing.assert_allclose(cache[2 * i + c], want, rtol=1e-4, atol=1e-5)
+
+
+def test_value_statistic_reads_w_o_rows():
+    """``value*out``: a value channel's magnitude times the norm of the ``W_o`` row (input
+    channel) it feeds, the largest over the query heads of its KV head; ``W_o`` not square."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    kv_heads, d, heads = 2, 4, 4
+    w_o = rng.normal(size=(heads * d, 6)) * rng.uniform(0.1, 5, (heads * d, 1))
+    o_rows = np.arange(heads * d).reshape(heads, d)[::-1].copy()  # head 3's rows first, say
+    att = SimpleNamespace(o_rows=o_rows, o_group=np.array([0, 0, 1, 1]), kv_heads=kv_heads)
+    nv = rng.uniform(0.5, 2, (kv_heads, d))
+    want = np.array([[nv[g, c] * max(np.linalg.norm(w_o[o_rows[qh, c]]) for qh in range(heads) if qh // 2 == g)
+                      for c in range(d)] for g in range(kv_heads)])
+    np.testing.assert_allclose(ks.value_statistic(nv, att, w_o), want)
 
 
 def _stats(mod, source, criterion):
@@ -241,11 +265,14 @@ def test_ksort_missing_calibration(tmp_path):
 
 
 @pytest.mark.parametrize("opts", [dict(keys="bfp16", values="bfp16", block=8, sinks=16),
-                                  dict(keys="bfp16", values="bfp16", block=8, sinks=16, pre_rope=True)])
+                                  dict(keys="bfp16", values="bfp16", block=8, sinks=16, pre_rope=True),
+                                  dict(keys="bfp12", values="bfp12", block=8, recent=16, pre_rope=True,
+                                       rotate="both")])
 def test_bfp_cache_with_sinks_everywhere_is_float16(opts, tmp_path):
-    """Every cached position a float16 sink: the BFP cache path (encode, append, decode,
-    RoPE re-run before it for pre-RoPE keys) after K-sort equals the float model up to
-    float16 storage."""
+    """Every cached position a float16 sink (or in the float16 recent window, which also
+    holds the keys and values rotated by a Hadamard matrix): the BFP cache path (encode,
+    append, decode, RoPE re-run before it for pre-RoPE keys, the rotation undone) after
+    K-sort equals the float model up to float16 storage."""
     _, path = tiny_decoder(tmp_path)
     mod0 = _canon(path)
     ids = np.random.default_rng(3).integers(0, 97, (1, 16))
@@ -253,7 +280,7 @@ def test_bfp_cache_with_sinks_everywhere_is_float16(opts, tmp_path):
     mod = qc.PassManager([KSort(), Bfp(**opts)]).run(mod0)
     out, present = _logits(qc.build(mod, "llvm"), mod, ids, 4)
     assert np.abs(out - ref).max() < 2e-3 * np.abs(ref).max()
-    assert present[0].dtype == np.uint8 and present[0].shape == (1, 2, 16, 8)  # 8-bit significands
+    assert present[0].dtype == np.uint8 and present[0].shape == (1, 2, 16, 8 if opts["keys"] == "bfp16" else 4)
 
 
 @pytest.mark.parametrize("keys, values, block", [("bfp12", "none", 8), ("bfp12", "bfp12", 8), ("bfp16", "bfp12", 8)])

@@ -289,11 +289,12 @@ def test_genai_cache_pipelines(pipeline, options):
     assert cell["status"] == "pass", cell
     if pipeline == "k-sort":
         return
-    if pipeline == "kv-prerope":  # a second sink would sit at the concat's, not the rows', positions
-        with pytest.raises(qc.QCompileError, match="more than one sink"):
-            zoo_model = qc.load(str(path))
-            qc.PassManager(qc.pipeline(pipeline, {"kv-prerope": {"sinks": 2}}),
-                           calibration=_calibration(path)).run(zoo_model.mod)
+    if pipeline == "kv-prerope":  # a second sink (a recent window) would sit at the concat's, not the rows', positions
+        for opts, match in (({"sinks": 2}, "more than one sink"), ({"recent": 4}, "recent window")):
+            with pytest.raises(qc.QCompileError, match=match):
+                zoo_model = qc.load(str(path))
+                qc.PassManager(qc.pipeline(pipeline, {"kv-prerope": opts}),
+                               calibration=_calibration(path)).run(zoo_model.mod)
     model = qc.load(str(path))
     mod = qc.PassManager(qc.pipeline(pipeline, options), calibration=_calibration(path)).run(model.mod)
     art = qc.build(mod, "llvm")

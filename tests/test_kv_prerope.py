@@ -1,6 +1,7 @@
 """kv-prerope: packed-cache kernels bit-exact against NumPy, cache-path analysis on decoder
 variants, the RoPE-after-dequantize path against the float model, generation through
 prefill + decode artifacts, golden IR of one rewritten layer, and clear refusals."""
+import json
 import sys
 from pathlib import Path
 
@@ -136,6 +137,49 @@ def test_outliers_left_out_of_the_token_range():
     assert restored[0, 1, 2, 5] == 40.0
 
 
+@pytest.mark.parametrize("past, t, r", [(0, 3, 5), (6, 3, 5), (2, 7, 4), (4, 1, 4)])
+def test_recent_window_kernels_bit_exact(past, t, r):
+    """The recent-window buffer after a step (the last ``r`` rows of ``concat(old, new)``)
+    and both formats' dequantization reading their last positions from it (a cache shorter
+    than the window included), bit for bit against NumPy."""
+    from qcompile.passes.kvcache import bfp_format as bf
+
+    rng = np.random.default_rng(past * 7 + t)
+    heads, d, bits, n = 2, 16, 3, past + t
+    x = relax.Var("x", relax.TensorType((1, heads, t, d), "float32"))
+    old = relax.Var("old", relax.TensorType((1, heads, r, d), "float16"))
+    codes = relax.Var("codes", relax.TensorType((1, heads, n, d * bits // 8), "uint8"))
+    sig = relax.Var("sig", relax.TensorType((1, heads, n, d // 2), "uint8"))
+    exps = relax.Var("exps", relax.TensorType((1, heads, n, d // 8), "uint8"))
+    scale, zero = rng.uniform(0.1, 1, (heads, d)).astype(np.float32), rng.normal(size=(heads, d)).astype(np.float32)
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x, old, codes, sig, exps]):
+        with bb.dataflow():
+            new = bb.emit_te(kq.recent_update_te(), old, x)
+            sink = bb.emit(relax.op.astype(relax.op.strided_slice(x, axes=[2], begin=[0], end=[1]), "float16"))
+            deq = bb.emit_te(kq.dequant_te(bits, d, True, 1, recent=r), codes, relax.const(scale), relax.const(zero),
+                             sink, new)
+            bdeq = bb.emit_te(bf.dequant_te(4, 8, 0, r), sig, exps, new)
+            gv = bb.emit_output(relax.Tuple([new, deq, bdeq]))
+        bb.emit_func_output(gv)
+    art = qc.build(bb.get(), "llvm")
+    xs = rng.normal(size=(1, heads, t, d)).astype(np.float32)
+    olds = rng.normal(size=(1, heads, r, d)).astype(np.float16)
+    c = rng.integers(0, 256, (1, heads, n, d * bits // 8)).astype(np.uint8)
+    s_ = rng.integers(0, 256, (1, heads, n, d // 2)).astype(np.uint8)
+    e = rng.integers(100, 140, (1, heads, n, d // 8)).astype(np.uint8)
+    new, deq, bdeq = art.run(xs, olds, c, s_, e)
+    ref_new = kq.recent_update_ref(olds, xs)
+    np.testing.assert_array_equal(new, ref_new)
+    np.testing.assert_array_equal(new[:, :, r - min(r, t):], xs[:, :, t - min(r, t):].astype(np.float16))
+    sink = xs[:, :, :1].astype(np.float16)
+    ref = kq.dequant_ref(kq.unpack_ref(c, bits), scale[None, :, None], zero[None, :, None], sink, recent=ref_new)
+    np.testing.assert_allclose(deq, ref, rtol=1e-6, atol=1e-6)  # a multiply-add: FMA contraction at most
+    assert np.array_equal(deq[:, :, max(n - r, 1):], ref_new[:, :, r - (n - max(n - r, 1)):].astype(np.float32))
+    bref = kq.float_buffers_ref(bf.dequantize_ref(s_, e, 4, 8), None, ref_new)
+    np.testing.assert_array_equal(bdeq, bref)
+
+
 # ----------------------------------------------------------------------------- decoders
 
 VARIANTS = {
@@ -223,17 +267,17 @@ def test_kmeans_levels_fit_the_data():
 
 @pytest.fixture(scope="module")
 def float_reference(tmp_path_factory):
-    """The tiny decoder canonicalized, 16 token ids, and its float artifact's logits on them
-    (exported and built once for the three key modes)."""
+    """The tiny decoder canonicalized, 16 token ids, and its float artifact's logits and present
+    cache on them (exported and built once for the modules' tests)."""
     _, path = tiny_decoder(tmp_path_factory.mktemp("float_reference"))
     mod0 = _canon(path)
     ids = np.random.default_rng(3).integers(0, 97, (1, 16))
-    return mod0, ids, _logits(qc.build(mod0, "llvm"), mod0, ids, 4)[0]
+    return (mod0, ids, *_logits(qc.build(mod0, "llvm"), mod0, ids, 4))
 
 
 @pytest.mark.parametrize("keys", ["pre-rope", "post-rope", "per-token"])
 def test_modes_and_bytes(keys, float_reference):
-    mod0, ids, ref = float_reference
+    mod0, ids, ref, _ = float_reference
     pm = qc.PassManager([KvPrerope(bits=3, keys=keys, outliers=0.05)], calibration=_calib())
     mod = pm.run(mod0)
     out, present = _logits(qc.build(mod, "llvm"), mod, ids, 4)
@@ -246,6 +290,101 @@ def test_modes_and_bytes(keys, float_reference):
     cached = sum(p.nbytes for p in present) - 2 * 2 * lay["sinks"] * 2 * 8 * 2
     assert cached == 16 * per_tok  # what the artifact really returned
     assert lay["float16_bytes_per_token"] == 2 * 2 * 2 * 8 * 2
+
+
+def test_recent_window_and_rotation(float_reference):
+    """KIVI's window: with the last 16 positions in float16 (the whole 16-token text) a 2-bit
+    cache gives the float model's logits up to float16 storage; with the last 4 it is nearer
+    than without any. The window is a fixed buffer, counted in the fixed bytes. QuaRot's
+    online rotation of the per-token caches: the window holds ``x Q`` (what is encoded), and
+    the decoded cache is multiplied back by ``Q^T``; per-channel keys are never rotated."""
+    from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+
+    mod0, ids, ref, ref_cache = float_reference
+    q = random_orthogonal_hadamard(8, seed=0)[0]
+    errs, means = {}, {}
+    for keys, recent, rotate, rotated in (("pre-rope", 0, False, []), ("pre-rope", 4, False, []),
+                                          ("pre-rope", 16, True, ["values"]),
+                                          ("per-token", 16, True, ["keys", "values"])):
+        pm = qc.PassManager([KvPrerope(bits=2, keys=keys, recent=recent, rotate=rotate)], calibration=_calib())
+        mod = pm.run(mod0)
+        out, present = _logits(qc.build(mod, "llvm"), mod, ids, 4)
+        errs[keys, recent] = np.abs(out - ref).max() / np.abs(ref).max()
+        means[keys, recent] = np.abs(out - ref).mean()
+        lay = pm.records[-1].notes["kv_cache"]
+        assert lay["rotated"] == rotated
+        assert lay["recent_bytes"] == 2 * 2 * recent * 2 * 8 * 2  # layers x (K, V) x R x heads x D x f16
+        assert lay["fixed_bytes"] == lay["sink_bytes"] + lay["recent_bytes"] + lay["constant_bytes"]
+        got = dict(zip([p.name for p in mod["main"].params][3:], present))
+        if recent:
+            assert got["past_key_values_0_value_recent"].shape == (1, 2, recent, 8)
+            v = ref_cache[1][:, :, -recent:]  # layer 0's values: those of the float model
+            np.testing.assert_allclose(got["past_key_values_0_value_recent"], v @ q if rotate else v, atol=2e-3)
+    assert errs["per-token", 16] < 2e-3 and errs["pre-rope", 16] < 2e-3, errs
+    assert errs["pre-rope", 0] > 1e-2 and means["pre-rope", 0] > means["pre-rope", 4] > means["pre-rope", 16], means
+
+
+def test_fisher_weights_are_squared_loss_gradients(tmp_path):
+    """KVQuant's sensitivity weights: the squared gradient of the next-token loss at a sampled
+    key entry matches a finite difference of the loss; the pass fits its nuq levels to
+    them (other levels than the count-weighted k-means) and refuses a file of another model."""
+    from qcompile.models.llama import step_inputs
+    from qcompile.passes.kvcache import fisher as fi
+
+    m, path = tiny_decoder(tmp_path)
+    m = m.double()  # a float64 finite difference
+    tokens = np.random.default_rng(5).integers(0, 97, 30)
+
+    def forward(x):
+        return m(x, *step_inputs(x, 0), *[c.double() for c in m.empty_cache()])[0]
+
+    stats = fi.collect(m, tokens, window=16, bos=1, samples=8, forward=forward, progress=False)
+    assert sorted(stats) == sorted(f"{p}{r}{i}" for p in ("", "g") for r in "kv" for i in range(2))
+    assert stats["k0"].shape == (8, 16) and np.all(stats["gk1"] >= 0) and stats["gv0"].max() > 0
+
+    # the gradient of one key entry by a central difference: window 0, its sampled positions
+    # (neither the BOS, which the sink holds, nor the last, which no later token reads)
+    pos = 1 + np.sort(np.random.default_rng(0).choice(14, size=4, replace=False))
+    ids = torch.from_numpy(np.concatenate([[1], tokens[:15]]))[None]
+    t, c = int(pos[1]), 5
+
+    def loss(delta):
+        def bump(_m, _i, out):
+            out = out.clone()
+            out[0, t, c] += delta
+            return out
+        h = m.layers[1].self_attn.k_proj.register_forward_hook(bump)
+        try:
+            with torch.no_grad():
+                logits = forward(ids)
+            return float(torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum"))
+        finally:
+            h.remove()
+
+    g = (loss(1e-5) - loss(-1e-5)) / 2e-5
+    assert g * g > 1e-6 * stats["gk1"].max()  # an entry that matters
+    np.testing.assert_allclose(stats["gk1"][1, c], g * g, rtol=1e-4)
+
+    f = tmp_path / "fisher.npz"
+    fi.save(stats, f)
+    mod0 = _canon(path)
+    mod = qc.PassManager([KvPrerope(bits=3, nuq=True, fisher=str(f))], calibration=_calib()).run(mod0)
+    specs = [json.loads(str(fn.attrs[kq.DEQUANT_ATTR])) for _, fn in mod.functions_items()
+             if isinstance(fn, tirx.PrimFunc) and fn.attrs and kq.DEQUANT_ATTR in fn.attrs]
+    value_tables = [np.array(sp["table"]) for sp in specs if not sp["per_channel"]]
+    # layer 0's value levels: k-means of its row-normalized samples weighted by their Fisher information
+    x, w = stats["v0"].reshape(-1, 2, 8), stats["gv0"].reshape(-1, 2, 8)
+    lo, hi = x.min(-1, keepdims=True), x.max(-1, keepdims=True)
+    u = (x - lo) / np.where(hi > lo, hi - lo, 1) * 7
+    weighted, counted = kq.kmeans_levels(u, w, 3), kq.kmeans_levels(u, np.ones_like(w), 3)
+    assert not np.allclose(weighted, counted, atol=1e-3)
+    assert any(np.allclose(t, weighted, atol=1e-5) for t in value_tables)
+    assert not any(np.allclose(t, counted, atol=1e-3) for t in value_tables)
+    with pytest.raises(QCompileError, match="nuq=true"):
+        KvPrerope(bits=3, fisher=str(f))
+    fi.save({k: v[:, :8] for k, v in stats.items()}, f)
+    with pytest.raises(QCompileError, match="another model"):
+        qc.PassManager([KvPrerope(bits=3, nuq=True, fisher=str(f))], calibration=_calib()).run(mod0)
 
 
 def test_generation_prefill_and_decode(tmp_path):
@@ -285,7 +424,9 @@ def test_refuses_a_model_without_cache():
 
 
 @pytest.mark.parametrize("opts, match", [(dict(bits=5), "5-bit"), (dict(keys="pre"), "not a mode"),
-                                         (dict(outliers=0.7), "outliers")])
+                                         (dict(outliers=0.7), "outliers"), (dict(recent=-1), "recent"),
+                                         (dict(nuq=True, rotate=True), "do not combine"),
+                                         (dict(fisher="f.npz"), "nuq=true")])
 def test_bad_options(opts, match):
     with pytest.raises(QCompileError, match=match):
         KvPrerope(**opts)

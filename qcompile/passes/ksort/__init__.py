@@ -25,7 +25,9 @@ The order comes from the weights alone (``source="weights"``: ``||γ ⊙ W[:, c]
 or from calibration (``source="calibrated"``: per-channel absmax of the pre-RoPE keys and
 of the values on the calibration text). Keys are sorted by their own magnitude
 (``criterion="key"``, the paper) or by key over query magnitude (``"key/query"``, see
-:mod:`qcompile.passes.ksort.sort`).
+:mod:`qcompile.passes.ksort.sort`); values by their own magnitude (``value_criterion=
+"value"``) or by their magnitude times the norm of the ``W_o`` row they feed
+(``"value*out"``: :func:`qcompile.passes.ksort.sort.value_statistic`).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class KSortConfig:
     values: bool = True        # reorder W_v / W_o
     criterion: str = "key"     # keys sorted by "key" magnitude (the paper) or "key/query" (the score-error criterion)
     mlp: bool = False          # also sort the input channels of MLP down projections (for BFP weight blocks)
+    value_criterion: str = "value"  # values sorted by "value" magnitude or "value*out" (times W_o's row norm)
 
 
 def _key_stat_var(L):
@@ -69,6 +72,9 @@ class KSort(Pass):
             raise QCompileError(f"k-sort: source='{self.config.source}' is not one of {ks.SOURCES}")
         if self.config.criterion not in ks.CRITERIA:
             raise QCompileError(f"k-sort: criterion='{self.config.criterion}' is not one of {ks.CRITERIA}")
+        if self.config.value_criterion not in ks.VALUE_CRITERIA:
+            raise QCompileError(f"k-sort: value_criterion='{self.config.value_criterion}' is not one of "
+                                f"{ks.VALUE_CRITERIA}")
 
     @property
     def needs_calibration(self) -> bool:
@@ -114,6 +120,8 @@ class KSort(Pass):
                 nq = np.stack([nq[A.q_group == h].max(0) for h in range(A.kv_heads)])
             else:
                 nq = [None] * A.kv_heads
+            if c.value_criterion == "value*out":
+                nv = ks.value_statistic(nv, A, const_value(g.defs[A.o_matmul].args[1]))
             kp = [ks.sort_keys(ks.key_statistic(nk[h], nq[h], c.criterion), A.form, A.rotary) if c.keys
                   else ks.SignedPerm.identity(A.head_dim) for h in range(A.kv_heads)]
             vp = [ks.sort_values(nv[h]) if c.values else ks.SignedPerm.identity(A.head_dim)
@@ -130,7 +138,8 @@ class KSort(Pass):
         ctx.notes["k_sort"] = {
             "source": self.config.source, "layers": len(att), "kv_heads": att[0].kv_heads,
             "head_dim": att[0].head_dim, "rope": att[0].form, "keys": self.config.keys, "values": self.config.values,
-            "channels_moved": moved, "criterion": self.config.criterion, "mlp_down_projections": len(mlps),
+            "channels_moved": moved, "criterion": self.config.criterion,
+            "value_criterion": self.config.value_criterion, "mlp_down_projections": len(mlps),
             "rope_handling": "rotary pairs kept together (in-pair swaps negate one member); sine/cosine tables "
                              "permuted per KV head"}
         return new

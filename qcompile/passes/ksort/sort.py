@@ -67,6 +67,7 @@ from qcompile.analysis.residual import move_ids, shape1, value_paths
 
 SOURCES = ("weights", "calibrated")
 CRITERIA = ("key", "key/query")
+VALUE_CRITERIA = ("value", "value*out")
 
 
 # ----------------------------------------------------------------------------- algebra
@@ -180,6 +181,16 @@ def key_statistic(nk: np.ndarray, nq: np.ndarray | None, criterion: str) -> np.n
         return nk
     nq = np.asarray(nq, np.float64)
     return np.asarray(nk, np.float64) / np.where(nq > 0, nq, np.inf)
+
+
+def value_statistic(nv: np.ndarray, att: "AttentionLayer", w_o: np.ndarray) -> np.ndarray:
+    """``value*out``: a value channel's magnitude times the norm of the row of ``W_o`` it
+    feeds (the largest over the query heads of its group). Attention's output error from a
+    value channel ``c`` is ``sum_t p_t (v'_tc - v_tc) W_o[c, :]``: the rounding error of the
+    channel is what its block's largest value sets, and ``W_o``'s row scales it."""
+    rows = np.linalg.norm(np.asarray(w_o, np.float64), axis=1)[att.o_rows]  # [query heads, D]
+    scale = np.stack([rows[att.o_group == h].max(0) for h in range(att.kv_heads)])
+    return np.asarray(nv, np.float64) * scale
 
 
 # ----------------------------------------------------------------------------- analysis

@@ -11,8 +11,13 @@ unchanged) followed by this pass:
   ``bfp12``, ``mxint8``, ``mxint4``; ``none`` keeps that cache in float), blocks of ``block``
   channels along head_dim, never across heads. This step's tokens are encoded, appended
   and returned as the ``present`` outputs; attention reads the whole cache decoded.
-  Options from the other passes: ``sinks`` (the first positions also kept in float16) and
-  ``pre_rope`` (keys stored before RoPE, RoPE re-run at read time, as ``kv-prerope``).
+  Options from the other passes: ``sinks`` (the first positions also kept in float16),
+  ``pre_rope`` (keys stored before RoPE, RoPE re-run at read time, as ``kv-prerope``),
+  ``recent`` (the last positions also kept in float16, KIVI's window) and ``rotate``
+  (``keys``, ``values`` or ``both`` stored multiplied by a random orthogonal Hadamard matrix
+  along head_dim and multiplied back after decoding, QuaRot's online rotation: a block's
+  shared exponent then follows a head vector spread evenly over its channels; with K-sort
+  the rotation undoes the order's grouping, so the two are alternatives).
 * **Weights** (``weights``, off by default): every linear layer's constant weight ``[in, out]``
   is stored packed with blocks along the input channels and decoded by a kernel before its
   matmul (the weight bytes really shrink; the matmul itself stays float32).
@@ -48,6 +53,8 @@ class BfpConfig:
     block: int = 32
     sinks: int = 0
     pre_rope: bool = False
+    recent: int = 0          # the last positions also kept in float16 (KIVI's recent window)
+    rotate: str = NONE       # "keys", "values" or "both": stored rotated by a random Hadamard (QuaRot)
     weights: str = NONE
     activations: str = NONE
 
@@ -62,8 +69,10 @@ class Bfp(Pass):
         for f in (c.keys, c.values, c.weights, c.activations):
             if f != NONE:
                 bfp.format_bits(f, c.block)
-        if c.sinks < 0:
-            raise QCompileError("bfp: sinks must be >= 0")
+        if c.rotate not in (NONE, "keys", "values", "both"):
+            raise QCompileError(f"bfp: rotate='{c.rotate}' is not one of none, keys, values, both")
+        if c.sinks < 0 or c.recent < 0:
+            raise QCompileError("bfp: sinks and recent must be >= 0")
         if c.block not in (8, 16, 32, 64, 128):
             raise QCompileError(f"bfp: block {c.block} is not one of 8, 16, 32, 64, 128")
 
@@ -92,46 +101,56 @@ class _CacheRewrite(CacheRewrite):
     name = "bfp"
 
     def __init__(self, g, layers, p: Bfp):
-        super().__init__(g, layers, sinks=p.config.sinks, pre_rope=p.config.pre_rope)
+        super().__init__(g, layers, sinks=p.config.sinks, pre_rope=p.config.pre_rope, recent=p.config.recent)
         self.p = p
         self.formats = {True: p.fmt(p.config.keys), False: p.fmt(p.config.values)}
 
     def stored(self, cache: Cache) -> bool:
         return self.formats[cache.is_key] is not None
 
+    def rotated(self, cache: Cache) -> bool:
+        return self.p.config.rotate in ("both", "keys" if cache.is_key else "values")
+
     def tensors(self, cache: Cache):
         b, h, n, d = cache.param.ty.shape
         bits, block = self.formats[cache.is_key]
         return [("significands", [b, h, n, cache.head_dim * bits // 8], "uint8"),
-                ("exponents", [b, h, n, cache.head_dim // block], "uint8")] + self.sink_tensor(cache)
+                ("exponents", [b, h, n, cache.head_dim // block], "uint8")] + self.float_tensors(cache)
 
     def encode(self, bb, layer, cache: Cache, x):
         t = bb.emit_te(bfp.quant_te(*self.formats[cache.is_key]), x, primfunc_name_hint="bfp_quant")
         return {"significands": bb.emit(relax.TupleGetItem(t, 0)), "exponents": bb.emit(relax.TupleGetItem(t, 1))}
 
     def decode(self, bb, layer, cache: Cache, present: dict):
-        args = [present["significands"], present["exponents"]] + ([present["sink"]] if self.sinks else [])
-        return bb.emit_te(bfp.dequant_te(*self.formats[cache.is_key], self.sinks), *args,
+        sink, recent = self.float_args(present)
+        args = [present["significands"], present["exponents"], *sink, *recent]
+        return bb.emit_te(bfp.dequant_te(*self.formats[cache.is_key], self.sinks, self.recent), *args,
                           primfunc_name_hint="bfp_dequant")
 
     def layout(self) -> dict:
         c = self.p.config
-        f16 = per_tok = sinks = 0
+        f16 = per_tok = sinks = recent = 0
         for L in self.layers:
             for cache in (L.key, L.value):
                 f16 += cache.heads * cache.head_dim * 2
                 if self.stored(cache):
-                    tok, sink = self.bytes_of(cache)
+                    tok, sink, window = self.bytes_of(cache)
                 else:  # kept in float16 terms (the exported cache is float32: twice that)
-                    tok, sink = cache.heads * cache.head_dim * 2, 0
-                per_tok, sinks = per_tok + tok, sinks + sink
+                    tok, sink, window = cache.heads * cache.head_dim * 2, 0, 0
+                per_tok, sinks, recent = per_tok + tok, sinks + sink, recent + window
+        fixed = sinks + recent
         return {
             "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
             "keys": c.keys, "values": c.values, "block": c.block, "sinks": c.sinks, "pre_rope": c.pre_rope,
+            "recent": c.recent,
+            "rotated": [r for r, cache in (("keys", self.layers[0].key), ("values", self.layers[0].value))
+                        if self.stored(cache) and self.rotated(cache)],
             "float16_bytes_per_token": f16, "float32_bytes_per_token": 2 * f16,
-            "bytes_per_token": per_tok, "fixed_bytes": sinks, "sink_bytes": sinks, "constant_bytes": 0,
-            "bytes_per_token_at_512": per_tok + sinks / 512,
-            "ratio_to_float16_at_512": f16 / (per_tok + sinks / 512),
+            "bytes_per_token": per_tok, "fixed_bytes": fixed, "sink_bytes": sinks, "recent_bytes": recent,
+            "constant_bytes": 0,
+            "bytes_per_token_at_512": per_tok + fixed / 512,
+            "bytes_per_token_at_4096": per_tok + fixed / 4096,
+            "ratio_to_float16_at_512": f16 / (per_tok + fixed / 512),
             "float_caches_counted_as": "float16",
         }
 

@@ -33,7 +33,7 @@ import numpy as np
 from tvm import te, tirx
 
 from qcompile.errors import QCompileError
-from qcompile.passes.kvcache.kvquant import pack_ref, pack_te, unpack_ref, unpacked_te
+from qcompile.passes.kvcache.kvquant import float_buffers, pack_ref, pack_te, unpack_ref, unpacked_te
 
 BITS = (3, 4, 5, 6, 7, 8)
 
@@ -184,14 +184,17 @@ def quant_te(bits: int, block: int):
     return f
 
 
-def dequant_te(bits: int, block: int, sinks: int = 0):
-    """``(packed [.., D*m/8] u8, exponents [.., D/B] u8[, sink [B,H,S,D] f16]) -> [.., D] f32``;
-    with ``sinks`` (a ``[B, H, N, *]`` cache) the first ``sinks`` positions read the float16
-    sink buffer instead."""
-    def f(packed, e, *sink):
+def dequant_te(bits: int, block: int, sinks: int = 0, recent: int = 0):
+    """``(packed [.., D*m/8] u8, exponents [.., D/B] u8[, sink [B,H,S,D] f16][, recent
+    [B,H,R,D] f16]) -> [.., D] f32``; on a ``[B, H, N, *]`` cache the first ``sinks``
+    positions read the float16 sink buffer and the last ``recent`` the recent-window buffer
+    instead (:func:`~qcompile.passes.kvcache.kvquant.float_buffers`)."""
+    def f(packed, e, *buffers):
         *lead, w = packed.shape
         d = int(w) * 8 // bits
         code = unpacked_te(packed, bits)
+        sink = buffers[0] if sinks else None
+        window = buffers[-1] if recent else None
 
         def at(*i):
             *li, c = i
@@ -199,9 +202,9 @@ def dequant_te(bits: int, block: int, sinks: int = 0):
             q = u - tirx.Select(u >= tirx.const(1 << (bits - 1), "int64"), tirx.const(1 << bits, "int64"),
                                 tirx.const(0, "int64"))
             v = _value(q.astype("float32"), e[(*li, c // block)], bits)
-            if sinks:
+            if sinks or recent:
                 b, h, n = li
-                v = tirx.if_then_else(n < sinks, sink[0][b, h, tirx.min(n, sinks - 1), c].astype("float32"), v)
+                v = float_buffers(v, b, h, n, c, lead[2], sink, sinks, window, recent)
             return v
 
         return te.compute([*lead, d], at, name="bfp_dequant")

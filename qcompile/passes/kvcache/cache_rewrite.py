@@ -10,7 +10,12 @@ input, each with a token axis), how this step's tokens are encoded into them
 1. replaces the cache inputs of ``main`` by the stored tensors (``<past name>_<suffix>``);
 2. appends this step's encoded tokens along each tensor's token axis and returns the
    results as the ``present`` outputs, in the order of the inputs; a float16 **sink**
-   buffer of the first ``sinks`` positions (suffix ``sink``) is updated in place;
+   buffer of the first ``sinks`` positions (suffix ``sink``) is updated in place, and a
+   float16 **recent window** of the last ``recent`` positions (suffix ``recent``, KIVI's
+   full-precision residual) keeps the newest rows; a cache stored **rotated**
+   (:meth:`CacheRewrite.rotated`) is multiplied by a random orthogonal Hadamard matrix
+   ``Q`` along head_dim before it is encoded and by ``Q^T`` after it is decoded (QuaRot's
+   online rotation: outliers spread over the head vector before quantization);
 3. feeds attention with the decoded cache; for keys stored **before RoPE**
    (``stores_pre_rope``) it re-runs the model's own RoPE bindings on the decoded cache with
    the positions of the cached tokens, ``cumsum(attention_mask) - 1`` (the HF convention).
@@ -24,7 +29,7 @@ from tvm.relax import op as O
 
 from qcompile.errors import QCompileError
 from qcompile.analysis.kvcache import Cache
-from qcompile.passes.kvcache.kvquant import sink_update_te
+from qcompile.passes.kvcache.kvquant import recent_update_te, sink_update_te
 from qcompile.analysis.graph import Graph
 from qcompile.rewrite import rebuild_main
 
@@ -100,8 +105,9 @@ class CacheRewrite:
 
     name = "kv cache"
 
-    def __init__(self, g: Graph, layers, sinks: int = 0, pre_rope: bool = False):
-        self.g, self.layers, self.sinks, self.pre_rope = g, layers, sinks, pre_rope
+    def __init__(self, g: Graph, layers, sinks: int = 0, pre_rope: bool = False, recent: int = 0):
+        self.g, self.layers, self.sinks, self.pre_rope, self.recent = g, layers, sinks, pre_rope, recent
+        self.rotations: dict = {}  # head_dim -> (Q, Q^T) constants
         self.env: dict = {}
         self.presents: dict = {}     # original concat var -> [present tensors]
         self.pos_memo: dict = {}
@@ -112,14 +118,14 @@ class CacheRewrite:
 
     def tensors(self, cache: Cache) -> list:
         """``(suffix, shape, dtype)`` of the tensors replacing ``cache.param``, in order;
-        :meth:`sink_tensor` gives the sink buffer's entry."""
+        :meth:`float_tensors` gives the sink and recent-window buffers' entries."""
         raise NotImplementedError
 
     def token_axis(self, suffix: str) -> int:
         return 2
 
     def encode(self, bb, layer, cache: Cache, x) -> dict:
-        """This step's tokens ``x [B, H, T, D]`` as ``{suffix: tensor}`` (the sink excluded)."""
+        """This step's tokens ``x [B, H, T, D]`` as ``{suffix: tensor}`` (the float buffers excluded)."""
         raise NotImplementedError
 
     def decode(self, bb, layer, cache: Cache, present: dict):
@@ -130,26 +136,46 @@ class CacheRewrite:
         """False: this cache stays as the model had it."""
         return True
 
+    def rotated(self, cache: Cache) -> bool:
+        """True: this cache is stored rotated by a random Hadamard matrix along head_dim."""
+        return False
+
+    def rotation(self, d: int):
+        """``(Q, Q^T)`` float32 constants of order ``d`` (seeded: the same every build)."""
+        if d not in self.rotations:
+            from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+
+            q = random_orthogonal_hadamard(d, seed=0)[0].astype(np.float32)
+            self.rotations[d] = (relax.const(q), relax.const(np.ascontiguousarray(q.T)))
+        return self.rotations[d]
+
     def stores_pre_rope(self, cache: Cache) -> bool:
         return cache.is_key and self.pre_rope and cache.pre_rope is not None
 
-    def sink_tensor(self, cache: Cache) -> list:
+    def float_tensors(self, cache: Cache) -> list:
+        """The float16 buffers of fixed size: the first ``sinks`` and the last ``recent``
+        positions."""
         b, h, _, d = cache.param.ty.shape
-        return [("sink", [b, h, self.sinks, d], "float16")] if self.sinks else []
+        return [(s, [b, h, n, d], "float16") for s, n in (("sink", self.sinks), ("recent", self.recent)) if n]
+
+    def float_args(self, present: dict) -> tuple[list, list]:
+        """``(sink args, recent args)`` of a decode kernel."""
+        return [present["sink"]] if self.sinks else [], [present["recent"]] if self.recent else []
 
     # -- bytes --------------------------------------------------------------
 
-    def bytes_of(self, cache: Cache) -> tuple[int, int]:
-        """``(bytes per token, fixed bytes of the sink buffer)`` of one cache, batch 1."""
-        per_tok = sinks = 0
+    def bytes_of(self, cache: Cache) -> tuple[int, int, int]:
+        """``(bytes per token, fixed bytes of the sink buffer, of the recent window)`` of one
+        cache, batch 1."""
+        per_tok, fixed = 0, {"sink": 0, "recent": 0}
         for s, shape, dt in self.tensors(cache):
-            if s == "sink":  # [B, H, S, D], fixed size
-                sinks += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
+            if s in fixed:  # [B, H, S, D], fixed size
+                fixed[s] += np.dtype(dt).itemsize * int(np.prod([int(x) for x in shape[1:]]))
             else:
                 axis = self.token_axis(s)
                 dims = [int(x) for i, x in enumerate(shape) if i not in (0, axis)]
                 per_tok += np.dtype(dt).itemsize * int(np.prod(dims))
-        return per_tok, sinks
+        return per_tok, fixed["sink"], fixed["recent"]
 
     # -- the rewrite --------------------------------------------------------
 
@@ -162,6 +188,10 @@ class CacheRewrite:
             raise QCompileError(f"{self.name}: more than one sink on a cache buffer with a length per row "
                                 "(onnxruntime's GroupQueryAttention) is not supported",
                                 hint="use sinks=1 (the default) or 0")
+        if self.recent and any(c.slots is not None for L in self.layers for c in (L.key, L.value)):
+            # the window's rows are the concat's last positions, not a row's newest tokens
+            raise QCompileError(f"{self.name}: a recent window on a cache buffer with a length per row "
+                                "(onnxruntime's GroupQueryAttention) is not supported", hint="use recent=0")
         params = []
         caches = {}
         for L in self.layers:
@@ -194,7 +224,7 @@ class CacheRewrite:
         if var in self.by_gathered:  # the stored tensors moved to the rows' positions, as the floats are
             cache = self.by_gathered[var]
             rows = self._rows(bb, cache)
-            self.presents[cache.output] = [t if s == "sink" else self._to_slots(bb, t, rows, self.token_axis(s))
+            self.presents[cache.output] = [t if s in ("sink", "recent") else self._to_slots(bb, t, rows, self.token_axis(s))
                                            for s, t in self.pending.pop(var)]
             return None
         if self.out_var is not None and var.same_as(self.out_var):
@@ -214,6 +244,8 @@ class CacheRewrite:
         dtype = str(cache.concat.ty.dtype)
         if str(x.ty.dtype) != "float32":
             x = bb.emit(O.astype(x, "float32"))
+        if self.rotated(cache):  # encoded (and kept in the float buffers) as x Q
+            x = bb.emit(O.matmul(x, self.rotation(cache.head_dim)[0]))
         order = [s for s, *_ in self.tensors(cache)]
         past = dict(zip(order, self.cache_params[cache.param]))
         new = self.encode(bb, layer, cache, x)
@@ -226,7 +258,11 @@ class CacheRewrite:
             at = self._step_first(bb, cache) if per_row else past[order[0]]
             present["sink"] = bb.emit_te(sink_update_te(per_row), past["sink"], x, at,
                                          primfunc_name_hint="kv_sink_update")
+        if self.recent:
+            present["recent"] = bb.emit_te(recent_update_te(), past["recent"], x, primfunc_name_hint="kv_recent_update")
         full = self.decode(bb, layer, cache, present)
+        if self.rotated(cache):
+            full = bb.emit(O.matmul(full, self.rotation(cache.head_dim)[1]))
         if str(full.ty.dtype) != dtype:
             full = bb.emit(O.astype(full, dtype))
         if cache.gathered is not None:

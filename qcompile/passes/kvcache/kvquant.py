@@ -35,6 +35,11 @@ exported decoders concatenate them. ``bits`` is 2, 3, 4 or 8.
   ``[B, N, k]`` of values and channel indices ``h * D + d``; dequantization puts them back.
 * **Sinks**: the first ``S`` cache positions are also kept in float16 (``[B, H, S, D]``)
   and take precedence over the codes.
+* **Recent window** (KIVI, KVQuant's dense recent tokens): the last ``R`` positions are also
+  kept in float16, in a fixed ``[B, H, R, D]`` buffer whose row ``R - 1`` is the newest
+  position (rows before the cache's first position are unused); they take precedence over
+  the codes. Every token is packed on arrival, so the codes of a position leaving the
+  window are the ones it had on arrival: storing them then or when they leave is the same.
 
 The TE kernels below are what the ``kv-prerope`` pass emits; ``tests/test_kv_prerope.py``
 checks them bit for bit against the ``*_ref`` functions.
@@ -159,7 +164,8 @@ def token_params_ref(x: np.ndarray, bits: int, idx: np.ndarray | None = None, ta
 
 
 def dequant_ref(codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, sink: np.ndarray | None = None,
-                out_val: np.ndarray | None = None, out_idx: np.ndarray | None = None, table=None) -> np.ndarray:
+                out_val: np.ndarray | None = None, out_idx: np.ndarray | None = None, table=None,
+                recent: np.ndarray | None = None) -> np.ndarray:
     level = codes.astype(np.float32) if table is None else np.asarray(table, np.float32)[codes]
     x = level * np.asarray(scale, np.float32) + np.asarray(zero, np.float32)
     if out_idx is not None and out_idx.shape[-1]:
@@ -167,9 +173,19 @@ def dequant_ref(codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, sink: np
         rows = x.transpose(0, 2, 1, 3).reshape(b, n, h * d)
         np.put_along_axis(rows, out_idx.astype(np.int64), out_val.astype(np.float32), axis=-1)
         x = rows.reshape(b, n, h, d).transpose(0, 2, 1, 3)
+    return float_buffers_ref(x, sink, recent)
+
+
+def float_buffers_ref(x: np.ndarray, sink: np.ndarray | None, recent: np.ndarray | None) -> np.ndarray:
+    """``x [B,H,N,D]`` with the first positions read from the sink buffer and the last from
+    the recent-window buffer (its last ``min(R, N)`` rows)."""
+    x = np.array(x, np.float32)
+    n = x.shape[2]
+    if recent is not None and recent.shape[2]:
+        r = min(recent.shape[2], n)
+        x[:, :, n - r:] = recent[:, :, recent.shape[2] - r:].astype(np.float32)
     if sink is not None:
-        s = min(sink.shape[2], x.shape[2])
-        x = x.copy()
+        s = min(sink.shape[2], n)
         x[:, :, :s] = sink[:, :, :s].astype(np.float32)
     return np.ascontiguousarray(x)
 
@@ -182,6 +198,13 @@ def outliers_ref(score: np.ndarray, x: np.ndarray, k: int):
     idx = np.argsort(-rows(score), axis=-1, kind="stable")[..., :k]
     val = np.take_along_axis(rows(x), idx, -1).astype(np.float16)
     return val, idx.astype(index_dtype(h * d))
+
+
+def recent_update_ref(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The recent-window buffer after appending ``new``: the last ``R`` rows of
+    ``concat(old, new)`` on the token axis, float16."""
+    r = old.shape[2]
+    return np.concatenate([old, new.astype(old.dtype)], 2)[:, :, -r:] if r else old.copy()
 
 
 def sink_update_ref(old: np.ndarray, new: np.ndarray, past: int) -> np.ndarray:
@@ -332,16 +355,30 @@ def quant_token_te(bits: int, k: int = 0, table=None):
 DEQUANT_ATTR = "qcompile.kv_dequant"
 
 
-def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, table=None):
+def float_buffers(v, b, h, n, c, n_total, sink, sinks: int, recent, r: int):
+    """A dequantized cache entry ``v`` at ``(b, h, n, c)`` of ``n_total`` positions, read from
+    the float16 sink buffer for ``n < sinks`` and from the recent-window buffer for the last
+    ``r`` positions (see :func:`float_buffers_ref`)."""
+    if r:
+        j = n - (n_total - r)
+        v = tirx.if_then_else(j >= 0, recent[b, h, tirx.max(j, 0), c].astype("float32"), v)
+    if sinks:
+        v = tirx.if_then_else(n < sinks, sink[b, h, tirx.min(n, sinks - 1), c].astype("float32"), v)
+    return v
+
+
+def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, table=None, recent: int = 0):
     """Dequantize a packed cache ``[B,H,N,D*bits/8]`` to float32 ``[B,H,N,D]``.
 
     Arguments: ``packed``, then per channel ``scale [H,D]``, ``zero [H,D]`` (float32) or per
     token ``scale``, ``zero`` ``[B,H,N,1]`` (float16); then ``sink [B,H,S,D]`` f16 when
-    ``sinks``; then ``out_val``, ``out_idx`` ``[B,N,k]`` when ``k``."""
+    ``sinks``; then ``out_val``, ``out_idx`` ``[B,N,k]`` when ``k``; then the recent window
+    ``[B,H,R,D]`` f16 when ``recent``."""
     def f(packed, scale, zero, *rest):
         rest = list(rest)
         sink = rest.pop(0) if sinks else None
         val, idx = (rest.pop(0), rest.pop(0)) if k else (None, None)
+        window = rest.pop(0) if recent else None
         b_, h_, n_, _ = packed.shape
         code = unpacked_te(packed, bits)
 
@@ -353,11 +390,23 @@ def dequant_te(bits: int, d: int, per_channel: bool, sinks: int, k: int = 0, tab
                 v = c * scale[b, h, n, 0].astype("float32") + zero[b, h, n, 0].astype("float32")
             for j in range(k):  # at most one index matches: idx holds distinct channels
                 v = tirx.if_then_else(idx[b, n, j] == (h * d + dd).astype(idx.dtype), val[b, n, j].astype("float32"), v)
-            if sink is not None:
-                v = tirx.if_then_else(n < sinks, sink[b, h, tirx.min(n, sinks - 1), dd].astype("float32"), v)
-            return v
+            return float_buffers(v, b, h, n, dd, n_, sink, sinks, window, recent)
 
         return te.compute((b_, h_, n_, d), x, name="kv_dequant")
+    return f
+
+
+def recent_update_te():
+    """``(old [B,H,R,D] f16, new [B,H,T,D] f32) -> [B,H,R,D] f16``: the last ``R`` rows of
+    ``concat(old, new)`` (:func:`recent_update_ref`)."""
+    def f(old, new):
+        r, t = old.shape[2], new.shape[2]
+
+        def value(b, h, s, d):
+            j = s + t - r  # row s of the result is row s + t of the concatenation
+            return tirx.if_then_else(j >= 0, new[b, h, tirx.max(j, 0), d].astype("float16"),
+                                     old[b, h, tirx.min(s + t, r - 1), d])
+        return te.compute(old.shape, value, name="kv_recent_update")
     return f
 
 

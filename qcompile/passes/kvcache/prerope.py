@@ -31,7 +31,15 @@ per-channel keys are the entries farthest outside their channel's range
 (``|x - mid| / half``), of per-token tensors the largest ``|x|``.
 
 Options: ``value_bits`` (values at another width), ``nuq`` (non-uniform per-layer levels
-from weighted k-means on the calibration statistics, up to 4 bits).
+from weighted k-means on the calibration statistics, up to 4 bits; with ``fisher=PATH``
+weighted by the entries' diagonal Fisher information, KVQuant's sensitivity weighting:
+:mod:`qcompile.passes.kvcache.fisher`), ``recent`` (KIVI's
+full-precision window: the last ``recent`` positions also kept in a fixed float16 buffer
+and read from it; a position leaving the window is read from the codes it was given on
+arrival), ``rotate`` (the per-token caches, values and ``per-token`` keys, stored
+multiplied by a random orthogonal Hadamard matrix along head_dim and multiplied back after
+dequantization: QuaRot's online rotation; per-channel keys are never rotated, their
+ranges are calibrated per unrotated channel).
 
 Baselines in the same code path (``keys=``): ``post-rope`` (per channel, calibrated on
 post-RoPE keys, no RoPE at read time) and ``per-token`` (post-RoPE keys quantized like
@@ -66,6 +74,9 @@ class KvPreropeConfig:
     outliers: float = 0.0
     clip: float = 0.0        # per-channel range percentile; 0: chosen per channel for least squared error
     nuq: bool = False        # non-uniform per-layer datatype (k-means levels) for keys and values, <= 4 bits
+    recent: int = 0          # the last positions also kept in float16 (KIVI's recent window)
+    rotate: bool = False     # per-token caches (values; per-token keys) stored rotated by a random Hadamard (QuaRot)
+    fisher: str = ""         # with nuq: an .npz of Fisher samples (passes.kvcache.fisher) weighting the k-means
 
 
 class KvPrerope(Pass):
@@ -82,8 +93,14 @@ class KvPrerope(Pass):
             raise QCompileError(f"kv-prerope: keys='{c.keys}' is not a mode", hint=f"choose one of {KEY_MODES}")
         if c.nuq and max(c.bits, c.value_bits or c.bits) > 4:
             raise QCompileError("kv-prerope: nuq (non-uniform levels) is for 2 to 4 bits")
-        if c.sinks < 0 or not 0 <= c.outliers < 0.5 or not (c.clip == 0 or 50 < c.clip <= 100):
-            raise QCompileError("kv-prerope: need sinks >= 0, 0 <= outliers < 0.5 and 50 < clip <= 100")
+        if c.nuq and c.rotate:  # the levels are fitted to unrotated statistics
+            raise QCompileError("kv-prerope: nuq levels are fitted to the unrotated caches; rotate and nuq "
+                                "do not combine", hint="choose one of rotate=true and nuq=true")
+        if c.fisher and not (c.nuq and c.keys == "pre-rope"):
+            raise QCompileError("kv-prerope: fisher weights the non-uniform levels of pre-RoPE keys and of values",
+                                hint="set nuq=true and keys='pre-rope', or leave fisher out")
+        if c.sinks < 0 or c.recent < 0 or not 0 <= c.outliers < 0.5 or not (c.clip == 0 or 50 < c.clip <= 100):
+            raise QCompileError("kv-prerope: need sinks >= 0, recent >= 0, 0 <= outliers < 0.5 and 50 < clip <= 100")
 
     @property
     def needs_calibration(self) -> bool:
@@ -142,9 +159,19 @@ class KvPrerope(Pass):
     def _calibrated(self, layers, stats: dict):
         """Per layer: the keys' per-channel ``(lo, hi)`` (per-channel modes) and, with ``nuq``,
         the level tables fitted to the keys (in their channels' ranges) and to the values
-        (row-normalized), all in level units ``[0, 2^bits - 1]``."""
+        (row-normalized), all in level units ``[0, 2^bits - 1]``: k-means weighted by the
+        calibration counts, or with ``fisher`` by the entries' Fisher information."""
         c = self.config
         ranges, tables = {}, {}
+        fisher = None
+        if c.fisher:
+            from qcompile.passes.kvcache import fisher as fi
+
+            fisher = fi.load(c.fisher)
+            n = sum(k.startswith("gk") for k in fisher)
+            if n != len(layers):
+                raise QCompileError(f"kv-prerope: the fisher file holds {n} attention layers, the model "
+                                    f"{len(layers)}: it was made on another model")
 
         def stat(var, layer):
             got = stats.get(var)
@@ -157,11 +184,22 @@ class KvPrerope(Pass):
                 h = stat(self._stat_var(layer), layer)
                 lo, hi = h.range(c.clip) if c.clip else h.mse_range(c.bits, self.clips)
                 ranges[layer.index] = (lo, hi)
-                if c.nuq:
+                if c.nuq and fisher is not None:
+                    x, f = fi.layer_samples(fisher, layer.index, "k", layer.key.heads, layer.key.head_dim)
+                    lo_, hi_ = lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:])
+                    u = np.clip((x - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
+                    tables[(layer.index, "k")] = kq.kmeans_levels(u, f, c.bits)
+                elif c.nuq:
                     lo_, hi_ = lo.reshape(-1)[:, None], hi.reshape(-1)[:, None]
                     u = np.clip((h.centres() - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
                     tables[(layer.index, "k")] = kq.kmeans_levels(u, h.counts, c.bits)
-            if c.nuq:
+            if c.nuq and fisher is not None:  # values per token: each head vector normalized to [0, L]
+                b = c.value_bits or c.bits
+                x, f = fi.layer_samples(fisher, layer.index, "v", layer.value.heads, layer.value.head_dim)
+                lo_, hi_ = x.min(-1, keepdims=True), x.max(-1, keepdims=True)
+                u = (x - lo_) / np.where(hi_ > lo_, hi_ - lo_, 1) * kq.levels(b)
+                tables[(layer.index, "v")] = kq.kmeans_levels(u, f, b)
+            elif c.nuq:
                 per_token = [("v", layer.value.new, c.value_bits or c.bits)]
                 if c.keys == "per-token":
                     per_token.append(("k", layer.key.new, c.bits))
@@ -192,7 +230,7 @@ class _Rewrite(CacheRewrite):
     name = "kv-prerope"
 
     def __init__(self, g: Graph, layers, config: KvPreropeConfig, ranges: dict, tables: dict):
-        super().__init__(g, layers, sinks=config.sinks, pre_rope=config.keys == "pre-rope")
+        super().__init__(g, layers, sinks=config.sinks, pre_rope=config.keys == "pre-rope", recent=config.recent)
         self.c, self.ranges, self.tables = config, ranges, tables
         self.channel: dict = {}  # layer index -> _ChannelRange of its keys
 
@@ -205,7 +243,7 @@ class _Rewrite(CacheRewrite):
         out = [("codes", [b, h, p, kq.packed_width(cache.head_dim, self._bits(cache))], "uint8")]
         if not self._per_channel(cache):
             out += [("scale", [b, h, p, 1], "float16"), ("zero", [b, h, p, 1], "float16")]
-        out += self.sink_tensor(cache)
+        out += self.float_tensors(cache)
         if k:
             out += [("outlier_values", [b, p, k], "float16"),
                     ("outlier_index", [b, p, k], kq.index_dtype(cache.heads * cache.head_dim))]
@@ -222,6 +260,10 @@ class _Rewrite(CacheRewrite):
 
     def _per_channel(self, cache: Cache) -> bool:
         return cache.is_key and self.c.keys != "per-token"
+
+    def rotated(self, cache: Cache) -> bool:
+        # per-channel keys are not: their ranges are calibrated on the unrotated channels
+        return self.c.rotate and not self._per_channel(cache)
 
     def _table(self, layer, cache: Cache):
         table = self.tables.get((layer.index, "k" if cache.is_key else "v"))
@@ -255,12 +297,15 @@ class _Rewrite(CacheRewrite):
             args += [ch.consts["scale"], ch.consts["lo"]]
         else:
             args += [present["scale"], present["zero"]]
-        if self.sinks:
-            args.append(present["sink"])
+        sink, recent = self.float_args(present)
+        args += sink
         if k:
             args += [present["outlier_values"], present["outlier_index"]]
+        args += recent
         spec = dict(bits=self._bits(cache), d=cache.head_dim, per_channel=per_channel, sinks=self.sinks, k=k,
                     table=self._table(layer, cache))
+        if self.recent:  # (absent without a window: the kernels' printed attributes stay as they were)
+            spec["recent"] = self.recent
         # the parameters ride on the kernel so the llvm backend can rebuild it inside the
         # attention that reads it (the cache is then read at its packed size, once)
         return bb.emit_te(kq.dequant_te(**spec), *args, primfunc_name_hint="kv_dequant",
@@ -291,25 +336,29 @@ class _Rewrite(CacheRewrite):
     def layout(self) -> dict:
         """Cache bytes per token before/after (all layers, scales, outliers and sinks included)."""
         c = self.c
-        f16 = per_tok = sinks = consts = 0
+        f16 = per_tok = sinks = recent = consts = 0
         for L in self.layers:
             for cache in (L.key, L.value):
                 f16 += cache.heads * cache.head_dim * 2
-                tok, sink = self.bytes_of(cache)
-                per_tok, sinks = per_tok + tok, sinks + sink
+                tok, sink, window = self.bytes_of(cache)
+                per_tok, sinks, recent = per_tok + tok, sinks + sink, recent + window
                 if self._per_channel(cache):  # zero and scale (+ mid, 1/half with outliers), float32
                     consts += (4 if self._k(cache) else 2) * cache.heads * cache.head_dim * 4
                 if c.nuq:  # the layer's level table, float32
                     consts += (1 << self._bits(cache)) * 4
-        fixed = sinks + consts
+        fixed = sinks + recent + consts
         k = self._k(self.layers[0].key)
         return {
             "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
             "bits": c.bits, "value_bits": c.value_bits or c.bits, "keys": c.keys,
-            "datatype": "non-uniform per layer (k-means)" if c.nuq else "uniform", "sinks": c.sinks, "outliers": c.outliers, "outliers_per_token_row": k,
+            "rotated": [r for r, cache in (("keys", self.layers[0].key), ("values", self.layers[0].value))
+                        if self.rotated(cache)],
+            "datatype": ("non-uniform per layer (Fisher-weighted k-means)" if c.fisher else
+                         "non-uniform per layer (k-means)") if c.nuq else "uniform", "sinks": c.sinks, "recent": c.recent, "outliers": c.outliers, "outliers_per_token_row": k,
             "clip_percentile": None if c.keys == "per-token" else (c.clip or "least squared error per channel"),
             "float16_bytes_per_token": f16, "float32_bytes_per_token": 2 * f16,
-            "bytes_per_token": per_tok, "fixed_bytes": fixed, "sink_bytes": sinks, "constant_bytes": consts,
+            "bytes_per_token": per_tok, "fixed_bytes": fixed, "sink_bytes": sinks, "recent_bytes": recent, "constant_bytes": consts,
             "bytes_per_token_at_512": per_tok + fixed / 512,
+            "bytes_per_token_at_4096": per_tok + fixed / 4096,
             "ratio_to_float16_at_512": f16 / (per_tok + fixed / 512),
         }
