@@ -107,6 +107,7 @@ def cache_benchmark(script: str, description: str, configs: dict, tokens: int, c
 
         kept = json.loads(Path(a.out).read_text())
         out["results"] = kept["results"]
+        out["calibration"] = {**kept.get("calibration", {}), **out["calibration"]}  # e.g. a fisher entry
         out["command"] = kept["command"] + " ; " + out["command"]
     return a, proto, ids, calib_ids, canon, out
 

@@ -8,6 +8,7 @@
     qcompile assets fetch [NAME ...]
     qcompile assets export smollm2 [--chunk 64]   # prints the decoder ONNX's path
     qcompile assets calib smollm2 [--tokens 8192] # prints the calibration tokens' path (.npz)
+    qcompile assets fisher smollm2 [--tokens 8192] [--samples 2048]  # KVQuant's Fisher samples (.npz)
 
 Errors caused by the input print one line and exit 2, leaving no OUT behind. Ctrl-C
 (SIGINT) exits 130 with "qcompile: interrupted", whenever it arrives: see
@@ -229,7 +230,17 @@ def _main_assets(argv) -> int:
     c = sub.add_parser("calib", help="write a decoder's calibration token stream (.npz) once and print its path")
     c.add_argument("model", choices=["smollm2"])
     c.add_argument("--tokens", type=int, default=8192, help="tokens of the calibration text (default 8192)")
+    fi = sub.add_parser("fisher", help="write a decoder's Fisher samples on its calibration text (.npz, for "
+                                       "kv-prerope's nuq=true fisher=PATH) once and print their path")
+    fi.add_argument("model", choices=["smollm2"])
+    fi.add_argument("--tokens", type=int, default=8192, help="tokens of the calibration text (default 8192)")
+    fi.add_argument("--samples", type=int, default=2048, help="token positions sampled (default 2048)")
     a = ap.parse_args(argv)
+    if a.cmd == "fisher":
+        from qcompile.models import smollm2
+
+        print(smollm2.fisher_samples(a.tokens, a.samples))
+        return 0
     if a.cmd == "calib":
         from qcompile.models import smollm2
 

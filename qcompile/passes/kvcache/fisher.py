@@ -129,7 +129,7 @@ def save(stats: dict, path) -> Path:
 
 def load(path) -> dict:
     try:
-        with np.load(path) as f:
+        with np.load(Path(path).expanduser()) as f:
             return {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise QCompileError(f"fisher: cannot read {path}: {e}",
