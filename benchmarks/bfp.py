@@ -170,7 +170,7 @@ def block_errors(canon, stats, samples: dict) -> tuple[dict, dict]:
       vector times the pass's Hadamard matrix ``Q``;
     * the relative error of the attention scores ``q · k̂`` against ``q · k`` over the causal
       (query, key) pairs, with keys after RoPE as the cache stores them by default."""
-    from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+    from qcompile.hadamard import random_orthogonal_hadamard
 
     maps = {o: None if ksort(o) is None else ksort(o).permutations(canon, stats) for o in ORDERS}
     att = next(m for m in maps.values() if m is not None)[0]

@@ -69,10 +69,11 @@ PIPELINES: dict[str, PipelineDef] = {d.name: d for d in [
     PipelineDef("bfp", (KSort, Bfp),
                 "block floating point KV cache (BFP12 keys, BFP16 values, blocks of 32) after K-sort channel "
                 "reordering folded into the weights (float model unchanged); optional sinks, pre-RoPE keys, "
-                "BFP weights and matmul inputs"),
+                "a float16 recent window, Hadamard-rotated caches, BFP weights and matmul inputs"),
     PipelineDef("kv-prerope", (KvPrerope,),
                 "KVQuant: packed 2/3/4/8-bit KV cache, keys per channel before RoPE (RoPE applied after "
-                "dequantization), values per token, float sinks, optional dense-and-sparse outliers"),
+                "dequantization), values per token, float sinks, optional dense-and-sparse outliers, "
+                "(Fisher-weighted) non-uniform levels, a float16 recent window"),
     PipelineDef("w8a8", (W8A8,),
                 "linear layers executed as int8 x int8 -> int32 matmuls: weights per output channel, "
                 "activations per token at run time (qdq-sim's W8A8, for real); output head float"),

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent / "qcompile"
 LAYERS = [
     ["qcompile.errors", "qcompile.ir", "qcompile.rewrite", "qcompile.progress", "qcompile.threads",
      "qcompile.samples", "qcompile.collectors", "qcompile.lm", "qcompile.report", "qcompile.weights",
-     "qcompile.interrupts"],
+     "qcompile.interrupts", "qcompile.hadamard"],
     ["qcompile.analysis", "qcompile.frontend"],
     ["qcompile.passmanager"],
     ["qcompile.passes"],

@@ -298,7 +298,7 @@ def test_recent_window_and_rotation(float_reference):
     than without any. The window is a fixed buffer, counted in the fixed bytes. QuaRot's
     online rotation of the per-token caches: the window holds ``x Q`` (what is encoded), and
     the decoded cache is multiplied back by ``Q^T``; per-channel keys are never rotated."""
-    from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+    from qcompile.hadamard import random_orthogonal_hadamard
 
     mod0, ids, ref, ref_cache = float_reference
     q = random_orthogonal_hadamard(8, seed=0)[0]

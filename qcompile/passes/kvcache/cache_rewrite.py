@@ -143,7 +143,7 @@ class CacheRewrite:
     def rotation(self, d: int):
         """``(Q, Q^T)`` float32 constants of order ``d`` (seeded: the same every build)."""
         if d not in self.rotations:
-            from qcompile.passes.rotate.hadamard import random_orthogonal_hadamard
+            from qcompile.hadamard import random_orthogonal_hadamard
 
             q = random_orthogonal_hadamard(d, seed=0)[0].astype(np.float32)
             self.rotations[d] = (relax.const(q), relax.const(np.ascontiguousarray(q.T)))
