@@ -213,8 +213,8 @@ def test_ksort_float_model_unchanged(variant, source, criterion, value_criterion
     ksort = KSort(source=source, criterion=criterion, mlp=True, value_criterion=value_criterion)
     pm = qc.PassManager([ksort], calibration=_calib())
     mod = pm.run(mod0)
+    stats = _stats(mod0, source, criterion)  # the permutations K-sort chose, from the same statistics
     if value_criterion != "value":
-        stats = _stats(mod0, source, criterion)
         plain = KSort(source=source, criterion=criterion).permutations(mod0, stats)[1]
         ours = ksort.permutations(mod0, stats)[1]
         assert any(not np.array_equal(a.perm, b.perm) for (_, va), (_, vb) in zip(plain, ours) for a, b in zip(va, vb))
@@ -224,7 +224,7 @@ def test_ksort_float_model_unchanged(variant, source, criterion, value_criterion
     notes = pm.records[-1].notes["k_sort"]
     assert notes["mlp_down_projections"] == 2  # SwiGLU: W_down rows with the gate and up columns
     assert notes["channels_moved"] > 0 and notes["rope"] == ("interleaved" if "interleaved" in variant else "half")
-    _, perms = ksort.permutations(mod0, _stats(mod0, source, criterion))
+    _, perms = ksort.permutations(mod0, stats)
     for i, (kp, vp) in enumerate(perms):
         for c, heads in ((0, kp), (1, vp)):
             want = np.stack([p.apply(ref_cache[2 * i + c][0, h]) for h, p in enumerate(heads)])[None]
