@@ -143,8 +143,7 @@ class _CacheRewrite(CacheRewrite):
             "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
             "keys": c.keys, "values": c.values, "block": c.block, "sinks": c.sinks, "pre_rope": c.pre_rope,
             "recent": c.recent,
-            "rotated": [r for r, cache in (("keys", self.layers[0].key), ("values", self.layers[0].value))
-                        if self.stored(cache) and self.rotated(cache)],
+            "rotated": self.rotated_roles(),
             "float16_bytes_per_token": f16, "float32_bytes_per_token": 2 * f16,
             "bytes_per_token": per_tok, "fixed_bytes": fixed, "sink_bytes": sinks, "recent_bytes": recent,
             "constant_bytes": 0,

@@ -140,6 +140,11 @@ class CacheRewrite:
         """True: this cache is stored rotated by a random Hadamard matrix along head_dim."""
         return False
 
+    def rotated_roles(self) -> list[str]:
+        """``"keys"`` / ``"values"``: the caches stored rotated (for the report)."""
+        first = self.layers[0]
+        return [r for r, c in (("keys", first.key), ("values", first.value)) if self.stored(c) and self.rotated(c)]
+
     def rotation(self, d: int):
         """``(Q, Q^T)`` float32 constants of order ``d`` (seeded: the same every build)."""
         if d not in self.rotations:

@@ -22,6 +22,7 @@ fisher=PATH)`` reads.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +129,21 @@ def save(stats: dict, path) -> Path:
 
 
 def load(path) -> dict:
+    """The samples of an ``.npz`` written by :func:`save` (read once per file version: a sweep
+    of configurations compiles with the same file many times; do not modify the arrays)."""
+    p = Path(path).expanduser()
     try:
-        with np.load(Path(path).expanduser()) as f:
-            return {k: f[k] for k in f.files}
+        st = p.stat()
+        return _read(str(p.resolve()), st.st_mtime_ns, st.st_size)
     except (OSError, ValueError) as e:
         raise QCompileError(f"fisher: cannot read {path}: {e}",
                             hint="make it with qcompile.passes.kvcache.fisher.collect and save") from None
+
+
+@functools.lru_cache(maxsize=2)
+def _read(path: str, _mtime_ns: int, _size: int) -> dict:
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
 
 
 def layer_samples(stats: dict, index: int, role: str, heads: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:

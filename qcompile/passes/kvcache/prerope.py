@@ -184,15 +184,13 @@ class KvPrerope(Pass):
                 h = stat(self._stat_var(layer), layer)
                 lo, hi = h.range(c.clip) if c.clip else h.mse_range(c.bits, self.clips)
                 ranges[layer.index] = (lo, hi)
-                if c.nuq and fisher is not None:
-                    x, f = fi.layer_samples(fisher, layer.index, "k", layer.key.heads, layer.key.head_dim)
-                    lo_, hi_ = lo.reshape(x.shape[1:]), hi.reshape(x.shape[1:])
-                    u = np.clip((x - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
-                    tables[(layer.index, "k")] = kq.kmeans_levels(u, f, c.bits)
-                elif c.nuq:
+                if c.nuq:  # per channel (rows): the histogram's bin centres and counts, or Fisher samples
+                    x, w = (h.centres(), h.counts) if fisher is None else \
+                        (a.reshape(len(a), -1).T for a in fi.layer_samples(fisher, layer.index, "k", layer.key.heads,
+                                                                            layer.key.head_dim))
                     lo_, hi_ = lo.reshape(-1)[:, None], hi.reshape(-1)[:, None]
-                    u = np.clip((h.centres() - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
-                    tables[(layer.index, "k")] = kq.kmeans_levels(u, h.counts, c.bits)
+                    u = np.clip((x - lo_) / np.maximum(hi_ - lo_, 1e-30), 0, 1) * kq.levels(c.bits)
+                    tables[(layer.index, "k")] = kq.kmeans_levels(u, w, c.bits)
             if c.nuq and fisher is not None:  # values per token: each head vector normalized to [0, L]
                 b = c.value_bits or c.bits
                 x, f = fi.layer_samples(fisher, layer.index, "v", layer.value.heads, layer.value.head_dim)
@@ -351,8 +349,7 @@ class _Rewrite(CacheRewrite):
         return {
             "layers": len(self.layers), "kv_heads": self.layers[0].key.heads, "head_dim": self.layers[0].key.head_dim,
             "bits": c.bits, "value_bits": c.value_bits or c.bits, "keys": c.keys,
-            "rotated": [r for r, cache in (("keys", self.layers[0].key), ("values", self.layers[0].value))
-                        if self.rotated(cache)],
+            "rotated": self.rotated_roles(),
             "datatype": ("non-uniform per layer (Fisher-weighted k-means)" if c.fisher else
                          "non-uniform per layer (k-means)") if c.nuq else "uniform", "sinks": c.sinks, "recent": c.recent, "outliers": c.outliers, "outliers_per_token_row": k,
             "clip_percentile": None if c.keys == "per-token" else (c.clip or "least squared error per channel"),
