@@ -283,6 +283,21 @@ def test_bfp_cache_with_sinks_everywhere_is_float16(opts, tmp_path):
     assert present[0].dtype == np.uint8 and present[0].shape == (1, 2, 16, 8 if opts["keys"] == "bfp16" else 4)
 
 
+def test_bfp_pre_rope_keys_on_nope_layers_and_no_rope(monkeypatch):
+    """Keys stored before RoPE on a model this repository did not export: SmolLM3's NoPE
+    layers (every fourth has no RoPE) store their keys as they are, as kv-prerope does,
+    against onnxruntime from an empty past with symbolic dims; a model with no RoPE at all
+    (OPT's learned positions) is refused, naming this pass."""
+    from qcompile.models import zoo
+
+    monkeypatch.setitem(zoo.OPTIONS, "bfp", {"bfp": {"block": 16, "pre_rope": True, "sinks": 1}})
+    cell = zoo.check(zoo.FIXTURES / "smollm3.onnx", "bfp", "decoder")
+    assert cell["status"] == "pass", cell
+    opt = qc.PassManager(qc.pipeline("none")).run(qc.load(str(zoo.FIXTURES / "opt.onnx")).mod)
+    with pytest.raises(QCompileError, match="^bfp: layer 0: no RoPE"):
+        qc.PassManager([Bfp(pre_rope=True)]).run(opt)
+
+
 @pytest.mark.parametrize("keys, values, block", [("bfp12", "none", 8), ("bfp12", "bfp12", 8), ("bfp16", "bfp12", 8)])
 def test_bfp_cache_bytes_and_accuracy(keys, values, block, tmp_path):
     """The arrays the artifact returns are the packed layout the pass accounts for, and the

@@ -68,7 +68,8 @@ class Layer:
 
 def decoder_layers(mod, who: str, need_rope: bool = True) -> tuple[Graph, list[Layer]]:
     """``(Graph of main, cache_paths)`` of a decoder step; ``who`` names the pass in errors.
-    Without ``need_rope`` a key without RoPE is accepted (``pre_rope`` None)."""
+    A layer whose key has no RoPE (SmolLM3's NoPE layers) has ``pre_rope`` None; with
+    ``need_rope`` a model with no RoPE in any layer is refused (learned or ALiBi positions)."""
     g = Graph(mod)
     params = {p.name: p for p in mod["main"].params}
     if not {"input_ids", "attention_mask"} <= set(params):
@@ -76,11 +77,18 @@ def decoder_layers(mod, who: str, need_rope: bool = True) -> tuple[Graph, list[L
                             f"(it has {', '.join(params)})")
     # without a position_ids input (Optimum's Gemma), positions are arange(past, past + T)
     # over the symbolic cache length: the RoPE chain then derives from no input at all
-    return g, cache_paths(g, params.get("position_ids"), params["input_ids"], need_rope)
+    args = (g, params.get("position_ids"), params["input_ids"])
+    try:
+        layers = cache_paths(*args, need_rope=False)
+        if need_rope and all(layer.key.pre_rope is None for layer in layers):
+            cache_paths(*args)  # raises the "no RoPE" error of the first layer
+    except QCompileError as e:
+        raise QCompileError(f"{who}: {e.message}", hint=e.hint) from None
+    return g, layers
 
 
 def _fail(layer, what: str) -> QCompileError:
-    return QCompileError(f"kv-prerope: layer {layer}: {what}",
+    return QCompileError(f"layer {layer}: {what}",
                          hint="the pass needs a decoder step with an explicit KV cache (past_key_values in, present out)")
 
 

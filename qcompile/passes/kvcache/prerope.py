@@ -117,10 +117,7 @@ class KvPrerope(Pass):
         """The decoder's layers. A layer without RoPE (SmolLM3's NoPE layers) stores its keys
         as they are (there is no rotation to quantize before); a model with no RoPE at all
         is refused (learned or ALiBi positions: the technique does not apply)."""
-        g, layers = decoder_layers(mod, "kv-prerope", need_rope=False)
-        if self.config.keys == "pre-rope" and all(layer.key.pre_rope is None for layer in layers):
-            decoder_layers(mod, "kv-prerope")  # raises the "no RoPE" error of the first layer
-        return g, layers
+        return decoder_layers(mod, "kv-prerope", need_rope=self.config.keys == "pre-rope")
 
     def _stat_var(self, layer):
         pre = layer.key.pre_rope if self.config.keys == "pre-rope" else None
