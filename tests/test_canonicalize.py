@@ -435,3 +435,89 @@ def test_tf_same_max_pool_and_a_same_size_resize(tmp_path):
     xs = np.random.default_rng(0).standard_normal((3, 3, 9, 10)).astype(np.float32)
     for got, ref in zip(qc.build(mod, "llvm").run(xs), sess.run(None, {"x": xs})):
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+class _ClampedAttention(torch.nn.Module):
+    """XGLM's eager attention: masked scores clamped at the float minimum before the softmax
+    (``torch.max(scores, finfo.min)``, an ONNX ``Max`` of two inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (torch.nn.Linear(16, 16) for _ in range(3))
+
+    def forward(self, x, mask):
+        s = self.q(x) @ self.k(x).transpose(-1, -2) * 0.25 + mask
+        s = torch.max(s, torch.tensor(torch.finfo(torch.float32).min))
+        return torch.softmax(s, -1) @ self.v(x)
+
+
+def test_clamped_scores_form_the_attention(tmp_path):
+    """``maximum(scores + mask, float32 min)`` becomes ``scores + maximum(mask, min)``: the
+    attention composite forms (before: none, so k-sort, bfp and kv-prerope refused XGLM with
+    "no attention"), and the result is the clamped model's bit for bit in float32 terms, a
+    mask of ``-inf`` over a whole row included (uniform attention, not NaN)."""
+    import warnings
+
+    torch.manual_seed(0)
+    m = _ClampedAttention().eval()
+    x = torch.randn(2, 5, 16)
+    mask = torch.zeros(2, 5, 5)
+    mask[0, :, 3:] = torch.finfo(torch.float32).min
+    mask[1, 2, :] = float("-inf")   # a row masked everywhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x, mask), str(tmp_path / "m.onnx"), input_names=["x", "mask"], output_names=["y"],
+                          dynamo=False, opset_version=17)
+    canon = qc.canonicalize(qc.load(tmp_path / "m.onnx").mod)
+    hist = op_histogram(canon)
+    assert hist.get("composite:qcompile.attention") == 1 and hist.get("stack", 0) == 0, hist
+    assert tvm_ffi.structural_equal(canon, qc.canonicalize(canon))
+    got = qc.build(canon, "llvm").run(x.numpy(), mask.numpy())[0]
+    with torch.no_grad():
+        ref = m(x, mask).numpy()
+    assert np.isfinite(ref).all()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_multi_input_max_min_mean_are_elementwise(tmp_path):
+    """ONNX ``Max``/``Min``/``Mean``/``Sum`` of three inputs (TVM imports them as ``stack`` + a
+    reduction over the new axis) become chains of ``maximum``/``minimum``/``add``, the
+    constant operand unbroadcast; the values are the same."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    c = helper.make_tensor("c", TensorProto.FLOAT, [], [0.25])
+    nodes = [helper.make_node(op, ["a", "b", "c"], [op.lower()]) for op in ("Max", "Min", "Mean", "Sum")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 4]) for n in "ab"],
+                          [helper.make_tensor_value_info(op.lower(), TensorProto.FLOAT, ["n", 4])
+                           for op in ("Max", "Min", "Mean", "Sum")], [c])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    canon = qc.canonicalize(qc.load(tmp_path / "m.onnx").mod)
+    hist = op_histogram(canon)
+    assert hist.get("stack", 0) == 0 and hist.get("maximum") == 2 and hist.get("minimum") == 2, hist
+    a, b = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    got = qc.build(canon, "llvm").run(a, b)
+    for y, ref in zip(got, (np.maximum(np.maximum(a, b), 0.25), np.minimum(np.minimum(a, b), 0.25),
+                            (a + b + 0.25) / 3, a + b + 0.25)):
+        np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_one_part_split_and_concat_are_identities(tmp_path):
+    """A ``Split`` into one part and a ``Concat`` of one input (X-MOD's language adapters: the
+    batch split by language and joined again) are the tensor itself: nothing is left between
+    the linears for the analyses and int-only to walk through (before: ``op 'split' ... has no
+    integer lowering``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32), "w")
+    nodes = [helper.make_node("Split", ["x"], ["p"], axis=0), helper.make_node("MatMul", ["p", "w"], ["h"]),
+             helper.make_node("Concat", ["h"], ["y"], axis=0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    canon = qc.canonicalize(qc.load(tmp_path / "m.onnx").mod)
+    hist = op_histogram(canon)
+    assert hist.get("split", 0) == 0 and hist.get("concat", 0) == 0 and hist.get("matmul") == 1, hist
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(qc.build(canon, "llvm").run(x)[0], x @ numpy_helper.to_array(w), rtol=1e-6)

@@ -1106,3 +1106,34 @@ def test_pow_with_an_integer_exponent(tmp_path):
     feed = {"x": np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)}
     got, ref, _ = _run_both(tmp_path / "m.onnx", feed)
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+
+
+def test_sort_exported_as_topk_over_a_symbolic_axis(tmp_path):
+    """``torch.sort``/``argsort`` through the TorchScript exporter is ``TopK`` with ``k =
+    Shape(x)[axis]``; over a symbolic axis TVM refused it (``TopK k must be a constant``: a
+    mixture-of-experts dispatch sorting its expert ids, GraniteMoE). It is a sort and an
+    argsort of the whole axis, for every length."""
+    import warnings
+
+    import torch
+
+    class Sorts(torch.nn.Module):
+        def forward(self, x):
+            v, i = torch.sort(x, dim=-1, descending=True)
+            return v, i, torch.argsort(x, dim=1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Sorts(), (torch.randn(2, 7),), str(tmp_path / "s.onnx"), input_names=["x"],
+                          output_names=["v", "i", "a"], dynamo=False, opset_version=17,
+                          dynamic_axes={"x": {0: "n", 1: "t"}})
+    import onnx
+
+    assert [n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node].count("TopK") == 2
+    art = qc.build(qc.load(tmp_path / "s.onnx").mod, "llvm")
+    for shape in ((2, 7), (3, 11)):
+        x = np.random.default_rng(1).permutation(np.prod(shape)).reshape(shape).astype(np.float32)  # no ties
+        v, i, a = art.run(x)
+        np.testing.assert_array_equal(v, -np.sort(-x, axis=-1))
+        np.testing.assert_array_equal(i, np.argsort(-x, axis=-1))
+        np.testing.assert_array_equal(a, np.argsort(x, axis=1))

@@ -1694,3 +1694,62 @@ def test_elementwise_functions_as_tables_and_a_masked_fill(tmp_path):
     keep = ids4 > 0
     assert _cos(got[keep], ref[keep]) >= 0.99
     assert (got[3, 2] <= got[keep].min()).all()
+
+
+def test_scalar_gain_after_a_norm_folds_into_the_linear(tmp_path):
+    """SwiftFormer's additive attention, as torch.onnx (dynamo) writes it: ``F.normalize(q)``
+    (an RMSNorm times the scalar ``1/sqrt(d)``) into a ``[d, 1]`` linear. The scalar gain
+    migrates into the weight as a per-channel one does. Before: ``pass 'int-only' failed:
+    ValueError: matmul ...`` (the scalar's one-entry shift multiplied the weight's d rows)."""
+    import warnings
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(16, 16)
+            self.w_g = torch.nn.Parameter(torch.randn(16, 1))
+
+        def forward(self, x):
+            q = torch.nn.functional.normalize(self.a(x), dim=-1)
+            w = (q @ self.w_g) * 0.25
+            return torch.sum(w.softmax(dim=1) * q, dim=1)
+
+    torch.manual_seed(0)
+    m = Block().eval()
+    x = torch.randn(16, 5, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(tmp_path / "b.onnx"), input_names=["x"], output_names=["y"], dynamo=True,
+                          opset_version=18, verbose=False)
+    model = qc.load(tmp_path / "b.onnx")
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({"x": x.numpy()}, progress=False)).run(model.mod)
+    got = qc.build(mod, "llvm").run(x.numpy())[0]
+    ref = m(x).detach().numpy()
+    assert _cos(got, ref) > 0.999
+
+
+def test_stack_is_integer_data_movement():
+    """``stack`` (TVM's torch frontends emit it; its ONNX importer stacks a Max/Sum of several
+    inputs) passes integers through at one scale, as ``concat`` does. Before: ``op 'stack'
+    ... has no integer lowering``."""
+    from tvm.relax import op as O
+
+    rng = np.random.default_rng(0)
+    w1, w2, w3 = (rng.standard_normal(s).astype(np.float32) for s in ((16, 16), (16, 16), (16, 8)))
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4, 5, 16), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            a = bb.emit(O.matmul(x, relax.const(w1)))
+            b = bb.emit(O.matmul(x, relax.const(w2)))
+            s = bb.emit(O.stack([a, b], axis=1))
+            out = bb.emit_output(O.matmul(s, relax.const(w3)))
+        bb.emit_func_output(out)
+    xv = rng.standard_normal((4, 5, 16)).astype(np.float32)
+    mod = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({"x": xv}, progress=False)).run(bb.get())
+    ops = {b.value.op.name for blk in mod["main"].body.blocks for b in blk.bindings
+           if isinstance(b.value, relax.Call) and hasattr(b.value.op, "name")}
+    assert "relax.stack" in ops
+    got = qc.build(mod, "llvm").run(xv)[0]
+    ref = np.stack([xv @ w1, xv @ w2], axis=1) @ w3
+    assert got.shape == ref.shape == (4, 2, 5, 8) and _cos(got, ref) > 0.999

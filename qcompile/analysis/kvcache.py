@@ -108,7 +108,7 @@ def cache_paths(g: Graph, positions: relax.Var | None, tokens: relax.Var, need_r
             found[role] = _cache(g, val.args[roles["params"].index(role)], n, role)
         layers.append(Layer(n, var, found["k"], found["v"]))
     if not layers:
-        raise QCompileError("kv-prerope: no attention (qcompile.attention composite) in the model")
+        raise QCompileError("no attention (qcompile.attention composite) in the model")
     data = nx.descendants(g.g, tokens) | {tokens}
     for layer in layers:
         _pre_rope(g, layer, data, positions, need_rope)

@@ -73,7 +73,30 @@ class TopK(F.TopK):
 
     @classmethod
     def _impl_v11(cls, bb, inputs, attr, params):
+        if not isinstance(F.get_constant(inputs[1], params), tvm.ir.GenericConst):
+            whole = _sort_whole_axis(bb, inputs, attr)
+            if whole is not None:
+                return whole
         return super()._impl_v11(bb, inputs, {**attr, "sorted": 1}, params)
+
+
+def _sort_whole_axis(bb, inputs, attr):
+    """``TopK`` whose ``k`` is the length of its axis (how the TorchScript exporter writes
+    ``torch.sort``/``argsort``: ``k = Shape(x)[axis]``, symbolic where the length is; a MoE's
+    token dispatch sorting its expert ids, GraniteMoE): a sort and an argsort of the whole
+    axis, descending where ``largest``. TVM wants a constant ``k``; None where ``k`` cannot be
+    proven to be the axis length."""
+    data = inputs[0]
+    shape = data.ty.shape if isinstance(data.ty, relax.TensorType) else None
+    if shape is None or not isinstance(shape, relax.ShapeExpr):
+        return None
+    k = shape_value(bb, inputs[1])
+    axis = int(attr.get("axis", -1)) % len(shape.values)
+    if k is None or len(k) != 1 or not Analyzer().can_prove_equal(k[0], shape.values[axis]):
+        return None
+    descending = bool(attr.get("largest", 1))
+    return relax.Tuple([bb.normalize(relax.op.sort(data, axis, descending)),
+                        bb.normalize(relax.op.argsort(data, axis, descending, "int64"))])
 
 
 class Einsum(F.Einsum):

@@ -206,6 +206,20 @@ def _identity_rewrites(func):
         return keep[0] if len(keep) == 1 else O.concat(keep, axis=axis)
 
     func = rewrite(is_op("relax.concat")(wildcard()), empty_fields, func)
+
+    # a split into one part and a concat of one tensor (X-MOD's per-language adapters, the
+    # batch split by language ids and joined again, with a single language)
+    def one_part(call, m):
+        if not isinstance(call, relax.Call) or not isinstance(call.ty, relax.TensorType):
+            return call
+        if call.op.name == "relax.split":
+            ind = call.attrs.indices_or_sections
+            whole = (isinstance(ind, tvm.tirx.IntImm) and int(ind) == 1) or (not isinstance(ind, tvm.tirx.IntImm) and len(ind) == 0)
+            return call.args[0] if whole else call
+        fields = call.args[0].fields if isinstance(call.args[0], relax.Tuple) else None
+        return fields[0] if fields is not None and len(fields) == 1 else call
+
+    func = rewrite(is_op("relax.split")(wildcard()) | is_op("relax.concat")(wildcard()), one_part, func)
     one, y = is_const(), wildcard()
 
     def recip_sqrt(call, m):
@@ -511,6 +525,80 @@ def _mask_idioms(func):
         return O.not_equal(m[mi], relax.const(int(kv), dt))
 
     return rewrite(is_op("relax.astype")(sub(k, is_op("relax.astype")(mi))), not_equal, func)
+
+
+def _multi_input_reduce(func):
+    """``max|min|sum|mean(stack((a, b, ..), 0), axis=0)``, how TVM imports ONNX's Max, Min,
+    Sum and Mean of several inputs, -> ``maximum(a, maximum(b, ..))`` (``minimum``, ``add``,
+    the sum times ``1/n``): elementwise ops a pattern or a pass can read. A field that is a
+    constant broadcast to the common shape is the constant itself (the others carry the
+    shape), as ``torch.max(scores, finfo.min)`` is written."""
+    ops = {"relax.max": O.maximum, "relax.min": O.minimum, "relax.sum": O.add, "relax.mean": O.add}
+
+    var2val = relax.analysis.get_var2val(func)
+
+    def field(f):
+        b = var2val.get(f, f) if isinstance(f, relax.Var) else f
+        v = const_value(b.args[0]) if isinstance(b, relax.Call) and getattr(b.op, "name", "") == "relax.broadcast_to" else None
+        return b.args[0] if v is not None and v.size == 1 else f
+
+    def fn(call, m, stacked):
+        st = m[stacked]
+        tup, axes = st.args[0], call.attrs.axis
+        if not isinstance(tup, relax.Tuple) or int(st.attrs.axis) != 0 or axes is None \
+                or [int(a) for a in axes] != [0] or bool(call.attrs.keepdims):
+            return call
+        out = shape_of(call)
+        if out is None or not any(shape_of(f) is not None and _dims_equal(shape_of(f), out) for f in tup.fields):
+            return call
+        parts = sorted((field(f) for f in tup.fields), key=lambda f: isinstance(f, tvm.ir.GenericConst))
+        if isinstance(parts[0], tvm.ir.GenericConst):  # constants only: FoldConstant's
+            return call
+        acc = parts[0]
+        for f in parts[1:]:  # a tensor first, the constants second
+            acc = ops[call.op.name](acc, f)
+        if call.op.name == "relax.mean":
+            acc = O.multiply(acc, relax.const(1.0 / len(parts), str(call.ty.dtype)))
+        return acc
+
+    for name in ops:
+        stacked = is_op("relax.stack")(wildcard())
+        func = rewrite(is_op(name)(stacked), lambda call, m, stacked=stacked: fn(call, m, stacked), func)
+    return func
+
+
+def _mask_floor(func):
+    """``maximum(scores + mask, lowest)`` with ``lowest`` the float32 minimum (XGLM clamps
+    its masked scores so that a mask of ``-inf`` or an overflow cannot reach the softmax) ->
+    ``scores + maximum(mask, lowest)``: bit for bit the same while ``|scores| < 1e31`` (any sum
+    at or below ``lowest`` rounds to it either way), and the attention form again (scores
+    plus a mask). ``scores`` is the operand computed by a matmul (scaled or not)."""
+    a, b, c = wildcard(), wildcard(), is_const()
+    var2val = relax.analysis.get_var2val(func)
+
+    def producer(e):
+        v = var2val.get(e) if isinstance(e, relax.Var) else e
+        return getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else "", v
+
+    def is_scores(e):
+        name, v = producer(e)
+        if name in ("relax.multiply", "relax.divide") and const_value(v.args[1]) is not None:
+            name, v = producer(v.args[0])
+        return name == "relax.matmul"
+
+    def fn(call, m):
+        v = const_value(m[c])  # a scalar, or one value broadcast (folded to a full array)
+        if v is None or v.size == 0 or str(call.ty.dtype) != "float32" or not (v == v.flat[0]).all() \
+                or float(v.flat[0]) > -1e38:
+            return call
+        x, y = m[a], m[b]
+        if not is_scores(x):
+            x, y = y, x
+        if not is_scores(x) or is_scores(y):
+            return call
+        return O.add(x, O.maximum(y, relax.const(float(v.flat[0]), "float32")))
+
+    return rewrite(is_op("relax.maximum")(is_op("relax.add")(a, b), c), fn, func)
 
 
 def _mask_before_scale(func):
@@ -1450,14 +1538,14 @@ def canonicalize_passes() -> list:
         T.FoldConstant(),
         _func_rewrites(_trivial_casts),
         _func_rewrites(_const_where, _identity_rewrites, _straight_through, _const_second, _unwrap_matmul,
-                       _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize),
+                       _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize, _multi_input_reduce),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         # (scores reshaped around each additive term, as CLIP-style text towers write them, sum
         # their terms only once the reshape pairs are gone: _two_biases again)
-        _func_rewrites(_rope_chunked, _rope_sign, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites,
+        _func_rewrites(_rope_chunked, _rope_sign, _mask_floor, _softmax_through_reshape, _matmul_through_reshape, _identity_rewrites,
                        _two_biases),
         T.FoldConstant(),
         T.FuseOpsByPattern(rope_patterns(), bind_constants=False, annotate_codegen=False),

@@ -141,6 +141,8 @@ class _Interp:
             return np.broadcast_to(args[0], args[1]).copy()
         if name == "concat":
             return np.concatenate(args[0], axis=int(a.axis))
+        if name == "stack":
+            return np.stack(args[0], axis=int(a.axis))
         if name == "where":
             return np.where(args[0], args[1], args[2]).astype(out_dt)
         if name == "nn.relu":

@@ -794,9 +794,10 @@ class _Lowering:
             raise QCompileError(f"int-only: weight of matmul '{var.name}' holds NaN or inf")
         extra = None
         src = self.env.get(x)
-        if self.cfg.fold_norm_affine and isinstance(src, Acc) and src.norm is not None:
+        affine = _norm_affine(src.norm, wv.shape[0]) if isinstance(src, Acc) and src.norm is not None else None
+        if self.cfg.fold_norm_affine and affine is not None:
             # gamma migration: matmul(n * g + b, W) = matmul(n, g W) + b W, n quantized on its own
-            nvar, g, b = src.norm
+            nvar, g, b = affine
             extra = b @ wv
             wv = g[:, None] * wv
             x = nvar
@@ -1932,17 +1933,21 @@ class _Lowering:
 
     @lowers("relax.concat")
     def op_concat(self, var, call, args):
+        """concat (stack: along a new axis, as TVM imports a Max/Min/Sum/Mean of three or more
+        inputs) of values requantized to the output's calibrated int16 scale."""
         s = self.scale(var, "int16")
         tup = call.args[0]
         fields = tup.fields if isinstance(tup, relax.Tuple) else None
         if fields is None:
-            raise QCompileError(f"int-only: concat at '{var.name}' of a tuple variable")
+            raise QCompileError(f"int-only: {call.op.name.removeprefix('relax.')} at '{var.name}' of a tuple variable")
         parts = []
         for f in fields:
             v = self.operand(f)
             parts.append(v.make(s, "int16") if isinstance(v, Const) else
                          self.emit(O.astype(self.to_scale(f, s, 32767), "int16")))
-        return Q(self.emit(O.concat(parts, axis=int(call.attrs.axis))), s, "int16")
+        return Q(self.emit(relax.Call(call.op, [relax.Tuple(parts)], call.attrs)), s, "int16")
+
+    lowers("relax.stack")(op_concat)
 
     # ------------------------------------------------------------------ report
     def notes(self) -> dict:
@@ -1961,6 +1966,17 @@ ISLAND_HINT = "or keep such ops in float with int-only's option float_islands=tr
 #: scale (a per-channel scale only while the last axis stays whole; else it is requantized
 #: per tensor first). reshape, permute_dims, take and broadcast_to have rules of their own.
 DATA_MOVEMENT = frozenset({"expand_dims", "squeeze", "strided_slice", "tile", "repeat", "flatten"})
+
+
+def _norm_affine(norm, k: int):
+    """A normalized tensor's ``(n, g, b)`` with ``g`` and ``b`` as ``k`` per-channel vectors
+    (a scalar gain or shift, as SwiftFormer's ``x * scale`` after its norm, applies to every
+    channel), or ``None`` where they do not run along the matmul's ``k`` input channels."""
+    nvar, g, b = norm
+    g, b = np.asarray(g, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
+    if g.size not in (1, k) or b.size not in (1, k):
+        return None
+    return nvar, np.broadcast_to(g, (k,)), np.broadcast_to(b, (k,))
 
 
 def _keeps_last(call, out_var) -> bool:

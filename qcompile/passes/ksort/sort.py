@@ -312,7 +312,9 @@ def _projection(g: Graph, x, layer: int, what: str) -> Projection:
                                   "(an RMSNorm over head_dim with a constant gain is: Qwen3's q/k norm)")
         scalar = op == "multiply" and const_value(val.args[1]) is not None and const_value(val.args[1]).size == 1
         if (op not in MOVES or op == "concat") and not scalar and op != "nn.rms_norm":  # a scalar factor (OPT's d^-1/2) commutes
-            raise _err(layer, f"the {what} passes through {op} between its projection and the attention")
+            through = op or (f"the {g.composite(val)} composite" if g.composite(val) else type(val).__name__)
+            raise _err(layer, f"the {what} passes through {through} between its projection and the attention"
+                              + (" (a norm after RoPE)" if g.composite(val) == "qcompile.rope" else ""))
         chain.append(v)
         v = val.args[0]
     out = bias if bias is not None else mm
