@@ -42,6 +42,7 @@ class _Emitter:
         self.base = node.name or node.op_type
         self.graph_init, self.elem_type = graph_init, elem_type  # initializers, element types by name
         self.dims: dict = {}  # static dims by name (None: symbolic), where shape inference knows them
+        self.opset = 17  # the model's default-domain opset (set by decompose_ops)
 
     def name(self, tag: str) -> str:
         self.k += 1
@@ -643,6 +644,72 @@ def _group_query_attention(e, node, ranks: dict):
     e.op("Reshape", [y, e.const([0, 0, -1], i64)], node.output[0])
 
 
+def _dft(e, node, ranks: dict):
+    """ONNX's ``DFT`` (torch.fft through either exporter: FNet mixes tokens with a 2-D FFT)
+    as two matrix products with the cosine and sine tables of the transformed axis, built in
+    the graph from its length (``k n mod N`` in integers, so the angle stays exact for long
+    axes), symbolic lengths included. ``X[k] = sum_n x[n] e^(-2 pi i k n / N)``; ``inverse``
+    conjugates and divides by ``N``; ``onesided`` keeps ``N//2 + 1`` bins. A ``dft_length``
+    (zero-padding or truncating the signal) stays for the loader to refuse."""
+    i64 = np.int64
+    rank = ranks.get(node.input[0])
+    if rank is None or rank < 3:
+        return "DFT: the input's rank is unknown"
+    if _in(node, 1):
+        return "DFT with dft_length (a padded or truncated signal) is not decomposed"
+    if _in(node, 2):  # opset 20: the axis is an input (default -2), before: an attribute (default 1)
+        a = e.graph_init.get(node.input[2])
+        if a is None:
+            return "DFT: its axis is not a constant"
+        from onnx import numpy_helper
+
+        axis = int(numpy_helper.to_array(a).reshape(()))
+    else:
+        axis = int(_attr(node, "axis", 1 if e.opset < 20 else -2))
+    axis %= rank
+    if axis == rank - 1:
+        return "DFT along the complex axis"
+    inverse, onesided = int(_attr(node, "inverse", 0)), int(_attr(node, "onesided", 0))
+    if inverse and onesided:
+        return "DFT: inverse with onesided is not decomposed"
+    x = node.input[0]
+    last = rank - 2  # the signal's last axis, once the complex axis is split off
+    perm = list(range(rank - 1))
+    perm[axis], perm[last] = perm[last], perm[axis]
+    width = (e.dims.get(x) or [None] * rank)[-1]
+
+    def part(i):
+        t = e.op("Squeeze", [e.op("Slice", [x, e.const([i], i64), e.const([i + 1], i64), e.const([-1], i64)]),
+                             e.const([-1], i64)])
+        return e.op("Transpose", [t], perm=perm) if axis != last else t
+
+    re = part(0)
+    im = part(1) if width == 2 else None
+    if width not in (1, 2):
+        return "DFT: the complex axis is not static (1 or 2)"
+    n_len = e.op("Gather", [e.op("Shape", [x]), e.const(axis, i64)])  # a scalar
+    k_len = e.op("Add", [e.op("Div", [n_len, e.const(2, i64)]), e.const(1, i64)]) if onesided else n_len
+    n = e.op("Range", [e.const(0, i64), n_len, e.const(1, i64)])
+    k = e.op("Range", [e.const(0, i64), k_len, e.const(1, i64)])
+    kn = e.op("Mod", [e.op("Mul", [e.op("Unsqueeze", [n, e.const([1], i64)]), e.op("Unsqueeze", [k, e.const([0], i64)])]),
+                      n_len])  # [N, K]
+    nf = e.op("Cast", [n_len], to=1)
+    ang = e.op("Div", [e.op("Mul", [e.op("Cast", [kn], to=1), e.const(2 * math.pi)]), nf])
+    c, sn = e.op("Cos", [ang]), e.op("Sin", [ang])
+    sign = 1.0 if inverse else -1.0  # e^(sign i theta) = cos + sign i sin
+    # (a + ib)(cos + s i sin) = a cos - s b sin + i (s a sin + b cos)
+    y_re = e.op("MatMul", [re, c])
+    y_im = e.op("Mul", [e.op("MatMul", [re, sn]), e.const(sign)])
+    if im is not None:
+        y_re = e.op("Sub", [y_re, e.op("Mul", [e.op("MatMul", [im, sn]), e.const(sign)])])
+        y_im = e.op("Add", [y_im, e.op("MatMul", [im, c])])
+    if inverse:
+        y_re, y_im = (e.op("Div", [t, nf]) for t in (y_re, y_im))
+    if axis != last:
+        y_re, y_im = (e.op("Transpose", [t], perm=perm) for t in (y_re, y_im))
+    e.op("Concat", [e.op("Unsqueeze", [t, e.const([-1], i64)]) for t in (y_re, y_im)], node.output[0], axis=-1)
+
+
 _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "SkipSimplifiedLayerNormalization"): _skip_simplified_layer_norm,
           ("", "SimplifiedLayerNormalization"): _simplified_layer_norm,
@@ -652,7 +719,8 @@ _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "Attention"): _attention, (MS, "MultiHeadAttention"): _multi_head_attention,
           (MS, "MatMulNBits"): _matmul_nbits, ("", "Attention"): _onnx_attention,
           ("", "RotaryEmbedding"): _onnx_rotary, (MS, "RotaryEmbedding"): _ms_rotary,
-          (MS, "GroupQueryAttention"): _group_query_attention, (MS, "FusedMatMul"): _fused_matmul}
+          (MS, "GroupQueryAttention"): _group_query_attention, (MS, "FusedMatMul"): _fused_matmul,
+          ("", "DFT"): _dft}
 
 
 NOT_DECOMPOSED = "qcompile.not_decomposed:"  # metadata key prefix: node name -> why it stays
@@ -682,8 +750,9 @@ def decompose_ops(proto):
             continue
         e = _Emitter(node, graph, inits, elem_types)
         e.dims = dims
+        e.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
         takes_ranks = rule in (_attention, _multi_head_attention, _onnx_attention, _onnx_rotary, _ms_rotary,
-                               _group_query_attention, _fused_matmul)
+                               _group_query_attention, _fused_matmul, _dft)
         got = rule(e, node, ranks) if takes_ranks else rule(e, node)
         if got is False or isinstance(got, str):
             if isinstance(got, str) and node.name:  # why, for the loader's refusal
