@@ -1171,3 +1171,32 @@ def test_dft_decomposed_matches_numpy(tmp_path, opset, axis, width, inverse, one
             ref = np.take(ref, np.arange(shape[ax] // 2 + 1), axis=ax)
         got = art.run(x)[0]
         np.testing.assert_allclose(got, np.stack([ref.real, ref.imag], -1), rtol=1e-4, atol=1e-4)
+
+
+def test_col2im_of_non_overlapping_blocks_is_a_reshape(tmp_path):
+    """``F.fold`` with stride = kernel (MobileViT-v2 folds its patches back), written by the
+    TorchScript exporter as ``Col2Im``, which TVM lacks: a reshape/transpose, equal to torch.
+    Overlapping blocks (a sum where they meet) are refused naming the node and why."""
+    import warnings
+
+    import torch
+
+    class Fold(torch.nn.Module):
+        def __init__(self, stride):
+            super().__init__()
+            self.stride = stride
+
+        def forward(self, x):
+            return torch.nn.functional.fold(x * 2.0, output_size=(6, 8), kernel_size=(3, 2), stride=self.stride)
+
+    x = torch.randn(2, 3 * 6, 8)
+    for stride, path in (((3, 2), tmp_path / "f.onnx"), ((1, 1), tmp_path / "o.onnx")):
+        xs = x if stride == (3, 2) else torch.randn(2, 18, 4 * 7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Fold(stride), (xs,), str(path), input_names=["x"], output_names=["y"],
+                              dynamo=False, opset_version=18)
+    got = qc.build(qc.load(tmp_path / "f.onnx").mod, "llvm").run(x.numpy())[0]
+    np.testing.assert_allclose(got, Fold((3, 2))(x).numpy(), rtol=1e-6)
+    with pytest.raises(qc.QCompileError, match="Col2Im.*overlapping blocks"):
+        qc.load(tmp_path / "o.onnx")

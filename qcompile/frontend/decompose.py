@@ -40,7 +40,7 @@ class _Emitter:
     def __init__(self, node, graph, graph_init: dict, elem_type: dict):
         self.node, self.graph, self.nodes, self.k = node, graph, [], 0
         self.base = node.name or node.op_type
-        self.graph_init, self.elem_type = graph_init, elem_type  # initializers, element types by name
+        self.graph_init, self.elem_type = graph_init, elem_type  # initializers (and Constant nodes' tensors), element types by name
         self.dims: dict = {}  # static dims by name (None: symbolic), where shape inference knows them
         self.opset = 17  # the model's default-domain opset (set by decompose_ops)
 
@@ -710,6 +710,28 @@ def _dft(e, node, ranks: dict):
     e.op("Concat", [e.op("Unsqueeze", [t, e.const([-1], i64)]) for t in (y_re, y_im)], node.output[0], axis=-1)
 
 
+def _col2im(e, node):
+    """ONNX's ``Col2Im`` (``torch.nn.functional.fold``: MobileViT-v2 folds its patches back
+    into a feature map) with non-overlapping blocks (strides equal to the block, no padding or
+    dilation), where it only moves values: ``[N, C kh kw, (H/kh)(W/kw)]`` reshaped to ``[N, C,
+    kh, kw, H/kh, W/kw]``, transposed and merged into ``[N, C, H, W]``. Overlapping blocks (a sum
+    where they meet) stay for the loader to refuse."""
+    from onnx import numpy_helper
+
+    i64 = np.int64
+    consts = [e.graph_init.get(node.input[i]) for i in (1, 2)]
+    if any(c is None for c in consts):
+        return "Col2Im: image_shape and block_shape are not constants"
+    (h, w), (kh, kw) = (tuple(int(v) for v in numpy_helper.to_array(c).reshape(-1)) for c in consts)
+    strides = list(_attr(node, "strides", [1, 1]))
+    if list(_attr(node, "dilations", [1, 1])) != [1, 1] or any(_attr(node, "pads", [0, 0, 0, 0])) \
+            or strides != [kh, kw] or h % kh or w % kw:
+        return "Col2Im with overlapping blocks, padding or dilation is not decomposed"
+    t = e.op("Reshape", [node.input[0], e.const([0, -1, kh, kw, h // kh, w // kw], i64)])
+    t = e.op("Transpose", [t], perm=[0, 1, 4, 2, 5, 3])
+    e.op("Reshape", [t, e.const([0, -1, h, w], i64)], node.output[0])
+
+
 _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "SkipSimplifiedLayerNormalization"): _skip_simplified_layer_norm,
           ("", "SimplifiedLayerNormalization"): _simplified_layer_norm,
@@ -720,7 +742,7 @@ _RULES = {(MS, "SkipLayerNormalization"): _skip_layer_norm,
           (MS, "MatMulNBits"): _matmul_nbits, ("", "Attention"): _onnx_attention,
           ("", "RotaryEmbedding"): _onnx_rotary, (MS, "RotaryEmbedding"): _ms_rotary,
           (MS, "GroupQueryAttention"): _group_query_attention, (MS, "FusedMatMul"): _fused_matmul,
-          ("", "DFT"): _dft}
+          ("", "DFT"): _dft, ("", "Col2Im"): _col2im}
 
 
 NOT_DECOMPOSED = "qcompile.not_decomposed:"  # metadata key prefix: node name -> why it stays
@@ -741,6 +763,9 @@ def decompose_ops(proto):
     graph = model.graph
     ranks, elem_types, dims = _ranks(model)
     inits = {i.name: i for i in graph.initializer}
+    for n in graph.node:  # Constant nodes' tensors too (the TorchScript exporter's shapes and axes)
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
+            inits.setdefault(n.output[0], n.attribute[0].t)
     nodes, done = [], 0
     for node in graph.node:
         rule = _RULES.get((node.domain or "", node.op_type))
