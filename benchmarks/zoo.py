@@ -19,6 +19,9 @@ column (the live transformers model through qc.load, `none`, compared with torch
     python benchmarks/zoo.py --exporter dynamo
         -> benchmarks/results/zoo_dynamo.json: the same models exported by
            torch.onnx.export(dynamo=True) (no cache: none, rotate and int-only, one batch)
+    python benchmarks/zoo.py --exporter dynamo --unlisted
+        -> benchmarks/results/zoo_unlisted.json: zoo.UNLISTED (architectures no issue, fixture
+           or test names), exported now with torch.onnx.export(dynamo=True)
     python benchmarks/zoo.py --exporter genai [--pipelines ...,w8a8]
         -> benchmarks/results/zoo_genai.json: the decoders built by onnxruntime-genai's model
            builder (tests/zoo/genai/: GroupQueryAttention over a per-row cache buffer), every
@@ -68,7 +71,7 @@ DYNAMO = ("none", "rotate", "int-only")
 
 
 def _kind(row: str) -> str:
-    return "vision" if row.startswith("timm_") else zoo.ZOO[row].kind
+    return "vision" if row.startswith("timm_") else zoo.entry(row).kind
 
 
 def _gap(name, p):
@@ -134,6 +137,8 @@ def main() -> int:
                     help="optimum: the committed exports; dynamo: export each model now with torch.onnx (dynamo)")
     ap.add_argument("--fixtures", default=None, help="--exporter timm: the folder of timm_<name>.onnx files "
                                                      "(default tests/zoo/timm)")
+    ap.add_argument("--unlisted", action="store_true",
+                    help="zoo.UNLISTED's models (--exporter dynamo only: they have no committed fixtures)")
     ap.add_argument("--markdown", action="store_true", help="print the matrix of an existing --out file and exit")
     ap.add_argument("--target", choices=["llvm", "int-accel", "cuda"], default="llvm",
                     help="int-accel: the int-only cells only, through the integer-only verifier (zoo_int_accel.json); "
@@ -141,12 +146,14 @@ def main() -> int:
     a = ap.parse_args()
     dynamo, genai, quant = a.exporter == "dynamo", a.exporter == "genai", a.exporter == "ort-quantized"
     timm = a.exporter == "timm"
-    everyone = list(zoo.GENAI if genai else zoo.TIMM if timm else zoo.ZOO)
+    if a.unlisted and not dynamo:
+        ap.error("--unlisted has no committed fixtures: it needs --exporter dynamo")
+    everyone = list(zoo.GENAI if genai else zoo.TIMM if timm else zoo.UNLISTED if a.unlisted else zoo.ZOO)
     a.models = a.models or ",".join(everyone)
     accel = a.target != "llvm"  # int-accel or cuda: the int-only cells only
     if accel:
         a.pipelines = "int-only"
-    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_dynamo.json" if dynamo else "zoo_genai.json"
+    a.out = a.out or str(Path(__file__).parent / "results" / ("zoo_unlisted.json" if a.unlisted else "zoo_dynamo.json" if dynamo else "zoo_genai.json"
                                                               if genai else "zoo_quantized.json" if quant else "zoo_timm.json" if timm else f"zoo_{a.target.replace('-', '_')}.json"
                                                               if accel else "zoo.json"))
     if a.markdown:
@@ -202,7 +209,7 @@ def main() -> int:
             row[p] = r
             print(f"timm_{name:<14} {p:<18} {r['status']:<8} {r.get('cosine', '')} {r.get('reason') or ''}", flush=True)
     for name in models if not (quant or timm) else []:
-        arch = zoo.ZOO[name]
+        arch = zoo.entry(name)
         row = results.setdefault(name, {})
         path, kind = arch.onnx, arch.kind
         if genai:
@@ -222,7 +229,7 @@ def main() -> int:
                 continue
             if (dynamo and p not in DYNAMO) or (genai and p == TORCH):
                 continue
-            if p == TORCH and arch.held_out:  # the third wave: the Optimum exports only
+            if p == TORCH and (arch.held_out or a.unlisted):  # the third wave and the unlisted: one export each
                 continue
             r = zoo.check_torch(name) if p == TORCH else zoo.check(path, p, kind, target=a.target)
             row[p] = r

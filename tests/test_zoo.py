@@ -198,3 +198,15 @@ def test_zoo_int_accel_cell():
     arch = zoo.ZOO["swinv2"]
     r = zoo.check(arch.onnx, "int-only", arch.kind, target="int-accel")
     assert r["status"] == "pass" and r["bit_exact_vs_llvm"], r
+
+
+def test_unlisted_architectures_are_apart_from_the_zoo():
+    """``zoo.UNLISTED`` (run only by ``benchmarks/zoo.py --exporter dynamo --unlisted``: no
+    fixtures) names real transformers classes and no zoo entry, and ``zoo.entry`` finds both."""
+    import transformers
+
+    assert not set(zoo.UNLISTED) & set(zoo.ZOO)
+    for name, a in zoo.UNLISTED.items():
+        assert hasattr(transformers, a.config) and hasattr(transformers, a.model), name
+        assert zoo.entry(name) is a
+    assert zoo.entry("llama") is zoo.ZOO["llama"]

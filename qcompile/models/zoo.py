@@ -621,13 +621,104 @@ ZOO = {a.name: a for a in [
 ]}
 
 
+_D4 = dict(_DEC, num_key_value_heads=2)
+#: the nineteenth round (session 21): architectures no issue, fixture or test names, exported
+#: by ``torch.onnx.export(dynamo=True)`` with the installed ``transformers`` only (no committed
+#: fixtures; Optimum has no config for them). ``python benchmarks/zoo.py --exporter dynamo
+#: --unlisted`` runs them (none, rotate, int-only) into ``results/zoo_unlisted.json``.
+UNLISTED = {a.name: a for a in [
+    Arch("starcoder2", "Starcoder2Config", "Starcoder2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, sliding_window=None), "LayerNorm with biases, GELU MLP, GQA"),
+    Arch("cohere2", "Cohere2Config", "Cohere2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, sliding_window=4096), "parallel attention/MLP, sliding and global layers"),
+    Arch("biogpt", "BioGptConfig", "BioGptForCausalLM", "decoder", "text-generation-with-past", dict(_ENC),
+         "learned positions, scaled embeddings"),
+    Arch("xglm", "XGLMConfig", "XGLMForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, d_model=64, ffn_dim=128, num_layers=2, attention_heads=4, max_position_embeddings=256),
+         "sinusoidal positions, scores clamped at the float minimum"),
+    Arch("persimmon", "PersimmonConfig", "PersimmonForCausalLM", "decoder", "text-generation-with-past",
+         dict(_DEC, qk_layernorm=True), "q/k LayerNorm, partial rotary, squared ReLU"),
+    Arch("glm4", "Glm4Config", "Glm4ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, pad_token_id=0), "sandwich norms, fused gate/up"),
+    Arch("exaone4", "Exaone4Config", "Exaone4ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, sliding_window=4096, sliding_window_pattern=2), "post-norm decoder, q/k norm"),
+    Arch("ernie4_5", "Ernie4_5Config", "Ernie4_5ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16), "interleaved RoPE"),
+    Arch("hunyuan", "HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16), "q/k norm after RoPE"),
+    Arch("olmo3", "Olmo3Config", "Olmo3ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, sliding_window=4096), "post-norm, whole-projection q/k norm"),
+    Arch("lfm2", "Lfm2Config", "Lfm2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, layer_types=["conv", "full_attention"]), "gated short convolutions beside attention"),
+    Arch("funnel", "FunnelConfig", "FunnelBaseModel", "encoder", "feature-extraction",
+         dict(vocab_size=256, d_model=64, n_head=4, d_head=16, d_inner=128, block_sizes=[1, 1], num_decoder_layers=1),
+         "pooled query blocks, relative positions"),
+    Arch("fnet", "FNetConfig", "FNetModel", "encoder", "feature-extraction", dict(_ENC),
+         "token mixing by a 2-D FFT (ONNX DFT)"),
+    Arch("canine", "CanineConfig", "CanineModel", "encoder", "feature-extraction",
+         dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_hash_buckets=64,
+              local_transformer_stride=4, downsampling_rate=2), "hashed characters, strided downsampling conv"),
+    Arch("ernie", "ErnieConfig", "ErnieModel", "encoder", "feature-extraction", dict(_ENC), "BERT with task ids"),
+    Arch("luke", "LukeConfig", "LukeModel", "encoder", "feature-extraction",
+         dict(_ENC, entity_vocab_size=32, entity_emb_size=32), "entity-aware attention"),
+    Arch("mra", "MraConfig", "MraModel", "encoder", "feature-extraction", dict(_ENC, max_position_embeddings=258),
+         "multi-resolution approximate attention"),
+    Arch("xlm_roberta_xl", "XLMRobertaXLConfig", "XLMRobertaXLModel", "encoder", "feature-extraction", dict(_ENC),
+         "pre-norm RoBERTa"),
+    Arch("bit", "BitConfig", "BitForImageClassification", "vision", "image-classification",
+         dict(embedding_size=32, hidden_sizes=[128, 128], depths=[1, 1], num_labels=10, layer_type="bottleneck",
+              image_size=32), "weight-standardized convs, GroupNorm"),
+    Arch("focalnet", "FocalNetConfig",
+         "FocalNetForImageClassification", "vision", "image-classification",
+         dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], focal_levels=[2, 2], num_labels=10),
+         "focal modulation instead of attention"),
+    Arch("mobilevitv2", "MobileViTV2Config", "MobileViTV2ForImageClassification", "vision", "image-classification",
+         dict(image_size=64, num_labels=10, width_multiplier=0.25), "separable linear attention, unfold/fold (Col2Im)"),
+    Arch("swiftformer", "SwiftFormerConfig", "SwiftFormerForImageClassification", "vision", "image-classification",
+         dict(image_size=32, depths=[1, 1, 1, 1], embed_dims=[16, 16, 32, 32], num_labels=10),
+         "additive attention over L2-normalized queries"),
+    Arch("pvt_v2", "PvtV2Config", "PvtV2ForImageClassification", "vision", "image-classification",
+         dict(image_size=32, depths=[1, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2], sr_ratios=[2, 1],
+              patch_sizes=[7, 3], strides=[4, 2], mlp_ratios=[2, 2], num_encoder_blocks=2, num_labels=10),
+         "spatial-reduction attention, depthwise conv in the MLP"),
+    Arch("dinov2_reg", "Dinov2WithRegistersConfig", "Dinov2WithRegistersModel", "vision", "feature-extraction",
+         dict(_IMG, num_register_tokens=4), "register tokens, LayerScale"),
+    Arch("vitdet", "VitDetConfig", "VitDetModel", "vision", "feature-extraction",
+         dict(image_size=32, pretrain_image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
+              num_attention_heads=4, mlp_ratio=2, use_relative_position_embeddings=True, window_size=2,
+              window_block_indices=[0]), "windowed and global blocks, decomposed relative positions"),
+    Arch("ijepa", "IJepaConfig", "IJepaModel", "vision", "feature-extraction", dict(_IMG), "ViT without CLS token"),
+    Arch("hgnet_v2", "HGNetV2Config", "HGNetV2ForImageClassification", "vision", "image-classification",
+         dict(num_labels=10, embedding_size=16, depths=[1, 1, 1, 1], hidden_sizes=[32, 32, 64, 64],
+              stem_channels=[3, 8, 16], stage_in_channels=[16, 32, 32, 64], stage_mid_channels=[8, 16, 16, 32],
+              stage_out_channels=[32, 32, 64, 64], stage_num_blocks=[1, 1, 1, 1], stage_numb_of_layers=[2, 2, 2, 2],
+              stage_downsample=[False, True, True, True], stage_light_block=[False, False, True, True],
+              stage_kernel_size=[3, 3, 5, 5]), "RT-DETR's backbone: learnable affine blocks, light blocks"),
+    Arch("depth_anything", "DepthAnythingConfig", "DepthAnythingForDepthEstimation", "vision", "depth-estimation",
+         dict(backbone_config=dict(model_type="dinov2", image_size=32, patch_size=8, hidden_size=64,
+                                   num_hidden_layers=4, num_attention_heads=4, intermediate_size=128,
+                                   out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False),
+              reassemble_hidden_size=64, neck_hidden_sizes=[16, 32, 64, 64], fusion_hidden_size=32, patch_size=8,
+              head_hidden_size=16), "DINOv2 backbone, DPT neck and head"),
+    Arch("aimv2", "Aimv2VisionConfig", "Aimv2VisionModel", "vision", "feature-extraction", dict(_IMG),
+         "RMSNorm ViT, SwiGLU"),
+    Arch("pixtral", "PixtralVisionConfig", "PixtralVisionModel", "vision", "feature-extraction",
+         dict(_IMG, head_dim=16), "2-D RoPE over patches"),
+]}
+
+
+def entry(name: str) -> Arch:
+    """A zoo entry by name, :data:`UNLISTED` included."""
+    return ZOO[name] if name in ZOO else UNLISTED[name]
+
+
 def hf_model(name: str, seed: int = 0, config: dict | None = None):
     """The tiny seeded ``transformers`` model of a zoo entry (float32, eval mode); ``config``
     overrides entries of its configuration."""
     import torch
     import transformers
 
-    arch = ZOO[name]
+    arch = entry(name)
     cfg = getattr(transformers, arch.config)(**{**arch.kwargs, **(config or {})})
     cfg._attn_implementation = "eager"
     torch.manual_seed(seed)
@@ -748,7 +839,7 @@ FIXED_SHAPES = {("vision", "int-only"): lambda a: {
     # encoders whose position tables (RoPE's cos/sin, a log-bucket relative bias) are
     # computed from the sequence length: fixed, they fold into constants
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8)}
-       for m in ("modernbert", "esm", "mpnet")},
+       for m in ("modernbert", "esm", "mpnet", "fnet")},  # FNet: its DFT tables
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8), "decoder_input_ids": (None, 8)}
        for m in ("t5", "bart", "longt5", "mt5")},  # BART: the decoder's causal mask is a triu over the length
     # a waveform's length: HuBERT's feature extractor normalizes each channel over time,
@@ -1012,7 +1103,7 @@ def check(path, pipeline: str, kind: str, calib_samples: int = 4, target: str = 
 
     t0 = time.perf_counter()
     try:
-        arch = ZOO.get(Path(path).stem)
+        arch = ZOO.get(Path(path).stem) or UNLISTED.get(Path(path).stem)
         fixed = FIXED_SHAPES.get((Path(path).stem, pipeline)) or FIXED_SHAPES.get((kind, pipeline))
         model = qc.load(str(path), input_shapes=fixed(arch) if fixed and arch else None, quantized=quantized)
         calib = None
@@ -1102,7 +1193,7 @@ def torch_wrapper(name: str):
     or one 32x32 image pair."""
     import torch
 
-    arch = ZOO[name]
+    arch = entry(name)
     model = hf_model(name)
 
     class Wrapped(torch.nn.Module):
@@ -1137,7 +1228,7 @@ def export_dynamo(name: str, out_dir: Path, opset: int = 18) -> Path:
 
     import torch
 
-    arch = ZOO[name]
+    arch = entry(name)
     model = hf_model(name)
     b = torch.export.Dim("batch", max=64)
     if arch.kind == "vision":
