@@ -1753,3 +1753,106 @@ def test_stack_is_integer_data_movement():
     got = qc.build(mod, "llvm").run(xv)[0]
     ref = np.stack([xv @ w1, xv @ w2], axis=1) @ w3
     assert got.shape == ref.shape == (4, 2, 5, 8) and _cos(got, ref) > 0.999
+
+
+class _SegmentScores(torch.nn.Module):
+    """Transformer-XL / Funnel scores: content + position + a segment bias selected by token
+    type, scaled, minus ``big * (1 - mask)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v, self.o, self.pos = (torch.nn.Linear(16, 16) for _ in range(5))
+        self.seg = torch.nn.Linear(16, 2)
+        self.p = torch.nn.Parameter(torch.randn(7, 16))
+
+    def forward(self, x, mask, tt):
+        B, T, _ = x.shape
+        q, k, v = (f(x).view(B, T, 2, 8).transpose(1, 2) for f in (self.q, self.k, self.v))
+        pk = self.pos(self.p).view(T, 2, 8).transpose(0, 1)
+        sg = self.seg(x).transpose(1, 2).unsqueeze(-1)
+        same = (tt[:, :, None] == tt[:, None, :]).unsqueeze(1)
+        segment = torch.where(same, sg[:, 1:2].expand(B, 2, T, T), sg[:, 0:1].expand(B, 2, T, T))
+        s = (q @ k.transpose(-1, -2) + q @ pk.transpose(-1, -2) + segment) * 0.35 \
+            - 1e6 * (1.0 - mask[:, None, None, :].float())
+        return self.o((torch.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, 16))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_summed_scores_with_a_selected_segment_bias(tmp_path, dynamo):
+    """Scores summed from several terms with the product not first, a bias selected between two
+    activations by a ``where``, a mask subtracted: canonicalization puts the product first
+    (the attention forms; the float graph stays equal to torch) and int-only lowers the
+    selection (both sides at one scale) and the subtracted mask (before: no attention, then
+    "float where ... is not an attention mask")."""
+    import warnings
+
+    from qcompile.ir import op_histogram
+
+    torch.manual_seed(0)
+    m = _SegmentScores().eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 7, 16)).astype(np.float32)
+    mask = np.ones((16, 7), np.int64)
+    mask[::2, 5:] = 0
+    tt = np.zeros((16, 7), np.int64)
+    tt[:, 3:] = 1
+    ex = tuple(torch.from_numpy(a[:2]) for a in (x, mask, tt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, ex, str(tmp_path / "s.onnx"), input_names=["x", "mask", "tt"], output_names=["y"],
+                          dynamo=dynamo, opset_version=18, **({"verbose": False} if dynamo else {}))
+    model = qc.load(tmp_path / "s.onnx", input_shapes={"x": (2, 7, 16), "mask": (2, 7), "tt": (2, 7)})
+    canon = qc.canonicalize(model.mod)
+    assert op_histogram(canon).get("composite:qcompile.attention") == 1
+    ref = m(*ex).detach().numpy()
+    np.testing.assert_allclose(qc.build(canon, "llvm").run(x[:2], mask[:2], tt[:2])[0], ref, rtol=1e-4, atol=1e-5)
+    mod, notes = _calibrated(model, {"x": x, "mask": mask, "tt": tt}, batch=2)
+    assert notes["float_islands"] == []
+    assert _cos(qc.build(mod, "llvm").run(x[:2], mask[:2], tt[:2])[0], ref) > 0.999
+
+
+def test_maximum_of_two_activations_is_integer(tmp_path):
+    """``torch.maximum`` of two branches (ONNX ``Max``): both at the output's int16 scale, the
+    maximum of the codes. Before: "op 'maximum' ... has no integer lowering"."""
+    import warnings
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.o = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.o(torch.maximum(self.a(x), self.b(x)) + torch.minimum(self.a(x), torch.tensor(0.1)))
+
+    torch.manual_seed(0)
+    m = Two().eval()
+    x = torch.randn(16, 5, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(tmp_path / "m.onnx"), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17)
+    mod, _ = _calibrated(qc.load(tmp_path / "m.onnx"), {"x": x.numpy()}, batch=16)
+    assert _cos(qc.build(mod, "llvm").run(x.numpy())[0], m(x).detach().numpy()) > 0.999
+
+
+def test_gather_nd_is_integer_data_movement(tmp_path):
+    """ONNX ``GatherND`` (UperNet's pooling and resizing select whole rows by index tuples)
+    passes the integer codes through with their scale. Before: "op 'gather_nd' ... has no
+    integer lowering"."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((8, 8)).astype(np.float32), rng.standard_normal((8, 4)).astype(np.float32)
+    idx = np.array([[0, 2], [1, 0], [1, 3], [0, 1]], np.int64)  # (batch, row) pairs
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(idx, "i")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("GatherND", ["h", "i"], ["g"]),
+             helper.make_node("MatMul", ["g", "w2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "g.onnx"))
+    x = rng.standard_normal((32, 5, 8)).astype(np.float32)
+    mod, notes = _calibrated(qc.load(tmp_path / "g.onnx"), {"x": x}, batch=2)
+    assert notes["float_islands"] == []
+    ref = (x[:2] @ w1)[idx[:, 0], idx[:, 1]] @ w2
+    assert _cos(qc.build(mod, "llvm").run(x[:2])[0], ref) > 0.999

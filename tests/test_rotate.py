@@ -392,3 +392,44 @@ def test_rotate_layerscale_pooling_and_output_norm(name):
     regions = pm.records[-1].notes["regions"]
     if name == "dinov2":
         assert any(r["unrotated_norms"] for r in regions)
+
+
+class _EmbeddingNormEncoder(nn.Module):
+    """A pre-norm encoder whose embeddings pass a norm before the stream (CLIP's and Pixtral's
+    pre-norm, BLOOM's embedding LayerNorm, RoBERTa-PreLN), a final norm and a head."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.emb, self.pos = nn.Embedding(32, 16), nn.Parameter(torch.randn(6, 16))
+        make = (lambda: nn.LayerNorm(16)) if norm == "layer" else (lambda: nn.RMSNorm(16))
+        self.n0, self.n1, self.n2, self.nf = make(), make(), make(), make()
+        for n in (self.n0, self.n1, self.n2, self.nf):
+            nn.init.normal_(n.weight, 1.0, 0.2)
+            if getattr(n, "bias", None) is not None:
+                nn.init.normal_(n.bias, 0.0, 0.2)
+        self.attn = nn.Linear(16, 16)
+        self.up, self.down, self.head = nn.Linear(16, 32), nn.Linear(32, 16), nn.Linear(16, 5)
+
+    def forward(self, ids):
+        h = self.n0(self.emb(ids) + self.pos)
+        h = h + self.attn(self.n1(h))
+        h = h + self.down(torch.relu(self.up(self.n2(h))))
+        return self.head(self.nf(h))
+
+
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_embedding_norm_opens_the_rotated_stream(norm):
+    """A norm with no norm before it whose output opens the residual stream is a stream writer:
+    its output is multiplied by the rotation once (one matmul), its scale and shift stay; the
+    rotated float model equals the original. Before: refused ("normalizes the residual stream
+    in place ... an embedding LayerNorm"). A post-norm block is still refused (below)."""
+    torch.manual_seed(0)
+    m = _EmbeddingNormEncoder(norm).eval()
+    ids = torch.randint(0, 32, (2, 6))
+    model = qc.load(m, example_inputs=(ids,))
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    mod = pm.run(model.mod)
+    (region,) = pm.records[-1].notes["regions"]
+    assert region["writers"].get("norm") == 1 and region["norms_folded"] == 3
+    got = qc.build(mod, "llvm").run(ids.numpy())[0]
+    np.testing.assert_allclose(got, m(ids).detach().numpy(), rtol=1e-4, atol=1e-5)

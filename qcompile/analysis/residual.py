@@ -48,7 +48,7 @@ from qcompile.ir import attention_roles, const_value
 
 @dataclasses.dataclass
 class Writer:
-    kind: str        # matmul | conv2d | embedding | const
+    kind: str        # matmul | conv2d | embedding | const | norm (an embedding norm's output, rotated by a matmul)
     var: relax.Var   # the binding that writes (for 'const': the binding whose argument it is)
     arg: int = 1     # which argument of ``var``'s call holds the constant to rotate
     axis: int = -1   # the constant's channel axis
@@ -93,7 +93,7 @@ def regions(g: Graph) -> list[Region]:
     """Every residual-stream region of ``main`` (see the module docstring)."""
     for var in g.order:
         value = g.defs[var]
-        if op_name(value) in NORMS and not _uniform_rms(value):
+        if op_name(value) in NORMS and not _uniform_rms(value) and not opens_stream(g, var):
             for u, _ in g.users.get(var, []):
                 uval = g.defs[u]
                 if op_name(uval) == "add" and all(isinstance(a, relax.Var) for a in uval.args):
@@ -110,8 +110,8 @@ def regions(g: Graph) -> list[Region]:
         if op_name(value) in NORMS:
             x = value.args[0]
             nd = len(x.ty.shape)
-            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or _per_head(g, x):
-                continue
+            if _norm_axis(value) != nd - 1 or not isinstance(x, relax.Var) or _per_head(g, x) or opens_stream(g, var):
+                continue  # (a norm opening the stream writes it: its input is no stream)
             n_seeds += 1
             if x in seen:
                 continue
@@ -166,6 +166,35 @@ def _per_head(g: Graph, x) -> bool:
             return any(a % nd == nd - 1 for a in axes)
         return False
     return False
+
+
+def opens_stream(g: Graph, var) -> bool:
+    """``var`` is a norm over the last axis with no norm before it: the embeddings' own norm
+    (CLIP's and Pixtral's pre-norm, BLOOM's embedding LayerNorm, RoBERTa-PreLN, AIMv2's patch
+    norm), whose output opens the residual stream. Its scale and shift cannot move across a
+    rotation, so it is a stream *writer* whose output the rotation multiplies once (one
+    ``d x d`` matmul per token for the whole model), not a refusal. A norm on the residual
+    path later (post-norm, sandwich norms) has one before it and is still refused."""
+    val = g.defs.get(var)
+    if val is None or op_name(val) not in NORMS or _norm_axis(val) != len(var.ty.shape) - 1:
+        return False
+    cache = g.__dict__.setdefault("_opens_stream", {})
+    if var not in cache:
+        import networkx as nx
+
+        before = nx.ancestors(g.g, var)
+
+        def residual(a):  # x + f(x): a stream already (the first block of a post-norm model)
+            v = g.defs.get(a)
+            if op_name(v) != "add" or not all(isinstance(x, relax.Var) for x in v.args):
+                return False
+            x, y = v.args
+            return x in nx.ancestors(g.g, y) or y in nx.ancestors(g.g, x)
+
+        cache[var] = any(op_name(g.defs[u]) == "add" for u, _ in g.users.get(var, [])) \
+            and not any(a in g.defs and op_name(g.defs[a]) in NORMS for a in before) \
+            and not any(residual(a) for a in before)
+    return cache[var]
 
 
 def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
@@ -276,6 +305,8 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                                   "channel reads only its group, so it is not rotation-invariant")
         elif _uniform_rms(val) and ax == nd - 1 and _norm_axis(val) == ax and isinstance(val.args[0], relax.Var):
             push(val.args[0], ax)  # an RMSNorm without a gain keeps norms: rms(x R) = rms(x) R
+        elif op in NORMS and ax == nd - 1 and _norm_axis(val) == ax and opens_stream(g, v):
+            writers.append(Writer("norm", v))  # the embedding's norm: its output rotated by one matmul
         elif op in NORMS:
             raise _err(g, v, val, "normalizes the residual stream in place (a post-norm model): its scale "
                                   "and shift sit on the residual path, so no rotation fuses across it")

@@ -846,6 +846,70 @@ def _split_view_bias(func):
     return rewrite(pat, fn, func)
 
 
+def _scores_first(func):
+    """``softmax(t1 ± t2 ± ... )`` whose terms hold exactly one score product ``q @ kT`` (scaled
+    by a constant or not) that is not already the first operand of the outer add -> ``softmax(
+    scores + (the other terms, in their order and signs))``: the attention form, the other terms
+    summed as its mask (Funnel and the Transformer-XL family add position and segment scores
+    and subtract a scaled mask: ``((content + position) + segment) - big (1 - mask)``). Equal
+    up to float round-off (the sum is reassociated)."""
+    var2val = relax.analysis.get_var2val(func)
+
+    def val(e):
+        return var2val.get(e, e) if isinstance(e, relax.Var) else e
+
+    def is_scores(e):
+        v = val(e)
+        name = getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else ""
+        if name in ("relax.multiply", "relax.divide") and const_value(v.args[1]) is not None:
+            v = val(v.args[0])
+            name = getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else ""
+        return name == "relax.matmul" and all(const_value(a) is None for a in v.args)
+
+    def terms(e, coef, out, depth=0):
+        """The leaves of a sum as ``(leaf, coefficient)``; a constant scalar scaling a sum
+        (``(content + position) * s``) is distributed over it."""
+        v = val(e)
+        name = getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else ""
+        if depth < 8 and name in ("relax.add", "relax.subtract") and not is_scores(e):
+            terms(v.args[0], coef, out, depth + 1)
+            terms(v.args[1], coef if name == "relax.add" else -coef, out, depth + 1)
+            return out
+        c = _scalar(v.args[1]) if name in ("relax.multiply", "relax.divide") else None
+        inner = val(v.args[0]) if c else None
+        if depth < 8 and c and getattr(getattr(inner, "op", None), "name", "") in ("relax.add", "relax.subtract") \
+                and any(is_scores(t) for t, _ in terms(v.args[0], 1.0, [], depth + 1)):  # (a mask's 1 - m stays whole)
+            return terms(v.args[0], coef * (c if name == "relax.multiply" else 1.0 / c), out, depth + 1)
+        out.append((e, coef))
+        return out
+
+    def fn(call, m):
+        x = call.args[0]
+        v = val(x)
+        if not (isinstance(v, relax.Call) and getattr(v.op, "name", "") in ("relax.add", "relax.subtract")):
+            return call
+        if getattr(v.op, "name", "") == "relax.add" and is_scores(v.args[0]):
+            return call  # the attention form already
+        parts = terms(x, 1.0, [])
+        found = [i for i, (t, c) in enumerate(parts) if is_scores(t) and c > 0]
+        if len(found) != 1 or len(parts) < 2 or shape_of(parts[found[0]][0]) != shape_of(call):
+            return call
+        dt = str(call.ty.dtype)
+
+        def scaled(t, c):
+            return t if c == 1.0 else O.multiply(t, relax.const(c, dt))
+
+        scores = scaled(*parts.pop(found[0]))
+        if parts[0][1] < 0:
+            return call  # a leading subtracted term: not worth a negation
+        rest = scaled(*parts[0])
+        for t, c in parts[1:]:
+            rest = O.add(rest, scaled(t, c)) if c > 0 else O.subtract(rest, scaled(t, -c))
+        return O.nn.softmax(O.add(scores, rest), axis=int(call.attrs.axis))
+
+    return rewrite(is_op("relax.nn.softmax")(wildcard()), fn, func)
+
+
 def _summed_scores(func):
     """``softmax(s1 + s2 [+ b])`` with two score products ``s_i = (q_i @ k_i) c_i`` (LiLT's
     text and layout scores, added before the mask) -> ``softmax(concat(q1 c1, q2 c2) @
@@ -1541,7 +1605,7 @@ def canonicalize_passes() -> list:
                        _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize, _multi_input_reduce),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
-        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
+        _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _scores_first, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,
                        _channel_scale_into_linear),
         # (scores reshaped around each additive term, as CLIP-style text towers write them, sum
         # their terms only once the reshape pairs are gone: _two_biases again)

@@ -141,6 +141,12 @@ class _Interp:
             return np.broadcast_to(args[0], args[1]).copy()
         if name == "concat":
             return np.concatenate(args[0], axis=int(a.axis))
+        if name == "gather_nd":
+            x, idx = args
+            b = int(a.batch_dims)
+            if b:
+                raise NotImplementedError("gather_nd with batch_dims in the NumPy reference")
+            return x[tuple(np.moveaxis(idx, -1, 0))]
         if name == "stack":
             return np.stack(args[0], axis=int(a.axis))
         if name == "where":

@@ -992,6 +992,10 @@ class _Lowering:
     @lowers("relax.subtract")
     def op_subtract(self, var, call, args):
         x, y = args
+        if isinstance(y, Lin) and isinstance(x, (Q, Acc)) and _mask_like(Lin(y.expr, -y.a, -y.b)):
+            # scores - big * (1 - float(mask)) (Funnel): the mask negated, as an add takes it
+            self.two_valued(call.args[1], y)
+            return Biased(Lin(y.expr, -y.a, -y.b), None, None, act=call.args[0])
         if isinstance(y, Lin):  # c - (a m + b)
             return self._lin(var, y, x, lambda a, b, c: (-a, c - b))
         if isinstance(x, Lin):
@@ -999,6 +1003,18 @@ class _Lowering:
         if isinstance(x, (Q, Acc, Const)) and isinstance(y, (Q, Acc, Const)) and not (isinstance(x, Const) and isinstance(y, Const)):
             return self.combine(var, call, O.subtract)  # a BatchNorm's mean, a difference of branches
         raise QCompileError(f"int-only: subtract at '{var.name}' has no integer lowering outside cast masks")
+
+    @lowers("relax.maximum")
+    def op_maximum(self, var, call, args):
+        """Elementwise maximum (minimum) of two values (an ONNX ``Max``: Mamba's
+        ``max(dt, floor)``, a clamp of scores): both at the output's calibrated int16 scale,
+        where the order of the codes is the order of the values."""
+        if not all(isinstance(a, (Q, Acc, Const)) for a in args) or all(isinstance(a, Const) for a in args):
+            raise QCompileError(f"int-only: {call.op.name.removeprefix('relax.')} at '{var.name}' of "
+                                f"{' and '.join(type(a).__name__ for a in args)}")
+        return self.combine(var, call, O.maximum if call.op.name == "relax.maximum" else O.minimum)
+
+    lowers("relax.minimum")(op_maximum)
 
     @lowers("relax.add")
     def op_add(self, var, call, args):
@@ -1009,7 +1025,8 @@ class _Lowering:
             x, c = (a, b) if isinstance(a, (Lin, Mask)) else (b, a)
             if isinstance(c, Const) and (c.value is None or c.value.size > 1 or isinstance(x, Mask)):
                 return Biased(x, c, call.args[0] if x is a else call.args[1])  # both go to the attention
-            if isinstance(c, (Q, Acc)) and isinstance(x, Mask):  # a mask plus activation scores (SEW-D's):
+            if isinstance(c, (Q, Acc)) and (isinstance(x, Mask) or _mask_like(x)):  # a mask plus activation
+                # scores (SEW-D's; a cast mask scaled, Funnel's)
                 return Biased(x, None, call.args[0] if x is a else call.args[1],
                               act=call.args[1] if x is a else call.args[0])
             return self._lin(var, x, c, lambda a_, b_, c_: (a_, b_ + c_))
@@ -1576,7 +1593,19 @@ class _Lowering:
                 if fill is None or fill.size != 1 or not isinstance(x, (Q, Acc)):
                     continue
                 return self.masked_fill(args[0].expr, float(fill.item()), x, call.args[3 - k], fill_first=k == 1)
-        raise QCompileError(f"int-only: float where at '{var.name}' is not an attention mask")
+        if isinstance(args[0], Raw) and all(isinstance(x, (Q, Acc, Const)) for x in args[1:]) \
+                and any(isinstance(x, (Q, Acc)) for x in args[1:]):
+            # a selection between two activations (Funnel's attention bias, same or different
+            # token type): both at the output's calibrated int16 scale, as concat joins them
+            s = self.scale(var, "int16")
+            a, b = (v.make(s, "int16") if isinstance(v, Const) else
+                    self.emit(O.astype(self.to_scale(f, s, 32767), "int16")) for v, f in zip(args[1:], call.args[1:]))
+            c = args[0].expr
+            if _dtype(c) != "bool":
+                c = self.emit(O.not_equal(c, _c(0, _dtype(c))))
+            return Q(self.emit(O.where(c, a, b)), s, "int16")
+        raise QCompileError(f"int-only: float where at '{var.name}' selects neither a mask, a fill nor between "
+                            "activations")
 
     def masked_fill(self, cond, fill: float, x, xvar, fill_first: bool):
         """``where(cond, fill, x)`` (or ``where(cond, x, fill)``) for an activation ``x``: the
@@ -1705,6 +1734,15 @@ class _Lowering:
         gather along another axis."""
         nd = len(shape_of(call.args[0]))
         return self._move(var, call, args, int(call.attrs.axis) % nd != nd - 1 and self._keeps_last(call))
+
+    @lowers("relax.gather_nd")
+    def op_gather_nd(self, var, call, args):
+        """``gather_nd`` (index tuples picking whole sub-tensors: TVM's import of an adaptive
+        pooling's or a resize's selection, UperNet): data movement; a per-channel scale
+        survives where the last axis is neither indexed nor changed."""
+        nd, k = len(shape_of(call.args[0])), int((shape_of(call.args[1]) or [0])[-1] or 0)
+        keeps = int(call.attrs.batch_dims) + k < nd and self._keeps_last(call)
+        return self._move(var, call, args, keeps)
 
     @lowers("relax.broadcast_to")
     def op_broadcast_to(self, var, call, args):
@@ -1966,6 +2004,12 @@ ISLAND_HINT = "or keep such ops in float with int-only's option float_islands=tr
 #: scale (a per-channel scale only while the last axis stays whole; else it is requantized
 #: per tensor first). reshape, permute_dims, take and broadcast_to have rules of their own.
 DATA_MOVEMENT = frozenset({"expand_dims", "squeeze", "strided_slice", "tile", "repeat", "flatten"})
+
+
+def _mask_like(m) -> bool:
+    """A :class:`Lin` ``a float(m) + b`` that is 0 for one value of a 0/1 ``m`` and <= -1e4 for
+    the other (what :meth:`_Lowering.lin_mask` turns into a keep mask)."""
+    return isinstance(m, Lin) and any(m.a * m0 + m.b == 0 and m.a * (1 - m0) + m.b <= -1e4 for m0 in (1, 0))
 
 
 def _norm_affine(norm, k: int):

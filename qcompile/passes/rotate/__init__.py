@@ -96,12 +96,15 @@ class Rotate(Pass):
         norms: dict = {}            # norm var -> replacement kind
         new_bias: dict = {}         # reader matmul var -> bias vector to add after it
         online: dict = {}           # down-projection matmul var -> its input width
+        after: dict = {}            # embedding-norm var -> the rotation its output is multiplied by
         region_notes = []
         for i, r in enumerate(regs):
             q, desc = hadamard.random_orthogonal_hadamard(r.d, cfg.seed + i)
             m = (np.eye(r.d) - 1.0 / r.d) @ q if r.centered else q
             for w in r.writers:
-                if w.kind == "matmul":  # the output axis: last, also of batched (E, in, out) experts
+                if w.kind == "norm":  # an embedding norm: its output times the rotation, one matmul
+                    after[w.var] = m
+                elif w.kind == "matmul":  # the output axis: last, also of batched (E, in, out) experts
                     edits.channels(w.var, 1, -1, m)
                 else:
                     edits.channels(w.var, w.arg, w.axis, m)
@@ -168,10 +171,10 @@ class Rotate(Pass):
             "sizes": {str(n): " x ".join(f"{k}" for k in hadamard.split(n)) for n in sorted(set(online.values()))}}
         ctx.notes["value_rotation"] = v_notes
         ctx.notes["not_done"] = "online rotation of Q and K after RoPE (QuaRot R3)"
-        return relax.transform.Normalize()(_rebuild(mod, g, edits, norms, new_bias, online))
+        return relax.transform.Normalize()(_rebuild(mod, g, edits, norms, new_bias, online, after))
 
 
-def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: dict):
+def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: dict, after: dict):
     """The module with ``main`` re-emitted, edits applied (a new module)."""
     consts = {key: relax.const(v.astype(str(Graph.args(g.defs[key[0]])[key[1]].ty.dtype)))
               for key, v in edits.values.items()}
@@ -209,6 +212,8 @@ def _rebuild(mod, g: Graph, edits: _Edits, norms: dict, new_bias: dict, online: 
                 te_args.append(fwht_a[k])
             args[0] = bb.emit_te(hadamard.fwht_te, *te_args, primfunc_name_hint=f"fwht{n}")
         new = relax.Call(val.op, args, val.attrs, val.ty_args)
+        if var in after:
+            return O.matmul(bb.emit(new), relax.const(after[var].astype(dtype)))
         if var in new_bias:
             new = O.add(bb.emit(new), relax.const(new_bias[var].astype(dtype)))
         return new
