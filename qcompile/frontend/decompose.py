@@ -657,6 +657,8 @@ def _dft(e, node, ranks: dict):
         return "DFT: the input's rank is unknown"
     if _in(node, 1):
         return "DFT with dft_length (a padded or truncated signal) is not decomposed"
+    if e.elem_type.get(node.input[0], 1) != 1:
+        return "DFT of other than float32 is not decomposed"
     if _in(node, 2):  # opset 20: the axis is an input (default -2), before: an attribute (default 1)
         a = e.graph_init.get(node.input[2])
         if a is None:
@@ -722,7 +724,10 @@ def _col2im(e, node):
     consts = [e.graph_init.get(node.input[i]) for i in (1, 2)]
     if any(c is None for c in consts):
         return "Col2Im: image_shape and block_shape are not constants"
-    (h, w), (kh, kw) = (tuple(int(v) for v in numpy_helper.to_array(c).reshape(-1)) for c in consts)
+    shape, block = (tuple(int(v) for v in numpy_helper.to_array(c).reshape(-1)) for c in consts)
+    if len(shape) != 2 or len(block) != 2:
+        return "Col2Im over other than two spatial dims is not decomposed"
+    (h, w), (kh, kw) = shape, block
     strides = list(_attr(node, "strides", [1, 1]))
     if list(_attr(node, "dilations", [1, 1])) != [1, 1] or any(_attr(node, "pads", [0, 0, 0, 0])) \
             or strides != [kh, kw] or h % kh or w % kw:

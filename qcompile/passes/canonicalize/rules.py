@@ -558,6 +558,8 @@ def _multi_input_reduce(func):
         for f in parts[1:]:  # a tensor first, the constants second
             acc = ops[call.op.name](acc, f)
         if call.op.name == "relax.mean":
+            if not str(call.ty.dtype).startswith("float"):
+                return call
             acc = O.multiply(acc, relax.const(1.0 / len(parts), str(call.ty.dtype)))
         return acc
 
@@ -589,8 +591,9 @@ def _mask_floor(func):
     def fn(call, m):
         v = const_value(m[c])  # a scalar, or one value broadcast (folded to a full array)
         if v is None or v.size == 0 or str(call.ty.dtype) != "float32" or not (v == v.flat[0]).all() \
-                or float(v.flat[0]) > -1e38:
-            return call
+                or v.flat[0] != np.finfo(np.float32).min or shape_of(call) is None \
+                or shape_of(call.args[0]) != shape_of(call):
+            return call  # (the identity holds for the float32 minimum; a folded constant no wider than the sum)
         x, y = m[a], m[b]
         if not is_scores(x):
             x, y = y, x

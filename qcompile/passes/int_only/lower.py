@@ -1740,7 +1740,9 @@ class _Lowering:
         """``gather_nd`` (index tuples picking whole sub-tensors: TVM's import of an adaptive
         pooling's or a resize's selection, UperNet): data movement; a per-channel scale
         survives where the last axis is neither indexed nor changed."""
-        nd, k = len(shape_of(call.args[0])), int((shape_of(call.args[1]) or [0])[-1] or 0)
+        nd, k = len(shape_of(call.args[0])), (shape_of(call.args[1]) or [None])[-1]
+        if not isinstance(k, int):
+            raise QCompileError(f"int-only: gather_nd at '{var.name}' with index tuples of a symbolic length")
         keeps = int(call.attrs.batch_dims) + k < nd and self._keeps_last(call)
         return self._move(var, call, args, keeps)
 

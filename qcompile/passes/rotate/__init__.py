@@ -171,6 +171,7 @@ class Rotate(Pass):
             "sizes": {str(n): " x ".join(f"{k}" for k in hadamard.split(n)) for n in sorted(set(online.values()))}}
         ctx.notes["value_rotation"] = v_notes
         ctx.notes["not_done"] = "online rotation of Q and K after RoPE (QuaRot R3)"
+        assert not set(after) & set(norms), "a norm both opens a stream and reads one"
         return relax.transform.Normalize()(_rebuild(mod, g, edits, norms, new_bias, online, after))
 
 
