@@ -542,6 +542,17 @@ def _cos(a, b):
     return float((a.ravel() @ b.ravel()) / np.linalg.norm(a) / np.linalg.norm(b))
 
 
+def _export(m, ex, path, names, dynamo: bool):
+    """``m`` exported by torch.onnx (TorchScript, or dynamo) at opset 18, warnings silenced: ``path``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, ex, str(path), input_names=names, output_names=["y"], dynamo=dynamo,
+                          opset_version=18, **({"verbose": False} if dynamo else {}))
+    return path
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_torch_transformer_encoder_int_only(tmp_path, norm_first):
     """``torch.nn.TransformerEncoderLayer`` exported by ``torch.onnx.export``: its packed
@@ -1701,8 +1712,6 @@ def test_scalar_gain_after_a_norm_folds_into_the_linear(tmp_path):
     (an RMSNorm times the scalar ``1/sqrt(d)``) into a ``[d, 1]`` linear. The scalar gain
     migrates into the weight as a per-channel one does. Before: ``pass 'int-only' failed:
     ValueError: matmul ...`` (the scalar's one-entry shift multiplied the weight's d rows)."""
-    import warnings
-
     class Block(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -1717,11 +1726,7 @@ def test_scalar_gain_after_a_norm_folds_into_the_linear(tmp_path):
     torch.manual_seed(0)
     m = Block().eval()
     x = torch.randn(16, 5, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x,), str(tmp_path / "b.onnx"), input_names=["x"], output_names=["y"], dynamo=True,
-                          opset_version=18, verbose=False)
-    model = qc.load(tmp_path / "b.onnx")
+    model = qc.load(_export(m, (x,), tmp_path / "b.onnx", ["x"], dynamo=True))
     mod = qc.PassManager(qc.pipeline("int-only"), calibration=Calibration({"x": x.numpy()}, progress=False)).run(model.mod)
     got = qc.build(mod, "llvm").run(x.numpy())[0]
     ref = m(x).detach().numpy()
@@ -1784,8 +1789,6 @@ def test_summed_scores_with_a_selected_segment_bias(tmp_path, dynamo):
     (the attention forms; the float graph stays equal to torch) and int-only lowers the
     selection (both sides at one scale) and the subtracted mask (before: no attention, then
     "float where ... is not an attention mask")."""
-    import warnings
-
     from qcompile.ir import op_histogram
 
     torch.manual_seed(0)
@@ -1797,10 +1800,7 @@ def test_summed_scores_with_a_selected_segment_bias(tmp_path, dynamo):
     tt = np.zeros((16, 7), np.int64)
     tt[:, 3:] = 1
     ex = tuple(torch.from_numpy(a[:2]) for a in (x, mask, tt))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, ex, str(tmp_path / "s.onnx"), input_names=["x", "mask", "tt"], output_names=["y"],
-                          dynamo=dynamo, opset_version=18, **({"verbose": False} if dynamo else {}))
+    _export(m, ex, tmp_path / "s.onnx", ["x", "mask", "tt"], dynamo=dynamo)
     model = qc.load(tmp_path / "s.onnx", input_shapes={"x": (2, 7, 16), "mask": (2, 7), "tt": (2, 7)})
     canon = qc.canonicalize(model.mod)
     assert op_histogram(canon).get("composite:qcompile.attention") == 1
@@ -1814,8 +1814,6 @@ def test_summed_scores_with_a_selected_segment_bias(tmp_path, dynamo):
 def test_maximum_of_two_activations_is_integer(tmp_path):
     """``torch.maximum`` of two branches (ONNX ``Max``): both at the output's int16 scale, the
     maximum of the codes. Before: "op 'maximum' ... has no integer lowering"."""
-    import warnings
-
     class Two(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -1827,11 +1825,8 @@ def test_maximum_of_two_activations_is_integer(tmp_path):
     torch.manual_seed(0)
     m = Two().eval()
     x = torch.randn(16, 5, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x,), str(tmp_path / "m.onnx"), input_names=["x"], output_names=["y"], dynamo=False,
-                          opset_version=17)
-    mod, _ = _calibrated(qc.load(tmp_path / "m.onnx"), {"x": x.numpy()}, batch=16)
+    mod, _ = _calibrated(qc.load(_export(m, (x,), tmp_path / "m.onnx", ["x"], dynamo=False)), {"x": x.numpy()},
+                         batch=16)
     assert _cos(qc.build(mod, "llvm").run(x.numpy())[0], m(x).detach().numpy()) > 0.999
 
 

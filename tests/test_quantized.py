@@ -22,6 +22,29 @@ ort = pytest.importorskip("onnxruntime")
 MODELS = ("bert", "vit", "llama")
 
 
+def _ort_integer_matmul_is_exact() -> bool:
+    """Whether onnxruntime's uint8 x int8 ``MatMulInteger`` is exact on this CPU. On x86 without
+    VNNI (this AMD EPYC shows AVX2 only) its kernel likely sums byte pairs into saturating int16
+    (``vpmaddubsw``), so large codes come out wrong (by 651887 on this probe) and onnxruntime is
+    no oracle for the files' own integer matmuls; qcompile's int32 products are exact."""
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 64]),
+                           helper.make_tensor_value_info("b", TensorProto.INT8, [64, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8])])
+    rng = np.random.default_rng(0)
+    a = rng.integers(200, 256, (4, 64)).astype(np.uint8)
+    b = rng.integers(100, 128, (64, 8)).astype(np.int8)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    y = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a, "b": b})[0]
+    return bool(np.array_equal(y.astype(np.int64), a.astype(np.int64) @ b.astype(np.int64)))
+
+
+ORT_EXACT = _ort_integer_matmul_is_exact()
+INEXACT = "onnxruntime's uint8 x int8 integer matmul saturates on this CPU (no VNNI): not an oracle here"
+
+
 def _feed(name, path, seed=5):
     arch = zoo.ZOO[name]
     kw = {"past": 3} if arch.kind == "decoder" else {"image": zoo._image_hw(arch)} if arch.kind == "vision" else {}
@@ -58,6 +81,8 @@ def _run(path, feed, quantized_mode, pipeline="none"):
 @pytest.mark.parametrize("fmt,name", [("dynamic", m) for m in MODELS] + [("qdq", "bert"), ("qdq", "vit"),
                                                                         ("qoperator", "bert")])
 def test_kept_as_written_computes_what_onnxruntime_computes(quantized, fmt, name):
+    if fmt != "qdq" and not ORT_EXACT:  # (QDQ runs as float matmuls of dequantized values)
+        pytest.skip(INEXACT)
     path = quantized[fmt, name]
     feed = _feed(name, path)
     so = ort.SessionOptions()
@@ -235,6 +260,8 @@ def test_a_dynamic_model_after_onnxruntimes_optimizer(quantized, name, tmp_path)
     ``optimized_model_filepath`` users publish) fuses the dynamic matmuls into
     ``DynamicQuantizeMatMul``/``MatMulIntegerToFloat`` and transposes into ``FusedMatMul``:
     kept, it equals onnxruntime; lifted, the float model on the file's weights."""
+    if not ORT_EXACT:
+        pytest.skip(INEXACT)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     (tmp_path / "opt").mkdir()
