@@ -569,6 +569,20 @@ def _multi_input_reduce(func):
     return func
 
 
+def _score_product(e, var2val) -> bool:
+    """``e`` is ``q @ kT`` of two computed tensors, or that times (divided by) a constant."""
+    def call_of(x):
+        v = var2val.get(x, x) if isinstance(x, relax.Var) else x
+        return v if isinstance(v, relax.Call) else None
+
+    v = call_of(e)
+    name = getattr(getattr(v, "op", None), "name", "")
+    if name in ("relax.multiply", "relax.divide") and const_value(v.args[1]) is not None:
+        v = call_of(v.args[0])
+        name = getattr(getattr(v, "op", None), "name", "")
+    return name == "relax.matmul" and all(const_value(a) is None for a in v.args)
+
+
 def _mask_floor(func):
     """``maximum(scores + mask, lowest)`` with ``lowest`` the float32 minimum (XGLM clamps
     its masked scores so that a mask of ``-inf`` or an overflow cannot reach the softmax) ->
@@ -578,15 +592,8 @@ def _mask_floor(func):
     a, b, c = wildcard(), wildcard(), is_const()
     var2val = relax.analysis.get_var2val(func)
 
-    def producer(e):
-        v = var2val.get(e) if isinstance(e, relax.Var) else e
-        return getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else "", v
-
     def is_scores(e):
-        name, v = producer(e)
-        if name in ("relax.multiply", "relax.divide") and const_value(v.args[1]) is not None:
-            name, v = producer(v.args[0])
-        return name == "relax.matmul"
+        return _score_product(e, var2val)
 
     def fn(call, m):
         v = const_value(m[c])  # a scalar, or one value broadcast (folded to a full array)
@@ -862,12 +869,7 @@ def _scores_first(func):
         return var2val.get(e, e) if isinstance(e, relax.Var) else e
 
     def is_scores(e):
-        v = val(e)
-        name = getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else ""
-        if name in ("relax.multiply", "relax.divide") and const_value(v.args[1]) is not None:
-            v = val(v.args[0])
-            name = getattr(getattr(v, "op", None), "name", "") if isinstance(v, relax.Call) else ""
-        return name == "relax.matmul" and all(const_value(a) is None for a in v.args)
+        return _score_product(e, var2val)
 
     def terms(e, coef, out, depth=0):
         """The leaves of a sum as ``(leaf, coefficient)``; a constant scalar scaling a sum
