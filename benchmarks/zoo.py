@@ -70,6 +70,18 @@ EVERY_KIND = ("w8a8",)
 DYNAMO = ("none", "rotate", "int-only")
 
 
+def _export_reason(e: Exception) -> str:
+    """The exporter's error in one line: torch.onnx's own cause (its "Exception summary"),
+    not the first line of its generic "Next steps" banner."""
+    text = str(e).strip()
+    if "Exception summary" in text:
+        causes = [ln.strip() for ln in text.split("Exception summary", 1)[1].splitlines()
+                  if ln.strip().startswith("<class")]
+        if causes:
+            return causes[0][:300]
+    return f"{type(e).__name__}: {(text.splitlines() or [''])[0][:200]}"
+
+
 def _kind(row: str) -> str:
     return "vision" if row.startswith("timm_") else zoo.entry(row).kind
 
@@ -219,9 +231,11 @@ def main() -> int:
                 continue
             try:
                 path, kind = zoo.export_dynamo(name, tmp), "encoder" if kind == "decoder" else kind
+                row.pop("export", None)  # (a merged file: an earlier run's failure no longer holds)
             except Exception as e:  # noqa: BLE001 - torch's exporter, not qcompile: said, not counted
-                row["export"] = {"status": "export failed", "reason": f"{type(e).__name__}: "
-                                 f"{(str(e).strip().splitlines() or [''])[0][:200]}"}
+                row["export"] = {"status": "export failed", "reason": _export_reason(e)}
+                for p in a.pipelines.split(","):
+                    row.pop(p, None)  # nothing of this run compiled: no earlier cell stands for it
                 print(f"{name:<11} export failed: {row['export']['reason']}", flush=True)
                 continue
         for p in a.pipelines.split(","):

@@ -208,6 +208,37 @@ def _refuse_data_dependent_ifs(proto, inputs) -> None:
     raise UnsupportedOpError(node.name or "If", "If", f"its condition is not a constant ({how})")
 
 
+#: operands that set an output's shape: (op type) -> (input index, what it is)
+_SHAPE_OPERANDS = {"Split": ((1, "split sizes"),), "Reshape": ((1, "target shape"),), "Expand": ((1, "shape"),),
+                   "Tile": ((1, "repeats"),), "ConstantOfShape": ((0, "shape"),),
+                   "Range": ((0, "start"), (1, "limit"), (2, "delta")), "TopK": ((1, "k"),),
+                   "OneHot": ((1, "depth"),), "Resize": ((3, "sizes"),), "Pad": ((1, "pads"),)}
+#: ops whose output's shape is the data itself
+_DATA_SHAPED = {"NonZero", "Compress", "Unique", "NonMaxSuppression"}
+
+
+def data_dependent_shape(proto):
+    """``(node, op type, what)`` of the first node whose output shape depends on the input
+    *values* (not only on their shapes): a ``Split`` sized by a mixture-of-experts router's
+    counts (JetMoE), a ``NonZero``. TVM compiles static and symbolic shapes; a shape that is
+    data is not one. ``None`` when every shape operand reads the inputs through ``Shape`` /
+    ``Size`` only."""
+    inits = {i.name for i in proto.graph.initializer}
+    data = {i.name for i in proto.graph.input if i.name not in inits}
+    for n in proto.graph.node:  # (topologically ordered, as ONNX requires)
+        if n.op_type in ("Shape", "Size", "ConstantOfShape", "EyeLike"):
+            continue  # their values are the shapes (or a constant over them)
+        read = [x for x in n.input if x in data]
+        if n.op_type in _DATA_SHAPED and read:
+            return n, n.op_type, "its output's length"
+        for k, what in _SHAPE_OPERANDS.get(n.op_type, ()):
+            if k < len(n.input) and n.input[k] in data:
+                return n, n.op_type, f"its {what}"
+        if read:
+            data.update(x for x in n.output if x)
+    return None
+
+
 def _onnx_inputs(proto) -> list[InputSpec]:
     inits = {i.name for i in proto.graph.initializer}
     specs = []
@@ -282,6 +313,13 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]], quantized: s
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 mod = None
         if mod is None:
+            dd = data_dependent_shape(proto)
+            if dd is not None:  # no input shape would help: say what the shape depends on
+                node, op, what = dd
+                raise UnsupportedOpError(node.name or op, op, f"{what} computed from the input data, not from the "
+                                         "input shapes alone: a data-dependent shape (e.g. a mixture of experts "
+                                         "dispatched by routing counts); TVM compiles static and symbolic shapes "
+                                         f"only; re-export with a dense formulation (TVM said: {msg})") from None
             symbolic = [s for s in inputs if not all(isinstance(d, int) for d in s.shape)]
             hint = None
             if symbolic:

@@ -155,3 +155,42 @@ def test_packed_value_cache_read_inside_the_kernel(tmp_path, monkeypatch):
         for a, b in zip(gf, gp):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
         assert zoo._cosine(gf[0], ref[0]) >= zoo.TOLERANCE["kv-prerope"]
+
+
+def test_probabilities_read_twice_keep_their_own_attention(tmp_path):
+    """Differential attention (DiffLlama) reads one softmax with two value halves: the
+    attention composite returns a tuple (P, P @ V2), which the decode-attention kernel (one
+    output) must leave alone (before: TVM's "The type of Tuple must be TupleType" in the llvm
+    build). Over a symbolic length, equal to torch at two lengths."""
+    import warnings
+
+    import torch
+
+    class TwoValues(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.o = torch.nn.Linear(16, 32), torch.nn.Linear(32, 16)
+            self.k, self.v = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q = self.q(x).view(b, t, 4, 8).transpose(1, 2)
+            k, v = (f(x).view(b, t, 2, 8).transpose(1, 2).repeat_interleave(2, dim=1) for f in (self.k, self.v))
+            p = torch.softmax(q @ k.transpose(-1, -2) * 0.35, dim=-1)
+            v1, v2 = v.chunk(2, dim=-1)
+            y = torch.cat([p @ v1, p @ v2], dim=-1) - 0.5 * (p @ v)
+            return self.o(y.transpose(1, 2).reshape(b, t, 32))
+
+    torch.manual_seed(0)
+    m = TwoValues().eval()
+    path = tmp_path / "two.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(1, 6, 16),), str(path), input_names=["x"], output_names=["y"],
+                          dynamo=True, dynamic_shapes={"x": {1: torch.export.Dim("seq", min=2, max=64)}},
+                          verbose=False)
+    art = qc.build(qc.PassManager(qc.pipeline("none")).run(qc.load(str(path)).mod), "llvm")
+    for t in (3, 9):
+        x = torch.randn(1, t, 16)
+        with torch.no_grad():
+            np.testing.assert_allclose(art.run(x.numpy())[0], m(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -1200,3 +1200,34 @@ def test_col2im_of_non_overlapping_blocks_is_a_reshape(tmp_path):
     np.testing.assert_allclose(got, Fold((3, 2))(x).numpy(), rtol=1e-6)
     with pytest.raises(qc.QCompileError, match="Col2Im.*overlapping blocks"):
         qc.load(tmp_path / "o.onnx")
+
+
+def test_a_split_sized_by_the_data_is_refused_as_data_dependent(tmp_path, capsys):
+    """A ``Split`` whose sizes are computed from input values (JetMoE's experts, dispatched
+    by routing counts) has data-dependent output shapes: no ``--input-shape`` can help, so the
+    error names the node and says so instead of suggesting fixed dims (before: TVM's "Dynamic
+    Split not yet supported" with a hint to fix the input shapes). The CLI exits 2 and writes
+    nothing."""
+    from qcompile.cli import main
+    from qcompile.loader import data_dependent_shape
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])
+    outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["m", 4]) for i in range(2)]
+    nodes = [helper.make_node("ReduceSum", ["ids", "ax"], ["c0"], keepdims=1),
+             helper.make_node("Shape", ["x"], ["sx"], start=0, end=1),
+             helper.make_node("Sub", ["sx", "c0"], ["c1"]),
+             helper.make_node("Concat", ["c0", "c1"], ["sizes"], axis=0),
+             helper.make_node("Split", ["x", "sizes"], ["y0", "y1"], axis=0, name="dispatch")]
+    m = _model(nodes, [x, ids], outs, [_i64("ax", [0])], tmp_path / "moe.onnx")
+    node, op, what = data_dependent_shape(m)
+    assert (node.name, op, what) == ("dispatch", "Split", "its split sizes")
+    with pytest.raises(qc.UnsupportedOpError, match="node 'dispatch' has op type 'Split'") as e:
+        qc.load(str(tmp_path / "moe.onnx"))
+    assert "data-dependent shape" in str(e.value) and "--input-shape" not in str(e.value)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "moe.onnx"), "--pipeline", "none", "-o", str(out), "-q"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
+    # the shapes alone (Shape -> Split sizes) are not data: the same graph with sizes from x's shape
+    nodes[0] = helper.make_node("Shape", ["x"], ["c0"], start=0, end=1)
+    assert data_dependent_shape(_model(nodes, [x, ids], outs, [_i64("ax", [0])])) is None

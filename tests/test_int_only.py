@@ -1851,3 +1851,38 @@ def test_gather_nd_is_integer_data_movement(tmp_path):
     assert notes["float_islands"] == []
     ref = (x[:2] @ w1)[idx[:, 0], idx[:, 1]] @ w2
     assert _cos(qc.build(mod, "llvm").run(x[:2])[0], ref) > 0.999
+
+
+def test_prelu_is_relu_minus_a_scaled_negative_part(tmp_path):
+    """PReLU (DAB-DETR's anchor head; a slope per channel after a convolution, one slope
+    after a linear layer): canonicalization writes ``relu(x) - a relu(-x)``, exact in float,
+    which int-only lowers (before: "op 'nn.prelu' ... has no integer lowering"). The canonical
+    float graph equals torch; int-only is bit-exact against the NumPy interpreter, close to
+    float."""
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8)
+            self.lin, self.act2 = torch.nn.Linear(8 * 8 * 8, 16), torch.nn.PReLU()
+            self.out = torch.nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.out(self.act2(self.lin(self.act(self.conv(x)).flatten(1))))
+
+    torch.manual_seed(0)
+    m = Head().eval()
+    with torch.no_grad():
+        m.act.weight.uniform_(-0.5, 0.5)  # negative slopes too
+        m.act2.weight.fill_(0.2)
+    x = torch.randn(16, 3, 8, 8)
+    path = tmp_path / "prelu.onnx"
+    _export_onnx(m, x[:4], path, dynamic_batch=False)
+    canon = qc.canonicalize(qc.load(str(path)).mod)
+    assert "prelu" not in canon.script(show_meta=False)
+    xs = x[:4].numpy()
+    with torch.no_grad():
+        want = m(x[:4]).numpy()
+    np.testing.assert_allclose(qc.build(canon, "llvm").run(xs)[0], want, rtol=1e-5, atol=1e-6)
+    mod, notes = _calibrated(qc.load(str(path)), {"x": x.numpy()}, batch=4)
+    assert not any("prelu" in f for f in notes["ops"]["float"])
+    assert _cos(_llvm_bit_exact(mod, xs), want) >= 0.99

@@ -433,3 +433,77 @@ def test_embedding_norm_opens_the_rotated_stream(norm):
     assert region["writers"].get("norm") == 1 and region["norms_folded"] == 3
     got = qc.build(mod, "llvm").run(ids.numpy())[0]
     np.testing.assert_allclose(got, m(ids).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _BatchedExperts(nn.Module):
+    """A pre-norm block whose MLP is a mixture of experts in transformers' ``batched_mm`` form
+    (how ``torch.onnx`` exports Mixtral, Qwen2-MoE, PhiMoE, GLM-4-MoE...): each token's top-2
+    experts' weights gathered from ``[E, out, in]`` stacks, ``W[e] @ x`` as a batched
+    matrix-vector product, weighted by the router and summed."""
+
+    def __init__(self, norm, transposed=False):
+        super().__init__()
+        make = (lambda: nn.LayerNorm(16)) if norm == "layer" else (lambda: nn.RMSNorm(16))
+        self.emb, self.n1, self.n2, self.nf = nn.Embedding(32, 16), make(), make(), make()
+        for n in (self.n1, self.n2, self.nf):
+            nn.init.normal_(n.weight, 1.0, 0.2)
+            if getattr(n, "bias", None) is not None:
+                nn.init.normal_(n.bias, 0.0, 0.2)
+        self.attn, self.router, self.head = nn.Linear(16, 16), nn.Linear(16, 4, bias=False), nn.Linear(16, 5)
+        # [E, out, in] stacks read as W[e] @ x, or (GPT-OSS) [E, in, out] read as x @ W[e] plus a bias per expert
+        self.transposed = transposed
+        gu, dn = ((4, 16, 48), (4, 24, 16)) if transposed else ((4, 48, 16), (4, 16, 24))
+        self.gate_up, self.down = nn.Parameter(0.2 * torch.randn(gu)), nn.Parameter(0.2 * torch.randn(dn))
+        self.down_bias = nn.Parameter(0.2 * torch.randn(4, 16))
+
+    def experts(self, x):  # x [tokens, 16]
+        w, idx = self.router(x).softmax(-1).topk(2, dim=-1)
+        w, ids = w / w.sum(-1, keepdim=True), idx.reshape(-1)
+        xs = x.repeat_interleave(2, dim=0)
+        if self.transposed:
+            g, u = torch.bmm(xs.unsqueeze(1), self.gate_up[ids]).squeeze(1).chunk(2, dim=-1)
+            h = (nn.functional.silu(g) * u).unsqueeze(1)
+            y = torch.bmm(h, self.down[ids]).squeeze(1) + self.down_bias[ids]
+        else:
+            g, u = torch.bmm(self.gate_up[ids], xs.unsqueeze(-1)).squeeze(-1).chunk(2, dim=-1)
+            y = torch.bmm(self.down[ids], (nn.functional.silu(g) * u).unsqueeze(-1)).squeeze(-1)
+        return (y * w.reshape(-1, 1)).view(-1, 2, 16).sum(1)
+
+    def forward(self, ids):
+        b, t = ids.shape
+        h = self.emb(ids)
+        h = h + self.attn(self.n1(h))
+        h = h + self.experts(self.n2(h).reshape(b * t, 16)).view(b, t, 16)
+        return self.head(self.nf(h))
+
+
+@pytest.mark.parametrize("norm,transposed", [("rms", False), ("layer", False), ("rms", True)])
+def test_batched_experts_take_the_rotation_in_their_stacks(tmp_path, norm, transposed):
+    """Experts gathered per token (``W[e] @ x``) write the stream through their down stack and
+    read it through their gate/up stack: the rotation goes into the ``[E, out, in]`` constants
+    before the gather (before: "(matmul) writes the residual stream and is not a linear layer").
+    The rotated float model equals the original, exported by torch.onnx (dynamo, a symbolic
+    length). With LayerNorm, the shift cannot become a bias per gathered expert: that norm
+    is un-rotated (one matmul), the rest rotated. GPT-OSS's form, ``x @ W[e]`` over ``[E, in,
+    out]`` stacks plus a bias gathered per expert, takes it the same way."""
+    import warnings
+
+    torch.manual_seed(0)
+    m = _BatchedExperts(norm, transposed).eval()
+    ids = torch.randint(0, 32, (2, 6))
+    path = tmp_path / "moe.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (ids,), str(path), input_names=["ids"], output_names=["y"], dynamo=True,
+                          dynamic_shapes={"ids": {1: torch.export.Dim("seq", min=2, max=64)}}, verbose=False)
+    pm = qc.PassManager(qc.pipeline("rotate"))
+    mod = pm.run(qc.load(str(path)).mod)
+    (region,) = pm.records[-1].notes["regions"]
+    # the embedding (and the experts' gathered bias), the attention (its matmul and bias), the experts' down stack
+    assert region["writers"] == {"embedding": 1 + transposed, "matmul": 1, "const": 2} and region["norms_folded"] == 3
+    assert len(region["unrotated_norms"]) == (1 if norm == "layer" else 0)
+    art = qc.build(mod, "llvm")
+    for t in (3, 7):
+        x = torch.randint(0, 32, (2, t))
+        with torch.no_grad():
+            np.testing.assert_allclose(art.run(x.numpy())[0], m(x).numpy(), rtol=1e-4, atol=1e-5)

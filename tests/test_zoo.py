@@ -11,7 +11,9 @@ from qcompile.models import zoo
 
 #: the composed pipeline is run in the suite on these (one per RoPE spelling: rotate-half with
 #: GQA, in-graph positions, partial rotary, heads on axis 2 at RoPE); benchmarks/zoo.py runs
-#: it on every decoder. Each component runs on every decoder here. (Keeps `make test` < 30 min.)
+#: it on every decoder. On these its cell checks kv-prerope (the same cache and RoPE analysis,
+#: on the rotated weights, at kv-prerope's tolerance), so kv-prerope alone runs on the other
+#: decoders only. (Keeps `make test` < 30 min.)
 COMPOSED = {"llama", "gemma", "gpt_neox", "gptj"}
 #: held-out cells that a fix turned from a gap into a pass: run in the suite too
 FIXED = {("qwen3_moe", "rotate"), ("roformer", "int-only"), ("segformer", "int-only"), ("levit", "int-only"),
@@ -52,17 +54,36 @@ BENCHMARK_ONLY = {("mobilevit", "none"), *((m, "none") for m in ("cvt", "poolfor
                                                                   "xlm-roberta", "data2vec-vision",
                                                                   # a minute of build; its grid_sample and topk
                                                                   # import as TVM's ops (no rule of ours)
-                                                                  "rt_detr"))}
+                                                                  "rt_detr",
+                                                                  # the same graph as another cell's: RoBERTa's
+                                                                  # (data2vec-text, I-BERT), BERT's (Splinter),
+                                                                  # wav2vec2's (UniSpeech, UniSpeech-SAT),
+                                                                  # OWL-ViT's plus a head (OWLv2), DETR's with
+                                                                  # pre-norm (Table Transformer), Swin's backbone
+                                                                  # and DETR's decoder (MaskFormer)
+                                                                  "data2vec-text", "ibert", "splinter", "unispeech",
+                                                                  "unispeech-sat", "owlv2", "table-transformer",
+                                                                  "maskformer")),
+                  # Mistral's Optimum export is Llama's graph: its cache pipelines run on llama
+                  *(("mistral", p) for p in ("k-sort", "kv-prerope", "bfp"))}
 CELLS = [(m, p) for m, arch in zoo.ZOO.items() for p in zoo.PIPELINES[arch.kind]
-         if (p != "rotate+kv-prerope" or m in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)
+         if (p != "rotate+kv-prerope" or m in COMPOSED) and (p != "kv-prerope" or m not in COMPOSED) and (p == "none" or not arch.held_out or (m, p) in FIXED)
          and (m, p) not in BENCHMARK_ONLY]
-#: a model whose `rotate` cell runs here and passes has its import checked by it: the rotated
-#: artifact is compared with onnxruntime on every output (logits and the present caches,
-#: prefill and a decode step) at 1e-5, so its `none` cell (the same import at 1e-6) runs in
-#: benchmarks/zoo.py only (20 cells, ~2.5 min of the suite)
-CELLS = [(m, p) for m, p in CELLS
-         if not (p == "none" and (m, "rotate") in CELLS and (m, "rotate") not in zoo.REFUSED
-                 and (m, "rotate") not in zoo.GAPS)]
+
+
+def _imports_as_none(m, p) -> bool:
+    """Cell ``(m, p)`` runs the import its `none` cell checks (the same input shapes) and is
+    expected to pass: `rotate` (compared with onnxruntime on every output at 1e-5), or
+    `int-only` where it keeps the model's symbolic dims (within its looser tolerance)."""
+    fixed = zoo.FIXED_SHAPES.get((m, p)) or zoo.FIXED_SHAPES.get((zoo.ZOO[m].kind, p))
+    return (p == "rotate" or (p == "int-only" and fixed is None)) and (m, p) in CELLS \
+        and (m, p) not in zoo.REFUSED and (m, p) not in zoo.GAPS
+
+
+#: a model whose `rotate` cell (or symbolic `int-only` cell) runs here and passes has its
+#: import checked by it, so its `none` cell runs in benchmarks/zoo.py only (~40 cells, ~4 min
+#: of the suite's worker time)
+CELLS = [(m, p) for m, p in CELLS if not (p == "none" and any(_imports_as_none(m, q) for q in ("rotate", "int-only")))]
 
 
 def _marks(m, p):

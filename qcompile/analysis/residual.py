@@ -12,9 +12,12 @@ the inputs of the normalizations (RMSNorm / LayerNorm over the last axis):
   (reshape, permute, concat and take along other axes) down to the **writers**: a linear
   layer ``x @ W`` (+ bias), a convolution's output channels, an embedding lookup
   ``take(E, ids)``, and constants added or concatenated into the stream (positional
-  embeddings, a cls token);
+  embeddings, a cls token); a mixture of experts in transformers' ``batched_mm`` form
+  (each token's experts gathered from a constant ``[E, out, in]`` stack, ``W[e] @ x``, or
+  ``x @ W[e]`` over ``[E, in, out]`` with a bias per expert), whose stacks take the edit
+  before the gather;
 * forwards through the same ops to the **readers**: norms whose output feeds only linear
-  layers (``γ``, ``β`` and ``Qᵀ`` fold into those).
+  layers (``γ``, ``β`` and ``Qᵀ`` fold into those), gathered expert stacks included.
 
 Anything else that touches the stream is not rotation-invariant and stops the analysis
 with an error naming its binding and op. A norm on the residual path itself (post-norm,
@@ -59,6 +62,11 @@ class Reader:
     matmul: relax.Var            # x @ W, W const [d, out]
     bias: relax.Var | None       # the add of a constant bias after it, if any
     path: list                   # the data-movement bindings from the norm to the matmul
+    #: an expert's weight gathered per token (transformers' ``batched_mm`` experts): the gather
+    #: binding, whose constant stack takes the edit along its input axis ``gathered_axis``
+    #: (2 for ``W[e] @ x`` with ``x`` a column, ``[E, out, d]``; 1 for ``x @ W[e]``, ``[E, d, out]``)
+    gathered: relax.Var | None = None
+    gathered_axis: int = 2
 
 
 @dataclasses.dataclass
@@ -247,13 +255,19 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                     writers.append(Writer("const", v, i, a_ax))
         elif ax == nd - 1 and linear_at(g.defs, v, with_bias=False) is not None:
             writers.append(Writer("matmul", v))
+        elif op == "matmul" and nd >= 3 and ax == nd - 2 and _gathered_weight(g, val.args[0]) is not None:
+            # W[e] @ x per token (an MoE's batched experts): the rotation goes into the output
+            # rows of every expert's constant, before the gather picks them
+            writers.append(Writer("const", val.args[0], 0, 1))
+        elif op == "matmul" and nd >= 3 and ax == nd - 1 and _gathered_weight(g, val.args[1]) is not None:
+            writers.append(Writer("const", val.args[1], 0, 2))  # x @ W[e] (GPT-OSS's [E, in, out] stacks)
         elif op == "nn.conv2d" and ax == 1 and str(val.attrs.data_layout) == "NCHW" and int(val.attrs.groups) == 1 \
                 and str(val.attrs.kernel_layout) == "OIHW" and const_value(val.args[1]) is not None:
             # (a grouped or depthwise conv's output channel reads only its group: no rotation
             # of its output channels is a weight edit)
             writers.append(Writer("conv2d", v, 1, 0))
-        elif op == "take" and const_value(val.args[0]) is not None and int(val.attrs.axis) == 0 \
-                and ax == nd - 1 and len(val.args[0].ty.shape) == 2:
+        elif ax == nd - 1 and _row_gather(val):
+            # an embedding table, or a bias per expert gathered per token (GPT-OSS's batched_mm)
             writers.append(Writer("embedding", v, 0, 1))
         elif op == "multiply" and isinstance(val.args[0], relax.Var) and const_value(val.args[1]) is not None \
                 and const_value(val.args[1]).size == 1:
@@ -452,7 +466,9 @@ def _readers(g: Graph, norm) -> list[Reader] | None:
         for u, i in g.users.get(v, []):
             val = g.defs[u]
             op = op_name(val)
-            if op == "matmul" and i == 0 and const_value(val.args[1]) is not None:
+            if op == "matmul" and i == 0 and _gathered_weight(g, val.args[1]) is not None:
+                out.append(Reader(u, None, path, gathered=val.args[1], gathered_axis=1))  # x @ W[e]
+            elif op == "matmul" and i == 0 and const_value(val.args[1]) is not None:
                 users = g.users.get(u, [])
                 bias = None
                 if len(users) == 1 and op_name(g.defs[users[0][0]]) == "add":
@@ -460,12 +476,49 @@ def _readers(g: Graph, norm) -> list[Reader] | None:
                     if const_value(a.args[1]) is not None and len(a.args[1].ty.shape) <= 1:
                         bias = users[0][0]
                 out.append(Reader(u, bias, path))
-            elif op in ("take", "reshape") and i == 0 and _move_forward(val, v, len(v.ty.shape) - 1, u) \
-                    == len(u.ty.shape) - 1 and u not in g.outputs:
+            elif op in ("take", "reshape", "expand_dims", "broadcast_to") and i == 0 \
+                    and _move_forward(val, v, len(v.ty.shape) - 1, u) == len(u.ty.shape) - 1 and u not in g.outputs:
                 work.append((u, path + [u]))
+            elif op == "expand_dims" and i == 0 and u not in g.outputs and len(u.ty.shape) >= 3 \
+                    and _move_forward(val, v, len(v.ty.shape) - 1, u) == len(u.ty.shape) - 2 \
+                    and all(op_name(g.defs[m]) == "matmul" and j == 1 and _gathered_weight(g, g.defs[m].args[0])
+                            is not None for m, j in g.users.get(u, [])):
+                # the channels made a column for each token's gathered experts, W[e] @ x
+                out.extend(Reader(m, None, path + [u], gathered=g.defs[m].args[0]) for m, _ in g.users[u])
             else:
                 return None
     return out
+
+
+def _row_gather(val) -> bool:
+    """``val`` picks rows of a constant ``[rows, d]`` table: ``take`` on axis 0, or
+    ``gather_nd`` with one index per row."""
+    op = op_name(val)
+    if op == "take":
+        ok = val.attrs.axis is not None and int(val.attrs.axis) == 0
+    elif op == "gather_nd":
+        ok = int(val.attrs.batch_dims) == 0 and len(_dims(val.args[1])) >= 1 and _dims(val.args[1])[-1] == 1
+    else:
+        return False
+    w = const_value(val.args[0])
+    return ok and w is not None and w.ndim == 2
+
+
+def _gathered_weight(g: Graph, x):
+    """``x`` is a constant ``[E, out, in]`` stack gathered along its first axis per token
+    (``gather_nd`` with one index per row, or ``take`` on axis 0): an MoE's batched experts
+    (transformers' ``batched_mm``, the form ``torch.onnx`` exports). The constant, or None."""
+    val = g.defs.get(x) if isinstance(x, relax.Var) else None
+    op = op_name(val)
+    if op == "gather_nd" and int(val.attrs.batch_dims) == 0:
+        idx = _dims(val.args[1])
+        ok = len(idx) >= 1 and idx[-1] == 1
+    elif op == "take":
+        ok = val.attrs.axis is not None and int(val.attrs.axis) == 0
+    else:
+        return None
+    w = const_value(val.args[0])
+    return w if ok and w is not None and w.ndim == 3 else None
 
 
 # ----------------------------------------------------------------------------- online points

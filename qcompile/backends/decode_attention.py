@@ -228,6 +228,8 @@ def find(mod) -> dict:
         f = mod[value.op]
         if not isinstance(f, relax.Function) or str((f.attrs or {}).get("Composite", "")) != "qcompile.attention":
             continue
+        if not isinstance(var.ty, relax.TensorType):
+            continue  # the probabilities are read elsewhere too (DiffLlama: P @ V1 and P @ V2): a tuple
         roles = attention_roles(f)
         if roles is None or roles["sinks"]:  # the kernel's softmax has no sink logits
             continue

@@ -754,12 +754,150 @@ UNLISTED = {a.name: a for a in [
               num_queries=4, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
               decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_labels=10),
          "DETR with conditional spatial queries"),
+    # (a third batch, session 22: mixtures of experts, latent attention, RoPE encoders, more ViTs)
+    Arch("mixtral", "MixtralConfig", "MixtralForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_local_experts=4, num_experts_per_tok=2, sliding_window=None), "top-2 routed experts"),
+    Arch("qwen2_moe", "Qwen2MoeConfig", "Qwen2MoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=64),
+         "routed experts plus a sigmoid-gated shared expert"),
+    Arch("deepseek_v2", "DeepseekV2Config", "DeepseekV2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
+              n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, first_k_dense_replace=1,
+              n_shared_experts=1), "multi-head latent attention (low-rank q and kv with norms), MoE"),
+    Arch("minicpm3", "MiniCPM3Config", "MiniCPM3ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16),
+         "latent attention, scaled residual branches"),
+    Arch("jetmoe", "JetMoeConfig", "JetMoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_key_value_heads=2, kv_channels=16,
+              intermediate_size=128, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256),
+         "mixture of attention heads and of MLP experts"),
+    Arch("diffllama", "DiffLlamaConfig", "DiffLlamaForCausalLM", "decoder", "text-generation-with-past", dict(_D4),
+         "differential attention (two softmaxes subtracted, GroupNorm per head)"),
+    Arch("ministral", "MinistralConfig", "MinistralForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, sliding_window=4096, head_dim=16), "Llama layout with sliding layers"),
+    Arch("phimoe", "PhimoeConfig", "PhimoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_local_experts=4, num_experts_per_tok=2, sliding_window=None), "LayerNorm MoE, sparsemixer"),
+    Arch("apertus", "ApertusConfig", "ApertusForCausalLM", "decoder", "text-generation-with-past", dict(_D4),
+         "xIELU activation, q/k norm"),
+    Arch("llama4_text", "Llama4TextConfig", "Llama4ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, intermediate_size_mlp=128, num_local_experts=2, num_experts_per_tok=1,
+              interleave_moe_layer_step=2, attention_chunk_size=16, no_rope_layers=[1, 0]),
+         "interleaved RoPE-free layers, chunked attention, L2 q/k norm, MoE"),
+    Arch("nanochat", "NanoChatConfig", "NanoChatForCausalLM", "decoder", "text-generation-with-past", dict(_D4),
+         "weightless RMSNorm, ReLU^2, logit soft-capping"),
+    Arch("openai_gpt", "OpenAIGPTConfig", "OpenAIGPTLMHeadModel", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, n_embd=64, n_layer=2, n_head=4, n_positions=128), "GPT-1: post-norm, Conv1D"),
+    Arch("ctrl", "CTRLConfig", "CTRLLMHeadModel", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, n_embd=64, n_layer=2, n_head=4, dff=128, n_positions=128),
+         "sinusoidal positions, pre-norm"),
+    Arch("granitemoehybrid", "GraniteMoeHybridConfig", "GraniteMoeHybridForCausalLM", "decoder",
+         "text-generation-with-past",
+         dict(_D4, num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=64,
+              layer_types=["mamba", "attention"], mamba_d_state=8, mamba_n_heads=4, mamba_d_head=32, mamba_n_groups=1,
+              mamba_chunk_size=16), "Mamba-2 and attention layers, MoE"),
+    Arch("flex_olmo", "FlexOlmoConfig", "FlexOlmoForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_experts=4, num_experts_per_tok=2, pad_token_id=0, eos_token_id=1, bos_token_id=None),
+         "post-norm MoE"),
+    Arch("glm4_moe", "Glm4MoeConfig", "Glm4MoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+              first_k_dense_replace=1, n_shared_experts=1), "sigmoid-routed experts with a correction bias"),
+    Arch("ernie4_5_moe", "Ernie4_5_MoeConfig", "Ernie4_5_MoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, moe_num_experts=4, moe_k=2, moe_intermediate_size=32, moe_layer_start_index=1),
+         "interleaved RoPE, MoE"),
+    Arch("zamba2", "Zamba2Config", "Zamba2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, mamba_d_state=8, mamba_headdim=16, n_mamba_heads=8, layers_block_type=["mamba", "hybrid"],
+              hybrid_layer_ids=[1]), "Mamba-2 with a shared attention block"),
+    Arch("mamba2", "Mamba2Config", "Mamba2ForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, hidden_size=64, state_size=8, num_hidden_layers=2, expand=2, num_heads=8, head_dim=16,
+              n_groups=1, chunk_size=16), "state-space duality, gated RMSNorm"),
+    Arch("nomic_bert", "NomicBertConfig", "NomicBertModel", "encoder", "feature-extraction", dict(_ENC),
+         "RoPE BERT, SwiGLU"),
+    Arch("eurobert", "EuroBertConfig", "EuroBertModel", "encoder", "feature-extraction",
+         dict(_ENC, num_key_value_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2, mask_token_id=3),
+         "Llama-style bidirectional encoder"),
+    Arch("gte", "GteConfig", "GteModel", "encoder", "feature-extraction", dict(_ENC), "RoPE, GLU, post-norm"),
+    Arch("xlnet", "XLNetConfig", "XLNetModel", "encoder", "feature-extraction",
+         dict(vocab_size=256, d_model=64, n_layer=2, n_head=4, d_inner=128), "two-stream relative attention"),
+    Arch("roc_bert", "RoCBertConfig", "RoCBertModel", "encoder", "feature-extraction",
+         dict(_ENC, pronunciation_vocab_size=32, shape_vocab_size=32), "pronunciation and shape embeddings"),
+    Arch("jina_embeddings_v3", "JinaEmbeddingsV3Config", "JinaEmbeddingsV3Model", "encoder", "feature-extraction",
+         dict(_ENC), "XLM-R with RoPE"),
+    Arch("dinov3_vit", "DINOv3ViTConfig", "DINOv3ViTModel", "vision", "feature-extraction",
+         dict(_IMG, num_register_tokens=2), "2-D RoPE over patches, registers, LayerScale"),
+    Arch("dinov3_convnext", "DINOv3ConvNextConfig", "DINOv3ConvNextModel", "vision", "feature-extraction",
+         dict(hidden_sizes=[16, 32, 64, 64], depths=[1, 1, 1, 1]), "ConvNeXt distilled from DINOv3"),
+    Arch("vit_mae", "ViTMAEConfig", "ViTMAEModel", "vision", "feature-extraction", dict(_IMG, mask_ratio=0.0),
+         "MAE encoder (no masking at ratio 0: argsort of noise still in the graph)"),
+    Arch("dab_detr", "DabDetrConfig", "DabDetrForObjectDetection", "vision", "object-detection",
+         dict(use_timm_backbone=False, use_pretrained_backbone=False, backbone=None,
+              backbone_config={"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32],
+                               "depths": [1, 1], "layer_type": "basic", "out_features": ["stage2"]},
+              num_queries=4, hidden_size=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_labels=10),
+         "dynamic anchor boxes as queries"),
+    Arch("deformable_detr", "DeformableDetrConfig", "DeformableDetrModel", "vision", "feature-extraction",
+         dict(use_timm_backbone=False, use_pretrained_backbone=False, backbone=None,
+              backbone_config={"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32],
+                               "depths": [1, 1], "layer_type": "basic", "out_features": ["stage2"]},
+              num_queries=4, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+              decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, num_feature_levels=1),
+         "multi-scale deformable attention (grid_sample)"),
+    # (a fourth batch: more experts and state-space hybrids, two T5-style encoders)
+    Arch("olmoe", "OlmoeConfig", "OlmoeForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_experts=4, num_experts_per_tok=2), "whole-projection q/k norm, MoE"),
+    Arch("dbrx", "DbrxConfig", "DbrxForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, d_model=64, n_heads=4, n_layers=2, max_seq_len=256,
+              attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=8.0),
+              ffn_config=dict(ffn_hidden_size=128, moe_num_experts=4, moe_top_k=2)),
+         "fused Wqkv with clipping, bias-free LayerNorm, MoE"),
+    Arch("jamba", "JambaConfig", "JambaForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, num_experts=4, num_experts_per_tok=2, attn_layer_period=2, attn_layer_offset=1,
+              expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_expand=2, use_mamba_kernels=False),
+         "Mamba and attention layers, MoE"),
+    Arch("bamba", "BambaConfig", "BambaForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, attn_layer_indices=[1], mamba_d_state=8, mamba_n_heads=4, mamba_d_head=32, mamba_n_groups=1,
+              mamba_chunk_size=16), "Mamba-2 and attention layers"),
+    Arch("falcon_mamba", "FalconMambaConfig", "FalconMambaForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, hidden_size=64, state_size=8, num_hidden_layers=2, expand=2),
+         "Mamba with RMS-normalized B, C and dt"),
+    Arch("qwen3_next", "Qwen3NextConfig", "Qwen3NextForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+              shared_expert_intermediate_size=32, linear_num_value_heads=4, linear_num_key_heads=2,
+              linear_key_head_dim=16, linear_value_head_dim=16, layer_types=["linear_attention", "full_attention"]),
+         "gated DeltaNet beside gated attention, zero-centred norms, MoE"),
+    Arch("hunyuan_moe", "HunYuanMoEV1Config", "HunYuanMoEV1ForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16, num_experts=4, moe_topk=2), "q/k norm after RoPE, MoE with a shared MLP"),
+    Arch("seed_oss", "SeedOssConfig", "SeedOssForCausalLM", "decoder", "text-generation-with-past",
+         dict(_D4, head_dim=16), "Llama layout with biased q/k/v"),
+    Arch("gpt_neox_japanese", "GPTNeoXJapaneseConfig", "GPTNeoXJapaneseForCausalLM", "decoder",
+         "text-generation-with-past",
+         dict(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_multiple_size=2,
+              max_position_embeddings=256), "a dense bias added after the attention output"),
+    Arch("nemotron_h", "NemotronHConfig", "NemotronHForCausalLM", "decoder", "text-generation-with-past",
+         dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+              head_dim=16, mamba_num_heads=4, mamba_head_dim=16, ssm_state_size=8, n_groups=1, chunk_size=16,
+              hybrid_override_pattern="M*-", num_hidden_layers=3), "Mamba-2, attention and MLP as separate layers"),
+    Arch("umt5_encoder", "UMT5Config", "UMT5EncoderModel", "encoder", "feature-extraction",
+         dict(vocab_size=256, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4),
+         "T5 encoder with a relative bias per layer"),
+    Arch("switch_encoder", "SwitchTransformersConfig", "SwitchTransformersEncoderModel", "encoder",
+         "feature-extraction",
+         dict(vocab_size=256, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_sparse_encoder_layers=1, num_heads=4,
+              num_experts=4), "top-1 routed T5 experts (capacity dropping)"),
 ]}
 
 
 def entry(name: str) -> Arch:
     """A zoo entry by name, :data:`UNLISTED` included."""
     return ZOO[name] if name in ZOO else UNLISTED[name]
+
+
+#: configuration for tracing (torch.export, torch.onnx dynamo): mixture-of-experts layers as
+#: batched matmuls over each token's gathered expert weights. transformers' default on CPU is
+#: its ``grouped_mm_fallback`` custom op, which the ONNX exporter cannot translate, and its
+#: ``eager`` loop skips empty experts on a data-dependent condition that torch.export refuses.
+#: (Models without experts ignore it.)
+TRACEABLE = {"experts_implementation": "batched_mm"}
 
 
 def hf_model(name: str, seed: int = 0, config: dict | None = None):
@@ -889,7 +1027,9 @@ FIXED_SHAPES = {("vision", "int-only"): lambda a: {
     # encoders whose position tables (RoPE's cos/sin, a log-bucket relative bias) are
     # computed from the sequence length: fixed, they fold into constants
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8)}
-       for m in ("modernbert", "esm", "mpnet", "fnet")},  # FNet: its DFT tables
+       for m in ("modernbert", "esm", "mpnet", "fnet",  # FNet: its DFT tables
+                 # (zoo.UNLISTED's RoPE encoders)
+                 "nomic_bert", "eurobert", "gte", "jina_embeddings_v3", "umt5_encoder")},
     **{(m, "int-only"): lambda a: {"input_ids": (None, 8), "attention_mask": (None, 8), "decoder_input_ids": (None, 8)}
        for m in ("t5", "bart", "longt5", "mt5")},  # BART: the decoder's causal mask is a triu over the length
     # a waveform's length: HuBERT's feature extractor normalizes each channel over time,
@@ -1241,7 +1381,7 @@ def torch_wrapper(name: str):
     import torch
 
     arch = entry(name)
-    model = hf_model(name)
+    model = hf_model(name, config=TRACEABLE)
 
     class Wrapped(torch.nn.Module):
         def __init__(self):
@@ -1276,7 +1416,7 @@ def export_dynamo(name: str, out_dir: Path, opset: int = 18) -> Path:
     import torch
 
     arch = entry(name)
-    model = hf_model(name)
+    model = hf_model(name, config=TRACEABLE)
     b = torch.export.Dim("batch", max=64)
     if arch.kind == "vision":
         class Wrapped(torch.nn.Module):

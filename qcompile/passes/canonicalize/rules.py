@@ -145,6 +145,24 @@ def _same_size_resize(func):
     return rewrite(is_op("relax.image.resize2d")(x, wildcard()), drop, func)
 
 
+def _prelu(func):
+    """PReLU ``x if x >= 0 else a x`` (a slope per channel of ``axis``) -> ``relu(x) - a
+    relu(-x)``: exact in float (each term is ``x``, ``a x`` or 0), and made of ops every pass
+    knows (int-only's ReLU, negation and per-channel scale; DAB-DETR's anchor head)."""
+    x, a = wildcard(), wildcard()
+
+    def fn(call, m):
+        nd = len(call.ty.shape)
+        axis = int(call.attrs.axis) % nd
+        alpha = const_value(m[a])
+        if alpha is None or alpha.ndim != 1:
+            return call
+        slope = relax.const(alpha.reshape((-1,) + (1,) * (nd - 1 - axis)).astype(str(call.ty.dtype)))
+        return O.subtract(O.nn.relu(m[x]), O.multiply(O.nn.relu(O.negative(m[x])), slope))
+
+    return rewrite(is_op("relax.nn.prelu")(x, a), fn, func)
+
+
 def _identity_rewrites(func):
     """broadcast_to / reshape / astype / adding a scalar 0 that do nothing, reshape(reshape(x)),
     1/sqrt, bitwise and/or of booleans."""
@@ -1607,7 +1625,8 @@ def canonicalize_passes() -> list:
         T.FoldConstant(),
         _func_rewrites(_trivial_casts),
         _func_rewrites(_const_where, _identity_rewrites, _straight_through, _const_second, _unwrap_matmul,
-                       _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize, _multi_input_reduce),
+                       _scalars_out_of_matmul, _pad_into_max_pool, _same_size_resize, _multi_input_reduce,
+                       _prelu),
         T.FoldConstant(),
         T.EliminateCommonSubexpr(),
         _func_rewrites(_gelu, _l2_normalize, _norms, _softmax, _softmax_shift, _heads_split, _where_mask, _mask_zero_guard, _mask_before_scale, _constant_terms, _split_view_bias, _summed_scores, _scores_first, _two_biases, _identity_rewrites, _broadcast_weight, _mask_idioms,

@@ -10,9 +10,11 @@ random Hadamard matrix of the stream width ``d`` (``Qᵀ Q = I``), in float64:
    mean, LayerNorm equals RMSNorm on it, and becomes a scale-free RMSNorm; ``γ`` folds as
    above and ``β`` into the readers' biases (``b + β W``).
 2. **Rotation.** Writers (embeddings, positional and cls constants, the patch embedding,
-   attention output and MLP down projections, their biases): ``W ← W Q`` along the
-   stream's channels. Readers: ``W ← Qᵀ W``. A scale-free norm commutes with ``Q``, so
-   the float model is unchanged.
+   attention output and MLP down projections, their biases; an MoE's expert stacks before
+   they are gathered per token): ``W ← W Q`` along the stream's channels. Readers:
+   ``W ← Qᵀ W``. A scale-free norm commutes with ``Q``, so the float model is unchanged.
+   (A LayerNorm's ``β`` cannot become a bias per gathered expert: such a norm keeps its
+   output, un-rotated by one matmul. The experts' down projections get no online Hadamard.)
 3. **Online Hadamard** before each down projection (its input comes out of GELU /
    SwiGLU, which a rotation cannot cross): ``x ← x H`` by the fast Walsh-Hadamard kernel
    (:func:`qcompile.passes.rotate.hadamard.fwht_te`), ``W_down ← Hᵀ W_down``.
@@ -114,11 +116,16 @@ class Rotate(Pass):
                 beta = const_value(call.args[2]) if n.kind == "layer_norm" else None
                 if gamma is None or (n.kind == "layer_norm" and beta is None):
                     raise QCompileError(f"rotate: norm '{n.var.name}' has a scale or shift that is not a constant")
+                if beta is not None and np.any(beta != 0) and any(rd.gathered is not None for rd in n.readers):
+                    n.unrotate = True  # β would become a bias per gathered expert: un-rotate this norm instead
                 if n.unrotate:  # y = n(xR) Rᵀ diag(γ) + β, exactly the original output
                     norms[n.var] = (q.T @ np.diag(gamma.astype(np.float64)), beta)
                     continue
                 norms[n.var] = n.kind
                 for rd in n.readers:
+                    if rd.gathered is not None:  # the experts' stack, along its input axis
+                        edits.channels(rd.gathered, 0, rd.gathered_axis, np.diag(gamma.astype(np.float64)) @ q)
+                        continue
                     w0 = edits.get(rd.matmul, 1).copy()
                     edits.rows(rd.matmul, 1, q.T @ np.diag(gamma.astype(np.float64)))
                     if beta is not None and np.any(beta != 0):
