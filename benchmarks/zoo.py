@@ -193,6 +193,7 @@ def main() -> int:
             row = results.setdefault(f"{name}/{fmt}", {})
             try:
                 path = zoo.quantize_ort(name, fmt, tmp)
+                row.pop("export", None)  # (a merged file: an earlier run's failure no longer holds)
             except Exception as e:  # noqa: BLE001 - onnxruntime's quantizer, not qcompile: said, not counted
                 row["export"] = {"status": "export failed", "reason": f"{type(e).__name__}: "
                                  f"{(str(e).strip().splitlines() or [''])[0][:200]}"}

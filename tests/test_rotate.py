@@ -477,7 +477,7 @@ class _BatchedExperts(nn.Module):
         return self.head(self.nf(h))
 
 
-@pytest.mark.parametrize("norm,transposed", [("rms", False), ("layer", False), ("rms", True)])
+@pytest.mark.parametrize("norm,transposed", [("rms", False), ("layer", False), ("rms", True), ("layer", True)])
 def test_batched_experts_take_the_rotation_in_their_stacks(tmp_path, norm, transposed):
     """Experts gathered per token (``W[e] @ x``) write the stream through their down stack and
     read it through their gate/up stack: the rotation goes into the ``[E, out, in]`` constants

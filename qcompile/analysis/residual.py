@@ -255,11 +255,11 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
                     writers.append(Writer("const", v, i, a_ax))
         elif ax == nd - 1 and linear_at(g.defs, v, with_bias=False) is not None:
             writers.append(Writer("matmul", v))
-        elif op == "matmul" and nd >= 3 and ax == nd - 2 and _gathered_weight(g, val.args[0]) is not None:
+        elif op == "matmul" and nd >= 3 and ax == nd - 2 and _gathered_weight(g, val.args[0], v) is not None:
             # W[e] @ x per token (an MoE's batched experts): the rotation goes into the output
             # rows of every expert's constant, before the gather picks them
             writers.append(Writer("const", val.args[0], 0, 1))
-        elif op == "matmul" and nd >= 3 and ax == nd - 1 and _gathered_weight(g, val.args[1]) is not None:
+        elif op == "matmul" and nd >= 3 and ax == nd - 1 and _gathered_weight(g, val.args[1], v) is not None:
             writers.append(Writer("const", val.args[1], 0, 2))  # x @ W[e] (GPT-OSS's [E, in, out] stacks)
         elif op == "nn.conv2d" and ax == 1 and str(val.attrs.data_layout) == "NCHW" and int(val.attrs.groups) == 1 \
                 and str(val.attrs.kernel_layout) == "OIHW" and const_value(val.args[1]) is not None:
@@ -466,7 +466,7 @@ def _readers(g: Graph, norm) -> list[Reader] | None:
         for u, i in g.users.get(v, []):
             val = g.defs[u]
             op = op_name(val)
-            if op == "matmul" and i == 0 and _gathered_weight(g, val.args[1]) is not None:
+            if op == "matmul" and i == 0 and _gathered_weight(g, val.args[1], u) is not None:
                 out.append(Reader(u, None, path, gathered=val.args[1], gathered_axis=1))  # x @ W[e]
             elif op == "matmul" and i == 0 and const_value(val.args[1]) is not None:
                 users = g.users.get(u, [])
@@ -481,8 +481,9 @@ def _readers(g: Graph, norm) -> list[Reader] | None:
                 work.append((u, path + [u]))
             elif op == "expand_dims" and i == 0 and u not in g.outputs and len(u.ty.shape) >= 3 \
                     and _move_forward(val, v, len(v.ty.shape) - 1, u) == len(u.ty.shape) - 2 \
-                    and all(op_name(g.defs[m]) == "matmul" and j == 1 and _gathered_weight(g, g.defs[m].args[0])
-                            is not None for m, j in g.users.get(u, [])):
+                    and g.users.get(u) and all(op_name(g.defs[m]) == "matmul" and j == 1
+                                               and _gathered_weight(g, g.defs[m].args[0], m) is not None
+                                               for m, j in g.users[u]):
                 # the channels made a column for each token's gathered experts, W[e] @ x
                 out.extend(Reader(m, None, path + [u], gathered=g.defs[m].args[0]) for m, _ in g.users[u])
             else:
@@ -504,11 +505,14 @@ def _row_gather(val) -> bool:
     return ok and w is not None and w.ndim == 2
 
 
-def _gathered_weight(g: Graph, x):
+def _gathered_weight(g: Graph, x, matmul):
     """``x`` is a constant ``[E, out, in]`` stack gathered along its first axis per token
-    (``gather_nd`` with one index per row, or ``take`` on axis 0): an MoE's batched experts
+    (``gather_nd`` with one index per row, or ``take`` on axis 0) and read by ``matmul``
+    alone (the edit goes into that gather's constant): an MoE's batched experts
     (transformers' ``batched_mm``, the form ``torch.onnx`` exports). The constant, or None."""
     val = g.defs.get(x) if isinstance(x, relax.Var) else None
+    if val is None or [u for u, _ in g.users.get(x, [])] != [matmul]:
+        return None
     op = op_name(val)
     if op == "gather_nd" and int(val.attrs.batch_dims) == 0:
         idx = _dims(val.args[1])
