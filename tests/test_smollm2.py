@@ -69,7 +69,7 @@ def test_smollm2_ksort_is_exact_and_bfp_packs(smollm2_canon):
 @pytest.mark.asset
 def test_smollm2_packed_cache(smollm2_canon):
     """SmolLM2 through kv-prerope at 4 bits: 30 layers found, a packed cache about 1/3.7 of
-    float16, perplexity over one 512-token window of Emma close to the float cache's
+    float16, perplexity over one 256-token window of Emma close to the float cache's
     (benchmarks/kv_cache.py measures 8192 tokens)."""
     from qcompile.models import corpus
 
@@ -79,7 +79,7 @@ def test_smollm2_packed_cache(smollm2_canon):
     mod = pm.run(canon)
     lay = pm.records[-1].notes["kv_cache"]
     assert lay["layers"] == 30 and lay["ratio_to_float16_at_512"] > 3.5
-    proto = lm.Protocol(tokens=512)
+    proto = lm.Protocol(tokens=256, window=256)
     ids = tok(corpus.text("eval")).input_ids
     arts = {"float": (smollm2_canon.float_art(), canon), "4bit": (qc.build(mod, "llvm"), mod)}
     ppl = {name: lm.perplexity(lm.artifact_step(art), ids, lm.empty_cache_for(m["main"]), proto,
