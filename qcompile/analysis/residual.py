@@ -266,7 +266,7 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
             # (a grouped or depthwise conv's output channel reads only its group: no rotation
             # of its output channels is a weight edit)
             writers.append(Writer("conv2d", v, 1, 0))
-        elif ax == nd - 1 and _row_gather(val):
+        elif ax == nd - 1 and _row_gather(val) is not None:
             # an embedding table, or a bias per expert gathered per token (GPT-OSS's batched_mm)
             writers.append(Writer("embedding", v, 0, 1))
         elif op == "multiply" and isinstance(val.args[0], relax.Var) and const_value(val.args[1]) is not None \
@@ -365,8 +365,18 @@ def _grow(g: Graph, seed, axis: int, seen: dict) -> Region:
     reads = []
     for n, k in norms.items():
         got = _readers(g, n)
+        if got is not None and any(r.gathered is not None for r in got) and _shifts(g.defs[n]):
+            got = None  # β would become a bias per gathered expert: this norm is un-rotated instead
         reads.append(NormRead(n, k, [], True) if got is None else NormRead(n, k, got))
     return Region(d, axes, writers, reads)
+
+
+def _shifts(val) -> bool:
+    """A LayerNorm with a nonzero (or non-constant) shift ``β``."""
+    if op_name(val) != "nn.layer_norm":
+        return False
+    beta = const_value(val.args[2])
+    return beta is None or bool(np.any(beta != 0))
 
 
 def _uniform_rms(val) -> bool:
@@ -491,38 +501,30 @@ def _readers(g: Graph, norm) -> list[Reader] | None:
     return out
 
 
-def _row_gather(val) -> bool:
-    """``val`` picks rows of a constant ``[rows, d]`` table: ``take`` on axis 0, or
-    ``gather_nd`` with one index per row."""
+def _row_gather(val, ndim: int = 2):
+    """The constant whose rows (first-axis slices) ``val`` picks, ``take`` on axis 0 or
+    ``gather_nd`` with one index per row, when it has ``ndim`` axes: an embedding or a bias
+    per expert (``[rows, d]``), an MoE's expert stack (``[E, out, in]``); else None."""
     op = op_name(val)
     if op == "take":
         ok = val.attrs.axis is not None and int(val.attrs.axis) == 0
     elif op == "gather_nd":
         ok = int(val.attrs.batch_dims) == 0 and len(_dims(val.args[1])) >= 1 and _dims(val.args[1])[-1] == 1
     else:
-        return False
+        return None
     w = const_value(val.args[0])
-    return ok and w is not None and w.ndim == 2
+    return w if ok and w is not None and w.ndim == ndim else None
 
 
 def _gathered_weight(g: Graph, x, matmul):
     """``x`` is a constant ``[E, out, in]`` stack gathered along its first axis per token
-    (``gather_nd`` with one index per row, or ``take`` on axis 0) and read by ``matmul``
-    alone (the edit goes into that gather's constant): an MoE's batched experts
-    (transformers' ``batched_mm``, the form ``torch.onnx`` exports). The constant, or None."""
+    (:func:`_row_gather`) and read by ``matmul`` alone (the edit goes into that gather's
+    constant): an MoE's batched experts (transformers' ``batched_mm``, the form
+    ``torch.onnx`` exports). The constant, or None."""
     val = g.defs.get(x) if isinstance(x, relax.Var) else None
     if val is None or [u for u, _ in g.users.get(x, [])] != [matmul]:
         return None
-    op = op_name(val)
-    if op == "gather_nd" and int(val.attrs.batch_dims) == 0:
-        idx = _dims(val.args[1])
-        ok = len(idx) >= 1 and idx[-1] == 1
-    elif op == "take":
-        ok = val.attrs.axis is not None and int(val.attrs.axis) == 0
-    else:
-        return None
-    w = const_value(val.args[0])
-    return w if ok and w is not None and w.ndim == 3 else None
+    return _row_gather(val, 3)
 
 
 # ----------------------------------------------------------------------------- online points

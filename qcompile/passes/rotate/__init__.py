@@ -116,8 +116,6 @@ class Rotate(Pass):
                 beta = const_value(call.args[2]) if n.kind == "layer_norm" else None
                 if gamma is None or (n.kind == "layer_norm" and beta is None):
                     raise QCompileError(f"rotate: norm '{n.var.name}' has a scale or shift that is not a constant")
-                if beta is not None and np.any(beta != 0) and any(rd.gathered is not None for rd in n.readers):
-                    n.unrotate = True  # β would become a bias per gathered expert: un-rotate this norm instead
                 if n.unrotate:  # y = n(xR) Rᵀ diag(γ) + β, exactly the original output
                     norms[n.var] = (q.T @ np.diag(gamma.astype(np.float64)), beta)
                     continue
